@@ -1,0 +1,416 @@
+//! Configuration: every setting is an environment variable and a CLI flag, validated once.
+//!
+//! [`Cli`] is what clap parses (everything optional, so that a missing setting is reported
+//! by us, naming the variable, instead of by clap's usage dump). [`Cli::validate`] turns it
+//! into a [`Config`] whose fields are already checked and typed, or a [`ConfigError`] that
+//! names the variable and what is wrong with it. Secrets are [`SecretString`]s, so neither
+//! `Debug` nor a log line can print them.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use clap::{Parser, Subcommand};
+use secrecy::{ExposeSecret, SecretString};
+
+/// The command line and environment, as parsed; see [`Cli::validate`].
+#[derive(Parser, Debug)]
+#[command(name = "helpdesk-bridge", version, about = "Brings the DuploCloud AI HelpDesk into Slack")]
+pub struct Cli {
+    /// What to do; serving is the default.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// Slack bot token (xoxb-…).
+    #[arg(long, env = "SLACK_BOT_TOKEN", hide_env_values = true)]
+    pub slack_bot_token: Option<String>,
+    /// Verifies HTTP requests from Slack; required unless SLACK_APP_TOKEN is set.
+    #[arg(long, env = "SLACK_SIGNING_SECRET", hide_env_values = true)]
+    pub slack_signing_secret: Option<String>,
+    /// App-level token (xapp-…); when set, events arrive over Socket Mode.
+    #[arg(long, env = "SLACK_APP_TOKEN", hide_env_values = true)]
+    pub slack_app_token: Option<String>,
+    /// Slack Web API base URL.
+    #[arg(long, env = "SLACK_API_URL", default_value = "https://slack.com/api/")]
+    pub slack_api_url: String,
+    /// HelpDesk portal base URL.
+    #[arg(long, env = "DUPLO_HOST")]
+    pub duplo_host: Option<String>,
+    /// HelpDesk bearer token.
+    #[arg(long, env = "DUPLO_TOKEN", hide_env_values = true)]
+    pub duplo_token: Option<String>,
+    /// Default HelpDesk workspace for new tickets: name or id.
+    #[arg(long, env = "HELPDESK_WORKSPACE")]
+    pub helpdesk_workspace: Option<String>,
+    /// Default HelpDesk agent for new tickets: name or id.
+    #[arg(long, env = "HELPDESK_AGENT")]
+    pub helpdesk_agent: Option<String>,
+    /// When set, all state lives in this Redis.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+    /// Namespace for every Redis key.
+    #[arg(long, env = "REDIS_KEY_PREFIX", default_value = "helpdesk-bridge:")]
+    pub redis_key_prefix: String,
+    /// Folder of the embedded store (used when REDIS_URL is unset).
+    #[arg(long, env = "STATE_DIR", default_value = "./data")]
+    pub state_dir: PathBuf,
+    /// HTTP listen address.
+    #[arg(long, env = "LISTEN_ADDR", default_value = "0.0.0.0:3000")]
+    pub listen_addr: String,
+    /// Extra Slack user ids or user-group ids allowed to decide on commands.
+    #[arg(long, env = "APPROVERS")]
+    pub approvers: Option<String>,
+    /// Log format: `text` or `json`.
+    #[arg(long, env = "LOG_FORMAT", default_value = "text")]
+    pub log_format: String,
+    /// Seconds to finish in-flight work after SIGTERM or ctrl-c.
+    #[arg(long, env = "SHUTDOWN_GRACE_SECONDS", default_value = "20")]
+    pub shutdown_grace_seconds: String,
+    /// Seconds a unary HelpDesk request may take.
+    #[arg(long, env = "HELPDESK_TIMEOUT_SECONDS", default_value = "60")]
+    pub helpdesk_timeout_seconds: String,
+    /// Seconds a HelpDesk stream may stay silent before it counts as broken.
+    #[arg(long, env = "HELPDESK_STREAM_IDLE_SECONDS", default_value = "300")]
+    pub helpdesk_stream_idle_seconds: String,
+    /// Inbound items that may wait or run at once before Slack is asked to retry later.
+    #[arg(long, env = "DISPATCH_QUEUE_CAPACITY", default_value = "4096")]
+    pub dispatch_queue_capacity: String,
+    /// Threads whose items are handled concurrently.
+    #[arg(long, env = "DISPATCH_WORKERS", default_value = "256")]
+    pub dispatch_workers: String,
+}
+
+/// What the binary was asked to do.
+#[derive(Subcommand, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    /// Validate the configuration, call Slack auth.test and resolve the HelpDesk defaults.
+    Check,
+    /// Serve (the default).
+    Serve,
+}
+
+/// A setting that is missing or invalid: names the variable and what is wrong.
+#[derive(Debug, thiserror::Error)]
+#[error("{var}: {problem}")]
+pub struct ConfigError {
+    /// The environment variable at fault.
+    pub var: &'static str,
+    /// What is wrong with it, in words.
+    pub problem: String,
+}
+
+impl ConfigError {
+    fn new(var: &'static str, problem: impl Into<String>) -> Self {
+        Self { var, problem: problem.into() }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Slack tokens and endpoints.
+    pub slack: SlackConfig,
+    /// The HelpDesk portal and defaults.
+    pub helpdesk: HelpdeskConfig,
+    /// Where state lives.
+    pub store: StoreConfig,
+    /// HTTP listen address.
+    pub listen_addr: SocketAddr,
+    /// Extra Slack user or user-group ids allowed to decide on commands.
+    pub approvers: Vec<String>,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// How long in-flight work may take to finish at shutdown.
+    pub shutdown_grace: Duration,
+    /// Dispatcher bounds.
+    pub dispatch: DispatchConfig,
+}
+
+/// Slack settings.
+#[derive(Debug, Clone)]
+pub struct SlackConfig {
+    /// Bot token (xoxb-).
+    pub bot_token: SecretString,
+    /// Signing secret; `None` only in Socket Mode.
+    pub signing_secret: Option<SecretString>,
+    /// App-level token; `Some` selects Socket Mode.
+    pub app_token: Option<SecretString>,
+    /// Web API base URL, always ending in `/`.
+    pub api_url: String,
+}
+
+/// HelpDesk settings.
+#[derive(Debug, Clone)]
+pub struct HelpdeskConfig {
+    /// Portal base URL: scheme, host and port, no trailing slash.
+    pub host: String,
+    /// Bearer token.
+    pub token: SecretString,
+    /// Default workspace (name or id) for new tickets.
+    pub default_workspace: Option<String>,
+    /// Default agent (name or id) for new tickets.
+    pub default_agent: Option<String>,
+    /// Timeout of a unary request.
+    pub request_timeout: Duration,
+    /// Longest silence tolerated on a stream.
+    pub stream_idle_timeout: Duration,
+}
+
+/// Store settings.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// Redis URL (may carry a password); `None` selects the embedded store.
+    pub redis_url: Option<SecretString>,
+    /// Prefix of every Redis key.
+    pub key_prefix: String,
+    /// Folder of the embedded store.
+    pub state_dir: PathBuf,
+}
+
+/// Dispatcher bounds.
+#[derive(Debug, Clone, Copy)]
+pub struct DispatchConfig {
+    /// Items queued or running at once; past it Slack is told to retry later.
+    pub queue_capacity: usize,
+    /// Threads handled concurrently.
+    pub workers: usize,
+}
+
+impl Cli {
+    /// Checks every setting and returns the typed configuration, or the first problem found.
+    pub fn validate(&self) -> Result<Config, ConfigError> {
+        let bot_token = required("SLACK_BOT_TOKEN", &self.slack_bot_token, "the bot token (xoxb-…)")?;
+        if !bot_token.starts_with("xoxb-") {
+            return Err(ConfigError::new("SLACK_BOT_TOKEN", "must be a bot token starting with xoxb-"));
+        }
+        let app_token = non_empty(&self.slack_app_token);
+        if let Some(token) = &app_token {
+            if !token.starts_with("xapp-") {
+                return Err(ConfigError::new(
+                    "SLACK_APP_TOKEN",
+                    "must be an app-level token starting with xapp-",
+                ));
+            }
+        }
+        let signing_secret = non_empty(&self.slack_signing_secret);
+        if signing_secret.is_none() && app_token.is_none() {
+            return Err(ConfigError::new(
+                "SLACK_SIGNING_SECRET",
+                "is required to verify Slack's HTTP requests (or set SLACK_APP_TOKEN for Socket Mode)",
+            ));
+        }
+        let api_url = http_url("SLACK_API_URL", &self.slack_api_url)?;
+        let api_url = if api_url.ends_with('/') { api_url } else { format!("{api_url}/") };
+
+        let host = required("DUPLO_HOST", &self.duplo_host, "the HelpDesk portal URL, e.g. https://acme.duplocloud.net")?;
+        let host = normalise_host(&host)?;
+        let duplo_token = required("DUPLO_TOKEN", &self.duplo_token, "the HelpDesk bearer token")?;
+
+        let redis_url = non_empty(&self.redis_url);
+        if let Some(url) = &redis_url {
+            if !(url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("unix://")) {
+                return Err(ConfigError::new("REDIS_URL", "must start with redis://, rediss:// or unix://"));
+            }
+        }
+        let listen_addr = self
+            .listen_addr
+            .parse()
+            .map_err(|_| ConfigError::new("LISTEN_ADDR", format!("'{}' is not an address like 0.0.0.0:3000", self.listen_addr)))?;
+        let approvers = parse_approvers(self.approvers.as_deref().unwrap_or(""))?;
+        let log_format = match self.log_format.as_str() {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => return Err(ConfigError::new("LOG_FORMAT", format!("'{other}' is neither text nor json"))),
+        };
+
+        Ok(Config {
+            slack: SlackConfig {
+                bot_token: bot_token.into(),
+                signing_secret: signing_secret.map(Into::into),
+                app_token: app_token.map(Into::into),
+                api_url,
+            },
+            helpdesk: HelpdeskConfig {
+                host,
+                token: duplo_token.into(),
+                default_workspace: non_empty(&self.helpdesk_workspace),
+                default_agent: non_empty(&self.helpdesk_agent),
+                request_timeout: seconds("HELPDESK_TIMEOUT_SECONDS", &self.helpdesk_timeout_seconds)?,
+                stream_idle_timeout: seconds("HELPDESK_STREAM_IDLE_SECONDS", &self.helpdesk_stream_idle_seconds)?,
+            },
+            store: StoreConfig {
+                redis_url: redis_url.map(Into::into),
+                key_prefix: self.redis_key_prefix.clone(),
+                state_dir: self.state_dir.clone(),
+            },
+            listen_addr,
+            approvers,
+            log_format,
+            shutdown_grace: seconds("SHUTDOWN_GRACE_SECONDS", &self.shutdown_grace_seconds)?,
+            dispatch: DispatchConfig {
+                queue_capacity: positive("DISPATCH_QUEUE_CAPACITY", &self.dispatch_queue_capacity)?,
+                workers: positive("DISPATCH_WORKERS", &self.dispatch_workers)?,
+            },
+        })
+    }
+}
+
+impl Config {
+    /// Whether events arrive over Socket Mode rather than HTTP.
+    pub fn socket_mode(&self) -> bool {
+        self.slack.app_token.is_some()
+    }
+
+    /// The Redis URL, if the Redis store is selected.
+    pub fn redis_url(&self) -> Option<&str> {
+        self.store.redis_url.as_ref().map(ExposeSecret::expose_secret)
+    }
+}
+
+fn non_empty(value: &Option<String>) -> Option<String> {
+    value.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned)
+}
+
+fn required(var: &'static str, value: &Option<String>, what: &str) -> Result<String, ConfigError> {
+    non_empty(value).ok_or_else(|| ConfigError::new(var, format!("is required: {what}")))
+}
+
+fn http_url(var: &'static str, value: &str) -> Result<String, ConfigError> {
+    let value = value.trim();
+    let rest = value
+        .strip_prefix("https://")
+        .or_else(|| value.strip_prefix("http://"))
+        .ok_or_else(|| ConfigError::new(var, format!("'{value}' must start with https:// or http://")))?;
+    if rest.is_empty() || rest.starts_with('/') {
+        return Err(ConfigError::new(var, format!("'{value}' has no host")));
+    }
+    Ok(value.to_owned())
+}
+
+/// Reduces a portal URL to `scheme://host[:port]`, as duploctl does: users paste the URL
+/// of whatever page they were on.
+fn normalise_host(value: &str) -> Result<String, ConfigError> {
+    let url = http_url("DUPLO_HOST", value)?;
+    let (scheme, rest) = url.split_once("://").unwrap_or(("https", &url));
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if authority.is_empty() || authority.contains(char::is_whitespace) {
+        return Err(ConfigError::new("DUPLO_HOST", format!("'{value}' has no valid host")));
+    }
+    Ok(format!("{scheme}://{authority}"))
+}
+
+fn seconds(var: &'static str, value: &str) -> Result<Duration, ConfigError> {
+    value
+        .trim()
+        .parse::<u64>()
+        .map(Duration::from_secs)
+        .map_err(|_| ConfigError::new(var, format!("'{value}' is not a whole number of seconds")))
+}
+
+fn positive(var: &'static str, value: &str) -> Result<usize, ConfigError> {
+    match value.trim().parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(ConfigError::new(var, format!("'{value}' is not a positive whole number"))),
+    }
+}
+
+/// Approvers are Slack user ids (`U…`, `W…`) or user-group ids (`S…`), separated by commas
+/// or spaces; anything else is almost certainly a name pasted by mistake.
+fn parse_approvers(value: &str) -> Result<Vec<String>, ConfigError> {
+    value
+        .split([',', ' ', '\n', '\t'])
+        .filter(|s| !s.is_empty())
+        .map(|id| {
+            let valid = id.len() >= 3
+                && matches!(id.as_bytes()[0], b'U' | b'W' | b'S')
+                && id.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
+            if valid {
+                Ok(id.to_owned())
+            } else {
+                Err(ConfigError::new(
+                    "APPROVERS",
+                    format!("'{id}' is not a Slack user id (U…/W…) or user-group id (S…)"),
+                ))
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cli(args: &[&str]) -> Cli {
+        let mut all = vec!["helpdesk-bridge"];
+        all.extend_from_slice(args);
+        Cli::try_parse_from(all).expect("arguments parse")
+    }
+
+    const BASE: [&str; 6] = [
+        "--slack-bot-token=xoxb-1",
+        "--slack-signing-secret=s",
+        "--duplo-host=https://acme.duplocloud.net/app/ai?x=1",
+        "--duplo-token=t",
+        "--listen-addr=127.0.0.1:0",
+        "--state-dir=/tmp/x",
+    ];
+
+    #[test]
+    fn valid_configuration_is_typed_and_normalised() {
+        let config = cli(&BASE).validate().expect("valid");
+        assert_eq!(config.helpdesk.host, "https://acme.duplocloud.net");
+        assert_eq!(config.slack.api_url, "https://slack.com/api/");
+        assert!(!config.socket_mode());
+        assert_eq!(config.shutdown_grace, Duration::from_secs(20));
+    }
+
+    #[test]
+    fn errors_name_the_variable() {
+        let cases: &[(&[&str], &str)] = &[
+            (&["--slack-bot-token=xoxp-1"], "SLACK_BOT_TOKEN"),
+            (&["--slack-signing-secret="], "SLACK_SIGNING_SECRET"),
+            (&["--slack-app-token=xoxb-nope"], "SLACK_APP_TOKEN"),
+            (&["--duplo-host=acme.duplocloud.net"], "DUPLO_HOST"),
+            (&["--redis-url=localhost:6379"], "REDIS_URL"),
+            (&["--listen-addr=3000"], "LISTEN_ADDR"),
+            (&["--approvers=U123,alice"], "APPROVERS"),
+            (&["--log-format=xml"], "LOG_FORMAT"),
+            (&["--dispatch-workers=0"], "DISPATCH_WORKERS"),
+        ];
+        for (overrides, var) in cases {
+            let mut args = BASE.to_vec();
+            args.extend_from_slice(overrides);
+            let err = cli(&args).validate().expect_err(var);
+            assert_eq!(err.var, *var, "{overrides:?}");
+        }
+    }
+
+    #[test]
+    fn socket_mode_needs_no_signing_secret() {
+        let mut args: Vec<&str> = BASE.iter().copied().filter(|a| !a.starts_with("--slack-signing")).collect();
+        args.push("--slack-app-token=xapp-1");
+        let config = cli(&args).validate().expect("valid");
+        assert!(config.socket_mode());
+    }
+
+    #[test]
+    fn secrets_never_appear_in_debug_output() {
+        let config = cli(&["--slack-bot-token=xoxb-SECRET1", "--slack-signing-secret=SECRET2", "--duplo-host=https://h", "--duplo-token=SECRET3", "--redis-url=redis://:SECRET4@h"]).validate().expect("valid");
+        let debug = format!("{config:?}");
+        for secret in ["SECRET1", "SECRET2", "SECRET3", "SECRET4"] {
+            assert!(!debug.contains(secret), "{secret} leaked: {debug}");
+        }
+    }
+
+    #[test]
+    fn approvers_accept_users_and_groups() {
+        assert_eq!(parse_approvers("U1AB, S9XY W2").unwrap(), ["U1AB", "S9XY", "W2"]);
+    }
+}

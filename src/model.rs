@@ -1,0 +1,317 @@
+//! The bridge's domain records: what it remembers about tickets, cards and channels.
+//!
+//! These types are shared by the store (which persists them) and the bridge (which decides
+//! with them). They derive serde only because the store persists them; their JSON is a
+//! storage format, never a wire format, and every field added later carries
+//! `#[serde(default)]` so that records written by an older version still load.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{AgentId, CardId, ChannelId, MessageTs, TeamId, ThreadKey, TicketKey, UserId, WorkspaceId};
+
+/// Milliseconds since the Unix epoch; the store's only notion of time.
+pub type UnixMillis = i64;
+
+/// Where a ticket is in its life, per the ticket management model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TicketStatus {
+    /// Created, awaiting attention.
+    Open,
+    /// Work in progress or waiting for input.
+    Pending,
+    /// A solution was provided.
+    Resolved,
+    /// Finalised.
+    Closed,
+}
+
+impl TicketStatus {
+    /// Every status, in lifecycle order.
+    pub const ALL: [TicketStatus; 4] = [Self::Open, Self::Pending, Self::Resolved, Self::Closed];
+
+    /// A stable lower-case name, used in store keys and commands.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Pending => "pending",
+            Self::Resolved => "resolved",
+            Self::Closed => "closed",
+        }
+    }
+
+    /// Parses a lower-case name.
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str().eq_ignore_ascii_case(value))
+    }
+}
+
+/// What the bridge remembers about one ticket and the Slack thread that is its conversation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TicketRecord {
+    /// The Slack thread.
+    pub thread: ThreadKey,
+    /// The HelpDesk ticket.
+    pub ticket: TicketKey,
+    /// The ticket's title.
+    pub title: String,
+    /// The agent now assigned.
+    pub agent_id: AgentId,
+    /// That agent's display name.
+    pub agent_name: String,
+    /// Who asked for help.
+    pub requester: UserId,
+    /// The Slack user who owns the ticket, if assigned.
+    #[serde(default)]
+    pub assignee: Option<UserId>,
+    /// Lifecycle status.
+    pub status: TicketStatus,
+    /// The ticket header message, once posted.
+    #[serde(default)]
+    pub header_ts: Option<MessageTs>,
+    /// When the ticket was created.
+    pub created_at: UnixMillis,
+    /// When anything about the ticket last changed.
+    pub updated_at: UnixMillis,
+}
+
+/// A person's decision on one proposed command.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Decision {
+    /// Nobody has decided yet.
+    #[default]
+    Undecided,
+    /// Run it.
+    Approve,
+    /// Do not run it; the reason goes to the agent.
+    Reject {
+        /// Optional feedback for the agent.
+        #[serde(default)]
+        reason: Option<String>,
+    },
+    /// Leave it unanswered: it is left out of the reply.
+    Ignore,
+}
+
+/// A file a proposed command would create.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProposedFile {
+    /// Path relative to the command's working directory.
+    pub path: String,
+    /// Full content.
+    pub content: String,
+}
+
+/// Which protocol form a proposal came in, so the answer goes back in the same form.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ProposalForm {
+    /// `cmds`: matched by command text.
+    #[default]
+    Command,
+    /// `tool_calls`: matched by id.
+    ToolCall,
+    /// `approvals`: matched by id.
+    Approval,
+}
+
+/// One command (or tool call) an agent proposed, and what was decided about it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProposedCommand {
+    /// The protocol form.
+    #[serde(default)]
+    pub form: ProposalForm,
+    /// The agent's id for tool calls and approvals; empty for plain commands.
+    #[serde(default)]
+    pub id: String,
+    /// The command text, or the tool's name and input rendered for people.
+    pub command: String,
+    /// Files the command would create.
+    #[serde(default)]
+    pub files: Vec<ProposedFile>,
+    /// The proposal exactly as the agent sent it, echoed back with the decision.
+    #[serde(default)]
+    pub original: Option<serde_json::Value>,
+    /// The decision so far.
+    #[serde(default)]
+    pub decision: Decision,
+    /// Who decided.
+    #[serde(default)]
+    pub decided_by: Option<UserId>,
+    /// When.
+    #[serde(default)]
+    pub decided_at: Option<UnixMillis>,
+}
+
+/// Where an approval card is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CardState {
+    /// Decisions may be made and changed.
+    Open,
+    /// The decisions were sent; nothing may change.
+    Submitted,
+    /// A newer card replaced this one.
+    Superseded,
+}
+
+/// An approval card: the commands one agent turn proposed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Card {
+    /// The card's id (opaque; buttons carry it).
+    pub id: CardId,
+    /// The ticket the commands were proposed on.
+    pub ticket: TicketKey,
+    /// The ticket's thread.
+    pub thread: ThreadKey,
+    /// The Slack messages the card is rendered in (more than one when it is long).
+    #[serde(default)]
+    pub messages: Vec<MessageTs>,
+    /// The proposals, in the agent's order.
+    pub commands: Vec<ProposedCommand>,
+    /// Open, submitted or superseded.
+    pub state: CardState,
+    /// When the card was created.
+    pub created_at: UnixMillis,
+    /// Who submitted it.
+    #[serde(default)]
+    pub submitted_by: Option<UserId>,
+    /// When it was submitted.
+    #[serde(default)]
+    pub submitted_at: Option<UnixMillis>,
+}
+
+/// Who did something recorded in a ticket's history.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "id", rename_all = "snake_case")]
+pub enum Actor {
+    /// A Slack user.
+    User(UserId),
+    /// A HelpDesk agent, by name.
+    Agent(String),
+    /// The bridge itself.
+    Bridge,
+}
+
+/// One entry of a ticket's timeline.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    /// When it happened.
+    pub at: UnixMillis,
+    /// Who did it.
+    pub actor: Actor,
+    /// What happened.
+    pub event: HistoryEvent,
+}
+
+/// What happened to a ticket.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum HistoryEvent {
+    /// The ticket was created.
+    Created {
+        /// Its title.
+        title: String,
+    },
+    /// A thread message went to the agent.
+    MessageRelayed,
+    /// The status changed.
+    StatusChanged {
+        /// Before.
+        from: TicketStatus,
+        /// After.
+        to: TicketStatus,
+        /// The comment given with the change.
+        #[serde(default)]
+        comment: Option<String>,
+    },
+    /// The Slack assignee changed.
+    AssigneeChanged {
+        /// Before.
+        from: Option<UserId>,
+        /// After.
+        to: Option<UserId>,
+    },
+    /// The HelpDesk agent changed.
+    AgentChanged {
+        /// Before (name).
+        from: String,
+        /// After (name).
+        to: String,
+    },
+    /// A comment was recorded without waking the agent.
+    Comment {
+        /// The comment text.
+        text: String,
+    },
+    /// The agent proposed commands.
+    CommandsProposed {
+        /// The card that shows them.
+        card: CardId,
+        /// How many.
+        count: usize,
+    },
+    /// Someone decided on a command.
+    CommandDecided {
+        /// The card.
+        card: CardId,
+        /// The command text.
+        command: String,
+        /// The decision.
+        decision: Decision,
+    },
+    /// A card's decisions went to the agent.
+    CommandsSubmitted {
+        /// The card.
+        card: CardId,
+    },
+    /// Title or other fields changed.
+    MetadataUpdated {
+        /// What changed, in words.
+        change: String,
+    },
+}
+
+/// How thread messages in a channel reach the agent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum RelayMode {
+    /// Every human message is a turn.
+    #[default]
+    All,
+    /// Only messages that mention the bot are turns; the rest are comments.
+    Mentions,
+}
+
+/// Per-channel settings over the global defaults.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ChannelSettings {
+    /// Default workspace for new tickets.
+    #[serde(default)]
+    pub workspace: Option<WorkspaceId>,
+    /// Its name, for display.
+    #[serde(default)]
+    pub workspace_name: Option<String>,
+    /// Default agent for new tickets.
+    #[serde(default)]
+    pub agent: Option<AgentId>,
+    /// Its name, for display.
+    #[serde(default)]
+    pub agent_name: Option<String>,
+    /// How thread messages are relayed.
+    #[serde(default)]
+    pub relay_mode: RelayMode,
+    /// Extra approvers for this channel (user or user-group ids).
+    #[serde(default)]
+    pub approvers: Vec<String>,
+}
+
+/// A channel, for settings lookups.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ChannelRef {
+    /// The workspace.
+    pub team: TeamId,
+    /// The channel.
+    pub channel: ChannelId,
+}

@@ -1,0 +1,583 @@
+//! Everything the bridge must remember, in one store with two backends.
+//!
+//! [`Store`] offers typed operations (map a thread to a ticket, mark an event seen, decide
+//! on a card, …) and builds them once on a handful of primitives that both backends
+//! implement: get, set-if-absent with a time to live, sorted-index and list reads, and one
+//! atomic [`txn::Txn`]. Compare-and-set loops over whole serialized records give every
+//! read-modify-write (card decisions, submission, status changes) exactly-once semantics
+//! across tasks and replicas.
+//!
+//! Backends: Redis (`REDIS_URL`; replicas share it; every key under `REDIS_KEY_PREFIX`) and
+//! an embedded redb file in `STATE_DIR` (the default). Nothing the bridge needs is kept only
+//! in process memory.
+
+mod embedded;
+mod redis;
+mod txn;
+
+use std::{
+    path::PathBuf,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use serde::{Serialize, de::DeserializeOwned};
+
+use self::{
+    embedded::EmbeddedBackend,
+    redis::RedisBackend,
+    txn::{Expect, Txn, Write},
+};
+use crate::{
+    config::StoreConfig,
+    ids::{CardId, TeamId, ThreadKey, TicketKey, UserId},
+    model::{Card, CardState, ChannelRef, ChannelSettings, Decision, HistoryEntry, TicketRecord, TicketStatus, UnixMillis},
+};
+
+/// How many history entries a ticket keeps; older ones are trimmed.
+pub const HISTORY_CAP: usize = 500;
+/// How often a compare-and-set is retried under contention before giving up.
+const CAS_ATTEMPTS: usize = 100;
+
+/// A store failure a caller can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The backend cannot be reached now (Redis down or timing out); retry later.
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+    /// Another process holds the embedded store's folder.
+    #[error("another process is using the state directory {}; stop it or set a different STATE_DIR", .0.display())]
+    Locked(PathBuf),
+    /// The backend failed otherwise.
+    #[error("the store failed: {0}")]
+    Backend(String),
+    /// A stored record does not decode.
+    #[error("a stored record is corrupt: {0}")]
+    Corrupt(String),
+    /// A compare-and-set kept losing races.
+    #[error("too much contention updating {0}")]
+    Contention(String),
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub(crate) fn now_millis() -> UnixMillis {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+#[derive(Clone, Debug)]
+enum Backend {
+    Redis(RedisBackend),
+    Embedded(EmbeddedBackend),
+}
+
+/// The bridge's store: a cheap-to-clone handle.
+#[derive(Clone, Debug)]
+pub struct Store {
+    backend: Backend,
+    prefix: String,
+}
+
+/// A held lock; release it with [`Store::unlock`], or let it expire.
+#[derive(Debug, Clone)]
+pub struct LockGuard {
+    key: String,
+    token: Vec<u8>,
+}
+
+/// What [`Store::create_ticket`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CreateOutcome {
+    /// The mapping was stored.
+    Created,
+    /// The thread already had a ticket; here it is.
+    Exists(TicketRecord),
+}
+
+/// Which tickets [`Store::list_tickets`] returns.
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    /// Only this status (all when `None`).
+    pub status: Option<TicketStatus>,
+    /// Only tickets whose title or name contains this, case-insensitively.
+    pub text: Option<String>,
+    /// Only tickets this user requested or is assigned.
+    pub involving: Option<UserId>,
+    /// Where to resume: the `next` of a previous page.
+    pub cursor: usize,
+    /// At most this many.
+    pub limit: usize,
+}
+
+/// One page of [`Store::list_tickets`].
+#[derive(Debug, Clone, Default)]
+pub struct TicketPage {
+    /// Tickets, most recently updated first.
+    pub tickets: Vec<TicketRecord>,
+    /// The cursor of the next page, if there is one.
+    pub next: Option<usize>,
+}
+
+/// What a decision on a card came to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DecideOutcome {
+    /// Recorded; the card as it now stands.
+    Decided(Card),
+    /// The card no longer takes decisions (submitted or superseded).
+    Closed(Card),
+    /// The card has no command at that position.
+    NoSuchCommand(Card),
+    /// No such card.
+    Missing,
+}
+
+/// What a submission came to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SubmitOutcome {
+    /// This call submitted the card; send its decisions.
+    Submitted(Card),
+    /// Someone (or something) else already closed it; send nothing.
+    Closed(Card),
+    /// No such card.
+    Missing,
+}
+
+impl Store {
+    /// Opens the store the configuration selects.
+    pub fn open(config: &StoreConfig) -> Result<Self, StoreError> {
+        match config.redis_url.as_ref() {
+            Some(url) => Self::redis(secrecy::ExposeSecret::expose_secret(url), &config.key_prefix),
+            None => Self::embedded(&config.state_dir),
+        }
+    }
+
+    /// A Redis store with every key under `prefix`.
+    pub fn redis(url: &str, prefix: &str) -> Result<Self, StoreError> {
+        Ok(Self { backend: Backend::Redis(RedisBackend::connect(url)?), prefix: prefix.to_owned() })
+    }
+
+    /// An embedded store in `dir`.
+    pub fn embedded(dir: &std::path::Path) -> Result<Self, StoreError> {
+        Ok(Self { backend: Backend::Embedded(EmbeddedBackend::open(dir)?), prefix: String::new() })
+    }
+
+    /// `redis` or `embedded`.
+    pub fn kind(&self) -> &'static str {
+        match self.backend {
+            Backend::Redis(_) => "redis",
+            Backend::Embedded(_) => "embedded",
+        }
+    }
+
+    // === primitives ===
+
+    /// Whether the backend answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Redis(b) => b.ping().await,
+            Backend::Embedded(b) => b.ping(),
+        }
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        match &self.backend {
+            Backend::Redis(b) => b.get(key).await,
+            Backend::Embedded(b) => b.get(key),
+        }
+    }
+
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        match &self.backend {
+            Backend::Redis(b) => b.get_many(keys).await,
+            Backend::Embedded(b) => b.get_many(keys),
+        }
+    }
+
+    async fn set_nx(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, StoreError> {
+        match &self.backend {
+            Backend::Redis(b) => b.set_nx(key, value, ttl).await,
+            Backend::Embedded(b) => b.set_nx(key, value, ttl).await,
+        }
+    }
+
+    async fn index_range(&self, index: &str, start: usize, count: usize) -> Result<Vec<String>, StoreError> {
+        match &self.backend {
+            Backend::Redis(b) => b.index_range(index, start, count).await,
+            Backend::Embedded(b) => b.index_range(index, start, count),
+        }
+    }
+
+    async fn list_range(&self, key: &str) -> Result<Vec<Vec<u8>>, StoreError> {
+        match &self.backend {
+            Backend::Redis(b) => b.list_range(key).await,
+            Backend::Embedded(b) => b.list_range(key),
+        }
+    }
+
+    async fn commit(&self, txn: Txn) -> Result<bool, StoreError> {
+        match &self.backend {
+            Backend::Redis(b) => b.commit(txn).await,
+            Backend::Embedded(b) => b.commit(txn).await,
+        }
+    }
+
+    /// Deletes expired entries (embedded only; Redis expires keys itself).
+    pub async fn sweep_expired(&self) -> Result<usize, StoreError> {
+        match &self.backend {
+            Backend::Redis(_) => Ok(0),
+            Backend::Embedded(b) => b.sweep().await,
+        }
+    }
+
+    /// Deletes every key under this store's Redis prefix. For tests and decommissioning;
+    /// a no-op on the embedded store (delete its folder instead).
+    pub async fn purge(&self) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Redis(b) if !self.prefix.is_empty() => b.delete_prefix(&self.prefix).await,
+            _ => Ok(()),
+        }
+    }
+
+    // === keys ===
+
+    fn key(&self, suffix: &str) -> String {
+        format!("{}{suffix}", self.prefix)
+    }
+
+    fn thread_key(&self, thread: &ThreadKey) -> String {
+        self.key(&format!("thread:{thread}"))
+    }
+
+    fn ticket_key(&self, ticket: &TicketKey) -> String {
+        self.key(&format!("ticket:{ticket}"))
+    }
+
+    fn index_key(&self, team: &TeamId, status: Option<TicketStatus>) -> String {
+        self.key(&format!("idx:{team}:{}", status.map_or("all", TicketStatus::as_str)))
+    }
+
+    fn card_key(&self, card: &CardId) -> String {
+        self.key(&format!("card:{card}"))
+    }
+
+    fn open_card_key(&self, ticket: &TicketKey) -> String {
+        self.key(&format!("opencard:{ticket}"))
+    }
+
+    fn history_key(&self, ticket: &TicketKey) -> String {
+        self.key(&format!("hist:{ticket}"))
+    }
+
+    // === dedup and locks ===
+
+    /// Marks `key` as seen for `ttl`; true only for the first caller, across replicas.
+    pub async fn mark_once(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
+        self.set_nx(&self.key(&format!("mark:{key}")), b"1", ttl).await
+    }
+
+    /// Forgets a mark, so that a redelivery is handled (used when handling could not start).
+    pub async fn unmark(&self, key: &str) -> Result<(), StoreError> {
+        self.commit(Txn::default().delete(self.key(&format!("mark:{key}")))).await.map(drop)
+    }
+
+    /// Takes the lock `name` for at most `ttl`, or returns `None` if someone holds it.
+    pub async fn try_lock(&self, name: &str, ttl: Duration) -> Result<Option<LockGuard>, StoreError> {
+        let key = self.key(&format!("lock:{name}"));
+        let token = format!("{:016x}{:016x}", rand::random::<u64>(), rand::random::<u64>()).into_bytes();
+        Ok(self.set_nx(&key, &token, ttl).await?.then_some(LockGuard { key, token }))
+    }
+
+    /// Releases a lock if it is still ours (it may have expired and been taken since).
+    pub async fn unlock(&self, guard: &LockGuard) -> Result<(), StoreError> {
+        let txn = Txn::default().check(&guard.key, Expect::Equals(guard.token.clone())).delete(&guard.key);
+        self.commit(txn).await.map(drop)
+    }
+
+    // === tickets ===
+
+    /// Stores a new thread ↔ ticket mapping, unless the thread already has a ticket.
+    pub async fn create_ticket(&self, record: &TicketRecord) -> Result<CreateOutcome, StoreError> {
+        let thread_key = self.thread_key(&record.thread);
+        let member = record.thread.to_string();
+        let txn = Txn::default()
+            .check(&thread_key, Expect::Absent)
+            .put(&thread_key, encode(record))
+            .put(self.ticket_key(&record.ticket), encode(&record.thread))
+            .write(Write::IndexAdd { index: self.index_key(&record.thread.team, None), member: member.clone(), score: record.updated_at })
+            .write(Write::IndexAdd { index: self.index_key(&record.thread.team, Some(record.status)), member, score: record.updated_at });
+        if self.commit(txn).await? {
+            return Ok(CreateOutcome::Created);
+        }
+        match self.ticket_by_thread(&record.thread).await? {
+            Some(existing) => Ok(CreateOutcome::Exists(existing)),
+            None => Err(StoreError::Contention(record.thread.to_string())),
+        }
+    }
+
+    /// The ticket of a thread. One read: the record lives under the thread's key.
+    pub async fn ticket_by_thread(&self, thread: &ThreadKey) -> Result<Option<TicketRecord>, StoreError> {
+        self.get(&self.thread_key(thread)).await?.map(|b| decode(&b)).transpose()
+    }
+
+    /// The thread record of a ticket.
+    pub async fn ticket_by_key(&self, ticket: &TicketKey) -> Result<Option<TicketRecord>, StoreError> {
+        let Some(thread) = self.get(&self.ticket_key(ticket)).await? else { return Ok(None) };
+        let thread: ThreadKey = decode(&thread)?;
+        self.ticket_by_thread(&thread).await
+    }
+
+    /// Changes a ticket record atomically. `change` edits the record and returns whether to
+    /// write it; it may run more than once under contention. `updated_at` is set to now.
+    /// Returns the record as stored afterwards, or `None` when the thread has no ticket.
+    pub async fn update_ticket(
+        &self,
+        thread: &ThreadKey,
+        mut change: impl FnMut(&mut TicketRecord) -> bool,
+    ) -> Result<Option<TicketRecord>, StoreError> {
+        let key = self.thread_key(thread);
+        for _ in 0..CAS_ATTEMPTS {
+            let Some(raw) = self.get(&key).await? else { return Ok(None) };
+            let before: TicketRecord = decode(&raw)?;
+            let mut after = before.clone();
+            if !change(&mut after) {
+                return Ok(Some(before));
+            }
+            after.updated_at = now_millis().max(before.updated_at);
+            let member = thread.to_string();
+            let mut txn = Txn::default()
+                .check(&key, Expect::Equals(raw))
+                .put(&key, encode(&after))
+                .write(Write::IndexAdd { index: self.index_key(&thread.team, None), member: member.clone(), score: after.updated_at });
+            if before.status != after.status {
+                txn = txn.write(Write::IndexRemove { index: self.index_key(&thread.team, Some(before.status)), member: member.clone() });
+            }
+            txn = txn.write(Write::IndexAdd { index: self.index_key(&thread.team, Some(after.status)), member, score: after.updated_at });
+            if before.ticket != after.ticket {
+                txn = txn.delete(self.ticket_key(&before.ticket)).put(self.ticket_key(&after.ticket), encode(thread));
+            }
+            if self.commit(txn).await? {
+                return Ok(Some(after));
+            }
+        }
+        Err(StoreError::Contention(thread.to_string()))
+    }
+
+    /// Removes a thread's ticket, its reverse mapping, index entries, open card pointer and
+    /// history. Returns what was removed.
+    pub async fn delete_ticket(&self, thread: &ThreadKey) -> Result<Option<TicketRecord>, StoreError> {
+        let key = self.thread_key(thread);
+        for _ in 0..CAS_ATTEMPTS {
+            let Some(raw) = self.get(&key).await? else { return Ok(None) };
+            let record: TicketRecord = decode(&raw)?;
+            let member = thread.to_string();
+            let txn = Txn::default()
+                .check(&key, Expect::Equals(raw))
+                .delete(&key)
+                .delete(self.ticket_key(&record.ticket))
+                .delete(self.open_card_key(&record.ticket))
+                .write(Write::DeleteList { key: self.history_key(&record.ticket) })
+                .write(Write::IndexRemove { index: self.index_key(&thread.team, None), member: member.clone() })
+                .write(Write::IndexRemove { index: self.index_key(&thread.team, Some(record.status)), member });
+            if self.commit(txn).await? {
+                return Ok(Some(record));
+            }
+        }
+        Err(StoreError::Contention(thread.to_string()))
+    }
+
+    /// Tickets of a workspace, most recently updated first, filtered and paged.
+    pub async fn list_tickets(&self, team: &TeamId, query: &ListQuery) -> Result<TicketPage, StoreError> {
+        const SCAN: usize = 200;
+        let index = self.index_key(team, query.status);
+        let text = query.text.as_deref().map(str::to_lowercase).filter(|t| !t.is_empty());
+        let limit = query.limit.max(1);
+        let mut page = TicketPage::default();
+        let mut position = query.cursor;
+        loop {
+            let members = self.index_range(&index, position, SCAN).await?;
+            if members.is_empty() {
+                return Ok(page);
+            }
+            let keys: Vec<String> = members.iter().map(|m| self.key(&format!("thread:{m}"))).collect();
+            let records = self.get_many(&keys).await?;
+            for raw in records {
+                position += 1;
+                let Some(raw) = raw else { continue };
+                let record: TicketRecord = decode(&raw)?;
+                let text_ok = text.as_deref().is_none_or(|t| {
+                    record.title.to_lowercase().contains(t) || record.ticket.ticket.as_str().to_lowercase().contains(t)
+                });
+                let user_ok = query
+                    .involving
+                    .as_ref()
+                    .is_none_or(|u| &record.requester == u || record.assignee.as_ref() == Some(u));
+                if text_ok && user_ok {
+                    if page.tickets.len() == limit {
+                        page.next = Some(position - 1);
+                        return Ok(page);
+                    }
+                    page.tickets.push(record);
+                }
+            }
+        }
+    }
+
+    // === cards ===
+
+    /// Stores a new card as its ticket's open card. An older open card of the same ticket
+    /// is marked superseded in the same transaction and returned, so its buttons can go.
+    pub async fn put_card(&self, card: &Card) -> Result<Option<Card>, StoreError> {
+        let pointer = self.open_card_key(&card.ticket);
+        for _ in 0..CAS_ATTEMPTS {
+            let current = self.get(&pointer).await?;
+            let mut txn = Txn::default()
+                .check(&pointer, current.clone().map_or(Expect::Absent, Expect::Equals))
+                .put(self.card_key(&card.id), encode(card))
+                .put(&pointer, card.id.as_str().as_bytes().to_vec());
+            let mut superseded = None;
+            if let Some(old_id) = &current {
+                let old_id = CardId::new(String::from_utf8_lossy(old_id));
+                let old_key = self.card_key(&old_id);
+                if let Some(raw) = self.get(&old_key).await? {
+                    let mut old: Card = decode(&raw)?;
+                    if old.state == CardState::Open && old.id != card.id {
+                        old.state = CardState::Superseded;
+                        txn = txn.check(&old_key, Expect::Equals(raw)).put(&old_key, encode(&old));
+                        superseded = Some(old);
+                    }
+                }
+            }
+            if self.commit(txn).await? {
+                return Ok(superseded);
+            }
+        }
+        Err(StoreError::Contention(card.id.to_string()))
+    }
+
+    /// A card by id.
+    pub async fn card(&self, id: &CardId) -> Result<Option<Card>, StoreError> {
+        self.get(&self.card_key(id)).await?.map(|b| decode(&b)).transpose()
+    }
+
+    /// The ticket's open card, if any.
+    pub async fn open_card(&self, ticket: &TicketKey) -> Result<Option<Card>, StoreError> {
+        let Some(id) = self.get(&self.open_card_key(ticket)).await? else { return Ok(None) };
+        let card = self.card(&CardId::new(String::from_utf8_lossy(&id))).await?;
+        Ok(card.filter(|c| c.state == CardState::Open))
+    }
+
+    /// Replaces the card's message list (after it was posted or re-rendered).
+    pub async fn set_card_messages(&self, id: &CardId, messages: Vec<crate::ids::MessageTs>) -> Result<Option<Card>, StoreError> {
+        let key = self.card_key(id);
+        for _ in 0..CAS_ATTEMPTS {
+            let Some(raw) = self.get(&key).await? else { return Ok(None) };
+            let mut card: Card = decode(&raw)?;
+            card.messages.clone_from(&messages);
+            if self.commit(Txn::default().check(&key, Expect::Equals(raw)).put(&key, encode(&card))).await? {
+                return Ok(Some(card));
+            }
+        }
+        Err(StoreError::Contention(id.to_string()))
+    }
+
+    /// Records a decision on the command at `index`, if the card is still open.
+    pub async fn decide(
+        &self,
+        id: &CardId,
+        index: usize,
+        decision: Decision,
+        by: &UserId,
+        at: UnixMillis,
+    ) -> Result<DecideOutcome, StoreError> {
+        let key = self.card_key(id);
+        for _ in 0..CAS_ATTEMPTS {
+            let Some(raw) = self.get(&key).await? else { return Ok(DecideOutcome::Missing) };
+            let mut card: Card = decode(&raw)?;
+            if card.state != CardState::Open {
+                return Ok(DecideOutcome::Closed(card));
+            }
+            let Some(command) = card.commands.get_mut(index) else { return Ok(DecideOutcome::NoSuchCommand(card)) };
+            command.decision = decision.clone();
+            command.decided_by = Some(by.clone());
+            command.decided_at = Some(at);
+            if self.commit(Txn::default().check(&key, Expect::Equals(raw)).put(&key, encode(&card))).await? {
+                return Ok(DecideOutcome::Decided(card));
+            }
+        }
+        Err(StoreError::Contention(id.to_string()))
+    }
+
+    /// Closes an open card as submitted. Exactly one caller, across tasks and replicas,
+    /// gets [`SubmitOutcome::Submitted`]; every other gets [`SubmitOutcome::Closed`].
+    pub async fn submit(&self, id: &CardId, by: &UserId, at: UnixMillis) -> Result<SubmitOutcome, StoreError> {
+        self.close_card(id, CardState::Submitted, Some((by, at))).await
+    }
+
+    /// Closes an open card as superseded (e.g. its ticket was closed or deleted).
+    pub async fn supersede(&self, id: &CardId) -> Result<SubmitOutcome, StoreError> {
+        self.close_card(id, CardState::Superseded, None).await
+    }
+
+    async fn close_card(&self, id: &CardId, state: CardState, by: Option<(&UserId, UnixMillis)>) -> Result<SubmitOutcome, StoreError> {
+        let key = self.card_key(id);
+        for _ in 0..CAS_ATTEMPTS {
+            let Some(raw) = self.get(&key).await? else { return Ok(SubmitOutcome::Missing) };
+            let mut card: Card = decode(&raw)?;
+            if card.state != CardState::Open {
+                return Ok(SubmitOutcome::Closed(card));
+            }
+            card.state = state;
+            if let Some((user, at)) = by {
+                card.submitted_by = Some(user.clone());
+                card.submitted_at = Some(at);
+            }
+            let pointer = self.open_card_key(&card.ticket);
+            let current = self.get(&pointer).await?;
+            let mut txn = Txn::default()
+                .check(&key, Expect::Equals(raw))
+                .check(&pointer, current.clone().map_or(Expect::Absent, Expect::Equals))
+                .put(&key, encode(&card));
+            if current.as_deref() == Some(id.as_str().as_bytes()) {
+                txn = txn.delete(&pointer);
+            }
+            if self.commit(txn).await? {
+                return Ok(SubmitOutcome::Submitted(card));
+            }
+        }
+        Err(StoreError::Contention(id.to_string()))
+    }
+
+    // === history ===
+
+    /// Appends to a ticket's timeline (trimmed to the newest [`HISTORY_CAP`] entries).
+    pub async fn append_history(&self, ticket: &TicketKey, entry: &HistoryEntry) -> Result<(), StoreError> {
+        let txn = Txn::default().write(Write::Append { key: self.history_key(ticket), value: encode(entry), cap: HISTORY_CAP });
+        self.commit(txn).await.map(drop)
+    }
+
+    /// A ticket's timeline, oldest first.
+    pub async fn history(&self, ticket: &TicketKey) -> Result<Vec<HistoryEntry>, StoreError> {
+        self.list_range(&self.history_key(ticket)).await?.iter().map(|b| decode(b)).collect()
+    }
+
+    // === channel settings ===
+
+    /// A channel's settings (defaults when never set).
+    pub async fn channel_settings(&self, channel: &ChannelRef) -> Result<ChannelSettings, StoreError> {
+        let key = self.key(&format!("chan:{}:{}", channel.team, channel.channel));
+        Ok(self.get(&key).await?.map(|b| decode(&b)).transpose()?.unwrap_or_default())
+    }
+
+    /// Replaces a channel's settings.
+    pub async fn set_channel_settings(&self, channel: &ChannelRef, settings: &ChannelSettings) -> Result<(), StoreError> {
+        let key = self.key(&format!("chan:{}:{}", channel.team, channel.channel));
+        self.commit(Txn::default().put(key, encode(settings))).await.map(drop)
+    }
+}
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    // Records are plain data (strings, numbers, enums); serializing them cannot fail.
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
+}

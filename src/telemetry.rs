@@ -1,0 +1,124 @@
+//! Logging and metrics.
+//!
+//! Logs go through `tracing`, as text or JSON, filtered by `RUST_LOG` (default `info`).
+//! Nothing secret and no message body is logged at `info` or above: bodies appear only at
+//! `debug`, tokens never (they are `SecretString`s).
+//!
+//! Metrics live in a [`Metrics`] registry owned by the application rather than a global
+//! recorder, so that several applications in one process (the test suite) keep separate
+//! counts and `/metrics` shows only its own.
+
+use std::sync::Arc;
+
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{counter::Counter, family::Family, histogram::Histogram},
+    registry::Registry,
+};
+use tracing_subscriber::{EnvFilter, fmt, prelude::*};
+
+use crate::config::LogFormat;
+
+/// Installs the global tracing subscriber. Call once, from `main`.
+pub fn init_tracing(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let registry = tracing_subscriber::registry().with(filter);
+    match format {
+        LogFormat::Text => registry.with(fmt::layer().with_target(false)).init(),
+        LogFormat::Json => registry.with(fmt::layer().json().flatten_event(true)).init(),
+    }
+}
+
+/// Labels of an HTTP request count.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    /// The matched route, e.g. `/slack/events`.
+    pub route: &'static str,
+    /// What became of the request, e.g. `ok`, `bad_signature`, `duplicate`.
+    pub outcome: &'static str,
+}
+
+/// Labels of an outbound call count.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CallLabels {
+    /// The Slack method (`chat.update`) or HelpDesk operation (`send_message`).
+    pub operation: String,
+    /// `ok` or an error code.
+    pub outcome: String,
+}
+
+/// Labels of an ack-latency observation.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TransportLabels {
+    /// `http` or `socket`.
+    pub transport: &'static str,
+}
+
+/// The application's metrics, rendered at `/metrics`.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Arc<Registry>,
+    /// Inbound requests by route and outcome.
+    pub requests: Family<RouteLabels, Counter>,
+    /// Seconds from receiving a Slack request to acknowledging it.
+    pub ack_seconds: Family<TransportLabels, Histogram>,
+    /// Inbound items dropped as already seen.
+    pub dedup_hits: Counter,
+    /// Slack Web API calls by method and outcome.
+    pub slack_calls: Family<CallLabels, Counter>,
+    /// HelpDesk calls by operation and outcome.
+    pub helpdesk_calls: Family<CallLabels, Counter>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("helpdesk_bridge");
+        let requests = Family::<RouteLabels, Counter>::default();
+        registry.register("requests", "Inbound requests by route and outcome", requests.clone());
+        // Acks are sub-millisecond when healthy; the buckets reach 3 s, Slack's deadline.
+        let ack_seconds = Family::<TransportLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new([0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.25, 1.0, 3.0])
+        });
+        registry.register("ack_seconds", "Time to acknowledge a Slack request", ack_seconds.clone());
+        let dedup_hits = Counter::default();
+        registry.register("dedup_hits", "Inbound items dropped as already handled", dedup_hits.clone());
+        let slack_calls = Family::<CallLabels, Counter>::default();
+        registry.register("slack_calls", "Slack Web API calls by method and outcome", slack_calls.clone());
+        let helpdesk_calls = Family::<CallLabels, Counter>::default();
+        registry.register("helpdesk_calls", "HelpDesk calls by operation and outcome", helpdesk_calls.clone());
+        Self { registry: Arc::new(registry), requests, ack_seconds, dedup_hits, slack_calls, helpdesk_calls }
+    }
+}
+
+impl Metrics {
+    /// Counts one inbound request.
+    pub fn request(&self, route: &'static str, outcome: &'static str) {
+        self.requests.get_or_create(&RouteLabels { route, outcome }).inc();
+    }
+
+    /// Counts one Slack Web API call.
+    pub fn slack_call(&self, method: &str, outcome: &str) {
+        let labels = CallLabels { operation: method.to_owned(), outcome: outcome.to_owned() };
+        self.slack_calls.get_or_create(&labels).inc();
+    }
+
+    /// Counts one HelpDesk call.
+    pub fn helpdesk_call(&self, operation: &str, outcome: &str) {
+        let labels = CallLabels { operation: operation.to_owned(), outcome: outcome.to_owned() };
+        self.helpdesk_calls.get_or_create(&labels).inc();
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}

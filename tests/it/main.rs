@@ -1,0 +1,9 @@
+//! The integration suite: one binary, one module per capability.
+//!
+//! Tests talk to a real Redis (`REDIS_URL`, default `redis://127.0.0.1:6379`), each under
+//! its own random key prefix, and to the real HTTP router of the real application, with
+//! wiremock standing in for Slack and the HelpDesk.
+
+mod support;
+
+mod store;

@@ -1,0 +1,481 @@
+//! The store conformance suite: every operation, on both backends, against a real Redis.
+
+use std::{collections::HashSet, sync::Arc, time::Duration};
+
+use helpdesk_bridge::{
+    ids::{AgentId, CardId, ChannelId, MessageTs, TeamId, ThreadKey, TicketKey, TicketName, UserId, WorkspaceId},
+    model::{
+        Actor, Card, CardState, ChannelRef, ChannelSettings, Decision, HistoryEntry, HistoryEvent, ProposedCommand,
+        RelayMode, TicketRecord, TicketStatus,
+    },
+    store::{CreateOutcome, DecideOutcome, HISTORY_CAP, ListQuery, Store, StoreError, SubmitOutcome},
+};
+
+use crate::support::{TestStore, eventually};
+
+/// Runs each listed test body against the Redis backend and the embedded backend.
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod redis_backend {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let store = crate::support::TestStore::redis().await;
+                    super::$name(&store.store).await;
+                }
+            )*
+        }
+        mod embedded_backend {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let store = crate::support::TestStore::embedded();
+                    super::$name(&store.store).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    marks_are_set_if_absent_and_expire,
+    concurrent_marks_have_exactly_one_winner,
+    locks_exclude_expire_and_release_only_their_own,
+    tickets_map_both_ways_and_only_once,
+    concurrent_ticket_creation_has_one_winner,
+    ticket_updates_move_status_indexes,
+    deleting_a_ticket_removes_every_trace,
+    listing_filters_orders_and_pages,
+    card_decisions_are_recorded_until_submission,
+    concurrent_clicks_submit_a_card_exactly_once,
+    a_new_card_supersedes_the_open_one,
+    history_appends_in_order_and_is_capped,
+    channel_settings_round_trip,
+);
+
+fn thread(n: usize) -> ThreadKey {
+    ThreadKey {
+        team: TeamId::new("T1"),
+        channel: ChannelId::new("C1"),
+        thread_ts: MessageTs::new(format!("1700000000.{n:06}")),
+    }
+}
+
+fn ticket_key(n: usize) -> TicketKey {
+    TicketKey {
+        host: "https://acme.duplocloud.net".to_owned(),
+        workspace: WorkspaceId::new("65f0c0ffee0000000000abcd"),
+        ticket: TicketName::new(format!("DEVOPS-{n}")),
+    }
+}
+
+fn record(n: usize) -> TicketRecord {
+    TicketRecord {
+        thread: thread(n),
+        ticket: ticket_key(n),
+        title: format!("Pods crash-looping in ns-{n}"),
+        agent_id: AgentId::new("agent-1"),
+        agent_name: "k8s-agent".to_owned(),
+        requester: UserId::new("U1"),
+        assignee: None,
+        status: TicketStatus::Open,
+        header_ts: None,
+        created_at: 1_700_000_000_000 + n as i64,
+        updated_at: 1_700_000_000_000 + n as i64,
+    }
+}
+
+fn card(id: &str, ticket: usize, commands: &[&str]) -> Card {
+    Card {
+        id: CardId::new(id),
+        ticket: ticket_key(ticket),
+        thread: thread(ticket),
+        messages: vec![MessageTs::new("1700000001.000100")],
+        commands: commands
+            .iter()
+            .map(|c| ProposedCommand {
+                form: Default::default(),
+                id: String::new(),
+                command: (*c).to_owned(),
+                files: Vec::new(),
+                original: None,
+                decision: Decision::Undecided,
+                decided_by: None,
+                decided_at: None,
+            })
+            .collect(),
+        state: CardState::Open,
+        created_at: 1,
+        submitted_by: None,
+        submitted_at: None,
+    }
+}
+
+async fn marks_are_set_if_absent_and_expire(store: &Store) {
+    assert!(store.mark_once("evt:Ev1", Duration::from_secs(3600)).await.unwrap());
+    assert!(!store.mark_once("evt:Ev1", Duration::from_secs(3600)).await.unwrap(), "second mark must lose");
+
+    assert!(store.mark_once("evt:short", Duration::from_millis(150)).await.unwrap());
+    let expired = eventually(Duration::from_secs(5), || async {
+        store.mark_once("evt:short", Duration::from_secs(60)).await.unwrap().then_some(())
+    })
+    .await;
+    assert!(expired.is_some(), "a mark must expire after its TTL");
+
+    store.unmark("evt:Ev1").await.unwrap();
+    assert!(store.mark_once("evt:Ev1", Duration::from_secs(60)).await.unwrap(), "unmark forgets");
+}
+
+async fn concurrent_marks_have_exactly_one_winner(store: &Store) {
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.mark_once("msg:T1:C1:1.2", Duration::from_secs(60)).await.unwrap() })
+        })
+        .collect();
+    let mut winners = 0;
+    for task in tasks {
+        winners += usize::from(task.await.unwrap());
+    }
+    assert_eq!(winners, 1);
+}
+
+async fn locks_exclude_expire_and_release_only_their_own(store: &Store) {
+    let first = store.try_lock("create:T1:C1:1", Duration::from_secs(30)).await.unwrap().expect("free lock");
+    assert!(store.try_lock("create:T1:C1:1", Duration::from_secs(30)).await.unwrap().is_none());
+    store.unlock(&first).await.unwrap();
+    let second = store.try_lock("create:T1:C1:1", Duration::from_secs(30)).await.unwrap().expect("released");
+    // The first holder's stale guard must not release the second holder's lock.
+    store.unlock(&first).await.unwrap();
+    assert!(store.try_lock("create:T1:C1:1", Duration::from_secs(30)).await.unwrap().is_none());
+    store.unlock(&second).await.unwrap();
+
+    let _short = store.try_lock("turn:x", Duration::from_millis(150)).await.unwrap().expect("free");
+    let retaken = eventually(Duration::from_secs(5), || async {
+        store.try_lock("turn:x", Duration::from_secs(30)).await.unwrap()
+    })
+    .await;
+    assert!(retaken.is_some(), "an abandoned lock must expire");
+}
+
+async fn tickets_map_both_ways_and_only_once(store: &Store) {
+    let rec = record(1);
+    assert_eq!(store.create_ticket(&rec).await.unwrap(), CreateOutcome::Created);
+    assert_eq!(store.ticket_by_thread(&rec.thread).await.unwrap(), Some(rec.clone()));
+    assert_eq!(store.ticket_by_key(&rec.ticket).await.unwrap(), Some(rec.clone()));
+    assert_eq!(store.ticket_by_thread(&thread(2)).await.unwrap(), None);
+
+    let mut other = record(1);
+    other.ticket = ticket_key(99);
+    assert_eq!(store.create_ticket(&other).await.unwrap(), CreateOutcome::Exists(rec.clone()));
+    assert_eq!(store.ticket_by_key(&ticket_key(99)).await.unwrap(), None, "a losing create writes nothing");
+}
+
+async fn concurrent_ticket_creation_has_one_winner(store: &Store) {
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut rec = record(7);
+                rec.ticket = ticket_key(700 + i);
+                store.create_ticket(&rec).await.unwrap()
+            })
+        })
+        .collect();
+    let mut created = 0;
+    for task in tasks {
+        created += usize::from(task.await.unwrap() == CreateOutcome::Created);
+    }
+    assert_eq!(created, 1);
+    let page = store.list_tickets(&TeamId::new("T1"), &ListQuery { limit: 50, ..Default::default() }).await.unwrap();
+    assert_eq!(page.tickets.len(), 1, "the index holds the thread once");
+}
+
+async fn ticket_updates_move_status_indexes(store: &Store) {
+    let rec = record(3);
+    store.create_ticket(&rec).await.unwrap();
+    let updated = store
+        .update_ticket(&rec.thread, |r| {
+            r.status = TicketStatus::Pending;
+            r.assignee = Some(UserId::new("U2"));
+            true
+        })
+        .await
+        .unwrap()
+        .expect("exists");
+    assert_eq!(updated.status, TicketStatus::Pending);
+    assert!(updated.updated_at >= rec.updated_at);
+    assert_eq!(store.ticket_by_key(&rec.ticket).await.unwrap().unwrap().assignee, Some(UserId::new("U2")));
+
+    let team = TeamId::new("T1");
+    let open = store.list_tickets(&team, &ListQuery { status: Some(TicketStatus::Open), limit: 10, ..Default::default() }).await.unwrap();
+    let pending = store.list_tickets(&team, &ListQuery { status: Some(TicketStatus::Pending), limit: 10, ..Default::default() }).await.unwrap();
+    assert!(open.tickets.is_empty());
+    assert_eq!(pending.tickets.len(), 1);
+
+    let untouched = store.update_ticket(&rec.thread, |_| false).await.unwrap().unwrap();
+    assert_eq!(untouched, updated, "declining to write leaves the record as it was");
+    assert!(store.update_ticket(&thread(404), |_| true).await.unwrap().is_none());
+}
+
+async fn deleting_a_ticket_removes_every_trace(store: &Store) {
+    let rec = record(4);
+    store.create_ticket(&rec).await.unwrap();
+    store.put_card(&card("c4", 4, &["ls"])).await.unwrap();
+    store
+        .append_history(&rec.ticket, &HistoryEntry { at: 1, actor: Actor::Bridge, event: HistoryEvent::Created { title: rec.title.clone() } })
+        .await
+        .unwrap();
+    assert_eq!(store.delete_ticket(&rec.thread).await.unwrap(), Some(rec.clone()));
+    assert_eq!(store.ticket_by_thread(&rec.thread).await.unwrap(), None);
+    assert_eq!(store.ticket_by_key(&rec.ticket).await.unwrap(), None);
+    assert_eq!(store.open_card(&rec.ticket).await.unwrap(), None);
+    assert!(store.history(&rec.ticket).await.unwrap().is_empty());
+    let page = store.list_tickets(&TeamId::new("T1"), &ListQuery { limit: 10, ..Default::default() }).await.unwrap();
+    assert!(page.tickets.is_empty());
+    assert_eq!(store.delete_ticket(&rec.thread).await.unwrap(), None);
+}
+
+async fn listing_filters_orders_and_pages(store: &Store) {
+    // 300 tickets; every third is pending; every tenth mentions "database"; U9 requested
+    // every fifth.
+    for n in 0..300 {
+        let mut rec = record(n);
+        if n % 10 == 0 {
+            rec.title = format!("Database failover drill {n}");
+        }
+        if n % 5 == 0 {
+            rec.requester = UserId::new("U9");
+        }
+        if n % 3 == 0 {
+            rec.status = TicketStatus::Pending;
+        }
+        store.create_ticket(&rec).await.unwrap();
+    }
+    let team = TeamId::new("T1");
+
+    let mut seen = Vec::new();
+    let mut cursor = 0;
+    loop {
+        let page = store.list_tickets(&team, &ListQuery { cursor, limit: 25, ..Default::default() }).await.unwrap();
+        assert!(page.tickets.len() <= 25);
+        seen.extend(page.tickets.iter().map(|t| t.updated_at));
+        match page.next {
+            Some(next) => cursor = next,
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 300, "paging visits every ticket once");
+    assert!(seen.windows(2).all(|w| w[0] >= w[1]), "most recently updated first");
+
+    let pending = store
+        .list_tickets(&team, &ListQuery { status: Some(TicketStatus::Pending), limit: 500, ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(pending.tickets.len(), 100);
+    assert!(pending.tickets.iter().all(|t| t.status == TicketStatus::Pending));
+
+    let search = store
+        .list_tickets(&team, &ListQuery { text: Some("DATABASE".to_owned()), limit: 500, ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(search.tickets.len(), 30);
+    let by_name = store
+        .list_tickets(&team, &ListQuery { text: Some("devops-123".to_owned()), limit: 500, ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(by_name.tickets.iter().map(|t| t.ticket.ticket.as_str()).collect::<Vec<_>>(), ["DEVOPS-123"]);
+
+    let mine = store
+        .list_tickets(
+            &team,
+            &ListQuery {
+                involving: Some(UserId::new("U9")),
+                status: Some(TicketStatus::Pending),
+                text: Some("database".to_owned()),
+                limit: 500,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    // n divisible by 10, 5 and 3: 0, 30, 60, …, 270.
+    assert_eq!(mine.tickets.len(), 10);
+
+    let other_team = store.list_tickets(&TeamId::new("T2"), &ListQuery { limit: 10, ..Default::default() }).await.unwrap();
+    assert!(other_team.tickets.is_empty());
+}
+
+async fn card_decisions_are_recorded_until_submission(store: &Store) {
+    let c = card("c1", 1, &["kubectl get pods", "kubectl delete pod web-1"]);
+    assert_eq!(store.put_card(&c).await.unwrap(), None);
+    assert_eq!(store.open_card(&c.ticket).await.unwrap(), Some(c.clone()));
+
+    let alice = UserId::new("UALICE");
+    let DecideOutcome::Decided(after) = store.decide(&c.id, 0, Decision::Approve, &alice, 10).await.unwrap() else {
+        panic!("decision on an open card must be recorded")
+    };
+    assert_eq!(after.commands[0].decision, Decision::Approve);
+    assert_eq!(after.commands[0].decided_by, Some(alice.clone()));
+    let reject = Decision::Reject { reason: Some("not in prod".to_owned()) };
+    store.decide(&c.id, 1, Decision::Ignore, &alice, 11).await.unwrap();
+    store.decide(&c.id, 1, reject.clone(), &alice, 12).await.unwrap();
+    assert!(matches!(store.decide(&c.id, 7, Decision::Approve, &alice, 13).await.unwrap(), DecideOutcome::NoSuchCommand(_)));
+
+    let SubmitOutcome::Submitted(submitted) = store.submit(&c.id, &alice, 20).await.unwrap() else {
+        panic!("first submission wins")
+    };
+    assert_eq!(submitted.state, CardState::Submitted);
+    assert_eq!(submitted.commands[1].decision, reject);
+    assert_eq!(store.open_card(&c.ticket).await.unwrap(), None, "a submitted card is no longer open");
+    assert!(matches!(store.decide(&c.id, 0, Decision::Ignore, &alice, 30).await.unwrap(), DecideOutcome::Closed(_)));
+    assert!(matches!(store.submit(&c.id, &alice, 31).await.unwrap(), SubmitOutcome::Closed(_)));
+    assert_eq!(store.decide(&CardId::new("nope"), 0, Decision::Approve, &alice, 1).await.unwrap(), DecideOutcome::Missing);
+}
+
+async fn concurrent_clicks_submit_a_card_exactly_once(store: &Store) {
+    let c = card("c20", 2, &["a", "b", "c", "d"]);
+    store.put_card(&c).await.unwrap();
+    let store = Arc::new(store.clone());
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let user = UserId::new(format!("U{i}"));
+                store.decide(&CardId::new("c20"), i % 4, Decision::Approve, &user, i as i64).await.unwrap();
+                store.submit(&CardId::new("c20"), &user, 100 + i as i64).await.unwrap()
+            })
+        })
+        .collect();
+    let mut submitted = Vec::new();
+    for task in tasks {
+        if let SubmitOutcome::Submitted(card) = task.await.unwrap() {
+            submitted.push(card);
+        }
+    }
+    assert_eq!(submitted.len(), 1, "exactly one click submits");
+    let stored = store.card(&CardId::new("c20")).await.unwrap().unwrap();
+    assert_eq!(stored, submitted[0], "what was submitted is what is stored");
+}
+
+async fn a_new_card_supersedes_the_open_one(store: &Store) {
+    let first = card("old", 5, &["ls"]);
+    let second = card("new", 5, &["pwd"]);
+    store.put_card(&first).await.unwrap();
+    let superseded = store.put_card(&second).await.unwrap().expect("the old card is returned");
+    assert_eq!(superseded.id, first.id);
+    assert_eq!(superseded.state, CardState::Superseded);
+    assert_eq!(store.card(&first.id).await.unwrap().unwrap().state, CardState::Superseded);
+    assert_eq!(store.open_card(&first.ticket).await.unwrap().unwrap().id, second.id);
+    let alice = UserId::new("U1");
+    assert!(matches!(store.decide(&first.id, 0, Decision::Approve, &alice, 1).await.unwrap(), DecideOutcome::Closed(_)));
+    assert!(matches!(store.supersede(&second.id).await.unwrap(), SubmitOutcome::Submitted(_)));
+    assert_eq!(store.open_card(&first.ticket).await.unwrap(), None);
+}
+
+async fn history_appends_in_order_and_is_capped(store: &Store) {
+    let ticket = ticket_key(6);
+    for n in 0..(HISTORY_CAP + 10) {
+        let entry = HistoryEntry {
+            at: n as i64,
+            actor: Actor::User(UserId::new("U1")),
+            event: HistoryEvent::Comment { text: format!("note {n}") },
+        };
+        store.append_history(&ticket, &entry).await.unwrap();
+    }
+    let history = store.history(&ticket).await.unwrap();
+    assert_eq!(history.len(), HISTORY_CAP);
+    assert_eq!(history.first().unwrap().at, 10, "the oldest entries are trimmed");
+    assert_eq!(history.last().unwrap().at, (HISTORY_CAP + 9) as i64);
+    assert!(store.history(&ticket_key(7)).await.unwrap().is_empty());
+}
+
+async fn channel_settings_round_trip(store: &Store) {
+    let channel = ChannelRef { team: TeamId::new("T1"), channel: ChannelId::new("C9") };
+    assert_eq!(store.channel_settings(&channel).await.unwrap(), ChannelSettings::default());
+    let settings = ChannelSettings {
+        workspace: Some(WorkspaceId::new("ws1")),
+        workspace_name: Some("devops".to_owned()),
+        agent: Some(AgentId::new("a1")),
+        agent_name: Some("k8s".to_owned()),
+        relay_mode: RelayMode::Mentions,
+        approvers: vec!["S123".to_owned()],
+    };
+    store.set_channel_settings(&channel, &settings).await.unwrap();
+    assert_eq!(store.channel_settings(&channel).await.unwrap(), settings);
+}
+
+/// State written by one embedded store is there when the folder is opened again.
+#[tokio::test]
+async fn embedded_state_survives_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::embedded(dir.path()).unwrap();
+        store.create_ticket(&record(1)).await.unwrap();
+        store.put_card(&card("c1", 1, &["ls"])).await.unwrap();
+        assert!(store.mark_once("evt:E1", Duration::from_secs(3600)).await.unwrap());
+    }
+    let store = Store::embedded(dir.path()).unwrap();
+    assert_eq!(store.ticket_by_thread(&thread(1)).await.unwrap(), Some(record(1)));
+    assert_eq!(store.open_card(&ticket_key(1)).await.unwrap().unwrap().id, CardId::new("c1"));
+    assert!(!store.mark_once("evt:E1", Duration::from_secs(3600)).await.unwrap(), "dedup marks persist too");
+}
+
+/// A second opener of the same folder gets a clear error instead of a second writer.
+#[tokio::test]
+async fn embedded_store_refuses_a_second_opener() {
+    let dir = tempfile::tempdir().unwrap();
+    let _first = Store::embedded(dir.path()).unwrap();
+    let err = Store::embedded(dir.path()).expect_err("the folder is in use");
+    assert!(matches!(err, StoreError::Locked(_)), "{err:?}");
+    assert!(err.to_string().contains("STATE_DIR"), "{err}");
+}
+
+/// Expired entries are swept from the embedded store's file, not only hidden.
+#[tokio::test]
+async fn embedded_sweeper_deletes_expired_marks() {
+    let test = TestStore::embedded();
+    for n in 0..10 {
+        test.store.mark_once(&format!("evt:{n}"), Duration::from_millis(50)).await.unwrap();
+    }
+    test.store.mark_once("evt:keep", Duration::from_secs(3600)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    assert_eq!(test.store.sweep_expired().await.unwrap(), 10);
+    assert_eq!(test.store.sweep_expired().await.unwrap(), 0);
+    assert!(!test.store.mark_once("evt:keep", Duration::from_secs(1)).await.unwrap());
+}
+
+/// A Redis that goes away makes calls fail fast with `Unavailable`; when it returns, the
+/// same store handle works again without being rebuilt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_outage_fails_fast_and_recovers() {
+    let server = crate::support::PrivateRedis::start();
+    let store = Store::redis(&server.url(), "outage:").unwrap();
+    store.create_ticket(&record(1)).await.unwrap();
+
+    let server = server.stop();
+    let started = std::time::Instant::now();
+    let err = store.ticket_by_thread(&thread(1)).await.expect_err("Redis is down");
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    assert!(store.ping().await.is_err());
+    assert!(started.elapsed() < Duration::from_secs(5), "failing took {:?}", started.elapsed());
+
+    let server = server.restart();
+    let recovered = eventually(Duration::from_secs(10), || async { store.ping().await.ok() }).await;
+    assert!(recovered.is_some(), "the store reconnects by itself");
+    // This private server keeps nothing on disk, so the data is gone, but writes work again.
+    assert_eq!(store.create_ticket(&record(2)).await.unwrap(), CreateOutcome::Created);
+    drop(server);
+}
+
+/// Keys the suite leaves behind would show up here; the prefix is unique per test.
+#[tokio::test]
+async fn purge_leaves_nothing_under_the_prefix() {
+    let test = TestStore::redis().await;
+    test.store.create_ticket(&record(1)).await.unwrap();
+    test.store.mark_once("x", Duration::from_secs(60)).await.unwrap();
+    test.store.purge().await.unwrap();
+    assert_eq!(test.store.ticket_by_thread(&thread(1)).await.unwrap(), None);
+    let names: HashSet<_> = test.store.list_tickets(&TeamId::new("T1"), &ListQuery { limit: 5, ..Default::default() }).await.unwrap().tickets.into_iter().map(|t| t.title).collect();
+    assert!(names.is_empty());
+}
