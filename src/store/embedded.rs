@@ -126,11 +126,7 @@ impl EmbeddedBackend {
         let table = txn.open_table(INDEX).map_err(backend)?;
         let upper = format!("{index}\0");
         let range = table.range((index, 0u64, "")..(upper.as_str(), 0u64, "")).map_err(backend)?;
-        range
-            .skip(start)
-            .take(count)
-            .map(|entry| entry.map(|(k, _)| k.value().2.to_owned()).map_err(backend))
-            .collect()
+        range.skip(start).take(count).map(|entry| entry.map(|(k, _)| k.value().2.to_owned()).map_err(backend)).collect()
     }
 
     pub(crate) fn list_range(&self, key: &str) -> Result<Vec<Vec<u8>>, StoreError> {
@@ -219,9 +215,11 @@ fn apply(db: &Database, txn: Txn, durability: Durability) -> Result<bool, StoreE
                 }
                 Write::Append { key, value, cap } => {
                     let (next, len) = {
-                        let mut range = lists.range((key.as_str(), 0u64)..=(key.as_str(), u64::MAX)).map_err(backend)?;
+                        let mut range =
+                            lists.range((key.as_str(), 0u64)..=(key.as_str(), u64::MAX)).map_err(backend)?;
                         let last = range.next_back().transpose().map_err(backend)?.map(|(k, _)| k.value().1);
-                        let len = lists.range((key.as_str(), 0u64)..=(key.as_str(), u64::MAX)).map_err(backend)?.count();
+                        let len =
+                            lists.range((key.as_str(), 0u64)..=(key.as_str(), u64::MAX)).map_err(backend)?.count();
                         (last.map_or(0, |s| s + 1), len)
                     };
                     lists.insert((key.as_str(), next), value.as_slice()).map_err(backend)?;

@@ -30,7 +30,9 @@ use self::{
 use crate::{
     config::StoreConfig,
     ids::{CardId, TeamId, ThreadKey, TicketKey, UserId},
-    model::{Card, CardState, ChannelRef, ChannelSettings, Decision, HistoryEntry, TicketRecord, TicketStatus, UnixMillis},
+    model::{
+        Card, CardState, ChannelRef, ChannelSettings, Decision, HistoryEntry, TicketRecord, TicketStatus, UnixMillis,
+    },
 };
 
 /// How many history entries a ticket keeps; older ones are trimmed.
@@ -89,7 +91,7 @@ pub enum CreateOutcome {
     /// The mapping was stored.
     Created,
     /// The thread already had a ticket; here it is.
-    Exists(TicketRecord),
+    Exists(Box<TicketRecord>),
 }
 
 /// Which tickets [`Store::list_tickets`] returns.
@@ -301,13 +303,21 @@ impl Store {
             .check(&thread_key, Expect::Absent)
             .put(&thread_key, encode(record))
             .put(self.ticket_key(&record.ticket), encode(&record.thread))
-            .write(Write::IndexAdd { index: self.index_key(&record.thread.team, None), member: member.clone(), score: record.updated_at })
-            .write(Write::IndexAdd { index: self.index_key(&record.thread.team, Some(record.status)), member, score: record.updated_at });
+            .write(Write::IndexAdd {
+                index: self.index_key(&record.thread.team, None),
+                member: member.clone(),
+                score: record.updated_at,
+            })
+            .write(Write::IndexAdd {
+                index: self.index_key(&record.thread.team, Some(record.status)),
+                member,
+                score: record.updated_at,
+            });
         if self.commit(txn).await? {
             return Ok(CreateOutcome::Created);
         }
         match self.ticket_by_thread(&record.thread).await? {
-            Some(existing) => Ok(CreateOutcome::Exists(existing)),
+            Some(existing) => Ok(CreateOutcome::Exists(Box::new(existing))),
             None => Err(StoreError::Contention(record.thread.to_string())),
         }
     }
@@ -319,7 +329,9 @@ impl Store {
 
     /// The thread record of a ticket.
     pub async fn ticket_by_key(&self, ticket: &TicketKey) -> Result<Option<TicketRecord>, StoreError> {
-        let Some(thread) = self.get(&self.ticket_key(ticket)).await? else { return Ok(None) };
+        let Some(thread) = self.get(&self.ticket_key(ticket)).await? else {
+            return Ok(None);
+        };
         let thread: ThreadKey = decode(&thread)?;
         self.ticket_by_thread(&thread).await
     }
@@ -334,7 +346,9 @@ impl Store {
     ) -> Result<Option<TicketRecord>, StoreError> {
         let key = self.thread_key(thread);
         for _ in 0..CAS_ATTEMPTS {
-            let Some(raw) = self.get(&key).await? else { return Ok(None) };
+            let Some(raw) = self.get(&key).await? else {
+                return Ok(None);
+            };
             let before: TicketRecord = decode(&raw)?;
             let mut after = before.clone();
             if !change(&mut after) {
@@ -342,14 +356,23 @@ impl Store {
             }
             after.updated_at = now_millis().max(before.updated_at);
             let member = thread.to_string();
-            let mut txn = Txn::default()
-                .check(&key, Expect::Equals(raw))
-                .put(&key, encode(&after))
-                .write(Write::IndexAdd { index: self.index_key(&thread.team, None), member: member.clone(), score: after.updated_at });
+            let mut txn =
+                Txn::default().check(&key, Expect::Equals(raw)).put(&key, encode(&after)).write(Write::IndexAdd {
+                    index: self.index_key(&thread.team, None),
+                    member: member.clone(),
+                    score: after.updated_at,
+                });
             if before.status != after.status {
-                txn = txn.write(Write::IndexRemove { index: self.index_key(&thread.team, Some(before.status)), member: member.clone() });
+                txn = txn.write(Write::IndexRemove {
+                    index: self.index_key(&thread.team, Some(before.status)),
+                    member: member.clone(),
+                });
             }
-            txn = txn.write(Write::IndexAdd { index: self.index_key(&thread.team, Some(after.status)), member, score: after.updated_at });
+            txn = txn.write(Write::IndexAdd {
+                index: self.index_key(&thread.team, Some(after.status)),
+                member,
+                score: after.updated_at,
+            });
             if before.ticket != after.ticket {
                 txn = txn.delete(self.ticket_key(&before.ticket)).put(self.ticket_key(&after.ticket), encode(thread));
             }
@@ -365,7 +388,9 @@ impl Store {
     pub async fn delete_ticket(&self, thread: &ThreadKey) -> Result<Option<TicketRecord>, StoreError> {
         let key = self.thread_key(thread);
         for _ in 0..CAS_ATTEMPTS {
-            let Some(raw) = self.get(&key).await? else { return Ok(None) };
+            let Some(raw) = self.get(&key).await? else {
+                return Ok(None);
+            };
             let record: TicketRecord = decode(&raw)?;
             let member = thread.to_string();
             let txn = Txn::default()
@@ -459,16 +484,24 @@ impl Store {
 
     /// The ticket's open card, if any.
     pub async fn open_card(&self, ticket: &TicketKey) -> Result<Option<Card>, StoreError> {
-        let Some(id) = self.get(&self.open_card_key(ticket)).await? else { return Ok(None) };
+        let Some(id) = self.get(&self.open_card_key(ticket)).await? else {
+            return Ok(None);
+        };
         let card = self.card(&CardId::new(String::from_utf8_lossy(&id))).await?;
         Ok(card.filter(|c| c.state == CardState::Open))
     }
 
     /// Replaces the card's message list (after it was posted or re-rendered).
-    pub async fn set_card_messages(&self, id: &CardId, messages: Vec<crate::ids::MessageTs>) -> Result<Option<Card>, StoreError> {
+    pub async fn set_card_messages(
+        &self,
+        id: &CardId,
+        messages: Vec<crate::ids::MessageTs>,
+    ) -> Result<Option<Card>, StoreError> {
         let key = self.card_key(id);
         for _ in 0..CAS_ATTEMPTS {
-            let Some(raw) = self.get(&key).await? else { return Ok(None) };
+            let Some(raw) = self.get(&key).await? else {
+                return Ok(None);
+            };
             let mut card: Card = decode(&raw)?;
             card.messages.clone_from(&messages);
             if self.commit(Txn::default().check(&key, Expect::Equals(raw)).put(&key, encode(&card))).await? {
@@ -489,12 +522,16 @@ impl Store {
     ) -> Result<DecideOutcome, StoreError> {
         let key = self.card_key(id);
         for _ in 0..CAS_ATTEMPTS {
-            let Some(raw) = self.get(&key).await? else { return Ok(DecideOutcome::Missing) };
+            let Some(raw) = self.get(&key).await? else {
+                return Ok(DecideOutcome::Missing);
+            };
             let mut card: Card = decode(&raw)?;
             if card.state != CardState::Open {
                 return Ok(DecideOutcome::Closed(card));
             }
-            let Some(command) = card.commands.get_mut(index) else { return Ok(DecideOutcome::NoSuchCommand(card)) };
+            let Some(command) = card.commands.get_mut(index) else {
+                return Ok(DecideOutcome::NoSuchCommand(card));
+            };
             command.decision = decision.clone();
             command.decided_by = Some(by.clone());
             command.decided_at = Some(at);
@@ -516,10 +553,17 @@ impl Store {
         self.close_card(id, CardState::Superseded, None).await
     }
 
-    async fn close_card(&self, id: &CardId, state: CardState, by: Option<(&UserId, UnixMillis)>) -> Result<SubmitOutcome, StoreError> {
+    async fn close_card(
+        &self,
+        id: &CardId,
+        state: CardState,
+        by: Option<(&UserId, UnixMillis)>,
+    ) -> Result<SubmitOutcome, StoreError> {
         let key = self.card_key(id);
         for _ in 0..CAS_ATTEMPTS {
-            let Some(raw) = self.get(&key).await? else { return Ok(SubmitOutcome::Missing) };
+            let Some(raw) = self.get(&key).await? else {
+                return Ok(SubmitOutcome::Missing);
+            };
             let mut card: Card = decode(&raw)?;
             if card.state != CardState::Open {
                 return Ok(SubmitOutcome::Closed(card));
@@ -549,7 +593,11 @@ impl Store {
 
     /// Appends to a ticket's timeline (trimmed to the newest [`HISTORY_CAP`] entries).
     pub async fn append_history(&self, ticket: &TicketKey, entry: &HistoryEntry) -> Result<(), StoreError> {
-        let txn = Txn::default().write(Write::Append { key: self.history_key(ticket), value: encode(entry), cap: HISTORY_CAP });
+        let txn = Txn::default().write(Write::Append {
+            key: self.history_key(ticket),
+            value: encode(entry),
+            cap: HISTORY_CAP,
+        });
         self.commit(txn).await.map(drop)
     }
 
@@ -567,7 +615,11 @@ impl Store {
     }
 
     /// Replaces a channel's settings.
-    pub async fn set_channel_settings(&self, channel: &ChannelRef, settings: &ChannelSettings) -> Result<(), StoreError> {
+    pub async fn set_channel_settings(
+        &self,
+        channel: &ChannelRef,
+        settings: &ChannelSettings,
+    ) -> Result<(), StoreError> {
         let key = self.key(&format!("chan:{}:{}", channel.team, channel.channel));
         self.commit(Txn::default().put(key, encode(settings))).await.map(drop)
     }

@@ -70,6 +70,8 @@ impl std::fmt::Debug for RedisBackend {
     }
 }
 
+// Takes the error by value so it can be passed to `map_err` directly.
+#[allow(clippy::needless_pass_by_value)]
 fn map_err(err: redis::RedisError) -> StoreError {
     if err.is_io_error() || err.is_timeout() || err.is_connection_dropped() || err.is_connection_refusal() {
         StoreError::Unavailable(err.to_string())

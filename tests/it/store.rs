@@ -167,7 +167,7 @@ async fn tickets_map_both_ways_and_only_once(store: &Store) {
 
     let mut other = record(1);
     other.ticket = ticket_key(99);
-    assert_eq!(store.create_ticket(&other).await.unwrap(), CreateOutcome::Exists(rec.clone()));
+    assert_eq!(store.create_ticket(&other).await.unwrap(), CreateOutcome::Exists(Box::new(rec.clone())));
     assert_eq!(store.ticket_by_key(&ticket_key(99)).await.unwrap(), None, "a losing create writes nothing");
 }
 
@@ -208,8 +208,14 @@ async fn ticket_updates_move_status_indexes(store: &Store) {
     assert_eq!(store.ticket_by_key(&rec.ticket).await.unwrap().unwrap().assignee, Some(UserId::new("U2")));
 
     let team = TeamId::new("T1");
-    let open = store.list_tickets(&team, &ListQuery { status: Some(TicketStatus::Open), limit: 10, ..Default::default() }).await.unwrap();
-    let pending = store.list_tickets(&team, &ListQuery { status: Some(TicketStatus::Pending), limit: 10, ..Default::default() }).await.unwrap();
+    let open = store
+        .list_tickets(&team, &ListQuery { status: Some(TicketStatus::Open), limit: 10, ..Default::default() })
+        .await
+        .unwrap();
+    let pending = store
+        .list_tickets(&team, &ListQuery { status: Some(TicketStatus::Pending), limit: 10, ..Default::default() })
+        .await
+        .unwrap();
     assert!(open.tickets.is_empty());
     assert_eq!(pending.tickets.len(), 1);
 
@@ -223,7 +229,10 @@ async fn deleting_a_ticket_removes_every_trace(store: &Store) {
     store.create_ticket(&rec).await.unwrap();
     store.put_card(&card("c4", 4, &["ls"])).await.unwrap();
     store
-        .append_history(&rec.ticket, &HistoryEntry { at: 1, actor: Actor::Bridge, event: HistoryEvent::Created { title: rec.title.clone() } })
+        .append_history(
+            &rec.ticket,
+            &HistoryEntry { at: 1, actor: Actor::Bridge, event: HistoryEvent::Created { title: rec.title.clone() } },
+        )
         .await
         .unwrap();
     assert_eq!(store.delete_ticket(&rec.thread).await.unwrap(), Some(rec.clone()));
@@ -302,7 +311,8 @@ async fn listing_filters_orders_and_pages(store: &Store) {
     // n divisible by 10, 5 and 3: 0, 30, 60, …, 270.
     assert_eq!(mine.tickets.len(), 10);
 
-    let other_team = store.list_tickets(&TeamId::new("T2"), &ListQuery { limit: 10, ..Default::default() }).await.unwrap();
+    let other_team =
+        store.list_tickets(&TeamId::new("T2"), &ListQuery { limit: 10, ..Default::default() }).await.unwrap();
     assert!(other_team.tickets.is_empty());
 }
 
@@ -320,7 +330,10 @@ async fn card_decisions_are_recorded_until_submission(store: &Store) {
     let reject = Decision::Reject { reason: Some("not in prod".to_owned()) };
     store.decide(&c.id, 1, Decision::Ignore, &alice, 11).await.unwrap();
     store.decide(&c.id, 1, reject.clone(), &alice, 12).await.unwrap();
-    assert!(matches!(store.decide(&c.id, 7, Decision::Approve, &alice, 13).await.unwrap(), DecideOutcome::NoSuchCommand(_)));
+    assert!(matches!(
+        store.decide(&c.id, 7, Decision::Approve, &alice, 13).await.unwrap(),
+        DecideOutcome::NoSuchCommand(_)
+    ));
 
     let SubmitOutcome::Submitted(submitted) = store.submit(&c.id, &alice, 20).await.unwrap() else {
         panic!("first submission wins")
@@ -330,7 +343,10 @@ async fn card_decisions_are_recorded_until_submission(store: &Store) {
     assert_eq!(store.open_card(&c.ticket).await.unwrap(), None, "a submitted card is no longer open");
     assert!(matches!(store.decide(&c.id, 0, Decision::Ignore, &alice, 30).await.unwrap(), DecideOutcome::Closed(_)));
     assert!(matches!(store.submit(&c.id, &alice, 31).await.unwrap(), SubmitOutcome::Closed(_)));
-    assert_eq!(store.decide(&CardId::new("nope"), 0, Decision::Approve, &alice, 1).await.unwrap(), DecideOutcome::Missing);
+    assert_eq!(
+        store.decide(&CardId::new("nope"), 0, Decision::Approve, &alice, 1).await.unwrap(),
+        DecideOutcome::Missing
+    );
 }
 
 async fn concurrent_clicks_submit_a_card_exactly_once(store: &Store) {
@@ -368,7 +384,10 @@ async fn a_new_card_supersedes_the_open_one(store: &Store) {
     assert_eq!(store.card(&first.id).await.unwrap().unwrap().state, CardState::Superseded);
     assert_eq!(store.open_card(&first.ticket).await.unwrap().unwrap().id, second.id);
     let alice = UserId::new("U1");
-    assert!(matches!(store.decide(&first.id, 0, Decision::Approve, &alice, 1).await.unwrap(), DecideOutcome::Closed(_)));
+    assert!(matches!(
+        store.decide(&first.id, 0, Decision::Approve, &alice, 1).await.unwrap(),
+        DecideOutcome::Closed(_)
+    ));
     assert!(matches!(store.supersede(&second.id).await.unwrap(), SubmitOutcome::Submitted(_)));
     assert_eq!(store.open_card(&first.ticket).await.unwrap(), None);
 }
@@ -476,6 +495,14 @@ async fn purge_leaves_nothing_under_the_prefix() {
     test.store.mark_once("x", Duration::from_secs(60)).await.unwrap();
     test.store.purge().await.unwrap();
     assert_eq!(test.store.ticket_by_thread(&thread(1)).await.unwrap(), None);
-    let names: HashSet<_> = test.store.list_tickets(&TeamId::new("T1"), &ListQuery { limit: 5, ..Default::default() }).await.unwrap().tickets.into_iter().map(|t| t.title).collect();
+    let names: HashSet<_> = test
+        .store
+        .list_tickets(&TeamId::new("T1"), &ListQuery { limit: 5, ..Default::default() })
+        .await
+        .unwrap()
+        .tickets
+        .into_iter()
+        .map(|t| t.title)
+        .collect();
     assert!(names.is_empty());
 }

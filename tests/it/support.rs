@@ -17,7 +17,8 @@ pub fn unique_prefix() -> String {
 /// A store under test and what keeps it alive; Redis keys are purged when dropped.
 pub struct TestStore {
     pub store: Store,
-    pub dir: Option<tempfile::TempDir>,
+    /// Keeps the embedded store's folder alive as long as the store.
+    pub _dir: Option<tempfile::TempDir>,
 }
 
 impl TestStore {
@@ -31,14 +32,14 @@ impl TestStore {
                 redis_url()
             );
         }
-        Self { store, dir: None }
+        Self { store, _dir: None }
     }
 
     /// An embedded store in a fresh temporary folder.
     pub fn embedded() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = Store::embedded(dir.path()).expect("embedded store opens");
-        Self { store, dir: Some(dir) }
+        Self { store, _dir: Some(dir) }
     }
 }
 
@@ -48,10 +49,7 @@ impl Drop for TestStore {
             let store = self.store.clone();
             // Purge on a fresh runtime: the test's runtime may already be shutting down.
             let _ = std::thread::spawn(move || {
-                tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .map(|rt| rt.block_on(store.purge()))
+                tokio::runtime::Builder::new_current_thread().enable_all().build().map(|rt| rt.block_on(store.purge()))
             })
             .join();
         }

@@ -1,0 +1,222 @@
+//! Building and running the application: the one function `main` and the tests share.
+//!
+//! [`Application::build`] opens the store, builds the Slack client, the dispatcher and the
+//! router, and binds the listener (port 0 works, for tests). [`Application::run_until_stopped`]
+//! serves until the given shutdown future resolves, then stops taking requests and Socket
+//! Mode envelopes, lets in-flight work finish within the grace period, cancels what is left
+//! and returns.
+
+use std::{
+    future::Future,
+    net::SocketAddr,
+    ops::Deref,
+    sync::{Arc, OnceLock, atomic::AtomicUsize},
+    time::Duration,
+};
+
+use tokio::net::TcpListener;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use crate::{
+    config::Config,
+    dispatch::{Dispatcher, Handler},
+    slack::{
+        api::{SlackApi, SlackError},
+        ingress::BotIdentity,
+        socket::{self, SocketMode},
+        verify::Verifier,
+    },
+    store::{Store, StoreError},
+    telemetry::Metrics,
+};
+
+/// How often the embedded store deletes expired entries.
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+/// Why the application could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The store could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The Slack client could not be built.
+    #[error(transparent)]
+    Slack(#[from] SlackError),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// What the HTTP handlers share; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AppState(Arc<Shared>);
+
+/// The shared parts behind [`AppState`].
+#[derive(Debug)]
+pub struct Shared {
+    /// Verifies HTTP requests; `None` in Socket Mode without a signing secret.
+    pub verifier: Option<Verifier>,
+    /// Takes inbound items.
+    pub dispatcher: Dispatcher,
+    /// The store.
+    pub store: Store,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// The bot's identity, once `auth.test` succeeded.
+    pub identity: Arc<OnceLock<BotIdentity>>,
+    /// Live Socket Mode connections; `None` when events come over HTTP.
+    pub socket_connections: Option<Arc<AtomicUsize>>,
+}
+
+impl Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// A built application, ready to run.
+#[derive(Debug)]
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    slack: SlackApi,
+    tracker: TaskTracker,
+    shutdown_grace: Duration,
+    socket_mode: bool,
+}
+
+impl Application {
+    /// Builds the application with the bridge as the handler of inbound items.
+    pub async fn build(config: Config) -> Result<Self, BuildError> {
+        let handler = Arc::new(crate::bridge::Bridge::new());
+        Self::build_with(config, handler).await
+    }
+
+    /// Builds the application with a given handler of inbound items.
+    pub async fn build_with(config: Config, handler: Arc<dyn Handler>) -> Result<Self, BuildError> {
+        let metrics = Metrics::default();
+        let store = Store::open(&config.store)?;
+        let slack = SlackApi::new(&config.slack, metrics.clone())?;
+        let tracker = TaskTracker::new();
+        let dispatcher = Dispatcher::new(config.dispatch, store.clone(), handler, metrics.clone(), tracker.clone());
+        let listener = TcpListener::bind(config.listen_addr)
+            .await
+            .map_err(|source| BuildError::Bind { addr: config.listen_addr, source })?;
+        let state = AppState(Arc::new(Shared {
+            verifier: config.slack.signing_secret.clone().map(Verifier::new),
+            dispatcher,
+            store,
+            metrics,
+            identity: Arc::new(OnceLock::new()),
+            socket_connections: config.socket_mode().then(|| Arc::new(AtomicUsize::new(0))),
+        }));
+        Ok(Self {
+            listener,
+            state,
+            slack,
+            tracker,
+            shutdown_grace: config.shutdown_grace,
+            socket_mode: config.socket_mode(),
+        })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.local_addr().port()
+    }
+
+    /// The shared state (for tests and the `check` command).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves, then drains and returns.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let Self { listener, state, slack, tracker, shutdown_grace, socket_mode } = self;
+        // `stop` ends intake (HTTP, sockets) and background loops; in-flight work goes on.
+        let stop = CancellationToken::new();
+        tracker.spawn({
+            let stop = stop.clone();
+            async move {
+                tokio::select! {
+                    () = shutdown => stop.cancel(),
+                    () = stop.cancelled() => {}
+                }
+            }
+        });
+        tracker.spawn(learn_identity(slack.clone(), state.identity.clone(), stop.clone()));
+        if state.store.kind() == "embedded" {
+            tracker.spawn(sweep(state.store.clone(), stop.clone()));
+        }
+        if socket_mode && let Some(connections) = &state.socket_connections {
+            {
+                let client = SocketMode::new(
+                    slack,
+                    state.dispatcher.clone(),
+                    state.identity.clone(),
+                    connections.clone(),
+                    state.metrics.clone(),
+                );
+                for slot in 0..socket::CONNECTIONS {
+                    tracker.spawn(client.clone().run(slot, stop.clone()));
+                }
+            }
+        }
+        tracing::info!(addr = %listener.local_addr()?, store = state.store.kind(), socket_mode, "helpdesk-bridge is listening");
+        let router = crate::http::router(state.clone());
+        let served = axum::serve(listener, router).with_graceful_shutdown(stop.clone().cancelled_owned()).await;
+        // Make sure intake has stopped even if the server ended on its own.
+        stop.cancel();
+        tracing::info!(grace = ?shutdown_grace, "shutting down: finishing in-flight work");
+        if !state.dispatcher.drain(shutdown_grace).await {
+            tracing::warn!("in-flight work did not finish within the grace period; abandoning it");
+        }
+        served
+    }
+}
+
+/// Calls `auth.test` until it succeeds (backing off to a minute), then remembers who the
+/// bot is. Until then `/readyz` is false and events are answered 503, so Slack retries.
+async fn learn_identity(slack: SlackApi, identity: Arc<OnceLock<BotIdentity>>, stop: CancellationToken) {
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        match slack.auth_test().await {
+            Ok(me) => {
+                tracing::info!(bot_user = %me.user_id, team = %me.team_id, "Slack auth.test succeeded");
+                let _ = identity.set(me);
+                return;
+            }
+            Err(err) => tracing::warn!(error = %err, retry_in = ?backoff, "Slack auth.test failed"),
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(60));
+    }
+}
+
+async fn sweep(store: Store, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(SWEEP_EVERY) => {}
+        }
+        match store.sweep_expired().await {
+            Ok(n) if n > 0 => tracing::debug!(removed = n, "swept expired store entries"),
+            Ok(_) => {}
+            Err(err) => tracing::warn!(error = %err, "sweeping expired store entries failed"),
+        }
+    }
+}

@@ -1,0 +1,38 @@
+//! Operations endpoints: liveness, readiness, metrics.
+
+use std::{sync::atomic::Ordering, time::Duration};
+
+use axum::{
+    Json,
+    extract::State,
+    http::{StatusCode, header},
+    response::{IntoResponse, Response},
+};
+
+use crate::app::AppState;
+
+/// `GET /healthz`: the process is up.
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// `GET /readyz`: the store answers, Slack accepted the token, and in Socket Mode at least
+/// one socket is connected. 503 with the failing checks otherwise.
+pub async fn readyz(State(app): State<AppState>) -> Response {
+    let store = matches!(tokio::time::timeout(Duration::from_secs(2), app.store.ping()).await, Ok(Ok(())));
+    let slack_auth = app.identity.get().is_some();
+    let socket = app.socket_connections.as_ref().map(|n| n.load(Ordering::SeqCst) > 0);
+    let ready = store && slack_auth && socket.unwrap_or(true);
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let body = serde_json::json!({
+        "ready": ready,
+        "checks": { "store": store, "slack_auth": slack_auth, "socket": socket },
+    });
+    (status, Json(body)).into_response()
+}
+
+/// `GET /metrics`: Prometheus text exposition.
+pub async fn metrics(State(app): State<AppState>) -> Response {
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], app.metrics.render())
+        .into_response()
+}

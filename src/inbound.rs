@@ -1,0 +1,206 @@
+//! The one inbound type: what a person did in Slack, whatever the transport.
+//!
+//! HTTP requests and Socket Mode envelopes are both turned into an [`Inbound`] by
+//! `slack::ingress`; everything after that (dedup, ordering, the bridge) sees only this.
+//! It carries no wire JSON: ids are newtypes, text is text.
+
+use std::collections::BTreeMap;
+
+use crate::ids::{ChannelId, EventId, MessageTs, TeamId, ThreadKey, UserId};
+
+/// Something a person did in Slack that the bridge may act on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Inbound {
+    /// The workspace it happened in.
+    pub team: TeamId,
+    /// What happened.
+    pub kind: InboundKind,
+}
+
+/// The kinds of inbound item.
+#[derive(Debug, Clone, PartialEq)]
+pub enum InboundKind {
+    /// A human message: a mention, a DM, or a reply in a thread.
+    Message(UserMessage),
+    /// A `/helpdesk …` slash command.
+    Command(SlashCommand),
+    /// A button, menu or select was used on a message or a view.
+    Action(BlockAction),
+    /// A modal was submitted.
+    ViewSubmission(ViewSubmission),
+    /// The message shortcut was used on a message.
+    Shortcut(MessageShortcut),
+    /// Someone opened the app's Home tab.
+    HomeOpened {
+        /// Who.
+        user: UserId,
+    },
+}
+
+/// A human message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserMessage {
+    /// The event that carried it, when it came through the Events API.
+    pub event_id: Option<EventId>,
+    /// Where.
+    pub channel: ChannelId,
+    /// Who wrote it.
+    pub user: UserId,
+    /// The message's own timestamp.
+    pub ts: MessageTs,
+    /// The thread it is in, if it is a reply.
+    pub thread_ts: Option<MessageTs>,
+    /// Its text, in Slack markup.
+    pub text: String,
+    /// Whether it mentions the bot.
+    pub mentions_bot: bool,
+    /// Whether it is in a direct message with the bot.
+    pub is_dm: bool,
+}
+
+impl UserMessage {
+    /// The thread this message belongs to (its own, if it starts one).
+    pub fn thread(&self, team: &TeamId) -> ThreadKey {
+        ThreadKey {
+            team: team.clone(),
+            channel: self.channel.clone(),
+            thread_ts: self.thread_ts.clone().unwrap_or_else(|| self.ts.clone()),
+        }
+    }
+}
+
+/// A slash command.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SlashCommand {
+    /// Where it was typed.
+    pub channel: ChannelId,
+    /// Who typed it.
+    pub user: UserId,
+    /// The command, e.g. `/helpdesk`.
+    pub command: String,
+    /// Everything after the command.
+    pub text: String,
+    /// For opening a modal (valid for 3 s).
+    pub trigger_id: String,
+    /// For answering (5 times within 30 minutes).
+    pub response_url: String,
+}
+
+/// One action (button, select, …) a person took.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActionItem {
+    /// The element's `action_id`.
+    pub action_id: String,
+    /// The block it is in.
+    pub block_id: Option<String>,
+    /// A button's value, or a select's chosen value.
+    pub value: Option<String>,
+}
+
+/// Actions on a message or view.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BlockAction {
+    /// Who clicked.
+    pub user: UserId,
+    /// The clicker's own workspace (differs from the team for Slack Connect guests).
+    pub user_team: Option<TeamId>,
+    /// The channel of the message clicked on, if any.
+    pub channel: Option<ChannelId>,
+    /// The message clicked on, if any.
+    pub message_ts: Option<MessageTs>,
+    /// That message's thread, if it is a reply.
+    pub thread_ts: Option<MessageTs>,
+    /// The view clicked in, if any: (view id, private metadata).
+    pub view: Option<(String, String)>,
+    /// For opening a modal (valid for 3 s).
+    pub trigger_id: String,
+    /// For answering.
+    pub response_url: Option<String>,
+    /// What was clicked (usually one).
+    pub actions: Vec<ActionItem>,
+}
+
+/// A modal submission.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ViewSubmission {
+    /// Who submitted.
+    pub user: UserId,
+    /// The submitter's own workspace.
+    pub user_team: Option<TeamId>,
+    /// The view's id.
+    pub view_id: String,
+    /// The view's `callback_id`.
+    pub callback_id: String,
+    /// The view's private metadata.
+    pub private_metadata: String,
+    /// Input values by (block id, action id).
+    pub values: BTreeMap<(String, String), String>,
+}
+
+/// The message shortcut, used on a message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessageShortcut {
+    /// Who used it.
+    pub user: UserId,
+    /// The shortcut's `callback_id`.
+    pub callback_id: String,
+    /// Where the message is.
+    pub channel: ChannelId,
+    /// The message.
+    pub message_ts: MessageTs,
+    /// The message's thread, if it is a reply.
+    pub thread_ts: Option<MessageTs>,
+    /// The message's text.
+    pub text: String,
+    /// Who wrote the message.
+    pub author: Option<UserId>,
+    /// For opening a modal.
+    pub trigger_id: String,
+    /// For answering.
+    pub response_url: String,
+}
+
+impl Inbound {
+    /// The key under which handling this item is recorded, so it is handled once across
+    /// retries, replicas and double deliveries. A message is keyed by where it is, not by
+    /// its event: Slack delivers a mention both as `app_mention` and as `message`, with
+    /// different event ids and the same channel and ts.
+    pub fn idempotency_key(&self) -> String {
+        match &self.kind {
+            InboundKind::Message(m) => format!("msg:{}:{}:{}", self.team, m.channel, m.ts),
+            InboundKind::Command(c) => format!("cmd:{}", c.trigger_id),
+            InboundKind::Action(a) => format!("act:{}", a.trigger_id),
+            InboundKind::ViewSubmission(v) => format!("view:{}", v.view_id),
+            InboundKind::Shortcut(s) => format!("short:{}", s.trigger_id),
+            InboundKind::HomeOpened { user } => {
+                format!("home:{}:{user}:{}", self.team, coarse_minute())
+            }
+        }
+    }
+
+    /// Items with the same key are handled one after another, in arrival order; items
+    /// with different keys run in parallel. Messages (and the shortcut, which may open a
+    /// ticket) order by thread; a card's clicks order by the card's message, so they never
+    /// wait behind an agent turn; commands and views are independent.
+    pub fn order_key(&self) -> String {
+        match &self.kind {
+            InboundKind::Message(m) => format!("thread:{}", m.thread(&self.team)),
+            InboundKind::Shortcut(s) => {
+                format!("thread:{}:{}:{}", self.team, s.channel, s.thread_ts.as_ref().unwrap_or(&s.message_ts))
+            }
+            InboundKind::Action(a) => match (&a.channel, &a.message_ts) {
+                (Some(channel), Some(ts)) => format!("msg:{}:{channel}:{ts}", self.team),
+                _ => format!("act:{}", a.trigger_id),
+            },
+            InboundKind::Command(c) => format!("cmd:{}", c.trigger_id),
+            InboundKind::ViewSubmission(v) => format!("view:{}", v.view_id),
+            InboundKind::HomeOpened { user } => format!("home:{}:{user}", self.team),
+        }
+    }
+}
+
+/// Home-tab opens are collapsed per minute: opening the tab twice in a minute needs one
+/// render, not two.
+fn coarse_minute() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() / 60)
+}

@@ -1,0 +1,361 @@
+//! Slack payloads in, [`Inbound`] out: the only place inbound Slack JSON is read.
+//!
+//! The same functions serve both transports: an HTTP body and a Socket Mode envelope's
+//! payload carry the same JSON. Parsing uses slack-morphism's models. Filtering happens
+//! here too, before anything is stored or queued: the bot's own messages and other bots'
+//! messages (Bolt's rule: the bot's user id, or any `bot_id`), message subtypes that are
+//! not human input, and top-level channel chatter that does not mention the bot.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+use slack_morphism::prelude::{
+    SlackCommandEvent, SlackEventCallbackBody, SlackInteractionActionContainer, SlackInteractionEvent,
+    SlackMessageEventType, SlackPushEventCallback, SlackView, SlackViewStateValue,
+};
+
+use crate::{
+    ids::{ChannelId, EventId, MessageTs, TeamId, UserId},
+    inbound::{
+        ActionItem, BlockAction, Inbound, InboundKind, MessageShortcut, SlashCommand, UserMessage, ViewSubmission,
+    },
+};
+
+/// Who the bot is, from `auth.test`; needed to ignore its own messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BotIdentity {
+    /// The bot's user id.
+    pub user_id: UserId,
+    /// The bot's bot id.
+    pub bot_id: Option<String>,
+    /// The workspace the token belongs to.
+    pub team_id: TeamId,
+}
+
+/// What a Slack payload turned out to be.
+// The large variant is the common one; boxing it would only add an allocation per event.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq)]
+pub enum Parsed {
+    /// The Events API URL handshake; answer with this challenge.
+    Challenge(String),
+    /// Something to handle.
+    Inbound(Inbound),
+    /// Nothing to do, and why (for debug logs and metrics).
+    Ignored(&'static str),
+    /// An event arrived before the bot knows who it is (`auth.test` pending); Slack should
+    /// deliver it again later.
+    NotReady,
+}
+
+/// A body that is not what Slack sends at all.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("malformed Slack payload: {0}")]
+pub struct Malformed(pub String);
+
+/// Parses an Events API body (HTTP) or `events_api` envelope payload (Socket Mode).
+pub fn parse_event(body: &[u8], me: Option<&BotIdentity>) -> Result<Parsed, Malformed> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| Malformed(e.to_string()))?;
+    event_from_value(value, me)
+}
+
+/// Like [`parse_event`], from an already-decoded JSON value.
+pub fn event_from_value(value: Value, me: Option<&BotIdentity>) -> Result<Parsed, Malformed> {
+    if !value.is_object() {
+        return Err(Malformed("not a JSON object".to_owned()));
+    }
+    match value.get("type").and_then(Value::as_str) {
+        Some("url_verification") => {
+            let challenge = value.get("challenge").and_then(Value::as_str).unwrap_or_default();
+            Ok(Parsed::Challenge(challenge.to_owned()))
+        }
+        Some("event_callback") => {
+            // Bolt drops any event from a bot; app_mention's model does not carry bot_id,
+            // so look at the raw event.
+            if value.pointer("/event/bot_id").is_some_and(|b| !b.is_null()) {
+                return Ok(Parsed::Ignored("from a bot"));
+            }
+            let Some(me) = me else {
+                return Ok(Parsed::NotReady);
+            };
+            match serde_json::from_value::<SlackPushEventCallback>(value) {
+                Ok(callback) => Ok(from_callback(callback, me)),
+                Err(_) => Ok(Parsed::Ignored("event_callback of an unknown shape")),
+            }
+        }
+        Some("app_rate_limited") => Ok(Parsed::Ignored("app_rate_limited")),
+        _ => Ok(Parsed::Ignored("unknown payload type")),
+    }
+}
+
+fn from_callback(callback: SlackPushEventCallback, me: &BotIdentity) -> Parsed {
+    let team = TeamId::new(callback.team_id.0);
+    let event_id = Some(EventId::new(callback.event_id.0));
+    match callback.event {
+        SlackEventCallbackBody::Message(msg) => {
+            if msg.hidden == Some(true) {
+                return Parsed::Ignored("hidden message");
+            }
+            match msg.subtype {
+                None | Some(SlackMessageEventType::FileShare | SlackMessageEventType::ThreadBroadcast) => {}
+                Some(_) => return Parsed::Ignored("message subtype that is not human input"),
+            }
+            if msg.sender.bot_id.is_some() {
+                return Parsed::Ignored("from a bot");
+            }
+            let (Some(user), Some(channel)) = (msg.sender.user, msg.origin.channel) else {
+                return Parsed::Ignored("message without user or channel");
+            };
+            let channel = ChannelId::new(channel.0);
+            let is_dm =
+                msg.origin.channel_type.as_ref().is_some_and(|t| t.0 == "im") || channel.as_str().starts_with('D');
+            let text = msg.content.and_then(|c| c.text).unwrap_or_default();
+            message(
+                team,
+                event_id,
+                channel,
+                user.0,
+                msg.origin.ts.0,
+                msg.origin.thread_ts.map(|t| t.0),
+                text,
+                is_dm,
+                me,
+            )
+        }
+        SlackEventCallbackBody::AppMention(mention) => {
+            let channel = ChannelId::new(mention.channel.0);
+            let text = mention.content.text.unwrap_or_default();
+            let thread_ts = mention.origin.thread_ts.map(|t| t.0);
+            let is_dm = channel.as_str().starts_with('D');
+            message(team, event_id, channel, mention.user.0, mention.origin.ts.0, thread_ts, text, is_dm, me)
+        }
+        SlackEventCallbackBody::AppHomeOpened(home) => {
+            if home.tab.as_deref().is_some_and(|t| t != "home") {
+                return Parsed::Ignored("app_home_opened on another tab");
+            }
+            Parsed::Inbound(Inbound { team, kind: InboundKind::HomeOpened { user: UserId::new(home.user.0) } })
+        }
+        _ => Parsed::Ignored("event type not handled"),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn message(
+    team: TeamId,
+    event_id: Option<EventId>,
+    channel: ChannelId,
+    user: String,
+    ts: String,
+    thread_ts: Option<String>,
+    text: String,
+    is_dm: bool,
+    me: &BotIdentity,
+) -> Parsed {
+    if user == me.user_id.as_str() {
+        return Parsed::Ignored("the bot's own message");
+    }
+    let mentions_bot = mentions(&text, &me.user_id);
+    let thread_ts = thread_ts.filter(|t| *t != ts);
+    if thread_ts.is_none() && !is_dm && !mentions_bot {
+        return Parsed::Ignored("channel message not addressed to the bot");
+    }
+    Parsed::Inbound(Inbound {
+        team,
+        kind: InboundKind::Message(UserMessage {
+            event_id,
+            channel,
+            user: UserId::new(user),
+            ts: MessageTs::new(ts),
+            thread_ts: thread_ts.map(MessageTs::new),
+            text,
+            mentions_bot,
+            is_dm,
+        }),
+    })
+}
+
+/// Whether Slack markup mentions this user (`<@U1>` or `<@U1|name>`).
+pub fn mentions(text: &str, user: &UserId) -> bool {
+    let needle = format!("<@{user}");
+    text.match_indices(&needle).any(|(i, _)| matches!(text.as_bytes().get(i + needle.len()), Some(b'>' | b'|')))
+}
+
+/// Parses an interactivity body: a form with one `payload` field holding JSON.
+pub fn parse_interaction_form(body: &[u8]) -> Result<Parsed, Malformed> {
+    let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(body).map_err(|e| Malformed(e.to_string()))?;
+    let payload = fields
+        .into_iter()
+        .find_map(|(k, v)| (k == "payload").then_some(v))
+        .ok_or_else(|| Malformed("no payload field".to_owned()))?;
+    let value: Value = serde_json::from_str(&payload).map_err(|e| Malformed(e.to_string()))?;
+    interaction_from_value(value)
+}
+
+/// Parses an interaction payload (HTTP `payload` field, or a Socket Mode `interactive`
+/// envelope's payload).
+pub fn interaction_from_value(value: Value) -> Result<Parsed, Malformed> {
+    if !value.is_object() {
+        return Err(Malformed("not a JSON object".to_owned()));
+    }
+    let Ok(event) = serde_json::from_value::<SlackInteractionEvent>(value) else {
+        return Ok(Parsed::Ignored("interaction of an unknown type or shape"));
+    };
+    Ok(match event {
+        SlackInteractionEvent::BlockActions(event) => {
+            let Some(user) = event.user else {
+                return Ok(Parsed::Ignored("block action without a user"));
+            };
+            let team = TeamId::new(event.team.id.0);
+            let (channel, message_ts, view_id) = match &event.container {
+                SlackInteractionActionContainer::Message(c) => {
+                    let channel =
+                        c.channel_id.clone().map(|c| c.0).or_else(|| event.channel.as_ref().map(|c| c.id.0.clone()));
+                    (channel, Some(c.message_ts.0.clone()), None)
+                }
+                SlackInteractionActionContainer::MessageAttachment(c) => {
+                    (c.channel_id.clone().map(|c| c.0), Some(c.message_ts.0.clone()), None)
+                }
+                SlackInteractionActionContainer::View(c) => (None, None, Some(c.view_id.0.clone())),
+            };
+            let thread_ts = event.message.as_ref().and_then(|m| m.origin.thread_ts.clone()).map(|t| t.0);
+            let view = view_id.map(|id| (id, event.view.as_ref().and_then(view_metadata).unwrap_or_default()));
+            let state = event.state.as_ref().map(|s| &s.values);
+            let actions = event
+                .actions
+                .unwrap_or_default()
+                .into_iter()
+                .map(|a| {
+                    let block_id = a.block_id.map(|b| b.0);
+                    let from_state = || {
+                        let block = block_id.as_ref()?;
+                        let value = state?.get(&block.clone().into())?.get(&a.action_id)?;
+                        state_value(value)
+                    };
+                    let value = a.value.or_else(|| a.selected_option.map(|o| o.value)).or_else(from_state);
+                    ActionItem { action_id: a.action_id.0, block_id, value }
+                })
+                .collect();
+            Parsed::Inbound(Inbound {
+                team,
+                kind: InboundKind::Action(BlockAction {
+                    user: UserId::new(user.id.0),
+                    user_team: user.team_id.map(|t| TeamId::new(t.0)),
+                    channel: channel.map(ChannelId::new),
+                    message_ts: message_ts.map(MessageTs::new),
+                    thread_ts: thread_ts.map(MessageTs::new),
+                    view,
+                    trigger_id: event.trigger_id.0,
+                    response_url: event.response_url.map(|u| u.0.to_string()),
+                    actions,
+                }),
+            })
+        }
+        SlackInteractionEvent::ViewSubmission(event) => {
+            let values = event
+                .view
+                .state_params
+                .state
+                .map(|s| {
+                    s.values
+                        .into_iter()
+                        .flat_map(|(block, actions)| {
+                            actions.into_iter().filter_map(move |(action, value)| {
+                                state_value(&value).map(|v| ((block.0.clone(), action.0), v))
+                            })
+                        })
+                        .collect::<BTreeMap<_, _>>()
+                })
+                .unwrap_or_default();
+            let (callback_id, private_metadata) = match &event.view.view {
+                SlackView::Modal(m) => (
+                    m.callback_id.clone().map(|c| c.0).unwrap_or_default(),
+                    m.private_metadata.clone().unwrap_or_default(),
+                ),
+                SlackView::Home(h) => (
+                    h.callback_id.clone().map(|c| c.0).unwrap_or_default(),
+                    h.private_metadata.clone().unwrap_or_default(),
+                ),
+            };
+            Parsed::Inbound(Inbound {
+                team: TeamId::new(event.team.id.0),
+                kind: InboundKind::ViewSubmission(ViewSubmission {
+                    user: UserId::new(event.user.id.0),
+                    user_team: event.user.team_id.map(|t| TeamId::new(t.0)),
+                    view_id: event.view.state_params.id.0,
+                    callback_id,
+                    private_metadata,
+                    values,
+                }),
+            })
+        }
+        SlackInteractionEvent::MessageAction(event) => {
+            let (Some(channel), Some(message)) = (event.channel, event.message) else {
+                return Ok(Parsed::Ignored("message shortcut without a message"));
+            };
+            Parsed::Inbound(Inbound {
+                team: TeamId::new(event.team.id.0),
+                kind: InboundKind::Shortcut(MessageShortcut {
+                    user: UserId::new(event.user.id.0),
+                    callback_id: event.callback_id.0,
+                    channel: ChannelId::new(channel.id.0),
+                    message_ts: MessageTs::new(message.origin.ts.0),
+                    thread_ts: message.origin.thread_ts.map(|t| MessageTs::new(t.0)),
+                    text: message.content.text.unwrap_or_default(),
+                    author: message.sender.user.map(|u| UserId::new(u.0)),
+                    trigger_id: event.trigger_id.0,
+                    response_url: event.response_url.0.to_string(),
+                }),
+            })
+        }
+        _ => Parsed::Ignored("interaction type not handled"),
+    })
+}
+
+fn view_metadata(view: &SlackView) -> Option<String> {
+    match view {
+        SlackView::Modal(m) => m.private_metadata.clone(),
+        SlackView::Home(h) => h.private_metadata.clone(),
+    }
+}
+
+fn state_value(value: &SlackViewStateValue) -> Option<String> {
+    value
+        .value
+        .clone()
+        .or_else(|| value.selected_option.as_ref().map(|o| o.value.clone()))
+        .or_else(|| value.selected_user.as_ref().map(|u| u.0.clone()))
+        .or_else(|| value.selected_conversation.as_ref().map(|c| c.0.clone()))
+        .or_else(|| value.selected_channel.as_ref().map(|c| c.0.clone()))
+}
+
+/// Whether a slash-command body is Slack's unsigned `ssl_check` probe.
+pub fn is_ssl_check(body: &[u8]) -> bool {
+    serde_urlencoded::from_bytes::<Vec<(String, String)>>(body)
+        .is_ok_and(|fields| fields.iter().any(|(k, v)| k == "ssl_check" && v == "1"))
+}
+
+/// Parses a slash-command form body.
+pub fn parse_command_form(body: &[u8]) -> Result<Parsed, Malformed> {
+    let event: SlackCommandEvent = serde_urlencoded::from_bytes(body).map_err(|e| Malformed(e.to_string()))?;
+    Ok(command(event))
+}
+
+/// Parses a Socket Mode `slash_commands` envelope payload.
+pub fn command_from_value(value: Value) -> Result<Parsed, Malformed> {
+    let event: SlackCommandEvent = serde_json::from_value(value).map_err(|e| Malformed(e.to_string()))?;
+    Ok(command(event))
+}
+
+fn command(event: SlackCommandEvent) -> Parsed {
+    Parsed::Inbound(Inbound {
+        team: TeamId::new(event.team_id.0),
+        kind: InboundKind::Command(SlashCommand {
+            channel: ChannelId::new(event.channel_id.0),
+            user: UserId::new(event.user_id.0),
+            command: event.command.0,
+            text: event.text.unwrap_or_default(),
+            trigger_id: event.trigger_id.0,
+            response_url: event.response_url.0.to_string(),
+        }),
+    })
+}
