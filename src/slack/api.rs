@@ -94,8 +94,9 @@ impl SlackApi {
             .build();
         let rate_control =
             SlackApiRateControlConfig::new().with_max_retries(3).with_max_delay_timeout(Duration::from_secs(30));
-        let connector =
-            SlackClientHyperConnector::from(https).with_slack_api_url(&config.api_url).with_rate_control(rate_control);
+        // slack-morphism joins the base and the method with its own slash.
+        let base = config.api_url.trim_end_matches('/');
+        let connector = SlackClientHyperConnector::from(https).with_slack_api_url(base).with_rate_control(rate_control);
         Ok(Self {
             client: Arc::new(SlackClient::new(connector)),
             bot_token: SlackApiToken::new(config.bot_token.expose_secret().to_owned().into()),

@@ -6,4 +6,8 @@
 
 mod support;
 
+mod binary;
+mod dispatch;
+mod ingress;
+mod socket;
 mod store;

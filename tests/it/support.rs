@@ -136,3 +136,320 @@ impl Drop for PrivateRedis {
         }
     }
 }
+
+pub use app::*;
+
+mod app {
+    use std::{
+        net::SocketAddr,
+        path::PathBuf,
+        sync::{Arc, Mutex},
+        time::Duration,
+    };
+
+    use futures_util::future::BoxFuture;
+    use helpdesk_bridge::{
+        app::Application,
+        config::{Config, DispatchConfig, HelpdeskConfig, LogFormat, SlackConfig, StoreConfig},
+        dispatch::Handler,
+        inbound::Inbound,
+        slack::verify::{Verifier, unix_now},
+        store::Store,
+    };
+    use wiremock::{Mock, MockServer, ResponseTemplate, matchers::path};
+
+    use super::{eventually, redis_url, unique_prefix};
+
+    /// The signing secret every test app uses.
+    pub const SECRET: &str = "test-signing-secret";
+    /// The bot's user id, as the fake auth.test reports it.
+    pub const BOT_USER: &str = "UBOT";
+    /// The bot's bot id.
+    pub const BOT_ID: &str = "BBOT";
+
+    /// Which store backend an app runs on.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Backend {
+        Redis,
+        Embedded,
+    }
+
+    /// Records what the dispatcher hands over, optionally after a per-item hook.
+    #[derive(Clone, Default)]
+    pub struct Recorder {
+        pub items: Arc<Mutex<Vec<Inbound>>>,
+        #[allow(clippy::type_complexity)]
+        pub hook: Option<Arc<dyn Fn(Inbound) -> BoxFuture<'static, ()> + Send + Sync>>,
+    }
+
+    impl Recorder {
+        pub fn taken(&self) -> Vec<Inbound> {
+            self.items.lock().unwrap().clone()
+        }
+    }
+
+    impl Handler for Recorder {
+        fn handle(&self, item: Inbound) -> BoxFuture<'static, ()> {
+            let this = self.clone();
+            Box::pin(async move {
+                if let Some(hook) = &this.hook {
+                    hook(item.clone()).await;
+                }
+                this.items.lock().unwrap().push(item);
+            })
+        }
+    }
+
+    /// Options of [`spawn_app`].
+    pub struct Options {
+        pub backend: Backend,
+        pub recorder: Recorder,
+        pub app_token: Option<String>,
+        pub redis_url: Option<String>,
+        pub auth_ok: bool,
+        pub queue_capacity: usize,
+    }
+
+    impl Default for Options {
+        fn default() -> Self {
+            Self {
+                backend: Backend::Redis,
+                recorder: Recorder::default(),
+                app_token: None,
+                redis_url: None,
+                auth_ok: true,
+                queue_capacity: 1024,
+            }
+        }
+    }
+
+    /// The application under test, with its stand-ins.
+    pub struct TestApp {
+        pub addr: SocketAddr,
+        pub slack: MockServer,
+        pub recorder: Recorder,
+        pub store: Store,
+        pub http: reqwest::Client,
+        verifier: Verifier,
+        stop: Option<tokio::sync::oneshot::Sender<()>>,
+        server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+        _dir: Option<tempfile::TempDir>,
+    }
+
+    /// A configuration pointing at the given stand-ins.
+    pub fn test_config(slack_url: &str, backend: Backend, state_dir: PathBuf, redis: Option<String>) -> Config {
+        Config {
+            slack: SlackConfig {
+                bot_token: "xoxb-test".to_owned().into(),
+                signing_secret: Some(SECRET.to_owned().into()),
+                app_token: None,
+                api_url: format!("{slack_url}/"),
+            },
+            helpdesk: HelpdeskConfig {
+                host: "http://127.0.0.1:9".to_owned(),
+                token: "duplo-token".to_owned().into(),
+                default_workspace: None,
+                default_agent: None,
+                request_timeout: Duration::from_secs(5),
+                stream_idle_timeout: Duration::from_secs(5),
+            },
+            store: StoreConfig {
+                redis_url: (backend == Backend::Redis).then(|| redis.unwrap_or_else(redis_url).into()),
+                key_prefix: unique_prefix(),
+                state_dir,
+            },
+            listen_addr: "127.0.0.1:0".parse().unwrap(),
+            approvers: Vec::new(),
+            log_format: LogFormat::Text,
+            shutdown_grace: Duration::from_secs(5),
+            dispatch: DispatchConfig { queue_capacity: 1024, workers: 64 },
+        }
+    }
+
+    /// Mounts Slack's `auth.test` on the fake Slack.
+    pub async fn mount_auth_test(slack: &MockServer, ok: bool) {
+        let body = if ok {
+            serde_json::json!({"ok": true, "url": "https://acme.slack.com/", "team": "Acme", "user": "helpdesk",
+                "team_id": "T1", "user_id": BOT_USER, "bot_id": BOT_ID})
+        } else {
+            serde_json::json!({"ok": false, "error": "invalid_auth"})
+        };
+        Mock::given(path("/auth.test")).respond_with(ResponseTemplate::new(200).set_body_json(body)).mount(slack).await;
+    }
+
+    /// Starts the application on port 0 with a fake Slack and returns once it is serving
+    /// (and, when `auth_ok`, ready).
+    pub async fn spawn_app(options: Options) -> TestApp {
+        let slack = MockServer::start().await;
+        mount_auth_test(&slack, options.auth_ok).await;
+        let dir = tempfile::tempdir().unwrap();
+        let mut config =
+            test_config(&slack.uri(), options.backend, dir.path().join("state"), options.redis_url.clone());
+        config.dispatch.queue_capacity = options.queue_capacity;
+        if let Some(token) = &options.app_token {
+            config.slack.app_token = Some(token.clone().into());
+        }
+        let app = Application::build_with(config, Arc::new(options.recorder.clone())).await.expect("app builds");
+        let addr = app.local_addr();
+        let store = app.state().store.clone();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(app.run_until_stopped(async move {
+            let _ = rx.await;
+        }));
+        let test = TestApp {
+            addr,
+            slack,
+            recorder: options.recorder,
+            store,
+            http: reqwest::Client::new(),
+            verifier: Verifier::new(SECRET.to_owned().into()),
+            stop: Some(tx),
+            server: Some(server),
+            _dir: Some(dir),
+        };
+        if options.auth_ok && options.app_token.is_none() {
+            test.wait_ready().await;
+        }
+        test
+    }
+
+    impl TestApp {
+        pub fn url(&self, path: &str) -> String {
+            format!("http://{}{path}", self.addr)
+        }
+
+        /// Waits until `/readyz` says ready.
+        pub async fn wait_ready(&self) {
+            let ready = eventually(Duration::from_secs(10), || async {
+                let response = self.http.get(self.url("/readyz")).send().await.ok()?;
+                response.status().is_success().then_some(())
+            })
+            .await;
+            assert!(ready.is_some(), "the app never became ready");
+        }
+
+        /// Posts a body signed as Slack would, now.
+        pub async fn post_signed(
+            &self,
+            route: &str,
+            content_type: &str,
+            body: impl Into<Vec<u8>>,
+        ) -> reqwest::Response {
+            self.post_signed_with(route, content_type, body, &[]).await
+        }
+
+        /// Like [`post_signed`], with extra headers.
+        pub async fn post_signed_with(
+            &self,
+            route: &str,
+            content_type: &str,
+            body: impl Into<Vec<u8>>,
+            headers: &[(&str, &str)],
+        ) -> reqwest::Response {
+            let body = body.into();
+            let ts = unix_now().to_string();
+            let signature = self.verifier.sign(&ts, &body);
+            let mut request = self
+                .http
+                .post(self.url(route))
+                .header("content-type", content_type)
+                .header("x-slack-request-timestamp", ts)
+                .header("x-slack-signature", signature);
+            for (name, value) in headers {
+                request = request.header(*name, *value);
+            }
+            request.body(body).send().await.expect("request sent")
+        }
+
+        /// Posts a signed Events API body.
+        pub async fn post_event(&self, body: &serde_json::Value) -> reqwest::Response {
+            self.post_signed("/slack/events", "application/json", body.to_string()).await
+        }
+
+        /// Posts a signed interaction payload.
+        pub async fn post_interaction(&self, payload: &serde_json::Value) -> reqwest::Response {
+            let form = serde_urlencoded::to_string([("payload", payload.to_string())]).unwrap();
+            self.post_signed("/slack/interactivity", "application/x-www-form-urlencoded", form).await
+        }
+
+        /// Waits until the handler has taken `n` items, and returns them.
+        pub async fn taken(&self, n: usize) -> Vec<Inbound> {
+            let items = eventually(Duration::from_secs(10), || async {
+                let items = self.recorder.taken();
+                (items.len() >= n).then_some(items)
+            })
+            .await;
+            items.unwrap_or_else(|| panic!("expected {n} handled items, got {:?}", self.recorder.taken()))
+        }
+
+        /// Stops the app as SIGTERM would and waits for it to return.
+        pub async fn stop(mut self) -> std::io::Result<()> {
+            if let Some(stop) = self.stop.take() {
+                let _ = stop.send(());
+            }
+            self.server.take().unwrap().await.expect("server task")
+        }
+    }
+
+    impl Drop for TestApp {
+        fn drop(&mut self) {
+            if let Some(stop) = self.stop.take() {
+                let _ = stop.send(());
+            }
+            if self.store.kind() == "redis" {
+                let store = self.store.clone();
+                let _ = std::thread::spawn(move || {
+                    tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .map(|rt| rt.block_on(store.purge()))
+                })
+                .join();
+            }
+        }
+    }
+
+    /// A Slack message event as the Events API delivers it.
+    pub fn message_event(
+        event_id: &str,
+        channel: &str,
+        user: &str,
+        ts: &str,
+        thread_ts: Option<&str>,
+        text: &str,
+    ) -> serde_json::Value {
+        let mut event = serde_json::json!({
+            "type": "message", "channel": channel, "user": user, "text": text, "ts": ts,
+            "event_ts": ts, "channel_type": if channel.starts_with('D') { "im" } else { "channel" },
+            "client_msg_id": format!("cm-{event_id}"),
+            "blocks": [{"type": "rich_text", "block_id": "b1", "elements": [{"type": "rich_text_section", "elements": [
+                {"type": "text", "text": text}, {"type": "broadcast", "range": "here"}, {"type": "emoji", "name": "wave"}
+            ]}]}]
+        });
+        if let Some(thread_ts) = thread_ts {
+            event["thread_ts"] = serde_json::json!(thread_ts);
+        }
+        callback(event_id, event)
+    }
+
+    /// An `app_mention` event.
+    pub fn mention_event(event_id: &str, channel: &str, user: &str, ts: &str, text: &str) -> serde_json::Value {
+        callback(
+            event_id,
+            serde_json::json!({
+                "type": "app_mention", "channel": channel, "user": user, "text": text, "ts": ts, "event_ts": ts,
+                "client_msg_id": format!("cm-{event_id}")
+            }),
+        )
+    }
+
+    /// Wraps an event in the Events API envelope.
+    pub fn callback(event_id: &str, event: serde_json::Value) -> serde_json::Value {
+        serde_json::json!({
+            "token": "deprecated", "team_id": "T1", "api_app_id": "A1", "event": event,
+            "type": "event_callback", "event_id": event_id, "event_time": 1_700_000_000,
+            "authorizations": [{"enterprise_id": null, "team_id": "T1", "user_id": BOT_USER, "is_bot": true, "is_enterprise_install": false}],
+            "is_ext_shared_channel": false, "event_context": "4-eyJldCI6Im1lc3NhZ2UifQ"
+        })
+    }
+}

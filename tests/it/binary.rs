@@ -1,0 +1,111 @@
+//! The real binary: configuration errors, `check`, and SIGTERM.
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use wiremock::MockServer;
+
+use crate::support::mount_auth_test;
+
+fn binary() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_helpdesk-bridge"));
+    command.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
+    command
+}
+
+fn base_env(command: &mut Command, slack_url: &str, state_dir: &std::path::Path) {
+    command
+        .env("SLACK_BOT_TOKEN", "xoxb-test")
+        .env("SLACK_SIGNING_SECRET", "secret")
+        .env("SLACK_API_URL", slack_url)
+        .env("DUPLO_HOST", "http://127.0.0.1:9")
+        .env("DUPLO_TOKEN", "duplo-secret-token")
+        .env("STATE_DIR", state_dir)
+        .env("RUST_LOG", "info");
+}
+
+#[test]
+fn configuration_errors_exit_2_naming_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (&[("SLACK_BOT_TOKEN", "")], "SLACK_BOT_TOKEN"),
+        (&[("DUPLO_HOST", "not a url")], "DUPLO_HOST"),
+        (&[("SLACK_SIGNING_SECRET", "")], "SLACK_SIGNING_SECRET"),
+        (&[("LISTEN_ADDR", "everywhere")], "LISTEN_ADDR"),
+        (&[("REDIS_URL", "localhost")], "REDIS_URL"),
+    ];
+    for (overrides, var) in cases {
+        let mut command = binary();
+        base_env(&mut command, "http://127.0.0.1:9/", dir.path());
+        for (name, value) in *overrides {
+            command.env(name, value);
+        }
+        let output = command.output().unwrap();
+        assert_eq!(output.status.code(), Some(2), "{var}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+        assert!(stderr.contains(var), "{stderr}");
+        assert!(!stderr.contains("duplo-secret-token") && !stderr.contains("xoxb-test"), "no secret in {stderr}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_reports_each_dependency() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = MockServer::start().await;
+    mount_auth_test(&good, true).await;
+    let mut command = binary();
+    base_env(&mut command, &good.uri(), dir.path());
+    let output = tokio::task::spawn_blocking(move || command.arg("check").output().unwrap()).await.unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(output.status.success(), "{stdout}");
+    assert!(stdout.contains("ok      slack: token accepted; bot user UBOT in team T1"), "{stdout}");
+    assert!(stdout.contains("ok      store: embedded store reachable"), "{stdout}");
+
+    let bad = MockServer::start().await;
+    mount_auth_test(&bad, false).await;
+    let mut command = binary();
+    base_env(&mut command, &bad.uri(), dir.path());
+    let output = tokio::task::spawn_blocking(move || command.arg("check").output().unwrap()).await.unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(!output.status.success());
+    assert!(stdout.contains("FAILED  slack:") && stdout.contains("invalid_auth"), "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_the_service_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let slack = MockServer::start().await;
+    mount_auth_test(&slack, true).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut command = binary();
+    base_env(&mut command, &slack.uri(), dir.path());
+    command
+        .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+        .env("LOG_FORMAT", "json")
+        .env("SHUTDOWN_GRACE_SECONDS", "5");
+    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let lines = std::thread::spawn(move || BufReader::new(stdout).lines().map_while(Result::ok).collect::<Vec<_>>());
+
+    let client = reqwest::Client::new();
+    let ready = crate::support::eventually(Duration::from_secs(15), || async {
+        let response = client.get(format!("http://127.0.0.1:{port}/readyz")).send().await.ok()?;
+        response.status().is_success().then_some(())
+    })
+    .await;
+    assert!(ready.is_some(), "the binary became ready");
+
+    let started = Instant::now();
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert!(started.elapsed() < Duration::from_secs(5), "stopped in {:?}", started.elapsed());
+    let lines = lines.join().unwrap();
+    assert!(lines.iter().any(|l| l.contains("helpdesk-bridge is listening")), "{lines:?}");
+    assert!(lines.iter().all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()), "LOG_FORMAT=json: {lines:?}");
+    assert!(lines.iter().all(|l| !l.contains("duplo-secret-token") && !l.contains("xoxb-test")), "no secrets logged");
+}
