@@ -445,11 +445,13 @@ mod app {
 
     /// Wraps an event in the Events API envelope.
     pub fn callback(event_id: &str, event: serde_json::Value) -> serde_json::Value {
-        serde_json::json!({
-            "token": "deprecated", "team_id": "T1", "api_app_id": "A1", "event": event,
+        let mut envelope = serde_json::json!({
+            "token": "deprecated", "team_id": "T1", "api_app_id": "A1", "event": null,
             "type": "event_callback", "event_id": event_id, "event_time": 1_700_000_000,
             "authorizations": [{"enterprise_id": null, "team_id": "T1", "user_id": BOT_USER, "is_bot": true, "is_enterprise_install": false}],
             "is_ext_shared_channel": false, "event_context": "4-eyJldCI6Im1lc3NhZ2UifQ"
-        })
+        });
+        envelope["event"] = event;
+        envelope
     }
 }
