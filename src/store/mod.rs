@@ -151,7 +151,8 @@ impl Store {
         }
     }
 
-    /// A Redis store with every key under `prefix`.
+    /// A Redis store with every key under `prefix`. Call it inside a Tokio runtime: the
+    /// connection manager runs a task of its own.
     pub fn redis(url: &str, prefix: &str) -> Result<Self, StoreError> {
         Ok(Self { backend: Backend::Redis(RedisBackend::connect(url)?), prefix: prefix.to_owned() })
     }

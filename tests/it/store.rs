@@ -506,3 +506,51 @@ async fn purge_leaves_nothing_under_the_prefix() {
         .collect();
     assert!(names.is_empty());
 }
+
+/// Writes durable state into an embedded store and checks it reads back. Run by itself it
+/// is an ordinary test; `embedded_state_survives_kill_9` also runs it as a child process
+/// (with `HB_CRASH_DIR` set), which then waits to be killed with SIGKILL.
+#[tokio::test]
+async fn embedded_writer_for_crash_test() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = std::env::var_os("HB_CRASH_DIR").map_or_else(|| temp.path().to_path_buf(), std::path::PathBuf::from);
+    let store = Store::embedded(&dir).unwrap();
+    store.create_ticket(&record(1)).await.unwrap();
+    store.put_card(&card("crash", 1, &["kubectl get pods"])).await.unwrap();
+    store.decide(&CardId::new("crash"), 0, Decision::Approve, &UserId::new("U1"), 5).await.unwrap();
+    assert_eq!(store.ticket_by_thread(&thread(1)).await.unwrap(), Some(record(1)));
+    if std::env::var_os("HB_CRASH_DIR").is_some() {
+        println!("READY");
+        tokio::time::sleep(Duration::from_secs(60)).await;
+    }
+}
+
+/// A process killed with SIGKILL right after its writes leaves them readable, and while it
+/// lived, a second process could not open the same folder.
+#[test]
+fn embedded_state_survives_kill_9() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["store::embedded_writer_for_crash_test", "--exact", "--nocapture", "--test-threads=1"])
+        .env("HB_CRASH_DIR", dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    assert!(lines.any(|l| l.is_ok_and(|l| l.contains("READY"))), "the child wrote its state");
+
+    let err = Store::embedded(dir.path()).expect_err("the child holds the folder");
+    assert!(matches!(err, StoreError::Locked(_)), "{err:?}");
+
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let store = Store::embedded(dir.path()).expect("reopens after the crash");
+        assert_eq!(store.ticket_by_thread(&thread(1)).await.unwrap(), Some(record(1)));
+        let card = store.card(&CardId::new("crash")).await.unwrap().expect("the card survived");
+        assert_eq!(card.commands[0].decision, Decision::Approve);
+    });
+}
