@@ -121,7 +121,7 @@ fn benches(c: &mut Criterion) {
         group.bench_function("card_decision", |b| {
             b.to_async(&runtime).iter(|| async {
                 let n = flip.fetch_add(1, Ordering::Relaxed);
-                let decision = if n % 2 == 0 { Decision::Approve } else { Decision::Ignore };
+                let decision = if n.is_multiple_of(2) { Decision::Approve } else { Decision::Ignore };
                 store
                     .decide(&CardId::new("bench"), (n % 10) as usize, decision, &UserId::new("U1"), n as i64)
                     .await
