@@ -37,6 +37,10 @@ use crate::{
 
 /// How many history entries a ticket keeps; older ones are trimmed.
 pub const HISTORY_CAP: usize = 500;
+/// How long a card is kept after its last change. Cards are not deleted with their
+/// decisions, so without this they would pile up forever; a click on an expired card is
+/// answered like a click on a card that never existed.
+pub const CARD_TTL: Duration = Duration::from_secs(90 * 24 * 60 * 60);
 /// How often a compare-and-set is retried under contention before giving up.
 const CAS_ATTEMPTS: usize = 100;
 
@@ -456,8 +460,12 @@ impl Store {
             let current = self.get(&pointer).await?;
             let mut txn = Txn::default()
                 .check(&pointer, current.clone().map_or(Expect::Absent, Expect::Equals))
-                .put(self.card_key(&card.id), encode(card))
-                .put(&pointer, card.id.as_str().as_bytes().to_vec());
+                .write(put_card(self.card_key(&card.id), card))
+                .write(Write::Put {
+                    key: pointer.clone(),
+                    value: card.id.as_str().as_bytes().to_vec(),
+                    ttl: Some(CARD_TTL),
+                });
             let mut superseded = None;
             if let Some(old_id) = &current {
                 let old_id = CardId::new(String::from_utf8_lossy(old_id));
@@ -466,7 +474,7 @@ impl Store {
                     let mut old: Card = decode(&raw)?;
                     if old.state == CardState::Open && old.id != card.id {
                         old.state = CardState::Superseded;
-                        txn = txn.check(&old_key, Expect::Equals(raw)).put(&old_key, encode(&old));
+                        txn = txn.check(&old_key, Expect::Equals(raw)).write(put_card(old_key, &old));
                         superseded = Some(old);
                     }
                 }
@@ -505,7 +513,7 @@ impl Store {
             };
             let mut card: Card = decode(&raw)?;
             card.messages.clone_from(&messages);
-            if self.commit(Txn::default().check(&key, Expect::Equals(raw)).put(&key, encode(&card))).await? {
+            if self.commit(Txn::default().check(&key, Expect::Equals(raw)).write(put_card(key.clone(), &card))).await? {
                 return Ok(Some(card));
             }
         }
@@ -536,7 +544,7 @@ impl Store {
             command.decision = decision.clone();
             command.decided_by = Some(by.clone());
             command.decided_at = Some(at);
-            if self.commit(Txn::default().check(&key, Expect::Equals(raw)).put(&key, encode(&card))).await? {
+            if self.commit(Txn::default().check(&key, Expect::Equals(raw)).write(put_card(key.clone(), &card))).await? {
                 return Ok(DecideOutcome::Decided(card));
             }
         }
@@ -579,7 +587,7 @@ impl Store {
             let mut txn = Txn::default()
                 .check(&key, Expect::Equals(raw))
                 .check(&pointer, current.clone().map_or(Expect::Absent, Expect::Equals))
-                .put(&key, encode(&card));
+                .write(put_card(key.clone(), &card));
             if current.as_deref() == Some(id.as_str().as_bytes()) {
                 txn = txn.delete(&pointer);
             }
@@ -624,6 +632,10 @@ impl Store {
         let key = self.key(&format!("chan:{}:{}", channel.team, channel.channel));
         self.commit(Txn::default().put(key, encode(settings))).await.map(drop)
     }
+}
+
+fn put_card(key: String, card: &Card) -> Write {
+    Write::Put { key, value: encode(card), ttl: Some(CARD_TTL) }
 }
 
 fn encode<T: Serialize>(value: &T) -> Vec<u8> {

@@ -554,3 +554,22 @@ fn embedded_state_survives_kill_9() {
         assert_eq!(card.commands[0].decision, Decision::Approve);
     });
 }
+
+/// Cards expire (90 days after their last change) so they cannot pile up; mappings do not.
+#[tokio::test]
+async fn redis_cards_expire_and_mappings_do_not() {
+    let prefix = crate::support::unique_prefix();
+    let store = Store::redis(&crate::support::redis_url(), &prefix).unwrap();
+    store.create_ticket(&record(1)).await.unwrap();
+    store.put_card(&card("ttl", 1, &["ls"])).await.unwrap();
+    store.decide(&CardId::new("ttl"), 0, Decision::Approve, &UserId::new("U1"), 1).await.unwrap();
+    let client = redis::Client::open(crate::support::redis_url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let card_ttl: i64 = redis::cmd("PTTL").arg(format!("{prefix}card:ttl")).query_async(&mut conn).await.unwrap();
+    let ninety_days = helpdesk_bridge::store::CARD_TTL.as_millis() as i64;
+    assert!(card_ttl > ninety_days - 60_000 && card_ttl <= ninety_days, "card TTL {card_ttl} ms");
+    let thread_ttl: i64 =
+        redis::cmd("PTTL").arg(format!("{prefix}thread:{}", thread(1))).query_async(&mut conn).await.unwrap();
+    assert_eq!(thread_ttl, -1, "a thread mapping never expires");
+    store.purge().await.unwrap();
+}

@@ -290,6 +290,11 @@ mod app {
             config.slack.app_token = Some(token.clone().into());
         }
         let app = Application::build_with(config, Arc::new(options.recorder.clone())).await.expect("app builds");
+        if let Err(err) = app.state().store.ping().await {
+            panic!(
+                "the store does not answer ({err}); for Redis, start one with `redis-server --daemonize yes` or set REDIS_URL"
+            );
+        }
         let addr = app.local_addr();
         let store = app.state().store.clone();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
