@@ -3,7 +3,7 @@
 //! Each check prints one line, `ok` or `FAILED` with the reason; the command exits non-zero
 //! when any failed. It changes nothing.
 
-use crate::{config::Config, slack::api::SlackApi, store::Store, telemetry::Metrics};
+use crate::{config::Config, helpdesk::HelpdeskClient, slack::api::SlackApi, store::Store, telemetry::Metrics};
 
 /// Some check failed; the report says which.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +40,36 @@ pub async fn run(config: &Config) -> Result<(), CheckFailed> {
         Err(err) => Err(err.to_string()),
     };
     line("slack", slack);
+
+    match HelpdeskClient::new(&config.helpdesk, Metrics::default()) {
+        Err(err) => line("helpdesk", Err(err.to_string())),
+        Ok(helpdesk) => {
+            let workspace = match &config.helpdesk.default_workspace {
+                Some(name) => helpdesk
+                    .find_workspace(name)
+                    .await
+                    .map(|w| format!("default workspace '{}' is {}", w.name, w.id))
+                    .map_err(|e| format!("HELPDESK_WORKSPACE: {e}")),
+                None => helpdesk
+                    .list_workspaces()
+                    .await
+                    .map(|all| format!("token accepted; {} workspace(s); no HELPDESK_WORKSPACE set", all.len()))
+                    .map_err(|e| e.to_string()),
+            };
+            line("helpdesk workspace", workspace);
+            if let Some(name) = &config.helpdesk.default_agent {
+                let agent = helpdesk
+                    .find_agent(name)
+                    .await
+                    .map(|a| {
+                        let mode = if a.streams { "streaming" } else { "unary" };
+                        format!("default agent '{}' is {} ({mode})", a.name, a.id)
+                    })
+                    .map_err(|e| format!("HELPDESK_AGENT: {e}"));
+                line("helpdesk agent", agent);
+            }
+        }
+    }
 
     if failed == 0 { Ok(()) } else { Err(CheckFailed(failed)) }
 }

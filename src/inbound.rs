@@ -34,6 +34,8 @@ pub enum InboundKind {
     HomeOpened {
         /// Who.
         user: UserId,
+        /// The event that carried it.
+        event_id: EventId,
     },
 }
 
@@ -172,9 +174,7 @@ impl Inbound {
             InboundKind::Action(a) => format!("act:{}", a.trigger_id),
             InboundKind::ViewSubmission(v) => format!("view:{}", v.view_id),
             InboundKind::Shortcut(s) => format!("short:{}", s.trigger_id),
-            InboundKind::HomeOpened { user } => {
-                format!("home:{}:{user}:{}", self.team, coarse_minute())
-            }
+            InboundKind::HomeOpened { event_id, .. } => format!("evt:{event_id}"),
         }
     }
 
@@ -194,13 +194,7 @@ impl Inbound {
             },
             InboundKind::Command(c) => format!("cmd:{}", c.trigger_id),
             InboundKind::ViewSubmission(v) => format!("view:{}", v.view_id),
-            InboundKind::HomeOpened { user } => format!("home:{}:{user}", self.team),
+            InboundKind::HomeOpened { user, .. } => format!("home:{}:{user}", self.team),
         }
     }
-}
-
-/// Home-tab opens are collapsed per minute: opening the tab twice in a minute needs one
-/// render, not two.
-fn coarse_minute() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() / 60)
 }

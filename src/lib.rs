@@ -7,6 +7,7 @@
 //! - [`config`]: settings from the environment and the command line, validated once.
 //! - [`http`]: Slack's request URLs and the operations endpoints.
 //! - [`slack`]: the Slack boundary: signatures, payload parsing, Socket Mode, Web API.
+//! - [`helpdesk`]: the HelpDesk boundary: its API client and wire formats.
 //! - [`inbound`]: the one transport-independent inbound type.
 //! - [`dispatch`]: dedup, per-thread ordering, bounded workers.
 //! - [`bridge`]: the domain: what an inbound item means for a ticket.
@@ -19,6 +20,7 @@ pub mod bridge;
 pub mod check;
 pub mod config;
 pub mod dispatch;
+pub mod helpdesk;
 pub mod http;
 pub mod ids;
 pub mod inbound;

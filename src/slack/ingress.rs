@@ -90,7 +90,7 @@ pub fn event_from_value(value: Value, me: Option<&BotIdentity>) -> Result<Parsed
 
 fn from_callback(callback: SlackPushEventCallback, me: &BotIdentity) -> Parsed {
     let team = TeamId::new(callback.team_id.0);
-    let event_id = Some(EventId::new(callback.event_id.0));
+    let event_id = EventId::new(callback.event_id.0);
     match callback.event {
         SlackEventCallbackBody::Message(msg) => {
             if msg.hidden == Some(true) {
@@ -112,7 +112,7 @@ fn from_callback(callback: SlackPushEventCallback, me: &BotIdentity) -> Parsed {
             let text = msg.content.and_then(|c| c.text).unwrap_or_default();
             message(
                 team,
-                event_id,
+                Some(event_id),
                 channel,
                 user.0,
                 msg.origin.ts.0,
@@ -127,13 +127,16 @@ fn from_callback(callback: SlackPushEventCallback, me: &BotIdentity) -> Parsed {
             let text = mention.content.text.unwrap_or_default();
             let thread_ts = mention.origin.thread_ts.map(|t| t.0);
             let is_dm = channel.as_str().starts_with('D');
-            message(team, event_id, channel, mention.user.0, mention.origin.ts.0, thread_ts, text, is_dm, me)
+            message(team, Some(event_id), channel, mention.user.0, mention.origin.ts.0, thread_ts, text, is_dm, me)
         }
         SlackEventCallbackBody::AppHomeOpened(home) => {
             if home.tab.as_deref().is_some_and(|t| t != "home") {
                 return Parsed::Ignored("app_home_opened on another tab");
             }
-            Parsed::Inbound(Inbound { team, kind: InboundKind::HomeOpened { user: UserId::new(home.user.0) } })
+            Parsed::Inbound(Inbound {
+                team,
+                kind: InboundKind::HomeOpened { user: UserId::new(home.user.0), event_id },
+            })
         }
         _ => Parsed::Ignored("event type not handled"),
     }

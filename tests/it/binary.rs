@@ -6,7 +6,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use wiremock::MockServer;
+use serde_json::json;
+use wiremock::{
+    Mock, MockServer, ResponseTemplate,
+    matchers::{path, query_param},
+};
 
 use crate::support::mount_auth_test;
 
@@ -57,13 +61,43 @@ async fn check_reports_each_dependency() {
     let dir = tempfile::tempdir().unwrap();
     let good = MockServer::start().await;
     mount_auth_test(&good, true).await;
+    let helpdesk = MockServer::start().await;
+    Mock::given(path("/v1/aiservicedesk/admin/data/workspaces"))
+        .and(query_param("filters[name]", "devops"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"success": true, "data": {"items": [{"id": "65f0c0ffee0000000000abcd", "name": "DevOps"}]}}),
+        ))
+        .mount(&helpdesk)
+        .await;
+    Mock::given(path("/v1/aiservicedesk/admin/data/aiagents"))
+        .and(query_param("filters[name]", "k8s-agent"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"data": {"items": [{"id": "a1", "name": "k8s-agent", "metaData": {"STREAMING_ENABLED": "true"}}]}}),
+        ))
+        .mount(&helpdesk)
+        .await;
     let mut command = binary();
     base_env(&mut command, &good.uri(), dir.path());
+    command.env("DUPLO_HOST", helpdesk.uri()).env("HELPDESK_WORKSPACE", "devops").env("HELPDESK_AGENT", "k8s-agent");
     let output = tokio::task::spawn_blocking(move || command.arg("check").output().unwrap()).await.unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout).to_string();
     assert!(output.status.success(), "{stdout}");
     assert!(stdout.contains("ok      slack: token accepted; bot user UBOT in team T1"), "{stdout}");
     assert!(stdout.contains("ok      store: embedded store reachable"), "{stdout}");
+    assert!(
+        stdout.contains("ok      helpdesk workspace: default workspace 'DevOps' is 65f0c0ffee0000000000abcd"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("ok      helpdesk agent: default agent 'k8s-agent' is a1 (streaming)"), "{stdout}");
+
+    // An unknown default workspace fails the check and says which variable is wrong.
+    let mut command = binary();
+    base_env(&mut command, &good.uri(), dir.path());
+    command.env("DUPLO_HOST", helpdesk.uri()).env("HELPDESK_WORKSPACE", "nope");
+    let output = tokio::task::spawn_blocking(move || command.arg("check").output().unwrap()).await.unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(!output.status.success());
+    assert!(stdout.contains("FAILED  helpdesk workspace: HELPDESK_WORKSPACE:"), "{stdout}");
 
     let bad = MockServer::start().await;
     mount_auth_test(&bad, false).await;

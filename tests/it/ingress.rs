@@ -408,3 +408,37 @@ async fn a_full_queue_asks_slack_to_retry() {
     assert_eq!(app.post_event(&events[2]).await.status(), 200, "the redelivery is accepted");
     assert_eq!(app.taken(3).await.len(), 3);
 }
+
+/// Home-tab opens are deduplicated by their event id, so Slack's retry a minute later is
+/// still recognised, while a second, genuine open is not swallowed.
+#[tokio::test]
+async fn app_home_opened_is_deduplicated_by_event_id() {
+    let app = spawn_app(Options::default()).await;
+    let open = |id: &str| {
+        callback(
+            id,
+            json!({"type": "app_home_opened", "user": "U1", "channel": "D1", "tab": "home", "event_ts": "1.2"}),
+        )
+    };
+    assert_eq!(app.post_event(&open("EvHome1")).await.status(), 200);
+    let retry = app
+        .post_signed_with(
+            "/slack/events",
+            "application/json",
+            open("EvHome1").to_string(),
+            &[("x-slack-retry-num", "2")],
+        )
+        .await;
+    assert_eq!(retry.status(), 200);
+    assert_eq!(app.post_event(&open("EvHome2")).await.status(), 200);
+    let messages_tab = callback(
+        "EvHome3",
+        json!({"type": "app_home_opened", "user": "U1", "channel": "D1", "tab": "messages", "event_ts": "1.3"}),
+    );
+    assert_eq!(app.post_event(&messages_tab).await.status(), 200);
+    app.taken(2).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let taken = app.recorder.taken();
+    assert_eq!(taken.len(), 2, "{taken:?}");
+    assert!(taken.iter().all(|i| matches!(&i.kind, InboundKind::HomeOpened { user, .. } if user.as_str() == "U1")));
+}

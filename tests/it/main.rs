@@ -8,6 +8,7 @@ mod support;
 
 mod binary;
 mod dispatch;
+mod helpdesk;
 mod ingress;
 mod socket;
 mod store;
