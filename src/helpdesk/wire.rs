@@ -77,7 +77,7 @@ mod tests {
             json!({"items": [item.clone()]}),
             json!([item.clone()]),
         ] {
-            assert_eq!(unwrap_items(&body), [item.clone()], "{body}");
+            assert_eq!(unwrap_items(&body), std::slice::from_ref(&item), "{body}");
         }
         assert!(unwrap_items(&json!({"success": true, "data": {}})).is_empty());
         assert_eq!(unwrap_object(&json!({"success": true, "data": {"name": "x"}})), &json!({"name": "x"}));
