@@ -265,69 +265,99 @@ impl HelpdeskClient {
 
     /// Every workspace (`GET admin/data/workspaces`).
     pub async fn list_workspaces(&self) -> Result<Vec<Workspace>, HelpdeskError> {
-        let body = self.get("list_workspaces", &["admin", "data", "workspaces"], None).await?;
-        Ok(wire::unwrap_items(&body).iter().filter_map(workspace).collect())
+        self.list(&WORKSPACES).await
     }
 
     /// A workspace by id.
     pub async fn workspace(&self, id: &WorkspaceId) -> Result<Workspace, HelpdeskError> {
-        let body = self.get("get_workspace", &["admin", "data", "workspaces", id.as_str()], None).await?;
-        workspace(wire::unwrap_object(&body)).ok_or_else(|| HelpdeskError::NotFound(format!("workspace '{id}'")))
+        self.by_id(&WORKSPACES, id.as_str()).await
     }
 
     /// A workspace by name (exact, case-insensitive) or by id.
     pub async fn find_workspace(&self, name_or_id: &str) -> Result<Workspace, HelpdeskError> {
-        if looks_like_id(name_or_id) {
-            return self.workspace(&WorkspaceId::new(name_or_id)).await;
-        }
-        let body = self.get("find_workspace", &["admin", "data", "workspaces"], Some(&name_filter(name_or_id))).await?;
-        let found: Vec<Workspace> = wire::unwrap_items(&body).iter().filter_map(workspace).collect();
-        exactly_one("workspace", name_or_id, found, |w| &w.name)
+        self.find(&WORKSPACES, name_or_id).await
     }
 
     /// Every agent (`GET admin/data/aiagents`).
     pub async fn list_agents(&self) -> Result<Vec<Agent>, HelpdeskError> {
-        let body = self.get("list_agents", &["admin", "data", "aiagents"], None).await?;
-        Ok(wire::unwrap_items(&body).iter().filter_map(agent).collect())
+        self.list(&AGENTS).await
     }
 
     /// An agent by id.
     pub async fn agent(&self, id: &AgentId) -> Result<Agent, HelpdeskError> {
-        let body = self.get("get_agent", &["admin", "data", "aiagents", id.as_str()], None).await?;
-        agent(wire::unwrap_object(&body)).ok_or_else(|| HelpdeskError::NotFound(format!("agent '{id}'")))
+        self.by_id(&AGENTS, id.as_str()).await
     }
 
     /// An agent by name (exact, case-insensitive) or by id.
     pub async fn find_agent(&self, name_or_id: &str) -> Result<Agent, HelpdeskError> {
+        self.find(&AGENTS, name_or_id).await
+    }
+
+    async fn list<T>(&self, c: &Collection<T>) -> Result<Vec<T>, HelpdeskError> {
+        let body = self.get(c.list_op, &["admin", "data", c.path], None).await?;
+        Ok(wire::unwrap_items(&body).iter().filter_map(c.parse).collect())
+    }
+
+    async fn by_id<T>(&self, c: &Collection<T>, id: &str) -> Result<T, HelpdeskError> {
+        let body = self.get(c.get_op, &["admin", "data", c.path, id], None).await?;
+        (c.parse)(wire::unwrap_object(&body)).ok_or_else(|| HelpdeskError::NotFound(format!("{} '{id}'", c.kind)))
+    }
+
+    /// The server-side name filter may be fuzzy: keep exact case-insensitive matches, and
+    /// refuse to guess between several.
+    async fn find<T>(&self, c: &Collection<T>, name_or_id: &str) -> Result<T, HelpdeskError> {
         if looks_like_id(name_or_id) {
-            return self.agent(&AgentId::new(name_or_id)).await;
+            return self.by_id(c, name_or_id).await;
         }
-        let body = self.get("find_agent", &["admin", "data", "aiagents"], Some(&name_filter(name_or_id))).await?;
-        let found: Vec<Agent> = wire::unwrap_items(&body).iter().filter_map(agent).collect();
-        exactly_one("agent", name_or_id, found, |a| &a.name)
+        let body = self.get(c.find_op, &["admin", "data", c.path], Some(&name_filter(name_or_id))).await?;
+        let mut matches: Vec<T> = wire::unwrap_items(&body)
+            .iter()
+            .filter_map(c.parse)
+            .filter(|item| (c.name_of)(item).eq_ignore_ascii_case(name_or_id))
+            .collect();
+        match matches.len() {
+            0 => Err(HelpdeskError::NotFound(format!("{} '{name_or_id}' not found", c.kind))),
+            1 => Ok(matches.remove(0)),
+            count => Err(HelpdeskError::Ambiguous { kind: c.kind, name: name_or_id.to_owned(), count }),
+        }
     }
 }
+
+/// An admin collection the client looks records up in.
+struct Collection<T> {
+    kind: &'static str,
+    path: &'static str,
+    list_op: &'static str,
+    get_op: &'static str,
+    find_op: &'static str,
+    parse: fn(&Value) -> Option<T>,
+    name_of: fn(&T) -> &str,
+}
+
+const WORKSPACES: Collection<Workspace> = Collection {
+    kind: "workspace",
+    path: "workspaces",
+    list_op: "list_workspaces",
+    get_op: "get_workspace",
+    find_op: "find_workspace",
+    parse: workspace,
+    name_of: |w| &w.name,
+};
+
+const AGENTS: Collection<Agent> = Collection {
+    kind: "agent",
+    path: "aiagents",
+    list_op: "list_agents",
+    get_op: "get_agent",
+    find_op: "find_agent",
+    parse: agent,
+    name_of: |a| &a.name,
+};
 
 /// `filters[name]=<value>` with the brackets written literally, as duploctl sends it.
 fn name_filter(name: &str) -> String {
     let encoded = serde_urlencoded::to_string([("v", name)]).unwrap_or_default();
     format!("filters[name]={}", encoded.trim_start_matches("v="))
-}
-
-/// The server-side filter may be fuzzy: keep exact case-insensitive matches, and refuse
-/// to guess between several.
-fn exactly_one<T>(
-    kind: &'static str,
-    name: &str,
-    found: Vec<T>,
-    name_of: impl Fn(&T) -> &String,
-) -> Result<T, HelpdeskError> {
-    let mut matches: Vec<T> = found.into_iter().filter(|item| name_of(item).eq_ignore_ascii_case(name)).collect();
-    match matches.len() {
-        0 => Err(HelpdeskError::NotFound(format!("{kind} '{name}' not found"))),
-        1 => Ok(matches.remove(0)),
-        count => Err(HelpdeskError::Ambiguous { kind, name: name.to_owned(), count }),
-    }
 }
 
 fn workspace(value: &Value) -> Option<Workspace> {
