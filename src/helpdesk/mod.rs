@@ -6,8 +6,10 @@
 //! connection failures with a short, capped backoff; sends never are (a second POST would
 //! start a second agent turn).
 //!
+//! - [`sse`]: stream framing (SSE and NDJSON) into JSON payloads.
 //! - [`wire`]: envelope and key-casing tolerance.
 
+pub mod sse;
 pub mod wire;
 
 use std::time::Duration;
