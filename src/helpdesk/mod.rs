@@ -6,9 +6,11 @@
 //! connection failures with a short, capped backoff; sends never are (a second POST would
 //! start a second agent turn).
 //!
+//! - [`events`]: the agent event model, from streamed events or a unary reply.
 //! - [`sse`]: stream framing (SSE and NDJSON) into JSON payloads.
 //! - [`wire`]: envelope and key-casing tolerance.
 
+pub mod events;
 pub mod sse;
 pub mod wire;
 

@@ -1,0 +1,355 @@
+//! One model of what an agent says, whether it streamed or answered at once.
+//!
+//! A streamed reply is a sequence of typed JSON events; a unary reply is one assistant
+//! message with `content` and `data`. Both become the same sequence of [`AgentEvent`]s, so
+//! the bridge has one rendering path. Unknown event types and unknown fields are skipped,
+//! never fatal; an empty reply (agents may choose silence) is a valid, empty sequence.
+
+use serde_json::Value;
+
+use super::wire::{field_value, text};
+use crate::model::{ProposalForm, ProposedCommand, ProposedFile};
+
+/// A command the agent ran, and what it printed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecutedCommand {
+    /// The command (or tool name and input).
+    pub command: String,
+    /// Its output.
+    pub output: String,
+}
+
+/// A link the agent offers (`url_configs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    /// Absolute URL.
+    pub url: String,
+    /// What it is.
+    pub description: String,
+}
+
+/// Something an agent said during a turn.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AgentEvent {
+    /// More reply text.
+    TextDelta(String),
+    /// A status line such as "Thinking…" (`intermittent_update`).
+    Status(String),
+    /// Commands, tool calls or approvals proposed for a decision.
+    Proposed(Vec<ProposedCommand>),
+    /// Commands or tools the agent ran, with their output.
+    Executed(Vec<ExecutedCommand>),
+    /// Links to offer.
+    Links(Vec<Link>),
+    /// The turn ended.
+    Done {
+        /// Why, when the agent says (`end_turn`, `tool_use`, `max_tokens`).
+        stop_reason: Option<String>,
+    },
+    /// The agent failed.
+    Error(String),
+}
+
+/// Decodes one streamed event; `None` for types this bridge does not use.
+pub fn decode_event(event: &Value) -> Option<AgentEvent> {
+    let kind = text(event, &["type", "Type"])?;
+    let decoded = match kind.as_str() {
+        "text_delta" => AgentEvent::TextDelta(text(event, &["text", "delta"]).unwrap_or_default()),
+        "intermittent_update" => {
+            let line = text(event, &["text"])
+                .or_else(|| field_value(event, &["content"]).and_then(|c| text(c, &["text", "message"])));
+            AgentEvent::Status(line.unwrap_or_default())
+        }
+        "commands" | "cmds" => AgentEvent::Proposed(commands(field_value(event, &["commands", "cmds"]))),
+        "tool_calls" => AgentEvent::Proposed(tools(field_value(event, &["tool_calls"]), ProposalForm::ToolCall)),
+        "approvals" => AgentEvent::Proposed(tools(field_value(event, &["approvals"]), ProposalForm::Approval)),
+        "executed_commands" | "executed_cmds" => {
+            AgentEvent::Executed(executed(field_value(event, &["executed_cmds", "executed_commands"])))
+        }
+        "executed_tool_calls" => AgentEvent::Executed(executed(field_value(event, &["executed_tool_calls"]))),
+        "executed_approvals" => AgentEvent::Executed(executed(field_value(event, &["executed_approvals"]))),
+        "url_configs" => AgentEvent::Links(links(field_value(event, &["url_configs"]))),
+        "done" => AgentEvent::Done { stop_reason: text(event, &["stop_reason"]) },
+        "error" => {
+            AgentEvent::Error(text(event, &["error", "message", "code"]).unwrap_or_else(|| "unknown error".to_owned()))
+        }
+        other => {
+            tracing::debug!(kind = other, "skipping an agent event of an unknown type");
+            return None;
+        }
+    };
+    Some(decoded)
+}
+
+/// The events of a unary reply (an assistant message), ending with `Done`.
+pub fn reply_events(reply: &Value) -> Vec<AgentEvent> {
+    let mut events = Vec::new();
+    if let Some(content) = text(reply, &["content", "Content"]).filter(|c| !c.is_empty()) {
+        events.push(AgentEvent::TextDelta(content));
+    }
+    if let Some(data) = field_value(reply, &["data", "Data"]) {
+        let proposed: Vec<ProposedCommand> = commands(field_value(data, &["cmds", "commands"]))
+            .into_iter()
+            .chain(tools(field_value(data, &["tool_calls"]), ProposalForm::ToolCall))
+            .chain(tools(field_value(data, &["approvals"]), ProposalForm::Approval))
+            .collect();
+        let ran: Vec<ExecutedCommand> = ["executed_cmds", "executedCmds", "executed_tool_calls", "executed_approvals"]
+            .iter()
+            .flat_map(|name| executed(field_value(data, &[name])))
+            .collect();
+        if !ran.is_empty() {
+            events.push(AgentEvent::Executed(ran));
+        }
+        let offered = links(field_value(data, &["url_configs"]));
+        if !offered.is_empty() {
+            events.push(AgentEvent::Links(offered));
+        }
+        if !proposed.is_empty() {
+            events.push(AgentEvent::Proposed(proposed));
+        }
+    }
+    events.push(AgentEvent::Done { stop_reason: None });
+    events
+}
+
+fn list(value: Option<&Value>) -> &[Value] {
+    value.and_then(Value::as_array).map_or(&[], Vec::as_slice)
+}
+
+/// Proposals in the `cmds` form: matched later by their command text.
+fn commands(value: Option<&Value>) -> Vec<ProposedCommand> {
+    list(value)
+        .iter()
+        .filter_map(|c| {
+            // The legacy webhook form lists commands as bare strings.
+            let command = c.as_str().map(str::to_owned).or_else(|| text(c, &["command", "Command"]))?;
+            let files = list(field_value(c, &["files"]))
+                .iter()
+                .filter_map(|f| {
+                    Some(ProposedFile {
+                        path: text(f, &["file_path", "path"])?,
+                        content: text(f, &["file_content", "content"]).unwrap_or_default(),
+                    })
+                })
+                .collect();
+            Some(proposal(ProposalForm::Command, String::new(), command, files, c))
+        })
+        .collect()
+}
+
+/// Proposals in the `tool_calls` / `approvals` forms: matched later by id.
+fn tools(value: Option<&Value>, form: ProposalForm) -> Vec<ProposedCommand> {
+    list(value)
+        .iter()
+        .filter_map(|t| {
+            let id = text(t, &["id"])?;
+            let name = text(t, &["name"]).unwrap_or_else(|| "tool".to_owned());
+            let command = match field_value(t, &["input"]) {
+                Some(input) => format!("{name} {input}"),
+                None => name,
+            };
+            Some(proposal(form, id, command, Vec::new(), t))
+        })
+        .collect()
+}
+
+fn proposal(
+    form: ProposalForm,
+    id: String,
+    command: String,
+    files: Vec<ProposedFile>,
+    original: &Value,
+) -> ProposedCommand {
+    ProposedCommand {
+        form,
+        id,
+        command,
+        files,
+        original: Some(original.clone()),
+        decision: Default::default(),
+        decided_by: None,
+        decided_at: None,
+    }
+}
+
+fn executed(value: Option<&Value>) -> Vec<ExecutedCommand> {
+    list(value)
+        .iter()
+        .map(|e| {
+            let command = text(e, &["command", "Command"]).or_else(|| {
+                let name = text(e, &["name"])?;
+                Some(match field_value(e, &["input"]) {
+                    Some(input) => format!("{name} {input}"),
+                    None => name,
+                })
+            });
+            let output = match field_value(e, &["output", "result", "Output", "Result"]) {
+                Some(Value::String(s)) => s.clone(),
+                Some(other) => other.to_string(),
+                None => String::new(),
+            };
+            ExecutedCommand { command: command.unwrap_or_default(), output }
+        })
+        .collect()
+}
+
+fn links(value: Option<&Value>) -> Vec<Link> {
+    list(value)
+        .iter()
+        .filter_map(|l| {
+            let url = text(l, &["url"])?;
+            Some(Link { description: text(l, &["description"]).unwrap_or_else(|| url.clone()), url })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn streamed_events_decode_in_every_documented_form() {
+        let cases = [
+            (json!({"type": "text_delta", "text": "hi"}), Some(AgentEvent::TextDelta("hi".to_owned()))),
+            (
+                json!({"type": "intermittent_update", "text": "Thinking..."}),
+                Some(AgentEvent::Status("Thinking...".to_owned())),
+            ),
+            (
+                json!({"type": "intermittent_update", "content": {"text": "Calling tool: kubectl"}}),
+                Some(AgentEvent::Status("Calling tool: kubectl".to_owned())),
+            ),
+            (
+                json!({"type": "done", "stop_reason": "end_turn", "meta_data": {}}),
+                Some(AgentEvent::Done { stop_reason: Some("end_turn".to_owned()) }),
+            ),
+            (json!({"type": "error", "error": "agent crashed"}), Some(AgentEvent::Error("agent crashed".to_owned()))),
+            (json!({"type": "turn_usage", "tokens": 5}), None),
+            (json!({"no_type": true}), None),
+        ];
+        for (event, expected) in cases {
+            assert_eq!(decode_event(&event), expected, "{event}");
+        }
+    }
+
+    #[test]
+    fn proposals_keep_files_ids_and_the_original() {
+        let event = json!({"type": "commands", "commands": [
+            {"command": "kubectl apply -f x.yaml", "execute": false, "files": [{"file_path": "x.yaml", "file_content": "kind: Pod"}]},
+            {"execute": false}
+        ]});
+        let Some(AgentEvent::Proposed(proposed)) = decode_event(&event) else { panic!() };
+        assert_eq!(proposed.len(), 1, "an entry without a command is skipped");
+        assert_eq!(proposed[0].command, "kubectl apply -f x.yaml");
+        assert_eq!(proposed[0].files, [ProposedFile { path: "x.yaml".to_owned(), content: "kind: Pod".to_owned() }]);
+        assert_eq!(proposed[0].original.as_ref().unwrap()["execute"], false);
+
+        let tools = json!({"type": "tool_calls", "tool_calls": [{"id": "t1", "name": "restart", "input": {"pod": "web-1"}, "execute": false}]});
+        let Some(AgentEvent::Proposed(proposed)) = decode_event(&tools) else { panic!() };
+        assert_eq!((proposed[0].form, proposed[0].id.as_str()), (ProposalForm::ToolCall, "t1"));
+        assert_eq!(proposed[0].command, r#"restart {"pod":"web-1"}"#);
+    }
+
+    #[test]
+    fn executed_commands_accept_output_or_result() {
+        let event = json!({"type": "executed_commands", "executed_cmds": [
+            {"command": "ls", "output": "a\nb"}, {"command": "df", "result": "90%"}, {"name": "probe", "input": {}, "output": {"ok": true}}
+        ]});
+        assert_eq!(
+            decode_event(&event),
+            Some(AgentEvent::Executed(vec![
+                ExecutedCommand { command: "ls".to_owned(), output: "a\nb".to_owned() },
+                ExecutedCommand { command: "df".to_owned(), output: "90%".to_owned() },
+                ExecutedCommand { command: "probe {}".to_owned(), output: r#"{"ok":true}"#.to_owned() },
+            ]))
+        );
+    }
+
+    #[test]
+    fn a_unary_reply_becomes_the_same_events() {
+        let reply = json!({"role": "assistant", "content": "Found it.", "data": {
+            "cmds": [{"command": "kubectl get pods", "execute": false}],
+            "executed_cmds": [{"command": "kubectl logs web-1", "output": "OOMKilled"}],
+            "url_configs": [{"url": "https://grafana.example/d/1", "description": "Memory dashboard"}]
+        }});
+        let events = reply_events(&reply);
+        assert_eq!(events[0], AgentEvent::TextDelta("Found it.".to_owned()));
+        assert!(matches!(&events[1], AgentEvent::Executed(e) if e[0].output == "OOMKilled"));
+        assert!(matches!(&events[2], AgentEvent::Links(l) if l[0].description == "Memory dashboard"));
+        assert!(matches!(&events[3], AgentEvent::Proposed(p) if p[0].command == "kubectl get pods"));
+        assert_eq!(events[4], AgentEvent::Done { stop_reason: None });
+    }
+
+    #[test]
+    fn an_empty_reply_is_just_done() {
+        assert_eq!(
+            reply_events(&json!({"role": "assistant", "content": ""})),
+            [AgentEvent::Done { stop_reason: None }]
+        );
+        assert_eq!(reply_events(&Value::Null), [AgentEvent::Done { stop_reason: None }]);
+    }
+
+    /// JSON shaped like agent events: known types and field names, arbitrary values.
+    fn agent_json() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            ".{0,12}".prop_map(Value::from),
+        ];
+        let keys = prop_oneof![
+            Just("type"),
+            Just("text"),
+            Just("content"),
+            Just("data"),
+            Just("commands"),
+            Just("cmds"),
+            Just("tool_calls"),
+            Just("approvals"),
+            Just("executed_cmds"),
+            Just("url_configs"),
+            Just("command"),
+            Just("files"),
+            Just("file_path"),
+            Just("id"),
+            Just("name"),
+            Just("input"),
+            Just("output"),
+            Just("url"),
+        ];
+        let types = prop_oneof![
+            Just("text_delta"),
+            Just("intermittent_update"),
+            Just("commands"),
+            Just("tool_calls"),
+            Just("approvals"),
+            Just("executed_commands"),
+            Just("executed_tool_calls"),
+            Just("url_configs"),
+            Just("done"),
+            Just("error"),
+        ];
+        leaf.prop_recursive(4, 64, 8, move |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..5).prop_map(Value::from),
+                (types.clone(), proptest::collection::vec((keys.clone(), inner), 0..6)).prop_map(|(kind, fields)| {
+                    let mut object: serde_json::Map<String, Value> =
+                        fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+                    object.insert("type".to_owned(), Value::from(kind));
+                    Value::Object(object)
+                }),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_event_shaped_json_never_panics(value in agent_json()) {
+            let _ = decode_event(&value);
+            let _ = reply_events(&value);
+        }
+    }
+}
