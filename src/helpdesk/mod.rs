@@ -14,17 +14,100 @@ pub mod events;
 pub mod sse;
 pub mod wire;
 
-use std::time::Duration;
+use std::{collections::VecDeque, pin::Pin, time::Duration};
 
+use futures_util::{Stream, StreamExt};
 use reqwest::{Method, StatusCode, Url};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
+use self::events::AgentEvent;
 use crate::{
     config::HelpdeskConfig,
     ids::{AgentId, TicketName, WorkspaceId},
     telemetry::Metrics,
 };
+
+/// An agent's reply, as it arrives: the same events whether it streamed or not.
+pub type ReplyStream = Pin<Box<dyn Stream<Item = Result<AgentEvent, HelpdeskError>> + Send>>;
+
+/// Ticket statuses as the API names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiStatus {
+    /// `open`.
+    Open,
+    /// `inProgress`.
+    InProgress,
+    /// `waitingForUserInput`.
+    WaitingForUserInput,
+    /// `waitingForUserAgent`.
+    WaitingForUserAgent,
+    /// `closed` (needs a disposition).
+    Closed,
+}
+
+impl ApiStatus {
+    /// The API's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::InProgress => "inProgress",
+            Self::WaitingForUserInput => "waitingForUserInput",
+            Self::WaitingForUserAgent => "waitingForUserAgent",
+            Self::Closed => "closed",
+        }
+    }
+
+    /// Parses the API's spelling (any case).
+    pub fn parse(value: &str) -> Option<Self> {
+        [Self::Open, Self::InProgress, Self::WaitingForUserInput, Self::WaitingForUserAgent, Self::Closed]
+            .into_iter()
+            .find(|s| s.as_str().eq_ignore_ascii_case(value))
+    }
+}
+
+/// How a closed ticket ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    /// `resolved`.
+    Resolved,
+    /// `unResolved`.
+    UnResolved,
+}
+
+impl Disposition {
+    /// The API's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Resolved => "resolved",
+            Self::UnResolved => "unResolved",
+        }
+    }
+}
+
+/// A HelpDesk ticket, as far as the bridge needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ticket {
+    /// Its name, e.g. `DEVOPS-42`.
+    pub name: TicketName,
+    /// Its title.
+    pub title: String,
+    /// The assigned agent, when the ticket says.
+    pub agent_id: Option<AgentId>,
+    /// The current status (the last `history.statuses` entry; `open` when there is none).
+    pub status: ApiStatus,
+}
+
+/// What to send to a ticket.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutgoingMessage {
+    /// The text (may be empty for a pure approval).
+    pub content: String,
+    /// Structured data: approval decisions (`cmds`, `tool_calls`, `approvals`).
+    pub data: Value,
+    /// Record on the ticket without waking the agent (`message_mode: 1`).
+    pub record_only: bool,
+}
 
 /// How many times a GET is tried before its failure is reported.
 const GET_ATTEMPTS: u32 = 3;
@@ -297,6 +380,190 @@ impl HelpdeskClient {
         self.find(&AGENTS, name_or_id).await
     }
 
+    /// Creates a ticket; returns it (the name is what later calls use).
+    pub async fn create_ticket(
+        &self,
+        workspace: &WorkspaceId,
+        title: &str,
+        agent: &AgentId,
+    ) -> Result<Ticket, HelpdeskError> {
+        let body = serde_json::json!({
+            "title": title,
+            "aiAgentId": agent.as_str(),
+            "workspaceId": workspace.as_str(),
+            // duploctl's keys, with Slack as the origin.
+            "source": "helpdesk",
+            "Origin": "slack",
+        });
+        let url = self.url(&["tickets", workspace.as_str()], None);
+        let reply = self.unretried("create_ticket", Method::POST, url, Some(&body)).await?;
+        let object = wire::unwrap_object(&reply);
+        // Legacy portals answered `{ticket: {...}, message}`.
+        let object = if wire::name(object).is_none() {
+            wire::field_value(object, &["ticket", "Ticket"]).unwrap_or(object)
+        } else {
+            object
+        };
+        let mut created = ticket(object).ok_or_else(|| {
+            HelpdeskError::Malformed(format!(
+                "could not extract the ticket name from the create response: {}",
+                truncate(&reply.to_string())
+            ))
+        })?;
+        if created.title.is_empty() {
+            title.clone_into(&mut created.title);
+        }
+        created.agent_id.get_or_insert_with(|| agent.clone());
+        Ok(created)
+    }
+
+    /// A ticket by name.
+    pub async fn ticket(&self, workspace: &WorkspaceId, name: &TicketName) -> Result<Ticket, HelpdeskError> {
+        let body = self.get("get_ticket", &["tickets", workspace.as_str(), name.as_str()], None).await?;
+        ticket(wire::unwrap_object(&body)).ok_or_else(|| HelpdeskError::NotFound(format!("ticket '{name}'")))
+    }
+
+    /// The tickets of a workspace.
+    pub async fn list_tickets(&self, workspace: &WorkspaceId) -> Result<Vec<Ticket>, HelpdeskError> {
+        let body = self.get("list_tickets", &["tickets", workspace.as_str()], None).await?;
+        Ok(wire::unwrap_items(&body).iter().filter_map(ticket).collect())
+    }
+
+    /// Sets a ticket's status; closing needs a disposition.
+    pub async fn set_status(
+        &self,
+        workspace: &WorkspaceId,
+        name: &TicketName,
+        status: ApiStatus,
+        disposition: Option<Disposition>,
+    ) -> Result<(), HelpdeskError> {
+        let mut body = serde_json::json!({ "status": status.as_str() });
+        match (status, disposition) {
+            (ApiStatus::Closed, None) => {
+                return Err(HelpdeskError::BadRequest(
+                    "a disposition (resolved or unResolved) is required when closing".to_owned(),
+                ));
+            }
+            (_, Some(disposition)) => body["disposition"] = Value::from(disposition.as_str()),
+            (_, None) => {}
+        }
+        let url = self.url(&["tickets", workspace.as_str(), name.as_str(), "status"], None);
+        self.unretried("set_status", Method::PUT, url, Some(&body)).await.map(drop)
+    }
+
+    /// The agent assigned to a ticket.
+    pub async fn assignee(&self, workspace: &WorkspaceId, name: &TicketName) -> Result<Agent, HelpdeskError> {
+        let body = self.get("get_assignee", &["tickets", workspace.as_str(), name.as_str(), "assignee"], None).await?;
+        agent(wire::unwrap_object(&body)).ok_or_else(|| HelpdeskError::NotFound(format!("assignee of '{name}'")))
+    }
+
+    /// Assigns another agent to a ticket.
+    pub async fn reassign(
+        &self,
+        workspace: &WorkspaceId,
+        name: &TicketName,
+        agent: &AgentId,
+    ) -> Result<(), HelpdeskError> {
+        let url = self.url(&["tickets", workspace.as_str(), name.as_str(), "assignee", agent.as_str()], None);
+        self.unretried("reassign", Method::PUT, url, None).await.map(drop)
+    }
+
+    /// Deletes a ticket.
+    pub async fn delete_ticket(&self, workspace: &WorkspaceId, name: &TicketName) -> Result<(), HelpdeskError> {
+        let url = self.url(&["tickets", workspace.as_str(), name.as_str()], None);
+        self.unretried("delete_ticket", Method::DELETE, url, None).await.map(drop)
+    }
+
+    /// Sends a message to a ticket and returns the agent's reply as events. `streaming`
+    /// picks `sendMessageStreaming` (choose it as duploctl does: forced, or the agent
+    /// streams). Never retried: a second send would start a second agent turn.
+    pub async fn send_message(
+        &self,
+        workspace: &WorkspaceId,
+        name: &TicketName,
+        message: &OutgoingMessage,
+        streaming: bool,
+    ) -> Result<ReplyStream, HelpdeskError> {
+        let mut body = serde_json::json!({
+            "content": message.content,
+            "data": if message.data.is_object() { message.data.clone() } else { serde_json::json!({}) },
+            "platform_context": {},
+        });
+        if message.record_only {
+            body["message_mode"] = Value::from(1);
+            body["role"] = Value::from("user");
+        }
+        if streaming {
+            self.send_streaming(workspace, name, &body).await
+        } else {
+            self.send_unary(workspace, name, &body).await
+        }
+    }
+
+    async fn send_unary(
+        &self,
+        workspace: &WorkspaceId,
+        name: &TicketName,
+        body: &Value,
+    ) -> Result<ReplyStream, HelpdeskError> {
+        let url = self.url(&["tickets", workspace.as_str(), name.as_str(), "sendMessage"], None);
+        let events = match self.unretried("send_message", Method::POST, url, Some(body)).await {
+            Ok(reply) => events::reply_events(&reply),
+            Err(err @ (HelpdeskError::BadRequest(_) | HelpdeskError::Server { .. })) => {
+                recover_streamed_reply(&err).ok_or(err)?
+            }
+            Err(err) => return Err(err),
+        };
+        Ok(Box::pin(futures_util::stream::iter(events.into_iter().map(Ok))))
+    }
+
+    async fn send_streaming(
+        &self,
+        workspace: &WorkspaceId,
+        name: &TicketName,
+        body: &Value,
+    ) -> Result<ReplyStream, HelpdeskError> {
+        let url = self.url(&["tickets", workspace.as_str(), name.as_str(), "sendMessageStreaming"], None);
+        let response = self
+            .http
+            .post(url)
+            .bearer_auth(self.token.expose_secret())
+            .header(reqwest::header::ACCEPT, "text/event-stream")
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| HelpdeskError::from_reqwest(&e));
+        let response = match response {
+            Ok(r) if r.status().is_success() => r,
+            Ok(r) => {
+                let status = r.status();
+                let text = r.text().await.unwrap_or_default();
+                let err = HelpdeskError::from_status(status, &text);
+                self.metrics.helpdesk_call("send_message_streaming", err.code());
+                return Err(err);
+            }
+            Err(err) => {
+                self.metrics.helpdesk_call("send_message_streaming", err.code());
+                return Err(err);
+            }
+        };
+        self.metrics.helpdesk_call("send_message_streaming", "ok");
+        Ok(Box::pin(event_stream(response.bytes_stream())))
+    }
+
+    /// A call that is never retried (writes), answered as JSON.
+    async fn unretried(
+        &self,
+        operation: &'static str,
+        method: Method,
+        url: Url,
+        body: Option<&Value>,
+    ) -> Result<Value, HelpdeskError> {
+        let result = self.send_json(method, url, body).await;
+        self.metrics.helpdesk_call(operation, result.as_ref().map_or_else(HelpdeskError::code, |_| "ok"));
+        result
+    }
+
     async fn list<T>(&self, c: &Collection<T>) -> Result<Vec<T>, HelpdeskError> {
         let body = self.get(c.list_op, &["admin", "data", c.path], None).await?;
         Ok(wire::unwrap_items(&body).iter().filter_map(c.parse).collect())
@@ -362,6 +629,94 @@ const AGENTS: Collection<Agent> = Collection {
 fn name_filter(name: &str) -> String {
     let encoded = serde_urlencoded::to_string([("v", name)]).unwrap_or_default();
     format!("filters[name]={}", encoded.trim_start_matches("v="))
+}
+
+fn truncate(text: &str) -> String {
+    text.chars().take(300).collect()
+}
+
+fn ticket(value: &Value) -> Option<Ticket> {
+    let name = wire::name(value)?;
+    let last_status = wire::field_value(value, &["history", "History"])
+        .and_then(|h| wire::field_value(h, &["statuses", "Statuses"]))
+        .and_then(Value::as_array)
+        .and_then(|all| all.last())
+        .and_then(|s| wire::text(s, &["status", "Status"]));
+    let status = last_status
+        .or_else(|| wire::text(value, &["currentStatus", "status", "Status"]))
+        .and_then(|s| ApiStatus::parse(&s))
+        .unwrap_or(ApiStatus::Open);
+    Some(Ticket {
+        name: TicketName::new(name),
+        title: wire::text(value, &["title", "Title"]).unwrap_or_default(),
+        agent_id: wire::text(value, &["aiAgentId", "AIAgentId", "AiAgentId"]).map(AgentId::new),
+        status,
+    })
+}
+
+/// A streaming agent reached through the unary endpoint makes the HelpDesk answer 400 with
+/// the agent's NDJSON inside a JSON string (older portals: 500 with `Error {json}` lines).
+/// Recovers the reply from it when it holds one.
+fn recover_streamed_reply(err: &HelpdeskError) -> Option<Vec<AgentEvent>> {
+    let (HelpdeskError::BadRequest(body) | HelpdeskError::Server { message: body, .. }) = err else { return None };
+    let text = serde_json::from_str::<String>(body).unwrap_or_else(|_| body.clone());
+    let events: Vec<AgentEvent> = sse::parse_all(text.as_bytes()).iter().filter_map(events::decode_event).collect();
+    let useful = events
+        .iter()
+        .any(|e| matches!(e, AgentEvent::TextDelta(t) if !t.is_empty()) || matches!(e, AgentEvent::Proposed(_)));
+    if !useful {
+        return None;
+    }
+    let mut events = events;
+    if !events.iter().any(|e| matches!(e, AgentEvent::Done { .. })) {
+        events.push(AgentEvent::Done { stop_reason: None });
+    }
+    Some(events)
+}
+
+/// Turns a byte stream into agent events as they arrive. Ends after `done` or an `error`
+/// event; a transport failure or a silence past the read timeout ends it with an error.
+fn event_stream<S, B, E>(bytes: S) -> impl Stream<Item = Result<AgentEvent, HelpdeskError>> + Send
+where
+    S: Stream<Item = Result<B, E>> + Send + Unpin + 'static,
+    B: AsRef<[u8]>,
+    E: Into<reqwest::Error>,
+{
+    struct State<S> {
+        bytes: S,
+        parser: sse::StreamParser,
+        ready: VecDeque<AgentEvent>,
+        finished: bool,
+    }
+    let state = State { bytes, parser: sse::StreamParser::new(), ready: VecDeque::new(), finished: false };
+    futures_util::stream::unfold(state, |mut state| async move {
+        loop {
+            if let Some(event) = state.ready.pop_front() {
+                if matches!(event, AgentEvent::Done { .. } | AgentEvent::Error(_)) {
+                    state.ready.clear();
+                    state.finished = true;
+                }
+                return Some((Ok(event), state));
+            }
+            if state.finished {
+                return None;
+            }
+            match state.bytes.next().await {
+                Some(Ok(chunk)) => {
+                    state.ready.extend(state.parser.push(chunk.as_ref()).iter().filter_map(events::decode_event));
+                }
+                Some(Err(err)) => {
+                    state.finished = true;
+                    return Some((Err(HelpdeskError::from_reqwest(&err.into())), state));
+                }
+                None => {
+                    state.ready.extend(state.parser.finish().iter().filter_map(events::decode_event));
+                    // A clean end without `done` still ends the turn.
+                    state.ready.push_back(AgentEvent::Done { stop_reason: None });
+                }
+            }
+        }
+    })
 }
 
 fn workspace(value: &Value) -> Option<Workspace> {

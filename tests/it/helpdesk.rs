@@ -199,3 +199,362 @@ async fn chat_urls_point_at_the_ticket_page() {
     let url = client(&server).chat_url(&WorkspaceId::new("65f0c0ffee0000000000abcd"), &TicketName::new("DEVOPS-42"));
     assert_eq!(url, format!("{}/app/ai/service-desk/65f0c0ffee0000000000abcd/tickets/chat/DEVOPS-42", server.uri()));
 }
+
+mod tickets {
+    use std::time::Duration;
+
+    use futures_util::StreamExt;
+    use helpdesk_bridge::{
+        helpdesk::{ApiStatus, Disposition, HelpdeskError, OutgoingMessage, ReplyStream, events::AgentEvent},
+        ids::{AgentId, TicketName, WorkspaceId},
+    };
+    use serde_json::json;
+    use wiremock::{
+        Mock, MockServer, ResponseTemplate,
+        matchers::{body_json, header, method, path},
+    };
+
+    use super::client;
+
+    const WS: &str = "65f0c0ffee0000000000abcd";
+    const T: &str = "/v1/aiservicedesk/tickets/65f0c0ffee0000000000abcd";
+
+    fn ws() -> WorkspaceId {
+        WorkspaceId::new(WS)
+    }
+
+    async fn collect(stream: ReplyStream) -> Vec<Result<AgentEvent, HelpdeskError>> {
+        stream.collect().await
+    }
+
+    #[tokio::test]
+    async fn create_sends_duploctls_body_and_reads_every_response_shape() {
+        let server = MockServer::start().await;
+        let expected = json!({"title": "Disk full", "aiAgentId": "a1", "workspaceId": WS, "source": "helpdesk", "Origin": "slack"});
+        let shapes = [
+            json!({"success": true, "data": {"name": "DEVOPS-1", "id": "x"}}),
+            json!({"Name": "DEVOPS-1", "AIAgentId": "a1"}),
+            json!({"ticket": {"name": "DEVOPS-1"}, "message": "legacy"}),
+        ];
+        for shape in shapes {
+            server.reset().await;
+            Mock::given(method("POST"))
+                .and(path(T))
+                .and(header("authorization", "Bearer duplo-token"))
+                .and(body_json(&expected))
+                .respond_with(ResponseTemplate::new(200).set_body_json(&shape))
+                .expect(1)
+                .mount(&server)
+                .await;
+            let ticket = client(&server).create_ticket(&ws(), "Disk full", &AgentId::new("a1")).await.unwrap();
+            assert_eq!(ticket.name, TicketName::new("DEVOPS-1"), "{shape}");
+            assert_eq!(ticket.title, "Disk full");
+            assert_eq!(ticket.status, ApiStatus::Open);
+        }
+        server.reset().await;
+        Mock::given(method("POST"))
+            .and(path(T))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": {"name": "null"}})))
+            .mount(&server)
+            .await;
+        let err = client(&server).create_ticket(&ws(), "x", &AgentId::new("a1")).await.unwrap_err();
+        assert_eq!(err.code(), "malformed");
+    }
+
+    #[tokio::test]
+    async fn lifecycle_calls_hit_duploctls_routes() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path(format!("{T}/DEVOPS-1")))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_json(json!({"name": "DEVOPS-1", "title": "t", "aiAgentId": "a1",
+                "history": {"statuses": [{"status": "open"}, {"status": "inProgress"}]}})),
+            )
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path(T))
+            .respond_with(ResponseTemplate::new(200).set_body_json(
+                json!({"data": {"items": [{"name": "DEVOPS-1"}, {"name": "DEVOPS-2", "status": "closed"}]}}),
+            ))
+            .mount(&server)
+            .await;
+        Mock::given(method("PUT"))
+            .and(path(format!("{T}/DEVOPS-1/status")))
+            .and(body_json(json!({"status": "closed", "disposition": "resolved"})))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({})))
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("PUT"))
+            .and(path(format!("{T}/DEVOPS-1/status")))
+            .and(body_json(json!({"status": "inProgress"})))
+            .respond_with(ResponseTemplate::new(204))
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path(format!("{T}/DEVOPS-1/assignee")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": {"id": "a1", "name": "k8s"}})))
+            .mount(&server)
+            .await;
+        Mock::given(method("PUT"))
+            .and(path(format!("{T}/DEVOPS-1/assignee/a2")))
+            .respond_with(ResponseTemplate::new(200))
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("DELETE"))
+            .and(path(format!("{T}/DEVOPS-1")))
+            .respond_with(ResponseTemplate::new(204))
+            .expect(1)
+            .mount(&server)
+            .await;
+
+        let helpdesk = client(&server);
+        let name = TicketName::new("DEVOPS-1");
+        let ticket = helpdesk.ticket(&ws(), &name).await.unwrap();
+        assert_eq!((ticket.status, ticket.agent_id.clone()), (ApiStatus::InProgress, Some(AgentId::new("a1"))));
+        let all = helpdesk.list_tickets(&ws()).await.unwrap();
+        assert_eq!(all.iter().map(|t| t.status).collect::<Vec<_>>(), [ApiStatus::Open, ApiStatus::Closed]);
+        helpdesk.set_status(&ws(), &name, ApiStatus::Closed, Some(Disposition::Resolved)).await.unwrap();
+        helpdesk.set_status(&ws(), &name, ApiStatus::InProgress, None).await.unwrap();
+        assert_eq!(
+            helpdesk.set_status(&ws(), &name, ApiStatus::Closed, None).await.unwrap_err().code(),
+            "bad_request",
+            "checked before sending"
+        );
+        assert_eq!(helpdesk.assignee(&ws(), &name).await.unwrap().name, "k8s");
+        helpdesk.reassign(&ws(), &name, &AgentId::new("a2")).await.unwrap();
+        helpdesk.delete_ticket(&ws(), &name).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn unary_sends_carry_decisions_and_are_never_retried() {
+        let server = MockServer::start().await;
+        let data = json!({"cmds": [{"command": "kubectl get pods", "execute": true}, {"command": "rm -rf /", "execute": false, "rejection_reason": "no"}]});
+        Mock::given(method("POST"))
+            .and(path(format!("{T}/DEVOPS-1/sendMessage")))
+            .and(body_json(json!({"content": "", "data": data, "platform_context": {}})))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"role": "assistant", "content": "Ran it.",
+                "data": {"executed_cmds": [{"command": "kubectl get pods", "output": "web-1 Running"}]}})))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let message = OutgoingMessage { content: String::new(), data: data.clone(), record_only: false };
+        let events =
+            collect(client(&server).send_message(&ws(), &TicketName::new("DEVOPS-1"), &message, false).await.unwrap())
+                .await;
+        let events: Vec<_> = events.into_iter().map(Result::unwrap).collect();
+        assert_eq!(events[0], AgentEvent::TextDelta("Ran it.".to_owned()));
+        assert!(matches!(&events[1], AgentEvent::Executed(e) if e[0].output == "web-1 Running"));
+
+        let down = MockServer::start().await;
+        Mock::given(method("POST")).respond_with(ResponseTemplate::new(503)).expect(1).mount(&down).await;
+        let err = client(&down).send_message(&ws(), &TicketName::new("DEVOPS-1"), &message, false).await.err().unwrap();
+        assert_eq!(err.code(), "server_error");
+        // `expect(1)` is verified when `down` drops: exactly one POST.
+    }
+
+    #[tokio::test]
+    async fn record_only_messages_do_not_wake_the_agent() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path(format!("{T}/DEVOPS-1/sendMessage")))
+            .and(body_json(json!({"content": "note: checked the LB", "data": {}, "platform_context": {}, "message_mode": 1, "role": "user"})))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"role": "assistant", "content": ""})))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let message =
+            OutgoingMessage { content: "note: checked the LB".to_owned(), data: json!(null), record_only: true };
+        let events =
+            collect(client(&server).send_message(&ws(), &TicketName::new("DEVOPS-1"), &message, false).await.unwrap())
+                .await;
+        assert_eq!(
+            events.into_iter().map(Result::unwrap).collect::<Vec<_>>(),
+            [AgentEvent::Done { stop_reason: None }]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_streaming_agent_behind_the_unary_endpoint_is_recovered() {
+        let server = MockServer::start().await;
+        let ndjson = "{\"type\":\"text_delta\",\"text\":\"Hello \"}\n{\"type\":\"text_delta\",\"text\":\"there\"}\n{\"type\":\"done\"}\n";
+        Mock::given(method("POST"))
+            .and(path(format!("{T}/DEVOPS-1/sendMessage")))
+            .respond_with(ResponseTemplate::new(400).set_body_json(ndjson))
+            .mount(&server)
+            .await;
+        let message = OutgoingMessage { content: "hi".to_owned(), data: json!({}), record_only: false };
+        let events =
+            collect(client(&server).send_message(&ws(), &TicketName::new("DEVOPS-1"), &message, false).await.unwrap())
+                .await;
+        let text: String = events
+            .into_iter()
+            .filter_map(|e| match e.unwrap() {
+                AgentEvent::TextDelta(t) => Some(t),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(text, "Hello there");
+
+        server.reset().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(400).set_body_string("title is required"))
+            .mount(&server)
+            .await;
+        let err =
+            client(&server).send_message(&ws(), &TicketName::new("DEVOPS-1"), &message, false).await.err().unwrap();
+        assert_eq!(err, HelpdeskError::BadRequest("title is required".to_owned()));
+    }
+
+    #[tokio::test]
+    async fn streaming_sends_ask_for_sse_and_end_at_done_or_error() {
+        let server = MockServer::start().await;
+        let sse = "event: message\ndata: {\"type\":\"intermittent_update\",\"text\":\"Thinking...\"}\n\n\
+                   event: message\ndata: {\"type\":\"text_delta\",\"text\":\"Pods are \"}\n\n\
+                   data: {\"type\":\"text_delta\",\"text\":\"OOMKilled.\"}\n\n\
+                   data: {\"type\":\"commands\",\"commands\":[{\"command\":\"kubectl describe pod web-1\",\"execute\":false}]}\n\n\
+                   data: {\"type\":\"done\",\"stop_reason\":\"tool_use\"}\n\ndata: {\"type\":\"text_delta\",\"text\":\"after done\"}\n\n";
+        Mock::given(method("POST"))
+            .and(path(format!("{T}/DEVOPS-1/sendMessageStreaming")))
+            .and(header("accept", "text/event-stream"))
+            .respond_with(
+                ResponseTemplate::new(200).insert_header("content-type", "text/event-stream").set_body_string(sse),
+            )
+            .expect(1)
+            .mount(&server)
+            .await;
+        let message = OutgoingMessage { content: "why?".to_owned(), data: json!({}), record_only: false };
+        let events: Vec<_> =
+            collect(client(&server).send_message(&ws(), &TicketName::new("DEVOPS-1"), &message, true).await.unwrap())
+                .await
+                .into_iter()
+                .map(Result::unwrap)
+                .collect();
+        assert_eq!(events.len(), 5, "{events:?}");
+        assert_eq!(events[0], AgentEvent::Status("Thinking...".to_owned()));
+        assert!(matches!(&events[3], AgentEvent::Proposed(p) if p[0].command == "kubectl describe pod web-1"));
+        assert_eq!(events[4], AgentEvent::Done { stop_reason: Some("tool_use".to_owned()) });
+
+        server.reset().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(200).set_body_string("data: {\"type\":\"text_delta\",\"text\":\"par\"}\n\ndata: {\"type\":\"error\",\"error\":\"model overloaded\"}\n\n"))
+            .mount(&server)
+            .await;
+        let events: Vec<_> =
+            collect(client(&server).send_message(&ws(), &TicketName::new("DEVOPS-1"), &message, true).await.unwrap())
+                .await
+                .into_iter()
+                .map(Result::unwrap)
+                .collect();
+        assert_eq!(events, [AgentEvent::TextDelta("par".to_owned()), AgentEvent::Error("model overloaded".to_owned())]);
+
+        server.reset().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(404).set_body_string("Ticket not found"))
+            .mount(&server)
+            .await;
+        let err =
+            client(&server).send_message(&ws(), &TicketName::new("DEVOPS-1"), &message, true).await.err().unwrap();
+        assert_eq!(err.code(), "not_found");
+    }
+
+    /// A tiny HTTP server that writes an SSE body chunk by chunk, each chunk only when the
+    /// test releases it, so the test can tell streamed events from buffered ones.
+    async fn timed_sse_server(chunks: Vec<&'static str>, release: tokio::sync::mpsc::UnboundedReceiver<()>) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut release = release;
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut request = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = socket.read(&mut buf).await.unwrap();
+                request.extend_from_slice(&buf[..n]);
+            }
+            socket
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
+                .await
+                .unwrap();
+            for chunk in chunks {
+                if release.recv().await.is_none() {
+                    return;
+                }
+                let frame = format!("{:x}\r\n{chunk}\r\n", chunk.len());
+                socket.write_all(frame.as_bytes()).await.unwrap();
+                socket.flush().await.unwrap();
+            }
+            let _ = release.recv().await;
+            let _ = socket.write_all(b"0\r\n\r\n").await;
+        });
+        format!("http://{addr}")
+    }
+
+    #[tokio::test]
+    async fn streamed_events_surface_as_they_arrive_and_silence_times_out() {
+        let (release, gate) = tokio::sync::mpsc::unbounded_channel();
+        let chunks = vec![
+            "data: {\"type\":\"text_delta\",\"text\":\"first\"}\n\n",
+            "data: {\"type\":\"text_d",
+            "elta\",\"text\":\"second\"}\n\ndata: {\"type\":\"done\"}\n\n",
+        ];
+        let host = timed_sse_server(chunks, gate).await;
+        let helpdesk = helpdesk_bridge::helpdesk::HelpdeskClient::new(
+            &helpdesk_bridge::config::HelpdeskConfig {
+                host,
+                token: "t".to_owned().into(),
+                default_workspace: None,
+                default_agent: None,
+                request_timeout: Duration::from_secs(2),
+                stream_idle_timeout: Duration::from_millis(800),
+            },
+            helpdesk_bridge::telemetry::Metrics::default(),
+        )
+        .unwrap();
+        let message = OutgoingMessage { content: "go".to_owned(), data: json!({}), record_only: false };
+        release.send(()).unwrap();
+        let mut stream = helpdesk.send_message(&ws(), &TicketName::new("DEVOPS-1"), &message, true).await.unwrap();
+        // Only the first chunk has been written: its event must arrive before any more is.
+        let first = tokio::time::timeout(Duration::from_secs(5), stream.next())
+            .await
+            .expect("the first event streams")
+            .unwrap()
+            .unwrap();
+        assert_eq!(first, AgentEvent::TextDelta("first".to_owned()));
+        release.send(()).unwrap();
+        release.send(()).unwrap();
+        let second = tokio::time::timeout(Duration::from_secs(5), stream.next()).await.unwrap().unwrap().unwrap();
+        assert_eq!(second, AgentEvent::TextDelta("second".to_owned()), "an event split across chunks is whole");
+        assert_eq!(stream.next().await.unwrap().unwrap(), AgentEvent::Done { stop_reason: None });
+        assert!(stream.next().await.is_none());
+
+        // A stream that goes silent past the idle timeout ends with Timeout, after the text it had.
+        let (release, gate) = tokio::sync::mpsc::unbounded_channel();
+        let host =
+            timed_sse_server(vec!["data: {\"type\":\"text_delta\",\"text\":\"partial\"}\n\n", "never sent"], gate)
+                .await;
+        let helpdesk = helpdesk_bridge::helpdesk::HelpdeskClient::new(
+            &helpdesk_bridge::config::HelpdeskConfig {
+                host,
+                token: "t".to_owned().into(),
+                default_workspace: None,
+                default_agent: None,
+                request_timeout: Duration::from_secs(2),
+                stream_idle_timeout: Duration::from_millis(500),
+            },
+            helpdesk_bridge::telemetry::Metrics::default(),
+        )
+        .unwrap();
+        release.send(()).unwrap();
+        let events: Vec<_> =
+            collect(helpdesk.send_message(&ws(), &TicketName::new("DEVOPS-1"), &message, true).await.unwrap()).await;
+        assert_eq!(events[0], Ok(AgentEvent::TextDelta("partial".to_owned())));
+        assert_eq!(events[1], Err(HelpdeskError::Timeout));
+        assert_eq!(events.len(), 2);
+        drop(release);
+    }
+}
