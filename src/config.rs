@@ -70,6 +70,12 @@ pub struct Cli {
     /// Seconds a HelpDesk stream may stay silent before it counts as broken.
     #[arg(long, env = "HELPDESK_STREAM_IDLE_SECONDS", default_value = "300")]
     pub helpdesk_stream_idle_seconds: String,
+    /// Seconds HelpDesk workspace and agent lookups are cached.
+    #[arg(long, env = "HELPDESK_CACHE_SECONDS", default_value = "60")]
+    pub helpdesk_cache_seconds: String,
+    /// Always use the streaming send endpoint, whatever the agent advertises.
+    #[arg(long, env = "HELPDESK_FORCE_STREAMING", default_value = "false")]
+    pub helpdesk_force_streaming: String,
     /// Inbound items that may wait or run at once before Slack is asked to retry later.
     #[arg(long, env = "DISPATCH_QUEUE_CAPACITY", default_value = "4096")]
     pub dispatch_queue_capacity: String,
@@ -161,6 +167,10 @@ pub struct HelpdeskConfig {
     pub request_timeout: Duration,
     /// Longest silence tolerated on a stream.
     pub stream_idle_timeout: Duration,
+    /// How long workspace and agent lookups are cached.
+    pub cache_ttl: Duration,
+    /// Always use the streaming send endpoint.
+    pub force_streaming: bool,
 }
 
 /// Store settings.
@@ -245,6 +255,8 @@ impl Cli {
                 default_agent: non_empty(&self.helpdesk_agent),
                 request_timeout: seconds("HELPDESK_TIMEOUT_SECONDS", &self.helpdesk_timeout_seconds)?,
                 stream_idle_timeout: seconds("HELPDESK_STREAM_IDLE_SECONDS", &self.helpdesk_stream_idle_seconds)?,
+                cache_ttl: seconds("HELPDESK_CACHE_SECONDS", &self.helpdesk_cache_seconds)?,
+                force_streaming: boolean("HELPDESK_FORCE_STREAMING", &self.helpdesk_force_streaming)?,
             },
             store: StoreConfig {
                 redis_url: redis_url.map(Into::into),
@@ -313,6 +325,14 @@ fn seconds(var: &'static str, value: &str) -> Result<Duration, ConfigError> {
         .parse::<u64>()
         .map(Duration::from_secs)
         .map_err(|_| ConfigError::new(var, format!("'{value}' is not a whole number of seconds")))
+}
+
+fn boolean(var: &'static str, value: &str) -> Result<bool, ConfigError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" | "" => Ok(false),
+        _ => Err(ConfigError::new(var, format!("'{value}' is neither true nor false"))),
+    }
 }
 
 fn positive(var: &'static str, value: &str) -> Result<usize, ConfigError> {

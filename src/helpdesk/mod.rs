@@ -14,7 +14,12 @@ pub mod events;
 pub mod sse;
 pub mod wire;
 
-use std::{collections::VecDeque, pin::Pin, time::Duration};
+use std::{
+    collections::{HashMap, VecDeque},
+    pin::Pin,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
 
 use futures_util::{Stream, StreamExt};
 use reqwest::{Method, StatusCode, Url};
@@ -232,7 +237,31 @@ pub struct HelpdeskClient {
     api: Url,
     token: SecretString,
     request_timeout: Duration,
+    force_streaming: bool,
+    cache: Arc<Lookups>,
     metrics: Metrics,
+}
+
+/// Recent workspace and agent lookups, by "kind:name-or-id", for `HELPDESK_CACHE_SECONDS`.
+/// The lock is only held to read or write the map, never across a request.
+#[derive(Debug, Default)]
+struct Lookups {
+    ttl: Duration,
+    workspaces: Mutex<HashMap<String, (Instant, Workspace)>>,
+    agents: Mutex<HashMap<String, (Instant, Agent)>>,
+}
+
+impl Lookups {
+    fn get<T: Clone>(&self, map: &Mutex<HashMap<String, (Instant, T)>>, key: &str) -> Option<T> {
+        let map = map.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.get(key).filter(|(at, _)| at.elapsed() < self.ttl).map(|(_, value)| value.clone())
+    }
+
+    fn put<T>(&self, map: &Mutex<HashMap<String, (Instant, T)>>, key: &str, value: T) {
+        let mut map = map.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.retain(|_, (at, _)| at.elapsed() < self.ttl);
+        map.insert(key.to_owned(), (Instant::now(), value));
+    }
 }
 
 impl std::fmt::Debug for HelpdeskClient {
@@ -264,6 +293,8 @@ impl HelpdeskClient {
             api,
             token: config.token.clone(),
             request_timeout: config.request_timeout,
+            force_streaming: config.force_streaming,
+            cache: Arc::new(Lookups { ttl: config.cache_ttl, ..Lookups::default() }),
             metrics,
         })
     }
@@ -360,9 +391,14 @@ impl HelpdeskClient {
         self.by_id(&WORKSPACES, id.as_str()).await
     }
 
-    /// A workspace by name (exact, case-insensitive) or by id.
+    /// A workspace by name (exact, case-insensitive) or by id; cached briefly.
     pub async fn find_workspace(&self, name_or_id: &str) -> Result<Workspace, HelpdeskError> {
-        self.find(&WORKSPACES, name_or_id).await
+        if let Some(hit) = self.cache.get(&self.cache.workspaces, name_or_id) {
+            return Ok(hit);
+        }
+        let found = self.find(&WORKSPACES, name_or_id).await?;
+        self.cache.put(&self.cache.workspaces, name_or_id, found.clone());
+        Ok(found)
     }
 
     /// Every agent (`GET admin/data/aiagents`).
@@ -375,9 +411,30 @@ impl HelpdeskClient {
         self.by_id(&AGENTS, id.as_str()).await
     }
 
-    /// An agent by name (exact, case-insensitive) or by id.
+    /// An agent by name (exact, case-insensitive) or by id; cached briefly.
     pub async fn find_agent(&self, name_or_id: &str) -> Result<Agent, HelpdeskError> {
-        self.find(&AGENTS, name_or_id).await
+        if let Some(hit) = self.cache.get(&self.cache.agents, name_or_id) {
+            return Ok(hit);
+        }
+        let found = self.find(&AGENTS, name_or_id).await?;
+        self.cache.put(&self.cache.agents, name_or_id, found.clone());
+        Ok(found)
+    }
+
+    /// Whether a send to a ticket of this agent should stream: forced by configuration, or
+    /// the agent advertises it (duploctl's rule). The agent lookup is cached.
+    pub async fn should_stream(&self, agent: &AgentId) -> Result<bool, HelpdeskError> {
+        if self.force_streaming {
+            return Ok(true);
+        }
+        let key = format!("id:{agent}");
+        if let Some(hit) = self.cache.get(&self.cache.agents, &key) {
+            return Ok(hit.streams);
+        }
+        let found = self.agent(agent).await?;
+        let streams = found.streams;
+        self.cache.put(&self.cache.agents, &key, found);
+        Ok(streams)
     }
 
     /// Creates a ticket; returns it (the name is what later calls use).

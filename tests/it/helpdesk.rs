@@ -22,6 +22,8 @@ fn client(server: &MockServer) -> HelpdeskClient {
         default_agent: None,
         request_timeout: Duration::from_secs(2),
         stream_idle_timeout: Duration::from_secs(2),
+        cache_ttl: Duration::from_secs(60),
+        force_streaming: false,
     };
     HelpdeskClient::new(&config, Metrics::default()).unwrap()
 }
@@ -511,6 +513,8 @@ mod tickets {
                 default_agent: None,
                 request_timeout: Duration::from_secs(2),
                 stream_idle_timeout: Duration::from_millis(800),
+                cache_ttl: Duration::from_secs(60),
+                force_streaming: false,
             },
             helpdesk_bridge::telemetry::Metrics::default(),
         )
@@ -545,6 +549,8 @@ mod tickets {
                 default_agent: None,
                 request_timeout: Duration::from_secs(2),
                 stream_idle_timeout: Duration::from_millis(500),
+                cache_ttl: Duration::from_secs(60),
+                force_streaming: false,
             },
             helpdesk_bridge::telemetry::Metrics::default(),
         )
@@ -556,5 +562,62 @@ mod tickets {
         assert_eq!(events[1], Err(HelpdeskError::Timeout));
         assert_eq!(events.len(), 2);
         drop(release);
+    }
+}
+
+mod choice {
+    use std::time::Duration;
+
+    use helpdesk_bridge::{config::HelpdeskConfig, helpdesk::HelpdeskClient, ids::AgentId, telemetry::Metrics};
+    use serde_json::json;
+    use wiremock::{
+        Mock, MockServer, ResponseTemplate,
+        matchers::{method, path},
+    };
+
+    fn client(server: &MockServer, cache_ttl: Duration, force_streaming: bool) -> HelpdeskClient {
+        let config = HelpdeskConfig {
+            host: server.uri(),
+            token: "t".to_owned().into(),
+            default_workspace: None,
+            default_agent: None,
+            request_timeout: Duration::from_secs(2),
+            stream_idle_timeout: Duration::from_secs(2),
+            cache_ttl,
+            force_streaming,
+        };
+        HelpdeskClient::new(&config, Metrics::default()).unwrap()
+    }
+
+    /// Streaming is chosen as duploctl chooses: the agent's `STREAMING_ENABLED`, or forced;
+    /// the lookup is cached for the configured time.
+    #[tokio::test]
+    async fn the_streaming_choice_follows_the_agent_and_is_cached() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/v1/aiservicedesk/admin/data/aiagents/a1"))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_json(
+                    json!({"data": {"id": "a1", "name": "k8s", "metaData": {"STREAMING_ENABLED": "true"}}}),
+                ),
+            )
+            .expect(2)
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/v1/aiservicedesk/admin/data/aiagents/a2"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": {"id": "a2", "name": "plain"}})))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let cached = client(&server, Duration::from_millis(300), false);
+        assert!(cached.should_stream(&AgentId::new("a1")).await.unwrap());
+        assert!(cached.should_stream(&AgentId::new("a1")).await.unwrap(), "served from the cache");
+        assert!(!cached.should_stream(&AgentId::new("a2")).await.unwrap());
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert!(cached.should_stream(&AgentId::new("a1")).await.unwrap(), "fetched again after the TTL");
+
+        let forced = client(&server, Duration::from_secs(60), true);
+        assert!(forced.should_stream(&AgentId::new("a2")).await.unwrap(), "forced without a lookup");
     }
 }

@@ -252,6 +252,8 @@ mod app {
                 default_agent: None,
                 request_timeout: Duration::from_secs(5),
                 stream_idle_timeout: Duration::from_secs(5),
+                cache_ttl: Duration::from_secs(60),
+                force_streaming: false,
             },
             store: StoreConfig {
                 redis_url: (backend == Backend::Redis).then(|| redis.unwrap_or_else(redis_url).into()),
