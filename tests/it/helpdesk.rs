@@ -15,15 +15,20 @@ use wiremock::{
 };
 
 fn client(server: &MockServer) -> HelpdeskClient {
+    client_for(&server.uri(), Duration::from_secs(2), Duration::from_secs(60), false)
+}
+
+/// A client of the HelpDesk at `host`, with the given stream idle timeout and lookup cache.
+pub fn client_for(host: &str, idle: Duration, cache_ttl: Duration, force_streaming: bool) -> HelpdeskClient {
     let config = HelpdeskConfig {
-        host: server.uri(),
+        host: host.to_owned(),
         token: "duplo-token".to_owned().into(),
         default_workspace: None,
         default_agent: None,
         request_timeout: Duration::from_secs(2),
-        stream_idle_timeout: Duration::from_secs(2),
-        cache_ttl: Duration::from_secs(60),
-        force_streaming: false,
+        stream_idle_timeout: idle,
+        cache_ttl,
+        force_streaming,
     };
     HelpdeskClient::new(&config, Metrics::default()).unwrap()
 }
@@ -505,20 +510,7 @@ mod tickets {
             "elta\",\"text\":\"second\"}\n\ndata: {\"type\":\"done\"}\n\n",
         ];
         let host = timed_sse_server(chunks, gate).await;
-        let helpdesk = helpdesk_bridge::helpdesk::HelpdeskClient::new(
-            &helpdesk_bridge::config::HelpdeskConfig {
-                host,
-                token: "t".to_owned().into(),
-                default_workspace: None,
-                default_agent: None,
-                request_timeout: Duration::from_secs(2),
-                stream_idle_timeout: Duration::from_millis(800),
-                cache_ttl: Duration::from_secs(60),
-                force_streaming: false,
-            },
-            helpdesk_bridge::telemetry::Metrics::default(),
-        )
-        .unwrap();
+        let helpdesk = super::client_for(&host, Duration::from_millis(800), Duration::from_secs(60), false);
         let message = OutgoingMessage { content: "go".to_owned(), data: json!({}), record_only: false };
         release.send(()).unwrap();
         let mut stream = helpdesk.send_message(&ws(), &TicketName::new("DEVOPS-1"), &message, true).await.unwrap();
@@ -541,20 +533,7 @@ mod tickets {
         let host =
             timed_sse_server(vec!["data: {\"type\":\"text_delta\",\"text\":\"partial\"}\n\n", "never sent"], gate)
                 .await;
-        let helpdesk = helpdesk_bridge::helpdesk::HelpdeskClient::new(
-            &helpdesk_bridge::config::HelpdeskConfig {
-                host,
-                token: "t".to_owned().into(),
-                default_workspace: None,
-                default_agent: None,
-                request_timeout: Duration::from_secs(2),
-                stream_idle_timeout: Duration::from_millis(500),
-                cache_ttl: Duration::from_secs(60),
-                force_streaming: false,
-            },
-            helpdesk_bridge::telemetry::Metrics::default(),
-        )
-        .unwrap();
+        let helpdesk = super::client_for(&host, Duration::from_millis(500), Duration::from_secs(60), false);
         release.send(()).unwrap();
         let events: Vec<_> =
             collect(helpdesk.send_message(&ws(), &TicketName::new("DEVOPS-1"), &message, true).await.unwrap()).await;
@@ -568,7 +547,7 @@ mod tickets {
 mod choice {
     use std::time::Duration;
 
-    use helpdesk_bridge::{config::HelpdeskConfig, helpdesk::HelpdeskClient, ids::AgentId, telemetry::Metrics};
+    use helpdesk_bridge::{helpdesk::HelpdeskClient, ids::AgentId};
     use serde_json::json;
     use wiremock::{
         Mock, MockServer, ResponseTemplate,
@@ -576,17 +555,7 @@ mod choice {
     };
 
     fn client(server: &MockServer, cache_ttl: Duration, force_streaming: bool) -> HelpdeskClient {
-        let config = HelpdeskConfig {
-            host: server.uri(),
-            token: "t".to_owned().into(),
-            default_workspace: None,
-            default_agent: None,
-            request_timeout: Duration::from_secs(2),
-            stream_idle_timeout: Duration::from_secs(2),
-            cache_ttl,
-            force_streaming,
-        };
-        HelpdeskClient::new(&config, Metrics::default()).unwrap()
+        super::client_for(&server.uri(), Duration::from_secs(2), cache_ttl, force_streaming)
     }
 
     /// Streaming is chosen as duploctl chooses: the agent's `STREAMING_ENABLED`, or forced;
