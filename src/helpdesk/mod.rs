@@ -247,17 +247,20 @@ pub struct HelpdeskClient {
 #[derive(Debug, Default)]
 struct Lookups {
     ttl: Duration,
-    workspaces: Mutex<HashMap<String, (Instant, Workspace)>>,
-    agents: Mutex<HashMap<String, (Instant, Agent)>>,
+    workspaces: Cache<Workspace>,
+    agents: Cache<Agent>,
 }
 
+/// Cached values with the time they were fetched.
+type Cache<T> = Mutex<HashMap<String, (Instant, T)>>;
+
 impl Lookups {
-    fn get<T: Clone>(&self, map: &Mutex<HashMap<String, (Instant, T)>>, key: &str) -> Option<T> {
+    fn get<T: Clone>(&self, map: &Cache<T>, key: &str) -> Option<T> {
         let map = map.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         map.get(key).filter(|(at, _)| at.elapsed() < self.ttl).map(|(_, value)| value.clone())
     }
 
-    fn put<T>(&self, map: &Mutex<HashMap<String, (Instant, T)>>, key: &str, value: T) {
+    fn put<T>(&self, map: &Cache<T>, key: &str, value: T) {
         let mut map = map.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         map.retain(|_, (at, _)| at.elapsed() < self.ttl);
         map.insert(key.to_owned(), (Instant::now(), value));
@@ -393,12 +396,7 @@ impl HelpdeskClient {
 
     /// A workspace by name (exact, case-insensitive) or by id; cached briefly.
     pub async fn find_workspace(&self, name_or_id: &str) -> Result<Workspace, HelpdeskError> {
-        if let Some(hit) = self.cache.get(&self.cache.workspaces, name_or_id) {
-            return Ok(hit);
-        }
-        let found = self.find(&WORKSPACES, name_or_id).await?;
-        self.cache.put(&self.cache.workspaces, name_or_id, found.clone());
-        Ok(found)
+        self.find_cached(&WORKSPACES, name_or_id).await
     }
 
     /// Every agent (`GET admin/data/aiagents`).
@@ -413,12 +411,7 @@ impl HelpdeskClient {
 
     /// An agent by name (exact, case-insensitive) or by id; cached briefly.
     pub async fn find_agent(&self, name_or_id: &str) -> Result<Agent, HelpdeskError> {
-        if let Some(hit) = self.cache.get(&self.cache.agents, name_or_id) {
-            return Ok(hit);
-        }
-        let found = self.find(&AGENTS, name_or_id).await?;
-        self.cache.put(&self.cache.agents, name_or_id, found.clone());
-        Ok(found)
+        self.find_cached(&AGENTS, name_or_id).await
     }
 
     /// Whether a send to a ticket of this agent should stream: forced by configuration, or
@@ -631,6 +624,16 @@ impl HelpdeskClient {
         (c.parse)(wire::unwrap_object(&body)).ok_or_else(|| HelpdeskError::NotFound(format!("{} '{id}'", c.kind)))
     }
 
+    async fn find_cached<T: Clone>(&self, c: &Collection<T>, name_or_id: &str) -> Result<T, HelpdeskError> {
+        let cache = (c.cache)(&self.cache);
+        if let Some(hit) = self.cache.get(cache, name_or_id) {
+            return Ok(hit);
+        }
+        let found = self.find(c, name_or_id).await?;
+        self.cache.put(cache, name_or_id, found.clone());
+        Ok(found)
+    }
+
     /// The server-side name filter may be fuzzy: keep exact case-insensitive matches, and
     /// refuse to guess between several.
     async fn find<T>(&self, c: &Collection<T>, name_or_id: &str) -> Result<T, HelpdeskError> {
@@ -660,6 +663,7 @@ struct Collection<T> {
     find_op: &'static str,
     parse: fn(&Value) -> Option<T>,
     name_of: fn(&T) -> &str,
+    cache: fn(&Lookups) -> &Cache<T>,
 }
 
 const WORKSPACES: Collection<Workspace> = Collection {
@@ -670,6 +674,7 @@ const WORKSPACES: Collection<Workspace> = Collection {
     find_op: "find_workspace",
     parse: workspace,
     name_of: |w| &w.name,
+    cache: |l| &l.workspaces,
 };
 
 const AGENTS: Collection<Agent> = Collection {
@@ -680,6 +685,7 @@ const AGENTS: Collection<Agent> = Collection {
     find_op: "find_agent",
     parse: agent,
     name_of: |a| &a.name,
+    cache: |l| &l.agents,
 };
 
 /// `filters[name]=<value>` with the brackets written literally, as duploctl sends it.
