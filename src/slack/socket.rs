@@ -170,8 +170,9 @@ impl SocketMode {
                 }
                 _ => {
                     let started = std::time::Instant::now();
-                    let ack = self.take(&envelope).await;
-                    if let (true, Some(id)) = (ack, envelope.envelope_id.as_deref()) {
+                    let Envelope { kind, envelope_id, payload, .. } = envelope;
+                    let ack = self.take(&kind, payload.unwrap_or(Value::Null)).await;
+                    if let (true, Some(id)) = (ack, envelope_id.as_deref()) {
                         let frame = serde_json::json!({ "envelope_id": id }).to_string();
                         if let Err(err) = socket.send(Message::text(frame)).await {
                             return ended(&live, &err.to_string());
@@ -187,9 +188,8 @@ impl SocketMode {
     }
 
     /// Takes an envelope into the dispatcher; returns whether to ack it.
-    async fn take(&self, envelope: &Envelope) -> bool {
-        let payload = envelope.payload.clone().unwrap_or(Value::Null);
-        let parsed = match envelope.kind.as_str() {
+    async fn take(&self, kind: &str, payload: Value) -> bool {
+        let parsed = match kind {
             "events_api" => ingress::event_from_value(payload, self.identity.get()),
             "interactive" => ingress::interaction_from_value(payload),
             "slash_commands" => ingress::command_from_value(payload),
