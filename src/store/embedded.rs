@@ -214,26 +214,17 @@ fn apply(db: &Database, txn: Txn, durability: Durability) -> Result<bool, StoreE
                     }
                 }
                 Write::Append { key, value, cap } => {
-                    let (next, len) = {
-                        let mut range =
-                            lists.range((key.as_str(), 0u64)..=(key.as_str(), u64::MAX)).map_err(backend)?;
-                        let last = range.next_back().transpose().map_err(backend)?.map(|(k, _)| k.value().1);
-                        let len =
-                            lists.range((key.as_str(), 0u64)..=(key.as_str(), u64::MAX)).map_err(backend)?.count();
-                        (last.map_or(0, |s| s + 1), len)
-                    };
+                    // One scan gives the next sequence number and the entries past the cap.
+                    let seqs: Vec<u64> = lists
+                        .range((key.as_str(), 0u64)..=(key.as_str(), u64::MAX))
+                        .map_err(backend)?
+                        .map(|e| e.map(|(k, _)| k.value().1).map_err(backend))
+                        .collect::<Result<_, _>>()?;
+                    let next = seqs.last().map_or(0, |s| s + 1);
                     lists.insert((key.as_str(), next), value.as_slice()).map_err(backend)?;
-                    let excess = (len + 1).saturating_sub(cap.max(1));
-                    if excess > 0 {
-                        let old: Vec<u64> = lists
-                            .range((key.as_str(), 0u64)..=(key.as_str(), u64::MAX))
-                            .map_err(backend)?
-                            .take(excess)
-                            .map(|e| e.map(|(k, _)| k.value().1).map_err(backend))
-                            .collect::<Result<_, _>>()?;
-                        for seq in old {
-                            lists.remove((key.as_str(), seq)).map_err(backend)?;
-                        }
+                    let excess = (seqs.len() + 1).saturating_sub(cap.max(1)).min(seqs.len());
+                    for seq in &seqs[..excess] {
+                        lists.remove((key.as_str(), *seq)).map_err(backend)?;
                     }
                 }
                 Write::DeleteList { key } => {
