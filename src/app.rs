@@ -18,8 +18,10 @@ use tokio::net::TcpListener;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
+    bridge::{Bridge, Defaults, Ports},
     config::Config,
     dispatch::{Dispatcher, Handler},
+    helpdesk::{HelpdeskClient, HelpdeskError},
     slack::{
         api::{SlackApi, SlackError},
         ingress::BotIdentity,
@@ -42,6 +44,9 @@ pub enum BuildError {
     /// The Slack client could not be built.
     #[error(transparent)]
     Slack(#[from] SlackError),
+    /// The HelpDesk client could not be built.
+    #[error(transparent)]
+    Helpdesk(#[from] HelpdeskError),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -87,22 +92,64 @@ pub struct Application {
     state: AppState,
     slack: SlackApi,
     tracker: TaskTracker,
+    abort: CancellationToken,
     shutdown_grace: Duration,
     socket_mode: bool,
+}
+
+/// What a handler can be built from.
+struct Parts<'a> {
+    config: &'a Config,
+    slack: &'a SlackApi,
+    store: &'a Store,
+    metrics: &'a Metrics,
+    identity: &'a Arc<OnceLock<BotIdentity>>,
+    abort: &'a CancellationToken,
 }
 
 impl Application {
     /// Builds the application with the bridge as the handler of inbound items.
     pub async fn build(config: Config) -> Result<Self, BuildError> {
-        let handler = Arc::new(crate::bridge::Bridge::new());
-        Self::build_with(config, handler).await
+        Self::assemble(config, |parts| {
+            let helpdesk = HelpdeskClient::new(&parts.config.helpdesk, parts.metrics.clone())?;
+            Ok(Arc::new(Bridge::new(Ports {
+                slack: parts.slack.clone(),
+                helpdesk,
+                store: parts.store.clone(),
+                identity: parts.identity.clone(),
+                defaults: Defaults {
+                    workspace: parts.config.helpdesk.default_workspace.clone(),
+                    agent: parts.config.helpdesk.default_agent.clone(),
+                },
+                abort: parts.abort.clone(),
+                metrics: parts.metrics.clone(),
+            })))
+        })
+        .await
     }
 
     /// Builds the application with a given handler of inbound items.
     pub async fn build_with(config: Config, handler: Arc<dyn Handler>) -> Result<Self, BuildError> {
+        Self::assemble(config, |_| Ok(handler)).await
+    }
+
+    async fn assemble(
+        config: Config,
+        handler: impl FnOnce(&Parts<'_>) -> Result<Arc<dyn Handler>, BuildError>,
+    ) -> Result<Self, BuildError> {
         let metrics = Metrics::default();
         let store = Store::open(&config.store)?;
         let slack = SlackApi::new(&config.slack, metrics.clone())?;
+        let identity = Arc::new(OnceLock::new());
+        let abort = CancellationToken::new();
+        let handler = handler(&Parts {
+            config: &config,
+            slack: &slack,
+            store: &store,
+            metrics: &metrics,
+            identity: &identity,
+            abort: &abort,
+        })?;
         let tracker = TaskTracker::new();
         let dispatcher = Dispatcher::new(config.dispatch, store.clone(), handler, metrics.clone(), tracker.clone());
         let listener = TcpListener::bind(config.listen_addr)
@@ -113,7 +160,7 @@ impl Application {
             dispatcher,
             store,
             metrics,
-            identity: Arc::new(OnceLock::new()),
+            identity,
             socket_connections: config.socket_mode().then(|| Arc::new(AtomicUsize::new(0))),
         }));
         Ok(Self {
@@ -121,6 +168,7 @@ impl Application {
             state,
             slack,
             tracker,
+            abort,
             shutdown_grace: config.shutdown_grace,
             socket_mode: config.socket_mode(),
         })
@@ -143,7 +191,7 @@ impl Application {
 
     /// Serves until `shutdown` resolves, then drains and returns.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        let Self { listener, state, slack, tracker, shutdown_grace, socket_mode } = self;
+        let Self { listener, state, slack, tracker, abort, shutdown_grace, socket_mode } = self;
         // `stop` ends intake (HTTP, sockets) and background loops; in-flight work goes on.
         let stop = CancellationToken::new();
         tracker.spawn({
@@ -179,8 +227,15 @@ impl Application {
         // Make sure intake has stopped even if the server ended on its own.
         stop.cancel();
         tracing::info!(grace = ?shutdown_grace, "shutting down: finishing in-flight work");
-        if !state.dispatcher.drain(shutdown_grace).await {
-            tracing::warn!("in-flight work did not finish within the grace period; abandoning it");
+        // Replies still streaming near the end of the grace period are finalized in Slack
+        // with a note, rather than cut off mid-edit.
+        let finalize = (shutdown_grace / 3).min(Duration::from_secs(5));
+        if !state.dispatcher.drain(shutdown_grace - finalize).await {
+            tracing::info!("in-flight replies are being finalized before exit");
+            abort.cancel();
+            if !state.dispatcher.drain(finalize).await {
+                tracing::warn!("in-flight work did not finish within the grace period; abandoning it");
+            }
         }
         served
     }

@@ -31,6 +31,9 @@ pub struct Cli {
     /// Slack Web API base URL.
     #[arg(long, env = "SLACK_API_URL", default_value = "https://slack.com/api/")]
     pub slack_api_url: String,
+    /// Message edits (`chat.update`) per minute per workspace, shared by all streaming replies.
+    #[arg(long, env = "SLACK_UPDATES_PER_MINUTE", default_value = "50")]
+    pub slack_updates_per_minute: String,
     /// HelpDesk portal base URL.
     #[arg(long, env = "DUPLO_HOST")]
     pub duplo_host: Option<String>,
@@ -150,6 +153,8 @@ pub struct SlackConfig {
     pub app_token: Option<SecretString>,
     /// Web API base URL, always ending in `/`.
     pub api_url: String,
+    /// `chat.update` calls per minute per workspace (Slack's Tier 3 allows about 50).
+    pub updates_per_minute: u32,
 }
 
 /// HelpDesk settings.
@@ -247,6 +252,11 @@ impl Cli {
                 signing_secret: signing_secret.map(Into::into),
                 app_token: app_token.map(Into::into),
                 api_url,
+                updates_per_minute: u32::try_from(positive(
+                    "SLACK_UPDATES_PER_MINUTE",
+                    &self.slack_updates_per_minute,
+                )?)
+                .map_err(|_| ConfigError::new("SLACK_UPDATES_PER_MINUTE", "is too large"))?,
             },
             helpdesk: HelpdeskConfig {
                 host,

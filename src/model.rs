@@ -69,6 +69,9 @@ pub struct TicketRecord {
     /// The ticket header message, once posted.
     #[serde(default)]
     pub header_ts: Option<MessageTs>,
+    /// People who have written in the thread, in order of their first message.
+    #[serde(default)]
+    pub participants: Vec<UserId>,
     /// When the ticket was created.
     pub created_at: UnixMillis,
     /// When anything about the ticket last changed.
@@ -180,6 +183,28 @@ pub struct Card {
     /// When it was submitted.
     #[serde(default)]
     pub submitted_at: Option<UnixMillis>,
+}
+
+/// A message the bridge holds on to: one whose sending failed (for its Retry button), or
+/// one that opens a ticket once a workspace and agent are chosen in the modal.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PendingMessage {
+    /// The thread it belongs to.
+    pub thread: ThreadKey,
+    /// Who wrote it.
+    pub author: UserId,
+    /// The Slack message it came from, for reactions.
+    #[serde(default)]
+    pub message_ts: Option<MessageTs>,
+    /// The text for the agent, already plain.
+    pub content: String,
+    /// A title for the ticket it opens, when the thread has none yet.
+    #[serde(default)]
+    pub title: String,
+    /// The ticket gets a new thread: its header is posted in the channel first
+    /// (`/helpdesk new`); `thread` then names only the channel.
+    #[serde(default)]
+    pub new_thread: bool,
 }
 
 /// Who did something recorded in a ticket's history.

@@ -68,6 +68,17 @@ pub struct Metrics {
     pub slack_calls: Family<CallLabels, Counter>,
     /// HelpDesk calls by operation and outcome.
     pub helpdesk_calls: Family<CallLabels, Counter>,
+    /// Tickets opened from Slack.
+    pub tickets_opened: Counter,
+    /// Agent turns by outcome (`ok`, `interrupted`, `failed`).
+    pub turns: Family<OutcomeLabels, Counter>,
+}
+
+/// Labels of an outcome count.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    /// What became of it.
+    pub outcome: &'static str,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -92,7 +103,20 @@ impl Default for Metrics {
         registry.register("slack_calls", "Slack Web API calls by method and outcome", slack_calls.clone());
         let helpdesk_calls = Family::<CallLabels, Counter>::default();
         registry.register("helpdesk_calls", "HelpDesk calls by operation and outcome", helpdesk_calls.clone());
-        Self { registry: Arc::new(registry), requests, ack_seconds, dedup_hits, slack_calls, helpdesk_calls }
+        let tickets_opened = Counter::default();
+        registry.register("tickets_opened", "Tickets opened from Slack", tickets_opened.clone());
+        let turns = Family::<OutcomeLabels, Counter>::default();
+        registry.register("turns", "Agent turns by outcome", turns.clone());
+        Self {
+            registry: Arc::new(registry),
+            requests,
+            ack_seconds,
+            dedup_hits,
+            slack_calls,
+            helpdesk_calls,
+            tickets_opened,
+            turns,
+        }
     }
 }
 
@@ -112,6 +136,11 @@ impl Metrics {
     pub fn helpdesk_call(&self, operation: &str, outcome: &str) {
         let labels = CallLabels { operation: operation.to_owned(), outcome: outcome.to_owned() };
         self.helpdesk_calls.get_or_create(&labels).inc();
+    }
+
+    /// Counts one agent turn.
+    pub fn turn(&self, outcome: &'static str) {
+        self.turns.get_or_create(&OutcomeLabels { outcome }).inc();
     }
 
     /// The Prometheus text exposition of every metric.

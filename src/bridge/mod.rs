@@ -1,27 +1,251 @@
 //! The domain: what an inbound item means for a ticket.
 //!
 //! [`Bridge`] is the dispatcher's [`Handler`]. It receives items already verified,
-//! deduplicated and ordered per thread.
+//! deduplicated and ordered per thread, and decides: open a ticket ([`open`]), relay a
+//! message as an agent turn and stream the reply back ([`turn`], [`reply`]), or answer a
+//! slash command ([`commands`]). It talks to three ports: the HelpDesk client, Slack egress
+//! and the store. It never sees wire JSON; Slack messages are built by
+//! [`crate::slack::blocks`] from view structs.
+//!
+//! Failures are never silent: a HelpDesk or store failure is explained in the thread,
+//! with a Retry button when the message did not get through.
+
+mod commands;
+mod open;
+mod reply;
+mod turn;
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
 
 use futures_util::future::BoxFuture;
+use tokio_util::sync::CancellationToken;
 
-use crate::{dispatch::Handler, inbound::Inbound};
+use crate::{
+    dispatch::Handler,
+    helpdesk::{HelpdeskClient, HelpdeskError},
+    ids::{ChannelId, MessageTs, TeamId, ThreadKey, UserId},
+    inbound::{BlockAction, Inbound, InboundKind, UserMessage},
+    model::{Actor, HistoryEntry, HistoryEvent, TicketRecord},
+    slack::{
+        api::{SlackApi, SlackError},
+        blocks::{self, Message},
+        ingress::BotIdentity,
+        markup,
+    },
+    store::{Store, StoreError},
+    telemetry::Metrics,
+};
+
+/// How long a message whose sending failed can still be retried.
+const PENDING_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Action ids of the bridge's own buttons.
+mod action {
+    /// Resend a message that failed.
+    pub const RETRY: &str = "retry";
+    /// Open the ticket-creation modal.
+    pub const CREATE: &str = "create_ticket";
+    /// Open a new ticket for a thread whose ticket is gone from the HelpDesk.
+    pub const REOPEN: &str = "open_new_ticket";
+}
+
+/// The message shortcut's callback id (see `manifest.yml`).
+pub const SHORTCUT_CALLBACK: &str = "open_ticket";
+
+/// Why handling an item failed; reported in the thread where possible, and logged.
+#[derive(Debug, thiserror::Error)]
+pub enum BridgeError {
+    /// The store did not answer.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Slack refused a call.
+    #[error(transparent)]
+    Slack(#[from] SlackError),
+    /// The HelpDesk refused a call.
+    #[error(transparent)]
+    Helpdesk(#[from] HelpdeskError),
+}
+
+/// Where tickets are opened when a channel has no settings of its own.
+#[derive(Debug, Clone, Default)]
+pub struct Defaults {
+    /// `HELPDESK_WORKSPACE`: a name or id.
+    pub workspace: Option<String>,
+    /// `HELPDESK_AGENT`: a name or id.
+    pub agent: Option<String>,
+}
 
 /// The bridge between Slack threads and HelpDesk tickets.
-#[derive(Debug, Default)]
-pub struct Bridge {}
+#[derive(Clone)]
+pub struct Bridge {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    slack: SlackApi,
+    helpdesk: HelpdeskClient,
+    store: Store,
+    identity: Arc<OnceLock<BotIdentity>>,
+    defaults: Defaults,
+    /// Fires when the shutdown grace period is nearly over: streaming replies stop
+    /// waiting for the agent and finalize what they have.
+    abort: CancellationToken,
+    metrics: Metrics,
+}
+
+impl std::fmt::Debug for Bridge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Bridge")
+    }
+}
+
+/// What the bridge is built from.
+#[derive(Debug)]
+pub struct Ports {
+    /// Slack egress.
+    pub slack: SlackApi,
+    /// The HelpDesk.
+    pub helpdesk: HelpdeskClient,
+    /// The store.
+    pub store: Store,
+    /// The bot's identity, once known.
+    pub identity: Arc<OnceLock<BotIdentity>>,
+    /// Default workspace and agent.
+    pub defaults: Defaults,
+    /// Cancelled when in-flight replies must finalize (end of the shutdown grace).
+    pub abort: CancellationToken,
+    /// Metrics.
+    pub metrics: Metrics,
+}
 
 impl Bridge {
-    /// A bridge.
-    pub fn new() -> Self {
-        Self::default()
+    /// A bridge over the given ports.
+    pub fn new(ports: Ports) -> Self {
+        let Ports { slack, helpdesk, store, identity, defaults, abort, metrics } = ports;
+        Self { inner: Arc::new(Inner { slack, helpdesk, store, identity, defaults, abort, metrics }) }
     }
 }
 
 impl Handler for Bridge {
     fn handle(&self, item: Inbound) -> BoxFuture<'static, ()> {
-        Box::pin(async move {
-            tracing::debug!(team = %item.team, order_key = %item.order_key(), "inbound item received");
-        })
+        let this = self.clone();
+        Box::pin(async move { this.dispatch(item).await })
     }
+}
+
+impl Bridge {
+    async fn dispatch(&self, item: Inbound) {
+        let Inbound { team, kind } = item;
+        let outcome = match kind {
+            InboundKind::Message(message) => self.on_message(&team, message).await,
+            InboundKind::Command(command) => self.on_command(&team, command).await,
+            InboundKind::Action(action) => self.on_action(&team, action).await,
+            InboundKind::ViewSubmission(view) => self.on_view(&team, view).await,
+            InboundKind::Shortcut(shortcut) => self.on_shortcut(&team, shortcut).await,
+            InboundKind::HomeOpened { .. } => Ok(()),
+        };
+        if let Err(err) = outcome {
+            tracing::warn!(team = %team, error = %err, "handling an inbound item failed");
+        }
+    }
+
+    /// A human message: relay it if its thread is a ticket, or open one if it asks to.
+    async fn on_message(&self, team: &TeamId, message: UserMessage) -> Result<(), BridgeError> {
+        let thread = message.thread(team);
+        let record = match self.inner.store.ticket_by_thread(&thread).await {
+            Ok(record) => record,
+            Err(err) => {
+                // The message is not lost silently: the person is told to resend it.
+                if message.mentions_bot || message.is_dm {
+                    self.tell(&thread, &store_trouble()).await;
+                }
+                return Err(err.into());
+            }
+        };
+        match record {
+            Some(record) => self.relay(record, &message).await,
+            None if message.mentions_bot || message.is_dm => self.open_from_message(team, &message).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn on_action(&self, team: &TeamId, action: BlockAction) -> Result<(), BridgeError> {
+        for item in &action.actions {
+            let value = item.value.as_deref().unwrap_or_default();
+            match item.action_id.as_str() {
+                action::RETRY => self.retry(team, &action, value).await?,
+                action::REOPEN => self.reopen(team, &action, value).await?,
+                action::CREATE => self.open_create_modal(&action, value).await?,
+                // Link buttons (Open in HelpDesk, agent links) also report their clicks.
+                _ => tracing::debug!(action_id = %item.action_id, "action needs no handling"),
+            }
+        }
+        Ok(())
+    }
+
+    /// Posts a message in a thread; a failure is logged (there is nowhere else to say it).
+    async fn tell(&self, thread: &ThreadKey, message: &Message) -> Option<MessageTs> {
+        match self.inner.slack.post(&thread.channel, Some(&thread.thread_ts), message).await {
+            Ok(ts) => Some(ts),
+            Err(err) => {
+                tracing::warn!(thread = %thread, error = %err, code = err.code(), "could not post in the thread");
+                None
+            }
+        }
+    }
+
+    /// Appends to a ticket's history; a failure is logged, not fatal.
+    async fn record(&self, record: &TicketRecord, actor: Actor, event: HistoryEvent) {
+        let entry = HistoryEntry { at: now_millis(), actor, event };
+        if let Err(err) = self.inner.store.append_history(&record.ticket, &entry).await {
+            tracing::warn!(ticket = %record.ticket.ticket, error = %err, "could not record ticket history");
+        }
+    }
+
+    /// Slack markup as plain text for the agent, with mentioned users' names resolved.
+    async fn plain_text(&self, text: &str) -> String {
+        let mut names = HashMap::new();
+        for id in markup::mentioned_users(text) {
+            let user = UserId::new(id.clone());
+            if let Some(name) = self.inner.slack.user_name(&user).await {
+                names.insert(id, name);
+            }
+        }
+        markup::to_plain(text, &names)
+    }
+
+    /// A user's name, or their id when Slack cannot say.
+    async fn name_of(&self, user: &UserId) -> String {
+        self.inner.slack.user_name(user).await.unwrap_or_else(|| user.to_string())
+    }
+
+    fn bot_user(&self) -> Option<&UserId> {
+        self.inner.identity.get().map(|me| &me.user_id)
+    }
+}
+
+/// The notice for a store that does not answer.
+fn store_trouble() -> Message {
+    blocks::notice(
+        "⚠️ I could not record this message: my state store is not answering. Nothing was sent to the HelpDesk; \
+         please send it again in a minute.",
+        &[],
+    )
+}
+
+/// Milliseconds since the Unix epoch.
+fn now_millis() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| {
+        // Millisecond timestamps fit an i64 for the next 292 million years.
+        i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+    })
+}
+
+/// The thread a channel post starts.
+fn thread_of(team: &TeamId, channel: &ChannelId, ts: &MessageTs) -> ThreadKey {
+    ThreadKey { team: team.clone(), channel: channel.clone(), thread_ts: ts.clone() }
 }

@@ -154,6 +154,9 @@ pub enum HelpdeskError {
     /// The answer was not what the API sends.
     #[error("the HelpDesk sent an unexpected reply: {0}")]
     Malformed(String),
+    /// A reply stream broke off or went silent part-way.
+    #[error("the reply stream broke off: {0}")]
+    Interrupted(String),
     /// A name matched more than one record.
     #[error("{kind} '{name}' is ambiguous: {count} match")]
     Ambiguous {
@@ -178,6 +181,7 @@ impl HelpdeskError {
             Self::Connection(_) => "connection",
             Self::Stream(_) => "stream_error",
             Self::Malformed(_) => "malformed",
+            Self::Interrupted(_) => "interrupted",
             Self::Ambiguous { .. } => "ambiguous",
         }
     }
@@ -770,7 +774,13 @@ where
                 }
                 Some(Err(err)) => {
                     state.finished = true;
-                    return Some((Err(HelpdeskError::from_reqwest(&err.into())), state));
+                    let err: reqwest::Error = err.into();
+                    let why = if err.is_timeout() {
+                        "the HelpDesk sent nothing for longer than HELPDESK_STREAM_IDLE_SECONDS".to_owned()
+                    } else {
+                        "the connection to the HelpDesk was lost".to_owned()
+                    };
+                    return Some((Err(HelpdeskError::Interrupted(why)), state));
                 }
                 None => {
                     state.ready.extend(state.parser.finish().iter().filter_map(events::decode_event));

@@ -3,18 +3,34 @@
 //! One hyper client with slack-morphism's rate control (per-tier budgets, retries on 429
 //! after `Retry-After`), pointed at `SLACK_API_URL`. Every answer's `ok` is checked by the
 //! client; failures become a [`SlackError`] and are counted by method and error code.
+//! Message edits also draw from the workspace's [`Pacer`] budget.
+//!
+//! Messages are sent as the JSON [`super::blocks`] rendered, through slack-morphism's
+//! generic calls, so a rendering reaches Slack byte for byte as it was tested.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
 
 use secrecy::ExposeSecret;
+use serde::Deserialize;
+use serde_json::{Value, json};
 use slack_morphism::{errors::SlackClientError, prelude::*};
 
+use super::{blocks::Message, pace::Pacer};
 use crate::{
     config::SlackConfig,
-    ids::{TeamId, UserId},
+    ids::{ChannelId, MessageTs, TeamId, UserId},
     slack::ingress::BotIdentity,
     telemetry::Metrics,
 };
+
+/// How long a user's display name is remembered.
+const NAME_TTL: Duration = Duration::from_secs(15 * 60);
+/// A burst of edits a workspace may make before the per-minute rate applies.
+const UPDATE_BURST: u32 = 10;
 
 /// The slack-morphism client type used everywhere.
 pub type SlackHttpClient = SlackClient<SlackClientHyperHttpsConnector>;
@@ -57,6 +73,14 @@ impl SlackError {
         }
     }
 
+    /// Slack's error code, when Slack answered `ok: false`.
+    pub fn api_code(&self) -> Option<&str> {
+        match self {
+            Self::Api { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+
     /// A short label for metrics: the error code, `ratelimited` or `transport`.
     pub fn code(&self) -> &str {
         match self {
@@ -74,6 +98,8 @@ pub struct SlackApi {
     bot_token: SlackApiToken,
     app_token: Option<SlackApiToken>,
     metrics: Metrics,
+    pacer: Arc<Pacer>,
+    names: Arc<Mutex<HashMap<UserId, (String, Instant)>>>,
 }
 
 impl std::fmt::Debug for SlackApi {
@@ -102,6 +128,8 @@ impl SlackApi {
             bot_token: SlackApiToken::new(config.bot_token.expose_secret().to_owned().into()),
             app_token: config.app_token.as_ref().map(|t| SlackApiToken::new(t.expose_secret().to_owned().into())),
             metrics,
+            pacer: Arc::new(Pacer::new(config.updates_per_minute, UPDATE_BURST)),
+            names: Arc::new(Mutex::new(HashMap::new())),
         })
     }
 
@@ -144,5 +172,254 @@ impl SlackApi {
             session.apps_connections_open(&SlackApiAppsConnectionOpenRequest::new()).await,
         )?;
         Ok(response.url.0.to_string())
+    }
+}
+
+/// What `chat.postMessage` answers.
+#[derive(Deserialize)]
+struct Posted {
+    ts: String,
+}
+
+/// What `chat.getPermalink` answers.
+#[derive(Deserialize)]
+struct Permalink {
+    permalink: String,
+}
+
+/// What `users.info` answers, as far as names go.
+#[derive(Deserialize)]
+struct UserInfo {
+    user: UserRecord,
+}
+
+#[derive(Deserialize)]
+struct UserRecord {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    real_name: Option<String>,
+    #[serde(default)]
+    profile: Option<UserProfile>,
+}
+
+#[derive(Deserialize)]
+struct UserProfile {
+    #[serde(default)]
+    display_name: Option<String>,
+    #[serde(default)]
+    real_name: Option<String>,
+}
+
+/// Answers whose content the bridge does not need.
+#[derive(Deserialize)]
+struct Ignored {}
+
+/// `files.getUploadURLExternal`'s answer.
+#[derive(Deserialize)]
+struct UploadTarget {
+    upload_url: String,
+    file_id: String,
+}
+
+fn message_body(channel: &ChannelId, message: &Message) -> Value {
+    json!({
+        "channel": channel.as_str(),
+        "text": message.text,
+        "blocks": message.blocks,
+        "unfurl_links": false,
+        "unfurl_media": false,
+    })
+}
+
+impl SlackApi {
+    /// `chat.postMessage`, in a thread when `thread_ts` is given. Returns the new message's ts.
+    pub async fn post(
+        &self,
+        channel: &ChannelId,
+        thread_ts: Option<&MessageTs>,
+        message: &Message,
+    ) -> Result<MessageTs, SlackError> {
+        let mut body = message_body(channel, message);
+        if let Some(ts) = thread_ts {
+            body["thread_ts"] = json!(ts.as_str());
+        }
+        let session = self.client.open_session(&self.bot_token);
+        let result: ClientResult<Posted> = session
+            .http_session_api
+            .http_post("chat.postMessage", &body, Some(&CHAT_POST_MESSAGE_SPECIAL_LIMIT_RATE_CTL))
+            .await;
+        self.record("chat.postMessage", result).map(|p| MessageTs::new(p.ts))
+    }
+
+    /// `chat.update`, drawing from the workspace's edit budget first.
+    pub async fn update(
+        &self,
+        team: &TeamId,
+        channel: &ChannelId,
+        ts: &MessageTs,
+        message: &Message,
+    ) -> Result<(), SlackError> {
+        self.pacer.acquire(team).await;
+        let mut body = message_body(channel, message);
+        body["ts"] = json!(ts.as_str());
+        let session = self.client.open_session(&self.bot_token);
+        let result: ClientResult<Ignored> =
+            session.http_session_api.http_post("chat.update", &body, Some(&SLACK_TIER3_METHOD_CONFIG)).await;
+        let result = self.record("chat.update", result).map(drop);
+        if let Err(SlackError::RateLimited { retry_after, .. }) = &result {
+            self.pacer.back_off(team, retry_after.unwrap_or(Duration::from_secs(30)));
+        }
+        result
+    }
+
+    /// `chat.postEphemeral`: a message only `user` sees.
+    pub async fn ephemeral(
+        &self,
+        channel: &ChannelId,
+        user: &UserId,
+        thread_ts: Option<&MessageTs>,
+        message: &Message,
+    ) -> Result<(), SlackError> {
+        let mut body = message_body(channel, message);
+        body["user"] = json!(user.as_str());
+        if let Some(ts) = thread_ts {
+            body["thread_ts"] = json!(ts.as_str());
+        }
+        let session = self.client.open_session(&self.bot_token);
+        let result: ClientResult<Ignored> =
+            session.http_session_api.http_post("chat.postEphemeral", &body, Some(&SLACK_TIER4_METHOD_CONFIG)).await;
+        self.record("chat.postEphemeral", result).map(drop)
+    }
+
+    /// Answers through an interaction's `response_url` (ephemeral unless `in_channel`);
+    /// works where the bot is not a member, which `chat.postEphemeral` does not.
+    pub async fn respond(
+        &self,
+        response_url: &str,
+        message: &Message,
+        replace_original: bool,
+    ) -> Result<(), SlackError> {
+        let url: reqwest::Url = response_url
+            .parse()
+            .map_err(|_| SlackError::Transport { method: "response_url", detail: "not a URL".to_owned() })?;
+        let blocks: Vec<SlackBlock> = serde_json::from_value(Value::Array(message.blocks.clone()))
+            .map_err(|e| SlackError::Transport { method: "response_url", detail: format!("blocks: {e}") })?;
+        let request = SlackApiPostWebhookMessageRequest::new(
+            SlackMessageContent::new().with_text(message.text.clone()).with_blocks(blocks),
+        )
+        .with_replace_original(replace_original);
+        let result = self.client.post_webhook_message(&url, &request).await;
+        self.record("response_url", result).map(drop)
+    }
+
+    /// `reactions.add`; adding one that is already there is not an error.
+    pub async fn react(&self, channel: &ChannelId, ts: &MessageTs, name: &str) -> Result<(), SlackError> {
+        let body = json!({"channel": channel.as_str(), "timestamp": ts.as_str(), "name": name});
+        let session = self.client.open_session(&self.bot_token);
+        let result: ClientResult<Ignored> =
+            session.http_session_api.http_post("reactions.add", &body, Some(&SLACK_TIER3_METHOD_CONFIG)).await;
+        match self.record("reactions.add", result) {
+            Err(SlackError::Api { code, .. }) if code == "already_reacted" => Ok(()),
+            other => other.map(drop),
+        }
+    }
+
+    /// `reactions.remove`; removing one that is not there is not an error.
+    pub async fn unreact(&self, channel: &ChannelId, ts: &MessageTs, name: &str) -> Result<(), SlackError> {
+        let body = json!({"channel": channel.as_str(), "timestamp": ts.as_str(), "name": name});
+        let session = self.client.open_session(&self.bot_token);
+        let result: ClientResult<Ignored> =
+            session.http_session_api.http_post("reactions.remove", &body, Some(&SLACK_TIER3_METHOD_CONFIG)).await;
+        match self.record("reactions.remove", result) {
+            Err(SlackError::Api { code, .. }) if code == "no_reaction" => Ok(()),
+            other => other.map(drop),
+        }
+    }
+
+    /// `views.open`: shows a modal (the trigger id is valid for 3 s).
+    pub async fn open_view(&self, trigger_id: &str, view: &Value) -> Result<(), SlackError> {
+        let body = json!({"trigger_id": trigger_id, "view": view});
+        let session = self.client.open_session(&self.bot_token);
+        let result: ClientResult<Ignored> =
+            session.http_session_api.http_post("views.open", &body, Some(&SLACK_TIER4_METHOD_CONFIG)).await;
+        self.record("views.open", result).map(drop)
+    }
+
+    /// `chat.getPermalink`: a link to a message.
+    pub async fn permalink(&self, channel: &ChannelId, ts: &MessageTs) -> Result<String, SlackError> {
+        let session = self.client.open_session(&self.bot_token);
+        let params = vec![("channel", Some(channel.as_str())), ("message_ts", Some(ts.as_str()))];
+        let result: ClientResult<Permalink> =
+            session.http_session_api.http_get("chat.getPermalink", &params, Some(&SLACK_TIER4_METHOD_CONFIG)).await;
+        self.record("chat.getPermalink", result).map(|p| p.permalink)
+    }
+
+    /// A user's display name (`users.info`, remembered for a while). `None` when Slack
+    /// cannot say; callers then show the id.
+    pub async fn user_name(&self, user: &UserId) -> Option<String> {
+        {
+            let names = self.names.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some((name, at)) = names.get(user)
+                && at.elapsed() < NAME_TTL
+            {
+                return Some(name.clone());
+            }
+        }
+        let session = self.client.open_session(&self.bot_token);
+        let params = vec![("user", Some(user.as_str()))];
+        let result: ClientResult<UserInfo> =
+            session.http_session_api.http_get("users.info", &params, Some(&SLACK_TIER4_METHOD_CONFIG)).await;
+        let info = self.record("users.info", result).ok()?;
+        let record = info.user;
+        let profile = record.profile.unwrap_or(UserProfile { display_name: None, real_name: None });
+        let name = [profile.display_name, profile.real_name, record.real_name, Some(record.name)]
+            .into_iter()
+            .flatten()
+            .map(|n| n.trim().to_owned())
+            .find(|n| !n.is_empty())?;
+        let mut names = self.names.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        names.insert(user.clone(), (name.clone(), Instant::now()));
+        Some(name)
+    }
+
+    /// Uploads `content` as a file into a thread (Slack's external upload flow:
+    /// get an upload URL, send the bytes, complete the upload into the channel).
+    pub async fn upload(
+        &self,
+        channel: &ChannelId,
+        thread_ts: &MessageTs,
+        filename: &str,
+        title: &str,
+        content: &str,
+    ) -> Result<(), SlackError> {
+        let session = self.client.open_session(&self.bot_token);
+        let length = content.len().to_string();
+        let params = vec![("filename", Some(filename)), ("length", Some(length.as_str()))];
+        let result: ClientResult<UploadTarget> = session
+            .http_session_api
+            .http_get("files.getUploadURLExternal", &params, Some(&SLACK_TIER4_METHOD_CONFIG))
+            .await;
+        let target = self.record("files.getUploadURLExternal", result)?;
+        let upload_url: reqwest::Url = target
+            .upload_url
+            .parse()
+            .map_err(|_| SlackError::Transport { method: "files.upload", detail: "bad upload URL".to_owned() })?;
+        let request = SlackApiFilesUploadViaUrlRequest::new(
+            SlackFileUploadUrl::new(upload_url),
+            content.as_bytes().to_vec(),
+            "text/plain".to_owned(),
+        );
+        self.record("files.upload", session.files_upload_via_url(&request).await)?;
+        let body = json!({
+            "files": [{"id": target.file_id, "title": title}],
+            "channel_id": channel.as_str(),
+            "thread_ts": thread_ts.as_str(),
+        });
+        let result: ClientResult<Ignored> = session
+            .http_session_api
+            .http_post("files.completeUploadExternal", &body, Some(&SLACK_TIER4_METHOD_CONFIG))
+            .await;
+        self.record("files.completeUploadExternal", result).map(drop)
     }
 }

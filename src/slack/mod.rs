@@ -4,8 +4,16 @@
 //! - [`ingress`]: Slack payloads (HTTP or Socket Mode) into [`crate::inbound::Inbound`].
 //! - [`socket`]: the Socket Mode connection loop.
 //! - [`api`]: Web API calls (egress), rate-controlled.
+//! - [`blocks`]: Block Kit rendering (pure) and validation.
+//! - [`mrkdwn`]: agent Markdown into safe, split mrkdwn.
+//! - [`pace`]: the workspace budget for message edits.
+//! - [`markup`]: Slack markup into plain text for the agent.
 
 pub mod api;
+pub mod blocks;
 pub mod ingress;
+pub mod markup;
+pub mod mrkdwn;
+pub mod pace;
 pub mod socket;
 pub mod verify;

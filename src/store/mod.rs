@@ -31,7 +31,8 @@ use crate::{
     config::StoreConfig,
     ids::{CardId, TeamId, ThreadKey, TicketKey, UserId},
     model::{
-        Card, CardState, ChannelRef, ChannelSettings, Decision, HistoryEntry, TicketRecord, TicketStatus, UnixMillis,
+        Card, CardState, ChannelRef, ChannelSettings, Decision, HistoryEntry, PendingMessage, TicketRecord,
+        TicketStatus, UnixMillis,
     },
 };
 
@@ -613,6 +614,32 @@ impl Store {
     /// A ticket's timeline, oldest first.
     pub async fn history(&self, ticket: &TicketKey) -> Result<Vec<HistoryEntry>, StoreError> {
         self.list_range(&self.history_key(ticket)).await?.iter().map(|b| decode(b)).collect()
+    }
+
+    // === pending messages ===
+
+    /// Keeps a message that could not be sent yet (for a Retry button, or until a ticket
+    /// is created in a modal) for `ttl`. Returns its opaque id.
+    pub async fn put_pending(&self, pending: &PendingMessage, ttl: Duration) -> Result<String, StoreError> {
+        let id = format!("{:016x}{:016x}", rand::random::<u64>(), rand::random::<u64>());
+        let key = self.key(&format!("pending:{id}"));
+        if self.set_nx(&key, &encode(pending), ttl).await? { Ok(id) } else { Err(StoreError::Contention(key)) }
+    }
+
+    /// A pending message, left in place.
+    pub async fn pending(&self, id: &str) -> Result<Option<PendingMessage>, StoreError> {
+        self.get(&self.key(&format!("pending:{id}"))).await?.map(|b| decode(&b)).transpose()
+    }
+
+    /// Takes a pending message away: exactly one caller, across replicas, gets it.
+    pub async fn take_pending(&self, id: &str) -> Result<Option<PendingMessage>, StoreError> {
+        let key = self.key(&format!("pending:{id}"));
+        let Some(raw) = self.get(&key).await? else {
+            return Ok(None);
+        };
+        let pending = decode(&raw)?;
+        let taken = self.commit(Txn::default().check(&key, Expect::Equals(raw)).delete(&key)).await?;
+        Ok(taken.then_some(pending))
     }
 
     // === channel settings ===

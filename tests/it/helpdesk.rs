@@ -528,7 +528,7 @@ mod tickets {
         assert_eq!(stream.next().await.unwrap().unwrap(), AgentEvent::Done { stop_reason: None });
         assert!(stream.next().await.is_none());
 
-        // A stream that goes silent past the idle timeout ends with Timeout, after the text it had.
+        // A stream that goes silent past the idle timeout ends as interrupted, after the text it had.
         let (release, gate) = tokio::sync::mpsc::unbounded_channel();
         let host =
             timed_sse_server(vec!["data: {\"type\":\"text_delta\",\"text\":\"partial\"}\n\n", "never sent"], gate)
@@ -538,7 +538,11 @@ mod tickets {
         let events: Vec<_> =
             collect(helpdesk.send_message(&ws(), &TicketName::new("DEVOPS-1"), &message, true).await.unwrap()).await;
         assert_eq!(events[0], Ok(AgentEvent::TextDelta("partial".to_owned())));
-        assert_eq!(events[1], Err(HelpdeskError::Timeout));
+        assert!(
+            matches!(&events[1], Err(HelpdeskError::Interrupted(why)) if why.contains("HELPDESK_STREAM_IDLE_SECONDS")),
+            "{:?}",
+            events[1]
+        );
         assert_eq!(events.len(), 2);
         drop(release);
     }

@@ -7,6 +7,7 @@
 mod support;
 
 mod binary;
+mod bridge;
 mod dispatch;
 mod helpdesk;
 mod ingress;

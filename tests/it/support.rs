@@ -139,6 +139,9 @@ impl Drop for PrivateRedis {
 
 pub use app::*;
 
+pub mod fakes;
+pub mod timed;
+
 mod app {
     use std::{
         net::SocketAddr,
@@ -208,6 +211,24 @@ mod app {
         pub redis_url: Option<String>,
         pub auth_ok: bool,
         pub queue_capacity: usize,
+        /// Run the real bridge instead of recording what the dispatcher hands over.
+        pub bridge: bool,
+        /// `HELPDESK_WORKSPACE` / `HELPDESK_AGENT` (names the fake HelpDesk knows).
+        pub defaults: bool,
+        /// Point `DUPLO_HOST` somewhere else than the wiremock HelpDesk.
+        pub helpdesk_url: Option<String>,
+        /// `HELPDESK_FORCE_STREAMING`.
+        pub force_streaming: bool,
+        /// `HELPDESK_STREAM_IDLE_SECONDS` and the unary timeout.
+        pub helpdesk_timeout: Duration,
+        /// An embedded store folder to reuse (for restart tests).
+        pub state_dir: Option<PathBuf>,
+        /// A Redis key prefix to reuse (for restart tests).
+        pub key_prefix: Option<String>,
+        /// `SLACK_UPDATES_PER_MINUTE`.
+        pub updates_per_minute: u32,
+        /// `SHUTDOWN_GRACE_SECONDS`.
+        pub shutdown_grace: Duration,
     }
 
     impl Default for Options {
@@ -219,7 +240,23 @@ mod app {
                 redis_url: None,
                 auth_ok: true,
                 queue_capacity: 1024,
+                bridge: false,
+                defaults: true,
+                helpdesk_url: None,
+                force_streaming: false,
+                helpdesk_timeout: Duration::from_secs(5),
+                state_dir: None,
+                key_prefix: None,
+                updates_per_minute: 600,
+                shutdown_grace: Duration::from_secs(5),
             }
+        }
+    }
+
+    impl Options {
+        /// The real bridge on the given backend, with default workspace and agent.
+        pub fn bridge(backend: Backend) -> Self {
+            Self { backend, bridge: true, ..Self::default() }
         }
     }
 
@@ -227,6 +264,7 @@ mod app {
     pub struct TestApp {
         pub addr: SocketAddr,
         pub slack: MockServer,
+        pub helpdesk: MockServer,
         pub recorder: Recorder,
         pub store: Store,
         pub http: reqwest::Client,
@@ -234,6 +272,8 @@ mod app {
         stop: Option<tokio::sync::oneshot::Sender<()>>,
         server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
         _dir: Option<tempfile::TempDir>,
+        /// Leave the Redis keys in place when dropped (a restart test reads them again).
+        keep_state: bool,
     }
 
     /// A configuration pointing at the given stand-ins.
@@ -244,6 +284,7 @@ mod app {
                 signing_secret: Some(SECRET.to_owned().into()),
                 app_token: None,
                 api_url: format!("{slack_url}/"),
+                updates_per_minute: 600,
             },
             helpdesk: HelpdeskConfig {
                 host: "http://127.0.0.1:9".to_owned(),
@@ -284,14 +325,36 @@ mod app {
     pub async fn spawn_app(options: Options) -> TestApp {
         let slack = MockServer::start().await;
         mount_auth_test(&slack, options.auth_ok).await;
+        let helpdesk = MockServer::start().await;
+        if options.bridge {
+            super::fakes::mount_slack(&slack).await;
+            super::fakes::mount_helpdesk(&helpdesk).await;
+        }
         let dir = tempfile::tempdir().unwrap();
-        let mut config =
-            test_config(&slack.uri(), options.backend, dir.path().join("state"), options.redis_url.clone());
+        let state_dir = options.state_dir.clone().unwrap_or_else(|| dir.path().join("state"));
+        let mut config = test_config(&slack.uri(), options.backend, state_dir, options.redis_url.clone());
         config.dispatch.queue_capacity = options.queue_capacity;
+        config.slack.updates_per_minute = options.updates_per_minute;
+        config.shutdown_grace = options.shutdown_grace;
+        if let Some(prefix) = &options.key_prefix {
+            config.store.key_prefix.clone_from(prefix);
+        }
         if let Some(token) = &options.app_token {
             config.slack.app_token = Some(token.clone().into());
         }
-        let app = Application::build_with(config, Arc::new(options.recorder.clone())).await.expect("app builds");
+        config.helpdesk.host = options.helpdesk_url.clone().unwrap_or_else(|| helpdesk.uri());
+        config.helpdesk.force_streaming = options.force_streaming;
+        config.helpdesk.request_timeout = options.helpdesk_timeout;
+        config.helpdesk.stream_idle_timeout = options.helpdesk_timeout;
+        if options.defaults {
+            config.helpdesk.default_workspace = Some(super::fakes::WORKSPACE_NAME.to_owned());
+            config.helpdesk.default_agent = Some(super::fakes::AGENT_NAME.to_owned());
+        }
+        let app = if options.bridge {
+            Application::build(config).await.expect("app builds")
+        } else {
+            Application::build_with(config, Arc::new(options.recorder.clone())).await.expect("app builds")
+        };
         if let Err(err) = app.state().store.ping().await {
             panic!(
                 "the store does not answer ({err}); for Redis, start one with `redis-server --daemonize yes` or set REDIS_URL"
@@ -306,6 +369,7 @@ mod app {
         let test = TestApp {
             addr,
             slack,
+            helpdesk,
             recorder: options.recorder,
             store,
             http: reqwest::Client::new(),
@@ -313,6 +377,7 @@ mod app {
             stop: Some(tx),
             server: Some(server),
             _dir: Some(dir),
+            keep_state: false,
         };
         if options.auth_ok && options.app_token.is_none() {
             test.wait_ready().await;
@@ -373,6 +438,27 @@ mod app {
             self.post_signed("/slack/events", "application/json", body.to_string()).await
         }
 
+        /// Posts a signed slash command.
+        pub async fn post_command(&self, user: &str, channel: &str, text: &str, trigger: &str) -> reqwest::Response {
+            let response_url = format!("{}/respond/{trigger}", self.slack.uri());
+            let form = serde_urlencoded::to_string([
+                ("token", "deprecated"),
+                ("team_id", "T1"),
+                ("team_domain", "acme"),
+                ("channel_id", channel),
+                ("channel_name", "ops"),
+                ("user_id", user),
+                ("user_name", "someone"),
+                ("command", "/helpdesk"),
+                ("text", text),
+                ("api_app_id", "A1"),
+                ("response_url", response_url.as_str()),
+                ("trigger_id", trigger),
+            ])
+            .unwrap();
+            self.post_signed("/slack/commands", "application/x-www-form-urlencoded", form).await
+        }
+
         /// Posts a signed interaction payload.
         pub async fn post_interaction(&self, payload: &serde_json::Value) -> reqwest::Response {
             let form = serde_urlencoded::to_string([("payload", payload.to_string())]).unwrap();
@@ -389,6 +475,45 @@ mod app {
             items.unwrap_or_else(|| panic!("expected {n} handled items, got {:?}", self.recorder.taken()))
         }
 
+        /// JSON bodies (or query parameters, for GETs) of the fake Slack's calls of `method`.
+        pub async fn slack_calls(&self, method: &str) -> Vec<serde_json::Value> {
+            super::fakes::calls(&self.slack, &format!("/{method}")).await
+        }
+
+        /// Waits until the fake Slack saw `n` calls of `method` matching `pred`; returns them.
+        pub async fn wait_slack(
+            &self,
+            method: &str,
+            n: usize,
+            pred: impl Fn(&serde_json::Value) -> bool,
+        ) -> Vec<serde_json::Value> {
+            let found = eventually(Duration::from_secs(15), || async {
+                let calls: Vec<_> = self.slack_calls(method).await.into_iter().filter(|c| pred(c)).collect();
+                (calls.len() >= n).then_some(calls)
+            })
+            .await;
+            match found {
+                Some(calls) => calls,
+                None => panic!("expected {n} matching {method} calls; saw {:#?}", self.slack_calls(method).await),
+            }
+        }
+
+        /// JSON bodies the fake HelpDesk received on paths ending with `suffix`.
+        pub async fn helpdesk_calls(&self, method: &str, suffix: &str) -> Vec<serde_json::Value> {
+            super::fakes::helpdesk_calls(&self.helpdesk, method, suffix).await
+        }
+
+        /// Stops the app and lets it go, leaving its stored state for the next app.
+        pub async fn stop_keeping_state(mut self) {
+            self.keep_state = true;
+            if let Some(stop) = self.stop.take() {
+                let _ = stop.send(());
+            }
+            if let Some(server) = self.server.take() {
+                let _ = server.await;
+            }
+        }
+
         /// Stops the app as SIGTERM would and waits for it to return.
         pub async fn stop(mut self) -> std::io::Result<()> {
             if let Some(stop) = self.stop.take() {
@@ -403,7 +528,7 @@ mod app {
             if let Some(stop) = self.stop.take() {
                 let _ = stop.send(());
             }
-            if self.store.kind() == "redis" {
+            if self.store.kind() == "redis" && !self.keep_state {
                 let store = self.store.clone();
                 let _ = std::thread::spawn(move || {
                     tokio::runtime::Builder::new_current_thread()

@@ -1,0 +1,541 @@
+//! Opening tickets: from a mention, a DM, `/helpdesk new`, the message shortcut, or the
+//! creation modal; and the ticket header that names the ticket in its thread.
+//!
+//! Exactly one ticket per thread: the dispatcher runs one item per thread at a time on a
+//! replica, a store lock per thread covers replicas, and the store's mapping is created
+//! only if absent. Whoever loses waits for the winner's mapping and relays to it.
+
+use std::time::Duration;
+
+use super::{Bridge, BridgeError, PENDING_TTL, action, now_millis, thread_of};
+use crate::{
+    helpdesk::HelpdeskError,
+    ids::{AgentId, ChannelId, MessageTs, TeamId, ThreadKey, TicketKey, UserId, WorkspaceId},
+    inbound::{BlockAction, MessageShortcut, UserMessage, ViewSubmission},
+    model::{Actor, ChannelRef, HistoryEvent, PendingMessage, TicketRecord, TicketStatus},
+    slack::blocks::{self, Button, Choice, CreateModalView, HeaderView},
+    store::CreateOutcome,
+};
+
+/// How long one replica may take to open a thread's ticket before another may try.
+const OPEN_LOCK_TTL: Duration = Duration::from_secs(60);
+/// Characters of a ticket title.
+const TITLE_CHARS: usize = 100;
+
+/// Where a ticket is opened and who works it.
+#[derive(Debug, Clone)]
+pub(super) struct Target {
+    pub(super) workspace: WorkspaceId,
+    pub(super) agent: AgentId,
+    pub(super) agent_name: String,
+}
+
+/// A ticket to open.
+#[derive(Debug, Clone)]
+pub(super) struct OpenRequest {
+    /// The thread that becomes the ticket's conversation.
+    pub(super) thread: ThreadKey,
+    /// Who asked.
+    pub(super) requester: UserId,
+    /// The ticket's title.
+    pub(super) title: String,
+    /// The first message for the agent, if any.
+    pub(super) first: Option<PendingMessage>,
+    /// The header already posted (the channel post of `/helpdesk new`), if any.
+    pub(super) header_ts: Option<MessageTs>,
+    /// Workspace and agent, when already chosen.
+    pub(super) target: Option<Target>,
+}
+
+/// A ticket title from a message: its first non-empty line without the bot's mention,
+/// at most 100 characters, cut at a word.
+pub(super) fn title_from(text: &str) -> String {
+    let line = text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or_default();
+    let line = line.trim_start_matches(['>', ' ']).trim();
+    if line.chars().count() <= TITLE_CHARS {
+        return if line.is_empty() { "Help request from Slack".to_owned() } else { line.to_owned() };
+    }
+    let cut: String = line.chars().take(TITLE_CHARS - 1).collect();
+    let cut = match cut.rfind(char::is_whitespace) {
+        Some(space) if space > TITLE_CHARS / 2 => &cut[..space],
+        _ => cut.as_str(),
+    };
+    format!("{}…", cut.trim_end())
+}
+
+/// The status as people read it.
+pub(super) fn status_label(status: TicketStatus) -> &'static str {
+    match status {
+        TicketStatus::Open => "Open",
+        TicketStatus::Pending => "Pending",
+        TicketStatus::Resolved => "Resolved",
+        TicketStatus::Closed => "Closed",
+    }
+}
+
+/// Removes the bot's own mention, so it does not end up in a title.
+fn without_mention(text: &str, bot: Option<&UserId>) -> String {
+    match bot {
+        Some(bot) => text.replace(&format!("<@{bot}>"), " ").trim().to_owned(),
+        None => text.trim().to_owned(),
+    }
+}
+
+impl Bridge {
+    /// A mention or DM outside a ticket thread opens a ticket in that thread.
+    pub(super) async fn open_from_message(&self, team: &TeamId, message: &UserMessage) -> Result<(), BridgeError> {
+        let thread = message.thread(team);
+        let title_source = self.plain_text(&without_mention(&message.text, self.bot_user())).await;
+        let content = self.plain_text(&message.text).await;
+        let first = PendingMessage {
+            thread: thread.clone(),
+            author: message.user.clone(),
+            message_ts: Some(message.ts.clone()),
+            content,
+            title: title_from(&title_source),
+            new_thread: false,
+        };
+        self.open(OpenRequest {
+            thread,
+            requester: message.user.clone(),
+            title: first.title.clone(),
+            first: Some(first),
+            header_ts: None,
+            target: None,
+        })
+        .await
+    }
+
+    /// The message shortcut: a ticket from any message, answered in its thread.
+    pub(super) async fn on_shortcut(&self, team: &TeamId, shortcut: MessageShortcut) -> Result<(), BridgeError> {
+        if shortcut.callback_id != super::SHORTCUT_CALLBACK {
+            return Ok(());
+        }
+        let thread_ts = shortcut.thread_ts.clone().unwrap_or_else(|| shortcut.message_ts.clone());
+        let thread = thread_of(team, &shortcut.channel, &thread_ts);
+        if let Some(existing) = self.inner.store.ticket_by_thread(&thread).await? {
+            let note = blocks::notice(&format!("This thread is already ticket {}.", existing.ticket.ticket), &[]);
+            self.inner.slack.respond(&shortcut.response_url, &note, false).await?;
+            return Ok(());
+        }
+        let text = self.plain_text(&shortcut.text).await;
+        let link = self.inner.slack.permalink(&shortcut.channel, &shortcut.message_ts).await.ok();
+        let author = match &shortcut.author {
+            Some(author) => format!(" by @{}", self.name_of(author).await),
+            None => String::new(),
+        };
+        let quoted: String = text.lines().map(|l| format!("> {l}\n")).collect();
+        let source =
+            link.map_or_else(|| format!("(a Slack message{author})"), |l| format!("(Slack message{author}: {l})"));
+        let first = PendingMessage {
+            thread: thread.clone(),
+            author: shortcut.user.clone(),
+            message_ts: Some(shortcut.message_ts.clone()),
+            content: format!("{quoted}{source}"),
+            title: title_from(&text),
+            new_thread: false,
+        };
+        self.open(OpenRequest {
+            thread,
+            requester: shortcut.user.clone(),
+            title: first.title.clone(),
+            first: Some(first),
+            header_ts: None,
+            target: None,
+        })
+        .await
+    }
+
+    /// Opens a ticket, or asks for a workspace and agent when none is configured.
+    pub(super) async fn open(&self, request: OpenRequest) -> Result<(), BridgeError> {
+        let target = match request.target.clone() {
+            Some(target) => target,
+            None => match self.resolve_target(&request.thread.team, &request.thread.channel).await {
+                Ok(Some(target)) => target,
+                Ok(None) => return self.prompt_create(request).await,
+                Err(err) => {
+                    let note = blocks::notice(
+                        &format!("⚠️ I could not find the HelpDesk workspace or agent to open a ticket with: {err}"),
+                        &[],
+                    );
+                    self.show_or_tell(&request, &note).await;
+                    return Err(err);
+                }
+            },
+        };
+        let store = &self.inner.store;
+        let lock = format!("open:{}", request.thread);
+        let Some(guard) = store.try_lock(&lock, OPEN_LOCK_TTL).await? else {
+            // Another replica is opening this thread's ticket; relay to it once it exists.
+            let Some(record) = self.wait_for_ticket(&request.thread).await? else {
+                return self.creation_failed(&request, &HelpdeskError::Timeout).await;
+            };
+            return match request.first {
+                Some(first) => self.turn(record, first).await,
+                None => Ok(()),
+            };
+        };
+        let result = self.open_locked(request, target).await;
+        if let Err(err) = store.unlock(&guard).await {
+            tracing::debug!(error = %err, "could not release the open lock; it expires on its own");
+        }
+        result
+    }
+
+    async fn open_locked(&self, request: OpenRequest, target: Target) -> Result<(), BridgeError> {
+        let store = &self.inner.store;
+        if let Some(existing) = store.ticket_by_thread(&request.thread).await? {
+            return match request.first {
+                Some(first) => self.turn(existing, first).await,
+                None => Ok(()),
+            };
+        }
+        let created = match self.inner.helpdesk.create_ticket(&target.workspace, &request.title, &target.agent).await {
+            Ok(created) => created,
+            Err(err) => return self.creation_failed(&request, &err).await,
+        };
+        let now = now_millis();
+        let record = TicketRecord {
+            thread: request.thread.clone(),
+            ticket: TicketKey {
+                host: self.inner.helpdesk.host().to_owned(),
+                workspace: target.workspace.clone(),
+                ticket: created.name.clone(),
+            },
+            title: created.title.clone(),
+            agent_id: created.agent_id.clone().unwrap_or(target.agent.clone()),
+            agent_name: target.agent_name.clone(),
+            requester: request.requester.clone(),
+            assignee: None,
+            status: TicketStatus::Open,
+            header_ts: request.header_ts.clone(),
+            participants: request.first.iter().map(|f| f.author.clone()).collect(),
+            created_at: now,
+            updated_at: now,
+        };
+        let record = match store.create_ticket(&record).await? {
+            CreateOutcome::Created => record,
+            CreateOutcome::Exists(existing) => {
+                // Only possible if the open lock expired mid-creation; undo ours.
+                tracing::warn!(thread = %request.thread, "thread got a ticket while this one was created; deleting ours");
+                if let Err(err) = self.inner.helpdesk.delete_ticket(&target.workspace, &created.name).await {
+                    tracing::warn!(ticket = %created.name, error = %err, "could not delete the duplicate ticket");
+                }
+                *existing
+            }
+        };
+        tracing::info!(ticket = %record.ticket.ticket, thread = %record.thread, "opened a ticket");
+        self.inner.metrics.tickets_opened.inc();
+        let record = self.show_header(record).await;
+        self.record(
+            &record,
+            Actor::User(request.requester.clone()),
+            HistoryEvent::Created { title: record.title.clone() },
+        )
+        .await;
+        match request.first {
+            Some(first) => self.turn(record, first).await,
+            None => Ok(()),
+        }
+    }
+
+    /// The channel's workspace and agent, else the configured defaults; `None` when
+    /// neither says.
+    pub(super) async fn resolve_target(
+        &self,
+        team: &TeamId,
+        channel: &ChannelId,
+    ) -> Result<Option<Target>, BridgeError> {
+        let channel = ChannelRef { team: team.clone(), channel: channel.clone() };
+        let settings = self.inner.store.channel_settings(&channel).await?;
+        let defaults = &self.inner.defaults;
+        let workspace = match (settings.workspace, &defaults.workspace) {
+            (Some(id), _) => id,
+            (None, Some(name)) => self.inner.helpdesk.find_workspace(name).await?.id,
+            (None, None) => return Ok(None),
+        };
+        let (agent, agent_name) = match (settings.agent, &defaults.agent) {
+            (Some(id), _) => {
+                let name = settings.agent_name.unwrap_or_else(|| id.to_string());
+                (id, name)
+            }
+            (None, Some(name)) => {
+                let agent = self.inner.helpdesk.find_agent(name).await?;
+                (agent.id, agent.name)
+            }
+            (None, None) => return Ok(None),
+        };
+        Ok(Some(Target { workspace, agent, agent_name }))
+    }
+
+    /// Waits (bounded) for another replica to finish opening a thread's ticket.
+    async fn wait_for_ticket(&self, thread: &ThreadKey) -> Result<Option<TicketRecord>, BridgeError> {
+        let deadline = tokio::time::Instant::now() + OPEN_LOCK_TTL;
+        while tokio::time::Instant::now() < deadline {
+            if let Some(record) = self.inner.store.ticket_by_thread(thread).await? {
+                return Ok(Some(record));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Ok(None)
+    }
+
+    /// Asks for a workspace and agent with a button that opens the creation modal.
+    async fn prompt_create(&self, request: OpenRequest) -> Result<(), BridgeError> {
+        let pending = request.first.clone().unwrap_or_else(|| PendingMessage {
+            thread: request.thread.clone(),
+            author: request.requester.clone(),
+            message_ts: None,
+            content: String::new(),
+            title: request.title.clone(),
+            new_thread: false,
+        });
+        let id = self.inner.store.put_pending(&pending, PENDING_TTL).await?;
+        let note = blocks::notice(
+            "No HelpDesk workspace and agent are set for this channel yet. Create the ticket and choose them; \
+             `/helpdesk config workspace <name> agent <name>` sets them for next time.",
+            &[Button::action("Create ticket", action::CREATE, id).primary()],
+        );
+        self.show_or_tell(&request, &note).await;
+        Ok(())
+    }
+
+    /// Shows a notice in the header already posted (for `/helpdesk new`), or in the thread.
+    async fn show_or_tell(&self, request: &OpenRequest, note: &blocks::Message) {
+        match &request.header_ts {
+            Some(ts) => {
+                if let Err(err) = self.inner.slack.update(&request.thread.team, &request.thread.channel, ts, note).await
+                {
+                    tracing::warn!(error = %err, "could not update the ticket header");
+                }
+            }
+            None => {
+                self.tell(&request.thread, note).await;
+            }
+        }
+    }
+
+    /// Creating the ticket failed: say so, with a Retry that opens it with the same message.
+    async fn creation_failed(&self, request: &OpenRequest, err: &HelpdeskError) -> Result<(), BridgeError> {
+        tracing::warn!(thread = %request.thread, error = %err, "could not create a HelpDesk ticket");
+        let pending = request.first.clone().unwrap_or_else(|| PendingMessage {
+            thread: request.thread.clone(),
+            author: request.requester.clone(),
+            message_ts: None,
+            content: String::new(),
+            title: request.title.clone(),
+            new_thread: false,
+        });
+        let mut buttons = Vec::new();
+        if let Ok(id) = self.inner.store.put_pending(&pending, PENDING_TTL).await {
+            buttons.push(Button::action("Retry", action::RETRY, id));
+        }
+        let note = blocks::notice(
+            &format!("⚠️ I could not open a HelpDesk ticket: {err}. Nothing was sent to an agent yet."),
+            &buttons,
+        );
+        self.show_or_tell(request, &note).await;
+        Ok(())
+    }
+
+    /// Posts the ticket header (or updates it in place) and remembers where it is.
+    pub(super) async fn show_header(&self, record: TicketRecord) -> TicketRecord {
+        let url = self.inner.helpdesk.chat_url(&record.ticket.workspace, &record.ticket.ticket);
+        let message = blocks::header(&HeaderView {
+            ticket: record.ticket.ticket.as_str(),
+            title: &record.title,
+            agent: &record.agent_name,
+            status: status_label(record.status),
+            requester: &record.requester,
+            assignee: record.assignee.as_ref(),
+            url: &url,
+        });
+        let slack = &self.inner.slack;
+        if let Some(ts) = &record.header_ts {
+            if let Err(err) = slack.update(&record.thread.team, &record.thread.channel, ts, &message).await {
+                tracing::warn!(ticket = %record.ticket.ticket, error = %err, "could not update the ticket header");
+            }
+            return record;
+        }
+        let Some(ts) = self.tell(&record.thread, &message).await else {
+            return record;
+        };
+        let stored = self
+            .inner
+            .store
+            .update_ticket(&record.thread, |r| {
+                r.header_ts = Some(ts.clone());
+                true
+            })
+            .await;
+        match stored {
+            Ok(Some(updated)) => updated,
+            _ => TicketRecord { header_ts: Some(ts), ..record },
+        }
+    }
+
+    /// The "Create ticket" button: the creation modal, with the HelpDesk's own lists.
+    pub(super) async fn open_create_modal(&self, action: &BlockAction, pending_id: &str) -> Result<(), BridgeError> {
+        let Some(pending) = self.inner.store.pending(pending_id).await? else {
+            self.explain(action, "This request has expired or was already turned into a ticket.").await;
+            return Ok(());
+        };
+        match self.show_create_modal(&action.trigger_id, pending_id, &pending.title, None).await {
+            Err(BridgeError::Helpdesk(err)) => {
+                self.explain(action, &format!("⚠️ I could not list the HelpDesk's workspaces and agents: {err}")).await;
+                Err(err.into())
+            }
+            other => other,
+        }
+    }
+
+    /// Opens the creation modal for a kept message. When the HelpDesk cannot list its
+    /// workspaces and agents and a `response_url` is given, the failure is told there.
+    pub(super) async fn show_create_modal(
+        &self,
+        trigger_id: &str,
+        pending_id: &str,
+        title: &str,
+        response_url: Option<&str>,
+    ) -> Result<(), BridgeError> {
+        let helpdesk = &self.inner.helpdesk;
+        let lists = tokio::try_join!(helpdesk.list_workspaces(), helpdesk.list_agents());
+        let (workspaces, agents) = match lists {
+            Ok(lists) => lists,
+            Err(err) => {
+                if let Some(url) = response_url {
+                    let note = blocks::notice(
+                        &format!("⚠️ I could not list the HelpDesk's workspaces and agents: {err}"),
+                        &[],
+                    );
+                    self.inner.slack.respond(url, &note, false).await?;
+                }
+                return Err(err.into());
+            }
+        };
+        let workspaces: Vec<Choice> = workspaces.into_iter().map(|w| (w.id.to_string(), w.name)).collect();
+        let agents: Vec<Choice> = agents.into_iter().map(|a| (a.id.to_string(), a.name)).collect();
+        let only = |c: &[Choice]| (c.len() == 1).then(|| c[0].0.clone());
+        let view = blocks::create_modal(&CreateModalView {
+            title,
+            workspaces: &workspaces,
+            agents: &agents,
+            workspace: only(&workspaces).as_deref(),
+            agent: only(&agents).as_deref(),
+            private_metadata: pending_id,
+        });
+        self.inner.slack.open_view(trigger_id, &view).await?;
+        Ok(())
+    }
+
+    /// Tells the clicker something only they see.
+    pub(super) async fn explain(&self, action: &BlockAction, text: &str) {
+        let note = blocks::notice(text, &[]);
+        let sent = match &action.response_url {
+            Some(url) => self.inner.slack.respond(url, &note, false).await,
+            None => match &action.channel {
+                Some(channel) => {
+                    self.inner.slack.ephemeral(channel, &action.user, action.thread_ts.as_ref(), &note).await
+                }
+                None => Ok(()),
+            },
+        };
+        if let Err(err) = sent {
+            tracing::warn!(error = %err, "could not answer a click");
+        }
+    }
+
+    /// A submitted modal: the creation modal opens its ticket.
+    pub(super) async fn on_view(&self, team: &TeamId, view: ViewSubmission) -> Result<(), BridgeError> {
+        if view.callback_id != blocks::CREATE_MODAL {
+            return Ok(());
+        }
+        let Some(mut pending) = self.inner.store.take_pending(&view.private_metadata).await? else {
+            return Ok(());
+        };
+        let value = |ids: (&str, &str)| view.values.get(&(ids.0.to_owned(), ids.1.to_owned())).cloned();
+        let title = value(blocks::CREATE_TITLE).filter(|t| !t.trim().is_empty()).unwrap_or(pending.title.clone());
+        let (Some(workspace), Some(agent)) = (value(blocks::CREATE_WORKSPACE), value(blocks::CREATE_AGENT)) else {
+            return Ok(());
+        };
+        let agent = AgentId::new(agent);
+        let agent_name = match self.inner.helpdesk.agent(&agent).await {
+            Ok(found) => found.name,
+            Err(_) => agent.to_string(),
+        };
+        let target = Target { workspace: WorkspaceId::new(workspace), agent, agent_name };
+        let mut header_ts = None;
+        if pending.new_thread {
+            let placeholder = blocks::notice(&format!("🎫 Opening a ticket: {title}"), &[]);
+            let ts = self.inner.slack.post(&pending.thread.channel, None, &placeholder).await?;
+            pending.thread = thread_of(team, &pending.thread.channel, &ts);
+            header_ts = Some(ts);
+        }
+        let first =
+            (!pending.content.trim().is_empty()).then(|| PendingMessage { title: title.clone(), ..pending.clone() });
+        self.open(OpenRequest {
+            thread: pending.thread.clone(),
+            requester: view.user.clone(),
+            title,
+            first,
+            header_ts,
+            target: Some(target),
+        })
+        .await
+    }
+
+    /// "Open a new ticket" for a thread whose ticket the HelpDesk no longer has.
+    pub(super) async fn reopen(
+        &self,
+        team: &TeamId,
+        action: &BlockAction,
+        pending_id: &str,
+    ) -> Result<(), BridgeError> {
+        let Some(pending) = self.inner.store.take_pending(pending_id).await? else {
+            self.explain(action, "A new ticket was already opened for this thread.").await;
+            return Ok(());
+        };
+        if let Some(old) = self.inner.store.ticket_by_thread(&pending.thread).await? {
+            let gone = self.inner.helpdesk.ticket(&old.ticket.workspace, &old.ticket.ticket).await;
+            if !matches!(gone, Err(HelpdeskError::NotFound(_))) {
+                self.explain(action, &format!("Ticket {} is still on the HelpDesk.", old.ticket.ticket)).await;
+                return Ok(());
+            }
+            self.inner.store.delete_ticket(&pending.thread).await?;
+        }
+        let thread = thread_of(team, &pending.thread.channel, &pending.thread.thread_ts);
+        let title = if pending.title.is_empty() { title_from(&pending.content) } else { pending.title.clone() };
+        self.open(OpenRequest {
+            thread,
+            requester: action.user.clone(),
+            title,
+            first: (!pending.content.is_empty()).then_some(pending),
+            header_ts: None,
+            target: None,
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn titles_are_first_lines_cut_at_a_word() {
+        assert_eq!(title_from("\n  Pods crash in prod  \nmore detail"), "Pods crash in prod");
+        assert_eq!(title_from(""), "Help request from Slack");
+        let long = "word ".repeat(40);
+        let title = title_from(&long);
+        assert!(title.chars().count() <= 100, "{title}");
+        assert!(title.ends_with("word…"), "{title}");
+        let unbroken = "x".repeat(150);
+        assert_eq!(title_from(&unbroken).chars().count(), 100);
+    }
+
+    #[test]
+    fn the_bots_mention_leaves_the_title() {
+        let bot = UserId::new("UBOT");
+        assert_eq!(without_mention("<@UBOT> disk full on web-1", Some(&bot)), "disk full on web-1");
+    }
+}

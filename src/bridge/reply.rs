@@ -1,0 +1,241 @@
+//! A streaming reply: a small state machine per reply that keeps Slack showing the newest
+//! text without breaking Slack's limits.
+//!
+//! The reply's messages are posted as soon as the turn starts and edited as text arrives.
+//! Each message is edited at most about once a second; every edit also draws from the
+//! workspace's `chat.update` budget ([`crate::slack::pace`]). Text keeps arriving while an
+//! edit is in flight or waiting for budget; the next edit then shows the newest text, so
+//! intermediate states coalesce and stale ones are never queued. The final state is always
+//! sent. Reading the HelpDesk's stream never waits on Slack.
+
+use std::time::Duration;
+
+use futures_util::{StreamExt, future::BoxFuture};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    helpdesk::{
+        ReplyStream,
+        events::{AgentEvent, ExecutedCommand, Link},
+    },
+    ids::{MessageTs, ThreadKey},
+    model::ProposedCommand,
+    slack::{
+        api::SlackApi,
+        blocks::{self, ExecutedView, Message, ReplyState, ReplyView},
+    },
+};
+
+/// The least time between two edits of one message.
+pub(super) const EDIT_INTERVAL: Duration = Duration::from_secs(1);
+/// How long the final edit may take once shutdown asked replies to finish.
+const FINAL_EDIT_AT_SHUTDOWN: Duration = Duration::from_secs(3);
+
+/// One Slack message of a reply, and what it shows now.
+#[derive(Debug, Clone)]
+struct Page {
+    ts: Option<MessageTs>,
+    shown: Option<Message>,
+}
+
+/// The Slack side of a reply: the messages it occupies.
+pub(super) struct Writer {
+    slack: SlackApi,
+    thread: ThreadKey,
+    agent: String,
+    pages: Vec<Page>,
+}
+
+impl Writer {
+    /// A writer for a reply in `thread` by `agent`.
+    pub(super) fn new(slack: SlackApi, thread: ThreadKey, agent: String) -> Self {
+        Self { slack, thread, agent, pages: Vec::new() }
+    }
+
+    /// Shows the reply placeholder (the agent's name and "working…").
+    pub(super) async fn start(&mut self) {
+        let view = ReplyView { agent: &self.agent, markdown: "", status: None, state: ReplyState::Streaming };
+        let pages = blocks::reply(&view).messages;
+        self.show(pages).await;
+    }
+
+    /// Makes Slack show `messages`: edits pages whose content changed, posts new ones.
+    async fn show(&mut self, messages: Vec<Message>) {
+        for (i, message) in messages.into_iter().enumerate() {
+            if self.pages.len() <= i {
+                self.pages.push(Page { ts: None, shown: None });
+            }
+            let page = &mut self.pages[i];
+            if page.shown.as_ref() == Some(&message) {
+                continue;
+            }
+            let result = match &page.ts {
+                Some(ts) => self.slack.update(&self.thread.team, &self.thread.channel, ts, &message).await,
+                None => match self.slack.post(&self.thread.channel, Some(&self.thread.thread_ts), &message).await {
+                    Ok(ts) => {
+                        page.ts = Some(ts);
+                        Ok(())
+                    }
+                    Err(err) => Err(err),
+                },
+            };
+            match result {
+                Ok(()) => page.shown = Some(message),
+                // The next edit retries with newer content; the final one is always attempted.
+                Err(err) => tracing::warn!(thread = %self.thread, code = err.code(), "could not show the reply"),
+            }
+        }
+    }
+
+    async fn show_owned(mut self, messages: Vec<Message>) -> Self {
+        self.show(messages).await;
+        self
+    }
+
+    /// Replaces the reply with a notice (the send failed before any reply).
+    pub(super) async fn replace(mut self, notice: Message) {
+        self.show(vec![notice]).await;
+    }
+
+    /// Renders the final state. Returns whether the text was too long for Slack (the
+    /// caller then attaches it as a file).
+    pub(super) async fn finish(mut self, markdown: &str, error: Option<&str>, hurry: bool) -> bool {
+        let state = match error {
+            Some(reason) => ReplyState::Interrupted(reason.to_owned()),
+            None => ReplyState::Done,
+        };
+        let view = ReplyView { agent: &self.agent, markdown, status: None, state };
+        let pages = blocks::reply(&view);
+        if hurry {
+            if tokio::time::timeout(FINAL_EDIT_AT_SHUTDOWN, self.show(pages.messages)).await.is_err() {
+                tracing::warn!(thread = %self.thread, "the final edit of a reply did not finish before shutdown");
+            }
+        } else {
+            self.show(pages.messages).await;
+        }
+        if pages.truncated
+            && let Err(err) = self
+                .slack
+                .upload(&self.thread.channel, &self.thread.thread_ts, "reply.md", "The agent's full reply", markdown)
+                .await
+        {
+            tracing::warn!(thread = %self.thread, code = err.code(), "could not attach the full reply");
+        }
+        pages.truncated
+    }
+}
+
+/// What a turn produced besides its text.
+pub(super) struct Outcome {
+    /// The writer, for the final edit.
+    pub(super) writer: Writer,
+    /// The reply text.
+    pub(super) markdown: String,
+    /// Why the reply ended early, if it did.
+    pub(super) error: Option<String>,
+    /// Commands the agent ran.
+    pub(super) executed: Vec<ExecutedCommand>,
+    /// Links it offered.
+    pub(super) links: Vec<Link>,
+    /// Commands it proposed.
+    pub(super) proposed: Vec<ProposedCommand>,
+}
+
+/// Reads the agent's events to the end, keeping Slack up to date as text arrives.
+pub(super) async fn stream(writer: Writer, mut events: ReplyStream, abort: &CancellationToken) -> Outcome {
+    let agent = writer.agent.clone();
+    let mut markdown = String::new();
+    let mut status: Option<String> = None;
+    let mut error = None;
+    let mut executed = Vec::new();
+    let mut links = Vec::new();
+    let mut proposed = Vec::new();
+
+    let mut idle = Some(writer);
+    let mut inflight: Option<BoxFuture<'static, Writer>> = None;
+    let mut dirty = false;
+    let mut ended = false;
+    // The first text may show at once; the placeholder was not an edit.
+    let mut next_edit = Instant::now();
+
+    loop {
+        if ended && inflight.is_none() {
+            break;
+        }
+        tokio::select! {
+            () = abort.cancelled(), if !ended => {
+                error = Some("the bridge is restarting".to_owned());
+                ended = true;
+            }
+            done = async { inflight.as_mut().expect("guarded by the branch condition").await }, if inflight.is_some() => {
+                idle = Some(done);
+                inflight = None;
+                next_edit = Instant::now() + EDIT_INTERVAL;
+            }
+            event = events.next(), if !ended => match event {
+                Some(Ok(AgentEvent::TextDelta(text))) => {
+                    markdown.push_str(&text);
+                    dirty = true;
+                }
+                Some(Ok(AgentEvent::Status(line))) => {
+                    status = Some(line);
+                    dirty = true;
+                }
+                Some(Ok(AgentEvent::Executed(ran))) => executed.extend(ran),
+                Some(Ok(AgentEvent::Links(offered))) => links.extend(offered),
+                Some(Ok(AgentEvent::Proposed(commands))) => proposed.extend(commands),
+                Some(Ok(AgentEvent::Done { .. })) | None => ended = true,
+                Some(Ok(AgentEvent::Error(message))) => {
+                    error = Some(format!("the agent reported an error: {message}"));
+                    ended = true;
+                }
+                Some(Err(err)) => {
+                    error = Some(err.to_string());
+                    ended = true;
+                }
+            },
+            () = tokio::time::sleep_until(next_edit), if dirty && !ended && inflight.is_none() && idle.is_some() => {
+                let Some(writer) = idle.take() else { continue };
+                let view = ReplyView { agent: &agent, markdown: &markdown, status: status.as_deref(), state: ReplyState::Streaming };
+                let pages = blocks::reply(&view).messages;
+                inflight = Some(Box::pin(writer.show_owned(pages)));
+                dirty = false;
+            }
+        }
+    }
+    let writer = idle.unwrap_or_else(|| unreachable!("the loop ends only with no edit in flight"));
+    if !abort.is_cancelled() {
+        // The final edit keeps the per-message pace too.
+        tokio::time::sleep_until(next_edit).await;
+    }
+    Outcome { writer, markdown, error, executed, links, proposed }
+}
+
+/// After the reply: what the agent ran (full output attached when cut) and its links.
+pub(super) async fn follow_up(slack: &SlackApi, thread: &ThreadKey, executed: &[ExecutedCommand], links: &[Link]) {
+    if !executed.is_empty() {
+        let views: Vec<ExecutedView<'_>> =
+            executed.iter().map(|c| ExecutedView { command: &c.command, output: &c.output }).collect();
+        let (messages, cut) = blocks::executed(&views);
+        for message in &messages {
+            if let Err(err) = slack.post(&thread.channel, Some(&thread.thread_ts), message).await {
+                tracing::warn!(thread = %thread, code = err.code(), "could not post the executed commands");
+            }
+        }
+        for (command, _) in executed.iter().zip(cut).filter(|(_, cut)| *cut) {
+            let title = format!("Output of {}", blocks::truncate(&command.command, 60));
+            if let Err(err) =
+                slack.upload(&thread.channel, &thread.thread_ts, "output.txt", &title, &command.output).await
+            {
+                tracing::warn!(thread = %thread, code = err.code(), "could not attach a command's output");
+            }
+        }
+    }
+    if !links.is_empty() {
+        let pairs: Vec<(String, String)> = links.iter().map(|l| (l.url.clone(), l.description.clone())).collect();
+        if let Err(err) = slack.post(&thread.channel, Some(&thread.thread_ts), &blocks::links(&pairs)).await {
+            tracing::warn!(thread = %thread, code = err.code(), "could not post the agent's links");
+        }
+    }
+}

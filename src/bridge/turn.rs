@@ -1,0 +1,271 @@
+//! Relaying: a thread message becomes an agent turn, and the reply streams back.
+//!
+//! One turn at a time per ticket. On one replica the dispatcher already runs a thread's
+//! items in order, one at a time; a store lock per ticket makes that true across replicas,
+//! so a message that arrives during a turn waits and goes next, in order.
+
+use std::time::Duration;
+
+use super::{
+    Bridge, BridgeError, PENDING_TTL, action,
+    open::{OpenRequest, title_from},
+    reply::{self, Outcome},
+};
+use crate::{
+    helpdesk::{HelpdeskError, OutgoingMessage},
+    inbound::{BlockAction, UserMessage},
+    model::{Actor, HistoryEvent, PendingMessage, TicketRecord, TicketStatus},
+    slack::blocks::{self, Button},
+};
+
+/// A turn may hold its ticket this long; agent turns that run tools take minutes.
+const TURN_LOCK_TTL: Duration = Duration::from_secs(15 * 60);
+/// How often a waiting turn checks whether the ticket is free.
+const TURN_POLL: Duration = Duration::from_millis(200);
+
+/// Reactions on the person's message while the agent works and after.
+const WORKING: &str = "eyes";
+const DONE: &str = "white_check_mark";
+const FAILED: &str = "warning";
+
+/// Whether a failed send reached the HelpDesk, as far as the bridge can tell.
+enum Delivery {
+    NotDelivered,
+    Unknown,
+    Delivered,
+}
+
+/// What went wrong, in words for the thread, and whether the message got through.
+fn describe(err: &HelpdeskError) -> (String, Delivery) {
+    match err {
+        HelpdeskError::Connection(_) => ("I could not reach the HelpDesk".to_owned(), Delivery::NotDelivered),
+        HelpdeskError::Timeout => ("The HelpDesk did not answer in time".to_owned(), Delivery::Unknown),
+        HelpdeskError::Server { status, .. } => {
+            (format!("The HelpDesk answered with an error ({status})"), Delivery::NotDelivered)
+        }
+        HelpdeskError::Unauthorized(_) => {
+            ("The HelpDesk refused the bridge's token".to_owned(), Delivery::NotDelivered)
+        }
+        HelpdeskError::BadRequest(message) => {
+            (format!("The HelpDesk rejected the message ({message})"), Delivery::NotDelivered)
+        }
+        HelpdeskError::Stream(message) => (format!("The agent reported an error ({message})"), Delivery::Delivered),
+        other => (format!("The HelpDesk failed: {other}"), Delivery::Unknown),
+    }
+}
+
+impl Bridge {
+    /// A message in a ticket thread: recorded as a participant's and sent as a turn.
+    pub(super) async fn relay(&self, record: TicketRecord, message: &UserMessage) -> Result<(), BridgeError> {
+        if record.status == TicketStatus::Closed {
+            let note = blocks::notice(
+                &format!(
+                    "Ticket {} is closed, so this message was not sent to the agent. Mention me outside this thread to open a new ticket.",
+                    record.ticket.ticket
+                ),
+                &[],
+            );
+            self.tell(&record.thread, &note).await;
+            return Ok(());
+        }
+        let author = message.user.clone();
+        let record = if record.participants.contains(&author) {
+            record
+        } else {
+            let updated = self
+                .inner
+                .store
+                .update_ticket(&record.thread, |r| {
+                    if r.participants.contains(&author) {
+                        return false;
+                    }
+                    r.participants.push(author.clone());
+                    true
+                })
+                .await?;
+            updated.unwrap_or(record)
+        };
+        let mut content = self.plain_text(&message.text).await;
+        if record.participants.len() > 1 {
+            content = format!("{}: {content}", self.name_of(&author).await);
+        }
+        let pending = PendingMessage {
+            thread: record.thread.clone(),
+            author,
+            message_ts: Some(message.ts.clone()),
+            content,
+            title: String::new(),
+            new_thread: false,
+        };
+        self.turn(record, pending).await
+    }
+
+    /// One agent turn: waits for the ticket to be free, sends, streams the reply back,
+    /// then hands on what the agent ran, linked and proposed.
+    pub(super) async fn turn(&self, record: TicketRecord, message: PendingMessage) -> Result<(), BridgeError> {
+        let store = &self.inner.store;
+        let lock = format!("turn:{}", record.ticket);
+        let guard = loop {
+            if let Some(guard) = store.try_lock(&lock, TURN_LOCK_TTL).await? {
+                break guard;
+            }
+            tokio::select! {
+                () = self.inner.abort.cancelled() => return Ok(()),
+                () = tokio::time::sleep(TURN_POLL) => {}
+            }
+        };
+        // The ticket may have changed (agent switch, status) while this turn waited.
+        let record = store.ticket_by_thread(&record.thread).await?.unwrap_or(record);
+        let result = self.turn_locked(&record, &message).await;
+        if let Err(err) = store.unlock(&guard).await {
+            tracing::debug!(error = %err, "could not release the turn lock; it expires on its own");
+        }
+        result
+    }
+
+    async fn turn_locked(&self, record: &TicketRecord, message: &PendingMessage) -> Result<(), BridgeError> {
+        let slack = &self.inner.slack;
+        let thread = &record.thread;
+        if let Some(ts) = &message.message_ts {
+            let _ = slack.react(&thread.channel, ts, WORKING).await;
+        }
+        let mut writer = reply::Writer::new(slack.clone(), thread.clone(), record.agent_name.clone());
+        writer.start().await;
+
+        let helpdesk = &self.inner.helpdesk;
+        let streaming = helpdesk.should_stream(&record.agent_id).await.unwrap_or_else(|err| {
+            tracing::debug!(error = %err, "could not read the agent's streaming flag; sending unary");
+            false
+        });
+        let outgoing =
+            OutgoingMessage { content: message.content.clone(), data: serde_json::json!({}), record_only: false };
+        let sent = helpdesk.send_message(&record.ticket.workspace, &record.ticket.ticket, &outgoing, streaming).await;
+        let events = match sent {
+            Ok(events) => events,
+            Err(err) => {
+                self.inner.metrics.turn("failed");
+                let note = self.failure_note(record, message, &err).await;
+                writer.replace(note).await;
+                self.finish_reactions(message, false).await;
+                return Ok(());
+            }
+        };
+        self.record(record, Actor::User(message.author.clone()), HistoryEvent::MessageRelayed).await;
+        let Outcome { writer, markdown, error, executed, links, proposed } =
+            reply::stream(writer, events, &self.inner.abort).await;
+        writer.finish(&markdown, error.as_deref(), self.inner.abort.is_cancelled()).await;
+        if !proposed.is_empty() {
+            tracing::info!(ticket = %record.ticket.ticket, count = proposed.len(), "the agent proposed commands");
+        }
+        reply::follow_up(slack, thread, &executed, &links).await;
+        self.inner.metrics.turn(if error.is_some() { "interrupted" } else { "ok" });
+        if let Some(reason) = &error {
+            self.stream_broke(record, message, reason).await;
+        }
+        self.finish_reactions(message, error.is_none()).await;
+        Ok(())
+    }
+
+    async fn finish_reactions(&self, message: &PendingMessage, ok: bool) {
+        if let Some(ts) = &message.message_ts {
+            let slack = &self.inner.slack;
+            let channel = &message.thread.channel;
+            let _ = slack.unreact(channel, ts, WORKING).await;
+            let _ = slack.react(channel, ts, if ok { DONE } else { FAILED }).await;
+        }
+    }
+
+    /// The send failed before any reply: what to say, with a button to resend the same
+    /// message (or to open a new ticket when the HelpDesk lost this one).
+    async fn failure_note(
+        &self,
+        record: &TicketRecord,
+        message: &PendingMessage,
+        err: &HelpdeskError,
+    ) -> blocks::Message {
+        tracing::warn!(ticket = %record.ticket.ticket, error = %err, "sending to the HelpDesk failed");
+        let kept = match self.inner.store.put_pending(message, PENDING_TTL).await {
+            Ok(id) => Some(id),
+            Err(err) => {
+                tracing::warn!(error = %err, "could not keep the message for a retry");
+                None
+            }
+        };
+        if let HelpdeskError::NotFound(_) = err {
+            let buttons: Vec<Button> =
+                kept.into_iter().map(|id| Button::action("Open a new ticket", action::REOPEN, id).primary()).collect();
+            return blocks::notice(
+                &format!(
+                    "⚠️ Ticket {} no longer exists on the HelpDesk, so your message was not delivered. \
+                     Open a new ticket for this thread to continue.",
+                    record.ticket.ticket
+                ),
+                &buttons,
+            );
+        }
+        let (what, delivery) = describe(err);
+        let fate = match delivery {
+            Delivery::NotDelivered => "Your message did not reach the ticket.",
+            Delivery::Unknown => "Your message may or may not have reached the ticket.",
+            Delivery::Delivered => "Your message reached the ticket.",
+        };
+        let buttons: Vec<Button> = kept.into_iter().map(|id| Button::action("Retry", action::RETRY, id)).collect();
+        blocks::notice(&format!("⚠️ {what}. {fate}"), &buttons)
+    }
+
+    /// The reply stream broke after the message was delivered.
+    async fn stream_broke(&self, record: &TicketRecord, message: &PendingMessage, reason: &str) {
+        if self.inner.abort.is_cancelled() {
+            return;
+        }
+        self.offer_retry(
+            record,
+            message,
+            &format!("⚠️ The agent's reply was interrupted ({reason}). Your message reached the ticket; Retry asks the agent again."),
+        )
+        .await;
+    }
+
+    async fn offer_retry(&self, record: &TicketRecord, message: &PendingMessage, text: &str) {
+        let mut buttons = Vec::new();
+        match self.inner.store.put_pending(message, PENDING_TTL).await {
+            Ok(id) => buttons.push(Button::action("Retry", action::RETRY, id)),
+            Err(err) => tracing::warn!(error = %err, "could not keep the message for a retry"),
+        }
+        self.tell(&record.thread, &blocks::notice(text, &buttons)).await;
+    }
+
+    /// The Retry button: resends the kept message once, whoever clicks and however often.
+    pub(super) async fn retry(
+        &self,
+        team: &crate::ids::TeamId,
+        action: &BlockAction,
+        pending_id: &str,
+    ) -> Result<(), BridgeError> {
+        let Some(pending) = self.inner.store.take_pending(pending_id).await? else {
+            self.explain(action, "This message was already retried.").await;
+            return Ok(());
+        };
+        if let (Some(channel), Some(ts)) = (&action.channel, &action.message_ts) {
+            let done = blocks::notice_mrkdwn(&format!("↻ Retried by <@{}>.", action.user), &[]);
+            if let Err(err) = self.inner.slack.update(team, channel, ts, &done).await {
+                tracing::debug!(error = %err, "could not mark the failure notice as retried");
+            }
+        }
+        match self.inner.store.ticket_by_thread(&pending.thread).await? {
+            Some(record) => self.turn(record, pending).await,
+            None => {
+                let title = if pending.title.is_empty() { title_from(&pending.content) } else { pending.title.clone() };
+                self.open(OpenRequest {
+                    thread: pending.thread.clone(),
+                    requester: pending.author.clone(),
+                    title,
+                    first: (!pending.content.is_empty()).then_some(pending),
+                    header_ts: None,
+                    target: None,
+                })
+                .await
+            }
+        }
+    }
+}

@@ -1,0 +1,570 @@
+//! The conversation bridge end to end: Slack events in through the real router, the
+//! HelpDesk and Slack's Web API as stand-ins, the store on both backends.
+
+use std::time::Duration;
+
+use helpdesk_bridge::{
+    ids::{ChannelId, MessageTs, TeamId, ThreadKey},
+    model::{ChannelRef, ChannelSettings},
+};
+use serde_json::{Value, json};
+use wiremock::{
+    Mock, ResponseTemplate,
+    matchers::{method, path},
+};
+
+use crate::support::{
+    Backend, Options, TestApp, eventually,
+    fakes::{self, API, WORKSPACE_ID, assert_valid_message, click, create_submission, mount_reply, shortcut, text_of},
+    mention_event, message_event, spawn_app,
+    timed::{End, Script, TimedHelpdesk},
+};
+
+const BOTH: [Backend; 2] = [Backend::Redis, Backend::Embedded];
+
+fn thread(ts: &str) -> ThreadKey {
+    ThreadKey { team: TeamId::new("T1"), channel: ChannelId::new("C1"), thread_ts: MessageTs::new(ts) }
+}
+
+fn reply(content: &str) -> Value {
+    json!({"role": "assistant", "content": content, "data": {}})
+}
+
+/// Waits until the thread shows a message (posted or edited) whose text contains `needle`.
+async fn shown(app: &TestApp, needle: &str) -> Value {
+    let found = eventually(Duration::from_secs(15), || async {
+        let mut all = app.slack_calls("chat.postMessage").await;
+        all.extend(app.slack_calls("chat.update").await);
+        all.into_iter().find(|m| text_of(m).contains(needle))
+    })
+    .await;
+    match found {
+        Some(message) => message,
+        None => panic!(
+            "no message shows {needle:?}; posts: {:#?}\nupdates: {:#?}",
+            app.slack_calls("chat.postMessage").await,
+            app.slack_calls("chat.update").await
+        ),
+    }
+}
+
+/// Every post after the first `skip` went to `channel`, in the thread `thread_ts`.
+async fn assert_posts_in_thread(app: &TestApp, channel: &str, thread_ts: &str, skip: usize) {
+    let posts = app.slack_calls("chat.postMessage").await;
+    assert!(posts.len() > skip);
+    for post in &posts[skip..] {
+        assert_eq!(post["channel"], channel, "{post:#}");
+        assert_eq!(post["thread_ts"], thread_ts, "{post:#}");
+    }
+}
+
+async fn sends(app: &TestApp, ticket: &str, n: usize) -> Vec<Value> {
+    let suffix = format!("/{ticket}/sendMessage");
+    let found = eventually(Duration::from_secs(15), || async {
+        let calls = app.helpdesk_calls("POST", &suffix).await;
+        (calls.len() >= n).then_some(calls)
+    })
+    .await;
+    found.unwrap_or_else(|| panic!("expected {n} sends to {ticket}"))
+}
+
+#[tokio::test]
+async fn a_mention_opens_exactly_one_ticket_and_the_reply_comes_back() {
+    for backend in BOTH {
+        let app = spawn_app(Options::bridge(backend)).await;
+        mount_reply(&app.helpdesk, "DEVOPS-1", reply("**Done.** The pods are fine now @here <!channel>")).await;
+        let text = "<@UBOT> Pods crash in prod\nweb-1 restarts every minute";
+        // Slack delivers a mention twice: as app_mention and as message, same ts.
+        assert_eq!(app.post_event(&mention_event("Ev1", "C1", "U1", "1700000000.000100", text)).await.status(), 200);
+        assert_eq!(
+            app.post_event(&message_event("Ev2", "C1", "U1", "1700000000.000100", None, text)).await.status(),
+            200
+        );
+
+        let sent = sends(&app, "DEVOPS-1", 1).await;
+        assert_eq!(sent[0]["content"], "@NameUBOT Pods crash in prod\nweb-1 restarts every minute");
+        assert_eq!(sent[0]["data"], json!({}));
+        let created = app.helpdesk_calls("POST", &format!("/tickets/{WORKSPACE_ID}")).await;
+        assert_eq!(created.len(), 1, "{backend:?}: one ticket per thread");
+        assert_eq!(created[0]["title"], "Pods crash in prod");
+        assert_eq!(created[0]["aiAgentId"], fakes::AGENT_ID);
+        assert_eq!(created[0]["workspaceId"], WORKSPACE_ID);
+
+        let header = shown(&app, "DEVOPS-1").await;
+        assert_eq!(header["thread_ts"], "1700000000.000100", "the bridge answers in the mention's thread");
+        let header_text = text_of(&header);
+        for part in ["Pods crash in prod", "generic-agent", "Open", "<@U1>"] {
+            assert!(header_text.contains(part), "{part} missing from the header: {header_text}");
+        }
+        let url = header["blocks"][2]["elements"][0]["url"].as_str().unwrap();
+        assert!(url.ends_with(&format!("/app/ai/service-desk/{WORKSPACE_ID}/tickets/chat/DEVOPS-1")), "{url}");
+        assert_valid_message(&header);
+
+        let answer = shown(&app, "*Done.* The pods are fine now").await;
+        let answer_text = text_of(&answer);
+        assert!(!answer_text.contains("@here") && !answer_text.contains("<!channel>"), "{answer_text}");
+        assert_valid_message(&answer);
+
+        let done = app.wait_slack("reactions.add", 1, |r| r["name"] == "white_check_mark").await;
+        assert_eq!(done[0]["timestamp"], "1700000000.000100");
+        let eyes = app.slack_calls("reactions.add").await;
+        assert!(eyes.iter().any(|r| r["name"] == "eyes"));
+        app.wait_slack("reactions.remove", 1, |r| r["name"] == "eyes").await;
+
+        let record = app.store.ticket_by_thread(&thread("1700000000.000100")).await.unwrap().expect("mapped");
+        assert_eq!(record.ticket.ticket.as_str(), "DEVOPS-1");
+        assert!(record.header_ts.is_some());
+        assert_eq!(app.helpdesk_calls("POST", "/sendMessage").await.len(), 1, "{backend:?}: sent once");
+    }
+}
+
+#[tokio::test]
+async fn a_direct_message_opens_a_ticket_in_its_own_thread() {
+    let app = spawn_app(Options::bridge(Backend::Embedded)).await;
+    mount_reply(&app.helpdesk, "DEVOPS-1", reply("On it.")).await;
+    app.post_event(&message_event("Ev1", "D9", "U1", "1700000000.000300", None, "my deploy is stuck")).await;
+    let sent = sends(&app, "DEVOPS-1", 1).await;
+    assert_eq!(sent[0]["content"], "my deploy is stuck");
+    shown(&app, "On it.").await;
+    assert_posts_in_thread(&app, "D9", "1700000000.000300", 0).await;
+}
+
+#[tokio::test]
+async fn thread_replies_relay_in_order_and_say_who_wrote_them() {
+    let app = spawn_app(Options::bridge(Backend::Redis)).await;
+    mount_reply(&app.helpdesk, "DEVOPS-1", reply("ok")).await;
+    app.post_event(&mention_event("Ev1", "C1", "U1", "1700000000.000100", "<@UBOT> help")).await;
+    sends(&app, "DEVOPS-1", 1).await;
+    let root = Some("1700000000.000100");
+    app.post_event(&message_event(
+        "Ev2",
+        "C1",
+        "U1",
+        "1700000000.000200",
+        root,
+        "first <https://x.io/a|the doc> &amp; more",
+    ))
+    .await;
+    app.post_event(&message_event("Ev3", "C1", "U2", "1700000000.000300", root, "second from <@U1>")).await;
+    app.post_event(&message_event("Ev4", "C1", "U1", "1700000000.000400", root, "third")).await;
+    // A reply in a thread that is not a ticket, without a mention, is left alone.
+    app.post_event(&message_event("Ev5", "C1", "U1", "1700000000.000500", Some("1600000000.000001"), "chat")).await;
+    let sent = sends(&app, "DEVOPS-1", 4).await;
+    let contents: Vec<&str> = sent.iter().map(|s| s["content"].as_str().unwrap()).collect();
+    assert_eq!(
+        contents[1..],
+        ["first the doc (https://x.io/a) & more", "NameU2: second from @NameU1", "NameU1: third"],
+        "in order; once two people spoke, each message names its writer"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(app.helpdesk_calls("POST", "/sendMessage").await.len(), 4);
+    assert_eq!(app.helpdesk_calls("POST", &format!("/tickets/{WORKSPACE_ID}")).await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_message_during_a_turn_waits_for_it_to_end() {
+    let timed = TimedHelpdesk::start(vec![
+        Script::deltas(&["slow ", "answer ", "one"], Duration::from_millis(500)),
+        Script::deltas(&["answer two"], Duration::ZERO),
+    ])
+    .await;
+    let app = spawn_app(Options {
+        helpdesk_url: Some(timed.url.clone()),
+        force_streaming: true,
+        ..Options::bridge(Backend::Redis)
+    })
+    .await;
+    seed_ticket(&app, "1700000000.000100").await;
+    let root = Some("1700000000.000100");
+    app.post_event(&message_event("Ev1", "C1", "U1", "1700000000.000200", root, "one")).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.post_event(&message_event("Ev2", "C1", "U1", "1700000000.000300", root, "two")).await;
+    shown(&app, "answer two").await;
+    let seen = timed.seen();
+    assert_eq!(seen.len(), 2);
+    assert!(
+        seen[0].path.ends_with(&format!("/tickets/{WORKSPACE_ID}/DEVOPS-1/sendMessageStreaming")),
+        "{}",
+        seen[0].path
+    );
+    assert_eq!(seen[0].body["content"], "one");
+    assert_eq!(seen[1].body["content"], "two");
+    let first_done = seen[0].finished.expect("the first turn finished");
+    assert!(seen[1].arrived >= first_done, "the second message was sent only after the first turn ended");
+}
+
+/// Maps a thread to DEVOPS-1 directly, as an earlier run of the bridge would have.
+async fn seed_ticket(app: &TestApp, ts: &str) {
+    use helpdesk_bridge::{
+        ids::{AgentId, TicketKey, TicketName, UserId, WorkspaceId},
+        model::{TicketRecord, TicketStatus},
+    };
+    let record = TicketRecord {
+        thread: thread(ts),
+        ticket: TicketKey {
+            host: "http://helpdesk".to_owned(),
+            workspace: WorkspaceId::new(WORKSPACE_ID),
+            ticket: TicketName::new("DEVOPS-1"),
+        },
+        title: "Seeded".to_owned(),
+        agent_id: AgentId::new(fakes::AGENT_ID),
+        agent_name: fakes::AGENT_NAME.to_owned(),
+        requester: UserId::new("U1"),
+        assignee: None,
+        status: TicketStatus::Open,
+        header_ts: Some(MessageTs::new(ts)),
+        participants: vec![UserId::new("U1")],
+        created_at: 1,
+        updated_at: 1,
+    };
+    app.store.create_ticket(&record).await.unwrap();
+}
+
+#[tokio::test]
+async fn streaming_edits_grow_and_keep_to_one_per_second() {
+    let chunks: Vec<String> = (0..12).map(|i| format!("chunk{i} ")).collect();
+    let refs: Vec<&str> = chunks.iter().map(String::as_str).collect();
+    let mut script = Script::deltas(&refs, Duration::from_millis(250));
+    script.events.insert(0, json!({"type": "intermittent_update", "text": "Running tool: kubectl"}));
+    let timed = TimedHelpdesk::start(vec![script]).await;
+    let app = spawn_app(Options {
+        helpdesk_url: Some(timed.url.clone()),
+        force_streaming: true,
+        ..Options::bridge(Backend::Embedded)
+    })
+    .await;
+    let log = fakes::UpdateLog::mount(&app.slack).await;
+    seed_ticket(&app, "1700000000.000100").await;
+    app.post_event(&message_event("Ev1", "C1", "U1", "1700000000.000200", Some("1700000000.000100"), "go")).await;
+    shown(&app, "chunk11").await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let updates = log.updates();
+    assert!(updates.len() >= 3, "the reply grew in several edits: {}", updates.len());
+    let texts: Vec<String> = updates.iter().map(|(_, body)| text_of(body)).collect();
+    assert!(texts.iter().any(|t| t.contains("Running tool: kubectl")), "the status line shows while streaming");
+    let mut previous = 0;
+    for text in &texts {
+        let count = text.matches("chunk").count();
+        assert!(count >= previous, "text never shrinks: {texts:#?}");
+        previous = count;
+    }
+    assert!(texts.last().unwrap().contains("chunk11") && !texts.last().unwrap().contains("Running tool"));
+    // At most about one edit per second per message (the first text may follow the placeholder at once).
+    for pair in updates.windows(2) {
+        let gap = pair[1].0 - pair[0].0;
+        assert!(gap >= Duration::from_millis(900), "edits {gap:?} apart");
+    }
+    assert!(updates.len() <= 6, "3 s of deltas coalesce into a few edits, not {}", updates.len());
+}
+
+#[tokio::test]
+async fn long_markdown_replies_split_into_valid_messages() {
+    let app = spawn_app(Options::bridge(Backend::Redis)).await;
+    let section = |i: usize| {
+        format!(
+            "## Part {i}\n\nSome **bold** text and `code` @channel.\n\n| a | b |\n|---|---|\n| {i} | x |\n\n```\n{}\n```\n",
+            "log line\n".repeat(60)
+        )
+    };
+    let markdown: String = (0..40).map(section).collect();
+    assert!(markdown.len() > 20_000);
+    mount_reply(&app.helpdesk, "DEVOPS-1", reply(&markdown)).await;
+    app.post_event(&mention_event("Ev1", "C1", "U1", "1700000000.000100", "<@UBOT> report")).await;
+    shown(&app, "Part 39").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut all = app.slack_calls("chat.postMessage").await;
+    all.extend(app.slack_calls("chat.update").await);
+    let reply_messages: Vec<&Value> = all.iter().filter(|m| text_of(m).contains("Part ")).collect();
+    assert!(reply_messages.len() >= 2, "a long reply continues in further messages");
+    for message in &all {
+        assert_valid_message(message);
+        let text = text_of(message);
+        assert!(!text.contains("@channel"), "a broadcast survived: {text}");
+    }
+    let final_text: String = app.slack_calls("chat.update").await.iter().map(text_of).collect::<Vec<_>>().join("\n")
+        + &app.slack_calls("chat.postMessage").await.iter().map(text_of).collect::<Vec<_>>().join("\n");
+    for i in 0..40 {
+        assert!(final_text.contains(&format!("*Part {i}*")), "part {i} is missing");
+    }
+}
+
+#[tokio::test]
+async fn helpdesk_errors_are_explained_and_retry_resends_the_same_message() {
+    for backend in BOTH {
+        let app = spawn_app(Options::bridge(backend)).await;
+        Mock::given(method("POST"))
+            .and(path(format!("{API}/tickets/{WORKSPACE_ID}/DEVOPS-1/sendMessage")))
+            .respond_with(ResponseTemplate::new(503).set_body_string("maintenance"))
+            .up_to_n_times(1)
+            .with_priority(1)
+            .mount(&app.helpdesk)
+            .await;
+        mount_reply(&app.helpdesk, "DEVOPS-1", reply("Back online.")).await;
+        app.post_event(&mention_event("Ev1", "C1", "U1", "1700000000.000100", "<@UBOT> is prod ok?")).await;
+        let notice = shown(&app, "did not reach the ticket").await;
+        let notice_text = text_of(&notice);
+        assert!(notice_text.contains("503"), "{notice_text}");
+        let retry = notice["blocks"][1]["elements"][0].clone();
+        assert_eq!(retry["text"]["text"], "Retry");
+        assert_valid_message(&notice);
+        app.wait_slack("reactions.add", 1, |r| r["name"] == "warning").await;
+
+        let value = retry["value"].as_str().unwrap();
+        let notice_ts = notice["ts"].as_str().unwrap_or("1800000000.000002");
+        let click = click("U2", notice_ts, "1700000000.000100", "retry", value, "tr-1");
+        assert_eq!(app.post_interaction(&click).await.status(), 200);
+        shown(&app, "Back online.").await;
+        let sent = sends(&app, "DEVOPS-1", 2).await;
+        assert_eq!(sent[0]["content"], sent[1]["content"], "{backend:?}: the same message is resent");
+        // A second click (another trigger) finds nothing left to retry.
+        let again = crate::support::fakes::click("U2", notice_ts, "1700000000.000100", "retry", value, "tr-2");
+        app.post_interaction(&again).await;
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert_eq!(app.helpdesk_calls("POST", "/sendMessage").await.len(), 2, "{backend:?}: retried once");
+    }
+}
+
+#[tokio::test]
+async fn broken_and_silent_streams_keep_their_partial_text_and_say_so() {
+    let broken = Script { end: End::Break, ..Script::deltas(&["partial ", "answer"], Duration::from_millis(50)) };
+    let silent = Script {
+        end: End::Silence(Duration::from_secs(5)),
+        ..Script::deltas(&["half an ", "answer"], Duration::from_millis(50))
+    };
+    let timed = TimedHelpdesk::start(vec![broken, silent, Script::deltas(&["all good"], Duration::ZERO)]).await;
+    let app = spawn_app(Options {
+        helpdesk_url: Some(timed.url.clone()),
+        force_streaming: true,
+        helpdesk_timeout: Duration::from_secs(1),
+        ..Options::bridge(Backend::Embedded)
+    })
+    .await;
+    seed_ticket(&app, "1700000000.000100").await;
+    let root = Some("1700000000.000100");
+    app.post_event(&message_event("Ev1", "C1", "U1", "1700000000.000200", root, "one")).await;
+    let cut = shown(&app, "The reply was interrupted").await;
+    assert!(text_of(&cut).contains("partial answer"), "{}", text_of(&cut));
+    let notice = shown(&app, "Your message reached the ticket").await;
+    assert_eq!(notice["blocks"][1]["elements"][0]["text"]["text"], "Retry");
+
+    app.post_event(&message_event("Ev2", "C1", "U1", "1700000000.000300", root, "two")).await;
+    let stalled = eventually(Duration::from_secs(10), || async {
+        let updates = app.slack_calls("chat.update").await;
+        updates
+            .into_iter()
+            .find(|m| text_of(m).contains("half an answer") && text_of(m).contains("HELPDESK_STREAM_IDLE_SECONDS"))
+    })
+    .await;
+    assert!(stalled.is_some(), "a stream silent past the idle timeout is finalized with a note");
+
+    // The next message works.
+    app.post_event(&message_event("Ev3", "C1", "U1", "1700000000.000400", root, "three")).await;
+    shown(&app, "all good").await;
+}
+
+#[tokio::test]
+async fn a_ticket_gone_from_the_helpdesk_offers_a_new_one() {
+    let app = spawn_app(Options::bridge(Backend::Redis)).await;
+    seed_ticket(&app, "1700000000.000100").await;
+    Mock::given(method("POST"))
+        .and(path(format!("{API}/tickets/{WORKSPACE_ID}/DEVOPS-1/sendMessage")))
+        .respond_with(ResponseTemplate::new(404).set_body_string("Ticket not found"))
+        .mount(&app.helpdesk)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("{API}/tickets/{WORKSPACE_ID}/DEVOPS-1")))
+        .respond_with(ResponseTemplate::new(404).set_body_string("Ticket not found"))
+        .mount(&app.helpdesk)
+        .await;
+    mount_reply(&app.helpdesk, "DEVOPS-1", reply("unused")).await;
+    mount_reply(&app.helpdesk, "DEVOPS-2", reply("Fresh start.")).await;
+    // The fake names tickets DEVOPS-1, DEVOPS-2, …; take DEVOPS-1 so the new one is DEVOPS-2.
+    let _ = reqwest::Client::new()
+        .post(format!("{}{API}/tickets/{WORKSPACE_ID}", app.helpdesk.uri()))
+        .json(&json!({"title": "burn"}))
+        .send()
+        .await;
+    let root = Some("1700000000.000100");
+    app.post_event(&message_event("Ev1", "C1", "U1", "1700000000.000200", root, "anyone there?")).await;
+    let notice = shown(&app, "no longer exists").await;
+    let button = notice["blocks"][1]["elements"][0].clone();
+    assert_eq!(button["text"]["text"], "Open a new ticket");
+    let click = click(
+        "U1",
+        "1800000000.000002",
+        "1700000000.000100",
+        "open_new_ticket",
+        button["value"].as_str().unwrap(),
+        "t1",
+    );
+    app.post_interaction(&click).await;
+    let sent = sends(&app, "DEVOPS-2", 1).await;
+    assert_eq!(sent[0]["content"], "anyone there?");
+    shown(&app, "Fresh start.").await;
+    let record = app.store.ticket_by_thread(&thread("1700000000.000100")).await.unwrap().unwrap();
+    assert_eq!(record.ticket.ticket.as_str(), "DEVOPS-2");
+}
+
+#[tokio::test]
+async fn without_defaults_a_create_button_opens_a_modal_that_creates_the_ticket() {
+    let app = spawn_app(Options { defaults: false, ..Options::bridge(Backend::Embedded) }).await;
+    mount_reply(&app.helpdesk, "DEVOPS-1", reply("Hello!")).await;
+    app.post_event(&mention_event("Ev1", "C1", "U1", "1700000000.000100", "<@UBOT> DNS is flaky")).await;
+    let prompt = shown(&app, "No HelpDesk workspace").await;
+    let button = prompt["blocks"][1]["elements"][0].clone();
+    assert_eq!(button["text"]["text"], "Create ticket");
+    assert!(app.helpdesk_calls("POST", &format!("/tickets/{WORKSPACE_ID}")).await.is_empty());
+    let pending = button["value"].as_str().unwrap().to_owned();
+    app.post_interaction(&click("U1", "1800000000.000001", "1700000000.000100", "create_ticket", &pending, "trig-1"))
+        .await;
+    let opened = app.wait_slack("views.open", 1, |_| true).await;
+    assert_eq!(opened[0]["trigger_id"], "trig-1");
+    let view: slack_morphism::prelude::SlackView = serde_json::from_value(opened[0]["view"].clone()).unwrap();
+    assert!(matches!(view, slack_morphism::prelude::SlackView::Modal(_)));
+    assert_eq!(opened[0]["view"]["private_metadata"], pending.as_str());
+    assert_eq!(opened[0]["view"]["blocks"][0]["element"]["initial_value"], "DNS is flaky");
+
+    app.post_interaction(&create_submission("U1", "V1", &pending, "DNS flaky in staging")).await;
+    let sent = sends(&app, "DEVOPS-1", 1).await;
+    assert_eq!(sent[0]["content"], "@NameUBOT DNS is flaky");
+    let created = app.helpdesk_calls("POST", &format!("/tickets/{WORKSPACE_ID}")).await;
+    assert_eq!(created[0]["title"], "DNS flaky in staging");
+    assert_eq!(created[0]["aiAgentId"], fakes::AGENT_ID);
+    let header = shown(&app, "DEVOPS-1").await;
+    assert_eq!(header["thread_ts"], "1700000000.000100");
+}
+
+#[tokio::test]
+async fn slash_new_posts_a_header_whose_thread_is_the_ticket() {
+    for backend in BOTH {
+        let app = spawn_app(Options::bridge(backend)).await;
+        mount_reply(&app.helpdesk, "DEVOPS-1", reply("Looking.")).await;
+        let response = app.post_command("U1", "C1", "new Disk full on db-0 | it is at 99%", "cmd-1").await;
+        assert_eq!(response.status(), 200);
+        let sent = sends(&app, "DEVOPS-1", 1).await;
+        assert_eq!(sent[0]["content"], "it is at 99%");
+        let created = app.helpdesk_calls("POST", &format!("/tickets/{WORKSPACE_ID}")).await;
+        assert_eq!(created[0]["title"], "Disk full on db-0");
+        let posts = app.slack_calls("chat.postMessage").await;
+        assert!(posts[0].get("thread_ts").is_none(), "the header is a channel post");
+        let header_ts = "1800000000.000001";
+        let header =
+            app.wait_slack("chat.update", 1, |u| u["ts"] == header_ts && text_of(u).contains("DEVOPS-1")).await;
+        assert_valid_message(&header[0]);
+        shown(&app, "Looking.").await;
+        assert_posts_in_thread(&app, "C1", header_ts, 1).await;
+        assert!(app.store.ticket_by_thread(&thread(header_ts)).await.unwrap().is_some(), "{backend:?}");
+    }
+}
+
+#[tokio::test]
+async fn slash_config_sets_validated_channel_defaults() {
+    let app = spawn_app(Options { defaults: false, ..Options::bridge(Backend::Redis) }).await;
+    app.post_command("U1", "C7", "config workspace devops agent generic-agent", "cfg-1").await;
+    let answers = app.wait_slack("respond/cfg-1", 1, |_| true).await;
+    assert!(text_of(&answers[0]).contains("workspace devops with agent generic-agent"), "{}", text_of(&answers[0]));
+    let settings = app
+        .store
+        .channel_settings(&ChannelRef { team: TeamId::new("T1"), channel: ChannelId::new("C7") })
+        .await
+        .unwrap();
+    assert_eq!(settings.workspace.as_ref().map(|w| w.as_str()), Some(WORKSPACE_ID));
+    assert_eq!(settings.agent.as_ref().map(|a| a.as_str()), Some(fakes::AGENT_ID));
+
+    app.post_command("U1", "C8", "config workspace nowhere", "cfg-2").await;
+    let refused = app.wait_slack("respond/cfg-2", 1, |_| true).await;
+    assert!(text_of(&refused[0]).contains("nowhere"), "{}", text_of(&refused[0]));
+    let untouched = app
+        .store
+        .channel_settings(&ChannelRef { team: TeamId::new("T1"), channel: ChannelId::new("C8") })
+        .await
+        .unwrap();
+    assert_eq!(untouched, ChannelSettings::default());
+
+    // The channel's settings now open tickets there without the bridge's defaults.
+    mount_reply(&app.helpdesk, "DEVOPS-1", reply("Hi.")).await;
+    let mention = crate::support::mention_event("Ev1", "C7", "U1", "1700000000.000100", "<@UBOT> hello");
+    app.post_event(&mention).await;
+    sends(&app, "DEVOPS-1", 1).await;
+}
+
+#[tokio::test]
+async fn the_message_shortcut_quotes_the_message_with_its_permalink() {
+    let app = spawn_app(Options::bridge(Backend::Embedded)).await;
+    mount_reply(&app.helpdesk, "DEVOPS-1", reply("Seen.")).await;
+    let response_url = format!("{}/respond/sc", app.slack.uri());
+    app.post_interaction(&shortcut("U2", "U3", "1700000000.000500", "prod is down\nsince 10:00", &response_url)).await;
+    let sent = sends(&app, "DEVOPS-1", 1).await;
+    let content = sent[0]["content"].as_str().unwrap();
+    assert!(content.starts_with("> prod is down\n> since 10:00\n"), "{content}");
+    assert!(content.contains("https://acme.slack.com/archives/C1/p1") && content.contains("NameU3"), "{content}");
+    let created = app.helpdesk_calls("POST", &format!("/tickets/{WORKSPACE_ID}")).await;
+    assert_eq!(created[0]["title"], "prod is down");
+    shown(&app, "Seen.").await;
+    assert_posts_in_thread(&app, "C1", "1700000000.000500", 0).await;
+    // The same message again: it is already a ticket.
+    app.post_interaction(&shortcut("U2", "U3", "1700000000.000500", "prod is down", &response_url)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(app.helpdesk_calls("POST", &format!("/tickets/{WORKSPACE_ID}")).await.len(), 1);
+}
+
+#[tokio::test]
+async fn racing_messages_in_a_new_thread_open_one_ticket() {
+    for backend in BOTH {
+        let app = spawn_app(Options::bridge(backend)).await;
+        mount_reply(&app.helpdesk, "DEVOPS-1", reply("ok")).await;
+        let root = "1700000000.000100";
+        let events: Vec<Value> = (0..5)
+            .map(|i| {
+                let mut e = message_event(
+                    &format!("Ev{i}"),
+                    "C1",
+                    "U1",
+                    &format!("1700000000.00020{i}"),
+                    Some(root),
+                    "<@UBOT> go",
+                );
+                e["event"]["thread_ts"] = json!(root);
+                e
+            })
+            .collect();
+        let posts = events.iter().map(|e| app.post_event(e));
+        for response in futures_util::future::join_all(posts).await {
+            assert_eq!(response.status(), 200);
+        }
+        sends(&app, "DEVOPS-1", 5).await;
+        assert_eq!(app.helpdesk_calls("POST", &format!("/tickets/{WORKSPACE_ID}")).await.len(), 1, "{backend:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_restart_keeps_the_thread_mapped_to_its_ticket() {
+    for backend in BOTH {
+        let dir = tempfile::tempdir().unwrap();
+        let prefix = crate::support::unique_prefix();
+        let options = || Options {
+            state_dir: Some(dir.path().to_path_buf()),
+            key_prefix: Some(prefix.clone()),
+            ..Options::bridge(backend)
+        };
+        let app = spawn_app(options()).await;
+        mount_reply(&app.helpdesk, "DEVOPS-1", reply("first")).await;
+        app.post_event(&mention_event("Ev1", "C1", "U1", "1700000000.000100", "<@UBOT> start")).await;
+        shown(&app, "first").await;
+        // Stop without purging: the next app must find what this one stored.
+        app.stop_keeping_state().await;
+
+        let app = spawn_app(options()).await;
+        mount_reply(&app.helpdesk, "DEVOPS-1", reply("second")).await;
+        app.post_event(&message_event("Ev2", "C1", "U1", "1700000000.000200", Some("1700000000.000100"), "again"))
+            .await;
+        shown(&app, "second").await;
+        assert!(
+            app.helpdesk_calls("POST", &format!("/tickets/{WORKSPACE_ID}")).await.is_empty(),
+            "{backend:?}: no new ticket after a restart"
+        );
+        let sent = sends(&app, "DEVOPS-1", 1).await;
+        assert_eq!(sent[0]["content"], "again");
+    }
+}

@@ -1,0 +1,279 @@
+//! The stand-ins for Slack's Web API and the HelpDesk, as wiremock mounts, plus readers of
+//! what they received.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde_json::{Value, json};
+use wiremock::{
+    Mock, MockServer, Request, Respond, ResponseTemplate,
+    matchers::{method, path, path_regex},
+};
+
+/// The HelpDesk workspace the fake knows.
+pub const WORKSPACE_NAME: &str = "devops";
+/// Its id (a 24-hex ObjectId, like the real ones).
+pub const WORKSPACE_ID: &str = "5f5f5f5f5f5f5f5f5f5f5f01";
+/// The agent the fake knows.
+pub const AGENT_NAME: &str = "generic-agent";
+/// Its id.
+pub const AGENT_ID: &str = "6a6a6a6a6a6a6a6a6a6a6a01";
+/// The HelpDesk API prefix.
+pub const API: &str = "/v1/aiservicedesk";
+
+/// `chat.postMessage`: every post gets a fresh, increasing ts.
+struct Post(AtomicU64);
+
+impl Respond for Post {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let n = self.0.fetch_add(1, Ordering::SeqCst);
+        let body: Value = serde_json::from_slice(&request.body).unwrap_or_default();
+        ResponseTemplate::new(200).set_body_json(json!({
+            "ok": true, "channel": body["channel"], "ts": format!("1800000000.{n:06}"),
+            "message": {"text": body["text"], "type": "message"}
+        }))
+    }
+}
+
+/// `users.info`: a name derived from the id.
+struct Users;
+
+impl Respond for Users {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let id = request.url.query_pairs().find(|(k, _)| k == "user").map(|(_, v)| v.into_owned()).unwrap_or_default();
+        ResponseTemplate::new(200).set_body_json(json!({
+            "ok": true,
+            "user": {"id": id, "name": format!("user-{}", id.to_lowercase()), "real_name": format!("Real {id}"),
+                     "profile": {"display_name": format!("Name{id}"), "real_name": format!("Real {id}")}}
+        }))
+    }
+}
+
+fn ok() -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(json!({"ok": true}))
+}
+
+/// Every Web API method the bridge calls, answering as Slack does when all is well.
+pub async fn mount_slack(slack: &MockServer) {
+    Mock::given(path("/chat.postMessage")).respond_with(Post(AtomicU64::new(1))).mount(slack).await;
+    for m in ["chat.update", "chat.postEphemeral", "reactions.add", "reactions.remove", "views.open", "views.update"] {
+        Mock::given(path(format!("/{m}"))).respond_with(ok()).mount(slack).await;
+    }
+    Mock::given(path("/users.info")).respond_with(Users).mount(slack).await;
+    Mock::given(path("/chat.getPermalink"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(
+                json!({"ok": true, "channel": "C1", "permalink": "https://acme.slack.com/archives/C1/p1"}),
+            ),
+        )
+        .mount(slack)
+        .await;
+    Mock::given(path("/files.getUploadURLExternal"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(
+                json!({"ok": true, "upload_url": format!("{}/upload/F1", slack.uri()), "file_id": "F1"}),
+            ),
+        )
+        .mount(slack)
+        .await;
+    Mock::given(path_regex("^/upload/"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("OK - 1"))
+        .mount(slack)
+        .await;
+    Mock::given(path("/files.completeUploadExternal")).respond_with(ok()).mount(slack).await;
+    Mock::given(path_regex("^/respond/"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("ok"))
+        .mount(slack)
+        .await;
+}
+
+/// `POST tickets/{ws}`: a new ticket name per call, echoing the title.
+struct CreateTicket(AtomicU64);
+
+impl Respond for CreateTicket {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let n = self.0.fetch_add(1, Ordering::SeqCst);
+        let body: Value = serde_json::from_slice(&request.body).unwrap_or_default();
+        ResponseTemplate::new(200).set_body_json(json!({"success": true, "data": {
+            "id": format!("t{n}"), "name": format!("DEVOPS-{n}"), "title": body["title"],
+            "aiAgentId": body["aiAgentId"], "workspaceId": body["workspaceId"]
+        }}))
+    }
+}
+
+/// The agent record, streaming or not.
+pub fn agent(streams: bool) -> Value {
+    json!({"id": AGENT_ID, "name": AGENT_NAME, "metaData": {"STREAMING_ENABLED": if streams { "true" } else { "false" }}})
+}
+
+/// The HelpDesk's workspace, agent and ticket-creation routes. Sends are mounted per test.
+pub async fn mount_helpdesk(helpdesk: &MockServer) {
+    let workspace = json!({"id": WORKSPACE_ID, "name": WORKSPACE_NAME});
+    Mock::given(method("GET"))
+        .and(path(format!("{API}/admin/data/workspaces")))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"success": true, "data": {"items": [workspace]}})),
+        )
+        .mount(helpdesk)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("{API}/admin/data/workspaces/{WORKSPACE_ID}")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"success": true, "data": workspace})))
+        .mount(helpdesk)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("{API}/admin/data/aiagents")))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"success": true, "data": {"items": [agent(false)]}})),
+        )
+        .mount(helpdesk)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("{API}/admin/data/aiagents/{AGENT_ID}")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"success": true, "data": agent(false)})))
+        .mount(helpdesk)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(format!("{API}/tickets/{WORKSPACE_ID}")))
+        .respond_with(CreateTicket(AtomicU64::new(1)))
+        .mount(helpdesk)
+        .await;
+}
+
+/// Mounts a unary reply on `sendMessage` of `ticket`.
+pub async fn mount_reply(helpdesk: &MockServer, ticket: &str, reply: Value) {
+    Mock::given(method("POST"))
+        .and(path(format!("{API}/tickets/{WORKSPACE_ID}/{ticket}/sendMessage")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(reply))
+        .mount(helpdesk)
+        .await;
+}
+
+/// A request's body as JSON: JSON bodies as they are, form bodies and query strings as
+/// objects of their fields.
+fn body_of(request: &Request) -> Value {
+    if let Ok(value) = serde_json::from_slice::<Value>(&request.body) {
+        return value;
+    }
+    let pairs: Vec<(String, String)> = if request.body.is_empty() {
+        request.url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
+    } else {
+        serde_urlencoded::from_bytes(&request.body).unwrap_or_default()
+    };
+    Value::Object(pairs.into_iter().map(|(k, v)| (k, Value::String(v))).collect())
+}
+
+/// Bodies of the requests `server` received on exactly `path`.
+pub async fn calls(server: &MockServer, path: &str) -> Vec<Value> {
+    server.received_requests().await.unwrap_or_default().iter().filter(|r| r.url.path() == path).map(body_of).collect()
+}
+
+/// Bodies of the HelpDesk requests with this method whose path ends with `suffix`.
+pub async fn helpdesk_calls(server: &MockServer, method: &str, suffix: &str) -> Vec<Value> {
+    server
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter(|r| r.method.as_str() == method && r.url.path().ends_with(suffix))
+        .map(body_of)
+        .collect()
+}
+
+/// The text of every section and context element of a message body, joined.
+pub fn text_of(body: &Value) -> String {
+    let mut out = Vec::new();
+    for block in body["blocks"].as_array().into_iter().flatten() {
+        if let Some(t) = block["text"]["text"].as_str() {
+            out.push(t.to_owned());
+        }
+        for e in block["elements"].as_array().into_iter().flatten() {
+            if let Some(t) = e["text"].as_str() {
+                out.push(t.to_owned());
+            }
+            if let Some(t) = e["text"]["text"].as_str() {
+                out.push(t.to_owned());
+            }
+        }
+    }
+    out.join("\n")
+}
+
+/// Checks a message body Slack would receive: valid Block Kit within the limits.
+pub fn assert_valid_message(body: &Value) {
+    let blocks = body["blocks"].as_array().cloned().unwrap_or_default();
+    helpdesk_bridge::slack::blocks::validate(&blocks, helpdesk_bridge::slack::blocks::MESSAGE_BLOCKS)
+        .unwrap_or_else(|e| panic!("{e}\nin {body:#}"));
+    let text = body["text"].as_str().unwrap_or_default();
+    assert!(text.chars().count() <= 4000, "fallback text too long");
+}
+
+/// A `block_actions` payload: `user` clicked the button `action_id` (with `value`) on the
+/// message `message_ts` in `thread_ts`.
+pub fn click(user: &str, message_ts: &str, thread_ts: &str, action_id: &str, value: &str, trigger: &str) -> Value {
+    json!({
+        "type": "block_actions",
+        "user": {"id": user, "username": user.to_lowercase(), "name": user.to_lowercase(), "team_id": "T1"},
+        "api_app_id": "A1", "token": "x",
+        "container": {"type": "message", "message_ts": message_ts, "channel_id": "C1", "is_ephemeral": false},
+        "trigger_id": trigger, "team": {"id": "T1", "domain": "acme"},
+        "channel": {"id": "C1", "name": "ops"},
+        "message": {"type": "message", "user": "UBOT", "ts": message_ts, "thread_ts": thread_ts, "text": "notice"},
+        "response_url": format!("https://hooks.invalid/{trigger}"),
+        "actions": [{"action_id": action_id, "block_id": "b", "text": {"type": "plain_text", "text": "x"},
+            "value": value, "type": "button", "action_ts": "1700000001.000000"}],
+        "state": {"values": {}}
+    })
+}
+
+/// A `view_submission` of the creation modal.
+pub fn create_submission(user: &str, view_id: &str, metadata: &str, title: &str) -> Value {
+    let option = |value: &str| json!({"text": {"type": "plain_text", "text": value}, "value": value});
+    json!({
+        "type": "view_submission", "team": {"id": "T1", "domain": "acme"},
+        "user": {"id": user, "username": "u", "name": "u", "team_id": "T1"},
+        "api_app_id": "A1", "token": "x", "trigger_id": "9.9.a",
+        "view": {"id": view_id, "team_id": "T1", "type": "modal", "callback_id": "create_ticket",
+            "private_metadata": metadata, "hash": "h1", "title": {"type": "plain_text", "text": "New"}, "blocks": [],
+            "state": {"values": {
+                "title": {"title_input": {"type": "plain_text_input", "value": title}},
+                "workspace": {"workspace_select": {"type": "static_select", "selected_option": option(WORKSPACE_ID)}},
+                "agent": {"agent_select": {"type": "static_select", "selected_option": option(AGENT_ID)}}
+            }}}
+    })
+}
+
+/// The message shortcut used by `user` on the message `ts` written by `author`.
+pub fn shortcut(user: &str, author: &str, ts: &str, text: &str, response_url: &str) -> Value {
+    json!({
+        "type": "message_action", "token": "x", "action_ts": "1.2", "callback_id": "open_ticket",
+        "trigger_id": format!("sc-{ts}"), "team": {"id": "T1", "domain": "acme"}, "user": {"id": user, "name": "bob"},
+        "channel": {"id": "C1", "name": "ops"},
+        "message": {"type": "message", "user": author, "ts": ts, "text": text},
+        "response_url": response_url
+    })
+}
+
+/// Records every `chat.update` with the time it arrived (for pacing checks).
+#[derive(Clone, Default)]
+pub struct UpdateLog(std::sync::Arc<std::sync::Mutex<Vec<(std::time::Instant, Value)>>>);
+
+impl Respond for UpdateLog {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        self.0.lock().unwrap().push((std::time::Instant::now(), body_of(request)));
+        ok()
+    }
+}
+
+impl UpdateLog {
+    /// Mounts the log in front of the default `chat.update` answer.
+    pub async fn mount(slack: &MockServer) -> Self {
+        let log = Self::default();
+        Mock::given(path("/chat.update")).respond_with(log.clone()).with_priority(1).mount(slack).await;
+        log
+    }
+
+    /// The updates so far, oldest first.
+    pub fn updates(&self) -> Vec<(std::time::Instant, Value)> {
+        self.0.lock().unwrap().clone()
+    }
+}
