@@ -121,6 +121,8 @@ impl Application {
                     workspace: parts.config.helpdesk.default_workspace.clone(),
                     agent: parts.config.helpdesk.default_agent.clone(),
                 },
+                approvers: parts.config.approvers.clone(),
+                destructive_patterns: parts.config.destructive_patterns.clone(),
                 abort: parts.abort.clone(),
                 metrics: parts.metrics.clone(),
             })))

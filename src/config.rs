@@ -61,6 +61,10 @@ pub struct Cli {
     /// Extra Slack user ids or user-group ids allowed to decide on commands.
     #[arg(long, env = "APPROVERS")]
     pub approvers: Option<String>,
+    /// Commands matching any of these regular expressions (`;`-separated, case-insensitive)
+    /// are marked destructive and ask for confirmation before approval.
+    #[arg(long, env = "DESTRUCTIVE_PATTERNS", default_value = DEFAULT_DESTRUCTIVE)]
+    pub destructive_patterns: String,
     /// Log format: `text` or `json`.
     #[arg(long, env = "LOG_FORMAT", default_value = "text")]
     pub log_format: String,
@@ -86,6 +90,10 @@ pub struct Cli {
     #[arg(long, env = "DISPATCH_WORKERS", default_value = "256")]
     pub dispatch_workers: String,
 }
+
+/// The default destructive patterns: deleting, dropping, truncating, terminating,
+/// destroying, force-removing, scaling to zero, wiping disks, rebooting.
+pub const DEFAULT_DESTRUCTIVE: &str = r"\bdelete\b;\bdel\b;\brm\s+(-\w+\s+)*-\w*[rf];\bdrop\s+(table|database|schema|index|user)\b;\btruncate\b;\bterminate\b;\bdestroy\b;\bpurge\b;--replicas[=\s]+0\b;\bscale\b.*\s0\s*$;desired[-_]?count[=\s]+0\b;\bmkfs\b;\bdd\s+if=;\bshutdown\b;\breboot\b;\bkill\s+-9\b;\bdrain\b;--force\b";
 
 /// What the binary was asked to do.
 #[derive(Subcommand, Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,6 +142,8 @@ pub struct Config {
     pub listen_addr: SocketAddr,
     /// Extra Slack user or user-group ids allowed to decide on commands.
     pub approvers: Vec<String>,
+    /// Regular expressions (already checked) marking commands as destructive.
+    pub destructive_patterns: Vec<String>,
     /// Log format.
     pub log_format: LogFormat,
     /// How long in-flight work may take to finish at shutdown.
@@ -238,6 +248,7 @@ impl Cli {
             ConfigError::new("LISTEN_ADDR", format!("'{}' is not an address like 0.0.0.0:3000", self.listen_addr))
         })?;
         let approvers = parse_approvers(self.approvers.as_deref().unwrap_or(""))?;
+        let destructive_patterns = parse_patterns(&self.destructive_patterns)?;
         let log_format = match self.log_format.as_str() {
             "text" => LogFormat::Text,
             "json" => LogFormat::Json,
@@ -275,6 +286,7 @@ impl Cli {
             },
             listen_addr,
             approvers,
+            destructive_patterns,
             log_format,
             shutdown_grace: seconds("SHUTDOWN_GRACE_SECONDS", &self.shutdown_grace_seconds)?,
             dispatch: DispatchConfig {
@@ -350,6 +362,22 @@ fn positive(var: &'static str, value: &str) -> Result<usize, ConfigError> {
         Ok(n) if n > 0 => Ok(n),
         _ => Err(ConfigError::new(var, format!("'{value}' is not a positive whole number"))),
     }
+}
+
+/// Destructive patterns: `;`-separated regular expressions, each of which must compile.
+fn parse_patterns(value: &str) -> Result<Vec<String>, ConfigError> {
+    value
+        .split(';')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            regex::RegexBuilder::new(p)
+                .case_insensitive(true)
+                .build()
+                .map(|_| p.to_owned())
+                .map_err(|e| ConfigError::new("DESTRUCTIVE_PATTERNS", format!("'{p}' is not a valid pattern: {e}")))
+        })
+        .collect()
 }
 
 /// Approvers are Slack user ids (`U…`, `W…`) or user-group ids (`S…`), separated by commas

@@ -201,6 +201,9 @@ pub struct PendingMessage {
     /// A title for the ticket it opens, when the thread has none yet.
     #[serde(default)]
     pub title: String,
+    /// A submitted card whose decisions go with this message.
+    #[serde(default)]
+    pub card: Option<CardId>,
     /// The ticket gets a new thread: its header is posted in the channel first
     /// (`/helpdesk new`); `thread` then names only the channel.
     #[serde(default)]

@@ -100,6 +100,7 @@ impl Bridge {
             content,
             title: title.clone(),
             new_thread: true,
+            card: None,
         };
         let target = match self.resolve_target(team, &command.channel).await {
             Ok(target) => target,
@@ -134,6 +135,7 @@ impl Bridge {
         let first = (!pending.content.trim().is_empty()).then(|| PendingMessage {
             thread: thread.clone(),
             new_thread: false,
+            card: None,
             ..pending
         });
         self.open(OpenRequest {

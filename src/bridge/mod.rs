@@ -10,6 +10,7 @@
 //! Failures are never silent: a HelpDesk or store failure is explained in the thread,
 //! with a Retry button when the message did not get through.
 
+mod approvals;
 mod commands;
 mod open;
 mod reply;
@@ -91,6 +92,10 @@ struct Inner {
     store: Store,
     identity: Arc<OnceLock<BotIdentity>>,
     defaults: Defaults,
+    /// `APPROVERS`: user and user-group ids who may decide on commands.
+    approvers: Vec<String>,
+    /// Commands matching these are marked destructive.
+    destructive: regex::RegexSet,
     /// Fires when the shutdown grace period is nearly over: streaming replies stop
     /// waiting for the agent and finalize what they have.
     abort: CancellationToken,
@@ -116,6 +121,10 @@ pub struct Ports {
     pub identity: Arc<OnceLock<BotIdentity>>,
     /// Default workspace and agent.
     pub defaults: Defaults,
+    /// User and user-group ids who may decide on commands, besides the requester.
+    pub approvers: Vec<String>,
+    /// Regular expressions marking commands as destructive (case-insensitive).
+    pub destructive_patterns: Vec<String>,
     /// Cancelled when in-flight replies must finalize (end of the shutdown grace).
     pub abort: CancellationToken,
     /// Metrics.
@@ -125,8 +134,28 @@ pub struct Ports {
 impl Bridge {
     /// A bridge over the given ports.
     pub fn new(ports: Ports) -> Self {
-        let Ports { slack, helpdesk, store, identity, defaults, abort, metrics } = ports;
-        Self { inner: Arc::new(Inner { slack, helpdesk, store, identity, defaults, abort, metrics }) }
+        let Ports { slack, helpdesk, store, identity, defaults, approvers, destructive_patterns, abort, metrics } =
+            ports;
+        // The patterns were checked when the configuration was read; one that still fails
+        // to compile leaves the set empty rather than stopping the bridge.
+        let destructive =
+            regex::RegexSetBuilder::new(&destructive_patterns).case_insensitive(true).build().unwrap_or_else(|err| {
+                tracing::error!(error = %err, "destructive patterns do not compile; none will be marked");
+                regex::RegexSet::empty()
+            });
+        Self {
+            inner: Arc::new(Inner {
+                slack,
+                helpdesk,
+                store,
+                identity,
+                defaults,
+                approvers,
+                destructive,
+                abort,
+                metrics,
+            }),
+        }
     }
 }
 
@@ -180,6 +209,7 @@ impl Bridge {
                 action::RETRY => self.retry(team, &action, value).await?,
                 action::REOPEN => self.reopen(team, &action, value).await?,
                 action::CREATE => self.open_create_modal(&action, value).await?,
+                id if id.starts_with("card_") => self.on_card_action(team, &action, item).await?,
                 // Link buttons (Open in HelpDesk, agent links) also report their clicks.
                 _ => tracing::debug!(action_id = %item.action_id, "action needs no handling"),
             }

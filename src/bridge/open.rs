@@ -94,6 +94,7 @@ impl Bridge {
             content,
             title: title_from(&title_source),
             new_thread: false,
+            card: None,
         };
         self.open(OpenRequest {
             thread,
@@ -134,6 +135,7 @@ impl Bridge {
             content: format!("{quoted}{source}"),
             title: title_from(&text),
             new_thread: false,
+            card: None,
         };
         self.open(OpenRequest {
             thread,
@@ -289,6 +291,7 @@ impl Bridge {
             content: String::new(),
             title: request.title.clone(),
             new_thread: false,
+            card: None,
         });
         let id = self.inner.store.put_pending(&pending, PENDING_TTL).await?;
         let note = blocks::notice(
@@ -325,6 +328,7 @@ impl Bridge {
             content: String::new(),
             title: request.title.clone(),
             new_thread: false,
+            card: None,
         });
         let mut buttons = Vec::new();
         if let Ok(id) = self.inner.store.put_pending(&pending, PENDING_TTL).await {
@@ -447,6 +451,9 @@ impl Bridge {
 
     /// A submitted modal: the creation modal opens its ticket.
     pub(super) async fn on_view(&self, team: &TeamId, view: ViewSubmission) -> Result<(), BridgeError> {
+        if view.callback_id == crate::slack::card::REJECT_MODAL {
+            return self.on_reject_view(team, &view).await;
+        }
         if view.callback_id != blocks::CREATE_MODAL {
             return Ok(());
         }

@@ -12,7 +12,7 @@ use super::{
     reply::{self, Outcome},
 };
 use crate::{
-    helpdesk::{HelpdeskError, OutgoingMessage},
+    helpdesk::{HelpdeskError, OutgoingMessage, events::decisions_data},
     inbound::{BlockAction, UserMessage},
     model::{Actor, HistoryEvent, PendingMessage, TicketRecord, TicketStatus},
     slack::blocks::{self, Button},
@@ -89,6 +89,7 @@ impl Bridge {
         if record.participants.len() > 1 {
             content = format!("{}: {content}", self.name_of(&author).await);
         }
+        let card = self.ride_along(&record, &author).await;
         let pending = PendingMessage {
             thread: record.thread.clone(),
             author,
@@ -96,6 +97,7 @@ impl Bridge {
             content,
             title: String::new(),
             new_thread: false,
+            card,
         };
         self.turn(record, pending).await
     }
@@ -110,7 +112,11 @@ impl Bridge {
                 break guard;
             }
             tokio::select! {
-                () = self.inner.abort.cancelled() => return Ok(()),
+                () = self.inner.abort.cancelled() => {
+                    // Shutting down before this message's turn came: keep it for a Retry.
+                    self.offer_retry(&record, &message, "⚠️ I restarted before sending this message to the agent. It was not sent.").await;
+                    return Ok(());
+                }
                 () = tokio::time::sleep(TURN_POLL) => {}
             }
         };
@@ -126,6 +132,14 @@ impl Bridge {
     async fn turn_locked(&self, record: &TicketRecord, message: &PendingMessage) -> Result<(), BridgeError> {
         let slack = &self.inner.slack;
         let thread = &record.thread;
+        // A submitted card's decisions go with the message, read from the store.
+        let data = match &message.card {
+            Some(card) => match self.inner.store.card(card).await? {
+                Some(card) => decisions_data(&card.commands),
+                None => serde_json::json!({}),
+            },
+            None => serde_json::json!({}),
+        };
         if let Some(ts) = &message.message_ts {
             let _ = slack.react(&thread.channel, ts, WORKING).await;
         }
@@ -137,8 +151,7 @@ impl Bridge {
             tracing::debug!(error = %err, "could not read the agent's streaming flag; sending unary");
             false
         });
-        let outgoing =
-            OutgoingMessage { content: message.content.clone(), data: serde_json::json!({}), record_only: false };
+        let outgoing = OutgoingMessage { content: message.content.clone(), data, record_only: false };
         let sent = helpdesk.send_message(&record.ticket.workspace, &record.ticket.ticket, &outgoing, streaming).await;
         let events = match sent {
             Ok(events) => events,
@@ -155,7 +168,7 @@ impl Bridge {
             reply::stream(writer, events, &self.inner.abort).await;
         writer.finish(&markdown, error.as_deref(), self.inner.abort.is_cancelled()).await;
         if !proposed.is_empty() {
-            tracing::info!(ticket = %record.ticket.ticket, count = proposed.len(), "the agent proposed commands");
+            self.propose(record, proposed).await;
         }
         reply::follow_up(slack, thread, &executed, &links).await;
         self.inner.metrics.turn(if error.is_some() { "interrupted" } else { "ok" });

@@ -7,8 +7,10 @@
 
 use serde_json::Value;
 
+use serde_json::{Map, json};
+
 use super::wire::{field_value, text};
-use crate::model::{ProposalForm, ProposedCommand, ProposedFile};
+use crate::model::{Decision, ProposalForm, ProposedCommand, ProposedFile};
 
 /// A command the agent ran, and what it printed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -203,6 +205,58 @@ fn links(value: Option<&Value>) -> Vec<Link> {
         .collect()
 }
 
+/// The `data` of a message that answers proposals, in the form each came in: `cmds`
+/// (approve → `execute: true` with the files as proposed; reject → `execute: false` with
+/// `rejection_reason`), `tool_calls` and `approvals` (matched by id, same fields). Ignored
+/// and undecided proposals are left out, which is how the agent reads "ignored".
+pub fn decisions_data(commands: &[ProposedCommand]) -> Value {
+    let mut data = Map::new();
+    for command in commands {
+        let (execute, reason) = match &command.decision {
+            Decision::Approve => (true, None),
+            Decision::Reject { reason } => (false, reason.as_deref().filter(|r| !r.trim().is_empty())),
+            Decision::Ignore | Decision::Undecided => continue,
+        };
+        // Echo the proposal as the agent sent it, so fields this bridge does not know survive.
+        let mut entry = match &command.original {
+            Some(Value::Object(original)) => original.clone(),
+            _ => Map::new(),
+        };
+        let key = match command.form {
+            ProposalForm::Command => {
+                entry.insert("command".to_owned(), json!(command.command));
+                if !command.files.is_empty() && !entry.contains_key("files") {
+                    let files: Vec<Value> =
+                        command.files.iter().map(|f| json!({"file_path": f.path, "file_content": f.content})).collect();
+                    entry.insert("files".to_owned(), Value::Array(files));
+                }
+                "cmds"
+            }
+            ProposalForm::ToolCall => {
+                entry.insert("id".to_owned(), json!(command.id));
+                "tool_calls"
+            }
+            ProposalForm::Approval => {
+                entry.insert("id".to_owned(), json!(command.id));
+                "approvals"
+            }
+        };
+        entry.insert("execute".to_owned(), json!(execute));
+        match reason {
+            Some(reason) => {
+                entry.insert("rejection_reason".to_owned(), json!(reason));
+            }
+            None => {
+                entry.remove("rejection_reason");
+            }
+        }
+        if let Value::Array(list) = data.entry(key).or_insert_with(|| Value::Array(Vec::new())) {
+            list.push(Value::Object(entry));
+        }
+    }
+    Value::Object(data)
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -351,5 +405,43 @@ mod tests {
             let _ = decode_event(&value);
             let _ = reply_events(&value);
         }
+    }
+
+    #[test]
+    fn decisions_go_back_in_the_form_they_came_in() {
+        let reply = json!({"content": "", "data": {
+            "cmds": [
+                {"command": "kubectl get pods", "execute": false, "uid": "u1"},
+                {"command": "kubectl delete pod web-1", "execute": false},
+                {"command": "cat > fix.yaml", "execute": false,
+                 "files": [{"file_path": "fix.yaml", "file_content": "a: 1"}]},
+                {"command": "echo ignored", "execute": false}
+            ],
+            "tool_calls": [{"id": "t1", "name": "restart", "input": {"svc": "api"}, "execute": false}],
+            "approvals": [{"id": "a1", "type": "command", "name": "scale", "input": {}, "execute": false}]
+        }});
+        let Some(AgentEvent::Proposed(mut proposed)) =
+            reply_events(&reply).into_iter().find(|e| matches!(e, AgentEvent::Proposed(_)))
+        else {
+            panic!("proposals")
+        };
+        proposed[0].decision = Decision::Approve;
+        proposed[1].decision = Decision::Reject { reason: Some("not now".to_owned()) };
+        proposed[2].decision = Decision::Approve;
+        proposed[3].decision = Decision::Ignore;
+        proposed[4].decision = Decision::Reject { reason: None };
+        proposed[5].decision = Decision::Undecided;
+        assert_eq!(
+            decisions_data(&proposed),
+            json!({
+                "cmds": [
+                    {"command": "kubectl get pods", "execute": true, "uid": "u1"},
+                    {"command": "kubectl delete pod web-1", "execute": false, "rejection_reason": "not now"},
+                    {"command": "cat > fix.yaml", "execute": true,
+                     "files": [{"file_path": "fix.yaml", "file_content": "a: 1"}]}
+                ],
+                "tool_calls": [{"id": "t1", "name": "restart", "input": {"svc": "api"}, "execute": false}]
+            })
+        );
     }
 }

@@ -99,8 +99,12 @@ pub struct SlackApi {
     app_token: Option<SlackApiToken>,
     metrics: Metrics,
     pacer: Arc<Pacer>,
-    names: Arc<Mutex<HashMap<UserId, (String, Instant)>>>,
+    names: Remembered<UserId, String>,
+    groups: Remembered<String, Vec<UserId>>,
 }
+
+/// Remembered answers, by key, with the time they were fetched.
+type Remembered<K, V> = Arc<Mutex<HashMap<K, (V, Instant)>>>;
 
 impl std::fmt::Debug for SlackApi {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -130,6 +134,7 @@ impl SlackApi {
             metrics,
             pacer: Arc::new(Pacer::new(config.updates_per_minute, UPDATE_BURST)),
             names: Arc::new(Mutex::new(HashMap::new())),
+            groups: Arc::new(Mutex::new(HashMap::new())),
         })
     }
 
@@ -209,6 +214,13 @@ struct UserProfile {
     display_name: Option<String>,
     #[serde(default)]
     real_name: Option<String>,
+}
+
+/// What `usergroups.users.list` answers.
+#[derive(Deserialize)]
+struct GroupMembers {
+    #[serde(default)]
+    users: Vec<String>,
 }
 
 /// Answers whose content the bridge does not need.
@@ -381,6 +393,27 @@ impl SlackApi {
         let mut names = self.names.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         names.insert(user.clone(), (name.clone(), Instant::now()));
         Some(name)
+    }
+
+    /// The members of a user group (`usergroups.users.list`, remembered for a while).
+    pub async fn group_members(&self, group: &str) -> Result<Vec<UserId>, SlackError> {
+        {
+            let groups = self.groups.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some((members, at)) = groups.get(group)
+                && at.elapsed() < NAME_TTL
+            {
+                return Ok(members.clone());
+            }
+        }
+        let session = self.client.open_session(&self.bot_token);
+        let params = vec![("usergroup", Some(group))];
+        let result: ClientResult<GroupMembers> =
+            session.http_session_api.http_get("usergroups.users.list", &params, Some(&SLACK_TIER2_METHOD_CONFIG)).await;
+        let members: Vec<UserId> =
+            self.record("usergroups.users.list", result)?.users.into_iter().map(UserId::new).collect();
+        let mut groups = self.groups.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        groups.insert(group.to_owned(), (members.clone(), Instant::now()));
+        Ok(members)
     }
 
     /// Uploads `content` as a file into a thread (Slack's external upload flow:

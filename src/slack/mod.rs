@@ -5,12 +5,14 @@
 //! - [`socket`]: the Socket Mode connection loop.
 //! - [`api`]: Web API calls (egress), rate-controlled.
 //! - [`blocks`]: Block Kit rendering (pure) and validation.
+//! - [`card`]: the approval card and the rejection modal (pure).
 //! - [`mrkdwn`]: agent Markdown into safe, split mrkdwn.
 //! - [`pace`]: the workspace budget for message edits.
 //! - [`markup`]: Slack markup into plain text for the agent.
 
 pub mod api;
 pub mod blocks;
+pub mod card;
 pub mod ingress;
 pub mod markup;
 pub mod mrkdwn;

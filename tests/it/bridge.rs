@@ -568,3 +568,36 @@ async fn a_restart_keeps_the_thread_mapped_to_its_ticket() {
         assert_eq!(sent[0]["content"], "again");
     }
 }
+
+#[tokio::test]
+async fn what_the_agent_ran_and_linked_follows_the_reply() {
+    let app = spawn_app(Options::bridge(Backend::Embedded)).await;
+    let long_output = "x".repeat(6000);
+    mount_reply(
+        &app.helpdesk,
+        "DEVOPS-1",
+        json!({"role": "assistant", "content": "", "data": {
+            "executed_cmds": [
+                {"command": "kubectl get pods -n <ns>", "output": "web-1   Running"},
+                {"command": "journalctl -u app", "output": long_output}
+            ],
+            "url_configs": [{"url": "https://grafana.example.com/d/1", "description": "CPU dashboard"}]
+        }}),
+    )
+    .await;
+    app.post_event(&mention_event("Ev1", "C1", "U1", "1700000000.000100", "<@UBOT> check")).await;
+    let ran = shown(&app, "kubectl get pods -n &lt;ns&gt;").await;
+    assert!(text_of(&ran).contains("web-1   Running"));
+    assert!(text_of(&ran).contains("Output truncated"), "{}", text_of(&ran));
+    assert_valid_message(&ran);
+    let upload = app.wait_slack("files.getUploadURLExternal", 1, |_| true).await;
+    assert_eq!(upload[0]["filename"], "output.txt");
+    assert_eq!(upload[0]["length"], "6000");
+    let completed = app.wait_slack("files.completeUploadExternal", 1, |_| true).await;
+    assert_eq!(completed[0]["thread_ts"], "1700000000.000100");
+    let links = shown(&app, "Links from the agent").await;
+    assert_eq!(links["blocks"][1]["elements"][0]["url"], "https://grafana.example.com/d/1");
+    assert_eq!(links["blocks"][1]["elements"][0]["text"]["text"], "CPU dashboard");
+    // No text at all: the placeholder says the agent had nothing to add.
+    shown(&app, "finished without a reply").await;
+}

@@ -6,6 +6,7 @@
 
 mod support;
 
+mod approvals;
 mod binary;
 mod bridge;
 mod dispatch;

@@ -229,6 +229,8 @@ mod app {
         pub updates_per_minute: u32,
         /// `SHUTDOWN_GRACE_SECONDS`.
         pub shutdown_grace: Duration,
+        /// `APPROVERS`.
+        pub approvers: Vec<String>,
     }
 
     impl Default for Options {
@@ -249,6 +251,7 @@ mod app {
                 key_prefix: None,
                 updates_per_minute: 600,
                 shutdown_grace: Duration::from_secs(5),
+                approvers: Vec::new(),
             }
         }
     }
@@ -303,6 +306,7 @@ mod app {
             },
             listen_addr: "127.0.0.1:0".parse().unwrap(),
             approvers: Vec::new(),
+            destructive_patterns: helpdesk_bridge::config::DEFAULT_DESTRUCTIVE.split(';').map(str::to_owned).collect(),
             log_format: LogFormat::Text,
             shutdown_grace: Duration::from_secs(5),
             dispatch: DispatchConfig { queue_capacity: 1024, workers: 64 },
@@ -336,6 +340,7 @@ mod app {
         config.dispatch.queue_capacity = options.queue_capacity;
         config.slack.updates_per_minute = options.updates_per_minute;
         config.shutdown_grace = options.shutdown_grace;
+        config.approvers.clone_from(&options.approvers);
         if let Some(prefix) = &options.key_prefix {
             config.store.key_prefix.clone_from(prefix);
         }

@@ -210,18 +210,45 @@ pub fn assert_valid_message(body: &Value) {
 /// A `block_actions` payload: `user` clicked the button `action_id` (with `value`) on the
 /// message `message_ts` in `thread_ts`.
 pub fn click(user: &str, message_ts: &str, thread_ts: &str, action_id: &str, value: &str, trigger: &str) -> Value {
+    click_from(user, "T1", message_ts, thread_ts, action_id, value, trigger, "https://hooks.invalid")
+}
+
+/// Like [`click`], by a user of `user_team`, answered at `{respond}/respond/{trigger}`.
+#[allow(clippy::too_many_arguments)]
+pub fn click_from(
+    user: &str,
+    user_team: &str,
+    message_ts: &str,
+    thread_ts: &str,
+    action_id: &str,
+    value: &str,
+    trigger: &str,
+    respond: &str,
+) -> Value {
     json!({
         "type": "block_actions",
-        "user": {"id": user, "username": user.to_lowercase(), "name": user.to_lowercase(), "team_id": "T1"},
+        "user": {"id": user, "username": user.to_lowercase(), "name": user.to_lowercase(), "team_id": user_team},
         "api_app_id": "A1", "token": "x",
         "container": {"type": "message", "message_ts": message_ts, "channel_id": "C1", "is_ephemeral": false},
         "trigger_id": trigger, "team": {"id": "T1", "domain": "acme"},
         "channel": {"id": "C1", "name": "ops"},
         "message": {"type": "message", "user": "UBOT", "ts": message_ts, "thread_ts": thread_ts, "text": "notice"},
-        "response_url": format!("https://hooks.invalid/{trigger}"),
+        "response_url": format!("{respond}/respond/{trigger}"),
         "actions": [{"action_id": action_id, "block_id": "b", "text": {"type": "plain_text", "text": "x"},
             "value": value, "type": "button", "action_ts": "1700000001.000000"}],
         "state": {"values": {}}
+    })
+}
+
+/// A `view_submission` of the rejection-reason modal.
+pub fn reject_submission(user: &str, view_id: &str, metadata: &str, reason: &str) -> Value {
+    json!({
+        "type": "view_submission", "team": {"id": "T1", "domain": "acme"},
+        "user": {"id": user, "username": "u", "name": "u", "team_id": "T1"},
+        "api_app_id": "A1", "token": "x", "trigger_id": "9.9.r",
+        "view": {"id": view_id, "team_id": "T1", "type": "modal", "callback_id": "reject_reason",
+            "private_metadata": metadata, "hash": "h1", "title": {"type": "plain_text", "text": "Reject"}, "blocks": [],
+            "state": {"values": {"reason": {"reason_input": {"type": "plain_text_input", "value": reason}}}}}
     })
 }
 

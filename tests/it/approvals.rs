@@ -1,0 +1,346 @@
+//! Command approvals end to end: cards from proposals, decisions by the right people,
+//! exactly one submission, and the exact `cmds` the HelpDesk receives.
+
+use std::time::Duration;
+
+use helpdesk_bridge::{
+    ids::{ChannelId, MessageTs, TeamId, ThreadKey},
+    model::{Card, CardState, Decision, HistoryEvent},
+};
+use serde_json::{Value, json};
+use wiremock::{
+    Mock, ResponseTemplate,
+    matchers::{method, path},
+};
+
+use crate::support::{
+    Backend, Options, TestApp, eventually,
+    fakes::{API, WORKSPACE_ID, assert_valid_message, click_from, mount_reply, reject_submission, text_of},
+    mention_event, message_event, spawn_app,
+};
+
+const ROOT: &str = "1700000000.000100";
+
+fn thread() -> ThreadKey {
+    ThreadKey { team: TeamId::new("T1"), channel: ChannelId::new("C1"), thread_ts: MessageTs::new(ROOT) }
+}
+
+fn proposal(commands: &[&str]) -> Value {
+    let cmds: Vec<Value> = commands.iter().map(|c| json!({"command": c, "execute": false})).collect();
+    json!({"role": "assistant", "content": "I need to run these.", "data": {"cmds": cmds}})
+}
+
+/// Opens a ticket whose first reply proposes `commands`; later sends answer "Done."
+async fn card_app(options: Options, commands: &[&str]) -> (TestApp, Card) {
+    let app = spawn_app(options).await;
+    Mock::given(method("POST"))
+        .and(path(format!("{API}/tickets/{WORKSPACE_ID}/DEVOPS-1/sendMessage")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(proposal(commands)))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&app.helpdesk)
+        .await;
+    mount_reply(&app.helpdesk, "DEVOPS-1", json!({"role": "assistant", "content": "Done.", "data": {}})).await;
+    app.post_event(&mention_event("Ev1", "C1", "U1", ROOT, "<@UBOT> fix it")).await;
+    let card = open_card(&app).await;
+    (app, card)
+}
+
+async fn open_card(app: &TestApp) -> Card {
+    let card = eventually(Duration::from_secs(15), || async {
+        let record = app.store.ticket_by_thread(&thread()).await.ok()??;
+        let card = app.store.open_card(&record.ticket).await.ok()??;
+        (!card.messages.is_empty()).then_some(card)
+    })
+    .await;
+    card.expect("an open card with its messages")
+}
+
+async fn stored(app: &TestApp, card: &Card) -> Card {
+    app.store.card(&card.id).await.unwrap().unwrap()
+}
+
+/// Clicks a card button as `user` of `team`; returns what the click was answered with.
+async fn click(app: &TestApp, user: &str, team: &str, card: &Card, action: &str, value: &str, trigger: &str) {
+    let payload = click_from(user, team, card.messages[0].as_str(), ROOT, action, value, trigger, &app.slack.uri());
+    assert_eq!(app.post_interaction(&payload).await.status(), 200);
+}
+
+fn value(card: &Card, index: usize) -> String {
+    format!("{}:{index}", card.id)
+}
+
+async fn sends(app: &TestApp, n: usize) -> Vec<Value> {
+    let found = eventually(Duration::from_secs(15), || async {
+        let calls = app.helpdesk_calls("POST", "/DEVOPS-1/sendMessage").await;
+        (calls.len() >= n).then_some(calls)
+    })
+    .await;
+    found.unwrap_or_else(|| panic!("expected {n} sends"))
+}
+
+async fn answer(app: &TestApp, trigger: &str) -> String {
+    let calls = app.wait_slack(&format!("respond/{trigger}"), 1, |_| true).await;
+    text_of(&calls[0])
+}
+
+async fn decided(app: &TestApp, card: &Card, index: usize) -> Decision {
+    let found = eventually(Duration::from_secs(10), || async {
+        let c = stored(app, card).await;
+        (c.commands[index].decision != Decision::Undecided).then(|| c.commands[index].decision.clone())
+    })
+    .await;
+    found.unwrap_or_else(|| panic!("command {index} was never decided"))
+}
+
+#[tokio::test]
+async fn approve_reject_ignore_then_submit_send_the_exact_cmds() {
+    for backend in [Backend::Redis, Backend::Embedded] {
+        let (app, card) = card_app(
+            Options::bridge(backend),
+            &["kubectl get pods -n prod", "kubectl delete pod web-1", "echo hi > /tmp/x"],
+        )
+        .await;
+        let posted = app.wait_slack("chat.postMessage", 1, |m| text_of(m).contains("asks to run 3 commands")).await;
+        assert_valid_message(&posted[0]);
+        let posted_text = text_of(&posted[0]);
+        assert!(posted_text.contains("echo hi &gt; /tmp/x"), "commands are escaped: {posted_text}");
+        assert!(posted_text.contains("⚠️ *destructive*"), "delete is marked destructive");
+
+        click(&app, "U1", "T1", &card, "card_approve", &value(&card, 0), "a0").await;
+        assert_eq!(decided(&app, &card, 0).await, Decision::Approve);
+        click(&app, "U1", "T1", &card, "card_reject", &value(&card, 1), "r1").await;
+        let modal = app.wait_slack("views.open", 1, |v| v["trigger_id"] == "r1").await;
+        assert_eq!(modal[0]["view"]["callback_id"], "reject_reason");
+        let metadata = modal[0]["view"]["private_metadata"].as_str().unwrap().to_owned();
+        app.post_interaction(&reject_submission("U1", "V1", &metadata, "not in prod")).await;
+        assert_eq!(decided(&app, &card, 1).await, Decision::Reject { reason: Some("not in prod".to_owned()) });
+        click(&app, "U1", "T1", &card, "card_ignore", &value(&card, 2), "i2").await;
+        assert_eq!(decided(&app, &card, 2).await, Decision::Ignore);
+
+        click(&app, "U1", "T1", &card, "card_submit", card.id.as_str(), "s").await;
+        let sent = sends(&app, 2).await;
+        assert_eq!(sent[1]["content"], "Approved 1 command, rejected 1 command, ignored 1 command.");
+        assert_eq!(
+            sent[1]["data"],
+            json!({"cmds": [
+                {"command": "kubectl get pods -n prod", "execute": true},
+                {"command": "kubectl delete pod web-1", "execute": false, "rejection_reason": "not in prod"}
+            ]}),
+            "{backend:?}"
+        );
+        let submitted = app
+            .wait_slack("chat.update", 1, |u| {
+                u["ts"] == card.messages[0].as_str() && text_of(u).contains("Submitted by <@U1>")
+            })
+            .await;
+        let json = submitted[0].to_string();
+        assert!(!json.contains("card_approve") && !json.contains("card_submit"), "no live buttons once submitted");
+        eventually(Duration::from_secs(10), || async {
+            let shown = app.slack_calls("chat.postMessage").await;
+            shown.iter().any(|m| text_of(m).contains("Done.")).then_some(())
+        })
+        .await;
+        let record = app.store.ticket_by_thread(&thread()).await.unwrap().unwrap();
+        let history = app.store.history(&record.ticket).await.unwrap();
+        let decisions = history.iter().filter(|e| matches!(e.event, HistoryEvent::CommandDecided { .. })).count();
+        assert_eq!(decisions, 3);
+        assert!(history.iter().any(|e| matches!(e.event, HistoryEvent::CommandsSubmitted { .. })));
+        assert!(history.iter().any(|e| matches!(e.event, HistoryEvent::CommandsProposed { count: 3, .. })));
+    }
+}
+
+#[tokio::test]
+async fn decisions_ride_on_the_next_thread_message() {
+    let (app, card) = card_app(Options::bridge(Backend::Redis), &["uptime", "df -h"]).await;
+    click(&app, "U1", "T1", &card, "card_approve", &value(&card, 1), "a1").await;
+    decided(&app, &card, 1).await;
+    app.post_event(&message_event("Ev2", "C1", "U2", "1700000000.000300", Some(ROOT), "go ahead")).await;
+    let sent = sends(&app, 2).await;
+    assert_eq!(sent[1]["content"], "NameU2: go ahead");
+    assert_eq!(sent[1]["data"], json!({"cmds": [{"command": "df -h", "execute": true}]}));
+    assert_eq!(stored(&app, &card).await.state, CardState::Submitted);
+}
+
+#[tokio::test]
+async fn a_newer_card_supersedes_the_older_one() {
+    let app = spawn_app(Options::bridge(Backend::Embedded)).await;
+    mount_reply(&app.helpdesk, "DEVOPS-1", proposal(&["uptime"])).await;
+    app.post_event(&mention_event("Ev1", "C1", "U1", ROOT, "<@UBOT> check")).await;
+    let first = open_card(&app).await;
+    app.post_event(&message_event("Ev2", "C1", "U1", "1700000000.000300", Some(ROOT), "and again")).await;
+    let second = eventually(Duration::from_secs(10), || async {
+        let card = open_card(&app).await;
+        (card.id != first.id).then_some(card)
+    })
+    .await
+    .expect("a second card");
+    assert_eq!(stored(&app, &first).await.state, CardState::Superseded);
+    app.wait_slack("chat.update", 1, |u| u["ts"] == first.messages[0].as_str() && text_of(u).contains("newer card"))
+        .await;
+    click(&app, "U1", "T1", &first, "card_approve", &value(&first, 0), "old").await;
+    assert!(answer(&app, "old").await.contains("newer card"));
+    assert_eq!(stored(&app, &first).await.commands[0].decision, Decision::Undecided);
+    assert_eq!(stored(&app, &second).await.state, CardState::Open);
+}
+
+#[tokio::test]
+async fn only_the_requester_and_approvers_decide_and_guests_only_by_id() {
+    let options = Options { approvers: vec!["U7".to_owned(), "S1".to_owned()], ..Options::bridge(Backend::Redis) };
+    let (app, card) = card_app(options, &["a", "b", "c", "d"]).await;
+    Mock::given(path("/usergroups.users.list"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": true, "users": ["U5", "U8"]})))
+        .mount(&app.slack)
+        .await;
+    // Someone else in the workspace: refused, told who can decide, nothing changes.
+    click(&app, "U9", "T1", &card, "card_approve", &value(&card, 0), "u9").await;
+    let refusal = answer(&app, "u9").await;
+    assert!(refusal.contains("<@U1>") && refusal.contains("<@U7>") && refusal.contains("<!subteam^S1>"), "{refusal}");
+    // A Slack Connect guest in the approvers' group: still refused (guests only by user id).
+    click(&app, "U8", "T2", &card, "card_approve", &value(&card, 0), "u8").await;
+    assert!(answer(&app, "u8").await.contains("Only"));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(stored(&app, &card).await.commands[0].decision, Decision::Undecided);
+    // A guest listed by id, a group member of this workspace, and the requester: allowed.
+    click(&app, "U7", "T2", &card, "card_approve", &value(&card, 0), "u7").await;
+    click(&app, "U5", "T1", &card, "card_approve", &value(&card, 1), "u5").await;
+    click(&app, "U1", "T1", &card, "card_ignore", &value(&card, 2), "u1").await;
+    for i in 0..3 {
+        decided(&app, &card, i).await;
+    }
+    let c = stored(&app, &card).await;
+    assert_eq!(c.commands[0].decided_by.as_ref().map(|u| u.as_str()), Some("U7"));
+    assert_eq!(c.commands[1].decided_by.as_ref().map(|u| u.as_str()), Some("U5"));
+}
+
+#[tokio::test]
+async fn concurrent_approve_and_submit_clicks_send_once() {
+    for backend in [Backend::Redis, Backend::Embedded] {
+        let (app, card) = card_app(Options::bridge(backend), &["uptime"]).await;
+        // One decision first, so that some Submit in the burst has something to send.
+        click(&app, "U1", "T1", &card, "card_approve", &value(&card, 0), "first").await;
+        decided(&app, &card, 0).await;
+        let clicks = (0..20).flat_map(|i| {
+            [
+                click_from(
+                    "U1",
+                    "T1",
+                    card.messages[0].as_str(),
+                    ROOT,
+                    "card_approve",
+                    &value(&card, 0),
+                    &format!("a{i}"),
+                    &app.slack.uri(),
+                ),
+                click_from(
+                    "U1",
+                    "T1",
+                    card.messages[0].as_str(),
+                    ROOT,
+                    "card_submit",
+                    card.id.as_str(),
+                    &format!("s{i}"),
+                    &app.slack.uri(),
+                ),
+            ]
+        });
+        let clicks: Vec<Value> = clicks.collect();
+        let posts = clicks.iter().map(|c| app.post_interaction(c));
+        for response in futures_util::future::join_all(posts).await {
+            assert_eq!(response.status(), 200);
+        }
+        let state = eventually(Duration::from_secs(15), || async {
+            let c = stored(&app, &card).await;
+            (c.state == CardState::Submitted).then_some(c)
+        })
+        .await
+        .expect("submitted");
+        sends(&app, 2).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let sent = app.helpdesk_calls("POST", "/DEVOPS-1/sendMessage").await;
+        assert_eq!(sent.len(), 2, "{backend:?}: the proposal turn and exactly one submission");
+        assert_eq!(sent[1]["data"]["cmds"][0]["command"], "uptime");
+        assert_eq!(state.commands[0].decision, Decision::Approve);
+    }
+}
+
+#[tokio::test]
+async fn tampered_and_stale_clicks_change_nothing() {
+    let (app, card) = card_app(Options::bridge(Backend::Redis), &["uptime"]).await;
+    // A position the card does not have.
+    click(&app, "U1", "T1", &card, "card_approve", &format!("{}:7", card.id), "t1").await;
+    assert!(answer(&app, "t1").await.contains("not on this card"));
+    // A card that does not exist.
+    click(&app, "U1", "T1", &card, "card_approve", "0000000000000000:0", "t2").await;
+    assert!(answer(&app, "t2").await.contains("no longer exists"));
+    // The right card, clicked from a message that is not the card.
+    let forged =
+        click_from("U1", "T1", "1700000000.999999", ROOT, "card_approve", &value(&card, 0), "t3", &app.slack.uri());
+    app.post_interaction(&forged).await;
+    assert!(answer(&app, "t3").await.contains("does not belong"));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(stored(&app, &card).await.commands[0].decision, Decision::Undecided);
+
+    // Submitted: later clicks are told so and the card is shown without buttons again.
+    click(&app, "U1", "T1", &card, "card_approve", &value(&card, 0), "t4").await;
+    decided(&app, &card, 0).await;
+    click(&app, "U1", "T1", &card, "card_submit", card.id.as_str(), "t5").await;
+    sends(&app, 2).await;
+    let before = app.slack_calls("chat.update").await.len();
+    click(&app, "U1", "T1", &card, "card_change", &value(&card, 0), "t6").await;
+    assert!(answer(&app, "t6").await.contains("already submitted"));
+    let after = app.wait_slack("chat.update", before + 1, |_| true).await;
+    assert!(!after.last().unwrap().to_string().contains("card_change"));
+    assert_eq!(stored(&app, &card).await.commands[0].decision, Decision::Approve);
+}
+
+#[tokio::test]
+async fn a_restart_between_decision_and_submit_keeps_the_decisions() {
+    for backend in [Backend::Redis, Backend::Embedded] {
+        let dir = tempfile::tempdir().unwrap();
+        let prefix = crate::support::unique_prefix();
+        let options = || Options {
+            state_dir: Some(dir.path().to_path_buf()),
+            key_prefix: Some(prefix.clone()),
+            ..Options::bridge(backend)
+        };
+        let (app, card) = card_app(options(), &["uptime", "whoami"]).await;
+        click(&app, "U1", "T1", &card, "card_approve", &value(&card, 1), "a").await;
+        decided(&app, &card, 1).await;
+        app.stop_keeping_state().await;
+
+        let app = spawn_app(options()).await;
+        mount_reply(&app.helpdesk, "DEVOPS-1", json!({"role": "assistant", "content": "ran it", "data": {}})).await;
+        click(&app, "U1", "T1", &card, "card_submit", card.id.as_str(), "s").await;
+        let sent = sends(&app, 1).await;
+        assert_eq!(sent[0]["data"], json!({"cmds": [{"command": "whoami", "execute": true}]}), "{backend:?}");
+    }
+}
+
+#[tokio::test]
+async fn many_commands_and_long_files_render_into_valid_messages() {
+    let app = spawn_app(Options::bridge(Backend::Embedded)).await;
+    let long_file = "key: value\n".repeat(400);
+    let cmds: Vec<Value> = (0..40)
+        .map(|i| {
+            json!({"command": format!("apply step {i}"), "execute": false,
+            "files": [{"file_path": format!("conf/step{i}.yaml"), "file_content": long_file}]})
+        })
+        .collect();
+    mount_reply(&app.helpdesk, "DEVOPS-1", json!({"role": "assistant", "content": "", "data": {"cmds": cmds}})).await;
+    app.post_event(&mention_event("Ev1", "C1", "U1", ROOT, "<@UBOT> roll out")).await;
+    let card = open_card(&app).await;
+    assert!(card.messages.len() > 1, "40 commands with files take more than one message");
+    let posts = app.slack_calls("chat.postMessage").await;
+    let card_posts: Vec<&Value> = posts.iter().filter(|m| text_of(m).contains("apply step")).collect();
+    assert_eq!(card_posts.len(), card.messages.len());
+    let all: String = card_posts.iter().map(|m| text_of(m)).collect();
+    for i in 0..40 {
+        assert!(all.contains(&format!("apply step {i}\n")), "command {i} missing");
+    }
+    for post in card_posts {
+        assert_valid_message(post);
+    }
+    let uploads = app.wait_slack("files.getUploadURLExternal", 10, |_| true).await;
+    assert_eq!(uploads[0]["filename"], "step0.yaml");
+}
