@@ -25,6 +25,7 @@ fn help(command: &str) -> Message {
             "*HelpDesk in Slack*\n\
              • `{c} new <title> | <first message>`: open a ticket here, e.g. `{c} new Pods crash in prod | web-1 restarts every minute`\n\
              • `{c} config workspace <name> agent <name>`: where this channel's tickets go, e.g. `{c} config workspace devops agent generic-agent`\n\
+             • `{c} config approvers @person @group`: who besides the requester may approve commands here (`none` clears)\n\
              • `{c} config`: show this channel's settings\n\
              • `{c} help`: this list\n\
              You can also mention me in a channel, message me directly, or use the *Open HelpDesk ticket* message shortcut."
@@ -33,29 +34,72 @@ fn help(command: &str) -> Message {
     )
 }
 
-/// Splits `workspace <name> agent <name>` (either part optional) into its names.
-fn parse_config(text: &str) -> Result<(Option<String>, Option<String>), String> {
-    let mut workspace: Option<Vec<&str>> = None;
-    let mut agent: Option<Vec<&str>> = None;
-    let mut current: Option<&mut Vec<&str>> = None;
+/// What `/helpdesk config …` asks to set.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct ConfigArgs {
+    workspace: Option<String>,
+    agent: Option<String>,
+    /// User and user-group ids; `Some(empty)` clears the list.
+    approvers: Option<Vec<String>>,
+}
+
+/// An approver as typed: a mention (`<@U1|ann>`, `<!subteam^S1|@ops>`) or a bare id.
+fn approver_id(word: &str) -> Option<String> {
+    let inner = word.trim_start_matches('<').trim_end_matches('>');
+    let inner = inner.split('|').next().unwrap_or(inner);
+    let id = inner.trim_start_matches('@').trim_start_matches("!subteam^");
+    let valid = id.len() > 1
+        && matches!(id.as_bytes()[0], b'U' | b'W' | b'S')
+        && id.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
+    valid.then(|| id.to_owned())
+}
+
+/// Splits `workspace <name> agent <name> approvers <@user> <@group>…` (each part optional).
+fn parse_config(text: &str) -> Result<ConfigArgs, String> {
+    #[derive(Clone, Copy)]
+    enum Part {
+        Workspace,
+        Agent,
+        Approvers,
+    }
+    let mut words: [Option<Vec<&str>>; 3] = [None, None, None];
+    let mut current: Option<Part> = None;
     for word in text.split_whitespace() {
-        match word.to_ascii_lowercase().as_str() {
-            "workspace" => current = Some(workspace.insert(Vec::new())),
-            "agent" => current = Some(agent.insert(Vec::new())),
-            _ => match current.as_mut() {
-                Some(words) => words.push(word),
-                None => return Err(format!("I did not understand `{word}`.")),
-            },
+        let part = match word.to_ascii_lowercase().as_str() {
+            "workspace" => Some(Part::Workspace),
+            "agent" => Some(Part::Agent),
+            "approvers" => Some(Part::Approvers),
+            _ => None,
+        };
+        match (part, current) {
+            (Some(part), _) => {
+                words[part as usize] = Some(Vec::new());
+                current = Some(part);
+            }
+            (None, Some(part)) => words[part as usize].get_or_insert_with(Vec::new).push(word),
+            (None, None) => return Err(format!("I did not understand `{word}`.")),
         }
     }
-    let joined = |words: Option<Vec<&str>>| -> Result<Option<String>, String> {
+    let [workspace, agent, approvers] = words;
+    let name = |words: Option<Vec<&str>>, what: &str| -> Result<Option<String>, String> {
         match words {
             None => Ok(None),
-            Some(w) if w.is_empty() => Err("a name is missing after `workspace` or `agent`.".to_owned()),
+            Some(w) if w.is_empty() => Err(format!("a name is missing after `{what}`.")),
             Some(w) => Ok(Some(w.join(" "))),
         }
     };
-    Ok((joined(workspace)?, joined(agent)?))
+    let approvers = match approvers {
+        None => None,
+        Some(words) if words.len() == 1 && words[0].eq_ignore_ascii_case("none") => Some(Vec::new()),
+        Some(words) if words.is_empty() => return Err("name people or groups after `approvers`, or `none`.".to_owned()),
+        Some(words) => Some(
+            words
+                .iter()
+                .map(|w| approver_id(w).ok_or_else(|| format!("`{w}` is not a person or a user group.")))
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+    };
+    Ok(ConfigArgs { workspace: name(workspace, "workspace")?, agent: name(agent, "agent")?, approvers })
 }
 
 impl Bridge {
@@ -154,30 +198,36 @@ impl Bridge {
         let key = ChannelRef { team: team.clone(), channel: channel.clone() };
         let store = &self.inner.store;
         let mut settings = store.channel_settings(&key).await?;
-        let (workspace, agent) = match parse_config(args) {
+        let ConfigArgs { workspace, agent, approvers } = match parse_config(args) {
             Ok(parsed) => parsed,
             Err(problem) => {
                 return Ok(blocks::notice(
-                    &format!("{problem} Usage: /helpdesk config workspace <name> agent <name>"),
+                    &format!(
+                        "{problem} Usage: /helpdesk config workspace <name> agent <name> approvers <@person> <@group>"
+                    ),
                     &[],
                 ));
             }
         };
-        if workspace.is_none() && agent.is_none() {
+        if workspace.is_none() && agent.is_none() && approvers.is_none() {
             let describe = |name: &Option<String>, default: &Option<String>| match (name, default) {
                 (Some(name), _) => name.clone(),
                 (None, Some(default)) => format!("{default} (the bridge's default)"),
                 (None, None) => "not set".to_owned(),
             };
             let defaults = &self.inner.defaults;
-            return Ok(blocks::notice(
+            return Ok(blocks::notice_mrkdwn(
                 &format!(
-                    "This channel's tickets go to workspace: {}; agent: {}.",
-                    describe(&settings.workspace_name, &defaults.workspace),
-                    describe(&settings.agent_name, &defaults.agent)
+                    "This channel's tickets go to workspace: {}; agent: {}. Approvers here, besides who asked: {}.",
+                    mrkdwn::escape_inert(&describe(&settings.workspace_name, &defaults.workspace)),
+                    mrkdwn::escape_inert(&describe(&settings.agent_name, &defaults.agent)),
+                    mentions(self.inner.approvers.iter().chain(settings.approvers.iter()))
                 ),
                 &[],
             ));
+        }
+        if let Some(approvers) = approvers {
+            settings.approvers = approvers;
         }
         let helpdesk = &self.inner.helpdesk;
         if let Some(name) = &workspace {
@@ -199,15 +249,23 @@ impl Bridge {
             }
         }
         store.set_channel_settings(&key, &settings).await?;
-        Ok(blocks::notice(
+        Ok(blocks::notice_mrkdwn(
             &format!(
-                "✅ New tickets in this channel go to workspace {} with agent {}.",
-                settings.workspace_name.as_deref().unwrap_or("(the bridge's default)"),
-                settings.agent_name.as_deref().unwrap_or("(the bridge's default)")
+                "✅ New tickets in this channel go to workspace {} with agent {}. Approvers here, besides who asked: {}.",
+                mrkdwn::escape_inert(settings.workspace_name.as_deref().unwrap_or("(the bridge's default)")),
+                mrkdwn::escape_inert(settings.agent_name.as_deref().unwrap_or("(the bridge's default)")),
+                mentions(self.inner.approvers.iter().chain(settings.approvers.iter()))
             ),
             &[],
         ))
     }
+}
+
+/// Approver ids as Slack mentions (names for people, handles for groups).
+fn mentions<'a>(ids: impl Iterator<Item = &'a String>) -> String {
+    let listed: Vec<String> =
+        ids.map(|id| if id.starts_with('S') { format!("<!subteam^{id}>") } else { format!("<@{id}>") }).collect();
+    if listed.is_empty() { "nobody else".to_owned() } else { listed.join(", ") }
 }
 
 #[cfg(test)]
@@ -218,10 +276,23 @@ mod tests {
     fn config_arguments_parse() {
         assert_eq!(
             parse_config("workspace dev ops agent generic-agent"),
-            Ok((Some("dev ops".to_owned()), Some("generic-agent".to_owned())))
+            Ok(ConfigArgs {
+                workspace: Some("dev ops".to_owned()),
+                agent: Some("generic-agent".to_owned()),
+                approvers: None
+            })
         );
-        assert_eq!(parse_config("agent k8s"), Ok((None, Some("k8s".to_owned()))));
-        assert_eq!(parse_config(""), Ok((None, None)));
+        assert_eq!(
+            parse_config("agent k8s"),
+            Ok(ConfigArgs { agent: Some("k8s".to_owned()), ..ConfigArgs::default() })
+        );
+        assert_eq!(parse_config(""), Ok(ConfigArgs::default()));
+        assert_eq!(
+            parse_config("approvers <@U12|ann> <!subteam^S9|@ops> W3").map(|a| a.approvers),
+            Ok(Some(vec!["U12".to_owned(), "S9".to_owned(), "W3".to_owned()]))
+        );
+        assert_eq!(parse_config("approvers none").map(|a| a.approvers), Ok(Some(Vec::new())));
+        assert!(parse_config("approvers bob").is_err());
         assert!(parse_config("devops").is_err());
         assert!(parse_config("workspace").is_err());
     }

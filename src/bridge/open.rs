@@ -47,6 +47,22 @@ pub(super) struct OpenRequest {
     pub(super) target: Option<Target>,
 }
 
+impl OpenRequest {
+    /// What to keep for a Retry or the creation modal: the first message, or, without one,
+    /// the title alone.
+    fn pending(&self) -> PendingMessage {
+        self.first.clone().unwrap_or_else(|| PendingMessage {
+            thread: self.thread.clone(),
+            author: self.requester.clone(),
+            message_ts: None,
+            content: String::new(),
+            title: self.title.clone(),
+            new_thread: false,
+            card: None,
+        })
+    }
+}
+
 /// A ticket title from a message: its first non-empty line without the bot's mention,
 /// at most 100 characters, cut at a word.
 pub(super) fn title_from(text: &str) -> String {
@@ -284,15 +300,7 @@ impl Bridge {
 
     /// Asks for a workspace and agent with a button that opens the creation modal.
     async fn prompt_create(&self, request: OpenRequest) -> Result<(), BridgeError> {
-        let pending = request.first.clone().unwrap_or_else(|| PendingMessage {
-            thread: request.thread.clone(),
-            author: request.requester.clone(),
-            message_ts: None,
-            content: String::new(),
-            title: request.title.clone(),
-            new_thread: false,
-            card: None,
-        });
+        let pending = request.pending();
         let id = self.inner.store.put_pending(&pending, PENDING_TTL).await?;
         let note = blocks::notice(
             "No HelpDesk workspace and agent are set for this channel yet. Create the ticket and choose them; \
@@ -321,15 +329,7 @@ impl Bridge {
     /// Creating the ticket failed: say so, with a Retry that opens it with the same message.
     async fn creation_failed(&self, request: &OpenRequest, err: &HelpdeskError) -> Result<(), BridgeError> {
         tracing::warn!(thread = %request.thread, error = %err, "could not create a HelpDesk ticket");
-        let pending = request.first.clone().unwrap_or_else(|| PendingMessage {
-            thread: request.thread.clone(),
-            author: request.requester.clone(),
-            message_ts: None,
-            content: String::new(),
-            title: request.title.clone(),
-            new_thread: false,
-            card: None,
-        });
+        let pending = request.pending();
         let mut buttons = Vec::new();
         if let Ok(id) = self.inner.store.put_pending(&pending, PENDING_TTL).await {
             buttons.push(Button::action("Retry", action::RETRY, id));

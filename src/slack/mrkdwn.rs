@@ -378,82 +378,93 @@ fn render_table(table: &Table) -> String {
 /// never cutting inside an `&…;` entity. A code block cut in two is closed at the end of
 /// one piece and reopened at the start of the next, so both render as code.
 pub fn split(text: &str, max: usize) -> Vec<String> {
-    const FENCE: &str = "```";
     // Room for a closing fence and a reopening one.
     let budget = max.saturating_sub(2 * (FENCE.len() + 1)).max(16);
-    let mut pieces = Vec::new();
-    let mut current = String::new();
-    let mut current_len = 0usize;
-    let mut in_fence = false;
-    let mut piece_starts_in_fence = false;
+    let mut pieces = Pieces::default();
+    for line in text.split_inclusive('\n') {
+        let mut rest = line;
+        loop {
+            let rest_len = rest.chars().count();
+            if pieces.len + rest_len <= budget {
+                pieces.push(rest, rest_len);
+                break;
+            }
+            if pieces.len > pieces.reopened {
+                pieces.cut();
+                continue;
+            }
+            // A single line longer than a piece: cut it.
+            let cut = safe_cut(rest, budget.saturating_sub(pieces.len));
+            pieces.push(&rest[..cut], rest[..cut].chars().count());
+            rest = &rest[cut..];
+            if rest.is_empty() {
+                break;
+            }
+            pieces.cut();
+        }
+        if line.trim_start().starts_with(FENCE) {
+            pieces.in_fence = !pieces.in_fence;
+        }
+    }
+    pieces.finish()
+}
 
-    let flush = |pieces: &mut Vec<String>, current: &mut String, len: &mut usize, in_fence: bool, reopen: bool| {
-        let mut piece = std::mem::take(current);
-        if in_fence {
+const FENCE: &str = "```";
+
+/// Pieces being cut from a text, and the one being filled.
+#[derive(Default)]
+struct Pieces {
+    done: Vec<String>,
+    current: String,
+    /// Characters in `current`.
+    len: usize,
+    /// Characters of a reopened fence at the start of `current`.
+    reopened: usize,
+    in_fence: bool,
+}
+
+impl Pieces {
+    fn push(&mut self, text: &str, chars: usize) {
+        self.current.push_str(text);
+        self.len += chars;
+    }
+
+    /// Ends the current piece (closing an open code block) and starts the next one
+    /// (reopening it).
+    fn cut(&mut self) {
+        let mut piece = std::mem::take(&mut self.current);
+        if self.in_fence {
             if !piece.ends_with('\n') {
                 piece.push('\n');
             }
             piece.push_str(FENCE);
         }
-        let piece = piece.trim_end_matches('\n').to_owned();
-        if !piece.trim().is_empty() && (!reopen || piece != FENCE) {
-            pieces.push(piece);
+        let piece = piece.trim_end_matches('\n');
+        if !piece.trim().is_empty() && piece != FENCE {
+            self.done.push(piece.to_owned());
         }
-        *len = 0;
-    };
+        self.len = 0;
+        self.reopened = 0;
+        if self.in_fence {
+            self.current.push_str(FENCE);
+            self.current.push('\n');
+            self.len = FENCE.len() + 1;
+            self.reopened = self.len;
+        }
+    }
 
-    for line in text.split_inclusive('\n') {
-        let mut rest = line;
-        loop {
-            let rest_len = rest.chars().count();
-            if current_len + rest_len <= budget {
-                current.push_str(rest);
-                current_len += rest_len;
-                break;
-            }
-            if current_len > 0 {
-                flush(&mut pieces, &mut current, &mut current_len, in_fence, piece_starts_in_fence);
-                piece_starts_in_fence = in_fence;
-                if in_fence {
-                    current.push_str(FENCE);
-                    current.push('\n');
-                    current_len = FENCE.len() + 1;
-                }
-                continue;
-            }
-            // A single line longer than a piece: cut it.
-            let cut = safe_cut(rest, budget.saturating_sub(current_len));
-            current.push_str(&rest[..cut]);
-            current_len += rest[..cut].chars().count();
-            rest = &rest[cut..];
-            if rest.is_empty() {
-                break;
-            }
-            flush(&mut pieces, &mut current, &mut current_len, in_fence, piece_starts_in_fence);
-            piece_starts_in_fence = in_fence;
-            if in_fence {
-                current.push_str(FENCE);
-                current.push('\n');
-                current_len = FENCE.len() + 1;
-            }
+    fn finish(mut self) -> Vec<String> {
+        let mut last = std::mem::take(&mut self.current);
+        if self.in_fence && !last.trim_end().ends_with(FENCE) {
+            // An unclosed fence (a reply still streaming) renders as code only when closed.
+            last.push_str(if last.ends_with('\n') { FENCE } else { "\n```" });
         }
-        if line.trim_start().starts_with(FENCE) {
-            in_fence = !in_fence;
+        let last = last.trim_end_matches('\n');
+        if !last.trim().is_empty() && last != FENCE {
+            self.done.push(last.to_owned());
         }
+        self.done
     }
-    let mut last = std::mem::take(&mut current);
-    if in_fence && last.trim_end().ends_with(FENCE) {
-        in_fence = false;
-    }
-    if in_fence {
-        // An unclosed fence (a reply still streaming) renders as code only when closed.
-        last.push_str(if last.ends_with('\n') { FENCE } else { "\n```" });
-    }
-    let last = last.trim_end_matches('\n');
-    if !last.trim().is_empty() && last != FENCE {
-        pieces.push(last.to_owned());
-    }
-    pieces
 }
 
 /// The byte index at most `max_chars` characters in, moved back so that it does not cut

@@ -297,13 +297,8 @@ async fn tampered_and_stale_clicks_change_nothing() {
 #[tokio::test]
 async fn a_restart_between_decision_and_submit_keeps_the_decisions() {
     for backend in [Backend::Redis, Backend::Embedded] {
-        let dir = tempfile::tempdir().unwrap();
-        let prefix = crate::support::unique_prefix();
-        let options = || Options {
-            state_dir: Some(dir.path().to_path_buf()),
-            key_prefix: Some(prefix.clone()),
-            ..Options::bridge(backend)
-        };
+        let state = crate::support::Persistent::new();
+        let options = || state.options(backend);
         let (app, card) = card_app(options(), &["uptime", "whoami"]).await;
         click(&app, "U1", "T1", &card, "card_approve", &value(&card, 1), "a").await;
         decided(&app, &card, 1).await;
@@ -343,4 +338,28 @@ async fn many_commands_and_long_files_render_into_valid_messages() {
     }
     let uploads = app.wait_slack("files.getUploadURLExternal", 10, |_| true).await;
     assert_eq!(uploads[0]["filename"], "step0.yaml");
+}
+
+#[tokio::test]
+async fn channel_approvers_set_with_config_may_decide() {
+    let (app, card) = card_app(Options::bridge(Backend::Embedded), &["uptime"]).await;
+    click(&app, "U6", "T1", &card, "card_approve", &value(&card, 0), "before").await;
+    assert!(answer(&app, "before").await.contains("Only"));
+    app.post_command("U1", "C1", "config approvers <@U6|dana>", "cfg").await;
+    assert!(answer(&app, "cfg").await.contains("<@U6>"));
+    click(&app, "U6", "T1", &card, "card_approve", &value(&card, 0), "after").await;
+    assert_eq!(decided(&app, &card, 0).await, Decision::Approve);
+}
+
+#[tokio::test]
+async fn a_card_of_a_deleted_ticket_is_closed_when_clicked() {
+    let (app, card) = card_app(Options::bridge(Backend::Redis), &["uptime"]).await;
+    app.store.delete_ticket(&thread()).await.unwrap();
+    click(&app, "U1", "T1", &card, "card_approve", &value(&card, 0), "gone").await;
+    assert!(answer(&app, "gone").await.contains("deleted"));
+    let closed = app
+        .wait_slack("chat.update", 1, |u| u["ts"] == card.messages[0].as_str() && text_of(u).contains("deleted"))
+        .await;
+    assert!(!closed[0].to_string().contains("card_approve"));
+    assert_eq!(stored(&app, &card).await.state, CardState::Superseded);
 }

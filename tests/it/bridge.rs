@@ -541,13 +541,8 @@ async fn racing_messages_in_a_new_thread_open_one_ticket() {
 #[tokio::test]
 async fn a_restart_keeps_the_thread_mapped_to_its_ticket() {
     for backend in BOTH {
-        let dir = tempfile::tempdir().unwrap();
-        let prefix = crate::support::unique_prefix();
-        let options = || Options {
-            state_dir: Some(dir.path().to_path_buf()),
-            key_prefix: Some(prefix.clone()),
-            ..Options::bridge(backend)
-        };
+        let state = crate::support::Persistent::new();
+        let options = || state.options(backend);
         let app = spawn_app(options()).await;
         mount_reply(&app.helpdesk, "DEVOPS-1", reply("first")).await;
         app.post_event(&mention_event("Ev1", "C1", "U1", "1700000000.000100", "<@UBOT> start")).await;
@@ -600,4 +595,19 @@ async fn what_the_agent_ran_and_linked_follows_the_reply() {
     assert_eq!(links["blocks"][1]["elements"][0]["text"]["text"], "CPU dashboard");
     // No text at all: the placeholder says the agent had nothing to add.
     shown(&app, "finished without a reply").await;
+}
+
+#[tokio::test]
+async fn a_helpdesk_that_does_not_answer_in_time_is_explained() {
+    let app =
+        spawn_app(Options { helpdesk_timeout: Duration::from_secs(1), ..Options::bridge(Backend::Embedded) }).await;
+    Mock::given(method("POST"))
+        .and(path(format!("{API}/tickets/{WORKSPACE_ID}/DEVOPS-1/sendMessage")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(reply("late")).set_delay(Duration::from_secs(3)))
+        .mount(&app.helpdesk)
+        .await;
+    app.post_event(&mention_event("Ev1", "C1", "U1", "1700000000.000100", "<@UBOT> slow?")).await;
+    let notice = shown(&app, "did not answer in time").await;
+    assert!(text_of(&notice).contains("may or may not have reached"), "{}", text_of(&notice));
+    assert_eq!(notice["blocks"][1]["elements"][0]["text"]["text"], "Retry");
 }

@@ -256,6 +256,28 @@ mod app {
         }
     }
 
+    /// State that outlives one app: an embedded store folder and a Redis key prefix that
+    /// successive apps of a restart test share.
+    pub struct Persistent {
+        dir: tempfile::TempDir,
+        prefix: String,
+    }
+
+    impl Persistent {
+        pub fn new() -> Self {
+            Self { dir: tempfile::tempdir().unwrap(), prefix: super::unique_prefix() }
+        }
+
+        /// Options of an app on this state.
+        pub fn options(&self, backend: Backend) -> Options {
+            Options {
+                state_dir: Some(self.dir.path().to_path_buf()),
+                key_prefix: Some(self.prefix.clone()),
+                ..Options::bridge(backend)
+            }
+        }
+    }
+
     impl Options {
         /// The real bridge on the given backend, with default workspace and agent.
         pub fn bridge(backend: Backend) -> Self {
