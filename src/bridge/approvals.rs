@@ -431,17 +431,7 @@ impl Bridge {
 
     /// Tells the clicker something only they see, in mrkdwn the bridge wrote.
     async fn explain_mrkdwn(&self, action: &BlockAction, text: &str) {
-        let note = blocks::notice_mrkdwn(text, &[]);
-        let sent = match (&action.response_url, &action.channel) {
-            (Some(url), _) => self.inner.slack.respond(url, &note, false).await,
-            (None, Some(channel)) => {
-                self.inner.slack.ephemeral(channel, &action.user, action.thread_ts.as_ref(), &note).await
-            }
-            (None, None) => Ok(()),
-        };
-        if let Err(err) = sent {
-            tracing::warn!(code = err.code(), "could not answer a click");
-        }
+        self.answer_click(action, &blocks::notice_mrkdwn(text, &[])).await;
     }
 }
 

@@ -48,6 +48,19 @@ pub(super) struct OpenRequest {
 }
 
 impl OpenRequest {
+    /// A ticket for a kept message (after a Retry, or when the old ticket is gone).
+    pub(super) fn from_pending(thread: ThreadKey, requester: UserId, pending: PendingMessage) -> Self {
+        let title = if pending.title.is_empty() { title_from(&pending.content) } else { pending.title.clone() };
+        Self {
+            thread,
+            requester,
+            title,
+            first: (!pending.content.is_empty()).then_some(pending),
+            header_ts: None,
+            target: None,
+        }
+    }
+
     /// What to keep for a Retry or the creation modal: the first message, or, without one,
     /// the title alone.
     fn pending(&self) -> PendingMessage {
@@ -434,18 +447,21 @@ impl Bridge {
 
     /// Tells the clicker something only they see.
     pub(super) async fn explain(&self, action: &BlockAction, text: &str) {
-        let note = blocks::notice(text, &[]);
-        let sent = match &action.response_url {
-            Some(url) => self.inner.slack.respond(url, &note, false).await,
-            None => match &action.channel {
-                Some(channel) => {
-                    self.inner.slack.ephemeral(channel, &action.user, action.thread_ts.as_ref(), &note).await
-                }
-                None => Ok(()),
-            },
+        self.answer_click(action, &blocks::notice(text, &[])).await;
+    }
+
+    /// Answers a click with a message only the clicker sees: through the interaction's
+    /// `response_url` (which works where the bot is not a member), else as an ephemeral.
+    pub(super) async fn answer_click(&self, action: &BlockAction, note: &blocks::Message) {
+        let sent = match (&action.response_url, &action.channel) {
+            (Some(url), _) => self.inner.slack.respond(url, note, false).await,
+            (None, Some(channel)) => {
+                self.inner.slack.ephemeral(channel, &action.user, action.thread_ts.as_ref(), note).await
+            }
+            (None, None) => Ok(()),
         };
         if let Err(err) = sent {
-            tracing::warn!(error = %err, "could not answer a click");
+            tracing::warn!(code = err.code(), "could not answer a click");
         }
     }
 
@@ -511,16 +527,7 @@ impl Bridge {
             self.inner.store.delete_ticket(&pending.thread).await?;
         }
         let thread = thread_of(team, &pending.thread.channel, &pending.thread.thread_ts);
-        let title = if pending.title.is_empty() { title_from(&pending.content) } else { pending.title.clone() };
-        self.open(OpenRequest {
-            thread,
-            requester: action.user.clone(),
-            title,
-            first: (!pending.content.is_empty()).then_some(pending),
-            header_ts: None,
-            target: None,
-        })
-        .await
+        self.open(OpenRequest::from_pending(thread, action.user.clone(), pending)).await
     }
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::{
     Bridge, BridgeError, PENDING_TTL, action,
-    open::{OpenRequest, title_from},
+    open::OpenRequest,
     reply::{self, Outcome},
 };
 use crate::{
@@ -268,16 +268,8 @@ impl Bridge {
         match self.inner.store.ticket_by_thread(&pending.thread).await? {
             Some(record) => self.turn(record, pending).await,
             None => {
-                let title = if pending.title.is_empty() { title_from(&pending.content) } else { pending.title.clone() };
-                self.open(OpenRequest {
-                    thread: pending.thread.clone(),
-                    requester: pending.author.clone(),
-                    title,
-                    first: (!pending.content.is_empty()).then_some(pending),
-                    header_ts: None,
-                    target: None,
-                })
-                .await
+                let (thread, requester) = (pending.thread.clone(), pending.author.clone());
+                self.open(OpenRequest::from_pending(thread, requester, pending)).await
             }
         }
     }

@@ -82,8 +82,14 @@ async fn envelopes_are_acked_and_dropped_sockets_reconnect() {
         .mount(&app.slack)
         .await;
     app.wait_ready().await;
-    let ready: Value = app.http.get(app.url("/readyz")).send().await.unwrap().json().await.unwrap();
-    assert_eq!(ready["checks"]["socket"], true);
+    // The fake drops and replaces sockets from the start, so the check may flicker; it
+    // must report a live socket.
+    let live = eventually(Duration::from_secs(5), || async {
+        let ready: Value = app.http.get(app.url("/readyz")).send().await.ok()?.json().await.ok()?;
+        (ready["checks"]["socket"] == true).then_some(())
+    })
+    .await;
+    assert!(live.is_some(), "/readyz never reported a live socket");
 
     // Every envelope is acked with its own id, on the connection it came on.
     let mut acked = Vec::new();
