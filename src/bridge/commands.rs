@@ -128,13 +128,13 @@ impl Bridge {
     /// is the ticket.
     async fn command_new(&self, team: &TeamId, command: &SlashCommand, args: &str) -> Result<(), BridgeError> {
         let slack = &self.inner.slack;
-        let (title, first) = args.split_once('|').unwrap_or((args, ""));
-        let title = title_from(&self.plain_text(title.trim()).await);
         if args.trim().is_empty() {
             let usage = blocks::notice(&format!("Usage: {} new <title> | <first message>", command.command), &[]);
             slack.respond(&command.response_url, &usage, false).await?;
             return Ok(());
         }
+        let (title, first) = args.split_once('|').unwrap_or((args, ""));
+        let title = title_from(&self.plain_text(title.trim()).await);
         let content = self.plain_text(first.trim()).await;
         let channel_thread = thread_of(team, &command.channel, &MessageTs::new(""));
         let pending = PendingMessage {

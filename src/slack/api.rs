@@ -106,6 +106,19 @@ pub struct SlackApi {
 /// Remembered answers, by key, with the time they were fetched.
 type Remembered<K, V> = Arc<Mutex<HashMap<K, (V, Instant)>>>;
 
+/// A remembered answer younger than [`NAME_TTL`]. The lock is held only for the lookup.
+fn recall<K: std::hash::Hash + Eq, V: Clone>(cache: &Remembered<K, V>, key: &K) -> Option<V> {
+    let cache = cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    cache.get(key).filter(|(_, at)| at.elapsed() < NAME_TTL).map(|(value, _)| value.clone())
+}
+
+/// Remembers an answer, forgetting the expired ones.
+fn remember<K: std::hash::Hash + Eq, V>(cache: &Remembered<K, V>, key: K, value: V) {
+    let mut cache = cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    cache.retain(|_, (_, at)| at.elapsed() < NAME_TTL);
+    cache.insert(key, (value, Instant::now()));
+}
+
 impl std::fmt::Debug for SlackApi {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("SlackApi")
@@ -245,6 +258,48 @@ fn message_body(channel: &ChannelId, message: &Message) -> Value {
 }
 
 impl SlackApi {
+    /// POSTs a JSON body to a Web API method as the bot, counting the outcome.
+    async fn post_json<R: for<'de> Deserialize<'de> + Send>(
+        &self,
+        method: &'static str,
+        body: &Value,
+        rate: &SlackApiMethodRateControlConfig,
+    ) -> Result<R, SlackError> {
+        let session = self.client.open_session(&self.bot_token);
+        let result = session.http_session_api.http_post(method, body, Some(rate)).await;
+        self.record(method, result)
+    }
+
+    /// GETs a Web API method with query parameters as the bot, counting the outcome.
+    async fn get_json<R: for<'de> Deserialize<'de> + Send>(
+        &self,
+        method: &'static str,
+        params: &[(&str, &str)],
+        rate: &SlackApiMethodRateControlConfig,
+    ) -> Result<R, SlackError> {
+        let session = self.client.open_session(&self.bot_token);
+        let params: Vec<(&str, Option<&str>)> = params.iter().map(|(k, v)| (*k, Some(*v))).collect();
+        let result = session.http_session_api.http_get(method, &params, Some(rate)).await;
+        self.record(method, result)
+    }
+
+    /// `reactions.add` or `reactions.remove`; `harmless` is the error code meaning it was
+    /// already so.
+    async fn reaction(
+        &self,
+        method: &'static str,
+        harmless: &str,
+        channel: &ChannelId,
+        ts: &MessageTs,
+        name: &str,
+    ) -> Result<(), SlackError> {
+        let body = json!({"channel": channel.as_str(), "timestamp": ts.as_str(), "name": name});
+        match self.post_json::<Ignored>(method, &body, &SLACK_TIER3_METHOD_CONFIG).await {
+            Err(SlackError::Api { code, .. }) if code == harmless => Ok(()),
+            other => other.map(drop),
+        }
+    }
+
     /// `chat.postMessage`, in a thread when `thread_ts` is given. Returns the new message's ts.
     pub async fn post(
         &self,
@@ -256,12 +311,9 @@ impl SlackApi {
         if let Some(ts) = thread_ts {
             body["thread_ts"] = json!(ts.as_str());
         }
-        let session = self.client.open_session(&self.bot_token);
-        let result: ClientResult<Posted> = session
-            .http_session_api
-            .http_post("chat.postMessage", &body, Some(&CHAT_POST_MESSAGE_SPECIAL_LIMIT_RATE_CTL))
-            .await;
-        self.record("chat.postMessage", result).map(|p| MessageTs::new(p.ts))
+        let posted: Posted =
+            self.post_json("chat.postMessage", &body, &CHAT_POST_MESSAGE_SPECIAL_LIMIT_RATE_CTL).await?;
+        Ok(MessageTs::new(posted.ts))
     }
 
     /// `chat.update`, drawing from the workspace's edit budget first.
@@ -275,10 +327,7 @@ impl SlackApi {
         self.pacer.acquire(team).await;
         let mut body = message_body(channel, message);
         body["ts"] = json!(ts.as_str());
-        let session = self.client.open_session(&self.bot_token);
-        let result: ClientResult<Ignored> =
-            session.http_session_api.http_post("chat.update", &body, Some(&SLACK_TIER3_METHOD_CONFIG)).await;
-        let result = self.record("chat.update", result).map(drop);
+        let result = self.post_json::<Ignored>("chat.update", &body, &SLACK_TIER3_METHOD_CONFIG).await.map(drop);
         if let Err(SlackError::RateLimited { retry_after, .. }) = &result {
             self.pacer.back_off(team, retry_after.unwrap_or(Duration::from_secs(30)));
         }
@@ -298,10 +347,7 @@ impl SlackApi {
         if let Some(ts) = thread_ts {
             body["thread_ts"] = json!(ts.as_str());
         }
-        let session = self.client.open_session(&self.bot_token);
-        let result: ClientResult<Ignored> =
-            session.http_session_api.http_post("chat.postEphemeral", &body, Some(&SLACK_TIER4_METHOD_CONFIG)).await;
-        self.record("chat.postEphemeral", result).map(drop)
+        self.post_json::<Ignored>("chat.postEphemeral", &body, &SLACK_TIER4_METHOD_CONFIG).await.map(drop)
     }
 
     /// Answers through an interaction's `response_url` (ephemeral unless `in_channel`);
@@ -327,62 +373,35 @@ impl SlackApi {
 
     /// `reactions.add`; adding one that is already there is not an error.
     pub async fn react(&self, channel: &ChannelId, ts: &MessageTs, name: &str) -> Result<(), SlackError> {
-        let body = json!({"channel": channel.as_str(), "timestamp": ts.as_str(), "name": name});
-        let session = self.client.open_session(&self.bot_token);
-        let result: ClientResult<Ignored> =
-            session.http_session_api.http_post("reactions.add", &body, Some(&SLACK_TIER3_METHOD_CONFIG)).await;
-        match self.record("reactions.add", result) {
-            Err(SlackError::Api { code, .. }) if code == "already_reacted" => Ok(()),
-            other => other.map(drop),
-        }
+        self.reaction("reactions.add", "already_reacted", channel, ts, name).await
     }
 
     /// `reactions.remove`; removing one that is not there is not an error.
     pub async fn unreact(&self, channel: &ChannelId, ts: &MessageTs, name: &str) -> Result<(), SlackError> {
-        let body = json!({"channel": channel.as_str(), "timestamp": ts.as_str(), "name": name});
-        let session = self.client.open_session(&self.bot_token);
-        let result: ClientResult<Ignored> =
-            session.http_session_api.http_post("reactions.remove", &body, Some(&SLACK_TIER3_METHOD_CONFIG)).await;
-        match self.record("reactions.remove", result) {
-            Err(SlackError::Api { code, .. }) if code == "no_reaction" => Ok(()),
-            other => other.map(drop),
-        }
+        self.reaction("reactions.remove", "no_reaction", channel, ts, name).await
     }
 
     /// `views.open`: shows a modal (the trigger id is valid for 3 s).
     pub async fn open_view(&self, trigger_id: &str, view: &Value) -> Result<(), SlackError> {
         let body = json!({"trigger_id": trigger_id, "view": view});
-        let session = self.client.open_session(&self.bot_token);
-        let result: ClientResult<Ignored> =
-            session.http_session_api.http_post("views.open", &body, Some(&SLACK_TIER4_METHOD_CONFIG)).await;
-        self.record("views.open", result).map(drop)
+        self.post_json::<Ignored>("views.open", &body, &SLACK_TIER4_METHOD_CONFIG).await.map(drop)
     }
 
     /// `chat.getPermalink`: a link to a message.
     pub async fn permalink(&self, channel: &ChannelId, ts: &MessageTs) -> Result<String, SlackError> {
-        let session = self.client.open_session(&self.bot_token);
-        let params = vec![("channel", Some(channel.as_str())), ("message_ts", Some(ts.as_str()))];
-        let result: ClientResult<Permalink> =
-            session.http_session_api.http_get("chat.getPermalink", &params, Some(&SLACK_TIER4_METHOD_CONFIG)).await;
-        self.record("chat.getPermalink", result).map(|p| p.permalink)
+        let params = [("channel", channel.as_str()), ("message_ts", ts.as_str())];
+        let link: Permalink = self.get_json("chat.getPermalink", &params, &SLACK_TIER4_METHOD_CONFIG).await?;
+        Ok(link.permalink)
     }
 
     /// A user's display name (`users.info`, remembered for a while). `None` when Slack
     /// cannot say; callers then show the id.
     pub async fn user_name(&self, user: &UserId) -> Option<String> {
-        {
-            let names = self.names.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            if let Some((name, at)) = names.get(user)
-                && at.elapsed() < NAME_TTL
-            {
-                return Some(name.clone());
-            }
+        if let Some(name) = recall(&self.names, user) {
+            return Some(name);
         }
-        let session = self.client.open_session(&self.bot_token);
-        let params = vec![("user", Some(user.as_str()))];
-        let result: ClientResult<UserInfo> =
-            session.http_session_api.http_get("users.info", &params, Some(&SLACK_TIER4_METHOD_CONFIG)).await;
-        let info = self.record("users.info", result).ok()?;
+        let params = [("user", user.as_str())];
+        let info: UserInfo = self.get_json("users.info", &params, &SLACK_TIER4_METHOD_CONFIG).await.ok()?;
         let record = info.user;
         let profile = record.profile.unwrap_or(UserProfile { display_name: None, real_name: None });
         let name = [profile.display_name, profile.real_name, record.real_name, Some(record.name)]
@@ -390,29 +409,19 @@ impl SlackApi {
             .flatten()
             .map(|n| n.trim().to_owned())
             .find(|n| !n.is_empty())?;
-        let mut names = self.names.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        names.insert(user.clone(), (name.clone(), Instant::now()));
+        remember(&self.names, user.clone(), name.clone());
         Some(name)
     }
 
     /// The members of a user group (`usergroups.users.list`, remembered for a while).
     pub async fn group_members(&self, group: &str) -> Result<Vec<UserId>, SlackError> {
-        {
-            let groups = self.groups.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            if let Some((members, at)) = groups.get(group)
-                && at.elapsed() < NAME_TTL
-            {
-                return Ok(members.clone());
-            }
+        if let Some(members) = recall(&self.groups, &group.to_owned()) {
+            return Ok(members);
         }
-        let session = self.client.open_session(&self.bot_token);
-        let params = vec![("usergroup", Some(group))];
-        let result: ClientResult<GroupMembers> =
-            session.http_session_api.http_get("usergroups.users.list", &params, Some(&SLACK_TIER2_METHOD_CONFIG)).await;
-        let members: Vec<UserId> =
-            self.record("usergroups.users.list", result)?.users.into_iter().map(UserId::new).collect();
-        let mut groups = self.groups.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        groups.insert(group.to_owned(), (members.clone(), Instant::now()));
+        let params = [("usergroup", group)];
+        let listed: GroupMembers = self.get_json("usergroups.users.list", &params, &SLACK_TIER2_METHOD_CONFIG).await?;
+        let members: Vec<UserId> = listed.users.into_iter().map(UserId::new).collect();
+        remember(&self.groups, group.to_owned(), members.clone());
         Ok(members)
     }
 
@@ -426,14 +435,10 @@ impl SlackApi {
         title: &str,
         content: &str,
     ) -> Result<(), SlackError> {
-        let session = self.client.open_session(&self.bot_token);
         let length = content.len().to_string();
-        let params = vec![("filename", Some(filename)), ("length", Some(length.as_str()))];
-        let result: ClientResult<UploadTarget> = session
-            .http_session_api
-            .http_get("files.getUploadURLExternal", &params, Some(&SLACK_TIER4_METHOD_CONFIG))
-            .await;
-        let target = self.record("files.getUploadURLExternal", result)?;
+        let params = [("filename", filename), ("length", length.as_str())];
+        let target: UploadTarget =
+            self.get_json("files.getUploadURLExternal", &params, &SLACK_TIER4_METHOD_CONFIG).await?;
         let upload_url: reqwest::Url = target
             .upload_url
             .parse()
@@ -443,16 +448,13 @@ impl SlackApi {
             content.as_bytes().to_vec(),
             "text/plain".to_owned(),
         );
+        let session = self.client.open_session(&self.bot_token);
         self.record("files.upload", session.files_upload_via_url(&request).await)?;
         let body = json!({
             "files": [{"id": target.file_id, "title": title}],
             "channel_id": channel.as_str(),
             "thread_ts": thread_ts.as_str(),
         });
-        let result: ClientResult<Ignored> = session
-            .http_session_api
-            .http_post("files.completeUploadExternal", &body, Some(&SLACK_TIER4_METHOD_CONFIG))
-            .await;
-        self.record("files.completeUploadExternal", result).map(drop)
+        self.post_json::<Ignored>("files.completeUploadExternal", &body, &SLACK_TIER4_METHOD_CONFIG).await.map(drop)
     }
 }
