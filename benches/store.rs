@@ -40,6 +40,7 @@ async fn seed(store: &Store) {
         assignee: None,
         status: TicketStatus::Pending,
         header_ts: Some(MessageTs::new("1700000000.000200")),
+        permalink: None,
         participants: Vec::new(),
         created_at: 1,
         updated_at: 1,

@@ -44,6 +44,32 @@ impl TicketStatus {
     pub fn parse(value: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|s| s.as_str().eq_ignore_ascii_case(value))
     }
+
+    /// The status as people read it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Open => "Open",
+            Self::Pending => "Pending",
+            Self::Resolved => "Resolved",
+            Self::Closed => "Closed",
+        }
+    }
+
+    /// The statuses this one may move to, exactly as the ticket management model allows:
+    /// Open → Pending → Resolved → Closed, and Pending or Resolved back to Open.
+    pub fn next(self) -> &'static [TicketStatus] {
+        match self {
+            Self::Open => &[Self::Pending],
+            Self::Pending => &[Self::Resolved, Self::Open],
+            Self::Resolved => &[Self::Closed, Self::Open],
+            Self::Closed => &[],
+        }
+    }
+
+    /// Whether the model allows moving from this status to `to`.
+    pub fn may_become(self, to: TicketStatus) -> bool {
+        self.next().contains(&to)
+    }
 }
 
 /// What the bridge remembers about one ticket and the Slack thread that is its conversation.
@@ -69,6 +95,9 @@ pub struct TicketRecord {
     /// The ticket header message, once posted.
     #[serde(default)]
     pub header_ts: Option<MessageTs>,
+    /// A link to the thread, once asked of Slack (lists link every ticket to its thread).
+    #[serde(default)]
+    pub permalink: Option<String>,
     /// People who have written in the thread, in order of their first message.
     #[serde(default)]
     pub participants: Vec<UserId>,

@@ -168,7 +168,7 @@ impl Bridge {
     /// Whether `user` may decide on this ticket's commands. Approvers listed by user id
     /// always may; a guest from another organisation (Slack Connect) may only then; the
     /// requester and members of listed user groups may otherwise.
-    async fn may_decide(&self, record: &TicketRecord, user: &UserId, user_team: Option<&TeamId>) -> bool {
+    pub(super) async fn may_decide(&self, record: &TicketRecord, user: &UserId, user_team: Option<&TeamId>) -> bool {
         let channel = ChannelRef { team: record.thread.team.clone(), channel: record.thread.channel.clone() };
         let settings = self.inner.store.channel_settings(&channel).await.unwrap_or_default();
         let listed: Vec<String> = self.inner.approvers.iter().chain(settings.approvers.iter()).cloned().collect();
@@ -193,7 +193,7 @@ impl Bridge {
     }
 
     /// Who may decide, for the refusal message.
-    async fn deciders(&self, record: &TicketRecord) -> String {
+    pub(super) async fn deciders(&self, record: &TicketRecord) -> String {
         let channel = ChannelRef { team: record.thread.team.clone(), channel: record.thread.channel.clone() };
         let settings = self.inner.store.channel_settings(&channel).await.unwrap_or_default();
         let mut names = vec![format!("<@{}> (who asked)", record.requester)];
@@ -403,7 +403,7 @@ impl Bridge {
     }
 
     /// Closes a card whose ticket is closed or deleted, and shows why.
-    async fn close_card(&self, card: &Card, why: &str) -> Result<(), BridgeError> {
+    pub(super) async fn close_card(&self, card: &Card, why: &str) -> Result<(), BridgeError> {
         if card.state == CardState::Open {
             self.inner.store.supersede(&card.id).await?;
         }
@@ -430,7 +430,7 @@ impl Bridge {
     }
 
     /// Tells the clicker something only they see, in mrkdwn the bridge wrote.
-    async fn explain_mrkdwn(&self, action: &BlockAction, text: &str) {
+    pub(super) async fn explain_mrkdwn(&self, action: &BlockAction, text: &str) {
         self.answer_click(action, &blocks::notice_mrkdwn(text, &[])).await;
     }
 }

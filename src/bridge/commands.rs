@@ -10,7 +10,7 @@ use super::{
 use crate::{
     ids::{ChannelId, MessageTs, TeamId},
     inbound::SlashCommand,
-    model::{ChannelRef, PendingMessage},
+    model::{ChannelRef, PendingMessage, RelayMode},
     slack::{
         blocks::{self, Message},
         mrkdwn,
@@ -24,11 +24,17 @@ fn help(command: &str) -> Message {
         &format!(
             "*HelpDesk in Slack*\n\
              • `{c} new <title> | <first message>`: open a ticket here, e.g. `{c} new Pods crash in prod | web-1 restarts every minute`\n\
+             • `{c} list [open|pending|resolved|closed|all] [words]`: tickets here, most recently updated first, e.g. `{c} list open disk`\n\
+             • `{c} find <TICKET>`: a ticket and its thread, e.g. `{c} find DEVOPS-42`; a HelpDesk ticket without a thread can be continued here\n\
              • `{c} config workspace <name> agent <name>`: where this channel's tickets go, e.g. `{c} config workspace devops agent generic-agent`\n\
              • `{c} config approvers @person @group`: who besides the requester may approve commands here (`none` clears)\n\
+             • `{c} config relay mentions`: only thread messages that mention me wake the agent; the rest are recorded as comments (`relay all` undoes it)\n\
              • `{c} config`: show this channel's settings\n\
-             • `{c} help`: this list\n\
-             You can also mention me in a channel, message me directly, or use the *Open HelpDesk ticket* message shortcut."
+             • `{c} help`: this list, e.g. `{c} help`\n\
+             In a ticket's thread, start a message with `note:` to record a comment without waking the agent, e.g. `note: restarted web-1 by hand`. \
+             The ticket header changes status, assigns, switches agent, shows history and deletes. \
+             You can also mention me in a channel, message me directly, or use the *Open HelpDesk ticket* message shortcut; \
+             your tickets are on my Home tab."
         ),
         &[],
     )
@@ -41,6 +47,8 @@ struct ConfigArgs {
     agent: Option<String>,
     /// User and user-group ids; `Some(empty)` clears the list.
     approvers: Option<Vec<String>>,
+    /// How thread messages reach the agent.
+    relay: Option<RelayMode>,
 }
 
 /// An approver as typed: a mention (`<@U1|ann>`, `<!subteam^S1|@ops>`) or a bare id.
@@ -61,14 +69,16 @@ fn parse_config(text: &str) -> Result<ConfigArgs, String> {
         Workspace,
         Agent,
         Approvers,
+        Relay,
     }
-    let mut words: [Option<Vec<&str>>; 3] = [None, None, None];
+    let mut words: [Option<Vec<&str>>; 4] = [None, None, None, None];
     let mut current: Option<Part> = None;
     for word in text.split_whitespace() {
         let part = match word.to_ascii_lowercase().as_str() {
             "workspace" => Some(Part::Workspace),
             "agent" => Some(Part::Agent),
             "approvers" => Some(Part::Approvers),
+            "relay" => Some(Part::Relay),
             _ => None,
         };
         match (part, current) {
@@ -80,7 +90,7 @@ fn parse_config(text: &str) -> Result<ConfigArgs, String> {
             (None, None) => return Err(format!("I did not understand `{word}`.")),
         }
     }
-    let [workspace, agent, approvers] = words;
+    let [workspace, agent, approvers, relay] = words;
     let name = |words: Option<Vec<&str>>, what: &str| -> Result<Option<String>, String> {
         match words {
             None => Ok(None),
@@ -99,7 +109,13 @@ fn parse_config(text: &str) -> Result<ConfigArgs, String> {
                 .collect::<Result<Vec<_>, _>>()?,
         ),
     };
-    Ok(ConfigArgs { workspace: name(workspace, "workspace")?, agent: name(agent, "agent")?, approvers })
+    let relay = match relay.as_deref() {
+        None => None,
+        Some([mode]) if mode.eq_ignore_ascii_case("mentions") => Some(RelayMode::Mentions),
+        Some([mode]) if mode.eq_ignore_ascii_case("all") => Some(RelayMode::All),
+        Some(_) => return Err("`relay` takes `mentions` or `all`.".to_owned()),
+    };
+    Ok(ConfigArgs { workspace: name(workspace, "workspace")?, agent: name(agent, "agent")?, approvers, relay })
 }
 
 impl Bridge {
@@ -110,6 +126,8 @@ impl Bridge {
         let answer = match sub.to_ascii_lowercase().as_str() {
             "new" => return self.command_new(team, &command, rest.trim()).await,
             "config" => self.command_config(team, &command.channel, rest.trim()).await?,
+            "list" => self.command_list(team, rest).await?,
+            "find" => self.command_find(team, &command, rest).await?,
             "" | "help" => help(&command.command),
             other => {
                 let mut unknown = help(&command.command);
@@ -198,18 +216,18 @@ impl Bridge {
         let key = ChannelRef { team: team.clone(), channel: channel.clone() };
         let store = &self.inner.store;
         let mut settings = store.channel_settings(&key).await?;
-        let ConfigArgs { workspace, agent, approvers } = match parse_config(args) {
+        let ConfigArgs { workspace, agent, approvers, relay } = match parse_config(args) {
             Ok(parsed) => parsed,
             Err(problem) => {
                 return Ok(blocks::notice(
                     &format!(
-                        "{problem} Usage: /helpdesk config workspace <name> agent <name> approvers <@person> <@group>"
+                        "{problem} Usage: /helpdesk config workspace <name> agent <name> approvers <@person> <@group> relay <mentions|all>"
                     ),
                     &[],
                 ));
             }
         };
-        if workspace.is_none() && agent.is_none() && approvers.is_none() {
+        if workspace.is_none() && agent.is_none() && approvers.is_none() && relay.is_none() {
             let describe = |name: &Option<String>, default: &Option<String>| match (name, default) {
                 (Some(name), _) => name.clone(),
                 (None, Some(default)) => format!("{default} (the bridge's default)"),
@@ -218,16 +236,20 @@ impl Bridge {
             let defaults = &self.inner.defaults;
             return Ok(blocks::notice_mrkdwn(
                 &format!(
-                    "This channel's tickets go to workspace: {}; agent: {}. Approvers here, besides who asked: {}.",
+                    "This channel's tickets go to workspace: {}; agent: {}. Approvers here, besides who asked: {}. {}",
                     mrkdwn::escape_inert(&describe(&settings.workspace_name, &defaults.workspace)),
                     mrkdwn::escape_inert(&describe(&settings.agent_name, &defaults.agent)),
-                    mentions(self.inner.approvers.iter().chain(settings.approvers.iter()))
+                    mentions(self.inner.approvers.iter().chain(settings.approvers.iter())),
+                    relay_words(settings.relay_mode)
                 ),
                 &[],
             ));
         }
         if let Some(approvers) = approvers {
             settings.approvers = approvers;
+        }
+        if let Some(relay) = relay {
+            settings.relay_mode = relay;
         }
         let helpdesk = &self.inner.helpdesk;
         if let Some(name) = &workspace {
@@ -251,13 +273,22 @@ impl Bridge {
         store.set_channel_settings(&key, &settings).await?;
         Ok(blocks::notice_mrkdwn(
             &format!(
-                "✅ New tickets in this channel go to workspace {} with agent {}. Approvers here, besides who asked: {}.",
+                "✅ New tickets in this channel go to workspace {} with agent {}. Approvers here, besides who asked: {}. {}",
                 mrkdwn::escape_inert(settings.workspace_name.as_deref().unwrap_or("(the bridge's default)")),
                 mrkdwn::escape_inert(settings.agent_name.as_deref().unwrap_or("(the bridge's default)")),
-                mentions(self.inner.approvers.iter().chain(settings.approvers.iter()))
+                mentions(self.inner.approvers.iter().chain(settings.approvers.iter())),
+                relay_words(settings.relay_mode)
             ),
             &[],
         ))
+    }
+}
+
+/// The relay mode in words.
+fn relay_words(mode: RelayMode) -> &'static str {
+    match mode {
+        RelayMode::All => "Every thread message goes to the agent (`note:` messages are comments).",
+        RelayMode::Mentions => "Only thread messages that mention me go to the agent; the rest are comments.",
     }
 }
 
@@ -279,7 +310,8 @@ mod tests {
             Ok(ConfigArgs {
                 workspace: Some("dev ops".to_owned()),
                 agent: Some("generic-agent".to_owned()),
-                approvers: None
+                approvers: None,
+                relay: None
             })
         );
         assert_eq!(
@@ -292,6 +324,9 @@ mod tests {
             Ok(Some(vec!["U12".to_owned(), "S9".to_owned(), "W3".to_owned()]))
         );
         assert_eq!(parse_config("approvers none").map(|a| a.approvers), Ok(Some(Vec::new())));
+        assert_eq!(parse_config("relay mentions").map(|a| a.relay), Ok(Some(RelayMode::Mentions)));
+        assert_eq!(parse_config("relay ALL").map(|a| a.relay), Ok(Some(RelayMode::All)));
+        assert!(parse_config("relay some").is_err());
         assert!(parse_config("approvers bob").is_err());
         assert!(parse_config("devops").is_err());
         assert!(parse_config("workspace").is_err());

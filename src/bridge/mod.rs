@@ -2,8 +2,9 @@
 //!
 //! [`Bridge`] is the dispatcher's [`Handler`]. It receives items already verified,
 //! deduplicated and ordered per thread, and decides: open a ticket ([`open`]), relay a
-//! message as an agent turn and stream the reply back ([`turn`], [`reply`]), or answer a
-//! slash command ([`commands`]). It talks to three ports: the HelpDesk client, Slack egress
+//! message as an agent turn and stream the reply back ([`turn`], [`reply`]), decide on
+//! proposed commands ([`approvals`]), change a ticket's status, assignee or agent
+//! ([`lifecycle`]), find tickets ([`finding`]), or answer a slash command ([`commands`]). It talks to three ports: the HelpDesk client, Slack egress
 //! and the store. It never sees wire JSON; Slack messages are built by
 //! [`crate::slack::blocks`] from view structs.
 //!
@@ -12,6 +13,8 @@
 
 mod approvals;
 mod commands;
+mod finding;
+mod lifecycle;
 mod open;
 mod reply;
 mod turn;
@@ -35,7 +38,7 @@ use crate::{
         api::{SlackApi, SlackError},
         blocks::{self, Message},
         ingress::BotIdentity,
-        markup,
+        markup, ticket,
     },
     store::{Store, StoreError},
     telemetry::Metrics,
@@ -175,7 +178,7 @@ impl Bridge {
             InboundKind::Action(action) => self.on_action(&team, action).await,
             InboundKind::ViewSubmission(view) => self.on_view(&team, view).await,
             InboundKind::Shortcut(shortcut) => self.on_shortcut(&team, shortcut).await,
-            InboundKind::HomeOpened { .. } => Ok(()),
+            InboundKind::HomeOpened { user, .. } => self.on_home(&team, &user).await,
         };
         if let Err(err) = outcome {
             tracing::warn!(team = %team, error = %err, "handling an inbound item failed");
@@ -210,6 +213,14 @@ impl Bridge {
                 action::REOPEN => self.reopen(team, &action, value).await?,
                 action::CREATE => self.open_create_modal(&action, value).await?,
                 id if id.starts_with("card_") => self.on_card_action(team, &action, item).await?,
+                ticket::actions::LIST_MORE => self.list_more(team, &action, value).await?,
+                ticket::actions::CONTINUE => self.continue_ticket(team, &action, value).await?,
+                ticket::actions::FOLLOW_UP => self.follow_up(team, &action, value).await?,
+                id @ (ticket::actions::STATUS
+                | ticket::actions::ASSIGN
+                | ticket::actions::AGENT
+                | ticket::actions::HISTORY
+                | ticket::actions::MENU) => self.on_header_action(team, &action, id, value).await?,
                 // Link buttons (Open in HelpDesk, agent links) also report their clicks.
                 _ => tracing::debug!(action_id = %item.action_id, "action needs no handling"),
             }

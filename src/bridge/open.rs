@@ -13,7 +13,10 @@ use crate::{
     ids::{AgentId, ChannelId, MessageTs, TeamId, ThreadKey, TicketKey, UserId, WorkspaceId},
     inbound::{BlockAction, MessageShortcut, UserMessage, ViewSubmission},
     model::{Actor, ChannelRef, HistoryEvent, PendingMessage, TicketRecord, TicketStatus},
-    slack::blocks::{self, Button, Choice, CreateModalView, HeaderView},
+    slack::{
+        blocks::{self, Button, Choice, CreateModalView},
+        ticket,
+    },
     store::CreateOutcome,
 };
 
@@ -90,16 +93,6 @@ pub(super) fn title_from(text: &str) -> String {
         _ => cut.as_str(),
     };
     format!("{}…", cut.trim_end())
-}
-
-/// The status as people read it.
-pub(super) fn status_label(status: TicketStatus) -> &'static str {
-    match status {
-        TicketStatus::Open => "Open",
-        TicketStatus::Pending => "Pending",
-        TicketStatus::Resolved => "Resolved",
-        TicketStatus::Closed => "Closed",
-    }
 }
 
 /// Removes the bot's own mention, so it does not end up in a title.
@@ -240,6 +233,7 @@ impl Bridge {
             assignee: None,
             status: TicketStatus::Open,
             header_ts: request.header_ts.clone(),
+            permalink: None,
             participants: request.first.iter().map(|f| f.author.clone()).collect(),
             created_at: now,
             updated_at: now,
@@ -355,39 +349,43 @@ impl Bridge {
         Ok(())
     }
 
-    /// Posts the ticket header (or updates it in place) and remembers where it is.
+    /// Posts the ticket header (or updates it in place) and remembers where it is, with a
+    /// link to the thread for lists.
     pub(super) async fn show_header(&self, record: TicketRecord) -> TicketRecord {
-        let url = self.inner.helpdesk.chat_url(&record.ticket.workspace, &record.ticket.ticket);
-        let message = blocks::header(&HeaderView {
-            ticket: record.ticket.ticket.as_str(),
-            title: &record.title,
-            agent: &record.agent_name,
-            status: status_label(record.status),
-            requester: &record.requester,
-            assignee: record.assignee.as_ref(),
-            url: &url,
-        });
+        let message = self.render_header(&record, None);
         let slack = &self.inner.slack;
-        if let Some(ts) = &record.header_ts {
-            if let Err(err) = slack.update(&record.thread.team, &record.thread.channel, ts, &message).await {
-                tracing::warn!(ticket = %record.ticket.ticket, error = %err, "could not update the ticket header");
+        let thread = &record.thread;
+        let ts = match &record.header_ts {
+            Some(ts) => {
+                if let Err(err) = slack.update(&thread.team, &thread.channel, ts, &message).await {
+                    tracing::warn!(ticket = %record.ticket.ticket, error = %err, "could not update the ticket header");
+                }
+                ts.clone()
             }
+            None => match self.tell(thread, &message).await {
+                Some(ts) => ts,
+                None => return record,
+            },
+        };
+        let permalink = match &record.permalink {
+            Some(link) => Some(link.clone()),
+            None => slack.permalink(&thread.channel, &thread.thread_ts).await.ok(),
+        };
+        if record.header_ts.as_ref() == Some(&ts) && record.permalink == permalink {
             return record;
         }
-        let Some(ts) = self.tell(&record.thread, &message).await else {
-            return record;
-        };
         let stored = self
             .inner
             .store
-            .update_ticket(&record.thread, |r| {
+            .update_ticket(thread, |r| {
                 r.header_ts = Some(ts.clone());
+                r.permalink.clone_from(&permalink);
                 true
             })
             .await;
         match stored {
             Ok(Some(updated)) => updated,
-            _ => TicketRecord { header_ts: Some(ts), ..record },
+            _ => TicketRecord { header_ts: Some(ts), permalink, ..record },
         }
     }
 
@@ -467,11 +465,12 @@ impl Bridge {
 
     /// A submitted modal: the creation modal opens its ticket.
     pub(super) async fn on_view(&self, team: &TeamId, view: ViewSubmission) -> Result<(), BridgeError> {
-        if view.callback_id == crate::slack::card::REJECT_MODAL {
-            return self.on_reject_view(team, &view).await;
-        }
-        if view.callback_id != blocks::CREATE_MODAL {
-            return Ok(());
+        match view.callback_id.as_str() {
+            crate::slack::card::REJECT_MODAL => return self.on_reject_view(team, &view).await,
+            ticket::STATUS_MODAL => return self.on_status_view(team, &view).await,
+            ticket::AGENT_MODAL => return self.on_agent_view(team, &view).await,
+            blocks::CREATE_MODAL => {}
+            _ => return Ok(()),
         }
         let Some(mut pending) = self.inner.store.take_pending(&view.private_metadata).await? else {
             return Ok(());

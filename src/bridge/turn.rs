@@ -55,19 +55,29 @@ fn describe(err: &HelpdeskError) -> (String, Delivery) {
 }
 
 impl Bridge {
-    /// A message in a ticket thread: recorded as a participant's and sent as a turn.
+    /// A message in a ticket thread: a comment (recorded without waking the agent), or a
+    /// participant's turn. A Closed ticket takes neither and offers a new ticket; a message
+    /// in a Resolved ticket's thread reopens it first.
     pub(super) async fn relay(&self, record: TicketRecord, message: &UserMessage) -> Result<(), BridgeError> {
         if record.status == TicketStatus::Closed {
-            let note = blocks::notice(
-                &format!(
-                    "Ticket {} is closed, so this message was not sent to the agent. Mention me outside this thread to open a new ticket.",
-                    record.ticket.ticket
-                ),
-                &[],
-            );
-            self.tell(&record.thread, &note).await;
+            return self.closed_thread(&record, message).await;
+        }
+        if let Some(text) = self.comment_text(&record, message).await {
+            self.comment(&record, message, &text).await;
             return Ok(());
         }
+        let record = if record.status == TicketStatus::Resolved {
+            let actor = Actor::User(message.user.clone());
+            match self.change_status(&record.thread, TicketStatus::Resolved, TicketStatus::Open, actor, None).await {
+                Ok(reopened) => reopened,
+                Err(refusal) => {
+                    self.tell(&record.thread, &blocks::notice(&refusal.explain(), &[])).await;
+                    return Ok(());
+                }
+            }
+        } else {
+            record
+        };
         let author = message.user.clone();
         let record = if record.participants.contains(&author) {
             record
@@ -172,6 +182,9 @@ impl Bridge {
         }
         reply::follow_up(slack, thread, &executed, &links).await;
         self.inner.metrics.turn(if error.is_some() { "interrupted" } else { "ok" });
+        if error.is_none() || !markdown.is_empty() {
+            self.first_reply(record).await;
+        }
         if let Some(reason) = &error {
             self.stream_broke(record, message, reason).await;
         }

@@ -88,6 +88,11 @@ impl Disposition {
             Self::UnResolved => "unResolved",
         }
     }
+
+    /// Parses the API's spelling (any case).
+    pub fn parse(value: &str) -> Option<Self> {
+        [Self::Resolved, Self::UnResolved].into_iter().find(|d| d.as_str().eq_ignore_ascii_case(value))
+    }
 }
 
 /// A HelpDesk ticket, as far as the bridge needs it.
@@ -101,6 +106,12 @@ pub struct Ticket {
     pub agent_id: Option<AgentId>,
     /// The current status (the last `history.statuses` entry; `open` when there is none).
     pub status: ApiStatus,
+    /// How a closed ticket ended, when the HelpDesk says.
+    pub disposition: Option<Disposition>,
+    /// When it was created, Unix seconds, when the HelpDesk says.
+    pub created: Option<i64>,
+    /// When it last changed, Unix seconds, when the HelpDesk says.
+    pub updated: Option<i64>,
 }
 
 /// What to send to a ticket.
@@ -704,20 +715,27 @@ fn truncate(text: &str) -> String {
 
 fn ticket(value: &Value) -> Option<Ticket> {
     let name = wire::name(value)?;
-    let last_status = wire::field_value(value, &["history", "History"])
+    let last = wire::field_value(value, &["history", "History"])
         .and_then(|h| wire::field_value(h, &["statuses", "Statuses"]))
         .and_then(Value::as_array)
-        .and_then(|all| all.last())
-        .and_then(|s| wire::text(s, &["status", "Status"]));
-    let status = last_status
+        .and_then(|all| all.last());
+    let status = last
+        .and_then(|s| wire::text(s, &["status", "Status"]))
         .or_else(|| wire::text(value, &["currentStatus", "status", "Status"]))
         .and_then(|s| ApiStatus::parse(&s))
         .unwrap_or(ApiStatus::Open);
+    let disposition = last
+        .and_then(|s| wire::text(s, &["disposition", "Disposition"]))
+        .or_else(|| wire::text(value, &["disposition", "Disposition"]))
+        .and_then(|d| Disposition::parse(&d));
     Some(Ticket {
         name: TicketName::new(name),
         title: wire::text(value, &["title", "Title"]).unwrap_or_default(),
         agent_id: wire::text(value, &["aiAgentId", "AIAgentId", "AiAgentId"]).map(AgentId::new),
         status,
+        disposition,
+        created: wire::seconds(value, &["createTime", "CreateTime", "createdAt"]),
+        updated: wire::seconds(value, &["lastModified", "LastModified", "updatedAt"]),
     })
 }
 

@@ -61,6 +61,16 @@ pub fn agent_streams(agent: &Value) -> bool {
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
 }
 
+/// A time field as Unix seconds: an RFC 3339 string, or a number of seconds or milliseconds.
+pub fn seconds(object: &Value, names: &[&str]) -> Option<i64> {
+    match field_value(object, names)? {
+        Value::String(text) => text.parse::<jiff::Timestamp>().ok().map(jiff::Timestamp::as_second),
+        // Numbers past the year 2286 in seconds are taken as milliseconds.
+        Value::Number(n) => n.as_i64().map(|n| if n > 9_999_999_999 { n / 1000 } else { n }),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;

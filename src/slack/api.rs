@@ -387,6 +387,12 @@ impl SlackApi {
         self.post_json::<Ignored>("views.open", &body, &SLACK_TIER4_METHOD_CONFIG).await.map(drop)
     }
 
+    /// `views.publish`: sets what `user` sees on the app's Home tab.
+    pub async fn publish_home(&self, user: &UserId, view: &Value) -> Result<(), SlackError> {
+        let body = json!({"user_id": user.as_str(), "view": view});
+        self.post_json::<Ignored>("views.publish", &body, &SLACK_TIER4_METHOD_CONFIG).await.map(drop)
+    }
+
     /// `chat.getPermalink`: a link to a message.
     pub async fn permalink(&self, channel: &ChannelId, ts: &MessageTs) -> Result<String, SlackError> {
         let params = [("channel", channel.as_str()), ("message_ts", ts.as_str())];

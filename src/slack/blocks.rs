@@ -85,19 +85,19 @@ impl Button {
     }
 }
 
-fn plain(text: &str, max: usize) -> Value {
+pub(crate) fn plain(text: &str, max: usize) -> Value {
     json!({"type": "plain_text", "text": truncate(text, max), "emoji": true})
 }
 
-fn section(mrkdwn: impl Into<String>) -> Value {
+pub(crate) fn section(mrkdwn: impl Into<String>) -> Value {
     json!({"type": "section", "text": {"type": "mrkdwn", "text": mrkdwn.into()}, "expand": true})
 }
 
-fn context(mrkdwn: impl Into<String>) -> Value {
+pub(crate) fn context(mrkdwn: impl Into<String>) -> Value {
     json!({"type": "context", "elements": [{"type": "mrkdwn", "text": mrkdwn.into()}]})
 }
 
-fn button(b: &Button) -> Value {
+pub(crate) fn button(b: &Button) -> Value {
     let mut v = json!({"type": "button", "text": plain(&b.label, BUTTON_LABEL_CHARS), "action_id": b.action_id});
     if let Some(value) = &b.value {
         v["value"] = json!(value);
@@ -111,7 +111,7 @@ fn button(b: &Button) -> Value {
     v
 }
 
-fn actions(buttons: &[Button]) -> Vec<Value> {
+pub(crate) fn actions(buttons: &[Button]) -> Vec<Value> {
     buttons
         .chunks(ACTION_ELEMENTS)
         .map(|chunk| json!({"type": "actions", "elements": chunk.iter().map(button).collect::<Vec<_>>()}))
@@ -129,51 +129,8 @@ pub fn truncate(text: &str, max: usize) -> String {
 }
 
 /// Slack's mention syntax for a user: renders as their name.
-fn user(id: &UserId) -> String {
+pub(crate) fn user(id: &UserId) -> String {
     format!("<@{}>", mrkdwn::escape(id.as_str()))
-}
-
-// === ticket header ===
-
-/// What the ticket header shows.
-#[derive(Debug, Clone)]
-pub struct HeaderView<'a> {
-    /// The ticket's name, e.g. `DEVOPS-42`.
-    pub ticket: &'a str,
-    /// Its title.
-    pub title: &'a str,
-    /// The assigned agent's name.
-    pub agent: &'a str,
-    /// The status, as shown (`Open`, `Pending`, …).
-    pub status: &'a str,
-    /// Who asked.
-    pub requester: &'a UserId,
-    /// Who owns it in Slack.
-    pub assignee: Option<&'a UserId>,
-    /// The ticket's chat page on the HelpDesk.
-    pub url: &'a str,
-}
-
-/// The ticket header: name, title, status, agent, people, and a link to the HelpDesk.
-pub fn header(view: &HeaderView<'_>) -> Message {
-    let title = mrkdwn::escape_inert(&truncate(view.title, 200));
-    let mut facts = format!(
-        "*Status:* {}  ·  *Agent:* {}  ·  *Requested by* {}",
-        mrkdwn::escape_inert(view.status),
-        mrkdwn::escape_inert(view.agent),
-        user(view.requester)
-    );
-    if let Some(assignee) = view.assignee {
-        facts.push_str(&format!("  ·  *Assigned to* {}", user(assignee)));
-    }
-    Message {
-        text: truncate(&format!("Ticket {}: {}", view.ticket, view.title), FALLBACK_CHARS),
-        blocks: vec![
-            section(format!("🎫 *{}*  {title}", mrkdwn::escape_inert(view.ticket))),
-            context(facts),
-            actions(&[Button::link("Open in HelpDesk", "open_helpdesk", view.url)]).remove(0),
-        ],
-    }
 }
 
 // === agent replies ===
@@ -405,7 +362,7 @@ pub const CREATE_WORKSPACE: (&str, &str) = ("workspace", "workspace_select");
 /// The agent select.
 pub const CREATE_AGENT: (&str, &str) = ("agent", "agent_select");
 
-fn select(ids: (&str, &str), label: &str, choices: &[Choice], selected: Option<&str>) -> Value {
+pub(crate) fn select(ids: (&str, &str), label: &str, choices: &[Choice], selected: Option<&str>) -> Value {
     let option = |(value, text): &Choice| json!({"text": plain(text, 75), "value": truncate(value, 150)});
     let mut element = json!({
         "type": "static_select",
@@ -503,23 +460,6 @@ mod tests {
     fn valid(m: &Message) {
         validate(&m.blocks, MESSAGE_BLOCKS).unwrap();
         assert!(m.text.chars().count() <= FALLBACK_CHARS);
-    }
-
-    #[test]
-    fn header_snapshot() {
-        let requester = UserId::new("U1");
-        let assignee = UserId::new("U2");
-        let m = header(&HeaderView {
-            ticket: "DEVOPS-42",
-            title: "Pods in <prod> crash @here",
-            agent: "generic-agent",
-            status: "Open",
-            requester: &requester,
-            assignee: Some(&assignee),
-            url: "https://portal.example.com/app/ai/service-desk/ws/tickets/chat/DEVOPS-42",
-        });
-        valid(&m);
-        insta::assert_json_snapshot!(m.blocks);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! - [`api`]: Web API calls (egress), rate-controlled.
 //! - [`blocks`]: Block Kit rendering (pure) and validation.
 //! - [`card`]: the approval card and the rejection modal (pure).
+//! - [`ticket`]: the ticket header, lifecycle modals, lists and the Home tab (pure).
 //! - [`mrkdwn`]: agent Markdown into safe, split mrkdwn.
 //! - [`pace`]: the workspace budget for message edits.
 //! - [`markup`]: Slack markup into plain text for the agent.
@@ -18,4 +19,5 @@ pub mod markup;
 pub mod mrkdwn;
 pub mod pace;
 pub mod socket;
+pub mod ticket;
 pub mod verify;

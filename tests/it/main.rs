@@ -12,5 +12,6 @@ mod bridge;
 mod dispatch;
 mod helpdesk;
 mod ingress;
+mod lifecycle;
 mod socket;
 mod store;

@@ -80,6 +80,7 @@ fn record(n: usize) -> TicketRecord {
         assignee: None,
         status: TicketStatus::Open,
         header_ts: None,
+        permalink: None,
         participants: Vec::new(),
         created_at: 1_700_000_000_000 + n as i64,
         updated_at: 1_700_000_000_000 + n as i64,

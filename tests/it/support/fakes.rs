@@ -55,7 +55,15 @@ fn ok() -> ResponseTemplate {
 /// Every Web API method the bridge calls, answering as Slack does when all is well.
 pub async fn mount_slack(slack: &MockServer) {
     Mock::given(path("/chat.postMessage")).respond_with(Post(AtomicU64::new(1))).mount(slack).await;
-    for m in ["chat.update", "chat.postEphemeral", "reactions.add", "reactions.remove", "views.open", "views.update"] {
+    for m in [
+        "chat.update",
+        "chat.postEphemeral",
+        "reactions.add",
+        "reactions.remove",
+        "views.open",
+        "views.update",
+        "views.publish",
+    ] {
         Mock::given(path(format!("/{m}"))).respond_with(ok()).mount(slack).await;
     }
     Mock::given(path("/users.info")).respond_with(Users).mount(slack).await;
@@ -135,6 +143,11 @@ pub async fn mount_helpdesk(helpdesk: &MockServer) {
     Mock::given(method("POST"))
         .and(path(format!("{API}/tickets/{WORKSPACE_ID}")))
         .respond_with(CreateTicket(AtomicU64::new(1)))
+        .mount(helpdesk)
+        .await;
+    Mock::given(method("PUT"))
+        .and(path_regex(format!("^{API}/tickets/{WORKSPACE_ID}/[^/]+/status$")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"success": true, "data": {}})))
         .mount(helpdesk)
         .await;
 }
@@ -225,7 +238,25 @@ pub fn click_from(
     trigger: &str,
     respond: &str,
 ) -> Value {
-    json!({
+    let button = json!({"action_id": action_id, "block_id": "b", "text": {"type": "plain_text", "text": "x"},
+        "value": value, "type": "button", "action_ts": "1700000001.000000"});
+    block_action(user, user_team, message_ts, thread_ts, button, json!({}), trigger, respond)
+}
+
+/// A `block_actions` payload for any element (`action`), with the message's input `state`
+/// as Slack sends it alongside.
+#[allow(clippy::too_many_arguments)]
+pub fn block_action(
+    user: &str,
+    user_team: &str,
+    message_ts: &str,
+    thread_ts: &str,
+    action: Value,
+    state: Value,
+    trigger: &str,
+    respond: &str,
+) -> Value {
+    let mut payload = json!({
         "type": "block_actions",
         "user": {"id": user, "username": user.to_lowercase(), "name": user.to_lowercase(), "team_id": user_team},
         "api_app_id": "A1", "token": "x",
@@ -234,39 +265,46 @@ pub fn click_from(
         "channel": {"id": "C1", "name": "ops"},
         "message": {"type": "message", "user": "UBOT", "ts": message_ts, "thread_ts": thread_ts, "text": "notice"},
         "response_url": format!("{respond}/respond/{trigger}"),
-        "actions": [{"action_id": action_id, "block_id": "b", "text": {"type": "plain_text", "text": "x"},
-            "value": value, "type": "button", "action_ts": "1700000001.000000"}],
-        "state": {"values": {}}
-    })
+    });
+    payload["actions"] = Value::Array(vec![action]);
+    payload["state"] = json!({});
+    payload["state"]["values"] = state;
+    payload
+}
+
+/// A `view_submission` of the modal `callback_id` with these input `values`.
+pub fn submission(user: &str, view_id: &str, callback_id: &str, metadata: &str, values: Value) -> Value {
+    let mut payload = json!({
+        "type": "view_submission", "team": {"id": "T1", "domain": "acme"},
+        "user": {"id": user, "username": "u", "name": "u", "team_id": "T1"},
+        "api_app_id": "A1", "token": "x", "trigger_id": "9.9.s",
+        "view": {"id": view_id, "team_id": "T1", "type": "modal", "callback_id": callback_id,
+            "private_metadata": metadata, "hash": "h1", "title": {"type": "plain_text", "text": "Modal"}, "blocks": [],
+            "state": {}}
+    });
+    payload["view"]["state"]["values"] = values;
+    payload
 }
 
 /// A `view_submission` of the rejection-reason modal.
 pub fn reject_submission(user: &str, view_id: &str, metadata: &str, reason: &str) -> Value {
-    json!({
-        "type": "view_submission", "team": {"id": "T1", "domain": "acme"},
-        "user": {"id": user, "username": "u", "name": "u", "team_id": "T1"},
-        "api_app_id": "A1", "token": "x", "trigger_id": "9.9.r",
-        "view": {"id": view_id, "team_id": "T1", "type": "modal", "callback_id": "reject_reason",
-            "private_metadata": metadata, "hash": "h1", "title": {"type": "plain_text", "text": "Reject"}, "blocks": [],
-            "state": {"values": {"reason": {"reason_input": {"type": "plain_text_input", "value": reason}}}}}
-    })
+    let values = json!({"reason": {"reason_input": {"type": "plain_text_input", "value": reason}}});
+    submission(user, view_id, "reject_reason", metadata, values)
+}
+
+/// A static select's chosen option, as Slack sends it.
+pub fn option(value: &str) -> Value {
+    json!({"text": {"type": "plain_text", "text": value}, "value": value})
 }
 
 /// A `view_submission` of the creation modal.
 pub fn create_submission(user: &str, view_id: &str, metadata: &str, title: &str) -> Value {
-    let option = |value: &str| json!({"text": {"type": "plain_text", "text": value}, "value": value});
-    json!({
-        "type": "view_submission", "team": {"id": "T1", "domain": "acme"},
-        "user": {"id": user, "username": "u", "name": "u", "team_id": "T1"},
-        "api_app_id": "A1", "token": "x", "trigger_id": "9.9.a",
-        "view": {"id": view_id, "team_id": "T1", "type": "modal", "callback_id": "create_ticket",
-            "private_metadata": metadata, "hash": "h1", "title": {"type": "plain_text", "text": "New"}, "blocks": [],
-            "state": {"values": {
-                "title": {"title_input": {"type": "plain_text_input", "value": title}},
-                "workspace": {"workspace_select": {"type": "static_select", "selected_option": option(WORKSPACE_ID)}},
-                "agent": {"agent_select": {"type": "static_select", "selected_option": option(AGENT_ID)}}
-            }}}
-    })
+    let values = json!({
+        "title": {"title_input": {"type": "plain_text_input", "value": title}},
+        "workspace": {"workspace_select": {"type": "static_select", "selected_option": option(WORKSPACE_ID)}},
+        "agent": {"agent_select": {"type": "static_select", "selected_option": option(AGENT_ID)}}
+    });
+    submission(user, view_id, "create_ticket", metadata, values)
 }
 
 /// The message shortcut used by `user` on the message `ts` written by `author`.
@@ -303,4 +341,41 @@ impl UpdateLog {
     pub fn updates(&self) -> Vec<(std::time::Instant, Value)> {
         self.0.lock().unwrap().clone()
     }
+}
+
+/// A ticket stored as the bridge stores one, in thread `ts` of C1 whose header is the
+/// thread's root message; times are milliseconds.
+pub async fn seed(
+    store: &helpdesk_bridge::store::Store,
+    ts: &str,
+    name: &str,
+    status: helpdesk_bridge::model::TicketStatus,
+    requester: &str,
+    updated_at: i64,
+) -> helpdesk_bridge::model::TicketRecord {
+    use helpdesk_bridge::{
+        ids::{AgentId, ChannelId, MessageTs, TeamId, ThreadKey, TicketKey, TicketName, UserId, WorkspaceId},
+        model::TicketRecord,
+    };
+    let record = TicketRecord {
+        thread: ThreadKey { team: TeamId::new("T1"), channel: ChannelId::new("C1"), thread_ts: MessageTs::new(ts) },
+        ticket: TicketKey {
+            host: "http://helpdesk".to_owned(),
+            workspace: WorkspaceId::new(WORKSPACE_ID),
+            ticket: TicketName::new(name),
+        },
+        title: format!("Seeded {name}"),
+        agent_id: AgentId::new(AGENT_ID),
+        agent_name: AGENT_NAME.to_owned(),
+        requester: UserId::new(requester),
+        assignee: None,
+        status,
+        header_ts: Some(MessageTs::new(ts)),
+        permalink: Some(format!("https://acme.slack.com/archives/C1/p{}", ts.replace('.', ""))),
+        participants: vec![UserId::new(requester)],
+        created_at: updated_at,
+        updated_at,
+    };
+    store.create_ticket(&record).await.unwrap();
+    record
 }

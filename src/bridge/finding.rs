@@ -1,0 +1,384 @@
+//! Finding tickets: `/helpdesk list` and `find`, the App Home tab, continuing a HelpDesk
+//! ticket that has no thread yet, and a new ticket for a message in a closed thread.
+//!
+//! Lists read the store's per-workspace index (most recently updated first), so they cost
+//! no HelpDesk call; `find` asks the HelpDesk only for a ticket the bridge has never seen.
+
+use futures_util::future::join_all;
+
+use super::{
+    Bridge, BridgeError, PENDING_TTL,
+    lifecycle::from_api,
+    open::{OpenRequest, title_from},
+    thread_of,
+};
+use crate::{
+    helpdesk::HelpdeskError,
+    ids::{TeamId, TicketKey, TicketName, UserId},
+    inbound::{BlockAction, SlashCommand, UserMessage},
+    model::{Actor, HistoryEvent, PendingMessage, TicketRecord, TicketStatus},
+    slack::{
+        blocks::{self, Button, Message},
+        ticket::{self, TicketRow},
+    },
+    store::ListQuery,
+};
+
+/// Tickets on one page of `/helpdesk list`.
+pub(super) const PAGE: usize = 10;
+/// Characters of search text a "More" button carries.
+const SEARCH_CHARS: usize = 200;
+
+/// What `/helpdesk list` asks for: a status (or all) and words to search for.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(super) struct ListArgs {
+    pub(super) status: Option<TicketStatus>,
+    pub(super) text: String,
+    /// Where the page starts in the store's index.
+    pub(super) cursor: usize,
+    /// How many matches earlier pages showed.
+    pub(super) shown: usize,
+}
+
+impl ListArgs {
+    /// `[open|pending|resolved|closed|all] [words]`.
+    pub(super) fn parse(text: &str) -> Self {
+        let text = text.trim();
+        let (first, rest) = text.split_once(char::is_whitespace).unwrap_or((text, ""));
+        match (first.eq_ignore_ascii_case("all"), TicketStatus::parse(first)) {
+            (true, _) => Self { text: rest.trim().to_owned(), ..Self::default() },
+            (false, Some(status)) => Self { status: Some(status), text: rest.trim().to_owned(), ..Self::default() },
+            (false, None) => Self { text: text.to_owned(), ..Self::default() },
+        }
+    }
+
+    /// The "More" button's value: where the next page starts.
+    fn encode(&self) -> String {
+        let status = self.status.map_or("all", TicketStatus::as_str);
+        let text: String = self.text.chars().take(SEARCH_CHARS).collect();
+        format!("{status}|{}|{}|{text}", self.cursor, self.shown)
+    }
+
+    fn decode(value: &str) -> Option<Self> {
+        let mut parts = value.splitn(4, '|');
+        let status = match parts.next()? {
+            "all" => None,
+            other => Some(TicketStatus::parse(other)?),
+        };
+        let cursor = parts.next()?.parse().ok()?;
+        let shown = parts.next()?.parse().ok()?;
+        Some(Self { status, cursor, shown, text: parts.next().unwrap_or_default().to_owned() })
+    }
+
+    fn heading(&self, shown: usize) -> String {
+        let first = self.shown;
+        let what = self.status.map_or("All", TicketStatus::label);
+        let mut heading = format!("{what} tickets");
+        if !self.text.is_empty() {
+            heading.push_str(&format!(" matching “{}”", self.text));
+        }
+        if shown > 0 {
+            heading.push_str(&format!(" ({}–{})", first + 1, first + shown));
+        }
+        heading
+    }
+}
+
+/// Unix seconds of a stored time.
+fn seconds(millis: i64) -> i64 {
+    millis.div_euclid(1000)
+}
+
+/// A stored ticket as a list row.
+fn row<'a>(record: &'a TicketRecord, link: Option<&'a str>) -> TicketRow<'a> {
+    TicketRow {
+        ticket: record.ticket.ticket.as_str(),
+        title: &record.title,
+        status: record.status,
+        assignee: record.assignee.as_ref(),
+        created: Some(seconds(record.created_at)),
+        updated: Some(seconds(record.updated_at)),
+        link,
+    }
+}
+
+impl Bridge {
+    /// Links to the tickets' threads: the one stored with each, else asked of Slack.
+    async fn links(&self, records: &[TicketRecord]) -> Vec<Option<String>> {
+        let slack = &self.inner.slack;
+        join_all(records.iter().map(|r| async move {
+            match &r.permalink {
+                Some(link) => Some(link.clone()),
+                None => slack.permalink(&r.thread.channel, &r.thread.thread_ts).await.ok(),
+            }
+        }))
+        .await
+    }
+
+    /// One page of a ticket list.
+    async fn list_page(&self, team: &TeamId, args: &ListArgs) -> Result<Message, BridgeError> {
+        let query = ListQuery {
+            status: args.status,
+            text: Some(args.text.clone()).filter(|t| !t.is_empty()),
+            involving: None,
+            cursor: args.cursor,
+            limit: PAGE,
+        };
+        let page = self.inner.store.list_tickets(team, &query).await?;
+        let links = self.links(&page.tickets).await;
+        let rows: Vec<TicketRow<'_>> =
+            page.tickets.iter().zip(&links).map(|(record, link)| row(record, link.as_deref())).collect();
+        let more =
+            page.next.map(|next| ListArgs { cursor: next, shown: args.shown + rows.len(), ..args.clone() }.encode());
+        let heading = args.heading(rows.len());
+        Ok(ticket::list(&heading, &rows, more.as_deref()))
+    }
+
+    /// `/helpdesk list [status] [words]`.
+    pub(super) async fn command_list(&self, team: &TeamId, args: &str) -> Result<Message, BridgeError> {
+        self.list_page(team, &ListArgs::parse(args)).await
+    }
+
+    /// "More" under a list: the next page replaces the one shown.
+    pub(super) async fn list_more(&self, team: &TeamId, action: &BlockAction, value: &str) -> Result<(), BridgeError> {
+        let Some(args) = ListArgs::decode(value) else { return Ok(()) };
+        let page = self.list_page(team, &args).await?;
+        match &action.response_url {
+            Some(url) => self.inner.slack.respond(url, &page, true).await?,
+            None => self.answer_click(action, &page).await,
+        }
+        Ok(())
+    }
+
+    /// `/helpdesk find <TICKET>`: a ticket the bridge knows, with a link to its thread; else
+    /// the HelpDesk's ticket of that name in this channel's workspace, with a button to
+    /// continue it here.
+    pub(super) async fn command_find(
+        &self,
+        team: &TeamId,
+        command: &SlashCommand,
+        args: &str,
+    ) -> Result<Message, BridgeError> {
+        let Some(name) = args.split_whitespace().next() else {
+            return Ok(blocks::notice(
+                &format!("Usage: {} find <TICKET>, e.g. {} find DEVOPS-42", command.command, command.command),
+                &[],
+            ));
+        };
+        if let Some(record) = self.known_ticket(team, name).await? {
+            let link = self.links(std::slice::from_ref(&record)).await.remove(0);
+            return Ok(ticket::found(&row(&record, link.as_deref()), None));
+        }
+        let Some(target) = self.resolve_target(team, &command.channel).await? else {
+            return Ok(blocks::notice(
+                &format!(
+                    "I know no ticket {name}, and this channel has no HelpDesk workspace to look in. Set one with /helpdesk config workspace <name> agent <name>."
+                ),
+                &[],
+            ));
+        };
+        match self.inner.helpdesk.ticket(&target.workspace, &TicketName::new(name)).await {
+            Ok(found) => {
+                let view = TicketRow {
+                    ticket: found.name.as_str(),
+                    title: &found.title,
+                    status: from_api(found.status, found.disposition),
+                    assignee: None,
+                    created: found.created,
+                    updated: found.updated,
+                    link: None,
+                };
+                Ok(ticket::found(&view, Some(found.name.as_str())))
+            }
+            Err(HelpdeskError::NotFound(_)) => {
+                Ok(blocks::notice(&format!("There is no ticket {name} in this channel's HelpDesk workspace."), &[]))
+            }
+            Err(err) => {
+                Ok(blocks::notice(&format!("⚠️ I could not look up ticket {name} on the HelpDesk: {err}"), &[]))
+            }
+        }
+    }
+
+    /// A ticket the bridge has a thread for, by name (any case), in this Slack workspace.
+    async fn known_ticket(&self, team: &TeamId, name: &str) -> Result<Option<TicketRecord>, BridgeError> {
+        let query = ListQuery { text: Some(name.to_owned()), limit: 50, ..ListQuery::default() };
+        let mut query = query;
+        loop {
+            let page = self.inner.store.list_tickets(team, &query).await?;
+            if let Some(record) = page.tickets.into_iter().find(|r| r.ticket.ticket.as_str().eq_ignore_ascii_case(name))
+            {
+                return Ok(Some(record));
+            }
+            match page.next {
+                Some(next) => query.cursor = next,
+                None => return Ok(None),
+            }
+        }
+    }
+
+    /// "Continue in a new thread here": a header in the channel whose thread becomes the
+    /// HelpDesk ticket's conversation. The button names the ticket only; the workspace is
+    /// this channel's, and the ticket is read from the HelpDesk again.
+    pub(super) async fn continue_ticket(
+        &self,
+        team: &TeamId,
+        action: &BlockAction,
+        name: &str,
+    ) -> Result<(), BridgeError> {
+        let Some(channel) = action.channel.clone() else { return Ok(()) };
+        if let Some(record) = self.known_ticket(team, name).await? {
+            let link = self.links(std::slice::from_ref(&record)).await.remove(0);
+            self.answer_click(action, &ticket::found(&row(&record, link.as_deref()), None)).await;
+            return Ok(());
+        }
+        let Some(target) = self.resolve_target(team, &channel).await? else { return Ok(()) };
+        let helpdesk = &self.inner.helpdesk;
+        let found = match helpdesk.ticket(&target.workspace, &TicketName::new(name)).await {
+            Ok(found) => found,
+            Err(err) => {
+                self.explain(action, &format!("⚠️ I could not read ticket {name} from the HelpDesk: {err}")).await;
+                return Err(err.into());
+            }
+        };
+        let (agent_id, agent_name) = match &found.agent_id {
+            Some(id) if id != &target.agent => {
+                let name = helpdesk.agent(id).await.map_or_else(|_| id.to_string(), |a| a.name);
+                (id.clone(), name)
+            }
+            _ => (target.agent.clone(), target.agent_name.clone()),
+        };
+        let placeholder = blocks::notice(&format!("🎫 Continuing ticket {}: {}", found.name, found.title), &[]);
+        let ts = self.inner.slack.post(&channel, None, &placeholder).await?;
+        let now = super::now_millis();
+        let record = TicketRecord {
+            thread: thread_of(team, &channel, &ts),
+            ticket: TicketKey {
+                host: helpdesk.host().to_owned(),
+                workspace: target.workspace.clone(),
+                ticket: found.name.clone(),
+            },
+            title: if found.title.is_empty() { found.name.to_string() } else { found.title.clone() },
+            agent_id,
+            agent_name,
+            requester: action.user.clone(),
+            assignee: None,
+            status: from_api(found.status, found.disposition),
+            header_ts: Some(ts),
+            permalink: None,
+            participants: Vec::new(),
+            created_at: found.created.map_or(now, |s| s * 1000),
+            updated_at: now,
+        };
+        self.inner.store.create_ticket(&record).await?;
+        let record = self.show_header(record).await;
+        let change = "continued in a Slack thread".to_owned();
+        self.record(&record, Actor::User(action.user.clone()), HistoryEvent::MetadataUpdated { change }).await;
+        let link = record.permalink.clone();
+        let done = ticket::found(&row(&record, link.as_deref()), None);
+        if let Some(url) = &action.response_url {
+            self.inner.slack.respond(url, &done, true).await?;
+        }
+        Ok(())
+    }
+
+    /// The App Home tab: the user's tickets, open ones first.
+    pub(super) async fn on_home(&self, team: &TeamId, user: &UserId) -> Result<(), BridgeError> {
+        let mut tickets = Vec::new();
+        let mut query = ListQuery { involving: Some(user.clone()), limit: 200, ..ListQuery::default() };
+        loop {
+            let page = self.inner.store.list_tickets(team, &query).await?;
+            tickets.extend(page.tickets);
+            match page.next {
+                Some(next) => query.cursor = next,
+                None => break,
+            }
+        }
+        // Stable: within a status, most recently updated first, as the index gave them.
+        tickets.sort_by_key(|r| TicketStatus::ALL.iter().position(|s| *s == r.status));
+        let more = tickets.len().saturating_sub(ticket::HOME_ROWS);
+        tickets.truncate(ticket::HOME_ROWS);
+        let rows: Vec<TicketRow<'_>> = tickets.iter().map(|r| row(r, r.permalink.as_deref())).collect();
+        self.inner.slack.publish_home(user, &ticket::home(&rows, more)).await?;
+        Ok(())
+    }
+
+    /// A message in a closed ticket's thread: not relayed; a button offers a new ticket
+    /// that starts from this message.
+    pub(super) async fn closed_thread(&self, record: &TicketRecord, message: &UserMessage) -> Result<(), BridgeError> {
+        let content = self.plain_text(&message.text).await;
+        let pending = PendingMessage {
+            thread: thread_of(&record.thread.team, &record.thread.channel, &crate::ids::MessageTs::new("")),
+            author: message.user.clone(),
+            message_ts: None,
+            content: format!("(Follow-up to ticket {}) {content}", record.ticket.ticket),
+            title: title_from(&content),
+            card: None,
+            new_thread: true,
+        };
+        let mut buttons = Vec::new();
+        match self.inner.store.put_pending(&pending, PENDING_TTL).await {
+            Ok(id) => buttons.push(Button::action("Open a new ticket", ticket::actions::FOLLOW_UP, id).primary()),
+            Err(err) => tracing::warn!(error = %err, "could not keep the message for a new ticket"),
+        }
+        let note = format!(
+            "Ticket {} is closed, so this message was not sent to the agent. Open a new ticket to continue from it.",
+            record.ticket.ticket
+        );
+        self.tell(&record.thread, &blocks::notice(&note, &buttons)).await;
+        Ok(())
+    }
+
+    /// "Open a new ticket" under a closed thread's message: a new ticket with a header of its
+    /// own in the channel, starting from that message (once, however often it is clicked).
+    pub(super) async fn follow_up(
+        &self,
+        team: &TeamId,
+        action: &BlockAction,
+        pending_id: &str,
+    ) -> Result<(), BridgeError> {
+        let Some(pending) = self.inner.store.take_pending(pending_id).await? else {
+            self.explain(action, "A new ticket was already opened from this message.").await;
+            return Ok(());
+        };
+        let channel = pending.thread.channel.clone();
+        let Some(target) = self.resolve_target(team, &channel).await? else {
+            let id = self.inner.store.put_pending(&pending, PENDING_TTL).await?;
+            return self.show_create_modal(&action.trigger_id, &id, &pending.title, None).await;
+        };
+        let placeholder = blocks::notice(&format!("🎫 Opening a ticket: {}", pending.title), &[]);
+        let ts = self.inner.slack.post(&channel, None, &placeholder).await?;
+        let thread = thread_of(team, &channel, &ts);
+        let title = pending.title.clone();
+        let first = PendingMessage { thread: thread.clone(), new_thread: false, ..pending };
+        self.open(OpenRequest {
+            thread,
+            requester: action.user.clone(),
+            title,
+            first: Some(first),
+            header_ts: Some(ts),
+            target: Some(target),
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_arguments_parse_and_round_trip() {
+        assert_eq!(ListArgs::parse(""), ListArgs::default());
+        assert_eq!(ListArgs::parse("open"), ListArgs { status: Some(TicketStatus::Open), ..ListArgs::default() });
+        assert_eq!(ListArgs::parse("ALL disk full"), ListArgs { text: "disk full".into(), ..ListArgs::default() });
+        assert_eq!(
+            ListArgs::parse("Resolved  vpn"),
+            ListArgs { status: Some(TicketStatus::Resolved), text: "vpn".into(), ..ListArgs::default() }
+        );
+        assert_eq!(ListArgs::parse("disk"), ListArgs { text: "disk".into(), ..ListArgs::default() });
+        let args = ListArgs { status: Some(TicketStatus::Pending), text: "a|b c".into(), cursor: 30, shown: 20 };
+        assert_eq!(ListArgs::decode(&args.encode()), Some(args));
+        assert_eq!(ListArgs::decode("nonsense"), None);
+        assert_eq!(ListArgs::decode("open|x|0|"), None);
+    }
+}

@@ -1,0 +1,638 @@
+//! A ticket's life from its header: status changes (with an optional comment), assignment,
+//! agent switches, history, deletion, and comments (`note:` messages) that are recorded
+//! without waking the agent.
+//!
+//! Every change goes to the HelpDesk first and is stored only when the HelpDesk took it,
+//! so a HelpDesk failure leaves the ticket as it was (and the thread says so). Changes to
+//! one ticket are serialized by a `life:` store lock, across replicas. A header click is
+//! trusted for nothing but where it happened: the ticket is the one mapped to the clicked
+//! header's thread, the transition is checked against the model again, and so is who may
+//! make it.
+
+use std::time::Duration;
+
+use super::{Bridge, BridgeError};
+use crate::{
+    helpdesk::{ApiStatus, Disposition, HelpdeskError, OutgoingMessage},
+    ids::{AgentId, ChannelId, MessageTs, TeamId, ThreadKey, UserId},
+    inbound::{BlockAction, UserMessage, ViewSubmission},
+    model::{Actor, CardState, HistoryEvent, TicketRecord, TicketStatus},
+    slack::{
+        blocks::{self, Choice},
+        ticket::{self, HeaderView},
+    },
+};
+
+/// One lifecycle change at a time per ticket; a change takes a HelpDesk call or two.
+const LIFE_LOCK_TTL: Duration = Duration::from_secs(30);
+/// How long a change waits for another change of the same ticket.
+const LIFE_LOCK_WAIT: Duration = Duration::from_secs(10);
+/// The prefix that makes a thread message a comment.
+const NOTE_PREFIX: &str = "note:";
+/// The reaction on a message recorded as a comment.
+const NOTED: &str = "memo";
+
+/// How a status is sent to the HelpDesk: Open → `open`, Pending → `inProgress`,
+/// Resolved → `closed` with disposition `resolved`, Closed → `closed` keeping the
+/// disposition (in Slack, Closed is reached only from Resolved, whose disposition is
+/// `resolved`, unless the ticket came from the HelpDesk already closed otherwise).
+pub(super) fn api_status(to: TicketStatus, kept: Option<Disposition>) -> (ApiStatus, Option<Disposition>) {
+    match to {
+        TicketStatus::Open => (ApiStatus::Open, None),
+        TicketStatus::Pending => (ApiStatus::InProgress, None),
+        TicketStatus::Resolved => (ApiStatus::Closed, Some(Disposition::Resolved)),
+        TicketStatus::Closed => (ApiStatus::Closed, Some(kept.unwrap_or(Disposition::Resolved))),
+    }
+}
+
+/// The Slack status of a HelpDesk ticket: closed as resolved reads as Resolved (it may
+/// still be reopened), closed otherwise as Closed; the waiting states are Pending.
+pub(super) fn from_api(status: ApiStatus, disposition: Option<Disposition>) -> TicketStatus {
+    match (status, disposition) {
+        (ApiStatus::Open, _) => TicketStatus::Open,
+        (ApiStatus::InProgress | ApiStatus::WaitingForUserInput | ApiStatus::WaitingForUserAgent, _) => {
+            TicketStatus::Pending
+        }
+        (ApiStatus::Closed, Some(Disposition::UnResolved)) => TicketStatus::Closed,
+        (ApiStatus::Closed, _) => TicketStatus::Resolved,
+    }
+}
+
+/// The statuses a status may move to, in words ("Resolved or Open").
+fn choices(from: TicketStatus) -> String {
+    let next: Vec<&str> = from.next().iter().map(|s| s.label()).collect();
+    if next.is_empty() { "nothing: it is final".to_owned() } else { next.join(" or ") }
+}
+
+/// Why a status change did not happen.
+#[derive(Debug)]
+pub(super) enum Refusal {
+    /// The model does not allow it from the ticket's status now.
+    Invalid { ticket: String, from: TicketStatus, to: TicketStatus },
+    /// The HelpDesk did not take it; the status is unchanged.
+    Helpdesk { ticket: String, from: TicketStatus, to: TicketStatus, err: HelpdeskError },
+    /// The thread has no ticket (any more).
+    Gone,
+}
+
+impl Refusal {
+    /// What to tell people.
+    pub(super) fn explain(&self) -> String {
+        match self {
+            Self::Invalid { ticket, from, to } => format!(
+                "Ticket {ticket} is {}, so it cannot become {}. From {} it can become {}.",
+                from.label(),
+                to.label(),
+                from.label(),
+                choices(*from)
+            ),
+            Self::Helpdesk { ticket, from, to, err } => format!(
+                "⚠️ I could not change ticket {ticket} to {} on the HelpDesk: {err}. It is still {}.",
+                to.label(),
+                from.label()
+            ),
+            Self::Gone => "This thread's ticket no longer exists.".to_owned(),
+        }
+    }
+}
+
+/// Where a modal's submission applies: the header's thread, and for a status change the
+/// transition the person saw.
+struct Metadata {
+    channel: ChannelId,
+    thread_ts: MessageTs,
+    transition: Option<(TicketStatus, TicketStatus)>,
+}
+
+impl Metadata {
+    fn encode(thread: &ThreadKey, transition: Option<(TicketStatus, TicketStatus)>) -> String {
+        let mut out = format!("{} {}", thread.channel, thread.thread_ts);
+        if let Some((from, to)) = transition {
+            out.push_str(&format!(" {} {}", from.as_str(), to.as_str()));
+        }
+        out
+    }
+
+    fn decode(text: &str) -> Option<Self> {
+        let mut words = text.split(' ');
+        let channel = ChannelId::new(words.next().filter(|w| !w.is_empty())?);
+        let thread_ts = MessageTs::new(words.next()?);
+        let transition = match (words.next(), words.next()) {
+            (Some(from), Some(to)) => Some((TicketStatus::parse(from)?, TicketStatus::parse(to)?)),
+            _ => None,
+        };
+        Some(Self { channel, thread_ts, transition })
+    }
+
+    fn thread(&self, team: &TeamId) -> ThreadKey {
+        ThreadKey { team: team.clone(), channel: self.channel.clone(), thread_ts: self.thread_ts.clone() }
+    }
+}
+
+impl Bridge {
+    /// Renders the header of a ticket as it stands.
+    pub(super) fn render_header(&self, record: &TicketRecord, deleted_by: Option<&UserId>) -> blocks::Message {
+        let url = self.inner.helpdesk.chat_url(&record.ticket.workspace, &record.ticket.ticket);
+        ticket::header(&HeaderView {
+            ticket: record.ticket.ticket.as_str(),
+            title: &record.title,
+            agent: &record.agent_name,
+            status: record.status,
+            requester: &record.requester,
+            assignee: record.assignee.as_ref(),
+            url: &url,
+            deleted_by,
+        })
+    }
+
+    /// Re-renders a posted header in place.
+    async fn refresh_header(&self, record: &TicketRecord, deleted_by: Option<&UserId>) {
+        let Some(ts) = &record.header_ts else { return };
+        let message = self.render_header(record, deleted_by);
+        if let Err(err) = self.inner.slack.update(&record.thread.team, &record.thread.channel, ts, &message).await {
+            tracing::warn!(ticket = %record.ticket.ticket, code = err.code(), "could not update the ticket header");
+        }
+    }
+
+    /// The ticket whose header was clicked. Only the header the bridge posted for a thread
+    /// counts: a click anywhere else names no ticket.
+    async fn clicked_ticket(&self, team: &TeamId, action: &BlockAction) -> Result<Option<TicketRecord>, BridgeError> {
+        let (Some(channel), Some(ts)) = (&action.channel, &action.message_ts) else { return Ok(None) };
+        let thread_ts = action.thread_ts.clone().unwrap_or_else(|| ts.clone());
+        let thread = ThreadKey { team: team.clone(), channel: channel.clone(), thread_ts };
+        let record = self.inner.store.ticket_by_thread(&thread).await?;
+        let record = record.filter(|r| r.header_ts.as_ref() == Some(ts));
+        if record.is_none() {
+            self.explain(action, "This ticket no longer exists in Slack.").await;
+        }
+        Ok(record)
+    }
+
+    /// Whether `user` may change a ticket: members of the workspace may; a guest from
+    /// another organisation may only as someone who may decide on its commands.
+    async fn may_manage(&self, record: &TicketRecord, user: &UserId, user_team: Option<&TeamId>) -> bool {
+        match user_team {
+            Some(team) if team != &record.thread.team => self.may_decide(record, user, user_team).await,
+            _ => true,
+        }
+    }
+
+    /// A click on a header control.
+    pub(super) async fn on_header_action(
+        &self,
+        team: &TeamId,
+        action: &BlockAction,
+        action_id: &str,
+        value: &str,
+    ) -> Result<(), BridgeError> {
+        let Some(record) = self.clicked_ticket(team, action).await? else { return Ok(()) };
+        if action_id == ticket::actions::HISTORY {
+            return self.show_history(action, &record).await;
+        }
+        if !self.may_manage(&record, &action.user, action.user_team.as_ref()).await {
+            self.explain(action, "Only members of this workspace can change this ticket.").await;
+            return Ok(());
+        }
+        match action_id {
+            ticket::actions::STATUS => self.ask_status(action, &record, value).await,
+            ticket::actions::ASSIGN => self.assign(action, &record, value).await,
+            ticket::actions::AGENT => self.ask_agent(action, &record).await,
+            ticket::actions::MENU if value == ticket::actions::DELETE => self.delete(action, &record).await,
+            _ => Ok(()),
+        }
+    }
+
+    /// The status select: checks the transition, then opens the comment modal.
+    async fn ask_status(&self, action: &BlockAction, record: &TicketRecord, value: &str) -> Result<(), BridgeError> {
+        let Some(to) = TicketStatus::parse(value) else { return Ok(()) };
+        if !record.status.may_become(to) {
+            let refusal = Refusal::Invalid { ticket: record.ticket.ticket.to_string(), from: record.status, to };
+            self.explain(action, &refusal.explain()).await;
+            self.refresh_header(record, None).await;
+            return Ok(());
+        }
+        let metadata = Metadata::encode(&record.thread, Some((record.status, to)));
+        let view = ticket::status_modal(record.ticket.ticket.as_str(), record.status, to, &metadata);
+        self.inner.slack.open_view(&action.trigger_id, &view).await?;
+        Ok(())
+    }
+
+    /// The status modal was submitted: change the status, with its comment.
+    pub(super) async fn on_status_view(&self, team: &TeamId, view: &ViewSubmission) -> Result<(), BridgeError> {
+        let Some(metadata) = Metadata::decode(&view.private_metadata) else { return Ok(()) };
+        let Some((from, to)) = metadata.transition else { return Ok(()) };
+        let thread = metadata.thread(team);
+        let Some(record) = self.inner.store.ticket_by_thread(&thread).await? else { return Ok(()) };
+        if !self.may_manage(&record, &view.user, view.user_team.as_ref()).await {
+            return Ok(());
+        }
+        let key = (ticket::STATUS_COMMENT.0.to_owned(), ticket::STATUS_COMMENT.1.to_owned());
+        let comment = view.values.get(&key).map(|c| c.trim().to_owned()).filter(|c| !c.is_empty());
+        if let Err(refusal) = self.change_status(&thread, from, to, Actor::User(view.user.clone()), comment).await {
+            self.tell(&thread, &blocks::notice(&refusal.explain(), &[])).await;
+        }
+        Ok(())
+    }
+
+    /// Moves a ticket from `from` to `to`: checked against the model and the ticket's
+    /// status now, sent to the HelpDesk, then stored, recorded, shown on the header and,
+    /// for a person's change, announced in the thread (with the comment, which also goes
+    /// to the HelpDesk ticket as a record-only message).
+    pub(super) async fn change_status(
+        &self,
+        thread: &ThreadKey,
+        from: TicketStatus,
+        to: TicketStatus,
+        actor: Actor,
+        comment: Option<String>,
+    ) -> Result<TicketRecord, Refusal> {
+        let store = &self.inner.store;
+        let Ok(Some(record)) = store.ticket_by_thread(thread).await else { return Err(Refusal::Gone) };
+        let lock = format!("life:{}", record.ticket);
+        let guard = self.wait_lock(&lock).await;
+        let result = self.change_status_locked(thread, from, to, actor, comment).await;
+        if let Some(guard) = guard {
+            let _ = store.unlock(&guard).await;
+        }
+        result
+    }
+
+    async fn change_status_locked(
+        &self,
+        thread: &ThreadKey,
+        from: TicketStatus,
+        to: TicketStatus,
+        actor: Actor,
+        comment: Option<String>,
+    ) -> Result<TicketRecord, Refusal> {
+        let store = &self.inner.store;
+        let Ok(Some(record)) = store.ticket_by_thread(thread).await else { return Err(Refusal::Gone) };
+        let name = record.ticket.ticket.to_string();
+        if record.status != from || !from.may_become(to) {
+            return Err(Refusal::Invalid { ticket: name, from: record.status, to });
+        }
+        let (status, disposition) = api_status(to, None);
+        let helpdesk = &self.inner.helpdesk;
+        let (workspace, ticket) = (&record.ticket.workspace, &record.ticket.ticket);
+        if let Err(err) = helpdesk.set_status(workspace, ticket, status, disposition).await {
+            tracing::warn!(ticket = %name, error = %err, "the HelpDesk refused a status change");
+            return Err(Refusal::Helpdesk { ticket: name, from, to, err });
+        }
+        let stored = store
+            .update_ticket(thread, |r| {
+                r.status = to;
+                true
+            })
+            .await;
+        let record = match stored {
+            Ok(Some(record)) => record,
+            Ok(None) => return Err(Refusal::Gone),
+            Err(err) => {
+                // The HelpDesk has the change; the header shows it on the next change.
+                tracing::warn!(ticket = %name, error = %err, "could not store a status change");
+                TicketRecord { status: to, ..record }
+            }
+        };
+        let event = HistoryEvent::StatusChanged { from, to, comment: comment.clone() };
+        self.record(&record, actor.clone(), event).await;
+        self.refresh_header(&record, None).await;
+        if to == TicketStatus::Closed {
+            self.close_open_card(&record, "the ticket was closed").await;
+        }
+        if let Actor::User(user) = &actor {
+            let mut line = format!(
+                "🔄 <@{user}> changed ticket {} from *{}* to *{}*.",
+                crate::slack::mrkdwn::escape_inert(&name),
+                from.label(),
+                to.label()
+            );
+            if let Some(comment) = &comment {
+                line.push_str(&format!("\n> {}", crate::slack::mrkdwn::escape_inert(comment).replace('\n', "\n> ")));
+                let text = format!("Status changed to {} by {}: {comment}", to.label(), self.name_of(user).await);
+                if let Err(err) = self.mirror(&record, text).await {
+                    line.push_str(&format!("\n⚠️ The comment could not be recorded on the HelpDesk ticket: {err}"));
+                }
+            }
+            if to == TicketStatus::Closed {
+                line.push_str("\nMessages here no longer reach the agent.");
+            }
+            self.tell(&record.thread, &blocks::notice_mrkdwn(&line, &[])).await;
+        }
+        Ok(record)
+    }
+
+    /// Takes a lifecycle lock, waiting a little for another change to finish; without it
+    /// (store trouble or a long wait) the change goes ahead, checked by the stored status.
+    async fn wait_lock(&self, lock: &str) -> Option<crate::store::LockGuard> {
+        let deadline = tokio::time::Instant::now() + LIFE_LOCK_WAIT;
+        loop {
+            match self.inner.store.try_lock(lock, LIFE_LOCK_TTL).await {
+                Ok(Some(guard)) => return Some(guard),
+                Ok(None) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// After the agent's first reply, an Open ticket becomes Pending.
+    pub(super) async fn first_reply(&self, record: &TicketRecord) {
+        if record.status != TicketStatus::Open {
+            return;
+        }
+        let actor = Actor::Agent(record.agent_name.clone());
+        match self.change_status(&record.thread, TicketStatus::Open, TicketStatus::Pending, actor, None).await {
+            Ok(_) | Err(Refusal::Invalid { .. } | Refusal::Gone) => {}
+            Err(refusal) => {
+                self.tell(&record.thread, &blocks::notice(&refusal.explain(), &[])).await;
+            }
+        }
+    }
+
+    /// Writes `text` on the HelpDesk ticket without waking the agent.
+    async fn mirror(&self, record: &TicketRecord, text: String) -> Result<(), HelpdeskError> {
+        use futures_util::StreamExt;
+        let message = OutgoingMessage { content: text, data: serde_json::json!({}), record_only: true };
+        let (workspace, ticket) = (&record.ticket.workspace, &record.ticket.ticket);
+        let mut reply = match self.inner.helpdesk.send_message(workspace, ticket, &message, false).await {
+            Ok(reply) => reply,
+            Err(err) => {
+                tracing::warn!(ticket = %ticket, error = %err, "could not record a comment on the HelpDesk");
+                return Err(err);
+            }
+        };
+        // A record-only message has no agent turn; whatever comes back is drained.
+        while reply.next().await.is_some() {}
+        Ok(())
+    }
+
+    /// If `message` is a comment rather than a turn, returns its text: a `note:` message,
+    /// or, in a channel relaying only mentions, any message that does not mention the bot.
+    pub(super) async fn comment_text(&self, record: &TicketRecord, message: &UserMessage) -> Option<String> {
+        let text = message.text.trim_start();
+        if text.len() >= NOTE_PREFIX.len() && text[..NOTE_PREFIX.len()].eq_ignore_ascii_case(NOTE_PREFIX) {
+            return Some(text[NOTE_PREFIX.len()..].trim().to_owned());
+        }
+        if message.mentions_bot {
+            return None;
+        }
+        let channel =
+            crate::model::ChannelRef { team: record.thread.team.clone(), channel: record.thread.channel.clone() };
+        let settings = self.inner.store.channel_settings(&channel).await.unwrap_or_default();
+        (settings.relay_mode == crate::model::RelayMode::Mentions).then(|| text.to_owned())
+    }
+
+    /// Records a comment on the HelpDesk ticket (record-only, the agent is not woken) and
+    /// in the ticket's history, and marks the message 📝.
+    pub(super) async fn comment(&self, record: &TicketRecord, message: &UserMessage, text: &str) {
+        let plain = self.plain_text(text).await;
+        if plain.trim().is_empty() {
+            return;
+        }
+        let content = format!("{}: {plain}", self.name_of(&message.user).await);
+        match self.mirror(record, content).await {
+            Ok(()) => {
+                let event = HistoryEvent::Comment { text: plain };
+                self.record(record, Actor::User(message.user.clone()), event).await;
+                let _ = self.inner.slack.react(&message.channel, &message.ts, NOTED).await;
+            }
+            Err(err) => {
+                let note = format!(
+                    "⚠️ I could not record this comment on ticket {}: {err}. It is only here in Slack.",
+                    record.ticket.ticket
+                );
+                self.tell(&record.thread, &blocks::notice(&note, &[])).await;
+            }
+        }
+    }
+
+    /// The assignee select: assigns the ticket to the chosen person.
+    async fn assign(&self, action: &BlockAction, record: &TicketRecord, value: &str) -> Result<(), BridgeError> {
+        let valid = value.len() > 1
+            && matches!(value.as_bytes()[0], b'U' | b'W')
+            && value.bytes().all(|b| b.is_ascii_alphanumeric());
+        if !valid {
+            return Ok(());
+        }
+        let to = UserId::new(value);
+        let mut from = None;
+        let updated = self
+            .inner
+            .store
+            .update_ticket(&record.thread, |r| {
+                from = r.assignee.clone();
+                if r.assignee.as_ref() == Some(&to) {
+                    return false;
+                }
+                r.assignee = Some(to.clone());
+                true
+            })
+            .await?;
+        let Some(updated) = updated else { return Ok(()) };
+        if from.as_ref() == Some(&to) {
+            return Ok(());
+        }
+        let event = HistoryEvent::AssigneeChanged { from: from.clone(), to: Some(to.clone()) };
+        self.record(&updated, Actor::User(action.user.clone()), event).await;
+        self.refresh_header(&updated, None).await;
+        let was = from.map(|f| format!(" (was <@{f}>)")).unwrap_or_default();
+        let line = format!("👤 <@{}> assigned ticket {} to <@{to}>{was}.", action.user, updated.ticket.ticket);
+        self.tell(&updated.thread, &blocks::notice_mrkdwn(&line, &[])).await;
+        Ok(())
+    }
+
+    /// "Switch agent": a modal listing the HelpDesk's agents.
+    async fn ask_agent(&self, action: &BlockAction, record: &TicketRecord) -> Result<(), BridgeError> {
+        let agents = match self.inner.helpdesk.list_agents().await {
+            Ok(agents) => agents,
+            Err(err) => {
+                self.explain(action, &format!("⚠️ I could not list the HelpDesk's agents: {err}")).await;
+                return Err(err.into());
+            }
+        };
+        let choices: Vec<Choice> = agents.into_iter().map(|a| (a.id.to_string(), a.name)).collect();
+        let metadata = Metadata::encode(&record.thread, None);
+        let view =
+            ticket::agent_modal(record.ticket.ticket.as_str(), &choices, Some(record.agent_id.as_str()), &metadata);
+        self.inner.slack.open_view(&action.trigger_id, &view).await?;
+        Ok(())
+    }
+
+    /// The agent modal was submitted: reassign on the HelpDesk, then here.
+    pub(super) async fn on_agent_view(&self, team: &TeamId, view: &ViewSubmission) -> Result<(), BridgeError> {
+        let Some(metadata) = Metadata::decode(&view.private_metadata) else { return Ok(()) };
+        let key = (ticket::AGENT_SELECT.0.to_owned(), ticket::AGENT_SELECT.1.to_owned());
+        let Some(agent) = view.values.get(&key).map(AgentId::new) else { return Ok(()) };
+        let thread = metadata.thread(team);
+        let store = &self.inner.store;
+        let Some(record) = store.ticket_by_thread(&thread).await? else { return Ok(()) };
+        if !self.may_manage(&record, &view.user, view.user_team.as_ref()).await || record.agent_id == agent {
+            return Ok(());
+        }
+        let helpdesk = &self.inner.helpdesk;
+        let name = match helpdesk.agent(&agent).await {
+            Ok(found) => found.name,
+            Err(err) => {
+                let note = format!("⚠️ I could not find that agent on the HelpDesk: {err}. The agent is unchanged.");
+                self.tell(&thread, &blocks::notice(&note, &[])).await;
+                return Err(err.into());
+            }
+        };
+        let guard = self.wait_lock(&format!("life:{}", record.ticket)).await;
+        let switched = helpdesk.reassign(&record.ticket.workspace, &record.ticket.ticket, &agent).await;
+        let result = match switched {
+            Err(err) => {
+                let note = format!(
+                    "⚠️ I could not switch ticket {} to {name} on the HelpDesk: {err}. It stays with {}.",
+                    record.ticket.ticket, record.agent_name
+                );
+                self.tell(&thread, &blocks::notice(&note, &[])).await;
+                Err(err.into())
+            }
+            Ok(()) => {
+                let before = record.agent_name.clone();
+                let updated = store
+                    .update_ticket(&thread, |r| {
+                        r.agent_id = agent.clone();
+                        r.agent_name = name.clone();
+                        true
+                    })
+                    .await;
+                match updated {
+                    Ok(Some(updated)) => {
+                        let event = HistoryEvent::AgentChanged { from: before.clone(), to: name.clone() };
+                        self.record(&updated, Actor::User(view.user.clone()), event).await;
+                        self.refresh_header(&updated, None).await;
+                        let line = format!(
+                            "🤖 <@{}> switched ticket {} from {} to *{}*. Messages from now on go to {}.",
+                            view.user,
+                            updated.ticket.ticket,
+                            crate::slack::mrkdwn::escape_inert(&before),
+                            crate::slack::mrkdwn::escape_inert(&name),
+                            crate::slack::mrkdwn::escape_inert(&name)
+                        );
+                        self.tell(&thread, &blocks::notice_mrkdwn(&line, &[])).await;
+                        Ok(())
+                    }
+                    Ok(None) => Ok(()),
+                    Err(err) => Err(err.into()),
+                }
+            }
+        };
+        if let Some(guard) = guard {
+            let _ = store.unlock(&guard).await;
+        }
+        result
+    }
+
+    /// "History": the ticket's timeline in a modal.
+    async fn show_history(&self, action: &BlockAction, record: &TicketRecord) -> Result<(), BridgeError> {
+        let entries = self.inner.store.history(&record.ticket).await?;
+        let view = ticket::history_modal(record.ticket.ticket.as_str(), &record.title, &entries);
+        self.inner.slack.open_view(&action.trigger_id, &view).await?;
+        Ok(())
+    }
+
+    /// "Delete ticket" (confirmed in Slack): deletes on the HelpDesk, then the mapping; the
+    /// header and any open card say so, and the thread stops relaying.
+    async fn delete(&self, action: &BlockAction, record: &TicketRecord) -> Result<(), BridgeError> {
+        if !self.may_decide(record, &action.user, action.user_team.as_ref()).await {
+            let who = self.deciders(record).await;
+            self.explain_mrkdwn(
+                action,
+                &format!("Only {who} can delete this ticket. Closing it is open to everyone here."),
+            )
+            .await;
+            return Ok(());
+        }
+        let (workspace, name) = (&record.ticket.workspace, &record.ticket.ticket);
+        match self.inner.helpdesk.delete_ticket(workspace, name).await {
+            // Already gone there: finish the job here.
+            Ok(()) | Err(HelpdeskError::NotFound(_)) => {}
+            Err(err) => {
+                let note = format!("⚠️ I could not delete ticket {name} on the HelpDesk: {err}. Nothing was deleted.");
+                self.tell(&record.thread, &blocks::notice(&note, &[])).await;
+                return Err(err.into());
+            }
+        }
+        let card = self.inner.store.open_card(&record.ticket).await?;
+        self.inner.store.delete_ticket(&record.thread).await?;
+        tracing::info!(ticket = %name, thread = %record.thread, "deleted a ticket");
+        self.refresh_header(record, Some(&action.user)).await;
+        if let Some(card) = card
+            && let Err(err) = self.close_card(&card, "the ticket was deleted").await
+        {
+            tracing::warn!(error = %err, "could not close the deleted ticket's card");
+        }
+        let line = format!(
+            "🗑️ <@{}> deleted ticket {name}. This thread no longer reaches an agent; mention me in the channel to open a new ticket.",
+            action.user
+        );
+        self.tell(&record.thread, &blocks::notice_mrkdwn(&line, &[])).await;
+        Ok(())
+    }
+
+    /// Closes the ticket's open card, if any, saying why.
+    async fn close_open_card(&self, record: &TicketRecord, why: &str) {
+        match self.inner.store.open_card(&record.ticket).await {
+            Ok(Some(card)) if card.state == CardState::Open => {
+                if let Err(err) = self.close_card(&card, why).await {
+                    tracing::warn!(error = %err, "could not close the ticket's card");
+                }
+            }
+            Ok(_) => {}
+            Err(err) => tracing::warn!(error = %err, "could not read the ticket's card"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_map_to_the_helpdesk_and_back() {
+        assert_eq!(api_status(TicketStatus::Open, None), (ApiStatus::Open, None));
+        assert_eq!(api_status(TicketStatus::Pending, None), (ApiStatus::InProgress, None));
+        assert_eq!(api_status(TicketStatus::Resolved, None), (ApiStatus::Closed, Some(Disposition::Resolved)));
+        assert_eq!(
+            api_status(TicketStatus::Closed, Some(Disposition::UnResolved)),
+            (ApiStatus::Closed, Some(Disposition::UnResolved))
+        );
+        for status in TicketStatus::ALL {
+            let (api, disposition) = api_status(status, None);
+            let back = from_api(api, disposition);
+            assert!(back == status || (status == TicketStatus::Closed && back == TicketStatus::Resolved));
+        }
+        assert_eq!(from_api(ApiStatus::WaitingForUserInput, None), TicketStatus::Pending);
+        assert_eq!(from_api(ApiStatus::Closed, Some(Disposition::UnResolved)), TicketStatus::Closed);
+    }
+
+    #[test]
+    fn modal_metadata_round_trips_and_refuses_garbage() {
+        let thread = ThreadKey {
+            team: TeamId::new("T1"),
+            channel: ChannelId::new("C1"),
+            thread_ts: MessageTs::new("1800000000.000100"),
+        };
+        let text = Metadata::encode(&thread, Some((TicketStatus::Pending, TicketStatus::Resolved)));
+        let back = Metadata::decode(&text).unwrap();
+        assert_eq!(back.thread(&thread.team), thread);
+        assert_eq!(back.transition, Some((TicketStatus::Pending, TicketStatus::Resolved)));
+        assert!(Metadata::decode("").is_none());
+        assert!(Metadata::decode("C1 1.2 open nonsense").is_none());
+        assert!(Metadata::decode(&Metadata::encode(&thread, None)).unwrap().transition.is_none());
+    }
+
+    #[test]
+    fn refusals_name_the_valid_next_states() {
+        let refusal = Refusal::Invalid { ticket: "D-1".into(), from: TicketStatus::Open, to: TicketStatus::Closed };
+        assert_eq!(
+            refusal.explain(),
+            "Ticket D-1 is Open, so it cannot become Closed. From Open it can become Pending."
+        );
+        let closed = Refusal::Invalid { ticket: "D-1".into(), from: TicketStatus::Closed, to: TicketStatus::Open };
+        assert!(closed.explain().ends_with("nothing: it is final."));
+    }
+}

@@ -1,0 +1,571 @@
+//! Ticket rendering (pure): the header with its controls, the lifecycle modals (status,
+//! agent, history), ticket lists for `/helpdesk list` and `find`, and the App Home tab.
+//!
+//! Like the rest of the Slack rendering, nothing here does I/O or reads a clock: times come
+//! in as Unix seconds and are shown with Slack's `<!date>` so every reader sees their own
+//! time zone. Titles, comments and names are escaped with [`mrkdwn::escape_inert`], so
+//! nothing a person or agent typed can ping a channel from a header or a list.
+
+use serde_json::{Value, json};
+
+use super::{
+    blocks::{self, Button, Choice, FALLBACK_CHARS, Message, context, plain, section, truncate, user},
+    card::when,
+    mrkdwn,
+};
+use crate::{
+    ids::UserId,
+    model::{Actor, Decision, HistoryEntry, HistoryEvent, TicketStatus},
+};
+
+/// Action ids of the ticket controls.
+pub mod actions {
+    /// The header's status select.
+    pub const STATUS: &str = "ticket_status";
+    /// The header's users select.
+    pub const ASSIGN: &str = "ticket_assign";
+    /// The header's "Switch agent" button.
+    pub const AGENT: &str = "ticket_agent";
+    /// The header's "History" button.
+    pub const HISTORY: &str = "ticket_history";
+    /// The header's overflow menu.
+    pub const MENU: &str = "ticket_menu";
+    /// The overflow option that deletes the ticket.
+    pub const DELETE: &str = "delete";
+    /// "More" under a ticket list.
+    pub const LIST_MORE: &str = "list_more";
+    /// "Continue here" for a HelpDesk ticket without a thread.
+    pub const CONTINUE: &str = "continue_ticket";
+    /// "Open a new ticket" for a message in a closed ticket's thread.
+    pub const FOLLOW_UP: &str = "follow_up_ticket";
+    /// The Home tab's link buttons.
+    pub const OPEN_THREAD: &str = "open_thread";
+}
+
+/// Callback id of the status-change modal.
+pub const STATUS_MODAL: &str = "status_change";
+/// Block and action ids of its comment input.
+pub const STATUS_COMMENT: (&str, &str) = ("comment", "comment_input");
+/// Callback id of the switch-agent modal.
+pub const AGENT_MODAL: &str = "agent_switch";
+/// Block and action ids of its agent select.
+pub const AGENT_SELECT: (&str, &str) = ("agent", "agent_select");
+/// Characters of a status-change comment.
+pub const COMMENT_CHARS: usize = 3000;
+/// History entries the history modal shows (the newest ones).
+pub const HISTORY_SHOWN: usize = 300;
+
+/// What the ticket header shows.
+#[derive(Debug, Clone)]
+pub struct HeaderView<'a> {
+    /// The ticket's name, e.g. `DEVOPS-42`.
+    pub ticket: &'a str,
+    /// Its title.
+    pub title: &'a str,
+    /// The assigned agent's name.
+    pub agent: &'a str,
+    /// The status.
+    pub status: TicketStatus,
+    /// Who asked.
+    pub requester: &'a UserId,
+    /// Who owns it in Slack.
+    pub assignee: Option<&'a UserId>,
+    /// The ticket's chat page on the HelpDesk.
+    pub url: &'a str,
+    /// Who deleted the ticket, once it is deleted: the header then has no controls.
+    pub deleted_by: Option<&'a UserId>,
+}
+
+/// A status as an option of a select.
+fn status_option(status: TicketStatus) -> Value {
+    let label = if status == TicketStatus::Open { "Reopen" } else { status.label() };
+    json!({"text": plain(label, 75), "value": status.as_str()})
+}
+
+/// The ticket header: name, title, status, agent and people, then the controls: a status
+/// select offering only the valid next states, an assignee select, "Switch agent",
+/// "History", the HelpDesk link, and an overflow menu with a confirmed "Delete".
+pub fn header(view: &HeaderView<'_>) -> Message {
+    let title = mrkdwn::escape_inert(&truncate(view.title, 200));
+    let ticket = mrkdwn::escape_inert(view.ticket);
+    let text = truncate(&format!("Ticket {}: {}", view.ticket, view.title), FALLBACK_CHARS);
+    if let Some(by) = view.deleted_by {
+        return Message {
+            text,
+            blocks: vec![
+                section(format!("🗑️ ~*{ticket}*  {title}~")),
+                context(format!("Deleted by {} on the HelpDesk. This thread no longer reaches an agent.", user(by))),
+            ],
+        };
+    }
+    let mut facts = format!(
+        "*Status:* {}  ·  *Agent:* {}  ·  *Requested by* {}",
+        view.status.label(),
+        mrkdwn::escape_inert(view.agent),
+        user(view.requester)
+    );
+    if let Some(assignee) = view.assignee {
+        facts.push_str(&format!("  ·  *Assigned to* {}", user(assignee)));
+    }
+    let mut controls = Vec::new();
+    let next = view.status.next();
+    if !next.is_empty() {
+        controls.push(json!({
+            "type": "static_select",
+            "action_id": actions::STATUS,
+            "placeholder": plain("Change status", 150),
+            "options": next.iter().copied().map(status_option).collect::<Vec<_>>(),
+        }));
+    }
+    if view.status != TicketStatus::Closed {
+        let mut assign =
+            json!({"type": "users_select", "action_id": actions::ASSIGN, "placeholder": plain("Assign", 150)});
+        if let Some(assignee) = view.assignee {
+            assign["initial_user"] = json!(assignee.as_str());
+        }
+        controls.push(assign);
+        controls.push(blocks::button(&Button::action("Switch agent", actions::AGENT, view.ticket)));
+    }
+    controls.push(blocks::button(&Button::action("History", actions::HISTORY, view.ticket)));
+    controls.push(blocks::button(&Button::link("Open in HelpDesk", "open_helpdesk", view.url)));
+    controls.push(json!({
+        "type": "overflow",
+        "action_id": actions::MENU,
+        "options": [{"text": plain("Delete ticket…", 75), "value": actions::DELETE}],
+        "confirm": {
+            "title": plain(&format!("Delete {}?", view.ticket), 100),
+            "text": {"type": "mrkdwn", "text": format!(
+                "This deletes *{ticket}* on the HelpDesk with its history, and this thread stops reaching an agent. \
+                 It cannot be undone. To keep the record, set the status to *Closed* instead.")},
+            "confirm": plain("Delete", 30),
+            "deny": plain("Keep it", 30),
+            "style": "danger",
+        },
+    }));
+    Message {
+        text,
+        blocks: vec![
+            section(format!("🎫 *{ticket}*  {title}")),
+            context(facts),
+            json!({"type": "actions", "block_id": "ticket_controls", "elements": controls}),
+        ],
+    }
+}
+
+/// The modal a status change opens: what changes, and an optional comment.
+pub fn status_modal(ticket: &str, from: TicketStatus, to: TicketStatus, private_metadata: &str) -> Value {
+    json!({
+        "type": "modal",
+        "callback_id": STATUS_MODAL,
+        "title": plain("Change status", 24),
+        "submit": plain("Save", 24),
+        "close": plain("Cancel", 24),
+        "private_metadata": private_metadata,
+        "blocks": [
+            section(format!(
+                "Move *{}* from *{}* to *{}*.",
+                mrkdwn::escape_inert(ticket),
+                from.label(),
+                to.label()
+            )),
+            {"type": "input", "block_id": STATUS_COMMENT.0, "optional": true,
+             "label": plain("Comment", 2000),
+             "hint": plain("Posted in the thread and recorded on the ticket.", 2000),
+             "element": {"type": "plain_text_input", "action_id": STATUS_COMMENT.1, "multiline": true,
+                         "max_length": COMMENT_CHARS}},
+        ],
+    })
+}
+
+/// The modal that switches a ticket's agent: the HelpDesk's agents, the current one chosen.
+pub fn agent_modal(ticket: &str, agents: &[Choice], current: Option<&str>, private_metadata: &str) -> Value {
+    json!({
+        "type": "modal",
+        "callback_id": AGENT_MODAL,
+        "title": plain("Switch agent", 24),
+        "submit": plain("Switch", 24),
+        "close": plain("Cancel", 24),
+        "private_metadata": private_metadata,
+        "blocks": [
+            section(format!(
+                "Choose the agent that works *{}* from its next message on.",
+                mrkdwn::escape_inert(ticket)
+            )),
+            blocks::select(AGENT_SELECT, "Agent", agents, current),
+        ],
+    })
+}
+
+fn actor(actor: &Actor) -> String {
+    match actor {
+        Actor::User(id) => user(id),
+        Actor::Agent(name) => format!("🤖 {}", mrkdwn::escape_inert(name)),
+        Actor::Bridge => "The bridge".to_owned(),
+    }
+}
+
+fn code(text: &str) -> String {
+    format!("`{}`", mrkdwn::escape(&truncate(&text.replace('`', "'").replace('\n', " "), 200)))
+}
+
+fn quoted(text: &str) -> String {
+    mrkdwn::escape_inert(&truncate(text, 500)).lines().map(|l| format!("\n> {l}")).collect()
+}
+
+fn plural(count: usize, one: &str) -> String {
+    if count == 1 { format!("1 {one}") } else { format!("{count} {one}s") }
+}
+
+/// One history entry in words (mrkdwn): who did what.
+pub fn describe(entry: &HistoryEntry) -> String {
+    let what = match &entry.event {
+        HistoryEvent::Created { title } => format!("opened the ticket: _{}_", mrkdwn::escape_inert(title)),
+        HistoryEvent::MessageRelayed => "sent a message to the agent".to_owned(),
+        HistoryEvent::StatusChanged { from, to, comment } => {
+            let mut line = format!("changed the status from *{}* to *{}*", from.label(), to.label());
+            if let Some(comment) = comment.as_deref().filter(|c| !c.trim().is_empty()) {
+                line.push_str(&quoted(comment));
+            }
+            line
+        }
+        HistoryEvent::AssigneeChanged { from, to } => match (from, to) {
+            (None, Some(to)) => format!("assigned the ticket to {}", user(to)),
+            (Some(from), Some(to)) => format!("reassigned the ticket from {} to {}", user(from), user(to)),
+            (Some(from), None) => format!("unassigned {}", user(from)),
+            (None, None) => "left the ticket unassigned".to_owned(),
+        },
+        HistoryEvent::AgentChanged { from, to } => {
+            format!("switched the agent from *{}* to *{}*", mrkdwn::escape_inert(from), mrkdwn::escape_inert(to))
+        }
+        HistoryEvent::Comment { text } => format!("commented:{}", quoted(text)),
+        HistoryEvent::CommandsProposed { count, .. } => format!("proposed {}", plural(*count, "command")),
+        HistoryEvent::CommandDecided { command, decision, .. } => match decision {
+            Decision::Approve => format!("approved {}", code(command)),
+            Decision::Reject { reason: Some(reason) } => {
+                format!("rejected {}{}", code(command), quoted(reason))
+            }
+            Decision::Reject { reason: None } => format!("rejected {}", code(command)),
+            Decision::Ignore => format!("ignored {}", code(command)),
+            Decision::Undecided => format!("took back the decision on {}", code(command)),
+        },
+        HistoryEvent::CommandsSubmitted { .. } => "sent the command decisions to the agent".to_owned(),
+        HistoryEvent::MetadataUpdated { change } => mrkdwn::escape_inert(change),
+    };
+    format!("{} · {} {what}", when(entry.at.div_euclid(1000)), actor(&entry.actor))
+}
+
+/// The history modal: the ticket's timeline, oldest first (the newest
+/// [`HISTORY_SHOWN`] when there are more), packed into sections within Slack's limits.
+pub fn history_modal(ticket: &str, title: &str, entries: &[HistoryEntry]) -> Value {
+    let skipped = entries.len().saturating_sub(HISTORY_SHOWN);
+    let mut out =
+        vec![section(format!("*{}*  {}", mrkdwn::escape_inert(ticket), mrkdwn::escape_inert(&truncate(title, 200))))];
+    if skipped > 0 {
+        let older = if skipped == 1 { "1 older entry is".to_owned() } else { format!("{skipped} older entries are") };
+        out.push(context(format!("{older} not shown.")));
+    }
+    if entries.is_empty() {
+        out.push(context("Nothing is recorded for this ticket yet.".to_owned()));
+    }
+    let mut chunk = String::new();
+    for entry in &entries[skipped..] {
+        let line = truncate(&describe(entry), 1500);
+        if chunk.chars().count() + line.chars().count() + 1 > blocks::SECTION_CHARS {
+            out.push(section(std::mem::take(&mut chunk)));
+        }
+        if !chunk.is_empty() {
+            chunk.push('\n');
+        }
+        chunk.push_str(&line);
+    }
+    if !chunk.is_empty() {
+        out.push(section(chunk));
+    }
+    out.truncate(blocks::VIEW_BLOCKS);
+    json!({
+        "type": "modal",
+        "title": plain("Ticket history", 24),
+        "close": plain("Close", 24),
+        "blocks": out,
+    })
+}
+
+/// A ticket as a list shows it.
+#[derive(Debug, Clone)]
+pub struct TicketRow<'a> {
+    /// Its name.
+    pub ticket: &'a str,
+    /// Its title.
+    pub title: &'a str,
+    /// Its status.
+    pub status: TicketStatus,
+    /// Its Slack assignee.
+    pub assignee: Option<&'a UserId>,
+    /// Created, Unix seconds, when known.
+    pub created: Option<i64>,
+    /// Last updated, Unix seconds, when known.
+    pub updated: Option<i64>,
+    /// A link to its thread, when it has one.
+    pub link: Option<&'a str>,
+}
+
+/// The blocks of one ticket row: its name (linked to its thread) and title, then status,
+/// assignee and times.
+fn row(row: &TicketRow<'_>) -> [Value; 2] {
+    let name = mrkdwn::escape_inert(row.ticket);
+    let name = match row.link.filter(|l| l.starts_with("https://") && !l.contains(['|', '>', '<', ' '])) {
+        Some(link) => format!("<{link}|{name}>"),
+        None => name,
+    };
+    let mut facts = vec![format!("*{}*", row.status.label())];
+    facts.push(row.assignee.map_or_else(|| "Unassigned".to_owned(), |a| format!("Assigned to {}", user(a))));
+    facts.extend(row.created.map(|t| format!("Created {}", when(t))));
+    facts.extend(row.updated.map(|t| format!("Updated {}", when(t))));
+    [section(format!("*{name}*  {}", mrkdwn::escape_inert(&truncate(row.title, 200)))), context(facts.join("  ·  "))]
+}
+
+/// A page of `/helpdesk list`: a heading, the rows, and "More" when there is a next page
+/// (`more` is the button's opaque value).
+pub fn list(heading: &str, rows: &[TicketRow<'_>], more: Option<&str>) -> Message {
+    let mut out = vec![section(format!("*{}*", mrkdwn::escape_inert(heading)))];
+    if rows.is_empty() {
+        out.push(context("No tickets match.".to_owned()));
+    }
+    out.extend(rows.iter().flat_map(row));
+    if let Some(more) = more {
+        out.extend(blocks::actions(&[Button::action("More", actions::LIST_MORE, more)]));
+    }
+    Message { text: truncate(heading, FALLBACK_CHARS), blocks: out }
+}
+
+/// `/helpdesk find`: one ticket, and a "Continue here" button when it has no thread yet
+/// (`continue_value` is the button's value).
+pub fn found(ticket: &TicketRow<'_>, continue_value: Option<&str>) -> Message {
+    let mut out = Vec::from(row(ticket));
+    match continue_value {
+        Some(value) => {
+            out.push(context("This ticket has no Slack thread yet.".to_owned()));
+            out.extend(blocks::actions(&[
+                Button::action("Continue in a new thread here", actions::CONTINUE, value).primary()
+            ]));
+        }
+        None if ticket.link.is_none() => out.push(context("Its thread could not be linked.".to_owned())),
+        None => {}
+    }
+    Message { text: truncate(&format!("Ticket {}: {}", ticket.ticket, ticket.title), FALLBACK_CHARS), blocks: out }
+}
+
+/// The App Home tab: the user's tickets (requested or assigned), open ones first.
+/// `more` counts the tickets left out for space.
+pub fn home(rows: &[TicketRow<'_>], more: usize) -> Value {
+    let mut out = vec![
+        json!({"type": "header", "text": plain("Your HelpDesk tickets", 150)}),
+        context("Tickets you asked for or are assigned, open ones first. Each links to its thread.".to_owned()),
+        json!({"type": "divider"}),
+    ];
+    if rows.is_empty() {
+        out.push(section(
+            "You have no tickets yet. Mention me in a channel, send me a direct message, or use `/helpdesk new` \
+             to open one."
+                .to_owned(),
+        ));
+    }
+    out.extend(rows.iter().flat_map(row));
+    if more > 0 {
+        out.push(context(format!("…and {more} more: use `/helpdesk list` to see them all.")));
+    }
+    out.truncate(blocks::VIEW_BLOCKS);
+    json!({"type": "home", "blocks": out})
+}
+
+/// How many ticket rows fit the Home tab with its heading and footer.
+pub const HOME_ROWS: usize = (blocks::VIEW_BLOCKS - 4) / 2;
+
+#[cfg(test)]
+mod tests {
+    use slack_morphism::prelude::SlackView;
+
+    use super::*;
+    use crate::ids::CardId;
+
+    fn view_is_valid(view: &Value) {
+        let typed: SlackView = serde_json::from_value(view.clone()).unwrap();
+        let _ = typed;
+        blocks::validate(view["blocks"].as_array().unwrap(), blocks::VIEW_BLOCKS).unwrap();
+    }
+
+    fn sample(status: TicketStatus, requester: &UserId, assignee: Option<&UserId>) -> Message {
+        header(&HeaderView {
+            ticket: "DEVOPS-42",
+            title: "Pods in <prod> crash @here",
+            agent: "generic-agent",
+            status,
+            requester,
+            assignee,
+            url: "https://portal.example.com/app/ai/service-desk/ws/tickets/chat/DEVOPS-42",
+            deleted_by: None,
+        })
+    }
+
+    fn offered(m: &Message) -> Vec<String> {
+        let controls = &m.blocks[2]["elements"];
+        let select = controls.as_array().unwrap().iter().find(|e| e["action_id"] == actions::STATUS);
+        select.map_or_else(Vec::new, |s| {
+            s["options"].as_array().unwrap().iter().map(|o| o["value"].as_str().unwrap().to_owned()).collect()
+        })
+    }
+
+    #[test]
+    fn header_snapshot() {
+        let (requester, assignee) = (UserId::new("U1"), UserId::new("U2"));
+        let m = sample(TicketStatus::Pending, &requester, Some(&assignee));
+        blocks::validate(&m.blocks, blocks::MESSAGE_BLOCKS).unwrap();
+        assert!(!m.blocks[0].to_string().contains("@here"), "a title cannot ping");
+        insta::assert_json_snapshot!(m.blocks);
+    }
+
+    #[test]
+    fn the_status_control_offers_only_valid_next_states() {
+        let requester = UserId::new("U1");
+        let cases = [
+            (TicketStatus::Open, vec!["pending"]),
+            (TicketStatus::Pending, vec!["resolved", "open"]),
+            (TicketStatus::Resolved, vec!["closed", "open"]),
+            (TicketStatus::Closed, vec![]),
+        ];
+        for (status, expected) in cases {
+            let m = sample(status, &requester, None);
+            blocks::validate(&m.blocks, blocks::MESSAGE_BLOCKS).unwrap();
+            assert_eq!(offered(&m), expected, "from {status:?}");
+        }
+    }
+
+    #[test]
+    fn a_deleted_header_has_no_controls() {
+        let (requester, by) = (UserId::new("U1"), UserId::new("U9"));
+        let m = header(&HeaderView {
+            ticket: "DEVOPS-42",
+            title: "t",
+            agent: "a",
+            status: TicketStatus::Open,
+            requester: &requester,
+            assignee: None,
+            url: "https://x",
+            deleted_by: Some(&by),
+        });
+        blocks::validate(&m.blocks, blocks::MESSAGE_BLOCKS).unwrap();
+        assert!(m.blocks.iter().all(|b| b["type"] != "actions"));
+        assert!(m.blocks[1].to_string().contains("<@U9>"));
+    }
+
+    #[test]
+    fn lifecycle_modals_are_valid_views() {
+        view_is_valid(&status_modal("DEVOPS-1", TicketStatus::Pending, TicketStatus::Resolved, "m"));
+        let agents = vec![("a1".to_owned(), "generic".to_owned()), ("a2".to_owned(), "k8s".to_owned())];
+        let v = agent_modal("DEVOPS-1", &agents, Some("a2"), "m");
+        view_is_valid(&v);
+        assert_eq!(v["blocks"][1]["element"]["initial_option"]["value"], "a2");
+    }
+
+    #[test]
+    fn history_snapshot_and_limits() {
+        let u = UserId::new("U1");
+        let at = 1_800_000_000_000;
+        let entries = vec![
+            HistoryEntry {
+                at,
+                actor: Actor::User(u.clone()),
+                event: HistoryEvent::Created { title: "Disk @channel".into() },
+            },
+            HistoryEntry {
+                at: at + 1000,
+                actor: Actor::Agent("generic-agent".into()),
+                event: HistoryEvent::StatusChanged {
+                    from: TicketStatus::Open,
+                    to: TicketStatus::Pending,
+                    comment: None,
+                },
+            },
+            HistoryEntry {
+                at: at + 2000,
+                actor: Actor::User(u.clone()),
+                event: HistoryEvent::AssigneeChanged { from: None, to: Some(UserId::new("U2")) },
+            },
+            HistoryEntry {
+                at: at + 3000,
+                actor: Actor::User(u.clone()),
+                event: HistoryEvent::CommandDecided {
+                    card: CardId::new("c1"),
+                    command: "kubectl delete pod `web-1`".into(),
+                    decision: Decision::Reject { reason: Some("not in prod <!here>".into()) },
+                },
+            },
+            HistoryEntry {
+                at: at + 4000,
+                actor: Actor::User(u.clone()),
+                event: HistoryEvent::StatusChanged {
+                    from: TicketStatus::Pending,
+                    to: TicketStatus::Resolved,
+                    comment: Some("fixed by restarting".into()),
+                },
+            },
+        ];
+        let v = history_modal("DEVOPS-42", "Disk full", &entries);
+        view_is_valid(&v);
+        assert!(!v.to_string().contains("<!here>") && !v.to_string().contains("@channel"));
+        insta::assert_json_snapshot!(v);
+
+        let comment = HistoryEvent::Comment { text: "x".repeat(2000) };
+        let many: Vec<HistoryEntry> =
+            (0..500).map(|i| HistoryEntry { at: at + i, actor: Actor::Bridge, event: comment.clone() }).collect();
+        let v = history_modal("DEVOPS-42", "Disk full", &many);
+        view_is_valid(&v);
+        assert!(v.to_string().contains("200 older entries"));
+    }
+
+    #[test]
+    fn lists_link_rows_and_page() {
+        let u = UserId::new("U2");
+        let rows: Vec<TicketRow<'_>> = (0..15)
+            .map(|i| TicketRow {
+                ticket: "DEVOPS-1",
+                title: "Disk full",
+                status: TicketStatus::ALL[i % 4],
+                assignee: (i % 2 == 0).then_some(&u),
+                created: Some(1_800_000_000),
+                updated: Some(1_800_000_100),
+                link: Some("https://acme.slack.com/archives/C1/p1800000000000100"),
+            })
+            .collect();
+        let m = list("Open tickets", &rows, Some("next"));
+        blocks::validate(&m.blocks, blocks::MESSAGE_BLOCKS).unwrap();
+        assert!(m.blocks[1]["text"]["text"].as_str().unwrap().starts_with("*<https://acme.slack.com/archives/"));
+        assert_eq!(m.blocks.last().unwrap()["elements"][0]["action_id"], actions::LIST_MORE);
+        let empty = list("Closed tickets matching “x”", &[], None);
+        blocks::validate(&empty.blocks, blocks::MESSAGE_BLOCKS).unwrap();
+        assert!(empty.blocks[1].to_string().contains("No tickets match"));
+        let evil = TicketRow { link: Some("https://x|<!channel>"), ..rows[0].clone() };
+        assert!(!list("h", &[evil], None).blocks[1].to_string().contains("<!channel>"));
+    }
+
+    #[test]
+    fn found_and_home_render_valid() {
+        let row = TicketRow {
+            ticket: "DEVOPS-7",
+            title: "VPN",
+            status: TicketStatus::Open,
+            assignee: None,
+            created: Some(1),
+            updated: None,
+            link: None,
+        };
+        let m = found(&row, Some("DEVOPS-7"));
+        blocks::validate(&m.blocks, blocks::MESSAGE_BLOCKS).unwrap();
+        assert_eq!(m.blocks.last().unwrap()["elements"][0]["action_id"], actions::CONTINUE);
+        let rows = vec![row; HOME_ROWS];
+        let v = home(&rows, 3);
+        view_is_valid(&v);
+        assert!(v.to_string().contains("3 more"));
+        view_is_valid(&home(&[], 0));
+    }
+}

@@ -1,0 +1,606 @@
+//! The ticket lifecycle end to end: status changes by the model's rules and their HelpDesk
+//! calls, assignment, agent switches, comments, history, lists, find, delete and App Home.
+
+use std::time::Duration;
+
+use helpdesk_bridge::{
+    ids::{ChannelId, MessageTs, TeamId, ThreadKey, UserId},
+    model::{Actor, HistoryEvent, TicketRecord, TicketStatus},
+    slack::blocks::{MESSAGE_BLOCKS, VIEW_BLOCKS, validate},
+};
+use serde_json::{Value, json};
+use wiremock::{
+    Mock, ResponseTemplate,
+    matchers::{method, path, path_regex},
+};
+
+use crate::support::{
+    Backend, Options, TestApp, callback, eventually,
+    fakes::{
+        AGENT_ID, API, WORKSPACE_ID, assert_valid_message, block_action, click_from, mount_reply, option, seed,
+        submission, text_of,
+    },
+    mention_event, message_event, spawn_app,
+};
+
+const SECOND_AGENT: &str = "6a6a6a6a6a6a6a6a6a6a6a02";
+
+fn thread(ts: &str) -> ThreadKey {
+    ThreadKey { team: TeamId::new("T1"), channel: ChannelId::new("C1"), thread_ts: MessageTs::new(ts) }
+}
+
+/// Chooses `status` in the header's status select of the ticket whose thread is `ts`.
+async fn choose_status(app: &TestApp, user: &str, ts: &str, status: &str, trigger: &str) {
+    let select = json!({"type": "static_select", "action_id": "ticket_status", "block_id": "ticket_controls",
+        "selected_option": option(status), "action_ts": "1.2"});
+    let payload = block_action(user, "T1", ts, ts, select, json!({}), trigger, &app.slack.uri());
+    assert_eq!(app.post_interaction(&payload).await.status(), 200);
+}
+
+/// Picks `to` in the header's users select, as Slack sends it (the choice is in the state).
+async fn choose_assignee(app: &TestApp, user: &str, ts: &str, to: &str) {
+    let select = json!({"type": "users_select", "action_id": "ticket_assign", "block_id": "ticket_controls",
+        "selected_user": to, "action_ts": "1.2"});
+    let state = json!({"ticket_controls": {"ticket_assign": {"type": "users_select", "selected_user": to}}});
+    let payload = block_action(user, "T1", ts, ts, select, state, &format!("as-{to}"), &app.slack.uri());
+    assert_eq!(app.post_interaction(&payload).await.status(), 200);
+}
+
+async fn press(app: &TestApp, user: &str, ts: &str, action: &str, value: &str, trigger: &str) {
+    let payload = click_from(user, "T1", ts, ts, action, value, trigger, &app.slack.uri());
+    assert_eq!(app.post_interaction(&payload).await.status(), 200);
+}
+
+/// The modal opened with `trigger`.
+async fn modal(app: &TestApp, trigger: &str) -> Value {
+    let calls = app.wait_slack("views.open", 1, |c| c["trigger_id"] == trigger).await;
+    let view = calls[0]["view"].clone();
+    validate(view["blocks"].as_array().unwrap(), VIEW_BLOCKS).unwrap();
+    let _: slack_morphism::prelude::SlackView = serde_json::from_value(view.clone()).unwrap();
+    view
+}
+
+/// What was answered (ephemerally) to the click with `trigger`.
+async fn answer(app: &TestApp, trigger: &str) -> String {
+    let found = eventually(Duration::from_secs(10), || async {
+        let calls = crate::support::fakes::calls(&app.slack, &format!("/respond/{trigger}")).await;
+        calls.last().cloned()
+    })
+    .await;
+    let body = found.unwrap_or_else(|| panic!("no answer to {trigger}"));
+    assert_valid_message(&body);
+    text_of(&body)
+}
+
+async fn status_puts(app: &TestApp, ticket: &str) -> Vec<Value> {
+    app.helpdesk_calls("PUT", &format!("/{ticket}/status")).await
+}
+
+async fn stored(app: &TestApp, ts: &str) -> Option<TicketRecord> {
+    app.store.ticket_by_thread(&thread(ts)).await.unwrap()
+}
+
+async fn wait_status(app: &TestApp, ts: &str, status: TicketStatus) -> TicketRecord {
+    let record =
+        eventually(Duration::from_secs(10), || async { stored(app, ts).await.filter(|r| r.status == status) }).await;
+    record.unwrap_or_else(|| panic!("ticket of {ts} never became {status:?}"))
+}
+
+/// Thread posts (not header updates) whose text contains `needle`.
+async fn thread_posts(app: &TestApp, ts: &str, needle: &str, n: usize) -> Vec<Value> {
+    let posts = app.wait_slack("chat.postMessage", n, |c| c["thread_ts"] == ts && text_of(c).contains(needle)).await;
+    posts.iter().for_each(assert_valid_message);
+    posts
+}
+
+/// The newest header the fake Slack was sent for the thread `ts` (its root is the header).
+async fn header(app: &TestApp, ts: &str, needle: &str) -> Value {
+    let updates = app.wait_slack("chat.update", 1, |c| c["ts"] == ts && text_of(c).contains(needle)).await;
+    let last = updates.last().unwrap().clone();
+    assert_valid_message(&last);
+    last
+}
+
+fn offered(header: &Value) -> Vec<String> {
+    let controls = header["blocks"].as_array().unwrap().iter().find(|b| b["type"] == "actions").unwrap();
+    let select = controls["elements"].as_array().unwrap().iter().find(|e| e["action_id"] == "ticket_status");
+    select.map_or_else(Vec::new, |s| {
+        s["options"].as_array().unwrap().iter().map(|o| o["value"].as_str().unwrap().to_owned()).collect()
+    })
+}
+
+async fn history(app: &TestApp, record: &TicketRecord) -> Vec<helpdesk_bridge::model::HistoryEntry> {
+    app.store.history(&record.ticket).await.unwrap()
+}
+
+async fn every_transition(backend: Backend) {
+    let app = spawn_app(Options::bridge(backend)).await;
+    let statuses = TicketStatus::ALL;
+    let mut case = 0;
+    for from in statuses {
+        for to in statuses.into_iter().filter(|to| *to != from) {
+            case += 1;
+            let ts = format!("1700000100.{case:06}");
+            let name = format!("DEVOPS-{}", 100 + case);
+            seed(&app.store, &ts, &name, from, "U1", 1_000).await;
+            let trigger = format!("st-{case}");
+            choose_status(&app, "U2", &ts, to.as_str(), &trigger).await;
+            if !from.may_become(to) {
+                let said = answer(&app, &trigger).await;
+                assert!(said.contains(&format!("cannot become {}", to.label())), "{from:?}→{to:?}: {said}");
+                assert!(status_puts(&app, &name).await.is_empty(), "{from:?}→{to:?} reached the HelpDesk");
+                assert_eq!(stored(&app, &ts).await.unwrap().status, from);
+                continue;
+            }
+            let view = modal(&app, &trigger).await;
+            assert_eq!(view["callback_id"], "status_change");
+            assert!(text_of(&view).contains(&format!("from *{}* to *{}*", from.label(), to.label())));
+            let comment = format!("because case {case}");
+            let values = json!({"comment": {"comment_input": {"type": "plain_text_input", "value": comment}}});
+            let metadata = view["private_metadata"].as_str().unwrap();
+            let submitted = submission("U2", &format!("V{case}"), "status_change", metadata, values);
+            assert_eq!(app.post_interaction(&submitted).await.status(), 200);
+
+            let record = wait_status(&app, &ts, to).await;
+            let expected = match to {
+                TicketStatus::Open => json!({"status": "open"}),
+                TicketStatus::Pending => json!({"status": "inProgress"}),
+                TicketStatus::Resolved | TicketStatus::Closed => json!({"status": "closed", "disposition": "resolved"}),
+            };
+            assert_eq!(status_puts(&app, &name).await, vec![expected], "{from:?}→{to:?}");
+            let announced = thread_posts(&app, &ts, &format!("from *{}* to *{}*", from.label(), to.label()), 1).await;
+            assert!(text_of(&announced[0]).contains(&comment));
+            let mirrored = app.helpdesk_calls("POST", &format!("/{name}/sendMessage")).await;
+            assert_eq!(mirrored.len(), 1, "the comment is recorded on the ticket");
+            assert_eq!(mirrored[0]["message_mode"], 1);
+            assert!(mirrored[0]["content"].as_str().unwrap().ends_with(&comment));
+            let shown = header(&app, &ts, &format!("*Status:* {}", to.label())).await;
+            let next: Vec<String> = to.next().iter().map(|s| s.as_str().to_owned()).collect();
+            assert_eq!(offered(&shown), next);
+            let entries = history(&app, &record).await;
+            assert!(entries.iter().any(|e| e.actor == Actor::User(UserId::new("U2"))
+                && e.event == HistoryEvent::StatusChanged { from, to, comment: Some(comment.clone()) }));
+        }
+    }
+    assert_eq!(case, 12);
+}
+
+#[tokio::test]
+async fn every_transition_follows_the_model_embedded() {
+    every_transition(Backend::Embedded).await;
+}
+
+#[tokio::test]
+async fn every_transition_follows_the_model_redis() {
+    every_transition(Backend::Redis).await;
+}
+
+#[tokio::test]
+async fn the_first_reply_makes_a_ticket_pending_and_a_helpdesk_failure_keeps_the_status() {
+    let app = spawn_app(Options::bridge(Backend::Embedded)).await;
+    mount_reply(&app.helpdesk, "DEVOPS-1", json!({"role": "assistant", "content": "On it.", "data": {}})).await;
+    let root = "1700000200.000100";
+    app.post_event(&mention_event("Ev1", "C1", "U1", root, "<@UBOT> disk full on db-1")).await;
+    let record = wait_status(&app, root, TicketStatus::Pending).await;
+    assert_eq!(status_puts(&app, "DEVOPS-1").await, vec![json!({"status": "inProgress"})]);
+    let by_agent = eventually(Duration::from_secs(10), || async {
+        history(&app, &record).await.into_iter().find(|e| {
+            matches!(e.actor, Actor::Agent(_))
+                && matches!(
+                    e.event,
+                    HistoryEvent::StatusChanged { from: TicketStatus::Open, to: TicketStatus::Pending, .. }
+                )
+        })
+    })
+    .await;
+    assert!(by_agent.is_some(), "the automatic change is recorded as the agent's");
+
+    Mock::given(method("PUT"))
+        .and(path(format!("{API}/tickets/{WORKSPACE_ID}/DEVOPS-1/status")))
+        .respond_with(ResponseTemplate::new(503).set_body_string("maintenance"))
+        .with_priority(1)
+        .mount(&app.helpdesk)
+        .await;
+    let header_ts = record.header_ts.clone().unwrap();
+    let select = json!({"type": "static_select", "action_id": "ticket_status", "block_id": "ticket_controls",
+        "selected_option": option("resolved"), "action_ts": "1.2"});
+    let payload = block_action("U1", "T1", header_ts.as_str(), root, select, json!({}), "st-f", &app.slack.uri());
+    app.post_interaction(&payload).await;
+    let view = modal(&app, "st-f").await;
+    let metadata = view["private_metadata"].as_str().unwrap();
+    app.post_interaction(&submission("U1", "Vf", "status_change", metadata, json!({}))).await;
+    let told = thread_posts(&app, root, "could not change ticket DEVOPS-1 to Resolved", 1).await;
+    assert!(text_of(&told[0]).contains("It is still Pending"), "{}", text_of(&told[0]));
+    assert_eq!(stored(&app, root).await.unwrap().status, TicketStatus::Pending);
+}
+
+#[tokio::test]
+async fn a_resolved_thread_reopens_and_a_closed_one_offers_a_new_ticket() {
+    let app = spawn_app(Options::bridge(Backend::Redis)).await;
+    mount_reply(&app.helpdesk, "DEVOPS-5", json!({"role": "assistant", "content": "Back on it.", "data": {}})).await;
+    mount_reply(&app.helpdesk, "DEVOPS-1", json!({"role": "assistant", "content": "New ticket.", "data": {}})).await;
+    let (resolved, closed) = ("1700000300.000100", "1700000300.000200");
+    seed(&app.store, resolved, "DEVOPS-5", TicketStatus::Resolved, "U1", 1_000).await;
+    seed(&app.store, closed, "DEVOPS-6", TicketStatus::Closed, "U1", 1_000).await;
+
+    app.post_event(&message_event("Ev1", "C1", "U1", "1700000300.000300", Some(resolved), "it broke again")).await;
+    wait_status(&app, resolved, TicketStatus::Pending).await;
+    let puts = status_puts(&app, "DEVOPS-5").await;
+    assert_eq!(puts, vec![json!({"status": "open"}), json!({"status": "inProgress"})]);
+    let sent = app.helpdesk_calls("POST", "/DEVOPS-5/sendMessage").await;
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0]["content"], "it broke again");
+    thread_posts(&app, resolved, "from *Resolved* to *Open*", 1).await;
+
+    app.post_event(&message_event("Ev2", "C1", "U3", "1700000300.000400", Some(closed), "still slow")).await;
+    let notice = thread_posts(&app, closed, "is closed", 1).await;
+    assert!(app.helpdesk_calls("POST", "/DEVOPS-6/sendMessage").await.is_empty());
+    let button = &notice[0]["blocks"].as_array().unwrap().last().unwrap()["elements"][0];
+    assert_eq!(button["action_id"], "follow_up_ticket");
+    let value = button["value"].as_str().unwrap().to_owned();
+    let notice_ts = "1700000300.000500";
+    press(&app, "U3", notice_ts, "follow_up_ticket", &value, "fu-1").await;
+    let first = eventually(Duration::from_secs(10), || async {
+        app.helpdesk_calls("POST", "/DEVOPS-1/sendMessage").await.pop()
+    })
+    .await
+    .expect("the new ticket gets the message");
+    assert_eq!(first["content"], "(Follow-up to ticket DEVOPS-6) still slow");
+    let created = app.helpdesk_calls("POST", &format!("/tickets/{WORKSPACE_ID}")).await;
+    assert_eq!(created[0]["title"], "still slow");
+    let top = app.slack_calls("chat.postMessage").await;
+    assert!(top.iter().any(|c| c.get("thread_ts").is_none() && text_of(c).contains("Opening a ticket: still slow")));
+    // A second click opens nothing more.
+    press(&app, "U3", notice_ts, "follow_up_ticket", &value, "fu-2").await;
+    assert!(answer(&app, "fu-2").await.contains("already opened"));
+    assert_eq!(app.helpdesk_calls("POST", &format!("/tickets/{WORKSPACE_ID}")).await.len(), 1);
+}
+
+#[tokio::test]
+async fn assignment_and_agent_switch_are_recorded() {
+    let app = spawn_app(Options::bridge(Backend::Redis)).await;
+    let second = json!({"id": SECOND_AGENT, "name": "k8s-agent", "metaData": {"STREAMING_ENABLED": "false"}});
+    Mock::given(method("GET"))
+        .and(path(format!("{API}/admin/data/aiagents")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"success": true, "data": {"items": [
+            crate::support::fakes::agent(false), second.clone()]}})))
+        .with_priority(1)
+        .mount(&app.helpdesk)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("{API}/admin/data/aiagents/{SECOND_AGENT}")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"success": true, "data": second})))
+        .mount(&app.helpdesk)
+        .await;
+    Mock::given(method("PUT"))
+        .and(path_regex(format!("^{API}/tickets/{WORKSPACE_ID}/DEVOPS-7/assignee/")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"success": true})))
+        .mount(&app.helpdesk)
+        .await;
+    mount_reply(&app.helpdesk, "DEVOPS-7", json!({"role": "assistant", "content": "k8s here.", "data": {}})).await;
+    let ts = "1700000400.000100";
+    let record = seed(&app.store, ts, "DEVOPS-7", TicketStatus::Pending, "U1", 1_000).await;
+
+    choose_assignee(&app, "U1", ts, "U7").await;
+    header(&app, ts, "*Assigned to* <@U7>").await;
+    choose_assignee(&app, "U2", ts, "U8").await;
+    let shown = header(&app, ts, "*Assigned to* <@U8>").await;
+    let assign = &shown["blocks"][2]["elements"].as_array().unwrap().iter().find(|e| e["action_id"] == "ticket_assign");
+    assert_eq!(assign.unwrap()["initial_user"], "U8");
+    thread_posts(&app, ts, "assigned ticket DEVOPS-7 to <@U8> (was <@U7>)", 1).await;
+    let entries = history(&app, &record).await;
+    let changes: Vec<&HistoryEvent> =
+        entries.iter().map(|e| &e.event).filter(|e| matches!(e, HistoryEvent::AssigneeChanged { .. })).collect();
+    assert_eq!(
+        changes,
+        vec![
+            &HistoryEvent::AssigneeChanged { from: None, to: Some(UserId::new("U7")) },
+            &HistoryEvent::AssigneeChanged { from: Some(UserId::new("U7")), to: Some(UserId::new("U8")) },
+        ]
+    );
+
+    press(&app, "U1", ts, "ticket_agent", "DEVOPS-7", "ag-1").await;
+    let view = modal(&app, "ag-1").await;
+    assert_eq!(view["callback_id"], "agent_switch");
+    assert_eq!(view["blocks"][1]["element"]["options"].as_array().unwrap().len(), 2);
+    assert_eq!(view["blocks"][1]["element"]["initial_option"]["value"], AGENT_ID);
+    let values = json!({"agent": {"agent_select": {"type": "static_select", "selected_option": option(SECOND_AGENT)}}});
+    let metadata = view["private_metadata"].as_str().unwrap();
+    app.post_interaction(&submission("U1", "Va", "agent_switch", metadata, values)).await;
+    thread_posts(&app, ts, "Messages from now on go to k8s-agent", 1).await;
+    let puts = app.helpdesk_calls("PUT", &format!("/DEVOPS-7/assignee/{SECOND_AGENT}")).await;
+    assert_eq!(puts.len(), 1, "reassigned on the HelpDesk once");
+    let now = stored(&app, ts).await.unwrap();
+    assert_eq!((now.agent_id.as_str(), now.agent_name.as_str()), (SECOND_AGENT, "k8s-agent"));
+    header(&app, ts, "*Agent:* k8s-agent").await;
+    let entries = history(&app, &record).await;
+    assert!(entries.iter().any(
+        |e| e.event == HistoryEvent::AgentChanged { from: "generic-agent".to_owned(), to: "k8s-agent".to_owned() }
+    ));
+
+    // The next turn goes to the new agent, and the reply is signed with its name.
+    app.post_event(&message_event("Ev1", "C1", "U1", "1700000400.000200", Some(ts), "hello k8s")).await;
+    app.wait_slack("chat.update", 1, |c| text_of(c).contains("k8s here.")).await;
+    app.wait_slack("chat.postMessage", 1, |c| c["thread_ts"] == ts && c["text"] == "k8s-agent is working").await;
+    let asked: Vec<_> = app.helpdesk.received_requests().await.unwrap();
+    assert!(asked.iter().any(|r| r.url.path().ends_with(&format!("/aiagents/{SECOND_AGENT}"))));
+
+    press(&app, "U5", ts, "ticket_history", "DEVOPS-7", "hi-1").await;
+    let view = modal(&app, "hi-1").await;
+    let timeline = text_of(&view);
+    assert!(timeline.contains("reassigned the ticket from <@U7> to <@U8>"), "{timeline}");
+    assert!(timeline.contains("switched the agent from *generic-agent* to *k8s-agent*"), "{timeline}");
+    assert!(timeline.contains("sent a message to the agent"), "{timeline}");
+}
+
+#[tokio::test]
+async fn notes_are_record_only_and_mentions_mode_makes_comments() {
+    let app = spawn_app(Options::bridge(Backend::Embedded)).await;
+    mount_reply(&app.helpdesk, "DEVOPS-8", json!({"role": "assistant", "content": "Turn.", "data": {}})).await;
+    let ts = "1700000500.000100";
+    let record = seed(&app.store, ts, "DEVOPS-8", TicketStatus::Pending, "U1", 1_000).await;
+
+    app.post_event(&message_event("Ev1", "C1", "U1", "1700000500.000200", Some(ts), "Note: restarted web-1 by hand"))
+        .await;
+    let noted = eventually(Duration::from_secs(10), || async {
+        app.helpdesk_calls("POST", "/DEVOPS-8/sendMessage").await.pop()
+    })
+    .await
+    .expect("the note reaches the HelpDesk");
+    assert_eq!(noted["message_mode"], 1);
+    assert_eq!(noted["content"], "NameU1: restarted web-1 by hand");
+    app.wait_slack("reactions.add", 1, |c| c["name"] == "memo" && c["timestamp"] == "1700000500.000200").await;
+    let entries = history(&app, &record).await;
+    assert!(entries.iter().any(|e| e.event == HistoryEvent::Comment { text: "restarted web-1 by hand".into() }));
+
+    app.post_command("U1", "C1", "config relay mentions", "cfg-1").await;
+    assert!(answer(&app, "cfg-1").await.contains("Only thread messages that mention me go to the agent"));
+    app.post_event(&message_event("Ev2", "C1", "U2", "1700000500.000300", Some(ts), "fyi the disk is at 91%")).await;
+    app.post_event(&message_event("Ev3", "C1", "U2", "1700000500.000400", Some(ts), "<@UBOT> what now?")).await;
+    let sends = eventually(Duration::from_secs(10), || async {
+        let calls = app.helpdesk_calls("POST", "/DEVOPS-8/sendMessage").await;
+        (calls.len() >= 3).then_some(calls)
+    })
+    .await
+    .expect("a comment and a turn");
+    assert_eq!(sends[1]["message_mode"], 1);
+    assert_eq!(sends[1]["content"], "NameU2: fyi the disk is at 91%");
+    assert!(sends[2].get("message_mode").is_none(), "a mention is a turn: {}", sends[2]);
+    assert!(sends[2]["content"].as_str().unwrap().contains("what now?"));
+    // No reply placeholder was posted for either comment: only the turn has one.
+    app.wait_slack("chat.update", 1, |c| text_of(c).contains("Turn.")).await;
+    let placeholders = app.slack_calls("chat.postMessage").await;
+    assert_eq!(placeholders.iter().filter(|c| c["thread_ts"] == ts).count(), 1, "{placeholders:#?}");
+}
+
+async fn list_with_hundreds(backend: Backend) {
+    let app = spawn_app(Options::bridge(backend)).await;
+    let statuses = TicketStatus::ALL;
+    for i in 0..300_i64 {
+        let ts = format!("1700001000.{i:06}");
+        let status = statuses[usize::try_from(i).unwrap() % 4];
+        seed(&app.store, &ts, &format!("OPS-{i}"), status, "U1", 1_700_000_000_000 + i * 60_000).await;
+    }
+    app.post_command("U1", "C1", "list", "ls-1").await;
+    let first = answer(&app, "ls-1").await;
+    assert!(first.starts_with("*All tickets (1–10)*"), "{first}");
+    let names: Vec<&str> =
+        first.lines().filter(|l| l.starts_with("*<")).filter_map(|l| l.split('|').nth(1)?.split('>').next()).collect();
+    let newest: Vec<String> = (290..300).rev().map(|i| format!("OPS-{i}")).collect();
+    assert_eq!(names, newest, "most recently updated first");
+
+    let mut seen: Vec<String> = Vec::new();
+    let mut trigger = "ls-2".to_owned();
+    app.post_command("U1", "C1", "list open ops-1", &trigger).await;
+    loop {
+        let body = eventually(Duration::from_secs(10), || async {
+            crate::support::fakes::calls(&app.slack, &format!("/respond/{trigger}")).await.pop()
+        })
+        .await
+        .unwrap();
+        assert_valid_message(&body);
+        let blocks = body["blocks"].as_array().unwrap();
+        for pair in blocks[1..].chunks(2).filter(|c| c[0]["type"] == "section") {
+            let text = pair[0]["text"]["text"].as_str().unwrap();
+            assert!(text.contains("Seeded OPS-1"), "{text}");
+            assert!(text.starts_with("*<https://acme.slack.com/archives/C1/p"), "linked to its thread: {text}");
+            assert!(pair[1]["elements"][0]["text"].as_str().unwrap().starts_with("*Open*"));
+            seen.push(text.split('|').nth(1).unwrap().split('>').next().unwrap().to_owned());
+        }
+        let Some(more) = blocks.last().filter(|b| b["type"] == "actions") else { break };
+        let value = more["elements"][0]["value"].as_str().unwrap().to_owned();
+        trigger = format!("ls-more-{}", seen.len());
+        press(&app, "U1", "1700009999.000001", "list_more", &value, &trigger).await;
+        let replaced = eventually(Duration::from_secs(10), || async {
+            let calls = crate::support::fakes::calls(&app.slack, &format!("/respond/{trigger}")).await;
+            calls.last().map(|c| c["replace_original"] == true)
+        })
+        .await;
+        assert_eq!(replaced, Some(true), "More replaces the page");
+    }
+    let expected: Vec<String> = (0..300)
+        .rev()
+        .filter(|i| i % 4 == 0 && format!("OPS-{i}").starts_with("OPS-1"))
+        .map(|i| format!("OPS-{i}"))
+        .collect();
+    assert!(expected.len() > 20, "the search spans pages");
+    assert_eq!(seen, expected, "every open match once, newest first");
+
+    app.post_command("U1", "C1", "list closed nothing-matches-this", "ls-3").await;
+    assert!(answer(&app, "ls-3").await.contains("No tickets match"));
+}
+
+#[tokio::test]
+async fn list_filters_searches_orders_and_pages_hundreds_embedded() {
+    list_with_hundreds(Backend::Embedded).await;
+}
+
+#[tokio::test]
+async fn list_filters_searches_orders_and_pages_hundreds_redis() {
+    list_with_hundreds(Backend::Redis).await;
+}
+
+#[tokio::test]
+async fn find_links_known_tickets_and_continues_helpdesk_ones() {
+    let app = spawn_app(Options::bridge(Backend::Embedded)).await;
+    let ts = "1700000600.000100";
+    seed(&app.store, ts, "DEVOPS-9", TicketStatus::Pending, "U1", 1_000).await;
+    app.post_command("U1", "C1", "find devops-9", "fd-1").await;
+    let said = answer(&app, "fd-1").await;
+    assert!(said.contains("<https://acme.slack.com/archives/C1/p1700000600000100|DEVOPS-9>"), "{said}");
+
+    Mock::given(method("GET"))
+        .and(path(format!("{API}/tickets/{WORKSPACE_ID}/DEVOPS-77")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"success": true, "data": {
+            "name": "DEVOPS-77", "title": "VPN drops", "aiAgentId": AGENT_ID,
+            "createTime": "2026-11-01T10:00:00Z",
+            "history": {"statuses": [{"status": "open"}, {"status": "inProgress"}]}}})))
+        .mount(&app.helpdesk)
+        .await;
+    mount_reply(&app.helpdesk, "DEVOPS-77", json!({"role": "assistant", "content": "Hello again.", "data": {}})).await;
+    app.post_command("U1", "C1", "find DEVOPS-77", "fd-2").await;
+    let body = eventually(Duration::from_secs(10), || async {
+        crate::support::fakes::calls(&app.slack, "/respond/fd-2").await.pop()
+    })
+    .await
+    .unwrap();
+    assert_valid_message(&body);
+    assert!(text_of(&body).contains("*Pending*") && text_of(&body).contains("no Slack thread yet"));
+    let button = &body["blocks"].as_array().unwrap().last().unwrap()["elements"][0];
+    assert_eq!((button["action_id"].as_str(), button["value"].as_str()), (Some("continue_ticket"), Some("DEVOPS-77")));
+
+    press(&app, "U4", "1700000600.000900", "continue_ticket", "DEVOPS-77", "fd-3").await;
+    let record = eventually(Duration::from_secs(10), || async {
+        let page = app.store.list_tickets(&TeamId::new("T1"), &Default::default()).await.ok()?;
+        page.tickets.into_iter().find(|r| r.ticket.ticket.as_str() == "DEVOPS-77")
+    })
+    .await
+    .expect("the HelpDesk ticket has a thread now");
+    assert_eq!(record.status, TicketStatus::Pending);
+    assert_eq!(record.requester, UserId::new("U4"));
+    assert_eq!(record.header_ts.as_ref(), Some(&record.thread.thread_ts));
+    let post = app.slack_calls("chat.postMessage").await;
+    assert!(post.iter().any(|c| c.get("thread_ts").is_none() && text_of(c).contains("Continuing ticket DEVOPS-77")));
+    header(&app, record.thread.thread_ts.as_str(), "DEVOPS-77").await;
+    app.post_event(&message_event(
+        "Ev1",
+        "C1",
+        "U4",
+        "1700000699.000001",
+        Some(record.thread.thread_ts.as_str()),
+        "again?",
+    ))
+    .await;
+    let sent = eventually(Duration::from_secs(10), || async {
+        app.helpdesk_calls("POST", "/DEVOPS-77/sendMessage").await.pop()
+    })
+    .await;
+    assert_eq!(sent.unwrap()["content"], "again?");
+
+    app.post_command("U1", "C1", "find NOPE-1", "fd-4").await;
+    assert!(answer(&app, "fd-4").await.contains("There is no ticket NOPE-1"));
+    app.post_command("U1", "C1", "find", "fd-5").await;
+    assert!(answer(&app, "fd-5").await.contains("find DEVOPS-42"));
+}
+
+#[tokio::test]
+async fn delete_asks_the_right_people_and_ends_the_thread() {
+    let app = spawn_app(Options::bridge(Backend::Redis)).await;
+    let proposal = json!({"role": "assistant", "content": "Run this?", "data": {"cmds": [
+        {"command": "df -h", "execute": false}]}});
+    mount_reply(&app.helpdesk, "DEVOPS-1", proposal).await;
+    Mock::given(method("DELETE"))
+        .and(path(format!("{API}/tickets/{WORKSPACE_ID}/DEVOPS-1")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"success": true})))
+        .mount(&app.helpdesk)
+        .await;
+    let root = "1700000700.000100";
+    app.post_event(&mention_event("Ev1", "C1", "U1", root, "<@UBOT> check disks")).await;
+    let (record, card) = eventually(Duration::from_secs(15), || async {
+        let record = app.store.ticket_by_thread(&thread(root)).await.ok()??;
+        let card = app.store.open_card(&record.ticket).await.ok()??;
+        (!card.messages.is_empty()).then_some((record, card))
+    })
+    .await
+    .expect("a ticket with an open card");
+    let header_ts = record.header_ts.clone().unwrap();
+    let menu = |user: &str, trigger: &str| {
+        let overflow = json!({"type": "overflow", "action_id": "ticket_menu", "block_id": "ticket_controls",
+            "selected_option": option("delete"), "action_ts": "1.2"});
+        block_action(user, "T1", header_ts.as_str(), root, overflow, json!({}), trigger, &app.slack.uri())
+    };
+
+    app.post_interaction(&menu("U9", "del-1")).await;
+    assert!(answer(&app, "del-1").await.contains("can delete this ticket"));
+    assert!(app.helpdesk_calls("DELETE", "/DEVOPS-1").await.is_empty());
+
+    app.post_interaction(&menu("U1", "del-2")).await;
+    let gone = eventually(Duration::from_secs(10), || async {
+        app.store.ticket_by_thread(&thread(root)).await.ok()?.is_none().then_some(())
+    })
+    .await;
+    assert!(gone.is_some(), "the mapping is removed");
+    assert_eq!(app.helpdesk_calls("DELETE", "/DEVOPS-1").await.len(), 1);
+    let deleted = app
+        .wait_slack("chat.update", 1, |c| c["ts"] == header_ts.as_str() && text_of(c).contains("Deleted by <@U1>"))
+        .await;
+    assert_valid_message(&deleted[0]);
+    assert!(deleted[0]["blocks"].as_array().unwrap().iter().all(|b| b["type"] != "actions"));
+    let card_ts = card.messages[0].as_str();
+    let closed = app.wait_slack("chat.update", 1, |c| c["ts"] == card_ts && text_of(c).contains("deleted")).await;
+    assert!(!closed[0].to_string().contains("card_approve"), "the card has no live buttons");
+    thread_posts(&app, root, "deleted ticket DEVOPS-1", 1).await;
+
+    let before = app.helpdesk_calls("POST", "/DEVOPS-1/sendMessage").await.len();
+    app.post_event(&message_event("Ev2", "C1", "U1", "1700000700.000900", Some(root), "are you there?")).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(app.helpdesk_calls("POST", "/DEVOPS-1/sendMessage").await.len(), before, "no relay after delete");
+}
+
+#[tokio::test]
+async fn app_home_shows_the_users_tickets_open_first() {
+    let app = spawn_app(Options::bridge(Backend::Embedded)).await;
+    seed(&app.store, "1700000800.000001", "DEVOPS-21", TicketStatus::Resolved, "U1", 5_000).await;
+    seed(&app.store, "1700000800.000002", "DEVOPS-22", TicketStatus::Open, "U1", 1_000).await;
+    seed(&app.store, "1700000800.000003", "DEVOPS-23", TicketStatus::Open, "U2", 9_000).await;
+    let mut assigned = seed(&app.store, "1700000800.000004", "DEVOPS-24", TicketStatus::Pending, "U2", 2_000).await;
+    assigned.assignee = Some(UserId::new("U1"));
+    app.store
+        .update_ticket(&assigned.thread, |r| {
+            r.assignee = Some(UserId::new("U1"));
+            true
+        })
+        .await
+        .unwrap();
+    let event = json!({"type": "app_home_opened", "user": "U1", "channel": "D1", "tab": "home", "event_ts": "1.2"});
+    app.post_event(&callback("EvHome", event)).await;
+    let published = app.wait_slack("views.publish", 1, |c| c["user_id"] == "U1").await;
+    let view = &published[0]["view"];
+    assert_eq!(view["type"], "home");
+    validate(view["blocks"].as_array().unwrap(), VIEW_BLOCKS).unwrap();
+    let text = text_of(view);
+    let order: Vec<usize> =
+        ["DEVOPS-22", "DEVOPS-24", "DEVOPS-21"].iter().map(|t| text.find(t).unwrap_or_else(|| panic!("{t}"))).collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "open first: {text}");
+    assert!(!text.contains("DEVOPS-23"), "not the user's");
+}
+
+#[tokio::test]
+async fn help_names_every_subcommand_with_an_example() {
+    let app = spawn_app(Options::bridge(Backend::Embedded)).await;
+    app.post_command("U1", "C1", "help", "hp-1").await;
+    let said = answer(&app, "hp-1").await;
+    for example in [
+        "/helpdesk new Pods crash",
+        "/helpdesk list open disk",
+        "/helpdesk find DEVOPS-42",
+        "/helpdesk config workspace devops",
+        "/helpdesk config approvers",
+        "/helpdesk config relay mentions",
+        "note: restarted",
+    ] {
+        assert!(said.contains(example), "help lacks {example}: {said}");
+    }
+    let body = crate::support::fakes::calls(&app.slack, "/respond/hp-1").await.pop().unwrap();
+    validate(body["blocks"].as_array().unwrap(), MESSAGE_BLOCKS).unwrap();
+}
