@@ -34,6 +34,9 @@ pub struct Cli {
     /// Message edits (`chat.update`) per minute per workspace, shared by all streaming replies.
     #[arg(long, env = "SLACK_UPDATES_PER_MINUTE", default_value = "50")]
     pub slack_updates_per_minute: String,
+    /// Seconds one Slack Web API call may take, waits for rate limits included.
+    #[arg(long, env = "SLACK_TIMEOUT_SECONDS", default_value = "30")]
+    pub slack_timeout_seconds: String,
     /// HelpDesk portal base URL.
     #[arg(long, env = "DUPLO_HOST")]
     pub duplo_host: Option<String>,
@@ -165,6 +168,8 @@ pub struct SlackConfig {
     pub api_url: String,
     /// `chat.update` calls per minute per workspace (Slack's Tier 3 allows about 50).
     pub updates_per_minute: u32,
+    /// How long one Web API call may take, waits for rate limits included.
+    pub timeout: Duration,
 }
 
 /// HelpDesk settings.
@@ -268,6 +273,7 @@ impl Cli {
                     &self.slack_updates_per_minute,
                 )?)
                 .map_err(|_| ConfigError::new("SLACK_UPDATES_PER_MINUTE", "is too large"))?,
+                timeout: Duration::from_secs(positive("SLACK_TIMEOUT_SECONDS", &self.slack_timeout_seconds)? as u64),
             },
             helpdesk: HelpdeskConfig {
                 host,

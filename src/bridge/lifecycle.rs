@@ -252,7 +252,7 @@ impl Bridge {
         let guard = self.wait_lock(&lock).await;
         let result = self.change_status_locked(thread, from, to, actor, comment).await;
         if let Some(guard) = guard {
-            let _ = store.unlock(&guard).await;
+            self.release(&guard).await;
         }
         result
     }
@@ -521,7 +521,7 @@ impl Bridge {
             }
         };
         if let Some(guard) = guard {
-            let _ = store.unlock(&guard).await;
+            self.release(&guard).await;
         }
         result
     }

@@ -46,6 +46,29 @@ use crate::{
 
 /// How long a message whose sending failed can still be retried.
 const PENDING_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+/// How long a message waits out a store outage (Redis restarting) before the thread is
+/// told; most restarts take a second or two.
+const STORE_PATIENCE: Duration = Duration::from_secs(10);
+/// How often a waiting message tries the store again.
+const STORE_RETRY: Duration = Duration::from_millis(200);
+
+/// Runs a store operation, trying again while the store is unavailable, up to
+/// [`STORE_PATIENCE`]. Other failures are returned at once.
+async fn patiently<T, F, Fut>(mut operation: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StoreError>>,
+{
+    let deadline = tokio::time::Instant::now() + STORE_PATIENCE;
+    loop {
+        match operation().await {
+            Err(StoreError::Unavailable(_)) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(STORE_RETRY).await;
+            }
+            other => return other,
+        }
+    }
+}
 
 /// Action ids of the bridge's own buttons.
 mod action {
@@ -188,7 +211,7 @@ impl Bridge {
     /// A human message: relay it if its thread is a ticket, or open one if it asks to.
     async fn on_message(&self, team: &TeamId, message: UserMessage) -> Result<(), BridgeError> {
         let thread = message.thread(team);
-        let record = match self.inner.store.ticket_by_thread(&thread).await {
+        let record = match patiently(|| self.inner.store.ticket_by_thread(&thread)).await {
             Ok(record) => record,
             Err(err) => {
                 // The message is not lost silently: the person is told to resend it.
@@ -266,6 +289,16 @@ impl Bridge {
 
     fn bot_user(&self) -> Option<&UserId> {
         self.inner.identity.get().map(|me| &me.user_id)
+    }
+}
+
+impl Bridge {
+    /// Releases a lock, waiting out a short store outage: a lock left behind would hold
+    /// its ticket's next turns until it expires.
+    async fn release(&self, guard: &crate::store::LockGuard) {
+        if let Err(err) = patiently(|| self.inner.store.unlock(guard)).await {
+            tracing::warn!(error = %err, "could not release a lock; it expires on its own");
+        }
     }
 }
 

@@ -200,9 +200,7 @@ impl Bridge {
             };
         };
         let result = self.open_locked(request, target).await;
-        if let Err(err) = store.unlock(&guard).await {
-            tracing::debug!(error = %err, "could not release the open lock; it expires on its own");
-        }
+        self.release(&guard).await;
         result
     }
 

@@ -22,7 +22,7 @@ use crate::{
     ids::{MessageTs, ThreadKey},
     model::ProposedCommand,
     slack::{
-        api::SlackApi,
+        api::{SlackApi, SlackError},
         blocks::{self, ExecutedView, Message, ReplyState, ReplyView},
     },
 };
@@ -31,6 +31,11 @@ use crate::{
 pub(super) const EDIT_INTERVAL: Duration = Duration::from_secs(1);
 /// How long the final edit may take once shutdown asked replies to finish.
 const FINAL_EDIT_AT_SHUTDOWN: Duration = Duration::from_secs(3);
+/// How often the final state of a reply is tried again when Slack rate-limits, times out
+/// or cannot be reached; the waits double from [`FINAL_RETRY_PAUSE`].
+const FINAL_RETRIES: u32 = 4;
+/// The first wait before the final state is tried again.
+const FINAL_RETRY_PAUSE: Duration = Duration::from_secs(1);
 
 /// One Slack message of a reply, and what it shows now.
 #[derive(Debug, Clone)]
@@ -57,11 +62,13 @@ impl Writer {
     pub(super) async fn start(&mut self) {
         let view = ReplyView { agent: &self.agent, markdown: "", status: None, state: ReplyState::Streaming };
         let pages = blocks::reply(&view).messages;
-        self.show(pages).await;
+        let _ = self.show(pages).await;
     }
 
     /// Makes Slack show `messages`: edits pages whose content changed, posts new ones.
-    async fn show(&mut self, messages: Vec<Message>) {
+    /// Returns the last failure, if a page could not be shown.
+    async fn show(&mut self, messages: Vec<Message>) -> Result<(), SlackError> {
+        let mut failure = Ok(());
         for (i, message) in messages.into_iter().enumerate() {
             if self.pages.len() <= i {
                 self.pages.push(Page { ts: None, shown: None });
@@ -82,20 +89,40 @@ impl Writer {
             };
             match result {
                 Ok(()) => page.shown = Some(message),
-                // The next edit retries with newer content; the final one is always attempted.
-                Err(err) => tracing::warn!(thread = %self.thread, code = err.code(), "could not show the reply"),
+                // The next edit retries with newer content; the final one is retried.
+                Err(err) => {
+                    tracing::warn!(thread = %self.thread, code = err.code(), "could not show the reply");
+                    failure = Err(err);
+                }
             }
         }
+        failure
+    }
+
+    /// Shows the final state, trying again while Slack's trouble is passing (rate limits,
+    /// timeouts, connection failures): the end of a reply is what people read.
+    async fn show_final(&mut self, messages: Vec<Message>) {
+        let mut pause = FINAL_RETRY_PAUSE;
+        for _ in 0..FINAL_RETRIES {
+            match self.show(messages.clone()).await {
+                Err(SlackError::RateLimited { .. } | SlackError::Timeout { .. } | SlackError::Transport { .. }) => {
+                    tokio::time::sleep(pause).await;
+                    pause *= 2;
+                }
+                _ => return,
+            }
+        }
+        let _ = self.show(messages).await;
     }
 
     async fn show_owned(mut self, messages: Vec<Message>) -> Self {
-        self.show(messages).await;
+        let _ = self.show(messages).await;
         self
     }
 
     /// Replaces the reply with a notice (the send failed before any reply).
     pub(super) async fn replace(mut self, notice: Message) {
-        self.show(vec![notice]).await;
+        self.show_final(vec![notice]).await;
     }
 
     /// Renders the final state. Returns whether the text was too long for Slack (the
@@ -112,7 +139,7 @@ impl Writer {
                 tracing::warn!(thread = %self.thread, "the final edit of a reply did not finish before shutdown");
             }
         } else {
-            self.show(pages.messages).await;
+            self.show_final(pages.messages).await;
         }
         if pages.truncated
             && let Err(err) = self

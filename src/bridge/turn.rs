@@ -9,6 +9,7 @@ use std::time::Duration;
 use super::{
     Bridge, BridgeError, PENDING_TTL, action,
     open::OpenRequest,
+    patiently,
     reply::{self, Outcome},
 };
 use crate::{
@@ -23,8 +24,7 @@ const TURN_LOCK_TTL: Duration = Duration::from_secs(15 * 60);
 /// How often a waiting turn checks whether the ticket is free.
 const TURN_POLL: Duration = Duration::from_millis(200);
 
-/// Reactions on the person's message while the agent works and after.
-const WORKING: &str = "eyes";
+/// Reactions on the person's message once its turn ended.
 const DONE: &str = "white_check_mark";
 const FAILED: &str = "warning";
 
@@ -118,8 +118,18 @@ impl Bridge {
         let store = &self.inner.store;
         let lock = format!("turn:{}", record.ticket);
         let guard = loop {
-            if let Some(guard) = store.try_lock(&lock, TURN_LOCK_TTL).await? {
-                break guard;
+            match patiently(|| store.try_lock(&lock, TURN_LOCK_TTL)).await {
+                Ok(Some(guard)) => break guard,
+                Ok(None) => {}
+                Err(err) => {
+                    self.offer_retry(
+                        &record,
+                        &message,
+                        "⚠️ I could not send this message: my state store is not answering. It was not sent.",
+                    )
+                    .await;
+                    return Err(err.into());
+                }
             }
             tokio::select! {
                 () = self.inner.abort.cancelled() => {
@@ -131,11 +141,15 @@ impl Bridge {
             }
         };
         // The ticket may have changed (agent switch, status) while this turn waited.
-        let record = store.ticket_by_thread(&record.thread).await?.unwrap_or(record);
+        let record = match patiently(|| store.ticket_by_thread(&record.thread)).await {
+            Ok(current) => current.unwrap_or(record),
+            Err(err) => {
+                tracing::warn!(error = %err, "could not re-read the ticket; sending with what was read before");
+                record
+            }
+        };
         let result = self.turn_locked(&record, &message).await;
-        if let Err(err) = store.unlock(&guard).await {
-            tracing::debug!(error = %err, "could not release the turn lock; it expires on its own");
-        }
+        self.release(&guard).await;
         result
     }
 
@@ -150,9 +164,6 @@ impl Bridge {
             },
             None => serde_json::json!({}),
         };
-        if let Some(ts) = &message.message_ts {
-            let _ = slack.react(&thread.channel, ts, WORKING).await;
-        }
         let mut writer = reply::Writer::new(slack.clone(), thread.clone(), record.agent_name.clone());
         writer.start().await;
 
@@ -192,12 +203,12 @@ impl Bridge {
         Ok(())
     }
 
+    /// Marks the person's message ✅ or ⚠️ once its turn ended. One reaction per turn:
+    /// `reactions.add` is a Tier 3 method (about 50 a minute per workspace), and the reply
+    /// placeholder already shows that the agent is working.
     async fn finish_reactions(&self, message: &PendingMessage, ok: bool) {
         if let Some(ts) = &message.message_ts {
-            let slack = &self.inner.slack;
-            let channel = &message.thread.channel;
-            let _ = slack.unreact(channel, ts, WORKING).await;
-            let _ = slack.react(channel, ts, if ok { DONE } else { FAILED }).await;
+            let _ = self.inner.slack.react(&message.thread.channel, ts, if ok { DONE } else { FAILED }).await;
         }
     }
 

@@ -54,6 +54,12 @@ pub enum SlackError {
         /// What Slack asked for.
         retry_after: Option<Duration>,
     },
+    /// Slack did not answer within `SLACK_TIMEOUT_SECONDS` (retries included).
+    #[error("Slack did not answer {method} in time")]
+    Timeout {
+        /// The method called.
+        method: &'static str,
+    },
     /// Slack could not be reached or answered garbage.
     #[error("could not call Slack {method}: {detail}")]
     Transport {
@@ -81,11 +87,12 @@ impl SlackError {
         }
     }
 
-    /// A short label for metrics: the error code, `ratelimited` or `transport`.
+    /// A short label for metrics: the error code, `ratelimited`, `timeout` or `transport`.
     pub fn code(&self) -> &str {
         match self {
             Self::Api { code, .. } => code,
             Self::RateLimited { .. } => "ratelimited",
+            Self::Timeout { .. } => "timeout",
             Self::Transport { .. } => "transport",
         }
     }
@@ -98,6 +105,8 @@ pub struct SlackApi {
     bot_token: SlackApiToken,
     app_token: Option<SlackApiToken>,
     metrics: Metrics,
+    /// How long one call may take, slack-morphism's 429 retries included.
+    timeout: Duration,
     pacer: Arc<Pacer>,
     names: Remembered<UserId, String>,
     groups: Remembered<String, Vec<UserId>>,
@@ -145,32 +154,38 @@ impl SlackApi {
             bot_token: SlackApiToken::new(config.bot_token.expose_secret().to_owned().into()),
             app_token: config.app_token.as_ref().map(|t| SlackApiToken::new(t.expose_secret().to_owned().into())),
             metrics,
+            timeout: config.timeout,
             pacer: Arc::new(Pacer::new(config.updates_per_minute, UPDATE_BURST)),
             names: Arc::new(Mutex::new(HashMap::new())),
             groups: Arc::new(Mutex::new(HashMap::new())),
         })
     }
 
-    /// Counts a call's outcome and converts its error.
-    fn record<T>(&self, method: &'static str, result: ClientResult<T>) -> Result<T, SlackError> {
-        match result {
-            Ok(value) => {
-                self.metrics.slack_call(method, "ok");
-                Ok(value)
-            }
+    /// Makes a call within the timeout, counts its outcome and converts its error.
+    async fn call<T>(
+        &self,
+        method: &'static str,
+        call: impl std::future::Future<Output = ClientResult<T>>,
+    ) -> Result<T, SlackError> {
+        let result = match tokio::time::timeout(self.timeout, call).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(err)) => Err(SlackError::from_client(method, err)),
+            Err(_) => Err(SlackError::Timeout { method }),
+        };
+        match &result {
+            Ok(_) => self.metrics.slack_call(method, "ok"),
             Err(err) => {
-                let err = SlackError::from_client(method, err);
                 self.metrics.slack_call(method, err.code());
                 tracing::warn!(method, error = %err, "Slack Web API call failed");
-                Err(err)
             }
         }
+        result
     }
 
     /// `auth.test`: who the bot is.
     pub async fn auth_test(&self) -> Result<BotIdentity, SlackError> {
         let session = self.client.open_session(&self.bot_token);
-        let response = self.record("auth.test", session.auth_test().await)?;
+        let response = self.call("auth.test", session.auth_test()).await?;
         Ok(BotIdentity {
             user_id: UserId::new(response.user_id.0),
             bot_id: response.bot_id.map(|b| b.0),
@@ -185,10 +200,8 @@ impl SlackApi {
             .as_ref()
             .ok_or(SlackError::Api { method: "apps.connections.open", code: "no_app_token".to_owned() })?;
         let session = self.client.open_session(token);
-        let response = self.record(
-            "apps.connections.open",
-            session.apps_connections_open(&SlackApiAppsConnectionOpenRequest::new()).await,
-        )?;
+        let request = SlackApiAppsConnectionOpenRequest::new();
+        let response = self.call("apps.connections.open", session.apps_connections_open(&request)).await?;
         Ok(response.url.0.to_string())
     }
 }
@@ -266,8 +279,7 @@ impl SlackApi {
         rate: &SlackApiMethodRateControlConfig,
     ) -> Result<R, SlackError> {
         let session = self.client.open_session(&self.bot_token);
-        let result = session.http_session_api.http_post(method, body, Some(rate)).await;
-        self.record(method, result)
+        self.call(method, session.http_session_api.http_post(method, body, Some(rate))).await
     }
 
     /// GETs a Web API method with query parameters as the bot, counting the outcome.
@@ -279,25 +291,7 @@ impl SlackApi {
     ) -> Result<R, SlackError> {
         let session = self.client.open_session(&self.bot_token);
         let params: Vec<(&str, Option<&str>)> = params.iter().map(|(k, v)| (*k, Some(*v))).collect();
-        let result = session.http_session_api.http_get(method, &params, Some(rate)).await;
-        self.record(method, result)
-    }
-
-    /// `reactions.add` or `reactions.remove`; `harmless` is the error code meaning it was
-    /// already so.
-    async fn reaction(
-        &self,
-        method: &'static str,
-        harmless: &str,
-        channel: &ChannelId,
-        ts: &MessageTs,
-        name: &str,
-    ) -> Result<(), SlackError> {
-        let body = json!({"channel": channel.as_str(), "timestamp": ts.as_str(), "name": name});
-        match self.post_json::<Ignored>(method, &body, &SLACK_TIER3_METHOD_CONFIG).await {
-            Err(SlackError::Api { code, .. }) if code == harmless => Ok(()),
-            other => other.map(drop),
-        }
+        self.call(method, session.http_session_api.http_get(method, &params, Some(rate))).await
     }
 
     /// `chat.postMessage`, in a thread when `thread_ts` is given. Returns the new message's ts.
@@ -367,18 +361,16 @@ impl SlackApi {
             SlackMessageContent::new().with_text(message.text.clone()).with_blocks(blocks),
         )
         .with_replace_original(replace_original);
-        let result = self.client.post_webhook_message(&url, &request).await;
-        self.record("response_url", result).map(drop)
+        self.call("response_url", self.client.post_webhook_message(&url, &request)).await.map(drop)
     }
 
     /// `reactions.add`; adding one that is already there is not an error.
     pub async fn react(&self, channel: &ChannelId, ts: &MessageTs, name: &str) -> Result<(), SlackError> {
-        self.reaction("reactions.add", "already_reacted", channel, ts, name).await
-    }
-
-    /// `reactions.remove`; removing one that is not there is not an error.
-    pub async fn unreact(&self, channel: &ChannelId, ts: &MessageTs, name: &str) -> Result<(), SlackError> {
-        self.reaction("reactions.remove", "no_reaction", channel, ts, name).await
+        let body = json!({"channel": channel.as_str(), "timestamp": ts.as_str(), "name": name});
+        match self.post_json::<Ignored>("reactions.add", &body, &SLACK_TIER3_METHOD_CONFIG).await {
+            Err(SlackError::Api { code, .. }) if code == "already_reacted" => Ok(()),
+            other => other.map(drop),
+        }
     }
 
     /// `views.open`: shows a modal (the trigger id is valid for 3 s).
@@ -455,7 +447,7 @@ impl SlackApi {
             "text/plain".to_owned(),
         );
         let session = self.client.open_session(&self.bot_token);
-        self.record("files.upload", session.files_upload_via_url(&request).await)?;
+        self.call("files.upload", session.files_upload_via_url(&request)).await?;
         let body = json!({
             "files": [{"id": target.file_id, "title": title}],
             "channel_id": channel.as_str(),

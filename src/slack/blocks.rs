@@ -559,4 +559,18 @@ mod tests {
         let block = json!({"type": "actions", "elements": many.iter().map(button).collect::<Vec<_>>()});
         assert!(validate(&[block], 50).is_err());
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_text_renders_valid_block_kit(markdown in "(?s).{0,6000}", status in proptest::option::of(".{0,300}")) {
+            for state in [ReplyState::Streaming, ReplyState::Done, ReplyState::Interrupted("cut".to_owned())] {
+                let pages = reply(&ReplyView { agent: "a <@U1>", markdown: &markdown, status: status.as_deref(), state });
+                for message in &pages.messages {
+                    validate(&message.blocks, MESSAGE_BLOCKS).unwrap();
+                    proptest::prop_assert!(message.text.chars().count() <= FALLBACK_CHARS);
+                    proptest::prop_assert!(!message.blocks.iter().any(|b| b.to_string().contains("<!")));
+                }
+            }
+        }
+    }
 }

@@ -362,3 +362,108 @@ fn command(event: SlackCommandEvent) -> Parsed {
         }),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use serde_json::{Map, Value};
+
+    use super::*;
+
+    /// Keys Slack payloads use, so generated JSON reaches past the first `match`.
+    const KEYS: &[&str] = &[
+        "type",
+        "event",
+        "user",
+        "channel",
+        "text",
+        "ts",
+        "thread_ts",
+        "actions",
+        "view",
+        "team",
+        "id",
+        "state",
+        "values",
+        "block_id",
+        "action_id",
+        "value",
+        "selected_option",
+        "container",
+        "message",
+        "trigger_id",
+        "response_url",
+        "callback_id",
+        "private_metadata",
+        "team_id",
+        "bot_id",
+        "subtype",
+        "channel_type",
+        "event_id",
+        "authorizations",
+        "user_id",
+        "command",
+        "message_ts",
+        "channel_id",
+    ];
+
+    fn json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            prop_oneof![
+                ".{0,24}",
+                Just("event_callback".to_owned()),
+                Just("message".to_owned()),
+                Just("app_mention".to_owned()),
+                Just("block_actions".to_owned()),
+                Just("view_submission".to_owned()),
+                Just("message_action".to_owned()),
+                Just("url_verification".to_owned())
+            ]
+            .prop_map(Value::from),
+        ];
+        leaf.prop_recursive(5, 96, 8, |inner| {
+            let key = prop_oneof![proptest::sample::select(KEYS).prop_map(str::to_owned), "[a-z_]{1,10}"];
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                proptest::collection::vec((key, inner), 0..8)
+                    .prop_map(|pairs| Value::Object(pairs.into_iter().collect::<Map<_, _>>())),
+            ]
+        })
+    }
+
+    fn me() -> BotIdentity {
+        BotIdentity { user_id: UserId::new("UBOT"), bot_id: Some("BBOT".to_owned()), team_id: TeamId::new("T1") }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn arbitrary_bytes_never_panic(body in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = parse_event(&body, Some(&me()));
+            let _ = parse_interaction_form(&body);
+            let _ = parse_command_form(&body);
+            let _ = is_ssl_check(&body);
+        }
+
+        #[test]
+        fn arbitrary_json_never_panics(value in json(), event in json(), payload in json()) {
+            let _ = event_from_value(value.clone(), Some(&me()));
+            let _ = event_from_value(value.clone(), None);
+            let _ = interaction_from_value(value.clone());
+            let _ = command_from_value(value);
+            let envelope = serde_json::json!({"type": "event_callback", "team_id": "T1", "event_id": "Ev1", "event": event});
+            let _ = event_from_value(envelope, Some(&me()));
+            let mut interaction = payload;
+            if let Value::Object(fields) = &mut interaction {
+                fields.insert("type".to_owned(), Value::from("block_actions"));
+            }
+            let _ = interaction_from_value(interaction.clone());
+            let form = serde_urlencoded::to_string([("payload", interaction.to_string())]).unwrap();
+            let _ = parse_interaction_form(form.as_bytes());
+        }
+    }
+}

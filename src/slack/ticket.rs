@@ -568,4 +568,28 @@ mod tests {
         assert!(v.to_string().contains("3 more"));
         view_is_valid(&home(&[], 0));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_ticket_text_renders_valid_block_kit(title in "(?s).{0,400}", name in ".{1,40}", comment in "(?s).{0,3000}") {
+            let u = UserId::new("U1");
+            for status in TicketStatus::ALL {
+                let m = header(&HeaderView {
+                    ticket: &name, title: &title, agent: &title, status, requester: &u, assignee: Some(&u),
+                    url: "https://x", deleted_by: None,
+                });
+                blocks::validate(&m.blocks, blocks::MESSAGE_BLOCKS).unwrap();
+                proptest::prop_assert!(!m.blocks[0].to_string().contains("<!"));
+            }
+            let entry = HistoryEntry {
+                at: 0,
+                actor: Actor::Agent(title.clone()),
+                event: HistoryEvent::StatusChanged { from: TicketStatus::Open, to: TicketStatus::Pending, comment: Some(comment.clone()) },
+            };
+            view_is_valid(&history_modal(&name, &title, &[entry.clone(), entry]));
+            let row = TicketRow { ticket: &name, title: &title, status: TicketStatus::Open, assignee: None, created: Some(0), updated: None, link: Some(&comment) };
+            blocks::validate(&list(&title, std::slice::from_ref(&row), Some(&name)).blocks, blocks::MESSAGE_BLOCKS).unwrap();
+            view_is_valid(&home(std::slice::from_ref(&row), 0));
+        }
+    }
 }

@@ -10,6 +10,7 @@ mod approvals;
 mod binary;
 mod bridge;
 mod dispatch;
+mod faults;
 mod helpdesk;
 mod ingress;
 mod lifecycle;

@@ -79,20 +79,42 @@ where
 pub struct PrivateRedis {
     port: u16,
     child: Option<std::process::Child>,
+    /// Where an append-only file keeps the data across restarts, when it should.
+    dir: Option<tempfile::TempDir>,
 }
 
 impl PrivateRedis {
     /// Starts a server and waits until it accepts connections.
     pub fn start() -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut server = Self { port, child: None };
+        let mut server = Self { port, child: None, dir: None };
+        server.spawn();
+        server
+    }
+
+    /// Starts a server that keeps its data in an append-only file, and whose
+    /// [`PrivateRedis::stop`] is a graceful shutdown (SIGTERM), as in a maintenance restart:
+    /// the restarted server has everything it acknowledged.
+    pub fn persistent() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut server = Self { port, child: None, dir: Some(tempfile::tempdir().unwrap()) };
         server.spawn();
         server
     }
 
     fn spawn(&mut self) {
+        let mut args = vec!["--port".to_owned(), self.port.to_string(), "--bind".into(), "127.0.0.1".into()];
+        match &self.dir {
+            Some(dir) => args.extend(
+                ["--save", "", "--appendonly", "yes", "--appendfsync", "everysec", "--dir"]
+                    .map(str::to_owned)
+                    .into_iter()
+                    .chain([dir.path().display().to_string()]),
+            ),
+            None => args.extend(["--save", "", "--appendonly", "no"].map(str::to_owned)),
+        }
         let child = std::process::Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(&args)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -112,10 +134,15 @@ impl PrivateRedis {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
-    /// Kills the server (as a crash would) and waits for it to be gone.
+    /// Stops the server and waits for it to be gone: a kill, as a crash would, or for a
+    /// persistent server a graceful shutdown.
     pub fn stop(mut self) -> Self {
         if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
+            if self.dir.is_some() {
+                let _ = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+            } else {
+                let _ = child.kill();
+            }
             let _ = child.wait();
         }
         self
@@ -231,6 +258,8 @@ mod app {
         pub shutdown_grace: Duration,
         /// `APPROVERS`.
         pub approvers: Vec<String>,
+        /// `SLACK_TIMEOUT_SECONDS`.
+        pub slack_timeout: Duration,
     }
 
     impl Default for Options {
@@ -252,6 +281,7 @@ mod app {
                 updates_per_minute: 600,
                 shutdown_grace: Duration::from_secs(5),
                 approvers: Vec::new(),
+                slack_timeout: Duration::from_secs(10),
             }
         }
     }
@@ -310,6 +340,7 @@ mod app {
                 app_token: None,
                 api_url: format!("{slack_url}/"),
                 updates_per_minute: 600,
+                timeout: Duration::from_secs(10),
             },
             helpdesk: HelpdeskConfig {
                 host: "http://127.0.0.1:9".to_owned(),
@@ -361,6 +392,7 @@ mod app {
         let mut config = test_config(&slack.uri(), options.backend, state_dir, options.redis_url.clone());
         config.dispatch.queue_capacity = options.queue_capacity;
         config.slack.updates_per_minute = options.updates_per_minute;
+        config.slack.timeout = options.slack_timeout;
         config.shutdown_grace = options.shutdown_grace;
         config.approvers.clone_from(&options.approvers);
         if let Some(prefix) = &options.key_prefix {
@@ -543,10 +575,15 @@ mod app {
 
         /// Stops the app as SIGTERM would and waits for it to return.
         pub async fn stop(mut self) -> std::io::Result<()> {
+            self.shut_down().await
+        }
+
+        /// Like [`TestApp::stop`], keeping the fakes to read what reached them.
+        pub async fn shut_down(&mut self) -> std::io::Result<()> {
             if let Some(stop) = self.stop.take() {
                 let _ = stop.send(());
             }
-            self.server.take().unwrap().await.expect("server task")
+            self.server.take().expect("still running").await.expect("server task")
         }
     }
 
