@@ -246,79 +246,78 @@ impl Bridge {
         actor: Actor,
         comment: Option<String>,
     ) -> Result<TicketRecord, Refusal> {
-        let store = &self.inner.store;
-        let Ok(Some(record)) = store.ticket_by_thread(thread).await else { return Err(Refusal::Gone) };
-        let lock = format!("life:{}", record.ticket);
-        let guard = self.wait_lock(&lock).await;
-        let result = self.change_status_locked(thread, from, to, actor, comment).await;
+        let Ok(Some(record)) = self.inner.store.ticket_by_thread(thread).await else { return Err(Refusal::Gone) };
+        let work = async move {
+            let store = &self.inner.store;
+            let Ok(Some(record)) = store.ticket_by_thread(thread).await else { return Err(Refusal::Gone) };
+            let name = record.ticket.ticket.to_string();
+            if record.status != from || !from.may_become(to) {
+                return Err(Refusal::Invalid { ticket: name, from: record.status, to });
+            }
+            let (status, disposition) = api_status(to, None);
+            let helpdesk = &self.inner.helpdesk;
+            let (workspace, ticket) = (&record.ticket.workspace, &record.ticket.ticket);
+            if let Err(err) = helpdesk.set_status(workspace, ticket, status, disposition).await {
+                tracing::warn!(ticket = %name, error = %err, "the HelpDesk refused a status change");
+                return Err(Refusal::Helpdesk { ticket: name, from, to, err });
+            }
+            let stored = store
+                .update_ticket(thread, |r| {
+                    r.status = to;
+                    true
+                })
+                .await;
+            let record = match stored {
+                Ok(Some(record)) => record,
+                Ok(None) => return Err(Refusal::Gone),
+                Err(err) => {
+                    // The HelpDesk has the change; the header shows it on the next change.
+                    tracing::warn!(ticket = %name, error = %err, "could not store a status change");
+                    TicketRecord { status: to, ..record }
+                }
+            };
+            let event = HistoryEvent::StatusChanged { from, to, comment: comment.clone() };
+            self.record(&record, actor.clone(), event).await;
+            self.refresh_header(&record, None).await;
+            if to == TicketStatus::Closed {
+                self.close_open_card(&record, "the ticket was closed").await;
+            }
+            if let Actor::User(user) = &actor {
+                let mut line = format!(
+                    "🔄 <@{user}> changed ticket {} from *{}* to *{}*.",
+                    crate::slack::mrkdwn::escape_inert(&name),
+                    from.label(),
+                    to.label()
+                );
+                if let Some(comment) = &comment {
+                    line.push_str(&format!(
+                        "\n> {}",
+                        crate::slack::mrkdwn::escape_inert(comment).replace('\n', "\n> ")
+                    ));
+                    let text = format!("Status changed to {} by {}: {comment}", to.label(), self.name_of(user).await);
+                    if let Err(err) = self.mirror(&record, text).await {
+                        line.push_str(&format!("\n⚠️ The comment could not be recorded on the HelpDesk ticket: {err}"));
+                    }
+                }
+                if to == TicketStatus::Closed {
+                    line.push_str("\nMessages here no longer reach the agent.");
+                }
+                self.tell(&record.thread, &blocks::notice_mrkdwn(&line, &[])).await;
+            }
+            Ok(record)
+        };
+        self.with_life_lock(&record, work).await
+    }
+
+    /// Runs `work` holding the ticket's `life:` lock (or without it, after waiting a little
+    /// for it; the work checks the stored state anyway).
+    async fn with_life_lock<T>(&self, record: &TicketRecord, work: impl std::future::Future<Output = T>) -> T {
+        let guard = self.wait_lock(&format!("life:{}", record.ticket)).await;
+        let result = work.await;
         if let Some(guard) = guard {
             self.release(&guard).await;
         }
         result
-    }
-
-    async fn change_status_locked(
-        &self,
-        thread: &ThreadKey,
-        from: TicketStatus,
-        to: TicketStatus,
-        actor: Actor,
-        comment: Option<String>,
-    ) -> Result<TicketRecord, Refusal> {
-        let store = &self.inner.store;
-        let Ok(Some(record)) = store.ticket_by_thread(thread).await else { return Err(Refusal::Gone) };
-        let name = record.ticket.ticket.to_string();
-        if record.status != from || !from.may_become(to) {
-            return Err(Refusal::Invalid { ticket: name, from: record.status, to });
-        }
-        let (status, disposition) = api_status(to, None);
-        let helpdesk = &self.inner.helpdesk;
-        let (workspace, ticket) = (&record.ticket.workspace, &record.ticket.ticket);
-        if let Err(err) = helpdesk.set_status(workspace, ticket, status, disposition).await {
-            tracing::warn!(ticket = %name, error = %err, "the HelpDesk refused a status change");
-            return Err(Refusal::Helpdesk { ticket: name, from, to, err });
-        }
-        let stored = store
-            .update_ticket(thread, |r| {
-                r.status = to;
-                true
-            })
-            .await;
-        let record = match stored {
-            Ok(Some(record)) => record,
-            Ok(None) => return Err(Refusal::Gone),
-            Err(err) => {
-                // The HelpDesk has the change; the header shows it on the next change.
-                tracing::warn!(ticket = %name, error = %err, "could not store a status change");
-                TicketRecord { status: to, ..record }
-            }
-        };
-        let event = HistoryEvent::StatusChanged { from, to, comment: comment.clone() };
-        self.record(&record, actor.clone(), event).await;
-        self.refresh_header(&record, None).await;
-        if to == TicketStatus::Closed {
-            self.close_open_card(&record, "the ticket was closed").await;
-        }
-        if let Actor::User(user) = &actor {
-            let mut line = format!(
-                "🔄 <@{user}> changed ticket {} from *{}* to *{}*.",
-                crate::slack::mrkdwn::escape_inert(&name),
-                from.label(),
-                to.label()
-            );
-            if let Some(comment) = &comment {
-                line.push_str(&format!("\n> {}", crate::slack::mrkdwn::escape_inert(comment).replace('\n', "\n> ")));
-                let text = format!("Status changed to {} by {}: {comment}", to.label(), self.name_of(user).await);
-                if let Err(err) = self.mirror(&record, text).await {
-                    line.push_str(&format!("\n⚠️ The comment could not be recorded on the HelpDesk ticket: {err}"));
-                }
-            }
-            if to == TicketStatus::Closed {
-                line.push_str("\nMessages here no longer reach the agent.");
-            }
-            self.tell(&record.thread, &blocks::notice_mrkdwn(&line, &[])).await;
-        }
-        Ok(record)
     }
 
     /// Takes a lifecycle lock, waiting a little for another change to finish; without it
@@ -479,51 +478,49 @@ impl Bridge {
                 return Err(err.into());
             }
         };
-        let guard = self.wait_lock(&format!("life:{}", record.ticket)).await;
-        let switched = helpdesk.reassign(&record.ticket.workspace, &record.ticket.ticket, &agent).await;
-        let result = match switched {
-            Err(err) => {
-                let note = format!(
-                    "⚠️ I could not switch ticket {} to {name} on the HelpDesk: {err}. It stays with {}.",
-                    record.ticket.ticket, record.agent_name
-                );
-                self.tell(&thread, &blocks::notice(&note, &[])).await;
-                Err(err.into())
-            }
-            Ok(()) => {
-                let before = record.agent_name.clone();
-                let updated = store
-                    .update_ticket(&thread, |r| {
-                        r.agent_id = agent.clone();
-                        r.agent_name = name.clone();
-                        true
-                    })
-                    .await;
-                match updated {
-                    Ok(Some(updated)) => {
-                        let event = HistoryEvent::AgentChanged { from: before.clone(), to: name.clone() };
-                        self.record(&updated, Actor::User(view.user.clone()), event).await;
-                        self.refresh_header(&updated, None).await;
-                        let line = format!(
-                            "🤖 <@{}> switched ticket {} from {} to *{}*. Messages from now on go to {}.",
-                            view.user,
-                            updated.ticket.ticket,
-                            crate::slack::mrkdwn::escape_inert(&before),
-                            crate::slack::mrkdwn::escape_inert(&name),
-                            crate::slack::mrkdwn::escape_inert(&name)
-                        );
-                        self.tell(&thread, &blocks::notice_mrkdwn(&line, &[])).await;
-                        Ok(())
+        let work = async {
+            let switched = helpdesk.reassign(&record.ticket.workspace, &record.ticket.ticket, &agent).await;
+            match switched {
+                Err(err) => {
+                    let note = format!(
+                        "⚠️ I could not switch ticket {} to {name} on the HelpDesk: {err}. It stays with {}.",
+                        record.ticket.ticket, record.agent_name
+                    );
+                    self.tell(&thread, &blocks::notice(&note, &[])).await;
+                    Err(err.into())
+                }
+                Ok(()) => {
+                    let before = record.agent_name.clone();
+                    let updated = store
+                        .update_ticket(&thread, |r| {
+                            r.agent_id = agent.clone();
+                            r.agent_name = name.clone();
+                            true
+                        })
+                        .await;
+                    match updated {
+                        Ok(Some(updated)) => {
+                            let event = HistoryEvent::AgentChanged { from: before.clone(), to: name.clone() };
+                            self.record(&updated, Actor::User(view.user.clone()), event).await;
+                            self.refresh_header(&updated, None).await;
+                            let line = format!(
+                                "🤖 <@{}> switched ticket {} from {} to *{}*. Messages from now on go to {}.",
+                                view.user,
+                                updated.ticket.ticket,
+                                crate::slack::mrkdwn::escape_inert(&before),
+                                crate::slack::mrkdwn::escape_inert(&name),
+                                crate::slack::mrkdwn::escape_inert(&name)
+                            );
+                            self.tell(&thread, &blocks::notice_mrkdwn(&line, &[])).await;
+                            Ok(())
+                        }
+                        Ok(None) => Ok(()),
+                        Err(err) => Err(err.into()),
                     }
-                    Ok(None) => Ok(()),
-                    Err(err) => Err(err.into()),
                 }
             }
         };
-        if let Some(guard) = guard {
-            self.release(&guard).await;
-        }
-        result
+        self.with_life_lock(&record, work).await
     }
 
     /// "History": the ticket's timeline in a modal.
