@@ -7,7 +7,7 @@
 //! submission are compare-and-set in the store, so double clicks, concurrent clicks,
 //! replicas and redeliveries end in one state and at most one message to the HelpDesk.
 
-use super::{Bridge, BridgeError, now_millis};
+use super::{Bridge, BridgeError, now_millis, seconds};
 use crate::{
     ids::{CardId, TeamId, UserId},
     inbound::{ActionItem, BlockAction, ViewSubmission},
@@ -24,10 +24,6 @@ use crate::{
 
 /// Files longer than the card shows are attached; this many at most per card.
 const ATTACHED_FILES: usize = 10;
-
-fn seconds(millis: i64) -> i64 {
-    millis / 1000
-}
 
 impl Bridge {
     /// Whether a command matches a destructive pattern.

@@ -10,7 +10,7 @@ use super::{
     Bridge, BridgeError, PENDING_TTL,
     lifecycle::from_api,
     open::{OpenRequest, title_from},
-    thread_of,
+    seconds, thread_of,
 };
 use crate::{
     helpdesk::HelpdeskError,
@@ -82,11 +82,6 @@ impl ListArgs {
         }
         heading
     }
-}
-
-/// Unix seconds of a stored time.
-fn seconds(millis: i64) -> i64 {
-    millis.div_euclid(1000)
 }
 
 /// A stored ticket as a list row.
@@ -201,8 +196,7 @@ impl Bridge {
 
     /// A ticket the bridge has a thread for, by name (any case), in this Slack workspace.
     async fn known_ticket(&self, team: &TeamId, name: &str) -> Result<Option<TicketRecord>, BridgeError> {
-        let query = ListQuery { text: Some(name.to_owned()), limit: 50, ..ListQuery::default() };
-        let mut query = query;
+        let mut query = ListQuery { text: Some(name.to_owned()), limit: 50, ..ListQuery::default() };
         loop {
             let page = self.inner.store.list_tickets(team, &query).await?;
             if let Some(record) = page.tickets.into_iter().find(|r| r.ticket.ticket.as_str().eq_ignore_ascii_case(name))

@@ -19,6 +19,7 @@ use crate::{
     model::{Actor, CardState, HistoryEvent, TicketRecord, TicketStatus},
     slack::{
         blocks::{self, Choice},
+        mrkdwn::escape_inert,
         ticket::{self, HeaderView},
     },
 };
@@ -285,15 +286,12 @@ impl Bridge {
             if let Actor::User(user) = &actor {
                 let mut line = format!(
                     "🔄 <@{user}> changed ticket {} from *{}* to *{}*.",
-                    crate::slack::mrkdwn::escape_inert(&name),
+                    escape_inert(&name),
                     from.label(),
                     to.label()
                 );
                 if let Some(comment) = &comment {
-                    line.push_str(&format!(
-                        "\n> {}",
-                        crate::slack::mrkdwn::escape_inert(comment).replace('\n', "\n> ")
-                    ));
+                    line.push_str(&format!("\n> {}", escape_inert(comment).replace('\n', "\n> ")));
                     let text = format!("Status changed to {} by {}: {comment}", to.label(), self.name_of(user).await);
                     if let Err(err) = self.mirror(&record, text).await {
                         line.push_str(&format!("\n⚠️ The comment could not be recorded on the HelpDesk ticket: {err}"));
@@ -507,9 +505,9 @@ impl Bridge {
                                 "🤖 <@{}> switched ticket {} from {} to *{}*. Messages from now on go to {}.",
                                 view.user,
                                 updated.ticket.ticket,
-                                crate::slack::mrkdwn::escape_inert(&before),
-                                crate::slack::mrkdwn::escape_inert(&name),
-                                crate::slack::mrkdwn::escape_inert(&name)
+                                escape_inert(&before),
+                                escape_inert(&name),
+                                escape_inert(&name)
                             );
                             self.tell(&thread, &blocks::notice_mrkdwn(&line, &[])).await;
                             Ok(())

@@ -319,6 +319,11 @@ fn now_millis() -> i64 {
     })
 }
 
+/// Unix seconds of a stored time (milliseconds), as Slack's `<!date>` wants them.
+fn seconds(millis: i64) -> i64 {
+    millis.div_euclid(1000)
+}
+
 /// The thread a channel post starts.
 fn thread_of(team: &TeamId, channel: &ChannelId, ts: &MessageTs) -> ThreadKey {
     ThreadKey { team: team.clone(), channel: channel.clone(), thread_ts: ts.clone() }

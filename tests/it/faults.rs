@@ -254,7 +254,7 @@ async fn sigterm_during_a_streaming_reply_finalizes_it_with_a_note() {
     let chunks: Vec<String> = (0..40).map(|i| format!("part{i} ")).collect();
     let refs: Vec<&str> = chunks.iter().map(String::as_str).collect();
     let timed = TimedHelpdesk::start(vec![Script::deltas(&refs, Duration::from_millis(250))]).await;
-    let app = spawn_app(Options {
+    let mut app = spawn_app(Options {
         helpdesk_url: Some(timed.url.clone()),
         force_streaming: true,
         shutdown_grace: Duration::from_secs(3),
@@ -264,7 +264,6 @@ async fn sigterm_during_a_streaming_reply_finalizes_it_with_a_note() {
     seed(&app.store, ROOT, "DEVOPS-1", TicketStatus::Pending, "U1", 1).await;
     app.post_event(&message_event("Ev1", "C1", "U1", "1700000000.000200", Some(ROOT), "go")).await;
     replied(&app, "part2").await;
-    let mut app = app;
     let started = std::time::Instant::now();
     app.shut_down().await.expect("a clean exit");
     assert!(started.elapsed() < Duration::from_secs(6), "the grace period bounds the exit");
