@@ -392,7 +392,7 @@ impl Bridge {
             Ok(()) => {
                 let event = HistoryEvent::Comment { text: plain };
                 self.record(record, Actor::User(message.user.clone()), event).await;
-                let _ = self.inner.slack.react(&message.channel, &message.ts, NOTED).await;
+                let _ = self.inner.slack.react(&record.thread.team, &message.channel, &message.ts, NOTED).await;
             }
             Err(err) => {
                 let note = format!(

@@ -3,7 +3,8 @@
 //!
 //! The reply's messages are posted as soon as the turn starts and edited as text arrives.
 //! Each message is edited at most about once a second; every edit also draws from the
-//! workspace's `chat.update` budget ([`crate::slack::pace`]). Text keeps arriving while an
+//! workspace's `chat.update` budget ([`crate::slack::pace`]), and when that budget is
+//! contended, edits that only show progress give way to final ones. Text keeps arriving while an
 //! edit is in flight or waiting for budget; the next edit then shows the newest text, so
 //! intermediate states coalesce and stale ones are never queued. The final state is always
 //! sent. Reading the HelpDesk's stream never waits on Slack.
@@ -62,13 +63,15 @@ impl Writer {
     pub(super) async fn start(&mut self) {
         let view = ReplyView { agent: &self.agent, markdown: "", status: None, state: ReplyState::Streaming };
         let pages = blocks::reply(&view).messages;
-        let _ = self.show(pages).await;
+        let _ = self.show(pages, false).await;
     }
 
     /// Makes Slack show `messages`: edits pages whose content changed, posts new ones.
-    /// Returns the last failure, if a page could not be shown.
-    async fn show(&mut self, messages: Vec<Message>) -> Result<(), SlackError> {
-        let mut failure = Ok(());
+    /// `progress` edits are not made while the workspace's edit budget is contended
+    /// (`Ok(Some(wait))`: try again after `wait`), so the edits that finish something go
+    /// first. Returns the last failure, if a page could not be shown.
+    async fn show(&mut self, messages: Vec<Message>, progress: bool) -> Result<Option<Duration>, SlackError> {
+        let mut failure = Ok(None);
         for (i, message) in messages.into_iter().enumerate() {
             if self.pages.len() <= i {
                 self.pages.push(Page { ts: None, shown: None });
@@ -78,6 +81,12 @@ impl Writer {
                 continue;
             }
             let result = match &page.ts {
+                Some(ts) if progress => {
+                    match self.slack.update_progress(&self.thread.team, &self.thread.channel, ts, &message).await {
+                        Ok(Some(wait)) => return Ok(Some(wait)),
+                        other => other.map(drop),
+                    }
+                }
                 Some(ts) => self.slack.update(&self.thread.team, &self.thread.channel, ts, &message).await,
                 None => match self.slack.post(&self.thread.channel, Some(&self.thread.thread_ts), &message).await {
                     Ok(ts) => {
@@ -104,7 +113,7 @@ impl Writer {
     async fn show_final(&mut self, messages: Vec<Message>) {
         let mut pause = FINAL_RETRY_PAUSE;
         for _ in 0..FINAL_RETRIES {
-            match self.show(messages.clone()).await {
+            match self.show(messages.clone(), false).await {
                 Err(SlackError::RateLimited { .. } | SlackError::Timeout { .. } | SlackError::Transport { .. }) => {
                     tokio::time::sleep(pause).await;
                     pause *= 2;
@@ -112,12 +121,14 @@ impl Writer {
                 _ => return,
             }
         }
-        let _ = self.show(messages).await;
+        let _ = self.show(messages, false).await;
     }
 
-    async fn show_owned(mut self, messages: Vec<Message>) -> Self {
-        let _ = self.show(messages).await;
-        self
+    /// Shows progress; the writer back, and how long to wait before trying again if the
+    /// edit was deferred.
+    async fn show_progress(mut self, messages: Vec<Message>) -> (Self, Option<Duration>) {
+        let deferred = self.show(messages, true).await.ok().flatten();
+        (self, deferred)
     }
 
     /// Replaces the reply with a notice (the send failed before any reply).
@@ -135,7 +146,7 @@ impl Writer {
         let view = ReplyView { agent: &self.agent, markdown, status: None, state };
         let pages = blocks::reply(&view);
         if hurry {
-            if tokio::time::timeout(FINAL_EDIT_AT_SHUTDOWN, self.show(pages.messages)).await.is_err() {
+            if tokio::time::timeout(FINAL_EDIT_AT_SHUTDOWN, self.show(pages.messages, false)).await.is_err() {
                 tracing::warn!(thread = %self.thread, "the final edit of a reply did not finish before shutdown");
             }
         } else {
@@ -180,11 +191,13 @@ pub(super) async fn stream(writer: Writer, mut events: ReplyStream, abort: &Canc
     let mut proposed = Vec::new();
 
     let mut idle = Some(writer);
-    let mut inflight: Option<BoxFuture<'static, Writer>> = None;
+    let mut inflight: Option<BoxFuture<'static, (Writer, Option<Duration>)>> = None;
     let mut dirty = false;
     let mut ended = false;
     // The first text may show at once; the placeholder was not an edit.
     let mut next_edit = Instant::now();
+    // The per-message pace, kept by the final edit too; a deferred edit does not count.
+    let mut paced_until = Instant::now();
 
     loop {
         if ended && inflight.is_none() {
@@ -195,10 +208,20 @@ pub(super) async fn stream(writer: Writer, mut events: ReplyStream, abort: &Canc
                 error = Some("the bridge is restarting".to_owned());
                 ended = true;
             }
-            done = async { inflight.as_mut().expect("guarded by the branch condition").await }, if inflight.is_some() => {
-                idle = Some(done);
+            (writer, deferred) = async { inflight.as_mut().expect("guarded by the branch condition").await }, if inflight.is_some() => {
+                idle = Some(writer);
                 inflight = None;
-                next_edit = Instant::now() + EDIT_INTERVAL;
+                match deferred {
+                    Some(wait) => {
+                        // Nothing was shown: the newest text waits for the budget.
+                        dirty = true;
+                        next_edit = Instant::now() + wait.max(EDIT_INTERVAL);
+                    }
+                    None => {
+                        paced_until = Instant::now() + EDIT_INTERVAL;
+                        next_edit = paced_until;
+                    }
+                }
             }
             event = events.next(), if !ended => match event {
                 Some(Ok(AgentEvent::TextDelta(text))) => {
@@ -226,7 +249,7 @@ pub(super) async fn stream(writer: Writer, mut events: ReplyStream, abort: &Canc
                 let Some(writer) = idle.take() else { continue };
                 let view = ReplyView { agent: &agent, markdown: &markdown, status: status.as_deref(), state: ReplyState::Streaming };
                 let pages = blocks::reply(&view).messages;
-                inflight = Some(Box::pin(writer.show_owned(pages)));
+                inflight = Some(Box::pin(writer.show_progress(pages)));
                 dirty = false;
             }
         }
@@ -234,7 +257,7 @@ pub(super) async fn stream(writer: Writer, mut events: ReplyStream, abort: &Canc
     let writer = idle.unwrap_or_else(|| unreachable!("the loop ends only with no edit in flight"));
     if !abort.is_cancelled() {
         // The final edit keeps the per-message pace too.
-        tokio::time::sleep_until(next_edit).await;
+        tokio::time::sleep_until(paced_until).await;
     }
     Outcome { writer, markdown, error, executed, links, proposed }
 }

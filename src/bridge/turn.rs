@@ -208,7 +208,11 @@ impl Bridge {
     /// placeholder already shows that the agent is working.
     async fn finish_reactions(&self, message: &PendingMessage, ok: bool) {
         if let Some(ts) = &message.message_ts {
-            let _ = self.inner.slack.react(&message.thread.channel, ts, if ok { DONE } else { FAILED }).await;
+            let _ = self
+                .inner
+                .slack
+                .react(&message.thread.team, &message.thread.channel, ts, if ok { DONE } else { FAILED })
+                .await;
         }
     }
 

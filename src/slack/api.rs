@@ -1,9 +1,15 @@
 //! Slack egress: every Web API call goes through here, on slack-morphism's client.
 //!
-//! One hyper client with slack-morphism's rate control (per-tier budgets, retries on 429
-//! after `Retry-After`), pointed at `SLACK_API_URL`. Every answer's `ok` is checked by the
+//! One hyper client with slack-morphism's rate control (retries on 429 after
+//! `Retry-After`), pointed at `SLACK_API_URL`. Every answer's `ok` is checked by the
 //! client; failures become a [`SlackError`] and are counted by method and error code.
-//! Message edits also draw from the workspace's [`Pacer`] budget.
+//!
+//! The calls the bridge makes in bulk draw from [`Pacer`] budgets first, so they stay
+//! within Slack's published limits instead of provoking 429s: message edits and reactions
+//! from their workspace's Tier 3 budgets, posts from their channel's one-a-second budget.
+//! slack-morphism's own throttle cannot do this: without a team on the token it paces
+//! `chat.postMessage` to one a second for the whole app, all channels together, and no
+//! tier at all.
 //!
 //! Messages are sent as the JSON [`super::blocks`] rendered, through slack-morphism's
 //! generic calls, so a rendering reaches Slack byte for byte as it was tested.
@@ -30,7 +36,16 @@ use crate::{
 /// How long a user's display name is remembered.
 const NAME_TTL: Duration = Duration::from_secs(15 * 60);
 /// A burst of edits a workspace may make before the per-minute rate applies.
-const UPDATE_BURST: u32 = 10;
+const UPDATE_BURST: u32 = 5;
+/// Edits a progress edit leaves in the budget for edits that finish something.
+const PROGRESS_RESERVE: u32 = 2;
+/// `reactions.add` calls a workspace may make a minute (Tier 3), and their burst.
+const REACTIONS_PER_MINUTE: u32 = 50;
+const REACTION_BURST: u32 = 5;
+/// Posts a channel may take a minute ("one message per second per channel"), and the
+/// short burst Slack allows.
+const POSTS_PER_MINUTE: u32 = 60;
+const POST_BURST: u32 = 3;
 
 /// The slack-morphism client type used everywhere.
 pub type SlackHttpClient = SlackClient<SlackClientHyperHttpsConnector>;
@@ -107,7 +122,9 @@ pub struct SlackApi {
     metrics: Metrics,
     /// How long one call may take, slack-morphism's 429 retries included.
     timeout: Duration,
-    pacer: Arc<Pacer>,
+    edits: Arc<Pacer<TeamId>>,
+    reactions: Arc<Pacer<TeamId>>,
+    posts: Arc<Pacer<ChannelId>>,
     names: Remembered<UserId, String>,
     groups: Remembered<String, Vec<UserId>>,
 }
@@ -155,7 +172,9 @@ impl SlackApi {
             app_token: config.app_token.as_ref().map(|t| SlackApiToken::new(t.expose_secret().to_owned().into())),
             metrics,
             timeout: config.timeout,
-            pacer: Arc::new(Pacer::new(config.updates_per_minute, UPDATE_BURST)),
+            edits: Arc::new(Pacer::new(config.updates_per_minute, UPDATE_BURST)),
+            reactions: Arc::new(Pacer::new(REACTIONS_PER_MINUTE, REACTION_BURST)),
+            posts: Arc::new(Pacer::new(POSTS_PER_MINUTE, POST_BURST)),
             names: Arc::new(Mutex::new(HashMap::new())),
             groups: Arc::new(Mutex::new(HashMap::new())),
         })
@@ -305,9 +324,14 @@ impl SlackApi {
         if let Some(ts) = thread_ts {
             body["thread_ts"] = json!(ts.as_str());
         }
-        let posted: Posted =
-            self.post_json("chat.postMessage", &body, &CHAT_POST_MESSAGE_SPECIAL_LIMIT_RATE_CTL).await?;
-        Ok(MessageTs::new(posted.ts))
+        self.posts.acquire(channel).await;
+        // Paced above per channel; slack-morphism's special limit would pace the whole app.
+        let unpaced = SlackApiMethodRateControlConfig::new();
+        let result = self.post_json::<Posted>("chat.postMessage", &body, &unpaced).await;
+        if let Err(SlackError::RateLimited { retry_after, .. }) = &result {
+            self.posts.back_off(channel, retry_after.unwrap_or(Duration::from_secs(1)));
+        }
+        Ok(MessageTs::new(result?.ts))
     }
 
     /// `chat.update`, drawing from the workspace's edit budget first.
@@ -318,12 +342,41 @@ impl SlackApi {
         ts: &MessageTs,
         message: &Message,
     ) -> Result<(), SlackError> {
-        self.pacer.acquire(team).await;
+        self.edits.acquire(team).await;
+        self.edit(team, channel, ts, message).await
+    }
+
+    /// `chat.update` for an edit that only shows progress (a streaming reply's text so far).
+    /// It never waits for the workspace's edit budget, and is made only if the budget keeps
+    /// a small reserve after it, so that under contention the edits that finish something
+    /// (final replies, cards, headers) go first. `Ok(Some(wait))`: not made; the budget
+    /// will allow it in about `wait`.
+    pub async fn update_progress(
+        &self,
+        team: &TeamId,
+        channel: &ChannelId,
+        ts: &MessageTs,
+        message: &Message,
+    ) -> Result<Option<Duration>, SlackError> {
+        if let Err(wait) = self.edits.try_acquire_leaving(team, PROGRESS_RESERVE) {
+            return Ok(Some(wait));
+        }
+        self.edit(team, channel, ts, message).await.map(|()| None)
+    }
+
+    /// `chat.update` with the budget already drawn from.
+    async fn edit(
+        &self,
+        team: &TeamId,
+        channel: &ChannelId,
+        ts: &MessageTs,
+        message: &Message,
+    ) -> Result<(), SlackError> {
         let mut body = message_body(channel, message);
         body["ts"] = json!(ts.as_str());
         let result = self.post_json::<Ignored>("chat.update", &body, &SLACK_TIER3_METHOD_CONFIG).await.map(drop);
         if let Err(SlackError::RateLimited { retry_after, .. }) = &result {
-            self.pacer.back_off(team, retry_after.unwrap_or(Duration::from_secs(30)));
+            self.edits.back_off(team, retry_after.unwrap_or(Duration::from_secs(30)));
         }
         result
     }
@@ -364,11 +417,23 @@ impl SlackApi {
         self.call("response_url", self.client.post_webhook_message(&url, &request)).await.map(drop)
     }
 
-    /// `reactions.add`; adding one that is already there is not an error.
-    pub async fn react(&self, channel: &ChannelId, ts: &MessageTs, name: &str) -> Result<(), SlackError> {
+    /// `reactions.add`, drawing from the workspace's reaction budget first; adding one that
+    /// is already there is not an error.
+    pub async fn react(
+        &self,
+        team: &TeamId,
+        channel: &ChannelId,
+        ts: &MessageTs,
+        name: &str,
+    ) -> Result<(), SlackError> {
+        self.reactions.acquire(team).await;
         let body = json!({"channel": channel.as_str(), "timestamp": ts.as_str(), "name": name});
         match self.post_json::<Ignored>("reactions.add", &body, &SLACK_TIER3_METHOD_CONFIG).await {
             Err(SlackError::Api { code, .. }) if code == "already_reacted" => Ok(()),
+            Err(SlackError::RateLimited { retry_after, method }) => {
+                self.reactions.back_off(team, retry_after.unwrap_or(Duration::from_secs(30)));
+                Err(SlackError::RateLimited { retry_after, method })
+            }
             other => other.map(drop),
         }
     }

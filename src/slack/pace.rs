@@ -1,29 +1,37 @@
-//! A workspace-wide budget for message edits.
+//! Budgets for Web API calls that Slack limits per minute.
 //!
-//! `chat.update` is a Tier 3 method: about 50 calls a minute per workspace, shared by every
-//! reply streaming at once. [`Pacer`] is a token bucket per workspace that every edit draws
-//! from; when it is empty, the caller waits. Streams never queue stale edits behind it: a
-//! stream asks for a token, and only then renders its newest text. A 429 that got through
-//! anyway (another replica, another app on the token) empties the bucket until Slack's
-//! `Retry-After` has passed.
+//! Slack evaluates its limits in per-minute windows: `chat.update` and `reactions.add` are
+//! Tier 3 (about 50 calls a minute per workspace each), and `chat.postMessage` allows one
+//! message a second per channel with short bursts. A [`Pacer`] is a token bucket per key
+//! (a workspace, a channel) that every such call draws from; when it is empty, the caller
+//! waits. Its refill rate leaves room for its burst, so no 60-second window ever holds more
+//! than the budget's calls, however the calls fall. Streams never queue stale edits behind
+//! it: a stream asks for a token, and only then renders its newest text. Calls that only
+//! show progress may be asked to leave a reserve in the bucket, so that when the budget is
+//! contended the calls that finish something (a reply's final text) go first. A 429 that got
+//! through anyway (another replica, another app on the token) empties the bucket until
+//! Slack's `Retry-After` has passed.
 //!
-//! The bucket lives in this process; several replicas each get the full budget, so set
+//! The buckets live in this process; several replicas each get the full budget, so set
 //! `SLACK_UPDATES_PER_MINUTE` to the workspace budget divided by the replica count.
 
 use std::{
     collections::HashMap,
+    hash::Hash,
     sync::Mutex,
     time::{Duration, Instant},
 };
 
-use crate::ids::TeamId;
+/// Keys beyond this many make the pacer forget the buckets that are full again.
+const REMEMBERED_KEYS: usize = 1024;
 
-/// A token bucket per workspace.
+/// A token bucket per key.
 #[derive(Debug)]
-pub struct Pacer {
-    per_minute: f64,
+pub struct Pacer<K> {
+    /// Tokens added per second.
+    rate: f64,
     burst: f64,
-    buckets: Mutex<HashMap<TeamId, Bucket>>,
+    buckets: Mutex<HashMap<K, Bucket>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -33,54 +41,72 @@ struct Bucket {
     blocked_until: Option<Instant>,
 }
 
-impl Pacer {
-    /// A pacer allowing `per_minute` calls per workspace, with bursts of up to `burst`.
+impl<K: Hash + Eq + Clone> Pacer<K> {
+    /// A pacer allowing at most `per_minute` calls per key in any 60 seconds, up to `burst`
+    /// of them at once. The burst is capped at half the budget, and the rest of the budget
+    /// refills evenly over the minute.
     pub fn new(per_minute: u32, burst: u32) -> Self {
+        let per_minute = per_minute.max(2);
+        let burst = burst.clamp(1, per_minute / 2);
         Self {
-            per_minute: f64::from(per_minute.max(1)),
-            burst: f64::from(burst.max(1)),
+            rate: f64::from(per_minute - burst) / 60.0,
+            burst: f64::from(burst),
             buckets: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Takes a token now, or says how long to wait for one.
-    fn try_take(&self, team: &TeamId, now: Instant) -> Result<(), Duration> {
+    /// Takes a token now, leaving at least `reserve` behind, or says how long to wait.
+    fn try_take(&self, key: &K, reserve: u32, now: Instant) -> Result<(), Duration> {
         let mut buckets = self.buckets.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let bucket = buckets.entry(team.clone()).or_insert(Bucket { tokens: self.burst, at: now, blocked_until: None });
+        if buckets.len() > REMEMBERED_KEYS && !buckets.contains_key(key) {
+            let (rate, burst) = (self.rate, self.burst);
+            buckets.retain(|_, b| {
+                b.blocked_until.is_some_and(|until| until > now)
+                    || b.tokens + now.saturating_duration_since(b.at).as_secs_f64() * rate < burst
+            });
+        }
+        let bucket = buckets.entry(key.clone()).or_insert(Bucket { tokens: self.burst, at: now, blocked_until: None });
         if let Some(until) = bucket.blocked_until {
             if until > now {
                 return Err(until - now);
             }
             bucket.blocked_until = None;
         }
-        let rate = self.per_minute / 60.0;
         let elapsed = now.saturating_duration_since(bucket.at).as_secs_f64();
-        bucket.tokens = (bucket.tokens + elapsed * rate).min(self.burst);
+        bucket.tokens = (bucket.tokens + elapsed * self.rate).min(self.burst);
         bucket.at = now;
-        if bucket.tokens >= 1.0 {
+        let needed = 1.0 + f64::from(reserve);
+        if bucket.tokens >= needed {
             bucket.tokens -= 1.0;
             Ok(())
         } else {
-            Err(Duration::from_secs_f64((1.0 - bucket.tokens) / rate))
+            // At least a millisecond: a wait that rounds to nothing would only spin.
+            Err(Duration::from_secs_f64((needed - bucket.tokens) / self.rate).max(Duration::from_millis(1)))
         }
     }
 
-    /// Waits until the workspace may make one more call, and takes it.
-    pub async fn acquire(&self, team: &TeamId) {
+    /// Takes a call for `key` now if that leaves `reserve` calls over (lowered to what
+    /// the burst can hold), or says how long until it would.
+    pub fn try_acquire_leaving(&self, key: &K, reserve: u32) -> Result<(), Duration> {
+        self.try_take(key, reserve.min(self.burst as u32 - 1), Instant::now())
+    }
+
+    /// Waits until `key` may make one more call, and takes it.
+    pub async fn acquire(&self, key: &K) {
         loop {
             // The lock is released before sleeping.
-            match self.try_take(team, Instant::now()) {
+            match self.try_take(key, 0, Instant::now()) {
                 Ok(()) => return,
                 Err(wait) => tokio::time::sleep(wait).await,
             }
         }
     }
 
-    /// Slack said 429: no calls for this workspace until `retry_after` has passed.
-    pub fn back_off(&self, team: &TeamId, retry_after: Duration) {
+    /// Slack said 429: no calls for `key` until `retry_after` has passed.
+    pub fn back_off(&self, key: &K, retry_after: Duration) {
         let now = Instant::now();
         let mut buckets = self.buckets.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let bucket = buckets.entry(team.clone()).or_insert(Bucket { tokens: 0.0, at: now, blocked_until: None });
+        let bucket = buckets.entry(key.clone()).or_insert(Bucket { tokens: 0.0, at: now, blocked_until: None });
         bucket.tokens = 0.0;
         bucket.at = now + retry_after;
         bucket.blocked_until = Some(now + retry_after);
@@ -89,7 +115,10 @@ impl Pacer {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+    use crate::ids::TeamId;
 
     #[test]
     fn a_burst_then_the_rate() {
@@ -97,20 +126,91 @@ mod tests {
         let team = TeamId::new("T1");
         let t0 = Instant::now();
         for _ in 0..3 {
-            assert!(pacer.try_take(&team, t0).is_ok());
+            assert!(pacer.try_take(&team, 0, t0).is_ok());
         }
-        let wait = pacer.try_take(&team, t0).unwrap_err();
-        assert!(wait <= Duration::from_secs(1) && wait > Duration::from_millis(900), "{wait:?}");
-        assert!(pacer.try_take(&team, t0 + Duration::from_secs(1)).is_ok());
-        assert!(pacer.try_take(&TeamId::new("T2"), t0).is_ok(), "workspaces have their own budgets");
+        // The burst came out of the minute's budget: 57 more over the minute.
+        let wait = pacer.try_take(&team, 0, t0).unwrap_err();
+        assert!(wait > Duration::from_millis(1050) && wait < Duration::from_millis(1060), "{wait:?}");
+        assert!(pacer.try_take(&team, 0, t0 + Duration::from_millis(1060)).is_ok());
+        assert!(pacer.try_take(&TeamId::new("T2"), 0, t0).is_ok(), "workspaces have their own budgets");
     }
 
     #[test]
-    fn a_429_blocks_the_workspace_for_retry_after() {
+    fn a_429_blocks_the_key_for_retry_after() {
         let pacer = Pacer::new(600, 10);
         let team = TeamId::new("T1");
         pacer.back_off(&team, Duration::from_secs(5));
-        let wait = pacer.try_take(&team, Instant::now()).unwrap_err();
+        let wait = pacer.try_take(&team, 0, Instant::now()).unwrap_err();
         assert!(wait > Duration::from_secs(4), "{wait:?}");
+    }
+
+    #[test]
+    fn idle_keys_are_forgotten_and_busy_ones_kept() {
+        let pacer = Pacer::new(60, 3);
+        let t0 = Instant::now();
+        for n in 0..=REMEMBERED_KEYS {
+            pacer.try_take(&n, 0, t0).unwrap();
+        }
+        // Much later every bucket is full again, so a new key clears them out.
+        let later = t0 + Duration::from_secs(60);
+        pacer.try_take(&usize::MAX, 0, later).unwrap();
+        assert_eq!(pacer.buckets.lock().unwrap().len(), 1);
+        // A key that is still paying for its burst is remembered.
+        for _ in 0..3 {
+            pacer.try_take(&0, 0, later).unwrap();
+        }
+        for n in 1..=REMEMBERED_KEYS {
+            pacer.try_take(&n, 0, later).unwrap();
+        }
+        assert!(pacer.try_take(&0, 0, later).is_err(), "key 0 kept its empty bucket");
+    }
+
+    #[test]
+    fn progress_gives_way_to_what_finishes() {
+        let pacer = Pacer::new(60, 5);
+        let t0 = Instant::now();
+        // Progress may use the burst down to the reserve, and no further.
+        for _ in 0..3 {
+            assert!(pacer.try_take(&"T1", 2, t0).is_ok());
+        }
+        let wait = pacer.try_take(&"T1", 2, t0).unwrap_err();
+        assert!(wait > Duration::from_millis(1000), "{wait:?}");
+        // What finishes something still gets through at once.
+        assert!(pacer.try_take(&"T1", 0, t0).is_ok());
+        assert!(pacer.try_take(&"T1", 0, t0).is_ok());
+        assert!(pacer.try_take(&"T1", 0, t0).is_err());
+    }
+
+    proptest! {
+        /// However callers arrive, and however greedy they are, no 60-second window holds
+        /// more calls than the budget: the window Slack evaluates.
+        #[test]
+        fn no_minute_exceeds_the_budget(
+            per_minute in 2u32..120,
+            burst in 1u32..20,
+            calls in proptest::collection::vec((0u64..5_000, 0u32..3), 1..400),
+        ) {
+            let pacer = Pacer::new(per_minute, burst);
+            let t0 = Instant::now();
+            let mut now = t0;
+            let mut times = Vec::new();
+            let most_reserve = burst.clamp(1, per_minute.max(2) / 2) - 1;
+            for (gap, reserve) in calls {
+                now += Duration::from_millis(gap);
+                // A caller that waits exactly as long as it is told, as `acquire` does.
+                loop {
+                    match pacer.try_take(&"T1", reserve.min(most_reserve), now) {
+                        Ok(()) => break,
+                        Err(wait) => now += wait,
+                    }
+                }
+                times.push(now);
+            }
+            let budget = per_minute.max(2) as usize;
+            for (i, start) in times.iter().enumerate() {
+                let within = times[i..].iter().take_while(|t| t.duration_since(*start) < Duration::from_secs(60)).count();
+                prop_assert!(within <= budget, "{within} calls in a minute from call {i}, budget {budget}");
+            }
+        }
     }
 }

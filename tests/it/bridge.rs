@@ -238,6 +238,46 @@ async fn streaming_edits_grow_and_keep_to_one_per_second() {
     assert!(updates.len() <= 6, "3 s of deltas coalesce into a few edits, not {}", updates.len());
 }
 
+/// When the workspace's edit budget runs short, replies that finish get it before replies
+/// that only show progress: a progress edit is skipped rather than made to wait, so it can
+/// never stand between a reply and its final text.
+#[tokio::test]
+async fn a_short_edit_budget_goes_to_final_replies_first() {
+    let chunks: Vec<String> = (0..6).map(|i| format!("chunk{i} ")).collect();
+    let refs: Vec<&str> = chunks.iter().map(String::as_str).collect();
+    let timed = TimedHelpdesk::start(vec![Script::deltas(&refs, Duration::from_millis(200))]).await;
+    // Six edits a minute: a burst of three, then one every 20 s. Progress edits leave two
+    // in the bucket, so only one of the two replies may show progress; both finals fit.
+    let app = spawn_app(Options {
+        helpdesk_url: Some(timed.url.clone()),
+        force_streaming: true,
+        updates_per_minute: 6,
+        ..Options::bridge(Backend::Embedded)
+    })
+    .await;
+    let log = fakes::UpdateLog::mount(&app.slack).await;
+    let pending = helpdesk_bridge::model::TicketStatus::Pending;
+    fakes::seed(&app.store, "1700000000.000100", "DEVOPS-1", pending, "U1", 1).await;
+    fakes::seed(&app.store, "1700000000.000300", "DEVOPS-2", pending, "U1", 1).await;
+    app.post_event(&message_event("Ev1", "C1", "U1", "1700000000.000200", Some("1700000000.000100"), "one")).await;
+    app.post_event(&message_event("Ev2", "C1", "U1", "1700000000.000400", Some("1700000000.000300"), "two")).await;
+
+    let finals =
+        |log: &fakes::UpdateLog| log.updates().into_iter().filter(|(_, body)| text_of(body).contains("chunk5")).count();
+    let both = eventually(Duration::from_secs(8), || async { (finals(&log) == 2).then_some(()) }).await;
+    assert!(both.is_some(), "both replies got their final text without waiting for the budget: {:#?}", log.updates());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let updates = log.updates();
+    let messages: std::collections::HashSet<String> =
+        updates.iter().map(|(_, body)| body["ts"].as_str().unwrap_or_default().to_owned()).collect();
+    assert_eq!(messages.len(), 2, "one reply message per ticket: {updates:#?}");
+    let progress: Vec<_> = updates.iter().filter(|(_, body)| !text_of(body).contains("chunk5")).collect();
+    assert_eq!(progress.len(), 1, "one progress edit fit beside the two finals: {updates:#?}");
+    assert!(text_of(&progress[0].1).contains("chunk0"), "it showed the first text");
+    assert_eq!(updates.len(), 3);
+    assert_eq!(timed.seen().len(), 2, "both messages reached the HelpDesk");
+}
+
 #[tokio::test]
 async fn long_markdown_replies_split_into_valid_messages() {
     let app = spawn_app(Options::bridge(Backend::Redis)).await;

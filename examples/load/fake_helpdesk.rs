@@ -1,0 +1,162 @@
+//! A stand-in for the HelpDesk that streams every reply over time: `chunks` text deltas of
+//! `chunk_size` characters, `gap` apart, then `done`.
+//!
+//! The first delta of each reply carries a marker naming the ticket, and the time it was
+//! handed to the connection is recorded, so the relay figures can find the first Slack
+//! edit showing it. Everything else the bridge asks (the agent's streaming flag, status
+//! changes) gets a plain success.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use axum::{
+    body::{Body, Bytes},
+    extract::State,
+    http::{Request, header},
+    response::Response,
+};
+use serde_json::json;
+
+/// How replies stream.
+#[derive(Clone, Copy, Debug)]
+pub struct Shape {
+    /// Deltas per reply.
+    pub chunks: usize,
+    /// Characters per delta.
+    pub chunk_size: usize,
+    /// Pause before each delta.
+    pub gap: Duration,
+}
+
+impl Shape {
+    /// In words, for the report.
+    pub fn describe(&self) -> String {
+        let total = self.gap * u32::try_from(self.chunks).unwrap_or(u32::MAX);
+        format!(
+            "Each reply: {} deltas of {} characters, {} ms apart ({:.1} s, {:.1} kB), then `done`.",
+            self.chunks,
+            self.chunk_size,
+            self.gap.as_millis(),
+            total.as_secs_f64(),
+            (self.chunks * self.chunk_size) as f64 / 1000.0
+        )
+    }
+}
+
+#[derive(Default)]
+struct Shared {
+    shape: Mutex<Option<Shape>>,
+    first_delta: Mutex<HashMap<String, Instant>>,
+    sends: AtomicUsize,
+    open: AtomicUsize,
+    most_open: AtomicUsize,
+}
+
+/// The running fake.
+#[derive(Clone)]
+pub struct FakeHelpdesk {
+    /// Its base URL, for `DUPLO_HOST`.
+    pub url: String,
+    shared: Arc<Shared>,
+}
+
+/// The marker the first delta of `ticket`'s reply starts with.
+pub fn marker(ticket: &str) -> String {
+    format!("first-{ticket}-")
+}
+
+impl FakeHelpdesk {
+    /// Starts the fake on a free port.
+    pub async fn start(shape: Shape) -> std::io::Result<Self> {
+        let shared = Arc::new(Shared { shape: Mutex::new(Some(shape)), ..Shared::default() });
+        let app = axum::Router::new().fallback(serve).with_state(shared.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        tokio::spawn(async move {
+            if let Err(err) = axum::serve(listener, app).await {
+                eprintln!("load: the fake HelpDesk stopped: {err}");
+            }
+        });
+        Ok(Self { url, shared })
+    }
+
+    /// Replies from now on stream this way.
+    pub fn set_shape(&self, shape: Shape) {
+        *self.shared.shape.lock().unwrap() = Some(shape);
+    }
+
+    /// When the first delta of `ticket`'s latest reply left.
+    pub fn first_delta(&self, ticket: &str) -> Option<Instant> {
+        self.shared.first_delta.lock().unwrap().get(ticket).copied()
+    }
+
+    /// Messages sent to tickets so far.
+    pub fn sends(&self) -> usize {
+        self.shared.sends.load(Ordering::Relaxed)
+    }
+
+    /// Replies streaming now.
+    pub fn open(&self) -> usize {
+        self.shared.open.load(Ordering::Relaxed)
+    }
+
+    /// The most replies that streamed at once, since the last reset.
+    pub fn take_most_open(&self) -> usize {
+        self.shared.most_open.swap(self.open(), Ordering::Relaxed)
+    }
+}
+
+fn json_body(value: &serde_json::Value) -> Response {
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(value.to_string()))
+        .expect("a static response")
+}
+
+async fn serve(State(shared): State<Arc<Shared>>, request: Request<Body>) -> Response {
+    let path = request.uri().path().to_owned();
+    if path.contains("/admin/data/aiagents/") {
+        let id = path.rsplit('/').next().unwrap_or_default();
+        return json_body(&json!({"success": true, "data": {"id": id, "name": "load-agent",
+            "metaData": {"STREAMING_ENABLED": "true"}}}));
+    }
+    if !path.ends_with("/sendMessageStreaming") {
+        return json_body(&json!({"success": true, "data": {}}));
+    }
+    let ticket = path.rsplit('/').nth(1).unwrap_or_default().to_owned();
+    // The request body is read so the client sees a normal exchange; its content is not needed.
+    let _ = axum::body::to_bytes(request.into_body(), 1 << 20).await;
+    shared.sends.fetch_add(1, Ordering::Relaxed);
+    let shape = shared.shape.lock().unwrap().expect("a shape is set at start");
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    let open = shared.open.fetch_add(1, Ordering::Relaxed) + 1;
+    shared.most_open.fetch_max(open, Ordering::Relaxed);
+    tokio::spawn(async move {
+        let filler: String = "lorem ipsum dolor sit amet ".chars().cycle().take(shape.chunk_size).collect();
+        for i in 0..shape.chunks {
+            tokio::time::sleep(shape.gap).await;
+            let text = if i == 0 { format!("{}{filler}", marker(&ticket)) } else { filler.clone() };
+            let frame = format!("event: message\ndata: {}\n\n", json!({"type": "text_delta", "text": text}));
+            if i == 0 {
+                shared.first_delta.lock().unwrap().insert(ticket.clone(), Instant::now());
+            }
+            if tx.send(Ok(Bytes::from(frame))).await.is_err() {
+                break;
+            }
+        }
+        let done = "event: message\ndata: {\"type\":\"done\",\"stop_reason\":\"end_turn\"}\n\n";
+        let _ = tx.send(Ok(Bytes::from(done))).await;
+        shared.open.fetch_sub(1, Ordering::Relaxed);
+    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+    Response::builder()
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .body(Body::from_stream(stream))
+        .expect("a static response")
+}

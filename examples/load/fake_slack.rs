@@ -1,0 +1,205 @@
+//! A stand-in for Slack's Web API that enforces Slack's published rate limits.
+//!
+//! Every method the bridge calls answers as Slack does when all is well, unless the call
+//! breaks a limit; then it answers `429` with `Retry-After` and `ratelimited`, as Slack
+//! does. The limits are Slack's published ones, evaluated over sliding 60-second windows
+//! (stricter than Slack's per-minute windows):
+//!
+//! - `chat.postMessage`: 60 a minute per channel ("one message per second per channel");
+//! - Tier 3 (`chat.update`, `reactions.add`): 50 a minute per workspace, per method;
+//! - Tier 4 (`users.info`, `chat.getPermalink`, `chat.postEphemeral`, `views.*`): 100.
+//!
+//! Slack counts "per app per workspace", that is per bot token; each service the load tool
+//! starts gets a token of its own, as if each ran in its own workspace, so one phase's
+//! calls do not count against the next.
+//!
+//! Each `chat.update` is logged with the time it arrived, for the relay figures.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use axum::{
+    body::{Body, Bytes},
+    extract::State,
+    http::{Request, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde_json::{Value, json};
+
+/// The workspace every event and record belongs to.
+pub const TEAM: &str = "T1";
+/// The bot's user id.
+pub const BOT_USER: &str = "UBOT";
+
+const WINDOW: Duration = Duration::from_secs(60);
+
+/// One `chat.update` as it arrived.
+#[derive(Clone, Debug)]
+pub struct Update {
+    /// When it arrived.
+    pub at: Instant,
+    /// The message edited.
+    pub channel: String,
+    /// Its ts.
+    pub ts: String,
+    /// The whole request body, to look for text in.
+    pub body: String,
+}
+
+#[derive(Default)]
+struct Shared {
+    windows: Mutex<HashMap<(String, String), VecDeque<Instant>>>,
+    calls: Mutex<HashMap<String, u64>>,
+    limited: Mutex<HashMap<String, u64>>,
+    updates: Mutex<Vec<Update>>,
+    posts: AtomicU64,
+}
+
+/// The running fake.
+#[derive(Clone)]
+pub struct FakeSlack {
+    /// Its base URL, for `SLACK_API_URL`.
+    pub url: String,
+    shared: Arc<Shared>,
+}
+
+impl FakeSlack {
+    /// Starts the fake on a free port.
+    pub async fn start() -> std::io::Result<Self> {
+        let shared = Arc::new(Shared::default());
+        let app = axum::Router::new().fallback(serve).with_state(shared.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}/", listener.local_addr()?);
+        tokio::spawn(async move {
+            if let Err(err) = axum::serve(listener, app).await {
+                eprintln!("load: the fake Slack stopped: {err}");
+            }
+        });
+        Ok(Self { url, shared })
+    }
+
+    /// Calls answered so far, by method (429s included).
+    pub fn calls(&self) -> HashMap<String, u64> {
+        self.shared.calls.lock().unwrap().clone()
+    }
+
+    /// 429s answered so far, by method.
+    pub fn limited(&self) -> HashMap<String, u64> {
+        self.shared.limited.lock().unwrap().clone()
+    }
+
+    /// The `chat.update` calls that were let through, oldest first.
+    pub fn updates(&self) -> Vec<Update> {
+        self.shared.updates.lock().unwrap().clone()
+    }
+
+    /// Forgets the update log (between phases).
+    pub fn clear_updates(&self) {
+        self.shared.updates.lock().unwrap().clear();
+    }
+}
+
+/// The per-minute limit of a method and what it is counted per (a channel, or the
+/// workspace's token), if Slack limits it.
+fn limit(method: &str, token: &str, body: &Value) -> Option<(usize, String)> {
+    match method {
+        "chat.postMessage" => Some((60, format!("{token} {}", body["channel"].as_str().unwrap_or_default()))),
+        "chat.update" | "reactions.add" => Some((50, token.to_owned())),
+        "users.info" | "chat.getPermalink" | "chat.postEphemeral" | "views.open" | "views.update" | "views.publish" => {
+            Some((100, token.to_owned()))
+        }
+        _ => None,
+    }
+}
+
+/// Takes a place in the method's window, or says how long until one frees up.
+fn admit(shared: &Shared, method: &str, token: &str, body: &Value, now: Instant) -> Result<(), Duration> {
+    let Some((per_minute, scope)) = limit(method, token, body) else { return Ok(()) };
+    let mut windows = shared.windows.lock().unwrap();
+    let window = windows.entry((method.to_owned(), scope)).or_default();
+    while window.front().is_some_and(|t| now.duration_since(*t) >= WINDOW) {
+        window.pop_front();
+    }
+    if window.len() >= per_minute {
+        let oldest = *window.front().expect("a full window has calls");
+        return Err(WINDOW - now.duration_since(oldest));
+    }
+    window.push_back(now);
+    Ok(())
+}
+
+fn json_response(value: &Value) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], value.to_string()).into_response()
+}
+
+/// A request's fields: JSON bodies as they are, forms and query strings as objects.
+fn fields(query: Option<&str>, bytes: &Bytes) -> Value {
+    if let Ok(value) = serde_json::from_slice::<Value>(bytes) {
+        return value;
+    }
+    let pairs: Vec<(String, String)> = if bytes.is_empty() {
+        serde_urlencoded::from_str(query.unwrap_or_default()).unwrap_or_default()
+    } else {
+        serde_urlencoded::from_bytes(bytes).unwrap_or_default()
+    };
+    Value::Object(pairs.into_iter().map(|(k, v)| (k, Value::String(v))).collect())
+}
+
+async fn serve(State(shared): State<Arc<Shared>>, request: Request<Body>) -> Response {
+    let now = Instant::now();
+    let method = request.uri().path().trim_start_matches('/').to_owned();
+    let query = request.uri().query().map(str::to_owned);
+    let token = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .trim_start_matches("Bearer ")
+        .to_owned();
+    let bytes = axum::body::to_bytes(request.into_body(), 4 << 20).await.unwrap_or_default();
+    let body = fields(query.as_deref(), &bytes);
+    *shared.calls.lock().unwrap().entry(method.clone()).or_default() += 1;
+    if let Err(wait) = admit(&shared, &method, &token, &body, now) {
+        *shared.limited.lock().unwrap().entry(method).or_default() += 1;
+        let seconds = wait.as_secs().max(1).to_string();
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, seconds), (header::CONTENT_TYPE, "application/json".to_owned())],
+            r#"{"ok":false,"error":"ratelimited"}"#,
+        )
+            .into_response();
+    }
+    match method.as_str() {
+        "auth.test" => json_response(&json!({
+            "ok": true, "url": "https://acme.slack.com/", "team": "Acme", "user": "helpdesk",
+            "team_id": TEAM, "user_id": BOT_USER, "bot_id": "BBOT"
+        })),
+        "chat.postMessage" => {
+            let n = shared.posts.fetch_add(1, Ordering::Relaxed);
+            json_response(&json!({"ok": true, "channel": body["channel"], "ts": format!("1900000000.{n:06}")}))
+        }
+        "chat.update" => {
+            shared.updates.lock().unwrap().push(Update {
+                at: now,
+                channel: body["channel"].as_str().unwrap_or_default().to_owned(),
+                ts: body["ts"].as_str().unwrap_or_default().to_owned(),
+                body: String::from_utf8_lossy(&bytes).into_owned(),
+            });
+            json_response(&json!({"ok": true, "channel": body["channel"], "ts": body["ts"]}))
+        }
+        "users.info" => {
+            let id = body["user"].as_str().unwrap_or_default();
+            json_response(&json!({"ok": true, "user": {"id": id, "name": id.to_lowercase(),
+                "profile": {"display_name": format!("Person {id}"), "real_name": format!("Person {id}")}}}))
+        }
+        "chat.getPermalink" => json_response(&json!({"ok": true, "channel": body["channel"],
+            "permalink": format!("https://acme.slack.com/archives/{}/p1", body["channel"].as_str().unwrap_or_default())})),
+        _ => json_response(&json!({"ok": true})),
+    }
+}
