@@ -196,7 +196,7 @@ pub(super) async fn stream(writer: Writer, mut events: ReplyStream, abort: &Canc
     let mut ended = false;
     // The first text may show at once; the placeholder was not an edit.
     let mut next_edit = Instant::now();
-    // The per-message pace, kept by the final edit too; a deferred edit does not count.
+    // The per-message pace, kept by the final edit too.
     let mut paced_until = Instant::now();
 
     loop {
@@ -213,8 +213,10 @@ pub(super) async fn stream(writer: Writer, mut events: ReplyStream, abort: &Canc
                 inflight = None;
                 match deferred {
                     Some(wait) => {
-                        // Nothing was shown: the newest text waits for the budget.
+                        // The newest text waits for the budget. An earlier page of a long
+                        // reply may have been edited before the deferral, so the pace holds.
                         dirty = true;
+                        paced_until = Instant::now() + EDIT_INTERVAL;
                         next_edit = Instant::now() + wait.max(EDIT_INTERVAL);
                     }
                     None => {
