@@ -178,7 +178,7 @@ async fn relay(rig: &Rig, bridge: &Bridge, threads: Vec<Thread>) {
     }
     let (median, worst) = summary(latencies.clone());
     let (shortest, most, messages) = edit_pace(&updates);
-    let provoked = limited(&rig.slack) - limited_before;
+    let provoked = limited(&rig.slack).saturating_sub(limited_before);
     println!("| what | value |\n|---|---|");
     println!("| first delta → first Slack edit showing it, median | {} |", ms(median));
     println!("| same, slowest of {} | {} |", latencies.len(), ms(worst));
@@ -207,7 +207,7 @@ async fn memory(rig: &Rig, bridge: &Bridge, threads: Vec<Thread>, idle: u64) {
     // Sample until every reply has been sent and has finished streaming.
     while started.elapsed() < Duration::from_secs(120) {
         peak = peak.max(bridge.rss().unwrap_or_default());
-        if rig.helpdesk.sends() - sends_before >= count && rig.helpdesk.open() == 0 {
+        if rig.helpdesk.sends().saturating_sub(sends_before) >= count && rig.helpdesk.open() == 0 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -219,17 +219,17 @@ async fn memory(rig: &Rig, bridge: &Bridge, threads: Vec<Thread>, idle: u64) {
     let reactions = |calls: &HashMap<String, u64>| calls.get("reactions.add").copied().unwrap_or_default();
     let drain = Instant::now();
     while drain.elapsed() < Duration::from_secs(rig.options.drain_seconds) {
-        if reactions(&rig.slack.calls()) - reactions(&calls_before) >= count as u64 {
+        if reactions(&rig.slack.calls()).saturating_sub(reactions(&calls_before)) >= count as u64 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    let finished = reactions(&rig.slack.calls()) - reactions(&calls_before);
+    let finished = reactions(&rig.slack.calls()).saturating_sub(reactions(&calls_before));
     let drained = drain.elapsed();
     let after_drain = bridge.rss().unwrap_or_default();
     let updates = rig.slack.updates();
     let (shortest, most, messages) = edit_pace(&updates);
-    let provoked = limited(&rig.slack) - limited_before;
+    let provoked = limited(&rig.slack).saturating_sub(limited_before);
     println!("| what | value |\n|---|---|");
     println!("| resident memory idle (ready, 2 s after start) | {} |", mib(idle));
     println!("| events acked | {} of {count} |", report.acked);
@@ -320,11 +320,11 @@ async fn ingress_runs(rig: &Rig) -> Result<(), String> {
         let rss = bridge.rss().unwrap_or_default();
         let after = bridge.counts().await;
         let counts = bridge::Counts {
-            accepted: after.accepted - before.accepted,
-            acks: after.acks - before.acks,
-            acks_within_2ms: after.acks_within_2ms - before.acks_within_2ms,
+            accepted: after.accepted.saturating_sub(before.accepted),
+            acks: after.acks.saturating_sub(before.acks),
+            acks_within_2ms: after.acks_within_2ms.saturating_sub(before.acks_within_2ms),
         };
-        print_ingress(&label, &report, counts, limited(&rig.slack) - limited_before, rss);
+        print_ingress(&label, &report, counts, limited(&rig.slack).saturating_sub(limited_before), rss);
         bridge.stop().await;
     }
     Ok(())
