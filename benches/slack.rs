@@ -13,7 +13,7 @@ use helpdesk_bridge::{
     inbound::Inbound,
     slack::{
         blocks::{ReplyState, ReplyView, reply},
-        card::{CardStatus, CardView, CommandView, DecisionView, render},
+        card::{AttachmentView, CardStatus, CardView, CommandView, DecisionView, render},
         ingress::{BotIdentity, Parsed, parse_event},
         verify::Verifier,
     },
@@ -104,6 +104,7 @@ fn benches(c: &mut Criterion) {
         b.iter(|| {
             let view = CardView {
                 id: "c0ffee",
+                version: 3,
                 ticket: "DEVOPS-42",
                 agent: "generic-agent",
                 commands: commands
@@ -116,6 +117,7 @@ fn benches(c: &mut Criterion) {
                         decision: if i % 2 == 0 { DecisionView::Approved } else { DecisionView::Undecided },
                         decided: (i % 2 == 0).then_some((&user, 1_800_000_000)),
                         destructive: i == 9,
+                        attachment: AttachmentView::NotNeeded,
                     })
                     .collect(),
                 status: CardStatus::Open,

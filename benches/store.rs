@@ -46,16 +46,7 @@ async fn seed(store: &Store) {
         updated_at: 1,
     };
     store.create_ticket(&record).await.unwrap();
-    let command = |c: &str| ProposedCommand {
-        form: Default::default(),
-        id: String::new(),
-        command: c.to_owned(),
-        files: Vec::new(),
-        original: None,
-        decision: Decision::Undecided,
-        decided_by: None,
-        decided_at: None,
-    };
+    let command = |c: &str| ProposedCommand::new(Default::default(), String::new(), c.to_owned());
     let card = Card {
         id: CardId::new("bench"),
         ticket: ticket(),
@@ -64,6 +55,8 @@ async fn seed(store: &Store) {
         commands: (0..10).map(|n| command(&format!("kubectl get pods -n ns-{n}"))).collect(),
         state: CardState::Open,
         created_at: 1,
+        version: 0,
+        sent: false,
         submitted_by: None,
         submitted_at: None,
     };

@@ -18,7 +18,7 @@ use tokio::net::TcpListener;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
-    bridge::{Bridge, Defaults, Ports},
+    bridge::{Bridge, Defaults, Policy, Ports},
     config::Config,
     dispatch::{Dispatcher, Handler},
     helpdesk::{HelpdeskClient, HelpdeskError},
@@ -121,7 +121,7 @@ impl Application {
                     workspace: parts.config.helpdesk.default_workspace.clone(),
                     agent: parts.config.helpdesk.default_agent.clone(),
                 },
-                approvers: parts.config.approvers.clone(),
+                policy: Policy { approvers: parts.config.approvers.clone(), access: parts.config.access.clone() },
                 destructive_patterns: parts.config.destructive_patterns.clone(),
                 abort: parts.abort.clone(),
                 metrics: parts.metrics.clone(),

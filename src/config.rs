@@ -64,6 +64,21 @@ pub struct Cli {
     /// Extra Slack user ids or user-group ids allowed to decide on commands.
     #[arg(long, env = "APPROVERS")]
     pub approvers: Option<String>,
+    /// Slack user ids or user-group ids who may change `/helpdesk config`.
+    #[arg(long, env = "ADMINS")]
+    pub admins: Option<String>,
+    /// Only `ADMINS` may change settings, not the workspace's admins and owners.
+    #[arg(long, env = "ADMINS_ONLY", default_value = "false")]
+    pub admins_only: String,
+    /// Whether the person who opened a ticket may decide on its commands.
+    #[arg(long, env = "REQUESTER_MAY_APPROVE", default_value = "true")]
+    pub requester_may_approve: String,
+    /// HelpDesk workspaces (names or ids, comma-separated) tickets may go to; all when unset.
+    #[arg(long, env = "ALLOWED_WORKSPACES")]
+    pub allowed_workspaces: Option<String>,
+    /// HelpDesk agents (names or ids, comma-separated) tickets may use; all when unset.
+    #[arg(long, env = "ALLOWED_AGENTS")]
+    pub allowed_agents: Option<String>,
     /// Commands matching any of these regular expressions (`;`-separated, case-insensitive)
     /// are marked destructive and ask for confirmation before approval.
     #[arg(long, env = "DESTRUCTIVE_PATTERNS", default_value = DEFAULT_DESTRUCTIVE)]
@@ -145,6 +160,8 @@ pub struct Config {
     pub listen_addr: SocketAddr,
     /// Extra Slack user or user-group ids allowed to decide on commands.
     pub approvers: Vec<String>,
+    /// Who may administer and decide beyond the defaults.
+    pub access: AccessConfig,
     /// Regular expressions (already checked) marking commands as destructive.
     pub destructive_patterns: Vec<String>,
     /// Log format.
@@ -153,6 +170,35 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Dispatcher bounds.
     pub dispatch: DispatchConfig,
+}
+
+/// Who may change settings, who may decide, and where tickets may go.
+#[derive(Debug, Clone)]
+pub struct AccessConfig {
+    /// `ADMINS`: user and user-group ids who may change `/helpdesk config`.
+    pub admins: Vec<String>,
+    /// `ADMINS_ONLY`: the workspace's own admins and owners may not change settings.
+    pub admins_only: bool,
+    /// `REQUESTER_MAY_APPROVE`: the requester may decide on their ticket's commands.
+    pub requester_may_approve: bool,
+    /// `ALLOWED_WORKSPACES`: names or ids; empty allows every workspace.
+    pub allowed_workspaces: Vec<String>,
+    /// `ALLOWED_AGENTS`: names or ids; empty allows every agent.
+    pub allowed_agents: Vec<String>,
+}
+
+impl Default for AccessConfig {
+    /// The settings' defaults: workspace admins and owners administer, the requester may
+    /// decide, every workspace and agent is allowed.
+    fn default() -> Self {
+        Self {
+            admins: Vec::new(),
+            admins_only: false,
+            requester_may_approve: true,
+            allowed_workspaces: Vec::new(),
+            allowed_agents: Vec::new(),
+        }
+    }
 }
 
 /// Slack settings.
@@ -252,7 +298,17 @@ impl Cli {
         let listen_addr = self.listen_addr.parse().map_err(|_| {
             ConfigError::new("LISTEN_ADDR", format!("'{}' is not an address like 0.0.0.0:3000", self.listen_addr))
         })?;
-        let approvers = parse_approvers(self.approvers.as_deref().unwrap_or(""))?;
+        let approvers = parse_approvers("APPROVERS", self.approvers.as_deref().unwrap_or(""))?;
+        let access = AccessConfig {
+            admins: parse_approvers("ADMINS", self.admins.as_deref().unwrap_or(""))?,
+            admins_only: boolean("ADMINS_ONLY", &self.admins_only)?,
+            requester_may_approve: boolean("REQUESTER_MAY_APPROVE", &self.requester_may_approve)?,
+            allowed_workspaces: names(self.allowed_workspaces.as_deref()),
+            allowed_agents: names(self.allowed_agents.as_deref()),
+        };
+        if access.admins_only && access.admins.is_empty() {
+            return Err(ConfigError::new("ADMINS_ONLY", "is true but ADMINS is empty: nobody could change settings"));
+        }
         let destructive_patterns = parse_patterns(&self.destructive_patterns)?;
         let log_format = match self.log_format.as_str() {
             "text" => LogFormat::Text,
@@ -292,6 +348,7 @@ impl Cli {
             },
             listen_addr,
             approvers,
+            access,
             destructive_patterns,
             log_format,
             shutdown_grace: seconds("SHUTDOWN_GRACE_SECONDS", &self.shutdown_grace_seconds)?,
@@ -386,9 +443,14 @@ fn parse_patterns(value: &str) -> Result<Vec<String>, ConfigError> {
         .collect()
 }
 
-/// Approvers are Slack user ids (`U…`, `W…`) or user-group ids (`S…`), separated by commas
-/// or spaces; anything else is almost certainly a name pasted by mistake.
-fn parse_approvers(value: &str) -> Result<Vec<String>, ConfigError> {
+/// A comma-separated list of names or ids, trimmed, empty entries dropped.
+fn names(value: Option<&str>) -> Vec<String> {
+    value.unwrap_or_default().split(',').map(str::trim).filter(|n| !n.is_empty()).map(str::to_owned).collect()
+}
+
+/// Approvers (and admins) are Slack user ids (`U…`, `W…`) or user-group ids (`S…`), separated
+/// by commas or spaces; anything else is almost certainly a name pasted by mistake.
+fn parse_approvers(var: &'static str, value: &str) -> Result<Vec<String>, ConfigError> {
     value
         .split([',', ' ', '\n', '\t'])
         .filter(|s| !s.is_empty())
@@ -399,10 +461,7 @@ fn parse_approvers(value: &str) -> Result<Vec<String>, ConfigError> {
             if valid {
                 Ok(id.to_owned())
             } else {
-                Err(ConfigError::new(
-                    "APPROVERS",
-                    format!("'{id}' is not a Slack user id (U…/W…) or user-group id (S…)"),
-                ))
+                Err(ConfigError::new(var, format!("'{id}' is not a Slack user id (U…/W…) or user-group id (S…)")))
             }
         })
         .collect()
@@ -434,6 +493,25 @@ mod tests {
         assert_eq!(config.slack.api_url, "https://slack.com/api/");
         assert!(!config.socket_mode());
         assert_eq!(config.shutdown_grace, Duration::from_secs(20));
+        assert!(config.access.requester_may_approve && !config.access.admins_only);
+        assert!(config.access.admins.is_empty() && config.access.allowed_workspaces.is_empty());
+    }
+
+    #[test]
+    fn access_settings_parse() {
+        let mut args = BASE.to_vec();
+        args.extend([
+            "--admins=U1A, S2B",
+            "--admins-only=true",
+            "--requester-may-approve=false",
+            "--allowed-workspaces=devops, ws-2 ,",
+            "--allowed-agents=k8s-agent",
+        ]);
+        let access = cli(&args).validate().expect("valid").access;
+        assert_eq!(access.admins, ["U1A", "S2B"]);
+        assert!(access.admins_only && !access.requester_may_approve);
+        assert_eq!(access.allowed_workspaces, ["devops", "ws-2"]);
+        assert_eq!(access.allowed_agents, ["k8s-agent"]);
     }
 
     #[test]
@@ -446,6 +524,9 @@ mod tests {
             (&["--redis-url=localhost:6379"], "REDIS_URL"),
             (&["--listen-addr=3000"], "LISTEN_ADDR"),
             (&["--approvers=U123,alice"], "APPROVERS"),
+            (&["--admins=ops-team"], "ADMINS"),
+            (&["--admins-only=true"], "ADMINS_ONLY"),
+            (&["--requester-may-approve=maybe"], "REQUESTER_MAY_APPROVE"),
             (&["--log-format=xml"], "LOG_FORMAT"),
             (&["--dispatch-workers=0"], "DISPATCH_WORKERS"),
         ];
@@ -486,6 +567,6 @@ mod tests {
 
     #[test]
     fn approvers_accept_users_and_groups() {
-        assert_eq!(parse_approvers("U1AB, S9XY W2CD").unwrap(), ["U1AB", "S9XY", "W2CD"]);
+        assert_eq!(parse_approvers("APPROVERS", "U1AB, S9XY W2CD").unwrap(), ["U1AB", "S9XY", "W2CD"]);
     }
 }

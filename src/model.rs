@@ -148,6 +148,29 @@ pub enum ProposalForm {
     Approval,
 }
 
+/// A tool call or approval as the card shows it, for sending back exactly that.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolInvocation {
+    /// The tool's name.
+    pub name: String,
+    /// Its input, as the JSON text the card shows (`None` when the agent gave none).
+    #[serde(default)]
+    pub input: Option<String>,
+}
+
+/// Whether a proposal's full text had to be attached to the thread, and was.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Attachment {
+    /// The card shows everything that would run.
+    #[default]
+    NotNeeded,
+    /// The card shows a preview; the whole proposal is attached in the thread.
+    Attached,
+    /// The whole proposal could not be attached, so nobody saw it: it cannot be approved.
+    Failed,
+}
+
 /// One command (or tool call) an agent proposed, and what was decided about it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ProposedCommand {
@@ -159,12 +182,20 @@ pub struct ProposedCommand {
     pub id: String,
     /// The command text, or the tool's name and input rendered for people.
     pub command: String,
+    /// For tool calls and approvals: the name and input the card shows and the answer carries.
+    #[serde(default)]
+    pub tool: Option<ToolInvocation>,
     /// Files the command would create.
     #[serde(default)]
     pub files: Vec<ProposedFile>,
-    /// The proposal exactly as the agent sent it, echoed back with the decision.
+    /// The agent's proposal in full (pretty JSON) when it had fields the card cannot show;
+    /// those fields are never sent back, but people see them in the attached file.
     #[serde(default)]
-    pub original: Option<serde_json::Value>,
+    pub unshown: Option<String>,
+    /// Whether the whole proposal is attached in the thread (needed when the card cannot
+    /// show all of it).
+    #[serde(default)]
+    pub attachment: Attachment,
     /// The decision so far.
     #[serde(default)]
     pub decision: Decision,
@@ -174,6 +205,24 @@ pub struct ProposedCommand {
     /// When.
     #[serde(default)]
     pub decided_at: Option<UnixMillis>,
+}
+
+impl ProposedCommand {
+    /// A proposal nobody has decided on yet, with no files and nothing the card cannot show.
+    pub fn new(form: ProposalForm, id: String, command: String) -> Self {
+        Self {
+            form,
+            id,
+            command,
+            tool: None,
+            files: Vec::new(),
+            unshown: None,
+            attachment: Attachment::NotNeeded,
+            decision: Decision::Undecided,
+            decided_by: None,
+            decided_at: None,
+        }
+    }
 }
 
 /// Where an approval card is in its life.
@@ -206,6 +255,13 @@ pub struct Card {
     pub state: CardState,
     /// When the card was created.
     pub created_at: UnixMillis,
+    /// Bumped on every change people can see (a decision, a submission): a click names the
+    /// version it saw, and a click on an older rendering is refused.
+    #[serde(default)]
+    pub version: u64,
+    /// Its decisions went to the HelpDesk (or may have): they are never sent again.
+    #[serde(default)]
+    pub sent: bool,
     /// Who submitted it.
     #[serde(default)]
     pub submitted_by: Option<UserId>,

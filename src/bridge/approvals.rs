@@ -1,29 +1,52 @@
 //! Command approvals: the agent's proposals as a card; decisions by authorised people only;
 //! one submission that carries the decisions back to the agent.
 //!
-//! Every click is checked against the store, never the payload: the button names a card
-//! and a position, the card must exist, belong to the thread the click came from and
-//! still be open, and the clicker must be the requester or an approver. Decisions and
-//! submission are compare-and-set in the store, so double clicks, concurrent clicks,
-//! replicas and redeliveries end in one state and at most one message to the HelpDesk.
+//! Every click is checked against the store, never the payload: the button names a card, a
+//! position and the card version it was rendered from; the card must exist, belong to the
+//! thread the click came from, still be open and still be at that version, and the clicker
+//! must be allowed to decide (`access`). Decisions and submission are compare-and-set in the
+//! store, so double clicks, concurrent clicks, replicas and redeliveries end in one state and
+//! at most one message to the HelpDesk.
+//!
+//! What people approve is what runs: a proposal the card cannot show in full (a long command,
+//! long or many files, fields the card has no place for) is attached to the thread whole
+//! before the card is posted, and cannot be approved if that failed; the answer carries only
+//! the fields the card shows (`helpdesk::events::decisions_data`).
 
 use super::{Bridge, BridgeError, now_millis, seconds};
 use crate::{
     ids::{CardId, TeamId, UserId},
     inbound::{ActionItem, BlockAction, ViewSubmission},
     model::{
-        Actor, Card, CardState, ChannelRef, Decision, HistoryEvent, PendingMessage, ProposalForm, ProposedCommand,
+        Actor, Attachment, Card, CardState, Decision, HistoryEvent, PendingMessage, ProposalForm, ProposedCommand,
         TicketRecord, TicketStatus,
     },
     slack::{
         blocks::{self, Message},
-        card::{self, CardStatus, CardView, CommandView, DecisionView, actions},
+        card::{self, AttachmentView, CardStatus, CardView, CommandView, DecisionView, actions},
     },
     store::{DecideOutcome, SubmitOutcome},
 };
 
-/// Files longer than the card shows are attached; this many at most per card.
-const ATTACHED_FILES: usize = 10;
+/// The name of the file that holds proposal `index` (from 0) of a card in full.
+fn attachment_name(index: usize) -> String {
+    format!("proposal-{}.txt", index + 1)
+}
+
+/// The whole of a proposal, as people read it in the attached file: the command, every file,
+/// and the agent's proposal as sent when it had fields the card cannot show.
+fn full_text(ticket: &str, index: usize, command: &ProposedCommand) -> String {
+    let mut text = format!("Proposal {} on ticket {ticket}, in full.\n\n$ {}\n", index + 1, command.command);
+    for file in &command.files {
+        text.push_str(&format!("\n--- file {} ---\n{}\n", file.path, file.content));
+    }
+    if let Some(unshown) = &command.unshown {
+        text.push_str(&format!(
+            "\n--- the agent's proposal as sent; fields the card cannot show are never sent back ---\n{unshown}\n"
+        ));
+    }
+    text
+}
 
 impl Bridge {
     /// Whether a command matches a destructive pattern.
@@ -43,10 +66,12 @@ impl Bridge {
             },
             (CardState::Superseded, None) => CardStatus::Superseded,
         };
+        let names: Vec<String> = (0..card.commands.len()).map(attachment_name).collect();
         let commands = card
             .commands
             .iter()
-            .map(|c| CommandView {
+            .zip(&names)
+            .map(|(c, name)| CommandView {
                 text: &c.command,
                 kind: match c.form {
                     ProposalForm::Command => None,
@@ -62,10 +87,16 @@ impl Bridge {
                 },
                 decided: c.decided_by.as_ref().zip(c.decided_at.map(seconds)),
                 destructive: self.destructive(&c.command),
+                attachment: match c.attachment {
+                    Attachment::NotNeeded => AttachmentView::NotNeeded,
+                    Attachment::Attached => AttachmentView::Attached(name),
+                    Attachment::Failed => AttachmentView::Failed,
+                },
             })
             .collect();
         card::render(&CardView {
             id: card.id.as_str(),
+            version: card.version,
             ticket: card.ticket.ticket.as_str(),
             agent,
             commands,
@@ -84,8 +115,10 @@ impl Bridge {
         }
     }
 
-    /// The agent proposed commands: a new card replaces the ticket's open one.
-    pub(super) async fn propose(&self, record: &TicketRecord, commands: Vec<ProposedCommand>) {
+    /// The agent proposed commands: each proposal the card cannot show in full is attached to
+    /// the thread first, then a new card replaces the ticket's open one.
+    pub(super) async fn propose(&self, record: &TicketRecord, mut commands: Vec<ProposedCommand>) {
+        self.attach_in_full(record, &mut commands).await;
         let card = Card {
             id: CardId::new(format!("{:016x}", rand::random::<u64>())),
             ticket: record.ticket.clone(),
@@ -94,6 +127,8 @@ impl Bridge {
             commands,
             state: CardState::Open,
             created_at: now_millis(),
+            version: 0,
+            sent: false,
             submitted_by: None,
             submitted_at: None,
         };
@@ -130,7 +165,6 @@ impl Bridge {
         if let Some(old) = superseded {
             self.show_card(&old, &record.agent_name, None).await;
         }
-        self.attach_long_files(&card).await;
         self.record(
             record,
             Actor::Agent(record.agent_name.clone()),
@@ -139,64 +173,33 @@ impl Bridge {
         .await;
     }
 
-    /// Files too long for the card go into the thread whole.
-    async fn attach_long_files(&self, card: &Card) {
-        let long: Vec<&crate::model::ProposedFile> = card
-            .commands
-            .iter()
-            .flat_map(|c| c.files.iter().enumerate())
-            .filter(|(i, f)| *i >= 3 || f.content.lines().count() > 8 || f.content.chars().count() > 600)
-            .map(|(_, f)| f)
-            .take(ATTACHED_FILES)
-            .collect();
-        for file in long {
-            let name = file.path.rsplit('/').next().filter(|n| !n.is_empty()).unwrap_or("file.txt");
-            let title = format!("Proposed file {}", file.path);
-            let thread = &card.thread;
-            if let Err(err) =
-                self.inner.slack.upload(&thread.channel, &thread.thread_ts, name, &title, &file.content).await
+    /// Attaches, in the thread, the whole of every proposal the card cannot show in full, and
+    /// records for each whether that worked: one that could not be attached cannot be approved.
+    async fn attach_in_full(&self, record: &TicketRecord, commands: &mut [ProposedCommand]) {
+        let thread = &record.thread;
+        for (index, command) in commands.iter_mut().enumerate() {
+            let files: Vec<(&str, &str)> =
+                command.files.iter().map(|f| (f.path.as_str(), f.content.as_str())).collect();
+            if card::shows_in_full(&command.command, &files, command.unshown.is_some()) {
+                command.attachment = Attachment::NotNeeded;
+                continue;
+            }
+            let name = attachment_name(index);
+            let title = format!("Proposal {} on ticket {}, in full", index + 1, record.ticket.ticket);
+            let text = full_text(record.ticket.ticket.as_str(), index, command);
+            command.attachment = match self
+                .inner
+                .slack
+                .upload(&thread.channel, &thread.thread_ts, &name, &title, &text)
+                .await
             {
-                tracing::warn!(card = %card.id, code = err.code(), "could not attach a proposed file");
-            }
+                Ok(()) => Attachment::Attached,
+                Err(err) => {
+                    tracing::warn!(ticket = %record.ticket.ticket, code = err.code(), "could not attach a proposal in full");
+                    Attachment::Failed
+                }
+            };
         }
-    }
-
-    /// Whether `user` may decide on this ticket's commands. Approvers listed by user id
-    /// always may; a guest from another organisation (Slack Connect) may only then; the
-    /// requester and members of listed user groups may otherwise.
-    pub(super) async fn may_decide(&self, record: &TicketRecord, user: &UserId, user_team: Option<&TeamId>) -> bool {
-        let channel = ChannelRef { team: record.thread.team.clone(), channel: record.thread.channel.clone() };
-        let settings = self.inner.store.channel_settings(&channel).await.unwrap_or_default();
-        let listed: Vec<String> = self.inner.approvers.iter().chain(settings.approvers.iter()).cloned().collect();
-        if listed.iter().any(|a| a == user.as_str()) {
-            return true;
-        }
-        if user_team.is_some_and(|team| team != &record.thread.team) {
-            return false;
-        }
-        if &record.requester == user {
-            return true;
-        }
-        let groups: Vec<String> = listed.into_iter().filter(|a| a.starts_with('S')).collect();
-        for group in &groups {
-            match self.inner.slack.group_members(group).await {
-                Ok(members) if members.contains(user) => return true,
-                Ok(_) => {}
-                Err(err) => tracing::warn!(group = %group, code = err.code(), "could not read a user group"),
-            }
-        }
-        false
-    }
-
-    /// Who may decide, for the refusal message.
-    pub(super) async fn deciders(&self, record: &TicketRecord) -> String {
-        let channel = ChannelRef { team: record.thread.team.clone(), channel: record.thread.channel.clone() };
-        let settings = self.inner.store.channel_settings(&channel).await.unwrap_or_default();
-        let mut names = vec![format!("<@{}> (who asked)", record.requester)];
-        for id in self.inner.approvers.iter().chain(settings.approvers.iter()) {
-            names.push(if id.starts_with('S') { format!("<!subteam^{id}>") } else { format!("<@{id}>") });
-        }
-        names.join(", ")
     }
 
     /// A click on a card button.
@@ -207,12 +210,12 @@ impl Bridge {
         item: &ActionItem,
     ) -> Result<(), BridgeError> {
         let value = item.value.as_deref().unwrap_or_default();
-        let Some((card_id, index)) = card::parse_value(value) else {
+        let Some(click) = card::parse_value(value) else {
             self.explain(action, "This button is not one of mine.").await;
             return Ok(());
         };
         let store = &self.inner.store;
-        let Some(card) = store.card(&CardId::new(card_id)).await? else {
+        let Some(card) = store.card(&CardId::new(click.card)).await? else {
             self.explain(action, "This approval card no longer exists.").await;
             return Ok(());
         };
@@ -244,7 +247,13 @@ impl Bridge {
             self.explain_mrkdwn(action, &format!("Only {who} can decide on these commands.")).await;
             return Ok(());
         }
-        let command = match index {
+        // A click on an older rendering (a co-approver changed something since, or the card
+        // predates versions) would decide on what this person did not see.
+        let Some(seen) = click.version.filter(|v| *v == card.version) else {
+            self.changed(action, &card, &record).await;
+            return Ok(());
+        };
+        let command = match click.index {
             Some(i) if i < card.commands.len() => Some(i),
             Some(_) => {
                 self.explain(action, "That command is not on this card.").await;
@@ -252,33 +261,48 @@ impl Bridge {
             }
             None => None,
         };
-        match (item.action_id.as_str(), command) {
-            (actions::APPROVE, Some(i)) => self.decide(&record, &card, i, Decision::Approve, &action.user).await,
-            (actions::IGNORE, Some(i)) => self.decide(&record, &card, i, Decision::Ignore, &action.user).await,
-            (actions::CHANGE, Some(i)) => self.decide(&record, &card, i, Decision::Undecided, &action.user).await,
+        let by = &action.user;
+        let outcome = match (item.action_id.as_str(), command) {
+            (actions::APPROVE, Some(i)) if card.commands[i].attachment == Attachment::Failed => {
+                self.explain(
+                    action,
+                    "I could not attach all of this proposal to the thread, so nobody has seen all of it: it cannot be approved.",
+                )
+                .await;
+                return Ok(());
+            }
+            (actions::APPROVE, Some(i)) => self.decide(&record, &card, i, Decision::Approve, by, seen).await?,
+            (actions::IGNORE, Some(i)) => self.decide(&record, &card, i, Decision::Ignore, by, seen).await?,
+            (actions::CHANGE, Some(i)) => self.decide(&record, &card, i, Decision::Undecided, by, seen).await?,
             (actions::REJECT, Some(i)) => {
-                let metadata = card::value(card.id.as_str(), i);
+                let metadata = card::value(card.id.as_str(), Some(i), seen);
                 let modal = card::reject_modal(&card.commands[i].command, &metadata);
                 self.inner.slack.open_view(&action.trigger_id, &modal).await?;
-                Ok(())
+                return Ok(());
             }
             (actions::SUBMIT, None) => {
                 if card.commands.iter().all(|c| c.decision == Decision::Undecided) {
                     self.explain(action, "Decide on at least one command first.").await;
                     return Ok(());
                 }
-                self.submit(&record, &card.id, &action.user).await
+                return self.submit(action, &record, &card.id, seen).await;
             }
             _ => {
                 self.explain(action, "This button is not one of mine.").await;
-                Ok(())
+                return Ok(());
             }
+        };
+        if let Some(current) = outcome {
+            self.changed(action, &current, &record).await;
         }
+        Ok(())
     }
 
     /// The rejection-reason modal was submitted.
     pub(super) async fn on_reject_view(&self, team: &TeamId, view: &ViewSubmission) -> Result<(), BridgeError> {
-        let Some((card_id, Some(index))) = card::parse_value(&view.private_metadata) else {
+        let Some(card::CardClick { card: card_id, index: Some(index), version: Some(seen) }) =
+            card::parse_value(&view.private_metadata)
+        else {
             return Ok(());
         };
         let store = &self.inner.store;
@@ -290,6 +314,7 @@ impl Bridge {
         };
         if card.thread.team != *team
             || index >= card.commands.len()
+            || record.status == TicketStatus::Closed
             || !self.may_decide(&record, &view.user, view.user_team.as_ref()).await
         {
             tracing::warn!(card = %card.id, user = %view.user, "a rejection was refused");
@@ -300,9 +325,20 @@ impl Bridge {
             .get(&(card::REJECT_REASON.0.to_owned(), card::REJECT_REASON.1.to_owned()))
             .map(|r| blocks::truncate(r.trim(), card::REASON_CHARS))
             .filter(|r| !r.is_empty());
-        self.decide(&record, &card, index, Decision::Reject { reason }, &view.user).await
+        if self.decide(&record, &card, index, Decision::Reject { reason }, &view.user, seen).await?.is_some() {
+            let thread = &card.thread;
+            let note = blocks::notice(CHANGED, &[]);
+            if let Err(err) =
+                self.inner.slack.ephemeral(&thread.channel, &view.user, Some(&thread.thread_ts), &note).await
+            {
+                tracing::warn!(code = err.code(), "could not tell a rejecter that the card changed");
+            }
+        }
+        Ok(())
     }
 
+    /// Records a decision made on version `seen` of the card. Returns the card as it now is
+    /// when it changed since `seen` (nothing was recorded).
     async fn decide(
         &self,
         record: &TicketRecord,
@@ -310,8 +346,10 @@ impl Bridge {
         index: usize,
         decision: Decision,
         by: &UserId,
-    ) -> Result<(), BridgeError> {
-        match self.inner.store.decide(&card.id, index, decision.clone(), by, now_millis()).await? {
+        seen: u64,
+    ) -> Result<Option<Card>, BridgeError> {
+        let store = &self.inner.store;
+        match store.decide_seen(&card.id, index, decision.clone(), by, now_millis(), Some(seen)).await? {
             DecideOutcome::Decided(updated) => {
                 self.show_card(&updated, &record.agent_name, None).await;
                 self.record(
@@ -326,14 +364,36 @@ impl Bridge {
                 .await;
             }
             DecideOutcome::Closed(closed) => self.show_card(&closed, &record.agent_name, None).await,
+            DecideOutcome::Changed(current) => return Ok(Some(current)),
             DecideOutcome::NoSuchCommand(_) | DecideOutcome::Missing => {}
         }
-        Ok(())
+        Ok(None)
     }
 
-    /// Submits a card exactly once and sends its decisions to the agent.
-    async fn submit(&self, record: &TicketRecord, card: &CardId, by: &UserId) -> Result<(), BridgeError> {
-        let Some(submitted) = self.close_for_sending(record, card, by).await? else {
+    /// The card changed since the clicker's rendering: say so, and show it as it is now.
+    async fn changed(&self, action: &BlockAction, card: &Card, record: &TicketRecord) {
+        self.explain(action, CHANGED).await;
+        self.show_card(card, &record.agent_name, None).await;
+    }
+
+    /// Submits a card exactly once, as the clicker saw it (version `seen`), and sends its
+    /// decisions to the agent.
+    async fn submit(
+        &self,
+        action: &BlockAction,
+        record: &TicketRecord,
+        card: &CardId,
+        seen: u64,
+    ) -> Result<(), BridgeError> {
+        let by = &action.user;
+        let submitted = match self.inner.store.submit_seen(card, by, now_millis(), seen).await? {
+            SubmitOutcome::Changed(current) => {
+                self.changed(action, &current, record).await;
+                return Ok(());
+            }
+            outcome => self.closed_for_sending(record, by, outcome).await,
+        };
+        let Some(submitted) = submitted else {
             return Ok(());
         };
         let content = summary(&submitted.commands);
@@ -349,14 +409,10 @@ impl Bridge {
         self.turn(record.clone(), message).await
     }
 
-    /// Marks a card submitted (exactly one caller wins), shows it so, and records it.
-    async fn close_for_sending(
-        &self,
-        record: &TicketRecord,
-        card: &CardId,
-        by: &UserId,
-    ) -> Result<Option<Card>, BridgeError> {
-        match self.inner.store.submit(card, by, now_millis()).await? {
+    /// After a submission attempt: the winner's card is shown submitted and recorded, and
+    /// returned for sending; anyone else gets `None` and sees the card as it is.
+    async fn closed_for_sending(&self, record: &TicketRecord, by: &UserId, outcome: SubmitOutcome) -> Option<Card> {
+        match outcome {
             SubmitOutcome::Submitted(submitted) => {
                 self.show_card(&submitted, &record.agent_name, None).await;
                 self.record(
@@ -365,17 +421,18 @@ impl Bridge {
                     HistoryEvent::CommandsSubmitted { card: submitted.id.clone() },
                 )
                 .await;
-                Ok(Some(submitted))
+                Some(submitted)
             }
-            SubmitOutcome::Closed(closed) => {
-                self.show_card(&closed, &record.agent_name, None).await;
-                Ok(None)
+            SubmitOutcome::Closed(current) | SubmitOutcome::Changed(current) => {
+                self.show_card(&current, &record.agent_name, None).await;
+                None
             }
-            SubmitOutcome::Missing => Ok(None),
+            SubmitOutcome::Missing => None,
         }
     }
 
-    /// A thread message while the open card has decisions: they go with it.
+    /// A thread message from someone who may decide, while the open card has decisions: they
+    /// go with it. (The caller checks who wrote it: anyone else's message goes without them.)
     pub(super) async fn ride_along(&self, record: &TicketRecord, by: &UserId) -> Option<CardId> {
         let card = match self.inner.store.open_card(&record.ticket).await {
             Ok(Some(card)) => card,
@@ -388,9 +445,8 @@ impl Bridge {
         if card.commands.iter().all(|c| c.decision == Decision::Undecided) {
             return None;
         }
-        match self.close_for_sending(record, &card.id, by).await {
-            Ok(Some(submitted)) => Some(submitted.id),
-            Ok(None) => None,
+        match self.inner.store.submit(&card.id, by, now_millis()).await {
+            Ok(outcome) => self.closed_for_sending(record, by, outcome).await.map(|submitted| submitted.id),
             Err(err) => {
                 tracing::warn!(card = %card.id, error = %err, "could not submit the card's decisions");
                 None
@@ -431,6 +487,9 @@ impl Bridge {
     }
 }
 
+/// What a clicker on an outdated rendering is told.
+const CHANGED: &str = "This card changed since you looked at it (someone decided or it was submitted). Look again: it now shows what it is.";
+
 /// A one-line summary of a card's decisions, sent as the message's text.
 fn summary(commands: &[ProposedCommand]) -> String {
     let count = |f: fn(&Decision) -> bool| commands.iter().filter(|c| f(&c.decision)).count();
@@ -460,16 +519,7 @@ mod tests {
     use super::*;
 
     fn with(decision: Decision) -> ProposedCommand {
-        ProposedCommand {
-            form: ProposalForm::Command,
-            id: String::new(),
-            command: "ls".to_owned(),
-            files: Vec::new(),
-            original: None,
-            decision,
-            decided_by: None,
-            decided_at: None,
-        }
+        ProposedCommand { decision, ..ProposedCommand::new(ProposalForm::Command, String::new(), "ls".to_owned()) }
     }
 
     #[test]

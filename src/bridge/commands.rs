@@ -8,7 +8,7 @@ use super::{
     thread_of,
 };
 use crate::{
-    ids::{ChannelId, MessageTs, TeamId},
+    ids::{MessageTs, TeamId},
     inbound::SlashCommand,
     model::{ChannelRef, PendingMessage, RelayMode},
     slack::{
@@ -125,7 +125,7 @@ impl Bridge {
         let (sub, rest) = text.split_once(char::is_whitespace).unwrap_or((text, ""));
         let answer = match sub.to_ascii_lowercase().as_str() {
             "new" => return self.command_new(team, &command, rest.trim()).await,
-            "config" => self.command_config(team, &command.channel, rest.trim()).await?,
+            "config" => self.command_config(team, &command, rest.trim()).await?,
             "list" => self.command_list(team, rest).await?,
             "find" => self.command_find(team, &command, rest).await?,
             "" | "help" => help(&command.command),
@@ -211,8 +211,10 @@ impl Bridge {
         .await
     }
 
-    /// `/helpdesk config …`: shows or sets where this channel's tickets go.
-    async fn command_config(&self, team: &TeamId, channel: &ChannelId, args: &str) -> Result<Message, BridgeError> {
+    /// `/helpdesk config …`: shows (anyone) or changes (administrators only) where this
+    /// channel's tickets go, who approves and how messages are relayed.
+    async fn command_config(&self, team: &TeamId, command: &SlashCommand, args: &str) -> Result<Message, BridgeError> {
+        let channel = &command.channel;
         let key = ChannelRef { team: team.clone(), channel: channel.clone() };
         let store = &self.inner.store;
         let mut settings = store.channel_settings(&key).await?;
@@ -239,12 +241,24 @@ impl Bridge {
                     "This channel's tickets go to workspace: {}; agent: {}. Approvers here, besides who asked: {}. {}",
                     mrkdwn::escape_inert(&describe(&settings.workspace_name, &defaults.workspace)),
                     mrkdwn::escape_inert(&describe(&settings.agent_name, &defaults.agent)),
-                    mentions(self.inner.approvers.iter().chain(settings.approvers.iter())),
+                    mentions(self.inner.policy.approvers.iter().chain(settings.approvers.iter())),
                     relay_words(settings.relay_mode)
                 ),
                 &[],
             ));
         }
+        if !self.may_administer(team, &command.user, None).await {
+            tracing::info!(team = %team, channel = %channel, user = %command.user, "refused a settings change");
+            return Ok(blocks::notice_mrkdwn(
+                &format!(
+                    "Only {} can change this channel's HelpDesk settings. `{}` shows them.",
+                    self.administrators(),
+                    mrkdwn::escape(&command.command)
+                ),
+                &[],
+            ));
+        }
+        let before = settings.clone();
         if let Some(approvers) = approvers {
             settings.approvers = approvers;
         }
@@ -254,6 +268,10 @@ impl Bridge {
         let helpdesk = &self.inner.helpdesk;
         if let Some(name) = &workspace {
             match helpdesk.find_workspace(name).await {
+                Ok(found) if !self.workspace_allowed(found.id.as_str(), &found.name) => {
+                    let refusal = format!("Workspace '{}' is not one this bridge may open tickets in.", found.name);
+                    return Ok(blocks::notice(&refusal, &[]));
+                }
                 Ok(found) => {
                     settings.workspace = Some(found.id);
                     settings.workspace_name = Some(found.name);
@@ -263,6 +281,10 @@ impl Bridge {
         }
         if let Some(name) = &agent {
             match helpdesk.find_agent(name).await {
+                Ok(found) if !self.agent_allowed(found.id.as_str(), &found.name) => {
+                    let refusal = format!("Agent '{}' is not one this bridge may give tickets to.", found.name);
+                    return Ok(blocks::notice(&refusal, &[]));
+                }
                 Ok(found) => {
                     settings.agent = Some(found.id);
                     settings.agent_name = Some(found.name);
@@ -271,12 +293,22 @@ impl Bridge {
             }
         }
         store.set_channel_settings(&key, &settings).await?;
+        // The audit trail of who changed what: settings decide where tickets go and who
+        // approves commands, so every change is logged with its before and after.
+        tracing::info!(
+            team = %team,
+            channel = %channel,
+            user = %command.user,
+            before = ?before,
+            after = ?settings,
+            "channel settings changed"
+        );
         Ok(blocks::notice_mrkdwn(
             &format!(
                 "✅ New tickets in this channel go to workspace {} with agent {}. Approvers here, besides who asked: {}. {}",
                 mrkdwn::escape_inert(settings.workspace_name.as_deref().unwrap_or("(the bridge's default)")),
                 mrkdwn::escape_inert(settings.agent_name.as_deref().unwrap_or("(the bridge's default)")),
-                mentions(self.inner.approvers.iter().chain(settings.approvers.iter())),
+                mentions(self.inner.policy.approvers.iter().chain(settings.approvers.iter())),
                 relay_words(settings.relay_mode)
             ),
             &[],
@@ -294,8 +326,7 @@ fn relay_words(mode: RelayMode) -> &'static str {
 
 /// Approver ids as Slack mentions (names for people, handles for groups).
 fn mentions<'a>(ids: impl Iterator<Item = &'a String>) -> String {
-    let listed: Vec<String> =
-        ids.map(|id| if id.starts_with('S') { format!("<!subteam^{id}>") } else { format!("<@{id}>") }).collect();
+    let listed: Vec<String> = ids.map(|id| super::access::mention(id)).collect();
     if listed.is_empty() { "nobody else".to_owned() } else { listed.join(", ") }
 }
 

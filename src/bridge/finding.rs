@@ -84,6 +84,11 @@ impl ListArgs {
     }
 }
 
+/// The value of a "Continue in a new thread here" button: the ticket, and who ran `find`.
+fn continue_value(ticket: &TicketName, finder: &UserId) -> String {
+    format!("{ticket} {finder}")
+}
+
 /// A stored ticket as a list row.
 fn row<'a>(record: &'a TicketRecord, link: Option<&'a str>) -> TicketRow<'a> {
     TicketRow {
@@ -183,7 +188,7 @@ impl Bridge {
                     updated: found.updated,
                     link: None,
                 };
-                Ok(ticket::found(&view, Some(found.name.as_str())))
+                Ok(ticket::found(&view, Some(&continue_value(&found.name, &command.user))))
             }
             Err(HelpdeskError::NotFound(_)) => {
                 Ok(blocks::notice(&format!("There is no ticket {name} in this channel's HelpDesk workspace."), &[]))
@@ -217,9 +222,18 @@ impl Bridge {
         &self,
         team: &TeamId,
         action: &BlockAction,
-        name: &str,
+        value: &str,
     ) -> Result<(), BridgeError> {
         let Some(channel) = action.channel.clone() else { return Ok(()) };
+        // The button is for whoever ran `find`: they become the requester, nobody else.
+        let Some((name, finder)) = value.split_once(' ') else {
+            self.explain(action, "This button is outdated; run /helpdesk find again.").await;
+            return Ok(());
+        };
+        if finder != action.user.as_str() {
+            self.explain_mrkdwn(action, &super::open::not_yours(&UserId::new(finder))).await;
+            return Ok(());
+        }
         if let Some(record) = self.known_ticket(team, name).await? {
             let link = self.links(std::slice::from_ref(&record)).await.remove(0);
             self.answer_click(action, &ticket::found(&row(&record, link.as_deref()), None)).await;
@@ -330,7 +344,21 @@ impl Bridge {
         action: &BlockAction,
         pending_id: &str,
     ) -> Result<(), BridgeError> {
-        let Some(pending) = self.inner.store.take_pending(pending_id).await? else {
+        let store = &self.inner.store;
+        let Some(kept) = store.pending(pending_id).await? else {
+            self.explain(action, "A new ticket was already opened from this message.").await;
+            return Ok(());
+        };
+        // The closed ticket whose thread the button is in decides who may act for the author.
+        let clicked = match (&action.channel, &action.thread_ts) {
+            (Some(channel), Some(ts)) => store.ticket_by_thread(&thread_of(team, channel, ts)).await?,
+            _ => None,
+        };
+        if !self.may_act_on_kept(clicked.as_ref(), &kept.author, &action.user, action.user_team.as_ref()).await {
+            self.explain_mrkdwn(action, &super::open::not_yours(&kept.author)).await;
+            return Ok(());
+        }
+        let Some(pending) = store.take_pending(pending_id).await? else {
             self.explain(action, "A new ticket was already opened from this message.").await;
             return Ok(());
         };
@@ -343,10 +371,11 @@ impl Bridge {
         let ts = self.inner.slack.post(&channel, None, &placeholder).await?;
         let thread = thread_of(team, &channel, &ts);
         let title = pending.title.clone();
-        let first = PendingMessage { thread: thread.clone(), new_thread: false, ..pending };
+        let requester = pending.author.clone();
+        let first = PendingMessage { thread: thread.clone(), new_thread: false, card: None, ..pending };
         self.open(OpenRequest {
             thread,
-            requester: action.user.clone(),
+            requester,
             title,
             first: Some(first),
             header_ts: Some(ts),

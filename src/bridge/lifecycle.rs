@@ -169,15 +169,6 @@ impl Bridge {
         Ok(record)
     }
 
-    /// Whether `user` may change a ticket: members of the workspace may; a guest from
-    /// another organisation may only as someone who may decide on its commands.
-    async fn may_manage(&self, record: &TicketRecord, user: &UserId, user_team: Option<&TeamId>) -> bool {
-        match user_team {
-            Some(team) if team != &record.thread.team => self.may_decide(record, user, user_team).await,
-            _ => true,
-        }
-    }
-
     /// A click on a header control.
     pub(super) async fn on_header_action(
         &self,
@@ -368,7 +359,10 @@ impl Bridge {
     /// or, in a channel relaying only mentions, any message that does not mention the bot.
     pub(super) async fn comment_text(&self, record: &TicketRecord, message: &UserMessage) -> Option<String> {
         let text = message.text.trim_start();
-        if text.len() >= NOTE_PREFIX.len() && text[..NOTE_PREFIX.len()].eq_ignore_ascii_case(NOTE_PREFIX) {
+        // `get` rather than slicing: the prefix's length may fall inside a multi-byte character.
+        if let Some(prefix) = text.get(..NOTE_PREFIX.len())
+            && prefix.eq_ignore_ascii_case(NOTE_PREFIX)
+        {
             return Some(text[NOTE_PREFIX.len()..].trim().to_owned());
         }
         if message.mentions_bot {
@@ -448,7 +442,11 @@ impl Bridge {
                 return Err(err.into());
             }
         };
-        let choices: Vec<Choice> = agents.into_iter().map(|a| (a.id.to_string(), a.name)).collect();
+        let choices: Vec<Choice> = agents
+            .into_iter()
+            .filter(|a| self.agent_allowed(a.id.as_str(), &a.name))
+            .map(|a| (a.id.to_string(), a.name))
+            .collect();
         let metadata = Metadata::encode(&record.thread, None);
         let view =
             ticket::agent_modal(record.ticket.ticket.as_str(), &choices, Some(record.agent_id.as_str()), &metadata);
@@ -469,6 +467,13 @@ impl Bridge {
         }
         let helpdesk = &self.inner.helpdesk;
         let name = match helpdesk.agent(&agent).await {
+            Ok(found) if !self.agent_allowed(found.id.as_str(), &found.name) => {
+                tracing::warn!(user = %view.user, agent = %agent, "refused a switch to an agent that is not allowed");
+                let note =
+                    format!("{} is not an agent this bridge may give tickets to; the agent is unchanged.", found.name);
+                self.tell(&thread, &blocks::notice(&note, &[])).await;
+                return Ok(());
+            }
             Ok(found) => found.name,
             Err(err) => {
                 let note = format!("⚠️ I could not find that agent on the HelpDesk: {err}. The agent is unchanged.");
@@ -532,7 +537,9 @@ impl Bridge {
     /// "Delete ticket" (confirmed in Slack): deletes on the HelpDesk, then the mapping; the
     /// header and any open card say so, and the thread stops relaying.
     async fn delete(&self, action: &BlockAction, record: &TicketRecord) -> Result<(), BridgeError> {
-        if !self.may_decide(record, &action.user, action.user_team.as_ref()).await {
+        let requester =
+            record.requester == action.user && self.may_manage(record, &action.user, action.user_team.as_ref()).await;
+        if !requester && !self.may_decide(record, &action.user, action.user_team.as_ref()).await {
             let who = self.deciders(record).await;
             self.explain_mrkdwn(
                 action,

@@ -11,6 +11,7 @@
 //! Failures are never silent: a HelpDesk or store failure is explained in the thread,
 //! with a Retry button when the message did not get through.
 
+mod access;
 mod approvals;
 mod commands;
 mod finding;
@@ -25,6 +26,7 @@ use std::{
     time::Duration,
 };
 
+pub use access::Policy;
 use futures_util::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 
@@ -118,8 +120,8 @@ struct Inner {
     store: Store,
     identity: Arc<OnceLock<BotIdentity>>,
     defaults: Defaults,
-    /// `APPROVERS`: user and user-group ids who may decide on commands.
-    approvers: Vec<String>,
+    /// Who may decide and administer, and where tickets may go.
+    policy: Policy,
     /// Commands matching these are marked destructive.
     destructive: regex::RegexSet,
     /// Fires when the shutdown grace period is nearly over: streaming replies stop
@@ -147,8 +149,8 @@ pub struct Ports {
     pub identity: Arc<OnceLock<BotIdentity>>,
     /// Default workspace and agent.
     pub defaults: Defaults,
-    /// User and user-group ids who may decide on commands, besides the requester.
-    pub approvers: Vec<String>,
+    /// Who may decide and administer, and where tickets may go.
+    pub policy: Policy,
     /// Regular expressions marking commands as destructive (case-insensitive).
     pub destructive_patterns: Vec<String>,
     /// Cancelled when in-flight replies must finalize (end of the shutdown grace).
@@ -160,8 +162,7 @@ pub struct Ports {
 impl Bridge {
     /// A bridge over the given ports.
     pub fn new(ports: Ports) -> Self {
-        let Ports { slack, helpdesk, store, identity, defaults, approvers, destructive_patterns, abort, metrics } =
-            ports;
+        let Ports { slack, helpdesk, store, identity, defaults, policy, destructive_patterns, abort, metrics } = ports;
         // The patterns were checked when the configuration was read; one that still fails
         // to compile leaves the set empty rather than stopping the bridge.
         let destructive =
@@ -170,17 +171,7 @@ impl Bridge {
                 regex::RegexSet::empty()
             });
         Self {
-            inner: Arc::new(Inner {
-                slack,
-                helpdesk,
-                store,
-                identity,
-                defaults,
-                approvers,
-                destructive,
-                abort,
-                metrics,
-            }),
+            inner: Arc::new(Inner { slack, helpdesk, store, identity, defaults, policy, destructive, abort, metrics }),
         }
     }
 }

@@ -95,6 +95,13 @@ pub(super) fn title_from(text: &str) -> String {
     format!("{}…", cut.trim_end())
 }
 
+/// The refusal for someone acting on another person's kept request (mrkdwn).
+pub(super) fn not_yours(author: &UserId) -> String {
+    format!(
+        "This is <@{author}>'s request, so only they can do this. To open a ticket of your own, mention me or use `/helpdesk new`."
+    )
+}
+
 /// Removes the bot's own mention, so it does not end up in a title.
 fn without_mention(text: &str, bot: Option<&UserId>) -> String {
     match bot {
@@ -393,6 +400,12 @@ impl Bridge {
             self.explain(action, "This request has expired or was already turned into a ticket.").await;
             return Ok(());
         };
+        // Whoever completes the form would choose where someone else's request goes: only
+        // the person who asked may; anyone else can open a ticket of their own.
+        if pending.author != action.user {
+            self.explain_mrkdwn(action, &not_yours(&pending.author)).await;
+            return Ok(());
+        }
         match self.show_create_modal(&action.trigger_id, pending_id, &pending.title, None).await {
             Err(BridgeError::Helpdesk(err)) => {
                 self.explain(action, &format!("⚠️ I could not list the HelpDesk's workspaces and agents: {err}")).await;
@@ -426,8 +439,16 @@ impl Bridge {
                 return Err(err.into());
             }
         };
-        let workspaces: Vec<Choice> = workspaces.into_iter().map(|w| (w.id.to_string(), w.name)).collect();
-        let agents: Vec<Choice> = agents.into_iter().map(|a| (a.id.to_string(), a.name)).collect();
+        let workspaces: Vec<Choice> = workspaces
+            .into_iter()
+            .filter(|w| self.workspace_allowed(w.id.as_str(), &w.name))
+            .map(|w| (w.id.to_string(), w.name))
+            .collect();
+        let agents: Vec<Choice> = agents
+            .into_iter()
+            .filter(|a| self.agent_allowed(a.id.as_str(), &a.name))
+            .map(|a| (a.id.to_string(), a.name))
+            .collect();
         let only = |c: &[Choice]| (c.len() == 1).then(|| c[0].0.clone());
         let view = blocks::create_modal(&CreateModalView {
             title,
@@ -470,20 +491,43 @@ impl Bridge {
             blocks::CREATE_MODAL => {}
             _ => return Ok(()),
         }
-        let Some(mut pending) = self.inner.store.take_pending(&view.private_metadata).await? else {
+        let store = &self.inner.store;
+        let Some(kept) = store.pending(&view.private_metadata).await? else {
             return Ok(());
         };
+        if kept.author != view.user {
+            tracing::warn!(user = %view.user, "a creation form was submitted by someone else than who asked");
+            return Ok(());
+        }
         let value = |ids: (&str, &str)| view.values.get(&(ids.0.to_owned(), ids.1.to_owned())).cloned();
-        let title = value(blocks::CREATE_TITLE).filter(|t| !t.trim().is_empty()).unwrap_or(pending.title.clone());
         let (Some(workspace), Some(agent)) = (value(blocks::CREATE_WORKSPACE), value(blocks::CREATE_AGENT)) else {
             return Ok(());
         };
-        let agent = AgentId::new(agent);
-        let agent_name = match self.inner.helpdesk.agent(&agent).await {
-            Ok(found) => found.name,
-            Err(_) => agent.to_string(),
+        let (workspace, agent) = (WorkspaceId::new(workspace), AgentId::new(agent));
+        let helpdesk = &self.inner.helpdesk;
+        // The form offered only allowed choices; a submission is checked again all the same.
+        let workspace_name = helpdesk.workspace(&workspace).await.map_or_else(|_| workspace.to_string(), |w| w.name);
+        let agent_name = helpdesk.agent(&agent).await.map_or_else(|_| agent.to_string(), |a| a.name);
+        if !self.workspace_allowed(workspace.as_str(), &workspace_name)
+            || !self.agent_allowed(agent.as_str(), &agent_name)
+        {
+            tracing::warn!(user = %view.user, workspace = %workspace, agent = %agent, "refused a ticket for a workspace or agent that is not allowed");
+            let note = blocks::notice(
+                "That HelpDesk workspace or agent is not one this bridge may use; nothing was created.",
+                &[],
+            );
+            let thread = &kept.thread;
+            let thread_ts = Some(&thread.thread_ts).filter(|ts| !ts.as_str().is_empty());
+            if let Err(err) = self.inner.slack.ephemeral(&thread.channel, &view.user, thread_ts, &note).await {
+                tracing::warn!(code = err.code(), "could not explain a refused creation");
+            }
+            return Ok(());
+        }
+        let Some(mut pending) = store.take_pending(&view.private_metadata).await? else {
+            return Ok(());
         };
-        let target = Target { workspace: WorkspaceId::new(workspace), agent, agent_name };
+        let title = value(blocks::CREATE_TITLE).filter(|t| !t.trim().is_empty()).unwrap_or(pending.title.clone());
+        let target = Target { workspace, agent, agent_name };
         let mut header_ts = None;
         if pending.new_thread {
             let placeholder = blocks::notice(&format!("🎫 Opening a ticket: {title}"), &[]);
@@ -495,7 +539,7 @@ impl Bridge {
             (!pending.content.trim().is_empty()).then(|| PendingMessage { title: title.clone(), ..pending.clone() });
         self.open(OpenRequest {
             thread: pending.thread.clone(),
-            requester: view.user.clone(),
+            requester: pending.author.clone(),
             title,
             first,
             header_ts,
@@ -511,20 +555,41 @@ impl Bridge {
         action: &BlockAction,
         pending_id: &str,
     ) -> Result<(), BridgeError> {
-        let Some(pending) = self.inner.store.take_pending(pending_id).await? else {
+        let store = &self.inner.store;
+        let Some(kept) = store.pending(pending_id).await? else {
             self.explain(action, "A new ticket was already opened for this thread.").await;
             return Ok(());
         };
-        if let Some(old) = self.inner.store.ticket_by_thread(&pending.thread).await? {
+        let old = store.ticket_by_thread(&kept.thread).await?;
+        if !self.may_act_on_kept(old.as_ref(), &kept.author, &action.user, action.user_team.as_ref()).await {
+            self.explain_mrkdwn(action, &not_yours(&kept.author)).await;
+            return Ok(());
+        }
+        if let Some(old) = &old {
+            if old.status == TicketStatus::Closed {
+                let line =
+                    format!("Ticket {} is closed; mention me in the channel to open a new one.", old.ticket.ticket);
+                self.explain(action, &line).await;
+                return Ok(());
+            }
             let gone = self.inner.helpdesk.ticket(&old.ticket.workspace, &old.ticket.ticket).await;
             if !matches!(gone, Err(HelpdeskError::NotFound(_))) {
                 self.explain(action, &format!("Ticket {} is still on the HelpDesk.", old.ticket.ticket)).await;
                 return Ok(());
             }
-            self.inner.store.delete_ticket(&pending.thread).await?;
         }
+        let Some(mut pending) = store.take_pending(pending_id).await? else {
+            self.explain(action, "A new ticket was already opened for this thread.").await;
+            return Ok(());
+        };
+        if old.is_some() {
+            store.delete_ticket(&pending.thread).await?;
+        }
+        // A new ticket never inherits decisions made on the old one's commands.
+        pending.card = None;
         let thread = thread_of(team, &pending.thread.channel, &pending.thread.thread_ts);
-        self.open(OpenRequest::from_pending(thread, action.user.clone(), pending)).await
+        let requester = pending.author.clone();
+        self.open(OpenRequest::from_pending(thread, requester, pending)).await
     }
 }
 

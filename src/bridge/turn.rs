@@ -35,6 +35,24 @@ enum Delivery {
     Delivered,
 }
 
+/// What the agent reads when a message would have carried decisions that were already sent
+/// (or may have been): they are not sent again.
+const NOT_RESENT: &str = "\n\n(Note from the Slack bridge: the decisions on your earlier proposals may already have \
+     reached you and are not sent again. If those commands are still needed, propose them again.)";
+
+/// Whether a failed send can have reached the HelpDesk. Only a send that certainly did not
+/// (no connection, or refused before the agent saw it) counts as not delivered; a server
+/// error may come after the message was taken.
+fn delivery(err: &HelpdeskError) -> Delivery {
+    match err {
+        HelpdeskError::Connection(_) | HelpdeskError::Unauthorized(_) | HelpdeskError::BadRequest(_) => {
+            Delivery::NotDelivered
+        }
+        HelpdeskError::Stream(_) => Delivery::Delivered,
+        _ => Delivery::Unknown,
+    }
+}
+
 /// What went wrong, in words for the thread, and whether the message got through.
 fn describe(err: &HelpdeskError) -> (String, Delivery) {
     match err {
@@ -99,7 +117,10 @@ impl Bridge {
         if record.participants.len() > 1 {
             content = format!("{}: {content}", self.name_of(&author).await);
         }
-        let card = self.ride_along(&record, &author).await;
+        // Decisions ride along only with a message from someone who may make them; anyone
+        // else's message goes to the agent without them, and the card stays as it is.
+        let card =
+            if self.may_decide(&record, &author, None).await { self.ride_along(&record, &author).await } else { None };
         let pending = PendingMessage {
             thread: record.thread.clone(),
             author,
@@ -148,7 +169,21 @@ impl Bridge {
                 record
             }
         };
-        let result = self.turn_locked(&record, &message).await;
+        // A long stream must not outlive its lock: another replica would start a second turn.
+        let renew = async {
+            loop {
+                tokio::time::sleep(TURN_LOCK_TTL / 3).await;
+                match store.extend_lock(&guard, TURN_LOCK_TTL).await {
+                    Ok(true) => {}
+                    Ok(false) => tracing::warn!(ticket = %record.ticket.ticket, "the turn lock was lost mid-turn"),
+                    Err(err) => tracing::warn!(error = %err, "could not renew the turn lock; trying again"),
+                }
+            }
+        };
+        let result = tokio::select! {
+            result = self.turn_locked(&record, &message) => result,
+            never = renew => never,
+        };
         self.release(&guard).await;
         result
     }
@@ -156,12 +191,19 @@ impl Bridge {
     async fn turn_locked(&self, record: &TicketRecord, message: &PendingMessage) -> Result<(), BridgeError> {
         let slack = &self.inner.slack;
         let thread = &record.thread;
-        // A submitted card's decisions go with the message, read from the store.
+        // A submitted card's decisions go with the message, read from the store, at most once
+        // ever: the card is claimed before the send, and a card claimed before (a Retry after
+        // a send that may have arrived) goes without them, asking the agent to propose again.
+        let mut content = message.content.clone();
         let data = match &message.card {
-            Some(card) => match self.inner.store.card(card).await? {
+            Some(card) if self.inner.store.claim_card_send(card).await? => match self.inner.store.card(card).await? {
                 Some(card) => decisions_data(&card.commands),
                 None => serde_json::json!({}),
             },
+            Some(_) => {
+                content.push_str(NOT_RESENT);
+                serde_json::json!({})
+            }
             None => serde_json::json!({}),
         };
         let mut writer = reply::Writer::new(slack.clone(), thread.clone(), record.agent_name.clone());
@@ -172,12 +214,19 @@ impl Bridge {
             tracing::debug!(error = %err, "could not read the agent's streaming flag; sending unary");
             false
         });
-        let outgoing = OutgoingMessage { content: message.content.clone(), data, record_only: false };
+        let carried = message.card.as_ref().filter(|_| data.as_object().is_some_and(|d| !d.is_empty()));
+        let outgoing = OutgoingMessage { content, data, record_only: false };
         let sent = helpdesk.send_message(&record.ticket.workspace, &record.ticket.ticket, &outgoing, streaming).await;
         let events = match sent {
             Ok(events) => events,
             Err(err) => {
                 self.inner.metrics.turn("failed");
+                // Only a send that certainly never arrived may carry the decisions again.
+                if let (Some(card), Delivery::NotDelivered) = (carried, delivery(&err))
+                    && let Err(err) = self.inner.store.release_card_send(card).await
+                {
+                    tracing::warn!(error = %err, "could not release a card for a resend; it will not be resent");
+                }
                 let note = self.failure_note(record, message, &err).await;
                 writer.replace(note).await;
                 self.finish_reactions(message, false).await;
@@ -276,14 +325,34 @@ impl Bridge {
         self.tell(&record.thread, &blocks::notice(text, &buttons)).await;
     }
 
-    /// The Retry button: resends the kept message once, whoever clicks and however often.
+    /// The Retry button: resends the kept message once, however often it is clicked; only
+    /// for its author or someone who may decide on the ticket, and never into a Closed ticket.
+    /// Decisions it carried go again only if they certainly never arrived (see `turn_locked`);
+    /// into a new ticket (the old one is gone) they never go.
     pub(super) async fn retry(
         &self,
         team: &crate::ids::TeamId,
         action: &BlockAction,
         pending_id: &str,
     ) -> Result<(), BridgeError> {
-        let Some(pending) = self.inner.store.take_pending(pending_id).await? else {
+        let store = &self.inner.store;
+        let Some(kept) = store.pending(pending_id).await? else {
+            self.explain(action, "This message was already retried.").await;
+            return Ok(());
+        };
+        let record = store.ticket_by_thread(&kept.thread).await?;
+        if !self.may_act_on_kept(record.as_ref(), &kept.author, &action.user, action.user_team.as_ref()).await {
+            let line =
+                format!("Only <@{}> or someone who may decide on this ticket's commands can retry it.", kept.author);
+            self.explain_mrkdwn(action, &line).await;
+            return Ok(());
+        }
+        if let Some(record) = record.as_ref().filter(|r| r.status == TicketStatus::Closed) {
+            let line = format!("Ticket {} is closed, so messages no longer reach its agent.", record.ticket.ticket);
+            self.explain(action, &line).await;
+            return Ok(());
+        }
+        let Some(mut pending) = store.take_pending(pending_id).await? else {
             self.explain(action, "This message was already retried.").await;
             return Ok(());
         };
@@ -293,9 +362,10 @@ impl Bridge {
                 tracing::debug!(error = %err, "could not mark the failure notice as retried");
             }
         }
-        match self.inner.store.ticket_by_thread(&pending.thread).await? {
+        match store.ticket_by_thread(&pending.thread).await? {
             Some(record) => self.turn(record, pending).await,
             None => {
+                pending.card = None;
                 let (thread, requester) = (pending.thread.clone(), pending.author.clone());
                 self.open(OpenRequest::from_pending(thread, requester, pending)).await
             }

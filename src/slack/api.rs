@@ -33,8 +33,10 @@ use crate::{
     telemetry::Metrics,
 };
 
-/// How long a user's display name is remembered.
-const NAME_TTL: Duration = Duration::from_secs(15 * 60);
+/// How long what `users.info` said about a person (name, role, organisation) and a user
+/// group's members are remembered. Short, because roles decide who may approve commands: a
+/// demoted admin or a guest's changed account takes effect within this time.
+const NAME_TTL: Duration = Duration::from_secs(5 * 60);
 /// A burst of edits a workspace may make before the per-minute rate applies.
 const UPDATE_BURST: u32 = 5;
 /// Edits a progress edit leaves in the budget for edits that finish something.
@@ -125,7 +127,7 @@ pub struct SlackApi {
     edits: Arc<Pacer<TeamId>>,
     reactions: Arc<Pacer<TeamId>>,
     posts: Arc<Pacer<ChannelId>>,
-    names: Remembered<UserId, String>,
+    people: Remembered<UserId, Person>,
     groups: Remembered<String, Vec<UserId>>,
 }
 
@@ -175,7 +177,7 @@ impl SlackApi {
             edits: Arc::new(Pacer::new(config.updates_per_minute, UPDATE_BURST)),
             reactions: Arc::new(Pacer::new(REACTIONS_PER_MINUTE, REACTION_BURST)),
             posts: Arc::new(Pacer::new(POSTS_PER_MINUTE, POST_BURST)),
-            names: Arc::new(Mutex::new(HashMap::new())),
+            people: Arc::new(Mutex::new(HashMap::new())),
             groups: Arc::new(Mutex::new(HashMap::new())),
         })
     }
@@ -237,7 +239,7 @@ struct Permalink {
     permalink: String,
 }
 
-/// What `users.info` answers, as far as names go.
+/// What `users.info` answers, as far as names, roles and organisations go.
 #[derive(Deserialize)]
 struct UserInfo {
     user: UserRecord,
@@ -251,6 +253,36 @@ struct UserRecord {
     real_name: Option<String>,
     #[serde(default)]
     profile: Option<UserProfile>,
+    #[serde(default)]
+    team_id: Option<String>,
+    #[serde(default)]
+    is_admin: bool,
+    #[serde(default)]
+    is_owner: bool,
+    #[serde(default)]
+    is_primary_owner: bool,
+    #[serde(default)]
+    is_restricted: bool,
+    #[serde(default)]
+    is_ultra_restricted: bool,
+    #[serde(default)]
+    is_stranger: bool,
+}
+
+/// What Slack says about a person: the facts access rules need, and a name to show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Person {
+    /// Display name, else real name, else handle; `None` when Slack gave none.
+    pub name: Option<String>,
+    /// The person's home workspace (another organisation's for Slack Connect users).
+    pub team: Option<TeamId>,
+    /// A workspace admin or owner (`is_admin`, `is_owner`, `is_primary_owner`).
+    pub admin: bool,
+    /// A multi- or single-channel guest (`is_restricted`, `is_ultra_restricted`).
+    pub guest: bool,
+    /// Slack marks the person as a stranger (an external user this workspace does not share a
+    /// channel with).
+    pub stranger: bool,
 }
 
 #[derive(Deserialize)]
@@ -460,20 +492,32 @@ impl SlackApi {
     /// A user's display name (`users.info`, remembered for a while). `None` when Slack
     /// cannot say; callers then show the id.
     pub async fn user_name(&self, user: &UserId) -> Option<String> {
-        if let Some(name) = recall(&self.names, user) {
-            return Some(name);
+        self.person(user).await.ok().and_then(|p| p.name)
+    }
+
+    /// `users.info`: what Slack says about a person, remembered for a few minutes.
+    pub async fn person(&self, user: &UserId) -> Result<Person, SlackError> {
+        if let Some(person) = recall(&self.people, user) {
+            return Ok(person);
         }
         let params = [("user", user.as_str())];
-        let info: UserInfo = self.get_json("users.info", &params, &SLACK_TIER4_METHOD_CONFIG).await.ok()?;
+        let info: UserInfo = self.get_json("users.info", &params, &SLACK_TIER4_METHOD_CONFIG).await?;
         let record = info.user;
         let profile = record.profile.unwrap_or(UserProfile { display_name: None, real_name: None });
         let name = [profile.display_name, profile.real_name, record.real_name, Some(record.name)]
             .into_iter()
             .flatten()
             .map(|n| n.trim().to_owned())
-            .find(|n| !n.is_empty())?;
-        remember(&self.names, user.clone(), name.clone());
-        Some(name)
+            .find(|n| !n.is_empty());
+        let person = Person {
+            name,
+            team: record.team_id.filter(|t| !t.is_empty()).map(TeamId::new),
+            admin: record.is_admin || record.is_owner || record.is_primary_owner,
+            guest: record.is_restricted || record.is_ultra_restricted,
+            stranger: record.is_stranger,
+        };
+        remember(&self.people, user.clone(), person.clone());
+        Ok(person)
     }
 
     /// The members of a user group (`usergroups.users.list`, remembered for a while).

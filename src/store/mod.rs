@@ -132,6 +132,8 @@ pub enum DecideOutcome {
     Closed(Card),
     /// The card has no command at that position.
     NoSuchCommand(Card),
+    /// The card changed since the version the decider saw; nothing was recorded.
+    Changed(Card),
     /// No such card.
     Missing,
 }
@@ -143,6 +145,8 @@ pub enum SubmitOutcome {
     Submitted(Card),
     /// Someone (or something) else already closed it; send nothing.
     Closed(Card),
+    /// The card changed since the version the submitter saw; nothing was submitted.
+    Changed(Card),
     /// No such card.
     Missing,
 }
@@ -291,6 +295,17 @@ impl Store {
         let key = self.key(&format!("lock:{name}"));
         let token = format!("{:016x}{:016x}", rand::random::<u64>(), rand::random::<u64>()).into_bytes();
         Ok(self.set_nx(&key, &token, ttl).await?.then_some(LockGuard { key, token }))
+    }
+
+    /// Extends a lock we still hold to `ttl` from now; false when it is no longer ours (it
+    /// expired and someone else took it).
+    pub async fn extend_lock(&self, guard: &LockGuard, ttl: Duration) -> Result<bool, StoreError> {
+        let txn = Txn::default().check(&guard.key, Expect::Equals(guard.token.clone())).write(Write::Put {
+            key: guard.key.clone(),
+            value: guard.token.clone(),
+            ttl: Some(ttl),
+        });
+        self.commit(txn).await
     }
 
     /// Releases a lock if it is still ours (it may have expired and been taken since).
@@ -530,6 +545,20 @@ impl Store {
         by: &UserId,
         at: UnixMillis,
     ) -> Result<DecideOutcome, StoreError> {
+        self.decide_seen(id, index, decision, by, at, None).await
+    }
+
+    /// Records a decision on the command at `index`, if the card is still open and, when
+    /// `seen` is given, still at the version the decider saw. Bumps the card's version.
+    pub async fn decide_seen(
+        &self,
+        id: &CardId,
+        index: usize,
+        decision: Decision,
+        by: &UserId,
+        at: UnixMillis,
+        seen: Option<u64>,
+    ) -> Result<DecideOutcome, StoreError> {
         let key = self.card_key(id);
         for _ in 0..CAS_ATTEMPTS {
             let Some(raw) = self.get(&key).await? else {
@@ -539,12 +568,16 @@ impl Store {
             if card.state != CardState::Open {
                 return Ok(DecideOutcome::Closed(card));
             }
+            if seen.is_some_and(|v| v != card.version) {
+                return Ok(DecideOutcome::Changed(card));
+            }
             let Some(command) = card.commands.get_mut(index) else {
                 return Ok(DecideOutcome::NoSuchCommand(card));
             };
             command.decision = decision.clone();
             command.decided_by = Some(by.clone());
             command.decided_at = Some(at);
+            card.version += 1;
             if self.commit(Txn::default().check(&key, Expect::Equals(raw)).write(put_card(key.clone(), &card))).await? {
                 return Ok(DecideOutcome::Decided(card));
             }
@@ -555,12 +588,53 @@ impl Store {
     /// Closes an open card as submitted. Exactly one caller, across tasks and replicas,
     /// gets [`SubmitOutcome::Submitted`]; every other gets [`SubmitOutcome::Closed`].
     pub async fn submit(&self, id: &CardId, by: &UserId, at: UnixMillis) -> Result<SubmitOutcome, StoreError> {
-        self.close_card(id, CardState::Submitted, Some((by, at))).await
+        self.close_card(id, CardState::Submitted, Some((by, at)), None).await
+    }
+
+    /// Like [`Store::submit`], but only if the card is still at the version the submitter saw.
+    pub async fn submit_seen(
+        &self,
+        id: &CardId,
+        by: &UserId,
+        at: UnixMillis,
+        seen: u64,
+    ) -> Result<SubmitOutcome, StoreError> {
+        self.close_card(id, CardState::Submitted, Some((by, at)), Some(seen)).await
+    }
+
+    /// Marks a card's decisions as sent (or about to be). True for exactly one caller, ever,
+    /// across tasks and replicas: decisions reach the HelpDesk at most once.
+    pub async fn claim_card_send(&self, id: &CardId) -> Result<bool, StoreError> {
+        self.set_card_sent(id, true).await
+    }
+
+    /// Undoes [`Store::claim_card_send`] when the send certainly did not reach the HelpDesk.
+    pub async fn release_card_send(&self, id: &CardId) -> Result<bool, StoreError> {
+        self.set_card_sent(id, false).await
+    }
+
+    /// Sets a card's `sent` flag; true when this call changed it.
+    async fn set_card_sent(&self, id: &CardId, sent: bool) -> Result<bool, StoreError> {
+        let key = self.card_key(id);
+        for _ in 0..CAS_ATTEMPTS {
+            let Some(raw) = self.get(&key).await? else {
+                return Ok(false);
+            };
+            let mut card: Card = decode(&raw)?;
+            if card.sent == sent {
+                return Ok(false);
+            }
+            card.sent = sent;
+            if self.commit(Txn::default().check(&key, Expect::Equals(raw)).write(put_card(key.clone(), &card))).await? {
+                return Ok(true);
+            }
+        }
+        Err(StoreError::Contention(id.to_string()))
     }
 
     /// Closes an open card as superseded (e.g. its ticket was closed or deleted).
     pub async fn supersede(&self, id: &CardId) -> Result<SubmitOutcome, StoreError> {
-        self.close_card(id, CardState::Superseded, None).await
+        self.close_card(id, CardState::Superseded, None, None).await
     }
 
     async fn close_card(
@@ -568,6 +642,7 @@ impl Store {
         id: &CardId,
         state: CardState,
         by: Option<(&UserId, UnixMillis)>,
+        seen: Option<u64>,
     ) -> Result<SubmitOutcome, StoreError> {
         let key = self.card_key(id);
         for _ in 0..CAS_ATTEMPTS {
@@ -578,7 +653,11 @@ impl Store {
             if card.state != CardState::Open {
                 return Ok(SubmitOutcome::Closed(card));
             }
+            if seen.is_some_and(|v| v != card.version) {
+                return Ok(SubmitOutcome::Changed(card));
+            }
             card.state = state;
+            card.version += 1;
             if let Some((user, at)) = by {
                 card.submitted_by = Some(user.clone());
                 card.submitted_at = Some(at);

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use helpdesk_bridge::{
     ids::{ChannelId, MessageTs, TeamId, ThreadKey},
-    model::{Card, CardState, Decision, HistoryEvent},
+    model::{Attachment, Card, CardState, Decision, HistoryEvent},
+    slack::card,
 };
 use serde_json::{Value, json};
 use wiremock::{
@@ -66,8 +67,14 @@ async fn click(app: &TestApp, user: &str, team: &str, card: &Card, action: &str,
     assert_eq!(app.post_interaction(&payload).await.status(), 200);
 }
 
-fn value(card: &Card, index: usize) -> String {
-    format!("{}:{index}", card.id)
+/// A per-command button's value as the card now shows it (its current version).
+async fn value(app: &TestApp, card: &Card, index: usize) -> String {
+    card::value(card.id.as_str(), Some(index), stored(app, card).await.version)
+}
+
+/// The Submit button's value as the card now shows it.
+async fn submit_value(app: &TestApp, card: &Card) -> String {
+    card::value(card.id.as_str(), None, stored(app, card).await.version)
 }
 
 async fn sends(app: &TestApp, n: usize) -> Vec<Value> {
@@ -107,18 +114,18 @@ async fn approve_reject_ignore_then_submit_send_the_exact_cmds() {
         assert!(posted_text.contains("echo hi &gt; /tmp/x"), "commands are escaped: {posted_text}");
         assert!(posted_text.contains("⚠️ *destructive*"), "delete is marked destructive");
 
-        click(&app, "U1", "T1", &card, "card_approve", &value(&card, 0), "a0").await;
+        click(&app, "U1", "T1", &card, "card_approve", &value(&app, &card, 0).await, "a0").await;
         assert_eq!(decided(&app, &card, 0).await, Decision::Approve);
-        click(&app, "U1", "T1", &card, "card_reject", &value(&card, 1), "r1").await;
+        click(&app, "U1", "T1", &card, "card_reject", &value(&app, &card, 1).await, "r1").await;
         let modal = app.wait_slack("views.open", 1, |v| v["trigger_id"] == "r1").await;
         assert_eq!(modal[0]["view"]["callback_id"], "reject_reason");
         let metadata = modal[0]["view"]["private_metadata"].as_str().unwrap().to_owned();
         app.post_interaction(&reject_submission("U1", "V1", &metadata, "not in prod")).await;
         assert_eq!(decided(&app, &card, 1).await, Decision::Reject { reason: Some("not in prod".to_owned()) });
-        click(&app, "U1", "T1", &card, "card_ignore", &value(&card, 2), "i2").await;
+        click(&app, "U1", "T1", &card, "card_ignore", &value(&app, &card, 2).await, "i2").await;
         assert_eq!(decided(&app, &card, 2).await, Decision::Ignore);
 
-        click(&app, "U1", "T1", &card, "card_submit", card.id.as_str(), "s").await;
+        click(&app, "U1", "T1", &card, "card_submit", &submit_value(&app, &card).await, "s").await;
         let sent = sends(&app, 2).await;
         assert_eq!(sent[1]["content"], "Approved 1 command, rejected 1 command, ignored 1 command.");
         assert_eq!(
@@ -151,15 +158,27 @@ async fn approve_reject_ignore_then_submit_send_the_exact_cmds() {
 }
 
 #[tokio::test]
-async fn decisions_ride_on_the_next_thread_message() {
-    let (app, card) = card_app(Options::bridge(Backend::Redis), &["uptime", "df -h"]).await;
-    click(&app, "U1", "T1", &card, "card_approve", &value(&card, 1), "a1").await;
-    decided(&app, &card, 1).await;
-    app.post_event(&message_event("Ev2", "C1", "U2", "1700000000.000300", Some(ROOT), "go ahead")).await;
-    let sent = sends(&app, 2).await;
-    assert_eq!(sent[1]["content"], "NameU2: go ahead");
-    assert_eq!(sent[1]["data"], json!({"cmds": [{"command": "df -h", "execute": true}]}));
-    assert_eq!(stored(&app, &card).await.state, CardState::Submitted);
+async fn decisions_ride_only_on_a_message_from_someone_who_may_decide() {
+    for backend in [Backend::Redis, Backend::Embedded] {
+        let (app, card) = card_app(Options::bridge(backend), &["uptime", "df -h"]).await;
+        click(&app, "U1", "T1", &card, "card_approve", &value(&app, &card, 1).await, "a1").await;
+        decided(&app, &card, 1).await;
+        // A third person writing in the thread: relayed, without the decisions; the card stays.
+        app.post_event(&message_event("Ev2", "C1", "U2", "1700000000.000300", Some(ROOT), "hmm?")).await;
+        let sent = sends(&app, 2).await;
+        assert_eq!(sent[1]["content"], "NameU2: hmm?");
+        assert_eq!(sent[1]["data"], json!({}), "{backend:?}: a non-decider's message carries no decisions");
+        let still = stored(&app, &card).await;
+        assert_eq!((still.state, still.submitted_by.clone()), (CardState::Open, None));
+        // The requester writing: the decisions go with the message, once.
+        app.post_event(&message_event("Ev3", "C1", "U1", "1700000000.000400", Some(ROOT), "go ahead")).await;
+        let sent = sends(&app, 3).await;
+        assert_eq!(sent[2]["content"], "NameU1: go ahead");
+        assert_eq!(sent[2]["data"], json!({"cmds": [{"command": "df -h", "execute": true}]}), "{backend:?}");
+        let submitted = stored(&app, &card).await;
+        assert_eq!(submitted.state, CardState::Submitted);
+        assert_eq!(submitted.submitted_by.as_ref().map(|u| u.as_str()), Some("U1"));
+    }
 }
 
 #[tokio::test]
@@ -178,7 +197,7 @@ async fn a_newer_card_supersedes_the_older_one() {
     assert_eq!(stored(&app, &first).await.state, CardState::Superseded);
     app.wait_slack("chat.update", 1, |u| u["ts"] == first.messages[0].as_str() && text_of(u).contains("newer card"))
         .await;
-    click(&app, "U1", "T1", &first, "card_approve", &value(&first, 0), "old").await;
+    click(&app, "U1", "T1", &first, "card_approve", &value(&app, &first, 0).await, "old").await;
     assert!(answer(&app, "old").await.contains("newer card"));
     assert_eq!(stored(&app, &first).await.commands[0].decision, Decision::Undecided);
     assert_eq!(stored(&app, &second).await.state, CardState::Open);
@@ -193,21 +212,22 @@ async fn only_the_requester_and_approvers_decide_and_guests_only_by_id() {
         .mount(&app.slack)
         .await;
     // Someone else in the workspace: refused, told who can decide, nothing changes.
-    click(&app, "U9", "T1", &card, "card_approve", &value(&card, 0), "u9").await;
+    click(&app, "U9", "T1", &card, "card_approve", &value(&app, &card, 0).await, "u9").await;
     let refusal = answer(&app, "u9").await;
     assert!(refusal.contains("<@U1>") && refusal.contains("<@U7>") && refusal.contains("<!subteam^S1>"), "{refusal}");
     // A Slack Connect guest in the approvers' group: still refused (guests only by user id).
-    click(&app, "U8", "T2", &card, "card_approve", &value(&card, 0), "u8").await;
+    click(&app, "U8", "T2", &card, "card_approve", &value(&app, &card, 0).await, "u8").await;
     assert!(answer(&app, "u8").await.contains("Only"));
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(stored(&app, &card).await.commands[0].decision, Decision::Undecided);
     // A guest listed by id, a group member of this workspace, and the requester: allowed.
-    click(&app, "U7", "T2", &card, "card_approve", &value(&card, 0), "u7").await;
-    click(&app, "U5", "T1", &card, "card_approve", &value(&card, 1), "u5").await;
-    click(&app, "U1", "T1", &card, "card_ignore", &value(&card, 2), "u1").await;
-    for i in 0..3 {
-        decided(&app, &card, i).await;
-    }
+    // (Each waits for the one before: a click names the card version it saw.)
+    click(&app, "U7", "T2", &card, "card_approve", &value(&app, &card, 0).await, "u7").await;
+    decided(&app, &card, 0).await;
+    click(&app, "U5", "T1", &card, "card_approve", &value(&app, &card, 1).await, "u5").await;
+    decided(&app, &card, 1).await;
+    click(&app, "U1", "T1", &card, "card_ignore", &value(&app, &card, 2).await, "u1").await;
+    decided(&app, &card, 2).await;
     let c = stored(&app, &card).await;
     assert_eq!(c.commands[0].decided_by.as_ref().map(|u| u.as_str()), Some("U7"));
     assert_eq!(c.commands[1].decided_by.as_ref().map(|u| u.as_str()), Some("U5"));
@@ -218,30 +238,17 @@ async fn concurrent_approve_and_submit_clicks_send_once() {
     for backend in [Backend::Redis, Backend::Embedded] {
         let (app, card) = card_app(Options::bridge(backend), &["uptime"]).await;
         // One decision first, so that some Submit in the burst has something to send.
-        click(&app, "U1", "T1", &card, "card_approve", &value(&card, 0), "first").await;
+        click(&app, "U1", "T1", &card, "card_approve", &value(&app, &card, 0).await, "first").await;
         decided(&app, &card, 0).await;
+        // Twenty Submits of the card as it is, and twenty Approves of the rendering before the
+        // first decision (outdated, so refused): exactly one submission, of what was shown.
+        let (current, outdated) = (submit_value(&app, &card).await, card::value(card.id.as_str(), Some(0), 0));
+        let message = card.messages[0].as_str();
+        let uri = app.slack.uri();
         let clicks = (0..20).flat_map(|i| {
             [
-                click_from(
-                    "U1",
-                    "T1",
-                    card.messages[0].as_str(),
-                    ROOT,
-                    "card_approve",
-                    &value(&card, 0),
-                    &format!("a{i}"),
-                    &app.slack.uri(),
-                ),
-                click_from(
-                    "U1",
-                    "T1",
-                    card.messages[0].as_str(),
-                    ROOT,
-                    "card_submit",
-                    card.id.as_str(),
-                    &format!("s{i}"),
-                    &app.slack.uri(),
-                ),
+                click_from("U1", "T1", message, ROOT, "card_approve", &outdated, &format!("a{i}"), &uri),
+                click_from("U1", "T1", message, ROOT, "card_submit", &current, &format!("s{i}"), &uri),
             ]
         });
         let clicks: Vec<Value> = clicks.collect();
@@ -268,26 +275,35 @@ async fn concurrent_approve_and_submit_clicks_send_once() {
 async fn tampered_and_stale_clicks_change_nothing() {
     let (app, card) = card_app(Options::bridge(Backend::Redis), &["uptime"]).await;
     // A position the card does not have.
-    click(&app, "U1", "T1", &card, "card_approve", &format!("{}:7", card.id), "t1").await;
+    let version = stored(&app, &card).await.version;
+    click(&app, "U1", "T1", &card, "card_approve", &card::value(card.id.as_str(), Some(7), version), "t1").await;
     assert!(answer(&app, "t1").await.contains("not on this card"));
     // A card that does not exist.
     click(&app, "U1", "T1", &card, "card_approve", "0000000000000000:0", "t2").await;
     assert!(answer(&app, "t2").await.contains("no longer exists"));
     // The right card, clicked from a message that is not the card.
-    let forged =
-        click_from("U1", "T1", "1700000000.999999", ROOT, "card_approve", &value(&card, 0), "t3", &app.slack.uri());
+    let forged = click_from(
+        "U1",
+        "T1",
+        "1700000000.999999",
+        ROOT,
+        "card_approve",
+        &value(&app, &card, 0).await,
+        "t3",
+        &app.slack.uri(),
+    );
     app.post_interaction(&forged).await;
     assert!(answer(&app, "t3").await.contains("does not belong"));
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(stored(&app, &card).await.commands[0].decision, Decision::Undecided);
 
     // Submitted: later clicks are told so and the card is shown without buttons again.
-    click(&app, "U1", "T1", &card, "card_approve", &value(&card, 0), "t4").await;
+    click(&app, "U1", "T1", &card, "card_approve", &value(&app, &card, 0).await, "t4").await;
     decided(&app, &card, 0).await;
-    click(&app, "U1", "T1", &card, "card_submit", card.id.as_str(), "t5").await;
+    click(&app, "U1", "T1", &card, "card_submit", &submit_value(&app, &card).await, "t5").await;
     sends(&app, 2).await;
     let before = app.slack_calls("chat.update").await.len();
-    click(&app, "U1", "T1", &card, "card_change", &value(&card, 0), "t6").await;
+    click(&app, "U1", "T1", &card, "card_change", &value(&app, &card, 0).await, "t6").await;
     assert!(answer(&app, "t6").await.contains("already submitted"));
     let after = app.wait_slack("chat.update", before + 1, |_| true).await;
     assert!(!after.last().unwrap().to_string().contains("card_change"));
@@ -300,13 +316,13 @@ async fn a_restart_between_decision_and_submit_keeps_the_decisions() {
         let state = crate::support::Persistent::new();
         let options = || state.options(backend);
         let (app, card) = card_app(options(), &["uptime", "whoami"]).await;
-        click(&app, "U1", "T1", &card, "card_approve", &value(&card, 1), "a").await;
+        click(&app, "U1", "T1", &card, "card_approve", &value(&app, &card, 1).await, "a").await;
         decided(&app, &card, 1).await;
         app.stop_keeping_state().await;
 
         let app = spawn_app(options()).await;
         mount_reply(&app.helpdesk, "DEVOPS-1", json!({"role": "assistant", "content": "ran it", "data": {}})).await;
-        click(&app, "U1", "T1", &card, "card_submit", card.id.as_str(), "s").await;
+        click(&app, "U1", "T1", &card, "card_submit", &submit_value(&app, &card).await, "s").await;
         let sent = sends(&app, 1).await;
         assert_eq!(sent[0]["data"], json!({"cmds": [{"command": "whoami", "execute": true}]}), "{backend:?}");
     }
@@ -336,18 +352,23 @@ async fn many_commands_and_long_files_render_into_valid_messages() {
     for post in card_posts {
         assert_valid_message(post);
     }
-    let uploads = app.wait_slack("files.getUploadURLExternal", 10, |_| true).await;
-    assert_eq!(uploads[0]["filename"], "step0.yaml");
+    // Every proposal's long file is attached whole before the card is posted, and the card
+    // says where; the uploaded text is the whole file.
+    let uploads = app.wait_slack("files.getUploadURLExternal", 40, |_| true).await;
+    assert_eq!(uploads[0]["filename"], "proposal-1.txt");
+    assert!(all.contains("proposal-40.txt"), "the card names the file of the last proposal");
+    let stored = stored(&app, &card).await;
+    assert!(stored.commands.iter().all(|c| c.attachment == Attachment::Attached));
 }
 
 #[tokio::test]
 async fn channel_approvers_set_with_config_may_decide() {
     let (app, card) = card_app(Options::bridge(Backend::Embedded), &["uptime"]).await;
-    click(&app, "U6", "T1", &card, "card_approve", &value(&card, 0), "before").await;
+    click(&app, "U6", "T1", &card, "card_approve", &value(&app, &card, 0).await, "before").await;
     assert!(answer(&app, "before").await.contains("Only"));
-    app.post_command("U1", "C1", "config approvers <@U6|dana>", "cfg").await;
+    app.post_command("UA1", "C1", "config approvers <@U6|dana>", "cfg").await;
     assert!(answer(&app, "cfg").await.contains("<@U6>"));
-    click(&app, "U6", "T1", &card, "card_approve", &value(&card, 0), "after").await;
+    click(&app, "U6", "T1", &card, "card_approve", &value(&app, &card, 0).await, "after").await;
     assert_eq!(decided(&app, &card, 0).await, Decision::Approve);
 }
 
@@ -355,7 +376,7 @@ async fn channel_approvers_set_with_config_may_decide() {
 async fn a_card_of_a_deleted_ticket_is_closed_when_clicked() {
     let (app, card) = card_app(Options::bridge(Backend::Redis), &["uptime"]).await;
     app.store.delete_ticket(&thread()).await.unwrap();
-    click(&app, "U1", "T1", &card, "card_approve", &value(&card, 0), "gone").await;
+    click(&app, "U1", "T1", &card, "card_approve", &value(&app, &card, 0).await, "gone").await;
     assert!(answer(&app, "gone").await.contains("deleted"));
     let closed = app
         .wait_slack("chat.update", 1, |u| u["ts"] == card.messages[0].as_str() && text_of(u).contains("deleted"))

@@ -481,7 +481,7 @@ async fn slash_new_posts_a_header_whose_thread_is_the_ticket() {
 #[tokio::test]
 async fn slash_config_sets_validated_channel_defaults() {
     let app = spawn_app(Options { defaults: false, ..Options::bridge(Backend::Redis) }).await;
-    app.post_command("U1", "C7", "config workspace devops agent generic-agent", "cfg-1").await;
+    app.post_command("UA1", "C7", "config workspace devops agent generic-agent", "cfg-1").await;
     let answers = app.wait_slack("respond/cfg-1", 1, |_| true).await;
     assert!(text_of(&answers[0]).contains("workspace devops with agent generic-agent"), "{}", text_of(&answers[0]));
     let settings = app
@@ -492,7 +492,7 @@ async fn slash_config_sets_validated_channel_defaults() {
     assert_eq!(settings.workspace.as_ref().map(|w| w.as_str()), Some(WORKSPACE_ID));
     assert_eq!(settings.agent.as_ref().map(|a| a.as_str()), Some(fakes::AGENT_ID));
 
-    app.post_command("U1", "C8", "config workspace nowhere", "cfg-2").await;
+    app.post_command("UA1", "C8", "config workspace nowhere", "cfg-2").await;
     let refused = app.wait_slack("respond/cfg-2", 1, |_| true).await;
     assert!(text_of(&refused[0]).contains("nowhere"), "{}", text_of(&refused[0]));
     let untouched = app

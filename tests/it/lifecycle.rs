@@ -353,7 +353,7 @@ async fn notes_are_record_only_and_mentions_mode_makes_comments() {
     let entries = history(&app, &record).await;
     assert!(entries.iter().any(|e| e.event == HistoryEvent::Comment { text: "restarted web-1 by hand".into() }));
 
-    app.post_command("U1", "C1", "config relay mentions", "cfg-1").await;
+    app.post_command("UA1", "C1", "config relay mentions", "cfg-1").await;
     assert!(answer(&app, "cfg-1").await.contains("Only thread messages that mention me go to the agent"));
     app.post_event(&message_event("Ev2", "C1", "U2", "1700000500.000300", Some(ts), "fyi the disk is at 91%")).await;
     app.post_event(&message_event("Ev3", "C1", "U2", "1700000500.000400", Some(ts), "<@UBOT> what now?")).await;

@@ -95,19 +95,12 @@ fn card(id: &str, ticket: usize, commands: &[&str]) -> Card {
         messages: vec![MessageTs::new("1700000001.000100")],
         commands: commands
             .iter()
-            .map(|c| ProposedCommand {
-                form: Default::default(),
-                id: String::new(),
-                command: (*c).to_owned(),
-                files: Vec::new(),
-                original: None,
-                decision: Decision::Undecided,
-                decided_by: None,
-                decided_at: None,
-            })
+            .map(|c| ProposedCommand::new(Default::default(), String::new(), (*c).to_owned()))
             .collect(),
         state: CardState::Open,
         created_at: 1,
+        version: 0,
+        sent: false,
         submitted_by: None,
         submitted_at: None,
     }

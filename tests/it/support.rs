@@ -180,7 +180,7 @@ mod app {
     use futures_util::future::BoxFuture;
     use helpdesk_bridge::{
         app::Application,
-        config::{Config, DispatchConfig, HelpdeskConfig, LogFormat, SlackConfig, StoreConfig},
+        config::{AccessConfig, Config, DispatchConfig, HelpdeskConfig, LogFormat, SlackConfig, StoreConfig},
         dispatch::Handler,
         inbound::Inbound,
         slack::verify::{Verifier, unix_now},
@@ -258,6 +258,8 @@ mod app {
         pub shutdown_grace: Duration,
         /// `APPROVERS`.
         pub approvers: Vec<String>,
+        /// `ADMINS`, `ADMINS_ONLY`, `REQUESTER_MAY_APPROVE`, `ALLOWED_WORKSPACES`, `ALLOWED_AGENTS`.
+        pub access: AccessConfig,
         /// `SLACK_TIMEOUT_SECONDS`.
         pub slack_timeout: Duration,
     }
@@ -281,6 +283,7 @@ mod app {
                 updates_per_minute: 600,
                 shutdown_grace: Duration::from_secs(5),
                 approvers: Vec::new(),
+                access: AccessConfig::default(),
                 slack_timeout: Duration::from_secs(10),
             }
         }
@@ -359,6 +362,7 @@ mod app {
             },
             listen_addr: "127.0.0.1:0".parse().unwrap(),
             approvers: Vec::new(),
+            access: AccessConfig::default(),
             destructive_patterns: helpdesk_bridge::config::DEFAULT_DESTRUCTIVE.split(';').map(str::to_owned).collect(),
             log_format: LogFormat::Text,
             shutdown_grace: Duration::from_secs(5),
@@ -395,6 +399,7 @@ mod app {
         config.slack.timeout = options.slack_timeout;
         config.shutdown_grace = options.shutdown_grace;
         config.approvers.clone_from(&options.approvers);
+        config.access = options.access.clone();
         if let Some(prefix) = &options.key_prefix {
             config.store.key_prefix.clone_from(prefix);
         }

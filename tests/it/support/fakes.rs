@@ -40,11 +40,18 @@ struct Users;
 impl Respond for Users {
     fn respond(&self, request: &Request) -> ResponseTemplate {
         let id = request.url.query_pairs().find(|(k, _)| k == "user").map(|(_, v)| v.into_owned()).unwrap_or_default();
-        ResponseTemplate::new(200).set_body_json(json!({
-            "ok": true,
-            "user": {"id": id, "name": format!("user-{}", id.to_lowercase()), "real_name": format!("Real {id}"),
-                     "profile": {"display_name": format!("Name{id}"), "real_name": format!("Real {id}")}}
-        }))
+        let mut user = json!({"id": id, "name": format!("user-{}", id.to_lowercase()), "real_name": format!("Real {id}"),
+                     "profile": {"display_name": format!("Name{id}"), "real_name": format!("Real {id}")}});
+        // Who someone is follows from their id: `UA…` workspace admins, `UO…` owners, `UG…`
+        // guests, `UX…` people from another organisation (Slack Connect).
+        match id.get(..2) {
+            Some("UA") => user["is_admin"] = json!(true),
+            Some("UO") => user["is_owner"] = json!(true),
+            Some("UG") => user["is_restricted"] = json!(true),
+            Some("UX") => user["team_id"] = json!("TX"),
+            _ => {}
+        }
+        ResponseTemplate::new(200).set_body_json(json!({"ok": true, "user": user}))
     }
 }
 
