@@ -144,8 +144,9 @@ impl Bridge {
     }
 
     /// Whether `user` may act on a message the bridge kept for `author` (Retry, *Open a new
-    /// ticket*, *Create ticket*): the author, or someone who may decide on the thread's ticket;
-    /// and in a ticket's thread only someone who may also manage the ticket.
+    /// ticket*, *Create ticket*): in a ticket's thread, whoever may manage the ticket (the
+    /// author stays the author, and the requester stays the requester); outside one (no
+    /// ticket yet), only the author.
     pub(super) async fn may_act_on_kept(
         &self,
         record: Option<&TicketRecord>,
@@ -154,11 +155,23 @@ impl Bridge {
         user_team: Option<&TeamId>,
     ) -> bool {
         match record {
-            Some(record) => {
-                self.may_manage(record, user, user_team).await
-                    && (user == author || self.may_decide(record, user, user_team).await)
-            }
+            Some(record) => self.may_manage(record, user, user_team).await,
             None => user == author,
+        }
+    }
+
+    /// The refusal for someone who may not act on a kept message (mrkdwn).
+    pub(super) fn may_not_act(record: Option<&TicketRecord>, author: &UserId) -> String {
+        match record {
+            Some(record) => format!(
+                "Only members of this workspace can act on ticket {}; guests and people from other organisations \
+                 only when they may decide on its commands.",
+                crate::slack::mrkdwn::escape_inert(record.ticket.ticket.as_str())
+            ),
+            None => format!(
+                "This is <@{author}>'s request, so only they can do this. To open a ticket of your own, mention me or \
+                 use `/helpdesk new`."
+            ),
         }
     }
 

@@ -231,7 +231,7 @@ impl Bridge {
             return Ok(());
         };
         if finder != action.user.as_str() {
-            self.explain_mrkdwn(action, &super::open::not_yours(&UserId::new(finder))).await;
+            self.explain_mrkdwn(action, &Self::may_not_act(None, &UserId::new(finder))).await;
             return Ok(());
         }
         if let Some(record) = self.known_ticket(team, name).await? {
@@ -355,7 +355,7 @@ impl Bridge {
             _ => None,
         };
         if !self.may_act_on_kept(clicked.as_ref(), &kept.author, &action.user, action.user_team.as_ref()).await {
-            self.explain_mrkdwn(action, &super::open::not_yours(&kept.author)).await;
+            self.explain_mrkdwn(action, &Self::may_not_act(clicked.as_ref(), &kept.author)).await;
             return Ok(());
         }
         let Some(pending) = store.take_pending(pending_id).await? else {
@@ -365,7 +365,9 @@ impl Bridge {
         let channel = pending.thread.channel.clone();
         let Some(target) = self.resolve_target(team, &channel).await? else {
             let id = self.inner.store.put_pending(&pending, PENDING_TTL).await?;
-            return self.show_create_modal(&action.trigger_id, &id, &pending.title, None).await;
+            return self
+                .show_create_modal(&action.trigger_id, &id, &pending.title, action.response_url.as_deref())
+                .await;
         };
         let placeholder = blocks::notice(&format!("🎫 Opening a ticket: {}", pending.title), &[]);
         let ts = self.inner.slack.post(&channel, None, &placeholder).await?;

@@ -95,13 +95,6 @@ pub(super) fn title_from(text: &str) -> String {
     format!("{}…", cut.trim_end())
 }
 
-/// The refusal for someone acting on another person's kept request (mrkdwn).
-pub(super) fn not_yours(author: &UserId) -> String {
-    format!(
-        "This is <@{author}>'s request, so only they can do this. To open a ticket of your own, mention me or use `/helpdesk new`."
-    )
-}
-
 /// Removes the bot's own mention, so it does not end up in a title.
 fn without_mention(text: &str, bot: Option<&UserId>) -> String {
     match bot {
@@ -403,20 +396,15 @@ impl Bridge {
         // Whoever completes the form would choose where someone else's request goes: only
         // the person who asked may; anyone else can open a ticket of their own.
         if pending.author != action.user {
-            self.explain_mrkdwn(action, &not_yours(&pending.author)).await;
+            self.explain_mrkdwn(action, &Self::may_not_act(None, &pending.author)).await;
             return Ok(());
         }
-        match self.show_create_modal(&action.trigger_id, pending_id, &pending.title, None).await {
-            Err(BridgeError::Helpdesk(err)) => {
-                self.explain(action, &format!("⚠️ I could not list the HelpDesk's workspaces and agents: {err}")).await;
-                Err(err.into())
-            }
-            other => other,
-        }
+        self.show_create_modal(&action.trigger_id, pending_id, &pending.title, action.response_url.as_deref()).await
     }
 
-    /// Opens the creation modal for a kept message. When the HelpDesk cannot list its
-    /// workspaces and agents and a `response_url` is given, the failure is told there.
+    /// Opens the creation modal for a kept message, offering only the allowed workspaces and
+    /// agents. When the HelpDesk cannot list them, or none is allowed, and a `response_url` is
+    /// given, that is told there.
     pub(super) async fn show_create_modal(
         &self,
         trigger_id: &str,
@@ -449,6 +437,19 @@ impl Bridge {
             .filter(|a| self.agent_allowed(a.id.as_str(), &a.name))
             .map(|a| (a.id.to_string(), a.name))
             .collect();
+        if workspaces.is_empty() || agents.is_empty() {
+            // An empty menu is not valid Block Kit, and there is nothing to choose anyway.
+            tracing::warn!("no HelpDesk workspace or agent is allowed; check ALLOWED_WORKSPACES and ALLOWED_AGENTS");
+            let note = blocks::notice(
+                "None of the HelpDesk's workspaces or agents is one this bridge may use, so I cannot open a ticket. \
+                 Ask an administrator to check its allowed workspaces and agents.",
+                &[],
+            );
+            if let Some(url) = response_url {
+                self.inner.slack.respond(url, &note, false).await?;
+            }
+            return Ok(());
+        }
         let only = |c: &[Choice]| (c.len() == 1).then(|| c[0].0.clone());
         let view = blocks::create_modal(&CreateModalView {
             title,
@@ -562,7 +563,7 @@ impl Bridge {
         };
         let old = store.ticket_by_thread(&kept.thread).await?;
         if !self.may_act_on_kept(old.as_ref(), &kept.author, &action.user, action.user_team.as_ref()).await {
-            self.explain_mrkdwn(action, &not_yours(&kept.author)).await;
+            self.explain_mrkdwn(action, &Self::may_not_act(old.as_ref(), &kept.author)).await;
             return Ok(());
         }
         if let Some(old) = &old {

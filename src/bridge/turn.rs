@@ -342,9 +342,7 @@ impl Bridge {
         };
         let record = store.ticket_by_thread(&kept.thread).await?;
         if !self.may_act_on_kept(record.as_ref(), &kept.author, &action.user, action.user_team.as_ref()).await {
-            let line =
-                format!("Only <@{}> or someone who may decide on this ticket's commands can retry it.", kept.author);
-            self.explain_mrkdwn(action, &line).await;
+            self.explain_mrkdwn(action, &Self::may_not_act(record.as_ref(), &kept.author)).await;
             return Ok(());
         }
         if let Some(record) = record.as_ref().filter(|r| r.status == TicketStatus::Closed) {
@@ -370,5 +368,20 @@ impl Bridge {
                 self.open(OpenRequest::from_pending(thread, requester, pending)).await
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_send_that_certainly_never_arrived_counts_as_not_delivered() {
+        let not = |err: HelpdeskError| matches!(delivery(&err), Delivery::NotDelivered);
+        assert!(not(HelpdeskError::Connection("refused".to_owned())));
+        assert!(not(HelpdeskError::BadRequest("no".to_owned())));
+        assert!(!not(HelpdeskError::Timeout));
+        assert!(!not(HelpdeskError::Server { status: 502, message: "bad gateway".to_owned() }));
+        assert!(matches!(delivery(&HelpdeskError::Stream("x".to_owned())), Delivery::Delivered));
     }
 }

@@ -458,7 +458,7 @@ async fn find_links_known_tickets_and_continues_helpdesk_ones() {
         .mount(&app.helpdesk)
         .await;
     mount_reply(&app.helpdesk, "DEVOPS-77", json!({"role": "assistant", "content": "Hello again.", "data": {}})).await;
-    app.post_command("U1", "C1", "find DEVOPS-77", "fd-2").await;
+    app.post_command("U4", "C1", "find DEVOPS-77", "fd-2").await;
     let body = eventually(Duration::from_secs(10), || async {
         crate::support::fakes::calls(&app.slack, "/respond/fd-2").await.pop()
     })
@@ -467,9 +467,13 @@ async fn find_links_known_tickets_and_continues_helpdesk_ones() {
     assert_valid_message(&body);
     assert!(text_of(&body).contains("*Pending*") && text_of(&body).contains("no Slack thread yet"));
     let button = &body["blocks"].as_array().unwrap().last().unwrap()["elements"][0];
-    assert_eq!((button["action_id"].as_str(), button["value"].as_str()), (Some("continue_ticket"), Some("DEVOPS-77")));
+    // The button names the ticket and who ran `find`: only they may continue it.
+    assert_eq!(
+        (button["action_id"].as_str(), button["value"].as_str()),
+        (Some("continue_ticket"), Some("DEVOPS-77 U4"))
+    );
 
-    press(&app, "U4", "1700000600.000900", "continue_ticket", "DEVOPS-77", "fd-3").await;
+    press(&app, "U4", "1700000600.000900", "continue_ticket", "DEVOPS-77 U4", "fd-3").await;
     let record = eventually(Duration::from_secs(10), || async {
         let page = app.store.list_tickets(&TeamId::new("T1"), &Default::default()).await.ok()?;
         page.tickets.into_iter().find(|r| r.ticket.ticket.as_str() == "DEVOPS-77")

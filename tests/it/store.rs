@@ -38,6 +38,8 @@ macro_rules! conformance {
 }
 
 conformance!(
+    locks_are_renewed_only_by_their_holder,
+    card_versions_and_sends_are_compare_and_set,
     marks_are_set_if_absent_and_expire,
     concurrent_marks_have_exactly_one_winner,
     locks_exclude_expire_and_release_only_their_own,
@@ -151,6 +153,49 @@ async fn locks_exclude_expire_and_release_only_their_own(store: &Store) {
     })
     .await;
     assert!(retaken.is_some(), "an abandoned lock must expire");
+}
+
+async fn locks_are_renewed_only_by_their_holder(store: &Store) {
+    let guard = store.try_lock("turn:renew", Duration::from_millis(300)).await.unwrap().expect("free");
+    // Renewed well before it would expire, it outlives its first time to live.
+    assert!(store.extend_lock(&guard, Duration::from_secs(30)).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(store.try_lock("turn:renew", Duration::from_secs(30)).await.unwrap().is_none(), "still held");
+    store.unlock(&guard).await.unwrap();
+    // A lock that expired and was taken by someone else is not the old holder's to renew.
+    let old = store.try_lock("turn:lost", Duration::from_millis(100)).await.unwrap().expect("free");
+    let new = eventually(Duration::from_secs(5), || async {
+        store.try_lock("turn:lost", Duration::from_secs(30)).await.unwrap()
+    })
+    .await
+    .expect("taken after expiry");
+    assert!(!store.extend_lock(&old, Duration::from_secs(30)).await.unwrap());
+    store.unlock(&new).await.unwrap();
+}
+
+async fn card_versions_and_sends_are_compare_and_set(store: &Store) {
+    let c = card("cv", 4, &["a", "b"]);
+    store.put_card(&c).await.unwrap();
+    let alice = UserId::new("UALICE");
+    let DecideOutcome::Decided(after) =
+        store.decide_seen(&c.id, 0, Decision::Approve, &alice, 1, Some(0)).await.unwrap()
+    else {
+        panic!("decided at the version seen");
+    };
+    assert_eq!(after.version, 1);
+    // A decision or a submission from the older rendering changes nothing.
+    assert!(matches!(
+        store.decide_seen(&c.id, 1, Decision::Approve, &alice, 2, Some(0)).await.unwrap(),
+        DecideOutcome::Changed(current) if current.version == 1
+    ));
+    assert!(matches!(store.submit_seen(&c.id, &alice, 3, 0).await.unwrap(), SubmitOutcome::Changed(_)));
+    assert!(matches!(store.submit_seen(&c.id, &alice, 3, 1).await.unwrap(), SubmitOutcome::Submitted(_)));
+    // One claim to send, ever; a release (the send certainly failed) allows one more.
+    assert!(store.claim_card_send(&c.id).await.unwrap());
+    assert!(!store.claim_card_send(&c.id).await.unwrap());
+    assert!(store.release_card_send(&c.id).await.unwrap());
+    assert!(store.claim_card_send(&c.id).await.unwrap());
+    assert!(store.card(&c.id).await.unwrap().unwrap().sent);
 }
 
 async fn tickets_map_both_ways_and_only_once(store: &Store) {

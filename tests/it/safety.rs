@@ -1,0 +1,247 @@
+//! Who may act, end to end: settings changed by administrators only, allowed workspaces and
+//! agents, requesters that stay who asked, kept messages acted on by the right people, and
+//! thread messages that cannot crash their handler.
+
+use std::time::Duration;
+
+use helpdesk_bridge::{
+    ids::{ChannelId, MessageTs, TeamId, ThreadKey, UserId},
+    model::{ChannelRef, TicketStatus},
+};
+use serde_json::{Value, json};
+use wiremock::{
+    Mock, ResponseTemplate,
+    matchers::{method, path},
+};
+
+use crate::support::{
+    Backend, Options, TestApp, eventually,
+    fakes::{self, API, WORKSPACE_ID, click_from, create_submission, mount_reply, seed, text_of},
+    mention_event, message_event, spawn_app,
+};
+
+const BOTH: [Backend; 2] = [Backend::Redis, Backend::Embedded];
+
+fn thread(ts: &str) -> ThreadKey {
+    ThreadKey { team: TeamId::new("T1"), channel: ChannelId::new("C1"), thread_ts: MessageTs::new(ts) }
+}
+
+/// What was answered to the command or click with `trigger` (the last answer).
+async fn answer(app: &TestApp, trigger: &str) -> String {
+    let found = eventually(Duration::from_secs(10), || async {
+        fakes::calls(&app.slack, &format!("/respond/{trigger}")).await.pop()
+    })
+    .await;
+    text_of(&found.unwrap_or_else(|| panic!("no answer to {trigger}")))
+}
+
+async fn approvers(app: &TestApp, channel: &str) -> Vec<String> {
+    let key = ChannelRef { team: TeamId::new("T1"), channel: ChannelId::new(channel) };
+    app.store.channel_settings(&key).await.unwrap().approvers
+}
+
+async fn press(app: &TestApp, user: &str, message_ts: &str, thread_ts: &str, action: &str, value: &str, trigger: &str) {
+    let payload = click_from(user, "T1", message_ts, thread_ts, action, value, trigger, &app.slack.uri());
+    assert_eq!(app.post_interaction(&payload).await.status(), 200);
+}
+
+/// The first button of the newest Slack message (post or edit) whose text contains `needle`.
+async fn button_of(app: &TestApp, needle: &str) -> Value {
+    let found = eventually(Duration::from_secs(15), || async {
+        let mut all = app.slack_calls("chat.postMessage").await;
+        all.extend(app.slack_calls("chat.update").await);
+        all.into_iter().rev().find(|m| text_of(m).contains(needle))
+    })
+    .await;
+    let message = found.unwrap_or_else(|| panic!("no message shows {needle:?}"));
+    let actions = message["blocks"].as_array().unwrap().iter().find(|b| b["type"] == "actions").cloned();
+    actions.expect("a button")["elements"][0].clone()
+}
+
+#[tokio::test]
+async fn only_administrators_change_settings() {
+    for backend in BOTH {
+        let app = spawn_app(Options::bridge(backend)).await;
+        // The review's probe: someone makes themselves an approver. Refused, nothing stored.
+        app.post_command("U9", "C1", "config approvers <@U9>", "self").await;
+        let refusal = answer(&app, "self").await;
+        assert!(refusal.contains("Only") && refusal.contains("admins and owners"), "{refusal}");
+        assert!(approvers(&app, "C1").await.is_empty(), "{backend:?}");
+        // Anyone may look.
+        app.post_command("U9", "C1", "config", "look").await;
+        assert!(answer(&app, "look").await.contains("This channel's tickets go to"));
+        // Guests may not, even when Slack calls them admins of nothing.
+        app.post_command("UG1", "C1", "config relay mentions", "guest").await;
+        assert!(answer(&app, "guest").await.contains("Only"));
+        // A workspace admin and an owner may.
+        app.post_command("UA1", "C1", "config approvers <@U6>", "admin").await;
+        assert!(answer(&app, "admin").await.contains("✅"));
+        assert_eq!(approvers(&app, "C1").await, ["U6"], "{backend:?}");
+        app.post_command("UO1", "C1", "config approvers none", "owner").await;
+        assert!(answer(&app, "owner").await.contains("✅"));
+        assert!(approvers(&app, "C1").await.is_empty());
+    }
+}
+
+#[tokio::test]
+async fn admins_only_leaves_settings_to_the_listed_admins() {
+    let mut options = Options::bridge(Backend::Redis);
+    options.access.admins = vec!["U5".to_owned(), "S7".to_owned()];
+    options.access.admins_only = true;
+    let app = spawn_app(options).await;
+    Mock::given(path("/usergroups.users.list"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": true, "users": ["U8"]})))
+        .mount(&app.slack)
+        .await;
+    app.post_command("UA1", "C1", "config approvers <@UA1>", "ws-admin").await;
+    let refusal = answer(&app, "ws-admin").await;
+    assert!(refusal.contains("<@U5>") && refusal.contains("<!subteam^S7>"), "{refusal}");
+    assert!(!refusal.contains("admins and owners"), "{refusal}");
+    assert!(approvers(&app, "C1").await.is_empty());
+    app.post_command("U5", "C1", "config approvers <@U6>", "listed").await;
+    assert!(answer(&app, "listed").await.contains("✅"));
+    app.post_command("U8", "C1", "config approvers <@U6> <@U8>", "group").await;
+    assert!(answer(&app, "group").await.contains("✅"));
+    assert_eq!(approvers(&app, "C1").await, ["U6", "U8"]);
+}
+
+/// The HelpDesk of `app` also has a second agent, `k8s-agent`.
+async fn mount_second_agent(app: &TestApp) {
+    let second = json!({"id": "6a6a6a6a6a6a6a6a6a6a6a02", "name": "k8s-agent", "metaData": {}});
+    Mock::given(method("GET"))
+        .and(path(format!("{API}/admin/data/aiagents")))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"success": true, "data": {"items": [fakes::agent(false), second.clone()]}})),
+        )
+        .with_priority(1)
+        .mount(&app.helpdesk)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("{API}/admin/data/aiagents/6a6a6a6a6a6a6a6a6a6a6a02")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"success": true, "data": second})))
+        .mount(&app.helpdesk)
+        .await;
+}
+
+#[tokio::test]
+async fn allowed_agents_limit_settings_the_creation_form_and_its_submission() {
+    for backend in BOTH {
+        let mut options = Options { defaults: false, ..Options::bridge(backend) };
+        options.access.allowed_agents = vec!["k8s-agent".to_owned()];
+        let app = spawn_app(options).await;
+        mount_second_agent(&app).await;
+        app.post_command("UA1", "C1", "config workspace devops agent generic-agent", "cfg").await;
+        assert!(answer(&app, "cfg").await.contains("not one this bridge may"), "{backend:?}");
+        let key = ChannelRef { team: TeamId::new("T1"), channel: ChannelId::new("C1") };
+        assert_eq!(app.store.channel_settings(&key).await.unwrap().agent, None);
+
+        app.post_event(&mention_event("Ev1", "C1", "U1", "1700000000.000100", "<@UBOT> help")).await;
+        let create = button_of(&app, "No HelpDesk workspace").await;
+        let pending = create["value"].as_str().unwrap().to_owned();
+        press(&app, "U1", "1800000000.000001", "1700000000.000100", "create_ticket", &pending, "form").await;
+        let opened = app.wait_slack("views.open", 1, |v| v["trigger_id"] == "form").await;
+        let agents: Vec<Value> = opened[0]["view"]["blocks"][2]["element"]["options"].as_array().unwrap().clone();
+        let names: Vec<&str> = agents.iter().map(|o| o["text"]["text"].as_str().unwrap()).collect();
+        assert_eq!(names, ["k8s-agent"], "{backend:?}: the form lists only allowed agents");
+        // A submission naming the agent the form did not offer creates nothing.
+        app.post_interaction(&create_submission("U1", "V1", &pending, "forged")).await;
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert!(app.helpdesk_calls("POST", &format!("/tickets/{WORKSPACE_ID}")).await.is_empty(), "{backend:?}");
+        assert!(app.store.pending(&pending).await.unwrap().is_some(), "the request is kept for a proper choice");
+    }
+}
+
+#[tokio::test]
+async fn someone_elses_create_button_does_not_make_them_the_requester() {
+    for backend in BOTH {
+        let app = spawn_app(Options { defaults: false, ..Options::bridge(backend) }).await;
+        mount_reply(&app.helpdesk, "DEVOPS-1", json!({"role": "assistant", "content": "Hi.", "data": {}})).await;
+        app.post_event(&mention_event("Ev1", "C1", "U1", "1700000000.000100", "<@UBOT> disk full")).await;
+        let create = button_of(&app, "No HelpDesk workspace").await;
+        let pending = create["value"].as_str().unwrap().to_owned();
+        press(&app, "U2", "1800000000.000001", "1700000000.000100", "create_ticket", &pending, "other").await;
+        let refusal = answer(&app, "other").await;
+        assert!(refusal.contains("<@U1>") && refusal.contains("of your own"), "{refusal}");
+        assert!(app.slack_calls("views.open").await.is_empty(), "{backend:?}: no form for someone else");
+        // Nor does a submission of the form by someone else create anything.
+        app.post_interaction(&create_submission("U2", "V1", &pending, "mine now")).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(app.helpdesk_calls("POST", &format!("/tickets/{WORKSPACE_ID}")).await.is_empty());
+        // The person who asked completes it and stays the requester.
+        press(&app, "U1", "1800000000.000001", "1700000000.000100", "create_ticket", &pending, "own").await;
+        app.wait_slack("views.open", 1, |v| v["trigger_id"] == "own").await;
+        app.post_interaction(&create_submission("U1", "V2", &pending, "Disk full")).await;
+        let record = eventually(Duration::from_secs(10), || async {
+            app.store.ticket_by_thread(&thread("1700000000.000100")).await.ok()?
+        })
+        .await
+        .expect("a ticket");
+        assert_eq!(record.requester, UserId::new("U1"), "{backend:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_new_ticket_from_a_closed_thread_keeps_its_author_as_requester() {
+    for backend in BOTH {
+        let app = spawn_app(Options::bridge(backend)).await;
+        mount_reply(&app.helpdesk, "DEVOPS-1", json!({"role": "assistant", "content": "On it.", "data": {}})).await;
+        let closed = "1700000300.000200";
+        seed(&app.store, closed, "DEVOPS-6", TicketStatus::Closed, "U1", 1_000).await;
+        app.post_event(&message_event("Ev1", "C1", "U2", "1700000300.000400", Some(closed), "still slow")).await;
+        let button = button_of(&app, "is closed").await;
+        let value = button["value"].as_str().unwrap().to_owned();
+        // A guest may not act on the closed ticket's thread.
+        press(&app, "UG9", "1800000000.000005", closed, "follow_up_ticket", &value, "guest").await;
+        assert!(answer(&app, "guest").await.contains("Only members"), "{backend:?}");
+        // A colleague may, and the new ticket is the author's.
+        press(&app, "U3", "1800000000.000005", closed, "follow_up_ticket", &value, "colleague").await;
+        let record = eventually(Duration::from_secs(10), || async {
+            let page = app.store.list_tickets(&TeamId::new("T1"), &Default::default()).await.ok()?;
+            page.tickets.into_iter().find(|r| r.ticket.ticket.as_str() == "DEVOPS-1")
+        })
+        .await
+        .expect("a new ticket");
+        assert_eq!(record.requester, UserId::new("U2"), "{backend:?}: the clicker is not the requester");
+    }
+}
+
+#[tokio::test]
+async fn continue_is_only_for_whoever_ran_find() {
+    let app = spawn_app(Options::bridge(Backend::Embedded)).await;
+    Mock::given(method("GET"))
+        .and(path(format!("{API}/tickets/{WORKSPACE_ID}/DEVOPS-77")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"success": true, "data": {
+            "name": "DEVOPS-77", "title": "VPN drops", "aiAgentId": fakes::AGENT_ID}})))
+        .mount(&app.helpdesk)
+        .await;
+    press(&app, "U2", "1700000600.000900", "1700000600.000900", "continue_ticket", "DEVOPS-77 U1", "not-mine").await;
+    assert!(answer(&app, "not-mine").await.contains("<@U1>"));
+    press(&app, "U2", "1700000600.000900", "1700000600.000900", "continue_ticket", "DEVOPS-77", "old").await;
+    assert!(answer(&app, "old").await.contains("find again"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let page = app.store.list_tickets(&TeamId::new("T1"), &Default::default()).await.unwrap();
+    assert!(page.tickets.is_empty(), "nothing was continued");
+}
+
+#[tokio::test]
+async fn multibyte_thread_messages_are_relayed_not_dropped() {
+    for backend in BOTH {
+        let app = spawn_app(Options::bridge(backend)).await;
+        mount_reply(&app.helpdesk, "DEVOPS-1", json!({"role": "assistant", "content": "ok", "data": {}})).await;
+        let root = "1700000000.000100";
+        seed(&app.store, root, "DEVOPS-1", TicketStatus::Pending, "U1", 1).await;
+        for (i, text) in ["日本語", "🙂🙂", "nötë: ü"].iter().enumerate() {
+            let ts = format!("1700000000.00020{i}");
+            app.post_event(&message_event(&format!("Ev{i}"), "C1", "U1", &ts, Some(root), text)).await;
+        }
+        let sent = eventually(Duration::from_secs(15), || async {
+            let calls = app.helpdesk_calls("POST", "/DEVOPS-1/sendMessage").await;
+            (calls.len() >= 3).then_some(calls)
+        })
+        .await
+        .expect("all three relayed");
+        let contents: Vec<&str> = sent.iter().map(|s| s["content"].as_str().unwrap()).collect();
+        assert_eq!(contents, ["日本語", "🙂🙂", "nötë: ü"], "{backend:?}");
+    }
+}
