@@ -29,7 +29,7 @@ fn help(command: &str) -> Message {
              • `{c} config workspace <name> agent <name>`: where this channel's tickets go, e.g. `{c} config workspace devops agent generic-agent`\n\
              • `{c} config approvers @person @group`: who besides the requester may approve commands here (`none` clears)\n\
              • `{c} config relay mentions`: only thread messages that mention me wake the agent; the rest are recorded as comments (`relay all` undoes it)\n\
-             • `{c} config`: show this channel's settings\n\
+             • `{c} config`: show this channel's settings (changing them is for administrators)\n\
              • `{c} help`: this list, e.g. `{c} help`\n\
              In a ticket's thread, start a message with `note:` to record a comment without waking the agent, e.g. `note: restarted web-1 by hand`. \
              The ticket header changes status, assigns, switches agent, shows history and deletes. \
