@@ -1,10 +1,12 @@
 //! Building and running the application: the one function `main` and the tests share.
 //!
 //! [`Application::build`] opens the store, builds the Slack client, the dispatcher and the
-//! router, and binds the listener (port 0 works, for tests). [`Application::run_until_stopped`]
-//! serves until the given shutdown future resolves, then stops taking requests and Socket
-//! Mode envelopes, lets in-flight work finish within the grace period, cancels what is left
-//! and returns.
+//! router, and binds the listener and the optional admin listener (port 0 works, for
+//! tests). [`Application::run_until_stopped`] serves until the given shutdown future
+//! resolves, then stops taking requests and Socket Mode envelopes, lets in-flight work
+//! finish within the grace period, cancels what is left and returns. The whole shutdown,
+//! HTTP connections included, fits in the grace period: a client still sending a request
+//! cannot hold it longer.
 
 use std::{
     future::Future,
@@ -14,7 +16,7 @@ use std::{
     time::Duration,
 };
 
-use tokio::net::TcpListener;
+use tokio::{net::TcpListener, time::Instant};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
@@ -22,6 +24,7 @@ use crate::{
     config::Config,
     dispatch::{Dispatcher, Handler},
     helpdesk::{HelpdeskClient, HelpdeskError},
+    http::listener::{Limits, Server},
     slack::{
         api::{SlackApi, SlackError},
         ingress::BotIdentity,
@@ -76,6 +79,8 @@ pub struct Shared {
     pub identity: Arc<OnceLock<BotIdentity>>,
     /// Live Socket Mode connections; `None` when events come over HTTP.
     pub socket_connections: Option<Arc<AtomicUsize>>,
+    /// How long a client may take to send the body of a request to a Slack route.
+    pub body_timeout: Duration,
 }
 
 impl Deref for AppState {
@@ -89,6 +94,9 @@ impl Deref for AppState {
 #[derive(Debug)]
 pub struct Application {
     listener: TcpListener,
+    /// Serves `/metrics`, `/healthz` and `/readyz` apart, when `ADMIN_LISTEN_ADDR` is set.
+    admin_listener: Option<TcpListener>,
+    limits: Limits,
     state: AppState,
     slack: SlackApi,
     tracker: TaskTracker,
@@ -157,6 +165,10 @@ impl Application {
         let listener = TcpListener::bind(config.listen_addr)
             .await
             .map_err(|source| BuildError::Bind { addr: config.listen_addr, source })?;
+        let admin_listener = match config.admin_listen_addr {
+            Some(addr) => Some(TcpListener::bind(addr).await.map_err(|source| BuildError::Bind { addr, source })?),
+            None => None,
+        };
         let state = AppState(Arc::new(Shared {
             verifier: config.slack.signing_secret.clone().map(Verifier::new),
             dispatcher,
@@ -164,9 +176,15 @@ impl Application {
             metrics,
             identity,
             socket_connections: config.socket_mode().then(|| Arc::new(AtomicUsize::new(0))),
+            body_timeout: config.ingress.body_timeout,
         }));
         Ok(Self {
             listener,
+            admin_listener,
+            limits: Limits {
+                header_timeout: config.ingress.header_timeout,
+                max_connections: config.ingress.max_connections,
+            },
             state,
             slack,
             tracker,
@@ -186,14 +204,24 @@ impl Application {
         self.local_addr().port()
     }
 
+    /// The admin listener's bound address, when there is one.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_listener.as_ref().and_then(|listener| listener.local_addr().ok())
+    }
+
+    /// The admin listener's bound port, when there is one.
+    pub fn admin_port(&self) -> Option<u16> {
+        self.admin_addr().map(|addr| addr.port())
+    }
+
     /// The shared state (for tests and the `check` command).
     pub fn state(&self) -> &AppState {
         &self.state
     }
 
-    /// Serves until `shutdown` resolves, then drains and returns.
+    /// Serves until `shutdown` resolves, then drains and returns, all within the grace period.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        let Self { listener, state, slack, tracker, abort, shutdown_grace, socket_mode } = self;
+        let Self { listener, admin_listener, limits, state, slack, tracker, abort, shutdown_grace, socket_mode } = self;
         // `stop` ends intake (HTTP, sockets) and background loops; in-flight work goes on.
         let stop = CancellationToken::new();
         tracker.spawn({
@@ -223,23 +251,44 @@ impl Application {
                 }
             }
         }
-        tracing::info!(addr = %listener.local_addr()?, store = state.store.kind(), socket_mode, "helpdesk-bridge is listening");
-        let router = crate::http::router(state.clone());
-        let served = axum::serve(listener, router).with_graceful_shutdown(stop.clone().cancelled_owned()).await;
-        // Make sure intake has stopped even if the server ended on its own.
-        stop.cancel();
+        let admin_addr = admin_listener.as_ref().map(TcpListener::local_addr).transpose()?;
+        tracing::info!(
+            addr = %listener.local_addr()?,
+            admin_addr = admin_addr.map(tracing::field::display),
+            store = state.store.kind(),
+            socket_mode,
+            "helpdesk-bridge is listening"
+        );
+        let (public, admin) = match admin_listener {
+            Some(admin) => (
+                Server::start("public", listener, crate::http::public_router(state.clone()), limits, &tracker),
+                Some(Server::start("admin", admin, crate::http::admin_router(state.clone()), limits, &tracker)),
+            ),
+            None => (Server::start("public", listener, crate::http::router(state.clone()), limits, &tracker), None),
+        };
+        stop.cancelled().await;
+        let deadline = Instant::now() + shutdown_grace;
         tracing::info!(grace = ?shutdown_grace, "shutting down: finishing in-flight work");
         // Replies still streaming near the end of the grace period are finalized in Slack
         // with a note, rather than cut off mid-edit.
         let finalize = (shutdown_grace / 3).min(Duration::from_secs(5));
-        if !state.dispatcher.drain(shutdown_grace - finalize).await {
+        // Requests in flight are acks (milliseconds) or bodies still arriving (bounded by the
+        // body timeout); either way HTTP intake ends before the work is drained.
+        let admin_stopped = async {
+            if let Some(admin) = admin {
+                admin.shutdown(deadline - finalize).await;
+            }
+        };
+        tokio::join!(public.shutdown(deadline - finalize), admin_stopped);
+        let remaining = (deadline - finalize).saturating_duration_since(Instant::now());
+        if !state.dispatcher.drain(remaining).await {
             tracing::info!("in-flight replies are being finalized before exit");
             abort.cancel();
             if !state.dispatcher.drain(finalize).await {
                 tracing::warn!("in-flight work did not finish within the grace period; abandoning it");
             }
         }
-        served
+        Ok(())
     }
 }
 

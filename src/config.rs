@@ -12,7 +12,10 @@ use clap::{Parser, Subcommand};
 use secrecy::{ExposeSecret, SecretString};
 
 /// The command line and environment, as parsed; see [`Cli::validate`].
-#[derive(Parser, Debug)]
+///
+/// Its `Debug` shows no token, secret or Redis URL (they are plain `String`s here, before
+/// validation makes them `SecretString`s).
+#[derive(Parser)]
 #[command(name = "helpdesk-bridge", version, about = "Brings the DuploCloud AI HelpDesk into Slack")]
 pub struct Cli {
     /// What to do; serving is the default.
@@ -107,6 +110,64 @@ pub struct Cli {
     /// Threads whose items are handled concurrently.
     #[arg(long, env = "DISPATCH_WORKERS", default_value = "256")]
     pub dispatch_workers: String,
+    /// When set, `/metrics` (and `/healthz`, `/readyz`) are served on this address, and the
+    /// public listener answers 404 for `/metrics`.
+    #[arg(long, env = "ADMIN_LISTEN_ADDR")]
+    pub admin_listen_addr: Option<String>,
+    /// Accept `http://` for `DUPLO_HOST` and `SLACK_API_URL` on hosts other than loopback.
+    #[arg(long, env = "ALLOW_INSECURE_HTTP", default_value = "false")]
+    pub allow_insecure_http: String,
+    /// Seconds a client may take to send a request's headers.
+    #[arg(long, env = "HTTP_HEADER_TIMEOUT_SECONDS", default_value = "10")]
+    pub http_header_timeout_seconds: String,
+    /// Seconds a client may take to send a request's body.
+    #[arg(long, env = "HTTP_BODY_TIMEOUT_SECONDS", default_value = "10")]
+    pub http_body_timeout_seconds: String,
+    /// Connections served at once on each listener.
+    #[arg(long, env = "HTTP_MAX_CONNECTIONS", default_value = "1024")]
+    pub http_max_connections: String,
+}
+
+/// Redacts what may hold a secret and shows the rest. A field added later is left out
+/// until it is listed here, so a new secret cannot reach a log through this by default.
+impl std::fmt::Debug for Cli {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        fn redacted(value: &Option<String>) -> Option<&'static str> {
+            value.as_ref().map(|_| "[redacted]")
+        }
+        f.debug_struct("Cli")
+            .field("command", &self.command)
+            .field("slack_bot_token", &redacted(&self.slack_bot_token))
+            .field("slack_signing_secret", &redacted(&self.slack_signing_secret))
+            .field("slack_app_token", &redacted(&self.slack_app_token))
+            .field("slack_api_url", &self.slack_api_url)
+            .field("slack_updates_per_minute", &self.slack_updates_per_minute)
+            .field("slack_timeout_seconds", &self.slack_timeout_seconds)
+            .field("duplo_host", &self.duplo_host)
+            .field("duplo_token", &redacted(&self.duplo_token))
+            .field("helpdesk_workspace", &self.helpdesk_workspace)
+            .field("helpdesk_agent", &self.helpdesk_agent)
+            .field("redis_url", &redacted(&self.redis_url))
+            .field("redis_key_prefix", &self.redis_key_prefix)
+            .field("state_dir", &self.state_dir)
+            .field("listen_addr", &self.listen_addr)
+            .field("admin_listen_addr", &self.admin_listen_addr)
+            .field("allow_insecure_http", &self.allow_insecure_http)
+            .field("http_header_timeout_seconds", &self.http_header_timeout_seconds)
+            .field("http_body_timeout_seconds", &self.http_body_timeout_seconds)
+            .field("http_max_connections", &self.http_max_connections)
+            .field("approvers", &self.approvers)
+            .field("destructive_patterns", &self.destructive_patterns)
+            .field("log_format", &self.log_format)
+            .field("shutdown_grace_seconds", &self.shutdown_grace_seconds)
+            .field("helpdesk_timeout_seconds", &self.helpdesk_timeout_seconds)
+            .field("helpdesk_stream_idle_seconds", &self.helpdesk_stream_idle_seconds)
+            .field("helpdesk_cache_seconds", &self.helpdesk_cache_seconds)
+            .field("helpdesk_force_streaming", &self.helpdesk_force_streaming)
+            .field("dispatch_queue_capacity", &self.dispatch_queue_capacity)
+            .field("dispatch_workers", &self.dispatch_workers)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The default destructive patterns: deleting, dropping, truncating, terminating,
@@ -158,6 +219,10 @@ pub struct Config {
     pub store: StoreConfig,
     /// HTTP listen address.
     pub listen_addr: SocketAddr,
+    /// Where `/metrics`, `/healthz` and `/readyz` are served apart, if anywhere.
+    pub admin_listen_addr: Option<SocketAddr>,
+    /// Limits every HTTP listener keeps against slow or hostile clients.
+    pub ingress: IngressConfig,
     /// Extra Slack user or user-group ids allowed to decide on commands.
     pub approvers: Vec<String>,
     /// Who may administer and decide beyond the defaults.
@@ -250,6 +315,36 @@ pub struct StoreConfig {
     pub state_dir: PathBuf,
 }
 
+/// Limits of the HTTP listeners.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IngressConfig {
+    /// How long a client may take to send a request's headers (each request of a
+    /// connection, and the wait for the next one on a kept-alive connection).
+    pub header_timeout: Duration,
+    /// How long a client may take to send the body of a request to a Slack route.
+    pub body_timeout: Duration,
+    /// Connections served at once on each listener.
+    pub max_connections: usize,
+}
+
+/// Default of `HTTP_HEADER_TIMEOUT_SECONDS`.
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default of `HTTP_BODY_TIMEOUT_SECONDS`.
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default of `HTTP_MAX_CONNECTIONS`.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+
+impl Default for IngressConfig {
+    /// The production limits.
+    fn default() -> Self {
+        Self {
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
+            body_timeout: DEFAULT_BODY_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+        }
+    }
+}
+
 /// Dispatcher bounds.
 #[derive(Debug, Clone, Copy)]
 pub struct DispatchConfig {
@@ -281,12 +376,13 @@ impl Cli {
                 "is required to verify Slack's HTTP requests (or set SLACK_APP_TOKEN for Socket Mode)",
             ));
         }
-        let api_url = http_url("SLACK_API_URL", &self.slack_api_url)?;
+        let allow_insecure = boolean("ALLOW_INSECURE_HTTP", &self.allow_insecure_http)?;
+        let api_url = http_url("SLACK_API_URL", &self.slack_api_url, allow_insecure)?;
         let api_url = if api_url.ends_with('/') { api_url } else { format!("{api_url}/") };
 
         let host =
             required("DUPLO_HOST", &self.duplo_host, "the HelpDesk portal URL, e.g. https://acme.duplocloud.net")?;
-        let host = normalise_host(&host)?;
+        let host = normalise_host(&host, allow_insecure)?;
         let duplo_token = required("DUPLO_TOKEN", &self.duplo_token, "the HelpDesk bearer token")?;
 
         let redis_url = non_empty(&self.redis_url);
@@ -295,9 +391,31 @@ impl Cli {
         {
             return Err(ConfigError::new("REDIS_URL", "must start with redis://, rediss:// or unix://"));
         }
-        let listen_addr = self.listen_addr.parse().map_err(|_| {
+        let listen_addr: SocketAddr = self.listen_addr.parse().map_err(|_| {
             ConfigError::new("LISTEN_ADDR", format!("'{}' is not an address like 0.0.0.0:3000", self.listen_addr))
         })?;
+        let admin_listen_addr = match non_empty(&self.admin_listen_addr) {
+            None => None,
+            Some(value) => Some(value.parse::<SocketAddr>().map_err(|_| {
+                ConfigError::new("ADMIN_LISTEN_ADDR", format!("'{value}' is not an address like 127.0.0.1:9090"))
+            })?),
+        };
+        if let Some(admin) = admin_listen_addr
+            && admin == listen_addr
+            && admin.port() != 0
+        {
+            return Err(ConfigError::new("ADMIN_LISTEN_ADDR", "must differ from LISTEN_ADDR"));
+        }
+        let ingress = IngressConfig {
+            header_timeout: Duration::from_secs(positive(
+                "HTTP_HEADER_TIMEOUT_SECONDS",
+                &self.http_header_timeout_seconds,
+            )? as u64),
+            body_timeout: Duration::from_secs(
+                positive("HTTP_BODY_TIMEOUT_SECONDS", &self.http_body_timeout_seconds)? as u64
+            ),
+            max_connections: positive("HTTP_MAX_CONNECTIONS", &self.http_max_connections)?,
+        };
         let approvers = parse_approvers("APPROVERS", self.approvers.as_deref().unwrap_or(""))?;
         let access = AccessConfig {
             admins: parse_approvers("ADMINS", self.admins.as_deref().unwrap_or(""))?,
@@ -347,6 +465,8 @@ impl Cli {
                 state_dir: self.state_dir.clone(),
             },
             listen_addr,
+            admin_listen_addr,
+            ingress,
             approvers,
             access,
             destructive_patterns,
@@ -380,22 +500,57 @@ fn required(var: &'static str, value: &Option<String>, what: &str) -> Result<Str
     non_empty(value).ok_or_else(|| ConfigError::new(var, format!("is required: {what}")))
 }
 
-fn http_url(var: &'static str, value: &str) -> Result<String, ConfigError> {
+/// A base URL of `http(s)://host…`. Plain `http://` would carry the bot token or the
+/// HelpDesk token in clear, so it is accepted only for a loopback host (tests, a local
+/// proxy) or when `ALLOW_INSECURE_HTTP` says so.
+fn http_url(var: &'static str, value: &str, allow_insecure: bool) -> Result<String, ConfigError> {
     let value = value.trim();
-    let rest = value
-        .strip_prefix("https://")
-        .or_else(|| value.strip_prefix("http://"))
-        .ok_or_else(|| ConfigError::new(var, format!("'{value}' must start with https:// or http://")))?;
+    let (secure, rest) = match (value.strip_prefix("https://"), value.strip_prefix("http://")) {
+        (Some(rest), _) => (true, rest),
+        (None, Some(rest)) => (false, rest),
+        (None, None) => {
+            return Err(ConfigError::new(var, format!("'{value}' must start with https:// (or http:// on loopback)")));
+        }
+    };
     if rest.is_empty() || rest.starts_with('/') {
         return Err(ConfigError::new(var, format!("'{value}' has no host")));
+    }
+    if !secure && !allow_insecure && !is_loopback_url(value) {
+        return Err(ConfigError::new(
+            var,
+            format!(
+                "'{value}' must use https:// (over http:// the token travels in clear); http:// is accepted \
+                 only for loopback hosts, or set ALLOW_INSECURE_HTTP=true to allow it anyway"
+            ),
+        ));
     }
     Ok(value.to_owned())
 }
 
+/// Whether a URL's host is loopback: `localhost`, `127.0.0.0/8` or `::1`. The host is
+/// taken by the same URL parser the HTTP clients use, so `http://127.0.0.1@evil.example`
+/// or `http://127.0.0.1.evil.example` is not mistaken for loopback.
+fn is_loopback_url(value: &str) -> bool {
+    let Ok(url) = reqwest::Url::parse(value) else {
+        return false;
+    };
+    match url.host_str() {
+        Some("localhost") => true,
+        Some(host) => {
+            let bare = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+            bare.parse::<std::net::IpAddr>().is_ok_and(|ip| match ip {
+                std::net::IpAddr::V4(v4) => v4.is_loopback(),
+                std::net::IpAddr::V6(v6) => v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
+            })
+        }
+        None => false,
+    }
+}
+
 /// Reduces a portal URL to `scheme://host[:port]`, as duploctl does: users paste the URL
 /// of whatever page they were on.
-fn normalise_host(value: &str) -> Result<String, ConfigError> {
-    let url = http_url("DUPLO_HOST", value)?;
+fn normalise_host(value: &str, allow_insecure: bool) -> Result<String, ConfigError> {
+    let url = http_url("DUPLO_HOST", value, allow_insecure)?;
     let (scheme, rest) = url.split_once("://").unwrap_or(("https", &url));
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
     if authority.is_empty() || authority.contains(char::is_whitespace) {
@@ -563,6 +718,124 @@ mod tests {
         for secret in ["SECRET1", "SECRET2", "SECRET3", "SECRET4"] {
             assert!(!debug.contains(secret), "{secret} leaked: {debug}");
         }
+    }
+
+    #[test]
+    fn the_debug_of_the_command_line_shows_no_secret() {
+        let cli = cli(&[
+            "--slack-bot-token=xoxb-SECRET1",
+            "--slack-signing-secret=SECRET2",
+            "--slack-app-token=xapp-SECRET3",
+            "--duplo-host=https://acme.duplocloud.net",
+            "--duplo-token=SECRET4",
+            "--redis-url=redis://:SECRET5@h",
+        ]);
+        let debug = format!("{cli:?}");
+        for secret in ["SECRET1", "SECRET2", "SECRET3", "SECRET4", "SECRET5"] {
+            assert!(!debug.contains(secret), "{secret} leaked: {debug}");
+        }
+        assert!(debug.contains(r#"slack_bot_token: Some("[redacted]")"#), "{debug}");
+        assert!(
+            debug.contains(r#"duplo_host: Some("https://acme.duplocloud.net")"#),
+            "what is not secret is shown: {debug}"
+        );
+        let pretty = format!("{cli:#?}");
+        assert!(!pretty.contains("SECRET"), "{pretty}");
+    }
+
+    /// `DUPLO_HOST` and `SLACK_API_URL` with the given value and `ALLOW_INSECURE_HTTP`.
+    fn with_urls(var: &str, value: &str, allow: Option<&str>) -> Result<Config, ConfigError> {
+        let flag = if var == "DUPLO_HOST" { "--duplo-host" } else { "--slack-api-url" };
+        let arg = format!("{flag}={value}");
+        let mut args: Vec<String> = BASE.iter().filter(|a| !a.starts_with(flag)).map(|a| (*a).to_owned()).collect();
+        args.push(arg);
+        if let Some(allow) = allow {
+            args.push(format!("--allow-insecure-http={allow}"));
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        cli(&args).validate()
+    }
+
+    #[test]
+    fn plain_http_is_refused_except_on_loopback_or_when_allowed() {
+        for var in ["DUPLO_HOST", "SLACK_API_URL"] {
+            for insecure in [
+                "http://acme.duplocloud.net",
+                "http://10.0.0.7:8080/",
+                "http://0.0.0.0:3000",
+                "http://127.0.0.1.evil.example/",
+                "http://127.0.0.1@evil.example/",
+                "http://localhost.evil.example",
+                "http://[::2]/",
+            ] {
+                let err = with_urls(var, insecure, None).expect_err(insecure);
+                assert_eq!(err.var, var, "{insecure}");
+                assert!(err.problem.contains("ALLOW_INSECURE_HTTP=true"), "says how to allow it: {err}");
+                assert!(with_urls(var, insecure, Some("false")).is_err(), "{insecure}");
+                assert!(with_urls(var, insecure, Some("true")).is_ok(), "allowed: {insecure}");
+            }
+            for loopback in [
+                "http://127.0.0.1:9",
+                "http://127.8.9.10/api/",
+                "http://localhost:3000",
+                "http://LOCALHOST",
+                "http://[::1]:8080/",
+                "http://[::ffff:127.0.0.1]/",
+                "https://acme.duplocloud.net",
+            ] {
+                assert!(with_urls(var, loopback, None).is_ok(), "{var}={loopback}");
+            }
+        }
+        let err = with_urls("DUPLO_HOST", "http://h", Some("maybe")).expect_err("not a boolean");
+        assert_eq!(err.var, "ALLOW_INSECURE_HTTP");
+    }
+
+    #[test]
+    fn listener_settings_default_to_the_production_limits() {
+        let config = cli(&BASE).validate().expect("valid");
+        assert_eq!(config.admin_listen_addr, None);
+        assert_eq!(
+            config.ingress,
+            IngressConfig {
+                header_timeout: Duration::from_secs(10),
+                body_timeout: Duration::from_secs(10),
+                max_connections: 1024
+            }
+        );
+        assert_eq!(config.ingress, IngressConfig::default());
+
+        let mut args = BASE.to_vec();
+        args.extend([
+            "--admin-listen-addr=127.0.0.1:9090",
+            "--http-header-timeout-seconds=3",
+            "--http-body-timeout-seconds=4",
+            "--http-max-connections=5",
+        ]);
+        let config = cli(&args).validate().expect("valid");
+        assert_eq!(config.admin_listen_addr, Some("127.0.0.1:9090".parse().unwrap()));
+        assert_eq!(
+            config.ingress,
+            IngressConfig {
+                header_timeout: Duration::from_secs(3),
+                body_timeout: Duration::from_secs(4),
+                max_connections: 5
+            }
+        );
+
+        let cases: &[(&str, &str)] = &[
+            ("--admin-listen-addr=metrics", "ADMIN_LISTEN_ADDR"),
+            ("--http-header-timeout-seconds=0", "HTTP_HEADER_TIMEOUT_SECONDS"),
+            ("--http-body-timeout-seconds=soon", "HTTP_BODY_TIMEOUT_SECONDS"),
+            ("--http-max-connections=0", "HTTP_MAX_CONNECTIONS"),
+        ];
+        for (arg, var) in cases {
+            let mut args = BASE.to_vec();
+            args.push(arg);
+            assert_eq!(cli(&args).validate().expect_err(arg).var, *var);
+        }
+        let mut same = BASE.iter().copied().filter(|a| !a.starts_with("--listen-addr")).collect::<Vec<_>>();
+        same.extend(["--listen-addr=0.0.0.0:3000", "--admin-listen-addr=0.0.0.0:3000"]);
+        assert_eq!(cli(&same).validate().expect_err("same address").var, "ADMIN_LISTEN_ADDR");
     }
 
     #[test]

@@ -2,7 +2,14 @@
 //!
 //! - [`slack`]: `POST /slack/events`, `/slack/interactivity`, `/slack/commands`.
 //! - [`ops`]: `GET /healthz`, `/readyz`, `/metrics`.
+//! - [`listener`]: the server they run on, with header timeouts, a connection cap and a
+//!   bounded shutdown.
+//!
+//! With `ADMIN_LISTEN_ADDR` the operations endpoints are also served on a listener of their
+//! own ([`admin_router`]) and `/metrics` leaves the public one ([`public_router`]); load
+//! balancers keep `/healthz` and `/readyz` on the public address.
 
+pub mod listener;
 pub mod ops;
 pub mod slack;
 
@@ -10,18 +17,40 @@ use axum::{
     Router,
     routing::{get, post},
 };
+use tower_http::trace::{HttpMakeClassifier, TraceLayer};
 
 use crate::app::AppState;
 
-/// The application's router.
+/// Every route on one listener: what is served when there is no admin listener.
 pub fn router(state: AppState) -> Router {
+    public_routes().route("/metrics", get(ops::metrics)).layer(trace()).with_state(state)
+}
+
+/// The public listener's routes when an admin listener serves the metrics: `/metrics` is
+/// not found here.
+pub fn public_router(state: AppState) -> Router {
+    public_routes().layer(trace()).with_state(state)
+}
+
+/// The admin listener's routes: `/healthz`, `/readyz` and `/metrics`, nothing from Slack.
+pub fn admin_router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .layer(trace())
+        .with_state(state)
+}
+
+fn public_routes() -> Router<AppState> {
     Router::new()
         .route("/slack/events", post(slack::events))
         .route("/slack/interactivity", post(slack::interactivity))
         .route("/slack/commands", post(slack::commands))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
-        .with_state(state)
+}
+
+fn trace() -> TraceLayer<HttpMakeClassifier> {
+    TraceLayer::new_for_http()
 }

@@ -61,19 +61,9 @@ impl Verifier {
         body: &[u8],
         now: i64,
     ) -> Result<(), VerifyError> {
-        let (Some(signature), Some(timestamp)) = (signature, timestamp) else {
-            return Err(VerifyError::MissingHeaders);
-        };
-        let ts: i64 = timestamp.trim().parse().map_err(|_| VerifyError::BadTimestamp)?;
-        if (now - ts).abs() > MAX_SKEW_SECONDS {
-            return Err(VerifyError::BadTimestamp);
-        }
-        let expected = self.sign(timestamp.trim(), body);
-        if expected.as_bytes().ct_eq(signature.trim().as_bytes()).into() {
-            Ok(())
-        } else {
-            Err(VerifyError::BadSignature)
-        }
+        let (signature, timestamp) = check_headers_at(signature, timestamp, now)?;
+        let expected = self.sign(timestamp, body);
+        if expected.as_bytes().ct_eq(signature.as_bytes()).into() { Ok(()) } else { Err(VerifyError::BadSignature) }
     }
 
     /// The `X-Slack-Signature` value Slack would send for this timestamp and body.
@@ -87,6 +77,41 @@ impl Verifier {
         mac.update(body);
         format!("v0={}", hex::encode(mac.finalize().into_bytes()))
     }
+}
+
+/// Checks what can be checked before the body is read: both headers present, the
+/// signature shaped like `v0=` and 64 lowercase hex digits (what [`Verifier::sign`]
+/// produces, so nothing else can match), and the timestamp within five minutes of now.
+/// Returns the trimmed signature and timestamp.
+pub fn check_headers<'a>(
+    signature: Option<&'a str>,
+    timestamp: Option<&'a str>,
+) -> Result<(&'a str, &'a str), VerifyError> {
+    check_headers_at(signature, timestamp, unix_now())
+}
+
+/// [`check_headers`] as if now were `now` (Unix seconds).
+pub fn check_headers_at<'a>(
+    signature: Option<&'a str>,
+    timestamp: Option<&'a str>,
+    now: i64,
+) -> Result<(&'a str, &'a str), VerifyError> {
+    let (Some(signature), Some(timestamp)) = (signature, timestamp) else {
+        return Err(VerifyError::MissingHeaders);
+    };
+    let (signature, timestamp) = (signature.trim(), timestamp.trim());
+    let ts: i64 = timestamp.parse().map_err(|_| VerifyError::BadTimestamp)?;
+    // `abs_diff` cannot overflow, whatever a client puts in the header.
+    if now.abs_diff(ts) > MAX_SKEW_SECONDS.unsigned_abs() {
+        return Err(VerifyError::BadTimestamp);
+    }
+    let well_formed = signature
+        .strip_prefix("v0=")
+        .is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')));
+    if !well_formed {
+        return Err(VerifyError::BadSignature);
+    }
+    Ok((signature, timestamp))
 }
 
 /// Unix seconds now.
@@ -153,9 +178,68 @@ mod tests {
         let signature = ours.sign(&ts, body.as_bytes());
         assert!(theirs.verify(&signature, body, &ts).is_ok());
         assert!(ours.verify(Some(&signature), Some(&ts), body.as_bytes()).is_ok());
-        let forged = signature.replace('a', "b");
+        // Flip the last hex digit: the forgery always differs from the signature.
+        let (head, last) = signature.split_at(signature.len() - 1);
+        let forged = format!("{head}{}", if last == "0" { '1' } else { '0' });
+        assert_ne!(forged, signature);
         assert!(theirs.verify(&forged, body, &ts).is_err());
         assert!(ours.verify(Some(&forged), Some(&ts), body.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn extreme_timestamps_are_refused_without_overflow() {
+        let v = verifier(DOC_SECRET);
+        let body = DOC_BODY.as_bytes();
+        let extremes = [i64::MIN, i64::MIN + 1, -1, 0, i64::MAX - 1, i64::MAX];
+        for ts in extremes {
+            let ts_text = ts.to_string();
+            let signature = v.sign(&ts_text, body);
+            for now in [i64::MIN, 0, 1_531_420_618, i64::MAX] {
+                let expected = if now.abs_diff(ts) <= 300 { Ok(()) } else { Err(VerifyError::BadTimestamp) };
+                assert_eq!(v.verify_at(Some(&signature), Some(&ts_text), body, now), expected, "ts {ts}, now {now}");
+                assert_eq!(
+                    check_headers_at(Some(&signature), Some(&ts_text), now).map(|_| ()),
+                    expected,
+                    "ts {ts}, now {now}"
+                );
+            }
+        }
+        for unparsable in ["9223372036854775808", "-9223372036854775809", "1e9", "", " "] {
+            assert_eq!(
+                v.verify_at(Some(DOC_SIG), Some(unparsable), body, 1_531_420_618),
+                Err(VerifyError::BadTimestamp),
+                "{unparsable:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn header_checks_come_before_the_body() {
+        let now = 1_531_420_618;
+        assert_eq!(check_headers_at(Some(DOC_SIG), Some(DOC_TS), now + 10), Ok((DOC_SIG, DOC_TS)));
+        assert_eq!(check_headers_at(Some(&format!(" {DOC_SIG} ")), Some(" 1531420618 "), now), Ok((DOC_SIG, DOC_TS)));
+        assert_eq!(check_headers_at(None, Some(DOC_TS), now), Err(VerifyError::MissingHeaders));
+        assert_eq!(check_headers_at(Some(DOC_SIG), None, now), Err(VerifyError::MissingHeaders));
+        assert_eq!(check_headers_at(Some(DOC_SIG), Some(DOC_TS), now + 301), Err(VerifyError::BadTimestamp));
+        assert_eq!(check_headers_at(Some(DOC_SIG), Some(DOC_TS), now - 301), Err(VerifyError::BadTimestamp));
+        assert_eq!(check_headers_at(Some(DOC_SIG), Some(DOC_TS), now + 300).map(|_| ()), Ok(()));
+        let malformed = [
+            "v0=00",
+            "v1=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503",
+            "v0=A2114D57B48EAC39B9AD189DD8316235A7B4A8D21A10BD27519666489C69B503",
+            "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b50",
+            "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b5033",
+            "v0=g2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503",
+            "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b5é",
+            "",
+        ];
+        for signature in malformed {
+            assert_eq!(
+                check_headers_at(Some(signature), Some(DOC_TS), now),
+                Err(VerifyError::BadSignature),
+                "{signature}"
+            );
+        }
     }
 
     proptest::proptest! {

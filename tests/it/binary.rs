@@ -143,3 +143,87 @@ async fn sigterm_stops_the_service_cleanly() {
     assert!(lines.iter().all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()), "LOG_FORMAT=json: {lines:?}");
     assert!(lines.iter().all(|l| !l.contains("duplo-secret-token") && !l.contains("xoxb-test")), "no secrets logged");
 }
+
+#[test]
+fn plain_http_off_loopback_is_refused_unless_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    for (var, value) in
+        [("DUPLO_HOST", "http://acme.duplocloud.net"), ("SLACK_API_URL", "http://slack.example.com/api/")]
+    {
+        let mut command = binary();
+        base_env(&mut command, "http://127.0.0.1:9/", dir.path());
+        command.env(var, value);
+        let output = command.output().unwrap();
+        assert_eq!(output.status.code(), Some(2), "{var}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+        assert!(stderr.contains(var) && stderr.contains("ALLOW_INSECURE_HTTP=true"), "{stderr}");
+    }
+    // Allowed, the configuration is valid (the check then fails to reach the HelpDesk).
+    let mut command = binary();
+    base_env(&mut command, "http://127.0.0.1:9/", dir.path());
+    command
+        .env("DUPLO_HOST", "http://0.0.0.0:9")
+        .env("ALLOW_INSECURE_HTTP", "true")
+        .env("HELPDESK_TIMEOUT_SECONDS", "2");
+    let output = command.arg("check").output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_ne!(output.status.code(), Some(2), "{stdout}");
+    assert!(stdout.contains("ok      configuration: valid"), "{stdout}");
+}
+
+/// The review's finding against the release binary: slow connections kept the process
+/// alive past the shutdown grace. Now SIGTERM ends it within the grace, whatever they do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_is_not_held_by_connections_trickling_headers() {
+    let dir = tempfile::tempdir().unwrap();
+    let slack = MockServer::start().await;
+    mount_auth_test(&slack, true).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut command = binary();
+    base_env(&mut command, &slack.uri(), dir.path());
+    command.env("LISTEN_ADDR", format!("127.0.0.1:{port}")).env("SHUTDOWN_GRACE_SECONDS", "3");
+    let mut child = command.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let client = reqwest::Client::new();
+    let ready = crate::support::eventually(Duration::from_secs(15), || async {
+        let response = client.get(format!("http://127.0.0.1:{port}/readyz")).send().await.ok()?;
+        response.status().is_success().then_some(())
+    })
+    .await;
+    assert!(ready.is_some(), "the binary became ready");
+
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let head = crate::hostile_ingress::endless_head(addr, 4096);
+    let mut junk = Vec::new();
+    for _ in 0..20 {
+        junk.push(crate::hostile_ingress::Slow::start(addr, Vec::new(), head.clone(), Duration::from_millis(50)).await);
+    }
+    let trickling = crate::support::eventually(Duration::from_secs(10), || async {
+        junk.iter().all(|j| j.seen().written >= 3).then_some(())
+    })
+    .await;
+    assert!(trickling.is_some());
+
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    // The grace (3 s) plus the default header timeout (10 s): generous, and far shorter than
+    // the minutes these clients would keep trickling.
+    let deadline = Instant::now() + Duration::from_secs(13);
+    let exited = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if Instant::now() >= deadline {
+            break None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let Some(status) = exited else {
+        let _ = child.kill();
+        panic!("the binary was still running past the grace plus the header timeout");
+    };
+    assert_eq!(status.code(), Some(0));
+    for client in junk {
+        let seen = client.closed_within(Duration::from_secs(5)).await.expect("closed by the exit");
+        assert!(seen.written < head.len());
+    }
+}

@@ -442,3 +442,77 @@ async fn app_home_opened_is_deduplicated_by_event_id() {
     assert_eq!(taken.len(), 2, "{taken:?}");
     assert!(taken.iter().all(|i| matches!(&i.kind, InboundKind::HomeOpened { user, .. } if user.as_str() == "U1")));
 }
+
+/// With `ADMIN_LISTEN_ADDR` the metrics are served only on the admin listener; the public
+/// listener keeps the health and readiness checks load balancers use.
+#[tokio::test]
+async fn an_admin_listener_takes_the_metrics_off_the_public_one() {
+    let app = spawn_app(Options { admin_listener: true, ..Default::default() }).await;
+    let admin = app.admin_addr.expect("an admin listener");
+    assert_ne!(admin.port(), app.addr.port());
+    let get = |url: String| {
+        let http = app.http.clone();
+        async move { http.get(url).send().await.expect("answered") }
+    };
+    let admin_url = |path: &str| format!("http://{admin}{path}");
+    let event = message_event("EvAdmin", "C1", "U1", "1700000000.000950", Some("1700000000.000100"), "hi");
+    assert_eq!(app.post_event(&event).await.status(), 200);
+    app.taken(1).await;
+
+    let health = get(app.url("/healthz")).await;
+    assert_eq!(health.status(), 200);
+    assert_eq!(health.text().await.unwrap(), "ok");
+    let ready = get(app.url("/readyz")).await;
+    assert_eq!(ready.status(), 200);
+    let ready: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(ready, json!({"ready": true, "checks": {"store": true, "slack_auth": true, "socket": null}}));
+    assert_eq!(get(app.url("/metrics")).await.status(), 404, "no metrics on the public listener");
+
+    let health = get(admin_url("/healthz")).await;
+    assert_eq!(health.status(), 200);
+    assert_eq!(health.text().await.unwrap(), "ok");
+    let ready: serde_json::Value = get(admin_url("/readyz")).await.json().await.unwrap();
+    assert_eq!(ready, json!({"ready": true, "checks": {"store": true, "slack_auth": true, "socket": null}}));
+    let metrics = get(admin_url("/metrics")).await;
+    assert_eq!(metrics.status(), 200);
+    assert_eq!(metrics.headers()["content-type"], "application/openmetrics-text; version=1.0.0; charset=utf-8");
+    let metrics = metrics.text().await.unwrap();
+    let counted = r#"helpdesk_bridge_requests_total{route="/slack/events",outcome="ok"} 1"#;
+    assert!(metrics.contains(counted), "the admin listener shows the public one's requests:\n{metrics}");
+
+    // Nothing of Slack's is served on the admin listener.
+    let body = event.to_string();
+    let ts = unix_now().to_string();
+    let signature = Verifier::new(crate::support::SECRET.to_owned().into()).sign(&ts, body.as_bytes());
+    for route in ["/slack/events", "/slack/interactivity", "/slack/commands"] {
+        let response = app
+            .http
+            .post(admin_url(route))
+            .header("content-type", "application/json")
+            .header("x-slack-request-timestamp", &ts)
+            .header("x-slack-signature", &signature)
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 404, "{route}");
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(app.recorder.taken().len(), 1);
+}
+
+/// Without `ADMIN_LISTEN_ADDR` there is one listener, serving everything.
+#[tokio::test]
+async fn without_an_admin_listener_the_metrics_stay_on_the_public_one() {
+    let app = spawn_app(Options::default()).await;
+    assert_eq!(app.admin_addr, None);
+    let metrics = app.http.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(metrics.status(), 200);
+    let metrics = metrics.text().await.unwrap();
+    assert!(
+        metrics.contains(r#"helpdesk_bridge_slack_calls_total{operation="auth.test",outcome="ok"} 1"#),
+        "{metrics}"
+    );
+    assert_eq!(app.http.get(app.url("/healthz")).send().await.unwrap().status(), 200);
+    assert_eq!(app.http.get(app.url("/readyz")).send().await.unwrap().status(), 200);
+}

@@ -12,6 +12,7 @@ mod bridge;
 mod dispatch;
 mod faults;
 mod helpdesk;
+mod hostile_ingress;
 mod ingress;
 mod lifecycle;
 mod safety;

@@ -180,7 +180,9 @@ mod app {
     use futures_util::future::BoxFuture;
     use helpdesk_bridge::{
         app::Application,
-        config::{AccessConfig, Config, DispatchConfig, HelpdeskConfig, LogFormat, SlackConfig, StoreConfig},
+        config::{
+            AccessConfig, Config, DispatchConfig, HelpdeskConfig, IngressConfig, LogFormat, SlackConfig, StoreConfig,
+        },
         dispatch::Handler,
         inbound::Inbound,
         slack::verify::{Verifier, unix_now},
@@ -262,6 +264,10 @@ mod app {
         pub access: AccessConfig,
         /// `SLACK_TIMEOUT_SECONDS`.
         pub slack_timeout: Duration,
+        /// `HTTP_HEADER_TIMEOUT_SECONDS`, `HTTP_BODY_TIMEOUT_SECONDS`, `HTTP_MAX_CONNECTIONS`.
+        pub ingress: IngressConfig,
+        /// Serve `/metrics` on an admin listener (`ADMIN_LISTEN_ADDR`) on a port of its own.
+        pub admin_listener: bool,
     }
 
     impl Default for Options {
@@ -285,6 +291,8 @@ mod app {
                 approvers: Vec::new(),
                 access: AccessConfig::default(),
                 slack_timeout: Duration::from_secs(10),
+                ingress: IngressConfig::default(),
+                admin_listener: false,
             }
         }
     }
@@ -321,6 +329,8 @@ mod app {
     /// The application under test, with its stand-ins.
     pub struct TestApp {
         pub addr: SocketAddr,
+        /// The admin listener's address, when there is one.
+        pub admin_addr: Option<SocketAddr>,
         pub slack: MockServer,
         pub helpdesk: MockServer,
         pub recorder: Recorder,
@@ -361,6 +371,8 @@ mod app {
                 state_dir,
             },
             listen_addr: "127.0.0.1:0".parse().unwrap(),
+            admin_listen_addr: None,
+            ingress: IngressConfig::default(),
             approvers: Vec::new(),
             access: AccessConfig::default(),
             destructive_patterns: helpdesk_bridge::config::DEFAULT_DESTRUCTIVE.split(';').map(str::to_owned).collect(),
@@ -400,6 +412,10 @@ mod app {
         config.shutdown_grace = options.shutdown_grace;
         config.approvers.clone_from(&options.approvers);
         config.access = options.access.clone();
+        config.ingress = options.ingress;
+        if options.admin_listener {
+            config.admin_listen_addr = Some("127.0.0.1:0".parse().unwrap());
+        }
         if let Some(prefix) = &options.key_prefix {
             config.store.key_prefix.clone_from(prefix);
         }
@@ -425,6 +441,7 @@ mod app {
             );
         }
         let addr = app.local_addr();
+        let admin_addr = app.admin_addr();
         let store = app.state().store.clone();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(app.run_until_stopped(async move {
@@ -432,6 +449,7 @@ mod app {
         }));
         let test = TestApp {
             addr,
+            admin_addr,
             slack,
             helpdesk,
             recorder: options.recorder,
