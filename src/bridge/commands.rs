@@ -126,7 +126,7 @@ impl Bridge {
         let answer = match sub.to_ascii_lowercase().as_str() {
             "new" => return self.command_new(team, &command, rest.trim()).await,
             "config" => self.command_config(team, &command, rest.trim()).await?,
-            "list" => self.command_list(team, rest).await?,
+            "list" => self.command_list(team, &command, rest).await?,
             "find" => self.command_find(team, &command, rest).await?,
             "" | "help" => help(&command.command),
             other => {

@@ -3,6 +3,12 @@
 //!
 //! Lists read the store's per-workspace index (most recently updated first), so they cost
 //! no HelpDesk call; `find` asks the HelpDesk only for a ticket the bridge has never seen.
+//!
+//! Lists and `find` show a ticket only to people who can see its thread ([`Viewer`]): the
+//! tickets of the channel asked from, and the person's own. Who asks and from where always
+//! come from Slack's payload (the command, the click), never from a button's value, and a
+//! known ticket the person cannot see is answered as if the bridge did not know it. The
+//! Home tab shows only the user's own tickets (requested or assigned).
 
 use futures_util::future::join_all;
 
@@ -21,7 +27,7 @@ use crate::{
         blocks::{self, Button, Message},
         ticket::{self, TicketRow},
     },
-    store::ListQuery,
+    store::{ListQuery, Viewer},
 };
 
 /// Tickets on one page of `/helpdesk list`.
@@ -89,6 +95,11 @@ fn continue_value(ticket: &TicketName, finder: &UserId) -> String {
     format!("{ticket} {finder}")
 }
 
+/// Who runs a command, and from where.
+fn command_viewer(command: &SlashCommand) -> Viewer {
+    Viewer { user: command.user.clone(), channel: Some(command.channel.clone()) }
+}
+
 /// A stored ticket as a list row.
 fn row<'a>(record: &'a TicketRecord, link: Option<&'a str>) -> TicketRow<'a> {
     TicketRow {
@@ -115,12 +126,13 @@ impl Bridge {
         .await
     }
 
-    /// One page of a ticket list.
-    async fn list_page(&self, team: &TeamId, args: &ListArgs) -> Result<Message, BridgeError> {
+    /// One page of a ticket list, as `viewer` may see it.
+    async fn list_page(&self, team: &TeamId, viewer: Viewer, args: &ListArgs) -> Result<Message, BridgeError> {
         let query = ListQuery {
             status: args.status,
             text: Some(args.text.clone()).filter(|t| !t.is_empty()),
             involving: None,
+            visible_to: Some(viewer),
             cursor: args.cursor,
             limit: PAGE,
         };
@@ -134,15 +146,22 @@ impl Bridge {
         Ok(ticket::list(&heading, &rows, more.as_deref()))
     }
 
-    /// `/helpdesk list [status] [words]`.
-    pub(super) async fn command_list(&self, team: &TeamId, args: &str) -> Result<Message, BridgeError> {
-        self.list_page(team, &ListArgs::parse(args)).await
+    /// `/helpdesk list [status] [words]`: the tickets of this channel and the caller's own.
+    pub(super) async fn command_list(
+        &self,
+        team: &TeamId,
+        command: &SlashCommand,
+        args: &str,
+    ) -> Result<Message, BridgeError> {
+        self.list_page(team, command_viewer(command), &ListArgs::parse(args)).await
     }
 
-    /// "More" under a list: the next page replaces the one shown.
+    /// "More" under a list: the next page replaces the one shown. The button's value says
+    /// only where the page starts; whose list it is comes from the click.
     pub(super) async fn list_more(&self, team: &TeamId, action: &BlockAction, value: &str) -> Result<(), BridgeError> {
         let Some(args) = ListArgs::decode(value) else { return Ok(()) };
-        let page = self.list_page(team, &args).await?;
+        let viewer = Viewer { user: action.user.clone(), channel: action.channel.clone() };
+        let page = self.list_page(team, viewer, &args).await?;
         match &action.response_url {
             Some(url) => self.inner.slack.respond(url, &page, true).await?,
             None => self.answer_click(action, &page).await,
@@ -150,9 +169,10 @@ impl Bridge {
         Ok(())
     }
 
-    /// `/helpdesk find <TICKET>`: a ticket the bridge knows, with a link to its thread; else
-    /// the HelpDesk's ticket of that name in this channel's workspace, with a button to
-    /// continue it here.
+    /// `/helpdesk find <TICKET>`: a ticket the bridge knows and the caller can see, with a
+    /// link to its thread; else the HelpDesk's ticket of that name in this channel's
+    /// workspace, with a button to continue it here. A known ticket the caller cannot see
+    /// is answered exactly as one the bridge does not know, so its existence is not told.
     pub(super) async fn command_find(
         &self,
         team: &TeamId,
@@ -165,7 +185,7 @@ impl Bridge {
                 &[],
             ));
         };
-        if let Some(record) = self.known_ticket(team, name).await? {
+        if let Some(record) = self.visible_ticket(team, name, &command_viewer(command)).await? {
             let link = self.links(std::slice::from_ref(&record)).await.remove(0);
             return Ok(ticket::found(&row(&record, link.as_deref()), None));
         }
@@ -199,9 +219,31 @@ impl Bridge {
         }
     }
 
-    /// A ticket the bridge has a thread for, by name (any case), in this Slack workspace.
+    /// A ticket the bridge has a thread for, by name (any case), in this Slack workspace,
+    /// whoever may see it. What is shown to a person goes through
+    /// [`Bridge::visible_ticket`] instead.
     async fn known_ticket(&self, team: &TeamId, name: &str) -> Result<Option<TicketRecord>, BridgeError> {
-        let mut query = ListQuery { text: Some(name.to_owned()), limit: 50, ..ListQuery::default() };
+        self.ticket_named(team, name, None).await
+    }
+
+    /// A ticket the bridge has a thread for, by name (any case), if `viewer` can see it.
+    async fn visible_ticket(
+        &self,
+        team: &TeamId,
+        name: &str,
+        viewer: &Viewer,
+    ) -> Result<Option<TicketRecord>, BridgeError> {
+        self.ticket_named(team, name, Some(viewer.clone())).await
+    }
+
+    async fn ticket_named(
+        &self,
+        team: &TeamId,
+        name: &str,
+        viewer: Option<Viewer>,
+    ) -> Result<Option<TicketRecord>, BridgeError> {
+        let mut query =
+            ListQuery { text: Some(name.to_owned()), visible_to: viewer, limit: 50, ..ListQuery::default() };
         loop {
             let page = self.inner.store.list_tickets(team, &query).await?;
             if let Some(record) = page.tickets.into_iter().find(|r| r.ticket.ticket.as_str().eq_ignore_ascii_case(name))
@@ -234,9 +276,19 @@ impl Bridge {
             self.explain_mrkdwn(action, &Self::may_not_act(None, &UserId::new(finder))).await;
             return Ok(());
         }
+        // One thread per ticket: a ticket that already has one is not continued again, and its
+        // thread is shown only to someone who can see it.
         if let Some(record) = self.known_ticket(team, name).await? {
-            let link = self.links(std::slice::from_ref(&record)).await.remove(0);
-            self.answer_click(action, &ticket::found(&row(&record, link.as_deref()), None)).await;
+            let viewer = Viewer { user: action.user.clone(), channel: Some(channel.clone()) };
+            if viewer.sees(&record) {
+                let link = self.links(std::slice::from_ref(&record)).await.remove(0);
+                self.answer_click(action, &ticket::found(&row(&record, link.as_deref()), None)).await;
+            } else {
+                let line = format!(
+                    "Ticket {name} already continues in a Slack thread you are not in; ask its requester to add you."
+                );
+                self.explain(action, &line).await;
+            }
             return Ok(());
         }
         let Some(target) = self.resolve_target(team, &channel).await? else { return Ok(()) };
@@ -289,7 +341,9 @@ impl Bridge {
         Ok(())
     }
 
-    /// The App Home tab: the user's tickets, open ones first.
+    /// The App Home tab: the user's own tickets (requested or assigned), open ones first.
+    /// `involving` is the whole filter, so the Home tab never lists a ticket of someone
+    /// else's, wherever its thread is.
     pub(super) async fn on_home(&self, team: &TeamId, user: &UserId) -> Result<(), BridgeError> {
         let mut tickets = Vec::new();
         let mut query = ListQuery { involving: Some(user.clone()), limit: 200, ..ListQuery::default() };

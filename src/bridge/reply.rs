@@ -8,6 +8,11 @@
 //! edit is in flight or waiting for budget; the next edit then shows the newest text, so
 //! intermediate states coalesce and stale ones are never queued. The final state is always
 //! sent. Reading the HelpDesk's stream never waits on Slack.
+//!
+//! Every event of a turn passes the turn's [`TurnBudget`] first: a turn that passes a cap
+//! (reply text, proposals, executed output, links) stops reading there and ends like an
+//! interrupted reply, the cap's note as the reason; proposals past their cap leave the
+//! turn with none, so no card is made from them.
 
 use std::time::Duration;
 
@@ -18,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     helpdesk::{
         ReplyStream,
-        events::{AgentEvent, ExecutedCommand, Link},
+        events::{Admitted, AgentEvent, Exceeded, ExecutedCommand, Link, TurnBudget},
     },
     ids::{MessageTs, ThreadKey},
     model::ProposedCommand,
@@ -170,14 +175,17 @@ pub(super) struct Outcome {
     pub(super) writer: Writer,
     /// The reply text.
     pub(super) markdown: String,
-    /// Why the reply ended early, if it did.
+    /// Why the reply ended early, if it did: a broken stream, an agent error, or a cap
+    /// the turn passed (then the cap's note).
     pub(super) error: Option<String>,
     /// Commands the agent ran.
     pub(super) executed: Vec<ExecutedCommand>,
     /// Links it offered.
     pub(super) links: Vec<Link>,
-    /// Commands it proposed.
+    /// Commands it proposed; none when they passed a cap (`error` then says so).
     pub(super) proposed: Vec<ProposedCommand>,
+    /// The turn ended at a cap: asking the agent again would end the same way.
+    pub(super) capped: bool,
 }
 
 /// Reads the agent's events to the end, keeping Slack up to date as text arrives.
@@ -189,6 +197,8 @@ pub(super) async fn stream(writer: Writer, mut events: ReplyStream, abort: &Canc
     let mut executed = Vec::new();
     let mut links = Vec::new();
     let mut proposed = Vec::new();
+    let mut budget = TurnBudget::new();
+    let mut capped = false;
 
     let mut idle = Some(writer);
     let mut inflight: Option<BoxFuture<'static, (Writer, Option<Duration>)>> = None;
@@ -226,23 +236,41 @@ pub(super) async fn stream(writer: Writer, mut events: ReplyStream, abort: &Canc
                 }
             }
             event = events.next(), if !ended => match event {
-                Some(Ok(AgentEvent::TextDelta(text))) => {
-                    markdown.push_str(&text);
-                    dirty = true;
+                Some(Ok(event)) => {
+                    let Admitted { event, exceeded } = budget.admit(event);
+                    match event {
+                        Some(AgentEvent::TextDelta(text)) => {
+                            markdown.push_str(&text);
+                            dirty = true;
+                        }
+                        Some(AgentEvent::Status(line)) => {
+                            status = Some(line);
+                            dirty = true;
+                        }
+                        Some(AgentEvent::Executed(ran)) => executed.extend(ran),
+                        Some(AgentEvent::Links(offered)) => links.extend(offered),
+                        Some(AgentEvent::Proposed(commands)) => proposed.extend(commands),
+                        Some(AgentEvent::Done { .. }) => ended = true,
+                        Some(AgentEvent::Error(message)) => {
+                            error = Some(format!("the agent reported an error: {message}"));
+                            ended = true;
+                        }
+                        None => {}
+                    }
+                    if let Some(exceeded) = exceeded {
+                        tracing::warn!(agent = %agent, cap = %exceeded, "an agent turn passed a cap and was ended");
+                        if matches!(exceeded, Exceeded::Proposals(_)) {
+                            // Part of a proposal set is not what the agent proposed.
+                            proposed.clear();
+                        }
+                        error = Some(exceeded.to_string());
+                        capped = true;
+                        ended = true;
+                    }
                 }
-                Some(Ok(AgentEvent::Status(line))) => {
-                    status = Some(line);
-                    dirty = true;
-                }
-                Some(Ok(AgentEvent::Executed(ran))) => executed.extend(ran),
-                Some(Ok(AgentEvent::Links(offered))) => links.extend(offered),
-                Some(Ok(AgentEvent::Proposed(commands))) => proposed.extend(commands),
-                Some(Ok(AgentEvent::Done { .. })) | None => ended = true,
-                Some(Ok(AgentEvent::Error(message))) => {
-                    error = Some(format!("the agent reported an error: {message}"));
-                    ended = true;
-                }
+                None => ended = true,
                 Some(Err(err)) => {
+                    capped = matches!(err, crate::helpdesk::HelpdeskError::Oversized(_));
                     error = Some(err.to_string());
                     ended = true;
                 }
@@ -261,7 +289,7 @@ pub(super) async fn stream(writer: Writer, mut events: ReplyStream, abort: &Canc
         // The final edit keeps the per-message pace too.
         tokio::time::sleep_until(paced_until).await;
     }
-    Outcome { writer, markdown, error, executed, links, proposed }
+    Outcome { writer, markdown, error, executed, links, proposed, capped }
 }
 
 /// After the reply: what the agent ran (full output attached when cut) and its links.

@@ -234,7 +234,7 @@ impl Bridge {
             }
         };
         self.record(record, Actor::User(message.author.clone()), HistoryEvent::MessageRelayed).await;
-        let Outcome { writer, markdown, error, executed, links, proposed } =
+        let Outcome { writer, markdown, error, executed, links, proposed, capped } =
             reply::stream(writer, events, &self.inner.abort).await;
         writer.finish(&markdown, error.as_deref(), self.inner.abort.is_cancelled()).await;
         if !proposed.is_empty() {
@@ -245,8 +245,14 @@ impl Bridge {
         if error.is_none() || !markdown.is_empty() {
             self.first_reply(record).await;
         }
-        if let Some(reason) = &error {
-            self.stream_broke(record, message, reason).await;
+        match &error {
+            // A turn ended at a cap: a Retry would end the same way, so none is offered.
+            Some(reason) if capped => {
+                let line = format!("⚠️ The agent's reply was cut short ({reason}). Your message reached the ticket.");
+                self.tell(thread, &blocks::notice(&line, &[])).await;
+            }
+            Some(reason) => self.stream_broke(record, message, reason).await,
+            None => {}
         }
         self.finish_reactions(message, error.is_none()).await;
         Ok(())

@@ -4,13 +4,17 @@
 //! Every call goes to `{DUPLO_HOST}/v1/aiservicedesk/…` with `Authorization: Bearer` through
 //! one `reqwest::Client` with explicit timeouts. GETs are retried on 502/503/504 and
 //! connection failures with a short, capped backoff; sends never are (a second POST would
-//! start a second agent turn).
+//! start a second agent turn). Bodies are read only up to [`limits::BODY_BYTES`] (error
+//! bodies up to [`limits::ERROR_BODY_BYTES`]), and HelpDesk text in errors is quoted
+//! briefly.
 //!
 //! - [`events`]: the agent event model, from streamed events or a unary reply.
+//! - [`limits`]: how much the bridge takes in, at most.
 //! - [`sse`]: stream framing (SSE and NDJSON) into JSON payloads.
 //! - [`wire`]: envelope and key-casing tolerance.
 
 pub mod events;
+pub mod limits;
 pub mod sse;
 pub mod wire;
 
@@ -132,8 +136,8 @@ const RETRY_PAUSE: Duration = Duration::from_millis(250);
 /// Connecting to the portal must not take longer than this.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A HelpDesk failure a caller can act on. Messages carry the HelpDesk's own words, never
-/// the token.
+/// A HelpDesk failure a caller can act on. Messages quote the HelpDesk's own words briefly
+/// ([`limits::quote`]), never the token.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HelpdeskError {
     /// 404, or a 400 saying "not found", or a name that matched nothing.
@@ -168,6 +172,9 @@ pub enum HelpdeskError {
     /// A reply stream broke off or went silent part-way.
     #[error("the reply stream broke off: {0}")]
     Interrupted(String),
+    /// The HelpDesk sent more than the bridge takes in ([`limits`]); the text says what.
+    #[error("{0}")]
+    Oversized(String),
     /// A name matched more than one record.
     #[error("{kind} '{name}' is ambiguous: {count} match")]
     Ambiguous {
@@ -193,6 +200,7 @@ impl HelpdeskError {
             Self::Stream(_) => "stream_error",
             Self::Malformed(_) => "malformed",
             Self::Interrupted(_) => "interrupted",
+            Self::Oversized(_) => "oversized",
             Self::Ambiguous { .. } => "ambiguous",
         }
     }
@@ -201,9 +209,9 @@ impl HelpdeskError {
         matches!(self, Self::Timeout | Self::Connection(_) | Self::Server { status: 502..=504, .. })
     }
 
-    /// Maps a non-2xx status and its body as duploctl does.
+    /// Maps a non-2xx status and its body as duploctl does; the body is quoted briefly.
     pub fn from_status(status: StatusCode, body: &str) -> Self {
-        let message: String = body.trim().chars().take(500).collect();
+        let message = limits::quote(body);
         match status.as_u16() {
             404 => Self::NotFound(message),
             401 | 403 => Self::Unauthorized(message),
@@ -377,6 +385,25 @@ impl HelpdeskClient {
     }
 
     async fn send_json(&self, method: Method, url: Url, body: Option<&Value>) -> Result<Value, HelpdeskError> {
+        let answer = self.exchange(method, url, body, limits::ERROR_BODY_BYTES).await?;
+        if !answer.status.is_success() {
+            return Err(HelpdeskError::from_status(answer.status, &answer.body));
+        }
+        if answer.cut {
+            return Err(too_large());
+        }
+        json_body(&answer.body)
+    }
+
+    /// Sends a request and reads its answer: a successful body up to
+    /// [`limits::BODY_BYTES`], an error body up to `error_limit`; the rest is left unread.
+    async fn exchange(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<&Value>,
+        error_limit: usize,
+    ) -> Result<Answer, HelpdeskError> {
         let mut request = self
             .http
             .request(method, url)
@@ -388,15 +415,9 @@ impl HelpdeskClient {
         }
         let response = request.send().await.map_err(|e| HelpdeskError::from_reqwest(&e))?;
         let status = response.status();
-        let text = response.text().await.map_err(|e| HelpdeskError::from_reqwest(&e))?;
-        if !status.is_success() {
-            return Err(HelpdeskError::from_status(status, &text));
-        }
-        if text.trim().is_empty() {
-            return Ok(Value::Null);
-        }
-        serde_json::from_str(&text)
-            .map_err(|e| HelpdeskError::Malformed(format!("{e}: {}", text.chars().take(200).collect::<String>())))
+        let limit = if status.is_success() { limits::BODY_BYTES } else { error_limit };
+        let (bytes, cut) = read_capped(response, limit).await?;
+        Ok(Answer { status, body: String::from_utf8_lossy(&bytes).into_owned(), cut })
     }
 
     /// Every workspace (`GET admin/data/workspaces`).
@@ -472,7 +493,7 @@ impl HelpdeskClient {
         let mut created = ticket(object).ok_or_else(|| {
             HelpdeskError::Malformed(format!(
                 "could not extract the ticket name from the create response: {}",
-                truncate(&reply.to_string())
+                limits::quote(&reply.to_string())
             ))
         })?;
         if created.title.is_empty() {
@@ -571,15 +592,37 @@ impl HelpdeskClient {
         name: &TicketName,
         body: &Value,
     ) -> Result<ReplyStream, HelpdeskError> {
+        const OPERATION: &str = "send_message";
         let url = self.url(&["tickets", workspace.as_str(), name.as_str(), "sendMessage"], None);
-        let events = match self.unretried("send_message", Method::POST, url, Some(body)).await {
-            Ok(reply) => events::reply_events(&reply),
-            Err(err @ (HelpdeskError::BadRequest(_) | HelpdeskError::Server { .. })) => {
-                recover_streamed_reply(&err).ok_or(err)?
+        // Error bodies are read whole (within the body cap): a streaming agent's reply may be
+        // inside one.
+        let answer = match self.exchange(Method::POST, url, Some(body), limits::BODY_BYTES).await {
+            Ok(answer) => answer,
+            Err(err) => {
+                self.metrics.helpdesk_call(OPERATION, err.code());
+                return Err(err);
             }
-            Err(err) => return Err(err),
         };
-        Ok(Box::pin(futures_util::stream::iter(events.into_iter().map(Ok))))
+        let events: Vec<Result<AgentEvent, HelpdeskError>> = if !answer.status.is_success() {
+            let err = HelpdeskError::from_status(answer.status, &answer.body);
+            self.metrics.helpdesk_call(OPERATION, err.code());
+            match err {
+                HelpdeskError::BadRequest(_) | HelpdeskError::Server { .. } => {
+                    recover_streamed_reply(&answer.body, answer.cut).ok_or(err)?
+                }
+                err => return Err(err),
+            }
+        } else if answer.cut {
+            // The message reached the HelpDesk and was answered: the turn took place, and
+            // its reply is what cannot be shown.
+            self.metrics.helpdesk_call(OPERATION, "oversized");
+            vec![Err(too_large())]
+        } else {
+            let reply = json_body(&answer.body);
+            self.metrics.helpdesk_call(OPERATION, reply.as_ref().map_or_else(HelpdeskError::code, |_| "ok"));
+            events::reply_events(&reply?).into_iter().map(Ok).collect()
+        };
+        Ok(Box::pin(futures_util::stream::iter(events)))
     }
 
     async fn send_streaming(
@@ -602,7 +645,10 @@ impl HelpdeskClient {
             Ok(r) if r.status().is_success() => r,
             Ok(r) => {
                 let status = r.status();
-                let text = r.text().await.unwrap_or_default();
+                let text = match read_capped(r, limits::ERROR_BODY_BYTES).await {
+                    Ok((bytes, _)) => String::from_utf8_lossy(&bytes).into_owned(),
+                    Err(_) => String::new(),
+                };
                 let err = HelpdeskError::from_status(status, &text);
                 self.metrics.helpdesk_call("send_message_streaming", err.code());
                 return Err(err);
@@ -709,8 +755,44 @@ fn name_filter(name: &str) -> String {
     format!("filters[name]={}", encoded.trim_start_matches("v="))
 }
 
-fn truncate(text: &str) -> String {
-    text.chars().take(300).collect()
+/// A response, read up to a limit.
+struct Answer {
+    status: StatusCode,
+    body: String,
+    /// The body went on past the limit.
+    cut: bool,
+}
+
+/// A successful answer past [`limits::BODY_BYTES`].
+fn too_large() -> HelpdeskError {
+    HelpdeskError::Oversized(format!(
+        "the HelpDesk's answer was larger than {}, so it was not shown",
+        limits::size(limits::BODY_BYTES)
+    ))
+}
+
+/// Reads at most `limit` bytes of a body, chunk by chunk; `true` when there was more (the
+/// rest is not read: dropping the response closes the connection).
+async fn read_capped(mut response: reqwest::Response, limit: usize) -> Result<(Vec<u8>, bool), HelpdeskError> {
+    let expected = response.content_length().and_then(|n| usize::try_from(n).ok()).unwrap_or(0);
+    let mut body = Vec::with_capacity(expected.min(limit));
+    while let Some(chunk) = response.chunk().await.map_err(|e| HelpdeskError::from_reqwest(&e))? {
+        let room = limit - body.len();
+        if chunk.len() > room {
+            body.extend_from_slice(chunk.get(..room).unwrap_or_default());
+            return Ok((body, true));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok((body, false))
+}
+
+/// A body as JSON; empty is `null`.
+fn json_body(text: &str) -> Result<Value, HelpdeskError> {
+    if text.trim().is_empty() {
+        return Ok(Value::Null);
+    }
+    serde_json::from_str(text).map_err(|e| HelpdeskError::Malformed(format!("{e}: {}", limits::quote(text))))
 }
 
 fn ticket(value: &Value) -> Option<Ticket> {
@@ -741,22 +823,41 @@ fn ticket(value: &Value) -> Option<Ticket> {
 
 /// A streaming agent reached through the unary endpoint makes the HelpDesk answer 400 with
 /// the agent's NDJSON inside a JSON string (older portals: 500 with `Error {json}` lines).
-/// Recovers the reply from it when it holds one.
-fn recover_streamed_reply(err: &HelpdeskError) -> Option<Vec<AgentEvent>> {
-    let (HelpdeskError::BadRequest(body) | HelpdeskError::Server { message: body, .. }) = err else { return None };
-    let text = serde_json::from_str::<String>(body).unwrap_or_else(|_| body.clone());
-    let events: Vec<AgentEvent> = sse::parse_all(text.as_bytes()).iter().filter_map(events::decode_event).collect();
-    let useful = events
-        .iter()
-        .any(|e| matches!(e, AgentEvent::TextDelta(t) if !t.is_empty()) || matches!(e, AgentEvent::Proposed(_)));
+/// Recovers the reply from the error body when it holds one; a line or event past the caps,
+/// or a body that was `cut` at its limit, ends it with an error, as in a stream.
+fn recover_streamed_reply(body: &str, cut: bool) -> Option<Vec<Result<AgentEvent, HelpdeskError>>> {
+    let text = serde_json::from_str::<String>(body).unwrap_or_else(|_| body.to_owned());
+    let mut events = Vec::new();
+    let mut useful = false;
+    let mut done = false;
+    for frame in sse::parse_all_frames(text.as_bytes()) {
+        match frame {
+            sse::Frame::Payload(value) => {
+                let Some(event) = events::decode_event(&value) else { continue };
+                useful |= matches!(&event, AgentEvent::TextDelta(t) if !t.is_empty())
+                    || matches!(event, AgentEvent::Proposed(_));
+                done |= matches!(event, AgentEvent::Done { .. });
+                events.push(Ok(event));
+            }
+            sse::Frame::Oversized(what) => {
+                events.push(Err(oversized(what)));
+                done = true;
+                break;
+            }
+        }
+    }
     if !useful {
         return None;
     }
-    let mut events = events;
-    if !events.iter().any(|e| matches!(e, AgentEvent::Done { .. })) {
-        events.push(AgentEvent::Done { stop_reason: None });
+    if !done {
+        events.push(if cut { Err(too_large()) } else { Ok(AgentEvent::Done { stop_reason: None }) });
     }
     Some(events)
+}
+
+/// The error a stream ends with when the HelpDesk sent something too large.
+fn oversized(what: sse::Oversized) -> HelpdeskError {
+    HelpdeskError::Oversized(format!("the HelpDesk sent {what} in the agent's reply; the rest was not shown"))
 }
 
 /// Turns a byte stream into agent events as they arrive. Ends after `done` or an `error`
@@ -770,25 +871,40 @@ where
     struct State<S> {
         bytes: S,
         parser: sse::StreamParser,
-        ready: VecDeque<AgentEvent>,
+        ready: VecDeque<Result<AgentEvent, HelpdeskError>>,
         finished: bool,
+    }
+    impl<S> State<S> {
+        /// Queues the events of parsed frames; input dropped as too large ends the stream.
+        fn take(&mut self, frames: Vec<sse::Frame>) {
+            for frame in frames {
+                match frame {
+                    sse::Frame::Payload(value) => self.ready.extend(events::decode_event(&value).map(Ok)),
+                    sse::Frame::Oversized(what) => {
+                        self.ready.push_back(Err(oversized(what)));
+                        return;
+                    }
+                }
+            }
+        }
     }
     let state = State { bytes, parser: sse::StreamParser::new(), ready: VecDeque::new(), finished: false };
     futures_util::stream::unfold(state, |mut state| async move {
         loop {
             if let Some(event) = state.ready.pop_front() {
-                if matches!(event, AgentEvent::Done { .. } | AgentEvent::Error(_)) {
+                if matches!(event, Ok(AgentEvent::Done { .. } | AgentEvent::Error(_)) | Err(_)) {
                     state.ready.clear();
                     state.finished = true;
                 }
-                return Some((Ok(event), state));
+                return Some((event, state));
             }
             if state.finished {
                 return None;
             }
             match state.bytes.next().await {
                 Some(Ok(chunk)) => {
-                    state.ready.extend(state.parser.push(chunk.as_ref()).iter().filter_map(events::decode_event));
+                    let frames = state.parser.push_frames(chunk.as_ref());
+                    state.take(frames);
                 }
                 Some(Err(err)) => {
                     state.finished = true;
@@ -801,9 +917,10 @@ where
                     return Some((Err(HelpdeskError::Interrupted(why)), state));
                 }
                 None => {
-                    state.ready.extend(state.parser.finish().iter().filter_map(events::decode_event));
+                    let frames = state.parser.finish_frames();
+                    state.take(frames);
                     // A clean end without `done` still ends the turn.
-                    state.ready.push_back(AgentEvent::Done { stop_reason: None });
+                    state.ready.push_back(Ok(AgentEvent::Done { stop_reason: None }));
                 }
             }
         }
@@ -839,6 +956,45 @@ mod tests {
         for (status, body, expected) in cases {
             assert_eq!(HelpdeskError::from_status(StatusCode::from_u16(status).unwrap(), body), expected);
         }
+    }
+
+    #[test]
+    fn error_bodies_are_quoted_briefly() {
+        let body = format!("\u{1b}[31mboom\r\n{}", "é".repeat(1 << 20));
+        let HelpdeskError::Server { status: 500, message } =
+            HelpdeskError::from_status(StatusCode::from_u16(500).unwrap(), &body)
+        else {
+            panic!("a server error")
+        };
+        assert_eq!(message, format!("[31mboom {}…", "é".repeat(limits::QUOTE_CHARS - "[31mboom ".len())));
+        let long = "Ticket DEVOPS-9 not found ".repeat(100);
+        assert!(matches!(
+            HelpdeskError::from_status(StatusCode::BAD_REQUEST, &long),
+            HelpdeskError::NotFound(m) if m.chars().count() == limits::QUOTE_CHARS + 1
+        ));
+    }
+
+    #[test]
+    fn recovered_replies_stop_at_the_caps() {
+        let huge = format!("{{\"type\":\"text_delta\",\"text\":\"{}\"}}", "h".repeat(limits::LINE_BYTES));
+        let body =
+            format!("Error {{\"type\":\"text_delta\",\"text\":\"kept\"}}\nError {huge}\nError {{\"type\":\"done\"}}\n");
+        let reason = "the HelpDesk sent a line longer than 1 MiB in the agent's reply; the rest was not shown";
+        assert_eq!(
+            recover_streamed_reply(&body, false),
+            Some(vec![Ok(AgentEvent::TextDelta("kept".to_owned())), Err(HelpdeskError::Oversized(reason.to_owned()))])
+        );
+        let cut = "Error {\"type\":\"text_delta\",\"text\":\"kept\"}\nError {\"type\":\"text_del";
+        assert_eq!(
+            recover_streamed_reply(cut, true),
+            Some(vec![Ok(AgentEvent::TextDelta("kept".to_owned())), Err(too_large())])
+        );
+        assert_eq!(
+            recover_streamed_reply("Error {\"type\":\"text_delta\",\"text\":\"kept\"}\n", false),
+            Some(vec![Ok(AgentEvent::TextDelta("kept".to_owned())), Ok(AgentEvent::Done { stop_reason: None })]),
+            "a whole body without done still ends the turn"
+        );
+        assert_eq!(recover_streamed_reply("title is required", false), None);
     }
 
     #[test]

@@ -12,17 +12,56 @@
 //!   JSON `type`, not the SSE event name;
 //! - any other line starting with `{` is one NDJSON event; anything else is skipped.
 //!
+//! Memory is bounded whatever the server sends: a line longer than
+//! [`limits::LINE_BYTES`] is dropped up to its newline as it arrives (never buffered
+//! whole), an event whose data passes [`limits::EVENT_BYTES`] is dropped up to its blank
+//! line, and each is reported as a [`Frame::Oversized`] in its place in the stream.
 //! Payloads that are not JSON objects are skipped. Nothing here can panic on input.
 
 use serde_json::Value;
+
+use super::limits;
+
+/// What a stream yields, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Frame {
+    /// A JSON object.
+    Payload(Value),
+    /// Something too large was dropped here.
+    Oversized(Oversized),
+}
+
+/// What was too large.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Oversized {
+    /// A line longer than [`limits::LINE_BYTES`].
+    Line,
+    /// An SSE event whose data passed [`limits::EVENT_BYTES`].
+    Event,
+}
+
+impl std::fmt::Display for Oversized {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Line => write!(f, "a line longer than {}", limits::size(limits::LINE_BYTES)),
+            Self::Event => write!(f, "an event larger than {}", limits::size(limits::EVENT_BYTES)),
+        }
+    }
+}
 
 /// Turns stream bytes into JSON objects, as they arrive.
 #[derive(Debug, Default)]
 pub struct StreamParser {
     /// Bytes of the current, unfinished line.
     line: Vec<u8>,
+    /// The current line is too long: its bytes are dropped until its newline.
+    dropping_line: bool,
     /// `data:` lines of the current SSE event.
     data: Vec<String>,
+    /// Their bytes, with the newlines that will join them.
+    data_bytes: usize,
+    /// The current event is too large: its data lines are dropped until it ends.
+    dropping_event: bool,
 }
 
 impl StreamParser {
@@ -31,33 +70,87 @@ impl StreamParser {
         Self::default()
     }
 
-    /// Feeds a chunk; returns the payloads completed by it, in order.
+    /// Feeds a chunk; returns the payloads completed by it, in order. Oversized input is
+    /// dropped without a trace here; [`StreamParser::push_frames`] reports it.
     pub fn push(&mut self, chunk: &[u8]) -> Vec<Value> {
-        let mut out = Vec::new();
-        let mut rest = chunk;
-        while let Some(end) = rest.iter().position(|&b| b == b'\n') {
-            self.line.extend_from_slice(&rest[..end]);
-            rest = &rest[end + 1..];
-            let line = std::mem::take(&mut self.line);
-            self.line_done(&line, &mut out);
-        }
-        self.line.extend_from_slice(rest);
-        out
+        payloads(self.push_frames(chunk))
     }
 
     /// Ends the stream: a last line without a newline and a last event without a blank line
     /// still count.
     pub fn finish(&mut self) -> Vec<Value> {
+        payloads(self.finish_frames())
+    }
+
+    /// Feeds a chunk; returns the payloads it completed and where input was dropped, in
+    /// stream order.
+    pub fn push_frames(&mut self, chunk: &[u8]) -> Vec<Frame> {
         let mut out = Vec::new();
-        if !self.line.is_empty() {
+        let mut rest = chunk;
+        while let Some(end) = rest.iter().position(|&b| b == b'\n') {
+            let (head, tail) = rest.split_at(end);
+            self.extend_line(head, &mut out);
+            rest = tail.get(1..).unwrap_or_default();
             let line = std::mem::take(&mut self.line);
+            if std::mem::take(&mut self.dropping_line) {
+                continue;
+            }
+            self.line_done(&line, &mut out);
+        }
+        self.extend_line(rest, &mut out);
+        out
+    }
+
+    /// [`StreamParser::finish`], reporting dropped input too.
+    pub fn finish_frames(&mut self) -> Vec<Frame> {
+        let mut out = Vec::new();
+        let line = std::mem::take(&mut self.line);
+        if !std::mem::take(&mut self.dropping_line) && !line.is_empty() {
             self.line_done(&line, &mut out);
         }
         self.dispatch(&mut out);
         out
     }
 
-    fn line_done(&mut self, line: &[u8], out: &mut Vec<Value>) {
+    /// Bytes held for unfinished lines and events; never much more than
+    /// [`limits::LINE_BYTES`] + [`limits::EVENT_BYTES`].
+    pub fn buffered(&self) -> usize {
+        self.line.capacity() + self.data.iter().map(String::capacity).sum::<usize>()
+    }
+
+    /// Adds bytes to the current line, or drops them (and the line) when it grows too long.
+    fn extend_line(&mut self, bytes: &[u8], out: &mut Vec<Frame>) {
+        if self.dropping_line || bytes.is_empty() {
+            return;
+        }
+        let needed = self.line.len() + bytes.len();
+        if needed <= limits::LINE_BYTES {
+            if self.line.capacity() < needed {
+                // Grow as a Vec would, but never past the limit.
+                let target = (self.line.capacity() * 2).max(needed).min(limits::LINE_BYTES);
+                self.line.reserve_exact(target - self.line.len());
+            }
+            self.line.extend_from_slice(bytes);
+            return;
+        }
+        // A data line that is cut away leaves the rest of its event meaningless.
+        let mut head: Vec<u8> = self.line.iter().take(5).copied().collect();
+        head.extend(bytes.iter().take(5 - head.len()));
+        if head == b"data:" && !self.data.is_empty() {
+            self.drop_event();
+        }
+        self.line = Vec::new();
+        self.dropping_line = true;
+        out.push(Frame::Oversized(Oversized::Line));
+    }
+
+    fn drop_event(&mut self) {
+        self.data = Vec::new();
+        self.data_bytes = 0;
+        self.dropping_event = true;
+    }
+
+    fn line_done(&mut self, line: &[u8], out: &mut Vec<Frame>) {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         let line = String::from_utf8_lossy(line);
         let line = line.as_ref();
@@ -66,12 +159,22 @@ impl StreamParser {
             return;
         }
         if let Some(data) = field(line, "data") {
+            if self.dropping_event {
+                return;
+            }
             if self.data.is_empty()
                 && let Some(value) = object(data)
             {
-                out.push(value);
+                out.push(Frame::Payload(value));
                 return;
             }
+            let joined = self.data_bytes + usize::from(!self.data.is_empty()) + data.len();
+            if joined > limits::EVENT_BYTES {
+                self.drop_event();
+                out.push(Frame::Oversized(Oversized::Event));
+                return;
+            }
+            self.data_bytes = joined;
             self.data.push(data.to_owned());
             return;
         }
@@ -84,25 +187,38 @@ impl StreamParser {
         }
         // Not SSE: a bare NDJSON line, possibly behind a prefix such as "Error ".
         if let Some(start) = line.find('{')
-            && let Some(value) = object(&line[start..])
+            && let Some(value) = line.get(start..).and_then(object)
         {
             self.dispatch(out);
-            out.push(value);
+            out.push(Frame::Payload(value));
         }
     }
 
-    fn dispatch(&mut self, out: &mut Vec<Value>) {
+    /// Ends the current SSE event: its data, joined, is one payload (or one per line).
+    fn dispatch(&mut self, out: &mut Vec<Frame>) {
+        self.dropping_event = false;
+        self.data_bytes = 0;
         if self.data.is_empty() {
             return;
         }
         let lines = std::mem::take(&mut self.data);
         if let Some(value) = object(&lines.join("\n")) {
-            out.push(value);
+            out.push(Frame::Payload(value));
             return;
         }
         // Some servers put one JSON document on each data line without blank lines.
-        out.extend(lines.iter().filter_map(|l| object(l)));
+        out.extend(lines.iter().filter_map(|l| object(l)).map(Frame::Payload));
     }
+}
+
+fn payloads(frames: Vec<Frame>) -> Vec<Value> {
+    frames
+        .into_iter()
+        .filter_map(|f| match f {
+            Frame::Payload(value) => Some(value),
+            Frame::Oversized(_) => None,
+        })
+        .collect()
 }
 
 /// The value of an SSE field line (`name:value`, one optional space after the colon).
@@ -117,9 +233,14 @@ fn object(text: &str) -> Option<Value> {
 
 /// Parses a whole body at once.
 pub fn parse_all(body: &[u8]) -> Vec<Value> {
+    payloads(parse_all_frames(body))
+}
+
+/// Parses a whole body at once, reporting dropped input too.
+pub fn parse_all_frames(body: &[u8]) -> Vec<Frame> {
     let mut parser = StreamParser::new();
-    let mut out = parser.push(body);
-    out.extend(parser.finish());
+    let mut out = parser.push_frames(body);
+    out.extend(parser.finish_frames());
     out
 }
 
@@ -181,6 +302,89 @@ mod tests {
     fn prefixed_error_lines_are_recovered() {
         let body = "Error {\"type\":\"text_delta\",\"text\":\"x\"}\n{\"type\":\"done\"}";
         assert_eq!(parse_all(body.as_bytes()), [json!({"type": "text_delta", "text": "x"}), json!({"type": "done"})]);
+    }
+
+    const DELTA: &str = "data: {\"type\":\"text_delta\",\"text\":\"after\"}\n\n";
+
+    /// A line past the limit is dropped as it arrives (the buffer never holds it), reported
+    /// once where it was, and the stream goes on after its newline.
+    #[test]
+    fn an_endless_line_is_dropped_without_buffering_it() {
+        let mut parser = StreamParser::new();
+        let mut frames = parser.push_frames(b"data: {\"type\":\"text_delta\",\"text\":\"before\"}\n\ndata: \"");
+        let chunk = vec![b'x'; 64 * 1024];
+        let mut most = 0;
+        for _ in 0..160 {
+            frames.extend(parser.push_frames(&chunk));
+            most = most.max(parser.buffered());
+        }
+        assert!(most <= limits::LINE_BYTES, "10 MiB without a newline held at most the limit: {most}");
+        assert_eq!(parser.buffered(), 0, "the dropped line is not kept at all");
+        frames.extend(parser.push_frames(b"still the same line\n"));
+        frames.extend(parser.push_frames(DELTA.as_bytes()));
+        frames.extend(parser.finish_frames());
+        assert_eq!(
+            frames,
+            [
+                Frame::Payload(json!({"type": "text_delta", "text": "before"})),
+                Frame::Oversized(Oversized::Line),
+                Frame::Payload(json!({"type": "text_delta", "text": "after"})),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_line_of_exactly_the_limit_is_kept() {
+        let prefix = "{\"type\":\"text_delta\",\"text\":\"";
+        let text = "y".repeat(limits::LINE_BYTES - prefix.len() - 2);
+        let line = format!("{prefix}{text}\"}}");
+        assert_eq!(line.len(), limits::LINE_BYTES);
+        assert_eq!(
+            parse_all_frames(format!("{line}\n").as_bytes()),
+            [Frame::Payload(json!({"type": "text_delta", "text": text}))]
+        );
+        let over = format!("{prefix}{text}x\"}}\n");
+        assert_eq!(parse_all_frames(over.as_bytes()), [Frame::Oversized(Oversized::Line)]);
+    }
+
+    /// Data lines each within the line limit can still add up past the event limit: the
+    /// event is dropped up to its blank line, reported once, and the next one parses.
+    #[test]
+    fn an_event_past_the_limit_is_dropped_up_to_its_end() {
+        let mut parser = StreamParser::new();
+        let mut frames = parser.push_frames(b"data: {\"type\":\"text_delta\",\ndata: \"text\":\"");
+        let piece = format!("data: {}\n", "z".repeat(100 * 1024));
+        let mut most = 0;
+        for _ in 0..30 {
+            frames.extend(parser.push_frames(piece.as_bytes()));
+            most = most.max(parser.buffered());
+        }
+        assert!(most <= limits::EVENT_BYTES + limits::LINE_BYTES, "{most}");
+        frames.extend(parser.push_frames(b"data: \"}\n\n"));
+        frames.extend(parser.push_frames(DELTA.as_bytes()));
+        assert_eq!(
+            frames,
+            [Frame::Oversized(Oversized::Event), Frame::Payload(json!({"type": "text_delta", "text": "after"}))]
+        );
+        assert_eq!(parser.buffered(), 0);
+    }
+
+    /// A data line cut away in the middle of an event takes the event with it: what is
+    /// left of it is never delivered as if it were whole.
+    #[test]
+    fn a_cut_data_line_drops_its_event() {
+        let huge = "w".repeat(limits::LINE_BYTES);
+        let body = format!("data: {{\"type\":\"text_delta\",\ndata: {huge}\ndata: \"text\":\"x\"}}\n\n{DELTA}");
+        assert_eq!(
+            parse_all_frames(body.as_bytes()),
+            [Frame::Oversized(Oversized::Line), Frame::Payload(json!({"type": "text_delta", "text": "after"}))]
+        );
+        let ndjson = format!("{{\"type\":\"text_delta\",\"text\":\"{huge}\"}}\n{{\"type\":\"done\"}}\n");
+        assert_eq!(
+            parse_all_frames(ndjson.as_bytes()),
+            [Frame::Oversized(Oversized::Line), Frame::Payload(json!({"type": "done"}))]
+        );
+        assert_eq!(parse_all(ndjson.as_bytes()), [json!({"type": "done"})], "push and parse_all only drop");
     }
 
     proptest::proptest! {

@@ -29,7 +29,7 @@ use self::{
 };
 use crate::{
     config::StoreConfig,
-    ids::{CardId, TeamId, ThreadKey, TicketKey, UserId},
+    ids::{CardId, ChannelId, TeamId, ThreadKey, TicketKey, UserId},
     model::{
         Card, CardState, ChannelRef, ChannelSettings, Decision, HistoryEntry, PendingMessage, TicketRecord,
         TicketStatus, UnixMillis,
@@ -108,10 +108,34 @@ pub struct ListQuery {
     pub text: Option<String>,
     /// Only tickets this user requested or is assigned.
     pub involving: Option<UserId>,
+    /// Only tickets this person can see the thread of.
+    pub visible_to: Option<Viewer>,
     /// Where to resume: the `next` of a previous page.
     pub cursor: usize,
     /// At most this many.
     pub limit: usize,
+}
+
+/// Someone looking for tickets, for [`ListQuery::visible_to`]: they see the tickets of the
+/// channel they look from, and their own anywhere (requested, assigned, or written in).
+/// Nobody else's DM or private channel shows, since a person can only ask from a channel
+/// they are in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Viewer {
+    /// Who is looking.
+    pub user: UserId,
+    /// The channel they look from, when there is one.
+    pub channel: Option<ChannelId>,
+}
+
+impl Viewer {
+    /// Whether the ticket's thread is one this person can see.
+    pub fn sees(&self, record: &TicketRecord) -> bool {
+        self.channel.as_ref() == Some(&record.thread.channel)
+            || record.requester == self.user
+            || record.assignee.as_ref() == Some(&self.user)
+            || record.participants.contains(&self.user)
+    }
 }
 
 /// One page of [`Store::list_tickets`].
@@ -455,7 +479,8 @@ impl Store {
                     .involving
                     .as_ref()
                     .is_none_or(|u| &record.requester == u || record.assignee.as_ref() == Some(u));
-                if text_ok && user_ok {
+                let visible = query.visible_to.as_ref().is_none_or(|viewer| viewer.sees(&record));
+                if text_ok && user_ok && visible {
                     if page.tickets.len() == limit {
                         page.next = Some(position - 1);
                         return Ok(page);

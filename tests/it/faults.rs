@@ -275,3 +275,193 @@ async fn sigterm_during_a_streaming_reply_finalizes_it_with_a_note() {
     assert!(text.contains("the bridge is restarting"), "with a note saying why it stops: {text}");
     assert!(!text.contains("part39"), "the agent had not finished");
 }
+
+// === a HelpDesk that sends too much ===
+
+/// The newest reply page (edited or, past the first, posted) whose text contains `needle`,
+/// validated.
+async fn final_page(app: &TestApp, needle: &str) -> serde_json::Value {
+    let found = eventually(Duration::from_secs(40), || async {
+        let mut pages = app.slack_calls("chat.postMessage").await;
+        pages.extend(app.slack_calls("chat.update").await);
+        pages.into_iter().rev().find(|c| text_of(c).contains(needle))
+    })
+    .await;
+    let body = found.unwrap_or_else(|| panic!("no reply page shows {needle:?}"));
+    assert_valid_message(&body);
+    body
+}
+
+/// The context line a reply ends with when it was interrupted for `reason`.
+fn interrupted_footer(reason: &str) -> String {
+    format!("⚠️ _The reply was interrupted: {reason}_")
+}
+
+/// The thread notice after an interrupted reply.
+/// The thread notice of a turn that ended at a cap (no Retry: it would end the same way).
+fn capped_notice(reason: &str) -> String {
+    format!("⚠️ The agent's reply was cut short ({reason}). Your message reached the ticket.")
+}
+
+/// The next message in the thread gets its whole reply: the bridge kept working.
+async fn next_message_works(app: &TestApp, event: &str, ts: &str, reply: &str) {
+    app.post_event(&message_event(event, "C1", "U1", ts, Some(ROOT), "and now?")).await;
+    let done = eventually(Duration::from_secs(40), || async {
+        app.slack_calls("chat.update").await.into_iter().find(|c| {
+            let text = text_of(c);
+            text.contains(reply) && !text.contains("interrupted")
+        })
+    })
+    .await;
+    assert!(done.is_some(), "the next message got its whole reply");
+}
+
+#[tokio::test]
+async fn a_5_mib_stream_line_ends_the_turn_with_a_note_and_the_next_message_works() {
+    let app = spawn_app(Options { force_streaming: true, ..Options::bridge(Backend::Redis) }).await;
+    seed(&app.store, ROOT, "DEVOPS-1", TicketStatus::Pending, "U1", 1).await;
+    let send = format!("{API}/tickets/{WORKSPACE_ID}/DEVOPS-1/sendMessageStreaming");
+    let flood = format!(
+        "data: {{\"type\":\"text_delta\",\"text\":\"Before the flood. \"}}\n\n\
+         data: {{\"type\":\"text_delta\",\"text\":\"{}\"}}\n\n\
+         data: {{\"type\":\"text_delta\",\"text\":\"never shown\"}}\n\ndata: {{\"type\":\"done\"}}\n\n",
+        "x".repeat(5 << 20)
+    );
+    Mock::given(method("POST"))
+        .and(path(send.clone()))
+        .respond_with(
+            ResponseTemplate::new(200).insert_header("content-type", "text/event-stream").set_body_string(flood),
+        )
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&app.helpdesk)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(send))
+        .respond_with(ResponseTemplate::new(200).insert_header("content-type", "text/event-stream").set_body_string(
+            "data: {\"type\":\"text_delta\",\"text\":\"Calm again.\"}\n\ndata: {\"type\":\"done\"}\n\n",
+        ))
+        .mount(&app.helpdesk)
+        .await;
+
+    app.post_event(&message_event("Ev1", "C1", "U1", "1700000000.000200", Some(ROOT), "one")).await;
+    let reason = "the HelpDesk sent a line longer than 1 MiB in the agent's reply; the rest was not shown";
+    let note = said(&app, "The agent's reply was cut short").await;
+    assert_eq!(note["blocks"][0]["text"]["text"], capped_notice(reason));
+    assert_eq!(note["blocks"].as_array().unwrap().len(), 1, "no Retry button");
+    let last = final_page(&app, "Before the flood.").await;
+    let text = text_of(&last);
+    assert!(text.ends_with(&interrupted_footer(reason)), "{text}");
+    assert!(!text.contains("xxxx") && !text.contains("never shown"), "nothing of or after the line: {text}");
+
+    next_message_works(&app, "Ev2", "1700000000.000300", "Calm again.").await;
+    let sent: Vec<String> = app
+        .helpdesk_calls("POST", "/DEVOPS-1/sendMessageStreaming")
+        .await
+        .iter()
+        .map(|b| b["content"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(sent, ["one", "and now?"]);
+    let counted = metrics(&app).await;
+    assert!(counted.contains(r#"helpdesk_bridge_turns_total{outcome="interrupted"} 1"#), "{counted}");
+    assert!(counted.contains(r#"helpdesk_bridge_turns_total{outcome="ok"} 1"#), "{counted}");
+}
+
+#[tokio::test]
+async fn a_reply_past_the_text_cap_is_cut_there_with_a_note_and_attached_whole() {
+    let app = spawn_app(Options::bridge(Backend::Embedded)).await;
+    seed(&app.store, ROOT, "DEVOPS-1", TicketStatus::Pending, "U1", 1).await;
+    let send = format!("{API}/tickets/{WORKSPACE_ID}/DEVOPS-1/sendMessage");
+    // 300 KiB of words, then a marker past the cap.
+    let content = format!("{}THE-END", "word ".repeat(300 * 1024 / 5));
+    Mock::given(method("POST"))
+        .and(path(send))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"role": "assistant", "content": content})))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&app.helpdesk)
+        .await;
+    mount_reply(&app.helpdesk, "DEVOPS-1", json!({"role": "assistant", "content": "Short this time.", "data": {}}))
+        .await;
+
+    app.post_event(&message_event("Ev1", "C1", "U1", "1700000000.000200", Some(ROOT), "tell me everything")).await;
+    let reason = "the agent's reply exceeded 256 KiB; the rest was not shown";
+    let last = final_page(&app, "The reply was interrupted").await;
+    let text = text_of(&last);
+    assert!(text.contains(&interrupted_footer(reason)), "{text}");
+    assert!(text.contains("the full text is attached as a file"), "{text}");
+    let note = said(&app, "The agent's reply was cut short").await;
+    assert_eq!(note["blocks"][0]["text"]["text"], capped_notice(reason));
+    assert_eq!(note["blocks"].as_array().unwrap().len(), 1, "no Retry button");
+    let uploads = app.slack_calls("files.getUploadURLExternal").await;
+    assert_eq!(uploads.len(), 1);
+    assert_eq!(uploads[0]["filename"], "reply.md");
+    assert_eq!(uploads[0]["length"], "262144", "the attached reply is exactly the first 256 KiB");
+    let pages = app.slack_calls("chat.update").await;
+    assert!(pages.iter().all(|c| !text_of(c).contains("THE-END")), "nothing past the cap is shown");
+
+    next_message_works(&app, "Ev2", "1700000000.000300", "Short this time.").await;
+    assert_eq!(app.helpdesk_calls("POST", "/DEVOPS-1/sendMessage").await.len(), 2);
+}
+
+#[tokio::test]
+async fn proposals_past_their_cap_make_no_card_and_say_so() {
+    let app = spawn_app(Options::bridge(Backend::Redis)).await;
+    let record = seed(&app.store, ROOT, "DEVOPS-1", TicketStatus::Pending, "U1", 1).await;
+    let send = format!("{API}/tickets/{WORKSPACE_ID}/DEVOPS-1/sendMessage");
+    let cmds: Vec<serde_json::Value> =
+        (0..51).map(|i| json!({"command": format!("kubectl delete pod web-{i}"), "execute": false})).collect();
+    Mock::given(method("POST"))
+        .and(path(send))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"role": "assistant", "content": "Here is my plan.", "data": {"cmds": cmds}})),
+        )
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&app.helpdesk)
+        .await;
+    mount_reply(&app.helpdesk, "DEVOPS-1", json!({"role": "assistant", "content": "Fewer now.", "data": {}})).await;
+
+    app.post_event(&message_event("Ev1", "C1", "U1", "1700000000.000200", Some(ROOT), "fix it")).await;
+    let reason = "the agent proposed more than the bridge can show safely (more than 50 proposals in one turn), \
+                  so no approval card was made";
+    let note = said(&app, "The agent's reply was cut short").await;
+    assert_eq!(note["blocks"][0]["text"]["text"], capped_notice(reason));
+    assert_eq!(note["blocks"].as_array().unwrap().len(), 1, "no Retry button");
+    let last = final_page(&app, "Here is my plan.").await;
+    assert!(text_of(&last).ends_with(&interrupted_footer(reason)), "{}", text_of(&last));
+
+    next_message_works(&app, "Ev2", "1700000000.000300", "Fewer now.").await;
+    assert_eq!(app.store.open_card(&record.ticket).await.unwrap(), None, "no card was made");
+    let posts = app.slack_calls("chat.postMessage").await;
+    assert!(posts.iter().all(|c| !c.to_string().contains("kubectl delete pod")), "no command was shown");
+}
+
+#[tokio::test]
+async fn a_1_mib_error_body_is_quoted_briefly_and_the_next_message_works() {
+    let app = spawn_app(Options::bridge(Backend::Embedded)).await;
+    seed(&app.store, ROOT, "DEVOPS-1", TicketStatus::Pending, "U1", 1).await;
+    let send = format!("{API}/tickets/{WORKSPACE_ID}/DEVOPS-1/sendMessage");
+    let body = format!("Bad request:\u{7}\r\n\u{202e}{}", "x".repeat(1 << 20));
+    Mock::given(method("POST"))
+        .and(path(send))
+        .respond_with(ResponseTemplate::new(400).set_body_string(body))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&app.helpdesk)
+        .await;
+    mount_reply(&app.helpdesk, "DEVOPS-1", json!({"role": "assistant", "content": "Accepted now.", "data": {}})).await;
+
+    app.post_event(&message_event("Ev1", "C1", "U1", "1700000000.000200", Some(ROOT), "one")).await;
+    let failed = app.wait_slack("chat.update", 1, |c| text_of(c).contains("rejected the message")).await;
+    assert_valid_message(&failed[0]);
+    let quoted = format!("Bad request: {}…", "x".repeat(200 - "Bad request: ".len()));
+    assert_eq!(
+        failed[0]["blocks"][0]["text"]["text"],
+        format!("⚠️ The HelpDesk rejected the message ({quoted}). Your message did not reach the ticket.")
+    );
+    assert!(failed[0].to_string().len() < 4096, "nothing more of the body reached Slack");
+
+    next_message_works(&app, "Ev2", "1700000000.000300", "Accepted now.").await;
+}

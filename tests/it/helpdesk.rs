@@ -594,3 +594,198 @@ mod choice {
         assert!(forced.should_stream(&AgentId::new("a2")).await.unwrap(), "forced without a lookup");
     }
 }
+
+/// What the client reads from a HelpDesk that sends too much: never more than its caps, and
+/// an error a caller can show instead.
+mod caps {
+    use std::{
+        sync::{
+            Arc,
+            atomic::{AtomicUsize, Ordering},
+        },
+        time::Duration,
+    };
+
+    use futures_util::StreamExt;
+    use helpdesk_bridge::{
+        helpdesk::{HelpdeskError, OutgoingMessage, events::AgentEvent, limits},
+        ids::{TicketName, WorkspaceId},
+    };
+    use serde_json::json;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use wiremock::{
+        Mock, MockServer, ResponseTemplate,
+        matchers::{method, path},
+    };
+
+    const T: &str = "/v1/aiservicedesk/tickets/65f0c0ffee0000000000abcd";
+
+    fn ws() -> WorkspaceId {
+        WorkspaceId::new("65f0c0ffee0000000000abcd")
+    }
+
+    fn message() -> OutgoingMessage {
+        OutgoingMessage { content: "go".to_owned(), data: json!({}), record_only: false }
+    }
+
+    /// A server that answers every request with `status` and a chunked body that never
+    /// ends, counting the connections the client closed. Only a client that stops reading
+    /// gets an answer.
+    async fn endless(status: &'static str) -> (String, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let closed = Arc::new(AtomicUsize::new(0));
+        let counter = closed.clone();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let counter = counter.clone();
+                tokio::spawn(async move {
+                    let mut request = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match socket.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => request.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let head = format!(
+                        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n"
+                    );
+                    if socket.write_all(head.as_bytes()).await.is_err() {
+                        return;
+                    }
+                    let chunk = format!("{:x}\r\n{}\r\n", 64 * 1024, "[".repeat(64 * 1024));
+                    while socket.write_all(chunk.as_bytes()).await.is_ok() {}
+                    counter.fetch_add(1, Ordering::SeqCst);
+                });
+            }
+        });
+        (format!("http://{addr}"), closed)
+    }
+
+    /// A body that never ends is read up to the cap, then left: the answer is "too large"
+    /// (a client that kept reading would never answer, or time out after its 2 s), and the
+    /// connection is closed rather than drained.
+    #[tokio::test]
+    async fn an_endless_body_is_read_only_up_to_the_cap() {
+        let (host, closed) = endless("200 OK").await;
+        let helpdesk = super::client_for(&host, Duration::from_secs(30), Duration::from_secs(60), false);
+        let err = helpdesk.list_workspaces().await.unwrap_err();
+        assert_eq!(
+            err,
+            HelpdeskError::Oversized("the HelpDesk's answer was larger than 4 MiB, so it was not shown".to_owned())
+        );
+        assert_eq!(err.code(), "oversized");
+        let events: Vec<_> = helpdesk
+            .send_message(&ws(), &TicketName::new("DEVOPS-1"), &message(), false)
+            .await
+            .unwrap()
+            .collect()
+            .await;
+        assert_eq!(events, [Err(err)], "a unary reply too large to show ends the turn with the note");
+        let both_closed = crate::support::eventually(Duration::from_secs(10), || async {
+            (closed.load(Ordering::SeqCst) == 2).then_some(())
+        })
+        .await;
+        assert!(both_closed.is_some(), "the client hung up on both endless bodies");
+
+        let (host, _) = endless("500 Internal Server Error").await;
+        let helpdesk = super::client_for(&host, Duration::from_secs(30), Duration::from_secs(60), false);
+        let err = helpdesk.list_agents().await.unwrap_err();
+        assert_eq!(
+            err,
+            HelpdeskError::Server { status: 500, message: format!("{}…", "[".repeat(limits::QUOTE_CHARS)) }
+        );
+    }
+
+    #[tokio::test]
+    async fn error_bodies_are_quoted_briefly_and_plainly() {
+        let server = MockServer::start().await;
+        let body = format!("Ticket\r\n\tDEVOPS-1\u{1b}[2J {}", "é".repeat(1 << 20));
+        Mock::given(method("POST"))
+            .and(path(format!("{T}/DEVOPS-1/sendMessage")))
+            .respond_with(ResponseTemplate::new(400).set_body_string(body))
+            .mount(&server)
+            .await;
+        let err =
+            super::client(&server).send_message(&ws(), &TicketName::new("DEVOPS-1"), &message(), false).await.err();
+        let expected =
+            format!("Ticket DEVOPS-1 [2J {}…", "é".repeat(limits::QUOTE_CHARS - "Ticket DEVOPS-1 [2J ".len()));
+        assert_eq!(err, Some(HelpdeskError::BadRequest(expected.clone())));
+        assert_eq!(err.unwrap().to_string(), format!("the HelpDesk rejected the request: {expected}"));
+
+        server.reset().await;
+        Mock::given(method("POST"))
+            .and(path(format!("{T}/DEVOPS-1/sendMessageStreaming")))
+            .respond_with(ResponseTemplate::new(503).set_body_string(format!("down\n{}", "z".repeat(1 << 20))))
+            .mount(&server)
+            .await;
+        let err =
+            super::client(&server).send_message(&ws(), &TicketName::new("DEVOPS-1"), &message(), true).await.err();
+        let expected = format!("down {}…", "z".repeat(limits::QUOTE_CHARS - 5));
+        assert_eq!(err, Some(HelpdeskError::Server { status: 503, message: expected }));
+    }
+
+    #[tokio::test]
+    async fn a_stream_line_past_the_cap_ends_the_stream_after_what_came_before() {
+        let server = MockServer::start().await;
+        let sse = format!(
+            "data: {{\"type\":\"text_delta\",\"text\":\"before\"}}\n\n\
+             data: {{\"type\":\"text_delta\",\"text\":\"{}\"}}\n\n\
+             data: {{\"type\":\"text_delta\",\"text\":\"after\"}}\n\ndata: {{\"type\":\"done\"}}\n\n",
+            "x".repeat(5 << 20)
+        );
+        Mock::given(method("POST"))
+            .and(path(format!("{T}/DEVOPS-1/sendMessageStreaming")))
+            .respond_with(
+                ResponseTemplate::new(200).insert_header("content-type", "text/event-stream").set_body_string(sse),
+            )
+            .mount(&server)
+            .await;
+        let events: Vec<_> = super::client(&server)
+            .send_message(&ws(), &TicketName::new("DEVOPS-1"), &message(), true)
+            .await
+            .unwrap()
+            .collect()
+            .await;
+        assert_eq!(
+            events,
+            [
+                Ok(AgentEvent::TextDelta("before".to_owned())),
+                Err(HelpdeskError::Oversized(
+                    "the HelpDesk sent a line longer than 1 MiB in the agent's reply; the rest was not shown"
+                        .to_owned()
+                )),
+            ]
+        );
+    }
+
+    /// A streaming agent's reply inside an error body that was cut at the cap is not passed
+    /// off as whole: what came is kept, and the turn ends with the note.
+    #[tokio::test]
+    async fn a_recovered_reply_cut_at_the_cap_ends_with_the_note() {
+        let server = MockServer::start().await;
+        let line = format!("Error {{\"type\":\"text_delta\",\"text\":\"{}\"}}\n", "t".repeat(512 * 1024));
+        let body = line.repeat(10);
+        Mock::given(method("POST"))
+            .and(path(format!("{T}/DEVOPS-1/sendMessage")))
+            .respond_with(ResponseTemplate::new(500).set_body_string(body))
+            .mount(&server)
+            .await;
+        let events: Vec<_> = super::client(&server)
+            .send_message(&ws(), &TicketName::new("DEVOPS-1"), &message(), false)
+            .await
+            .unwrap()
+            .collect()
+            .await;
+        let whole = (limits::BODY_BYTES / line.len()).min(10);
+        assert_eq!(events.len(), whole + 1, "the whole lines within the cap, then the note");
+        assert!(events[..whole].iter().all(|e| matches!(e, Ok(AgentEvent::TextDelta(t)) if t.len() == 512 * 1024)));
+        assert_eq!(
+            events.last(),
+            Some(&Err(HelpdeskError::Oversized(
+                "the HelpDesk's answer was larger than 4 MiB, so it was not shown".to_owned()
+            )))
+        );
+    }
+}

@@ -608,3 +608,140 @@ async fn help_names_every_subcommand_with_an_example() {
     let body = crate::support::fakes::calls(&app.slack, "/respond/hp-1").await.pop().unwrap();
     validate(body["blocks"].as_array().unwrap(), MESSAGE_BLOCKS).unwrap();
 }
+
+/// A ticket stored in thread `ts` of `channel`, requested by `requester`.
+async fn seed_in(app: &TestApp, channel: &str, ts: &str, name: &str, requester: &str, updated_at: i64) {
+    let mut record = crate::support::fakes::seed(&app.store, ts, name, TicketStatus::Open, requester, updated_at).await;
+    if channel == "C1" {
+        return;
+    }
+    // Seeded tickets live in C1: move this one.
+    app.store.delete_ticket(&record.thread).await.unwrap();
+    record.thread.channel = ChannelId::new(channel);
+    record.permalink = Some(format!("https://acme.slack.com/archives/{channel}/p{}", ts.replace('.', "")));
+    app.store.create_ticket(&record).await.unwrap();
+}
+
+/// The ticket names a list answer shows, and its "More" button's value.
+async fn list_answer(app: &TestApp, trigger: &str) -> (Vec<String>, Option<String>) {
+    let body = eventually(Duration::from_secs(10), || async {
+        crate::support::fakes::calls(&app.slack, &format!("/respond/{trigger}")).await.pop()
+    })
+    .await
+    .unwrap_or_else(|| panic!("no answer to {trigger}"));
+    assert_valid_message(&body);
+    let names = text_of(&body)
+        .lines()
+        .filter(|l| l.starts_with("*<"))
+        .filter_map(|l| Some(l.split('|').nth(1)?.split('>').next()?.to_owned()))
+        .collect();
+    let more = body["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["type"] == "actions")
+        .and_then(|b| b["elements"][0]["value"].as_str().map(str::to_owned));
+    (names, more)
+}
+
+/// Every ticket `/helpdesk list` shows `user` in `channel`, following "More" to the end.
+async fn list_all(app: &TestApp, user: &str, channel: &str, tag: &str) -> Vec<String> {
+    app.post_command(user, channel, "list", &format!("{tag}-0")).await;
+    let (mut names, mut more) = list_answer(app, &format!("{tag}-0")).await;
+    let mut n = 0;
+    while let Some(value) = more {
+        n += 1;
+        let trigger = format!("{tag}-{n}");
+        more_click(app, user, channel, &value, &trigger).await;
+        let (page, next) = list_answer(app, &trigger).await;
+        names.extend(page);
+        more = next;
+    }
+    names
+}
+
+/// `user` clicks "More" with `value` under a list in `channel`.
+async fn more_click(app: &TestApp, user: &str, channel: &str, value: &str, trigger: &str) {
+    let mut payload =
+        click_from(user, "T1", "1700009999.000001", "1700009999.000001", "list_more", value, trigger, &app.slack.uri());
+    payload["channel"]["id"] = json!(channel);
+    payload["container"]["channel_id"] = json!(channel);
+    assert_eq!(app.post_interaction(&payload).await.status(), 200);
+}
+
+async fn lists_find_and_home_show_only_visible_tickets(backend: Backend) {
+    let app = spawn_app(Options::bridge(backend)).await;
+    // Interleaved in time: C1's tickets by U1, the private C2's by U2, a DM of U9's, and
+    // one of U7's own in C3.
+    for i in 0..12_i64 {
+        seed_in(&app, "C1", &format!("1700002000.{i:06}"), &format!("OPS-{i}"), "U1", 10_000 + i * 10).await;
+        seed_in(&app, "C2", &format!("1700002100.{i:06}"), &format!("PRIV-{i}"), "U2", 10_005 + i * 10).await;
+    }
+    seed_in(&app, "D9", "1700002200.000001", "DM-1", "U9", 10_200).await;
+    seed_in(&app, "C3", "1700002300.000001", "MINE-1", "U7", 10_300).await;
+    let ops: Vec<String> = (0..12).rev().map(|i| format!("OPS-{i}")).collect();
+    let private: Vec<String> = (0..12).rev().map(|i| format!("PRIV-{i}")).collect();
+    let interleaved: Vec<String> = (0..12).rev().flat_map(|i| [format!("PRIV-{i}"), format!("OPS-{i}")]).collect();
+
+    let seen = list_all(&app, "U7", "C1", "u7").await;
+    assert_eq!(seen, [vec!["MINE-1".to_owned()], ops.clone()].concat(), "this channel's and the caller's own");
+    let seen = list_all(&app, "U2", "C1", "u2").await;
+    assert_eq!(seen, interleaved, "the private channel's tickets are listed for their requester");
+    let seen = list_all(&app, "U9", "C1", "u9").await;
+    assert_eq!(seen, [vec!["DM-1".to_owned()], ops.clone()].concat(), "and the DM's for its owner");
+    let seen = list_all(&app, "U7", "C2", "u7c2").await;
+    assert_eq!(seen, [vec!["MINE-1".to_owned()], private].concat(), "a channel's tickets to who asks there");
+
+    // A "More" value taken from U2's list, or made up, pages only what the clicker sees.
+    app.post_command("U2", "C1", "list", "u2-more").await;
+    let (_, more) = list_answer(&app, "u2-more").await;
+    more_click(&app, "U7", "C1", &more.expect("U2's list has pages"), "u7-borrowed").await;
+    let (page, _) = list_answer(&app, "u7-borrowed").await;
+    assert!(!page.is_empty() && page.iter().all(|n| n.starts_with("OPS-")), "{page:?}");
+    more_click(&app, "U7", "C1", "all|0|0|PRIV", "u7-made-up").await;
+    let (page, more) = list_answer(&app, "u7-made-up").await;
+    assert_eq!((page, more), (Vec::<String>::new(), None));
+    assert!(answer(&app, "u7-made-up").await.contains("No tickets match."));
+
+    // `find` of a ticket U7 cannot see answers as for one the bridge never knew.
+    for name in ["PRIV-3", "DM-1", "NOPE-1"] {
+        let trigger = format!("find-{name}");
+        app.post_command("U7", "C1", &format!("find {name}"), &trigger).await;
+        assert_eq!(
+            answer(&app, &trigger).await,
+            format!("There is no ticket {name} in this channel's HelpDesk workspace.")
+        );
+    }
+    assert_eq!(app.helpdesk_calls("GET", "/PRIV-3").await.len(), 1, "looked up on the HelpDesk as before");
+    app.post_command("U2", "C1", "find priv-3", "find-own").await;
+    assert!(answer(&app, "find-own").await.contains("<https://acme.slack.com/archives/C2/p1700002100000003|PRIV-3>"));
+    app.post_command("U7", "C1", "find OPS-3", "find-here").await;
+    assert!(answer(&app, "find-here").await.contains("|OPS-3>"));
+
+    // The Home tab: only the user's own tickets.
+    for user in ["U7", "U9"] {
+        let event = json!({"type": "app_home_opened", "user": user, "channel": "D1", "tab": "home", "event_ts": "1.2"});
+        app.post_event(&callback(&format!("EvHome{user}"), event)).await;
+    }
+    let home = |user: &'static str| {
+        let app = &app;
+        async move { text_of(&app.wait_slack("views.publish", 1, |c| c["user_id"] == user).await[0]["view"]) }
+    };
+    let text = home("U7").await;
+    assert!(
+        text.contains("MINE-1") && !text.contains("OPS-") && !text.contains("PRIV-") && !text.contains("DM-1"),
+        "{text}"
+    );
+    let text = home("U9").await;
+    assert!(text.contains("DM-1") && !text.contains("OPS-") && !text.contains("MINE-1"), "{text}");
+}
+
+#[tokio::test]
+async fn lists_find_and_home_show_only_visible_tickets_embedded() {
+    lists_find_and_home_show_only_visible_tickets(Backend::Embedded).await;
+}
+
+#[tokio::test]
+async fn lists_find_and_home_show_only_visible_tickets_redis() {
+    lists_find_and_home_show_only_visible_tickets(Backend::Redis).await;
+}

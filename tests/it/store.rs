@@ -8,7 +8,7 @@ use helpdesk_bridge::{
         Actor, Card, CardState, ChannelRef, ChannelSettings, Decision, HistoryEntry, HistoryEvent, ProposedCommand,
         RelayMode, TicketRecord, TicketStatus,
     },
-    store::{CreateOutcome, DecideOutcome, HISTORY_CAP, ListQuery, Store, StoreError, SubmitOutcome},
+    store::{CreateOutcome, DecideOutcome, HISTORY_CAP, ListQuery, Store, StoreError, SubmitOutcome, Viewer},
 };
 
 use crate::support::{TestStore, eventually};
@@ -48,6 +48,7 @@ conformance!(
     ticket_updates_move_status_indexes,
     deleting_a_ticket_removes_every_trace,
     listing_filters_orders_and_pages,
+    listing_shows_a_ticket_only_to_who_can_see_its_thread,
     card_decisions_are_recorded_until_submission,
     concurrent_clicks_submit_a_card_exactly_once,
     a_new_card_supersedes_the_open_one,
@@ -354,6 +355,68 @@ async fn listing_filters_orders_and_pages(store: &Store) {
     let other_team =
         store.list_tickets(&TeamId::new("T2"), &ListQuery { limit: 10, ..Default::default() }).await.unwrap();
     assert!(other_team.tickets.is_empty());
+}
+
+async fn listing_shows_a_ticket_only_to_who_can_see_its_thread(store: &Store) {
+    // 0..20 in C1 by U1; 20..40 in the private C2 by U2, U7 wrote in 25, U7 is assigned 30;
+    // 40 in U9's DM.
+    for n in 0..41 {
+        let mut rec = record(n);
+        if (20..40).contains(&n) {
+            rec.thread.channel = ChannelId::new("C2");
+            rec.requester = UserId::new("U2");
+            rec.participants = vec![UserId::new("U2")];
+        }
+        if n == 25 {
+            rec.participants.push(UserId::new("U7"));
+        }
+        if n == 30 {
+            rec.assignee = Some(UserId::new("U7"));
+        }
+        if n == 40 {
+            rec.thread.channel = ChannelId::new("D9");
+            rec.requester = UserId::new("U9");
+        }
+        store.create_ticket(&rec).await.unwrap();
+    }
+    let newest_first = |ns: &[usize]| -> Vec<usize> { ns.iter().rev().copied().collect() };
+    let c1: Vec<usize> = (0..20).collect();
+    let c2: Vec<usize> = (20..40).collect();
+    assert_eq!(visible_numbers(store, "U7", Some("C1")).await, newest_first(&[c1.clone(), vec![25, 30]].concat()));
+    assert_eq!(
+        visible_numbers(store, "U2", Some("C1")).await,
+        newest_first(&[c1.clone(), c2.clone()].concat()),
+        "their own"
+    );
+    assert_eq!(
+        visible_numbers(store, "U9", Some("C1")).await,
+        newest_first(&[c1.clone(), vec![40]].concat()),
+        "their DM"
+    );
+    assert_eq!(
+        visible_numbers(store, "U7", Some("C2")).await,
+        newest_first(&c2),
+        "a channel's tickets to who asks there"
+    );
+    assert_eq!(visible_numbers(store, "U7", None).await, [30, 25], "no channel: only their own");
+    assert!(visible_numbers(store, "U8", Some("C3")).await.is_empty());
+}
+
+/// The numbers of the tickets `user` sees from `channel`, every page, in order.
+async fn visible_numbers(store: &Store, user: &str, channel: Option<&str>) -> Vec<usize> {
+    let viewer = Viewer { user: UserId::new(user), channel: channel.map(ChannelId::new) };
+    let mut query = ListQuery { visible_to: Some(viewer), limit: 7, ..Default::default() };
+    let mut numbers = Vec::new();
+    loop {
+        let page = store.list_tickets(&TeamId::new("T1"), &query).await.unwrap();
+        assert!(page.tickets.len() <= 7);
+        numbers
+            .extend(page.tickets.iter().map(|t| t.ticket.ticket.as_str()["DEVOPS-".len()..].parse::<usize>().unwrap()));
+        match page.next {
+            Some(next) => query.cursor = next,
+            None => return numbers,
+        }
+    }
 }
 
 async fn card_decisions_are_recorded_until_submission(store: &Store) {
