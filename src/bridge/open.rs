@@ -270,11 +270,29 @@ impl Bridge {
         channel: &ChannelId,
     ) -> Result<Option<Target>, BridgeError> {
         let channel = ChannelRef { team: team.clone(), channel: channel.clone() };
-        let settings = self.inner.store.channel_settings(&channel).await?;
+        let mut settings = self.inner.store.channel_settings(&channel).await?;
+        // Settings stored before ALLOWED_WORKSPACES / ALLOWED_AGENTS were narrowed no longer
+        // count, and neither do defaults outside them: the creation form offers what is allowed.
+        if let Some(id) = &settings.workspace
+            && !self.workspace_allowed(id.as_str(), settings.workspace_name.as_deref().unwrap_or_default())
+        {
+            settings.workspace = None;
+        }
+        if let Some(id) = &settings.agent
+            && !self.agent_allowed(id.as_str(), settings.agent_name.as_deref().unwrap_or_default())
+        {
+            settings.agent = None;
+        }
         let defaults = &self.inner.defaults;
         let workspace = match (settings.workspace, &defaults.workspace) {
             (Some(id), _) => id,
-            (None, Some(name)) => self.inner.helpdesk.find_workspace(name).await?.id,
+            (None, Some(name)) => {
+                let found = self.inner.helpdesk.find_workspace(name).await?;
+                if !self.workspace_allowed(found.id.as_str(), &found.name) {
+                    return Ok(None);
+                }
+                found.id
+            }
             (None, None) => return Ok(None),
         };
         let (agent, agent_name) = match (settings.agent, &defaults.agent) {
@@ -284,6 +302,9 @@ impl Bridge {
             }
             (None, Some(name)) => {
                 let agent = self.inner.helpdesk.find_agent(name).await?;
+                if !self.agent_allowed(agent.id.as_str(), &agent.name) {
+                    return Ok(None);
+                }
                 (agent.id, agent.name)
             }
             (None, None) => return Ok(None),

@@ -245,3 +245,22 @@ async fn multibyte_thread_messages_are_relayed_not_dropped() {
         assert_eq!(contents, ["日本語", "🙂🙂", "nötë: ü"], "{backend:?}");
     }
 }
+
+#[tokio::test]
+async fn settings_and_defaults_outside_the_allowed_agents_open_nothing() {
+    let mut options = Options::bridge(Backend::Embedded);
+    options.access.allowed_agents = vec!["k8s-agent".to_owned()];
+    let app = spawn_app(options).await;
+    mount_second_agent(&app).await;
+    // A channel configured before the list was narrowed, and a default agent outside it.
+    let key = ChannelRef { team: TeamId::new("T1"), channel: ChannelId::new("C1") };
+    let settings = helpdesk_bridge::model::ChannelSettings {
+        agent: Some(helpdesk_bridge::ids::AgentId::new(fakes::AGENT_ID)),
+        agent_name: Some(fakes::AGENT_NAME.to_owned()),
+        ..Default::default()
+    };
+    app.store.set_channel_settings(&key, &settings).await.unwrap();
+    app.post_event(&mention_event("Ev1", "C1", "U1", "1700000000.000100", "<@UBOT> help")).await;
+    button_of(&app, "No HelpDesk workspace").await;
+    assert!(app.helpdesk_calls("POST", &format!("/tickets/{WORKSPACE_ID}")).await.is_empty());
+}
