@@ -42,6 +42,7 @@ async fn seed(store: &Store) {
         header_ts: Some(MessageTs::new("1700000000.000200")),
         permalink: None,
         participants: Vec::new(),
+        adopted: false,
         created_at: 1,
         updated_at: 1,
     };

@@ -101,6 +101,10 @@ pub struct TicketRecord {
     /// People who have written in the thread, in order of their first message.
     #[serde(default)]
     pub participants: Vec<UserId>,
+    /// Opened on the HelpDesk and continued in Slack (`/helpdesk find`): its `requester` is
+    /// who continued it, which gives no right to decide on its commands.
+    #[serde(default)]
+    pub adopted: bool,
     /// When the ticket was created.
     pub created_at: UnixMillis,
     /// When anything about the ticket last changed.

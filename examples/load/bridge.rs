@@ -101,6 +101,7 @@ pub async fn seed(
             header_ts: Some(MessageTs::new(&thread.ts)),
             permalink: Some(format!("https://acme.slack.com/archives/{}/p{n}", thread.channel)),
             participants: vec![UserId::new(&thread.requester)],
+            adopted: false,
             created_at: 1_700_000_000_000,
             updated_at: 1_700_000_000_000,
         };

@@ -15,7 +15,8 @@
 //!   members of the workspace; guests and people from other organisations only as deciders.
 //!
 //! What Slack says about a person comes from `users.info` (remembered for a few minutes); when
-//! Slack cannot say, the person counts as a guest: the rules fail closed.
+//! Slack cannot say, the person counts as a guest from another organisation: the rules fail
+//! closed.
 
 use crate::{
     config::AccessConfig,
@@ -71,8 +72,10 @@ impl Bridge {
                 admin: person.admin,
             },
             Err(err) => {
-                tracing::warn!(user = %user, code = err.code(), "could not look up a person; treating them as a guest");
-                Who { external: from_payload, guest: true, admin: false }
+                // Fail closed: someone Slack cannot describe decides only when listed by id in
+                // `APPROVERS`, like a person from another organisation.
+                tracing::warn!(user = %user, code = err.code(), "could not look up a person; treating them as external");
+                Who { external: true, guest: true, admin: false }
             }
         }
     }
@@ -110,7 +113,8 @@ impl Bridge {
     /// Whether `user` may decide on this ticket's commands (see the module's rules).
     pub(super) async fn may_decide(&self, record: &TicketRecord, user: &UserId, user_team: Option<&TeamId>) -> bool {
         let policy = self.policy();
-        let requester = &record.requester == user;
+        // Whoever continued a HelpDesk ticket in Slack did not ask for its commands.
+        let requester = &record.requester == user && !record.adopted;
         if requester && !policy.access.requester_may_approve {
             return false;
         }
@@ -180,7 +184,7 @@ impl Bridge {
         let channel = ChannelRef { team: record.thread.team.clone(), channel: record.thread.channel.clone() };
         let settings = self.inner.store.channel_settings(&channel).await.unwrap_or_default();
         let mut names = Vec::new();
-        if self.policy().access.requester_may_approve {
+        if self.policy().access.requester_may_approve && !record.adopted {
             names.push(format!("<@{}> (who asked)", record.requester));
         }
         names.extend(self.policy().approvers.iter().chain(settings.approvers.iter()).map(|id| mention(id)));

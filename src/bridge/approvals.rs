@@ -149,10 +149,32 @@ impl Bridge {
             }
         };
         let mut posted = Vec::new();
-        for message in self.render_card(&card, &record.agent_name, None) {
+        let rendered = self.render_card(&card, &record.agent_name, None);
+        let parts = rendered.len();
+        for message in rendered {
             if let Some(ts) = self.tell(&record.thread, &message).await {
                 posted.push(ts);
             }
+        }
+        if posted.len() < parts {
+            // A card with a part missing would show other decisions than it sends: it is
+            // withdrawn whole, and the agent can propose again.
+            tracing::warn!(card = %card.id, posted = posted.len(), parts, "could not post the whole card; withdrawing it");
+            if let Err(err) = self.inner.store.supersede(&card.id).await {
+                tracing::warn!(card = %card.id, error = %err, "could not withdraw a card");
+            }
+            let note = blocks::notice(
+                "⚠️ I could not post all of the agent's proposed commands, so none can be decided here. \
+                 Ask the agent to propose them again.",
+                &[],
+            );
+            for ts in &posted {
+                let thread = &record.thread;
+                if let Err(err) = self.inner.slack.update(&thread.team, &thread.channel, ts, &note).await {
+                    tracing::warn!(card = %card.id, code = err.code(), "could not withdraw a card message");
+                }
+            }
+            return;
         }
         let card = match self.inner.store.set_card_messages(&card.id, posted).await {
             Ok(Some(stored)) => stored,

@@ -95,6 +95,11 @@ fn continue_value(ticket: &TicketName, finder: &UserId) -> String {
     format!("{ticket} {finder}")
 }
 
+/// What `find` says of a ticket it does not show: unknown, or not the caller's to see.
+fn no_such_ticket(name: &str) -> String {
+    format!("There is no ticket {name} in this channel's HelpDesk workspace.")
+}
+
 /// Who runs a command, and from where.
 fn command_viewer(command: &SlashCommand) -> Viewer {
     Viewer { user: command.user.clone(), channel: Some(command.channel.clone()) }
@@ -189,6 +194,11 @@ impl Bridge {
             let link = self.links(std::slice::from_ref(&record)).await.remove(0);
             return Ok(ticket::found(&row(&record, link.as_deref()), None));
         }
+        // A ticket whose thread the caller cannot see is not looked up on the HelpDesk either:
+        // its title and status would tell what the thread is about.
+        if self.known_ticket(team, name).await?.is_some() {
+            return Ok(blocks::notice(&no_such_ticket(name), &[]));
+        }
         let Some(target) = self.resolve_target(team, &command.channel).await? else {
             return Ok(blocks::notice(
                 &format!(
@@ -210,9 +220,7 @@ impl Bridge {
                 };
                 Ok(ticket::found(&view, Some(&continue_value(&found.name, &command.user))))
             }
-            Err(HelpdeskError::NotFound(_)) => {
-                Ok(blocks::notice(&format!("There is no ticket {name} in this channel's HelpDesk workspace."), &[]))
-            }
+            Err(HelpdeskError::NotFound(_)) => Ok(blocks::notice(&no_such_ticket(name), &[])),
             Err(err) => {
                 Ok(blocks::notice(&format!("⚠️ I could not look up ticket {name} on the HelpDesk: {err}"), &[]))
             }
@@ -284,10 +292,7 @@ impl Bridge {
                 let link = self.links(std::slice::from_ref(&record)).await.remove(0);
                 self.answer_click(action, &ticket::found(&row(&record, link.as_deref()), None)).await;
             } else {
-                let line = format!(
-                    "Ticket {name} already continues in a Slack thread you are not in; ask its requester to add you."
-                );
-                self.explain(action, &line).await;
+                self.explain(action, &no_such_ticket(name)).await;
             }
             return Ok(());
         }
@@ -307,6 +312,11 @@ impl Bridge {
             }
             _ => (target.agent.clone(), target.agent_name.clone()),
         };
+        if !self.agent_allowed(agent_id.as_str(), &agent_name) {
+            let line = format!("Ticket {name} is worked by {agent_name}, an agent this bridge may not use here.");
+            self.explain(action, &line).await;
+            return Ok(());
+        }
         let placeholder = blocks::notice(&format!("🎫 Continuing ticket {}: {}", found.name, found.title), &[]);
         let ts = self.inner.slack.post(&channel, None, &placeholder).await?;
         let now = super::now_millis();
@@ -326,6 +336,7 @@ impl Bridge {
             header_ts: Some(ts),
             permalink: None,
             participants: Vec::new(),
+            adopted: true,
             created_at: found.created.map_or(now, |s| s * 1000),
             updated_at: now,
         };
@@ -412,12 +423,18 @@ impl Bridge {
             self.explain_mrkdwn(action, &Self::may_not_act(clicked.as_ref(), &kept.author)).await;
             return Ok(());
         }
+        let channel = kept.thread.channel.clone();
+        let target = self.resolve_target(team, &channel).await?;
+        // Without a default, the author chooses where the ticket goes (the form is theirs).
+        if target.is_none() && kept.author != action.user {
+            self.explain_mrkdwn(action, &Self::may_not_act(None, &kept.author)).await;
+            return Ok(());
+        }
         let Some(pending) = store.take_pending(pending_id).await? else {
             self.explain(action, "A new ticket was already opened from this message.").await;
             return Ok(());
         };
-        let channel = pending.thread.channel.clone();
-        let Some(target) = self.resolve_target(team, &channel).await? else {
+        let Some(target) = target else {
             let id = self.inner.store.put_pending(&pending, PENDING_TTL).await?;
             return self
                 .show_create_modal(&action.trigger_id, &id, &pending.title, action.response_url.as_deref())

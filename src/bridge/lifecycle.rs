@@ -503,6 +503,8 @@ impl Bridge {
                         .await;
                     match updated {
                         Ok(Some(updated)) => {
+                            // The old agent's proposals are not the new agent's to receive.
+                            self.close_open_card(&updated, "the ticket moved to another agent").await;
                             let event = HistoryEvent::AgentChanged { from: before.clone(), to: name.clone() };
                             self.record(&updated, Actor::User(view.user.clone()), event).await;
                             self.refresh_header(&updated, None).await;

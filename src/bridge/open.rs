@@ -233,6 +233,7 @@ impl Bridge {
             header_ts: request.header_ts.clone(),
             permalink: None,
             participants: request.first.iter().map(|f| f.author.clone()).collect(),
+            adopted: false,
             created_at: now,
             updated_at: now,
         };

@@ -40,14 +40,14 @@ enum Delivery {
 const NOT_RESENT: &str = "\n\n(Note from the Slack bridge: the decisions on your earlier proposals may already have \
      reached you and are not sent again. If those commands are still needed, propose them again.)";
 
-/// Whether a failed send can have reached the HelpDesk. Only a send that certainly did not
-/// (no connection, or refused before the agent saw it) counts as not delivered; a server
-/// error may come after the message was taken.
+/// Whether a failed send can have reached the HelpDesk. Only a send the HelpDesk refused
+/// before the agent saw it counts as not delivered; a server error or a broken connection may
+/// come after the message was taken.
 fn delivery(err: &HelpdeskError) -> Delivery {
     match err {
-        HelpdeskError::Connection(_) | HelpdeskError::Unauthorized(_) | HelpdeskError::BadRequest(_) => {
-            Delivery::NotDelivered
-        }
+        // A connection error may come after the request was written (a reset mid-turn), so
+        // only a refusal the HelpDesk answered is certain.
+        HelpdeskError::Unauthorized(_) | HelpdeskError::BadRequest(_) => Delivery::NotDelivered,
         HelpdeskError::Stream(_) => Delivery::Delivered,
         _ => Delivery::Unknown,
     }
@@ -85,6 +85,14 @@ impl Bridge {
             return Ok(());
         }
         let record = if record.status == TicketStatus::Resolved {
+            if !self.may_manage(&record, &message.user, None).await {
+                let line = format!(
+                    "Ticket {} is resolved, and only members of this workspace can reopen it; this message was not sent.",
+                    record.ticket.ticket
+                );
+                self.tell(&record.thread, &blocks::notice(&line, &[])).await;
+                return Ok(());
+            }
             let actor = Actor::User(message.user.clone());
             match self.change_status(&record.thread, TicketStatus::Resolved, TicketStatus::Open, actor, None).await {
                 Ok(reopened) => reopened,
@@ -196,10 +204,13 @@ impl Bridge {
         // a send that may have arrived) goes without them, asking the agent to propose again.
         let mut content = message.content.clone();
         let data = match &message.card {
-            Some(card) if self.inner.store.claim_card_send(card).await? => match self.inner.store.card(card).await? {
-                Some(card) => decisions_data(&card.commands),
-                None => serde_json::json!({}),
-            },
+            // Only to the ticket the card was proposed on: the thread may have a new one since.
+            Some(card) if self.card_of(record, card).await? && self.inner.store.claim_card_send(card).await? => {
+                match self.inner.store.card(card).await? {
+                    Some(card) => decisions_data(&card.commands),
+                    None => serde_json::json!({}),
+                }
+            }
             Some(_) => {
                 content.push_str(NOT_RESENT);
                 serde_json::json!({})
@@ -256,6 +267,12 @@ impl Bridge {
         }
         self.finish_reactions(message, error.is_none()).await;
         Ok(())
+    }
+
+    /// Whether `card` was proposed on this ticket, in this thread.
+    async fn card_of(&self, record: &TicketRecord, card: &crate::ids::CardId) -> Result<bool, BridgeError> {
+        let card = self.inner.store.card(card).await?;
+        Ok(card.is_some_and(|c| c.ticket == record.ticket && c.thread == record.thread))
     }
 
     /// Marks the person's message ✅ or ⚠️ once its turn ended. One reaction per turn:
@@ -384,7 +401,7 @@ mod tests {
     #[test]
     fn only_a_send_that_certainly_never_arrived_counts_as_not_delivered() {
         let not = |err: HelpdeskError| matches!(delivery(&err), Delivery::NotDelivered);
-        assert!(not(HelpdeskError::Connection("refused".to_owned())));
+        assert!(!not(HelpdeskError::Connection("reset".to_owned())));
         assert!(not(HelpdeskError::BadRequest("no".to_owned())));
         assert!(!not(HelpdeskError::Timeout));
         assert!(!not(HelpdeskError::Server { status: 502, message: "bad gateway".to_owned() }));

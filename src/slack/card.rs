@@ -40,6 +40,8 @@ const FILE_PREVIEW_CHARS: usize = 700;
 /// Characters (escaped, with its fences) of a command's code block on the card: a section
 /// holds 3000, and the heading line needs a little.
 const COMMAND_CHARS: usize = 2800;
+/// Characters (escaped, with its fences) of a proposed file's path on the card.
+const PATH_CHARS: usize = 220;
 /// Files per command shown on the card (the rest are in the attached file).
 const FILES_SHOWN: usize = 3;
 /// U+200B ZERO WIDTH SPACE: between two backticks it keeps a code block from being closed by
@@ -183,6 +185,9 @@ pub fn code_block(text: &str, max: usize) -> (String, bool) {
             '&' => "&amp;".to_owned(),
             '<' => "&lt;".to_owned(),
             '>' => "&gt;".to_owned(),
+            // Characters that show nothing or reorder what follows would make the text read
+            // otherwise than it runs: they are shown by name.
+            c if invisible(c) => format!("⟨U+{:04X}⟩", u32::from(c)),
             c => c.to_string(),
         };
         if c == '`' && chars.peek() == Some(&'`') {
@@ -202,6 +207,14 @@ pub fn code_block(text: &str, max: usize) -> (String, bool) {
     (format!("```\n{body}\n```"), whole)
 }
 
+/// Whether a character shows nothing or changes how the text around it reads: control
+/// characters other than newline and tab, and the zero-width, bidirectional and line or
+/// paragraph separator characters.
+fn invisible(c: char) -> bool {
+    (c.is_control() && c != '\n' && c != '\t')
+        || matches!(c, '\u{00AD}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
+}
+
 /// A proposed file's preview: its first lines, as a code block; and whether that is all of it.
 fn file_preview(content: &str) -> (String, bool) {
     let lines: Vec<&str> = content.lines().collect();
@@ -218,7 +231,7 @@ pub fn shows_in_full(command: &str, files: &[(&str, &str)], unshown_fields: bool
     !unshown_fields
         && code_block(&format!("$ {command}"), COMMAND_CHARS).1
         && files.len() <= FILES_SHOWN
-        && files.iter().all(|(path, content)| path.chars().count() <= 200 && file_preview(content).1)
+        && files.iter().all(|(path, content)| code_block(path, PATH_CHARS).1 && file_preview(content).1)
 }
 
 fn button(label: &str, action: &str, value: &str, style: Option<&str>) -> Value {
@@ -244,7 +257,7 @@ fn command_blocks(view: &CardView<'_>, index: usize, command: &CommandView<'_>) 
         "text": {"type": "mrkdwn", "text": format!("{head}\n{code}")}})];
     for (path, content) in command.files.iter().take(FILES_SHOWN) {
         let (preview, _) = file_preview(content);
-        let (name, _) = code_block(path, 220);
+        let (name, _) = code_block(path, PATH_CHARS);
         // A path is shown as a one-line code block too: inline code cannot hold a backtick.
         out.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": format!("📄 File\n{name}\n{preview}")}}));
     }
@@ -504,6 +517,13 @@ mod tests {
     }
 
     #[test]
+    fn characters_that_hide_or_reorder_text_are_shown_by_name() {
+        let (block, whole) = code_block("ls \u{202E}fdp.exe\u{202C} \r\u{200B}x", 3000);
+        assert!(whole);
+        assert_eq!(block, "```\nls ⟨U+202E⟩fdp.exe⟨U+202C⟩ ⟨U+000D⟩⟨U+200B⟩x\n```");
+    }
+
+    #[test]
     fn what_the_card_cannot_show_is_known_before_it_is_posted() {
         assert!(shows_in_full("kubectl get pods", &[("a.yaml", "a: 1\nb: 2")], false));
         assert!(!shows_in_full("kubectl get pods", &[], true), "unshown fields");
@@ -511,6 +531,8 @@ mod tests {
         assert!(!shows_in_full(&tail, &[], false), "a tail past the card's length");
         assert!(!shows_in_full("ls", &[("a", &"x\n".repeat(20))], false), "a long file");
         assert!(!shows_in_full("ls", &[("a", "1"), ("b", "2"), ("c", "3"), ("d", "4")], false), "a fourth file");
+        let path = format!("{}/../../etc/cron.d/x", "&".repeat(40));
+        assert!(!shows_in_full("ls", &[(&path, "1")], false), "a path that escapes past what the card shows");
     }
 
     #[test]

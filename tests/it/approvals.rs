@@ -650,3 +650,50 @@ async fn retry_into_a_closed_ticket_is_refused() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(app.helpdesk_calls("POST", "/DEVOPS-1/sendMessage").await.len(), 1, "nothing more was sent");
 }
+
+#[tokio::test]
+async fn decisions_kept_for_a_retry_never_go_to_another_ticket_of_the_thread() {
+    for backend in [Backend::Redis, Backend::Embedded] {
+        let (app, card) = card_app(Options::bridge(backend), &["uptime"]).await;
+        click(&app, "U1", "T1", &card, "card_approve", &value(&app, &card, 0).await, "a").await;
+        decided(&app, &card, 0).await;
+        // The HelpDesk refuses the submission outright: certainly not delivered, so a Retry
+        // could carry the decisions again, to this ticket.
+        Mock::given(method("POST"))
+            .and(path(format!("{API}/tickets/{WORKSPACE_ID}/DEVOPS-1/sendMessage")))
+            .respond_with(ResponseTemplate::new(400).set_body_string("bad request"))
+            .up_to_n_times(1)
+            .with_priority(1)
+            .mount(&app.helpdesk)
+            .await;
+        click(&app, "U1", "T1", &card, "card_submit", &submit_value(&app, &card).await, "s").await;
+        let notice = app.wait_slack("chat.update", 1, |m| m.to_string().contains("\"retry\"")).await.remove(0);
+        let pending = notice["blocks"].as_array().unwrap().iter().find(|b| b["type"] == "actions").unwrap()["elements"]
+            [0]["value"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(!stored(&app, &card).await.sent, "{backend:?}: released for a resend to its own ticket");
+        // Meanwhile the thread became another ticket.
+        app.store.delete_ticket(&thread()).await.unwrap();
+        crate::support::fakes::seed(
+            &app.store,
+            ROOT,
+            "DEVOPS-2",
+            helpdesk_bridge::model::TicketStatus::Pending,
+            "U1",
+            5,
+        )
+        .await;
+        mount_reply(&app.helpdesk, "DEVOPS-2", json!({"role": "assistant", "content": "Hi.", "data": {}})).await;
+        let retry = click_from("U1", "T1", "1800000000.000009", ROOT, "retry", &pending, "r", &app.slack.uri());
+        app.post_interaction(&retry).await;
+        let sent = eventually(Duration::from_secs(10), || async {
+            app.helpdesk_calls("POST", "/DEVOPS-2/sendMessage").await.pop()
+        })
+        .await
+        .expect("the message goes to the thread's ticket");
+        assert_eq!(sent["data"], json!({}), "{backend:?}: DEVOPS-1's decisions never reach DEVOPS-2");
+        assert!(sent["content"].as_str().unwrap().contains("not sent again"));
+    }
+}

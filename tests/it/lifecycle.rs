@@ -482,6 +482,7 @@ async fn find_links_known_tickets_and_continues_helpdesk_ones() {
     .expect("the HelpDesk ticket has a thread now");
     assert_eq!(record.status, TicketStatus::Pending);
     assert_eq!(record.requester, UserId::new("U4"));
+    assert!(record.adopted, "who continued a HelpDesk ticket did not ask for its commands");
     assert_eq!(record.header_ts.as_ref(), Some(&record.thread.thread_ts));
     let post = app.slack_calls("chat.postMessage").await;
     assert!(post.iter().any(|c| c.get("thread_ts").is_none() && text_of(c).contains("Continuing ticket DEVOPS-77")));

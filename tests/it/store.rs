@@ -85,6 +85,7 @@ fn record(n: usize) -> TicketRecord {
         header_ts: None,
         permalink: None,
         participants: Vec::new(),
+        adopted: false,
         created_at: 1_700_000_000_000 + n as i64,
         updated_at: 1_700_000_000_000 + n as i64,
     }

@@ -380,6 +380,7 @@ pub async fn seed(
         header_ts: Some(MessageTs::new(ts)),
         permalink: Some(format!("https://acme.slack.com/archives/C1/p{}", ts.replace('.', ""))),
         participants: vec![UserId::new(requester)],
+        adopted: false,
         created_at: updated_at,
         updated_at,
     };
