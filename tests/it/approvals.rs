@@ -402,6 +402,24 @@ async fn card_app_with(options: Options, requester: &str, reply: Value) -> (Test
     (app, card)
 }
 
+/// The next send to DEVOPS-1 fails with `status`; later ones answer as mounted before.
+async fn fail_next_send(app: &TestApp, status: u16, body: &str) {
+    Mock::given(method("POST"))
+        .and(path(format!("{API}/tickets/{WORKSPACE_ID}/DEVOPS-1/sendMessage")))
+        .respond_with(ResponseTemplate::new(status).set_body_string(body))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&app.helpdesk)
+        .await;
+}
+
+/// The value of the Retry button on the failure notice shown in the thread.
+async fn retry_value(app: &TestApp) -> String {
+    let notice = app.wait_slack("chat.update", 1, |m| m.to_string().contains("\"retry\"")).await.remove(0);
+    let actions = notice["blocks"].as_array().unwrap().iter().find(|b| b["type"] == "actions").cloned();
+    actions.expect("a Retry button")["elements"][0]["value"].as_str().unwrap().to_owned()
+}
+
 /// What the fake Slack received as uploaded file contents, in order.
 async fn uploaded(app: &TestApp, n: usize) -> Vec<String> {
     let found = eventually(Duration::from_secs(10), || async {
@@ -582,25 +600,11 @@ async fn retry_never_resends_decisions_that_may_have_arrived() {
         click(&app, "U1", "T1", &card, "card_approve", &value(&app, &card, 0).await, "a").await;
         decided(&app, &card, 0).await;
         // The submission's send fails in a way that may have reached the HelpDesk.
-        Mock::given(method("POST"))
-            .and(path(format!("{API}/tickets/{WORKSPACE_ID}/DEVOPS-1/sendMessage")))
-            .respond_with(ResponseTemplate::new(502).set_body_string("bad gateway"))
-            .up_to_n_times(1)
-            .with_priority(1)
-            .mount(&app.helpdesk)
-            .await;
+        fail_next_send(&app, 502, "bad gateway").await;
         click(&app, "U1", "T1", &card, "card_submit", &submit_value(&app, &card).await, "s").await;
         let sent = sends(&app, 2).await;
         assert_eq!(sent[1]["data"], json!({"cmds": [{"command": "uptime", "execute": true}]}));
-        let notice = app
-            .wait_slack("chat.update", 1, |m| text_of(m).contains("502") && m.to_string().contains("\"retry\""))
-            .await
-            .remove(0);
-        let retry = notice.to_string();
-        let value: Value = serde_json::from_str(&retry).unwrap();
-        let button =
-            value["blocks"].as_array().unwrap().iter().find(|b| b["type"] == "actions").unwrap()["elements"][0].clone();
-        let pending = button["value"].as_str().unwrap().to_owned();
+        let pending = retry_value(&app).await;
         // A guest may not retry it.
         let from_guest = click_from("UG5", "T1", "1800000000.000009", ROOT, "retry", &pending, "g", &app.slack.uri());
         app.post_interaction(&from_guest).await;
@@ -625,9 +629,7 @@ async fn retry_into_a_closed_ticket_is_refused() {
         .mount(&app.helpdesk)
         .await;
     app.post_event(&mention_event("Ev1", "C1", "U1", ROOT, "<@UBOT> hello")).await;
-    let notice = app.wait_slack("chat.update", 1, |m| m.to_string().contains("\"retry\"")).await.remove(0);
-    let button =
-        notice["blocks"].as_array().unwrap().iter().find(|b| b["type"] == "actions").unwrap()["elements"][0].clone();
+    let pending = retry_value(&app).await;
     app.store
         .update_ticket(&thread(), |r| {
             r.status = helpdesk_bridge::model::TicketStatus::Closed;
@@ -635,16 +637,7 @@ async fn retry_into_a_closed_ticket_is_refused() {
         })
         .await
         .unwrap();
-    let retry = click_from(
-        "U1",
-        "T1",
-        "1800000000.000009",
-        ROOT,
-        "retry",
-        button["value"].as_str().unwrap(),
-        "r",
-        &app.slack.uri(),
-    );
+    let retry = click_from("U1", "T1", "1800000000.000009", ROOT, "retry", &pending, "r", &app.slack.uri());
     app.post_interaction(&retry).await;
     assert!(answer(&app, "r").await.contains("is closed"));
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -659,20 +652,9 @@ async fn decisions_kept_for_a_retry_never_go_to_another_ticket_of_the_thread() {
         decided(&app, &card, 0).await;
         // The HelpDesk refuses the submission outright: certainly not delivered, so a Retry
         // could carry the decisions again, to this ticket.
-        Mock::given(method("POST"))
-            .and(path(format!("{API}/tickets/{WORKSPACE_ID}/DEVOPS-1/sendMessage")))
-            .respond_with(ResponseTemplate::new(400).set_body_string("bad request"))
-            .up_to_n_times(1)
-            .with_priority(1)
-            .mount(&app.helpdesk)
-            .await;
+        fail_next_send(&app, 400, "bad request").await;
         click(&app, "U1", "T1", &card, "card_submit", &submit_value(&app, &card).await, "s").await;
-        let notice = app.wait_slack("chat.update", 1, |m| m.to_string().contains("\"retry\"")).await.remove(0);
-        let pending = notice["blocks"].as_array().unwrap().iter().find(|b| b["type"] == "actions").unwrap()["elements"]
-            [0]["value"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let pending = retry_value(&app).await;
         assert!(!stored(&app, &card).await.sent, "{backend:?}: released for a resend to its own ticket");
         // Meanwhile the thread became another ticket.
         app.store.delete_ticket(&thread()).await.unwrap();
