@@ -14,5 +14,6 @@ mod faults;
 mod helpdesk;
 mod ingress;
 mod lifecycle;
+mod render;
 mod socket;
 mod store;
