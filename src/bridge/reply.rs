@@ -292,30 +292,47 @@ pub(super) async fn stream(writer: Writer, mut events: ReplyStream, abort: &Canc
     Outcome { writer, markdown, error, executed, links, proposed, capped }
 }
 
-/// After the reply: what the agent ran (full output attached when cut) and its links.
+/// After the reply: what the agent ran and its links. Whatever the messages had to cut
+/// is attached whole: a cut output as `output.txt`, a cut command as `command.txt` (the
+/// whole command, then its output), links that did not fit as `links.txt`.
 pub(super) async fn follow_up(slack: &SlackApi, thread: &ThreadKey, executed: &[ExecutedCommand], links: &[Link]) {
     if !executed.is_empty() {
         let views: Vec<ExecutedView<'_>> =
             executed.iter().map(|c| ExecutedView { command: &c.command, output: &c.output }).collect();
-        let (messages, cut) = blocks::executed(&views);
+        let (messages, shortened) = blocks::executed(&views);
         for message in &messages {
             if let Err(err) = slack.post(&thread.channel, Some(&thread.thread_ts), message).await {
                 tracing::warn!(thread = %thread, code = err.code(), "could not post the executed commands");
             }
         }
-        for (command, _) in executed.iter().zip(cut).filter(|(_, cut)| *cut) {
-            let title = format!("Output of {}", blocks::truncate(&command.command, 60));
-            if let Err(err) =
-                slack.upload(&thread.channel, &thread.thread_ts, "output.txt", &title, &command.output).await
-            {
+        for (command, shortened) in executed.iter().zip(shortened) {
+            let short = blocks::truncate(&command.command, 60);
+            let (filename, title, content) = if shortened.command {
+                let whole = format!("$ {}\n\n{}", command.command, command.output);
+                ("command.txt", format!("Command {short} and its output"), whole)
+            } else if shortened.output {
+                ("output.txt", format!("Output of {short}"), command.output.clone())
+            } else {
+                continue;
+            };
+            if let Err(err) = slack.upload(&thread.channel, &thread.thread_ts, filename, &title, &content).await {
                 tracing::warn!(thread = %thread, code = err.code(), "could not attach a command's output");
             }
         }
     }
     if !links.is_empty() {
         let pairs: Vec<(String, String)> = links.iter().map(|l| (l.url.clone(), l.description.clone())).collect();
-        if let Err(err) = slack.post(&thread.channel, Some(&thread.thread_ts), &blocks::links(&pairs)).await {
+        let (message, left_out) = blocks::links(&pairs);
+        if let Err(err) = slack.post(&thread.channel, Some(&thread.thread_ts), &message).await {
             tracing::warn!(thread = %thread, code = err.code(), "could not post the agent's links");
+        }
+        if left_out {
+            let list: String = pairs.iter().map(|(url, description)| format!("{description}: {url}\n")).collect();
+            if let Err(err) =
+                slack.upload(&thread.channel, &thread.thread_ts, "links.txt", "Links from the agent", &list).await
+            {
+                tracing::warn!(thread = %thread, code = err.code(), "could not attach the agent's links");
+            }
         }
     }
 }

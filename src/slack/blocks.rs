@@ -3,8 +3,11 @@
 //! Every function here is pure (no I/O, no clock): what the bridge wants to show is
 //! described by a small view struct, and the result is the exact JSON Slack receives, split
 //! to Slack's limits. Agent text goes through [`super::mrkdwn`], so nothing rendered here
-//! can ping a channel. [`validate`] checks a rendering against slack-morphism's block
-//! types and Slack's published limits; the tests run it over everything rendered.
+//! can ping a channel, in the blocks or in the notification `text`, and code shown here
+//! cannot be closed from inside. Limits are kept on the escaped text (escaping can make
+//! text five times longer); what is cut is said, and the caller attaches the whole.
+//! [`validate`] checks a rendering against slack-morphism's block types and Slack's
+//! published limits; the tests run it over everything rendered.
 
 use serde_json::{Value, json};
 
@@ -28,8 +31,21 @@ pub const ACTION_ELEMENTS: usize = 25;
 pub const BUTTON_LABEL_CHARS: usize = 75;
 /// Messages one agent reply may take before the rest goes into a file.
 pub const REPLY_MESSAGES: usize = 8;
-/// Characters of a command's output shown in the thread; the full output goes in a file.
+/// Characters of a command's output shown in the thread (escaped, as a code block); the
+/// full output goes in a file.
 pub const OUTPUT_PREVIEW_CHARS: usize = 2500;
+/// Characters of a header block's text.
+pub const HEADER_CHARS: usize = 150;
+/// Characters of a section's field.
+pub const FIELD_CHARS: usize = 2000;
+/// Characters of a confirmation dialog's text.
+pub const CONFIRM_CHARS: usize = 300;
+/// Characters of a link button's URL.
+pub const URL_CHARS: usize = 3000;
+/// Characters of an agent's name wherever it is shown.
+const AGENT_CHARS: usize = 100;
+/// Characters of the real host a misleading button label is followed by.
+const HOST_CHARS: usize = 40;
 
 /// A message: the blocks, and the plain `text` Slack shows in notifications.
 #[derive(Debug, Clone, PartialEq)]
@@ -118,13 +134,47 @@ pub(crate) fn actions(buttons: &[Button]) -> Vec<Value> {
         .collect()
 }
 
-/// Cuts `text` to at most `max` characters, marking the cut with an ellipsis.
+/// Cuts plain `text` to at most `max` characters, marking the cut with an ellipsis. For
+/// plain text only: text that is escaped afterwards grows, so mrkdwn is cut with
+/// [`mrkdwn::inert_within`] and friends instead.
 pub fn truncate(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
         return text.to_owned();
     }
     let mut out: String = text.chars().take(max.saturating_sub(1)).collect();
     out.push('…');
+    out
+}
+
+/// The last `max` characters of `text`, with `…` before them when it is longer: the end of
+/// a host name is the part that says whose it is.
+fn tail(text: &str, max: usize) -> String {
+    let count = text.chars().count();
+    if count <= max {
+        return text.to_owned();
+    }
+    let mut out = String::from("…");
+    out.extend(text.chars().skip(count - max.saturating_sub(1)));
+    out
+}
+
+/// Sections holding `mrkdwn` (already escaped and inert), split to the section limit;
+/// past `max_chars` in all, the rest is cut with a visible `…`.
+fn sections(mrkdwn: &str, max_chars: usize) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut used = 0;
+    for piece in mrkdwn::split(mrkdwn, SECTION_CHARS) {
+        let len = piece.chars().count();
+        if used + len > max_chars {
+            let room = max_chars.saturating_sub(used);
+            if room >= 20 {
+                out.push(section(mrkdwn::cut(&piece, room)));
+            }
+            break;
+        }
+        used += len;
+        out.push(section(piece));
+    }
     out
 }
 
@@ -172,6 +222,7 @@ pub struct ReplyPages {
 /// of at most [`MESSAGE_CHARS`]; past [`REPLY_MESSAGES`] messages the rest is left out
 /// with a visible note.
 pub fn reply(view: &ReplyView<'_>) -> ReplyPages {
+    let agent = mrkdwn::inert_within(view.agent, AGENT_CHARS);
     let converted = mrkdwn::from_markdown(view.markdown);
     let sections = mrkdwn::split(&converted, SECTION_CHARS);
     let mut pages: Vec<Vec<String>> = Vec::new();
@@ -197,7 +248,7 @@ pub fn reply(view: &ReplyView<'_>) -> ReplyPages {
         .into_iter()
         .enumerate()
         .map(|(i, page)| {
-            let fallback = format!("{} replied", view.agent);
+            let fallback = format!("{agent} replied");
             let mut blocks: Vec<Value> = page.into_iter().map(section).collect();
             if i + 1 < count {
                 blocks.push(context("_continued below_ ⤵"));
@@ -205,26 +256,26 @@ pub fn reply(view: &ReplyView<'_>) -> ReplyPages {
             Message { text: fallback, blocks }
         })
         .collect();
-    let agent = mrkdwn::escape_inert(view.agent);
     let mut footer = Vec::new();
     match &view.state {
         ReplyState::Streaming => {
             let status = view.status.filter(|s| !s.trim().is_empty()).unwrap_or("working…");
-            footer.push(context(format!("⏳ *{agent}* · {}", mrkdwn::escape_inert(&truncate(status, 300)))));
+            footer.push(context(format!("⏳ *{agent}* · {}", mrkdwn::inert_within(status, 300))));
         }
         ReplyState::Done if messages.is_empty() => {
             footer.push(context(format!("_{agent} finished without a reply._")));
         }
         ReplyState::Done => {}
-        ReplyState::Interrupted(reason) => footer
-            .push(context(format!("⚠️ _The reply was interrupted: {}_", mrkdwn::escape_inert(&truncate(reason, 500))))),
+        ReplyState::Interrupted(reason) => {
+            footer.push(context(format!("⚠️ _The reply was interrupted: {}_", mrkdwn::inert_within(reason, 500))))
+        }
     }
     if truncated {
         footer.push(context("✂️ _The reply is too long for Slack; the full text is attached as a file._"));
     }
     match messages.last_mut() {
         Some(last) => last.blocks.extend(footer),
-        None => messages.push(Message { text: format!("{} is working", view.agent), blocks: footer }),
+        None => messages.push(Message { text: format!("{agent} is working"), blocks: footer }),
     }
     ReplyPages { messages, truncated }
 }
@@ -240,53 +291,113 @@ pub struct ExecutedView<'a> {
     pub output: &'a str,
 }
 
-/// Executed commands and their output. Returns the messages and, for each command,
-/// whether its output was cut (the full output then belongs in a file).
-pub fn executed(commands: &[ExecutedView<'_>]) -> (Vec<Message>, Vec<bool>) {
-    let mut cut = Vec::with_capacity(commands.len());
+/// What [`executed`] had to shorten of one command; the whole then belongs in a file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Shortened {
+    /// The command itself was cut.
+    pub command: bool,
+    /// Its output was cut.
+    pub output: bool,
+}
+
+/// How an executed command starts.
+const RAN: &str = "✅ Ran\n";
+
+/// Executed commands and their output, as code blocks within the section limit after
+/// escaping. Returns the messages and, for each command, what was cut (the whole then
+/// belongs in a file; the messages say so).
+pub fn executed(commands: &[ExecutedView<'_>]) -> (Vec<Message>, Vec<Shortened>) {
+    let mut shortened = Vec::with_capacity(commands.len());
     let mut blocks = Vec::new();
     for c in commands {
-        let command = truncate(c.command, SECTION_CHARS - 40);
-        blocks.push(section(format!("✅ Ran\n```\n{}\n```", mrkdwn::escape(&command))));
+        let command = mrkdwn::code_block_within(c.command, SECTION_CHARS - RAN.chars().count());
+        blocks.push(section(format!("{RAN}{}", command.text)));
+        if command.cut {
+            blocks.push(context(format!(
+                "✂️ _Command shortened at {} of {} characters; the whole command is attached as a file._",
+                command.shown,
+                c.command.chars().count()
+            )));
+        }
         let output = c.output.trim_end();
-        let was_cut = output.chars().count() > OUTPUT_PREVIEW_CHARS;
-        cut.push(was_cut);
         if output.is_empty() {
             blocks.push(context("_no output_"));
+            shortened.push(Shortened { command: command.cut, output: false });
             continue;
         }
-        let shown: String = output.chars().take(OUTPUT_PREVIEW_CHARS).collect();
-        blocks.push(section(format!("```\n{}\n```", mrkdwn::escape(&shown))));
-        if was_cut {
+        let shown = mrkdwn::code_block_within(output, OUTPUT_PREVIEW_CHARS);
+        blocks.push(section(shown.text));
+        if shown.cut {
             blocks.push(context(format!(
-                "✂️ _Output truncated at {OUTPUT_PREVIEW_CHARS} of {} characters; the full output is attached as a file._",
+                "✂️ _Output truncated at {} of {} characters; the full output is attached as a file._",
+                shown.shown,
                 output.chars().count()
             )));
         }
+        shortened.push(Shortened { command: command.cut, output: shown.cut });
     }
     let messages = pack(blocks, "Commands the agent ran");
-    (messages, cut)
+    (messages, shortened)
+}
+
+/// Characters of the text list of links a message shows; the rest go in a file.
+const LINK_LIST_CHARS: usize = 9000;
+
+/// A button label for a link: the agent's label, followed by the real host when the label
+/// names another one.
+fn link_label(label: &str, url: &str) -> String {
+    match mrkdwn::misleading_label(label, url) {
+        Some(real) => {
+            let suffix = format!(" ({})", tail(&real, HOST_CHARS));
+            let room = BUTTON_LABEL_CHARS.saturating_sub(suffix.chars().count());
+            format!("{}{suffix}", truncate(label, room))
+        }
+        None => label.to_owned(),
+    }
 }
 
 /// Links the agent offers, as buttons (with a text list for any a button cannot carry).
-pub fn links(links: &[(String, String)]) -> Message {
+/// A label that names another host than its link shows the real one. Returns the message
+/// and whether some links did not fit in it (the whole list then belongs in a file; the
+/// message says so).
+pub fn links(links: &[(String, String)]) -> (Message, bool) {
     let mut buttons = Vec::new();
     let mut listed = Vec::new();
     for (i, (url, description)) in links.iter().enumerate() {
         let label = if description.trim().is_empty() { url.as_str() } else { description.as_str() };
         let web = url.starts_with("https://") || url.starts_with("http://");
-        if web && url.chars().count() <= 3000 && buttons.len() < ACTION_ELEMENTS * 2 {
-            buttons.push(Button::link(label, &format!("agent_link_{i}"), url));
+        if web && url.chars().count() <= URL_CHARS && buttons.len() < ACTION_ELEMENTS * 2 {
+            buttons.push(Button::link(&link_label(label, url), &format!("agent_link_{i}"), url));
         } else {
-            listed.push(format!("• {}", mrkdwn::escape_inert(&truncate(&format!("{label}: {url}"), 500))));
+            listed.push(format!("• {}", mrkdwn::inert_within(&format!("{label}: {url}"), 500)));
         }
     }
     let mut blocks = vec![section("🔗 *Links from the agent*")];
     blocks.extend(actions(&buttons));
-    if !listed.is_empty() {
-        blocks.push(section(truncate(&listed.join("\n"), SECTION_CHARS)));
+    let (mut chunk, mut used, mut left_out) = (String::new(), 0, 0);
+    for item in &listed {
+        let len = item.chars().count() + 1;
+        if used + len > LINK_LIST_CHARS {
+            left_out += 1;
+            continue;
+        }
+        if chunk.chars().count() + len > SECTION_CHARS {
+            blocks.push(section(std::mem::take(&mut chunk)));
+        }
+        if !chunk.is_empty() {
+            chunk.push('\n');
+        }
+        chunk.push_str(item);
+        used += len;
     }
-    Message { text: "Links from the agent".to_owned(), blocks }
+    if !chunk.is_empty() {
+        blocks.push(section(chunk));
+    }
+    if left_out > 0 {
+        let more = if left_out == 1 { "1 more link".to_owned() } else { format!("{left_out} more links") };
+        blocks.push(context(format!("✂️ _…and {more}; the whole list is attached as a file._")));
+    }
+    (Message { text: "Links from the agent".to_owned(), blocks }, left_out > 0)
 }
 
 /// Packs blocks into messages within the block and character limits.
@@ -315,20 +426,23 @@ fn block_chars(block: &Value) -> usize {
 
 // === notices ===
 
-/// A short notice from the bridge, with optional buttons. `text` is plain text.
+/// A short notice from the bridge, with optional buttons. `text` is plain text, and may
+/// hold anyone's words: it is escaped and made inert, in the blocks and in the
+/// notification text alike.
 pub fn notice(text: &str, buttons: &[Button]) -> Message {
-    let mut blocks = vec![section(mrkdwn::escape_inert(&truncate(text, SECTION_CHARS)))];
+    let mut blocks = sections(&mrkdwn::escape_inert(text), MESSAGE_CHARS);
     blocks.extend(actions(buttons));
-    Message { text: truncate(text, FALLBACK_CHARS), blocks }
+    Message { text: mrkdwn::inert_within(text, FALLBACK_CHARS), blocks }
 }
 
 /// A notice whose text is already mrkdwn the bridge wrote itself (for mentions of users
 /// and bold labels); only call it with text that contains no agent or user input
-/// except through [`mrkdwn::escape_inert`].
+/// except through [`mrkdwn::escape_inert`]. The notification text is the same mrkdwn, as
+/// inert as the blocks, so the bridge's own mentions stay and nothing else comes alive.
 pub fn notice_mrkdwn(text: &str, buttons: &[Button]) -> Message {
-    let mut blocks = vec![section(truncate(text, SECTION_CHARS))];
+    let mut blocks = sections(text, MESSAGE_CHARS);
     blocks.extend(actions(buttons));
-    Message { text: truncate(&super::markup::unescape(text), FALLBACK_CHARS), blocks }
+    Message { text: mrkdwn::cut(text, FALLBACK_CHARS), blocks }
 }
 
 // === the "create ticket" modal ===
@@ -403,7 +517,10 @@ pub fn create_modal(view: &CreateModalView<'_>) -> Value {
 pub struct Invalid(pub String);
 
 /// Checks blocks against slack-morphism's block types (every block must be a known type
-/// with a valid body) and Slack's limits for a message (`max_blocks` 50) or a view (100).
+/// with a valid body) and Slack's limits for a message (`max_blocks` 50) or a view (100):
+/// every text as Slack receives it, that is after escaping, within its element's limit
+/// (sections and context elements 3000, fields 2000, headers 150), buttons, confirmation
+/// dialogs and the message's total.
 pub fn validate(blocks: &[Value], max_blocks: usize) -> Result<(), Invalid> {
     use slack_morphism::prelude::SlackBlock;
     if blocks.len() > max_blocks {
@@ -417,9 +534,18 @@ pub fn validate(blocks: &[Value], max_blocks: usize) -> Result<(), Invalid> {
         }
         if let Some(text) = block["text"]["text"].as_str() {
             let n = text.chars().count();
-            chars += n;
-            if n > SECTION_CHARS || n == 0 {
-                return Err(Invalid(format!("section text of {n} characters")));
+            let max = if block["type"] == "header" { HEADER_CHARS } else { SECTION_CHARS };
+            if block["type"] == "section" {
+                chars += n;
+            }
+            if n > max || n == 0 {
+                return Err(Invalid(format!("{} text of {n} characters", block["type"])));
+            }
+        }
+        if let Some(fields) = block["fields"].as_array() {
+            let longest = fields.iter().filter_map(|f| f["text"].as_str()).map(|t| t.chars().count()).max();
+            if fields.len() > 10 || longest.is_some_and(|n| n > FIELD_CHARS) {
+                return Err(Invalid("section fields out of limits".to_owned()));
             }
         }
         if let Some(id) = block["block_id"].as_str()
@@ -433,17 +559,32 @@ pub fn validate(blocks: &[Value], max_blocks: usize) -> Result<(), Invalid> {
                 return Err(Invalid(format!("actions block with {elements} elements")));
             }
         }
-        if block["type"] == "context" && block["elements"].as_array().map_or(0, Vec::len) > 10 {
-            return Err(Invalid("context block with more than 10 elements".to_owned()));
+        if block["type"] == "context" {
+            let elements = block["elements"].as_array().map_or(0, Vec::len);
+            if elements == 0 || elements > 10 {
+                return Err(Invalid(format!("context block with {elements} elements")));
+            }
+            for element in block["elements"].as_array().into_iter().flatten() {
+                let n = element["text"].as_str().map_or(0, |t| t.chars().count());
+                if n > SECTION_CHARS {
+                    return Err(Invalid(format!("context text of {n} characters")));
+                }
+            }
         }
-        for element in block["elements"].as_array().into_iter().flatten() {
+        for element in block["elements"].as_array().into_iter().flatten().chain(block.get("accessory")) {
             if element["type"] == "button" {
                 let label = element["text"]["text"].as_str().unwrap_or_default().chars().count();
                 let value = element["value"].as_str().unwrap_or_default().len();
                 let action = element["action_id"].as_str().unwrap_or_default().len();
-                if label == 0 || label > BUTTON_LABEL_CHARS || value > 2000 || action > 255 {
+                let url = element["url"].as_str().unwrap_or_default().chars().count();
+                if label == 0 || label > BUTTON_LABEL_CHARS || value > 2000 || action > 255 || url > URL_CHARS {
                     return Err(Invalid(format!("button out of limits: {element}")));
                 }
+            }
+            if let Some(text) = element["confirm"]["text"]["text"].as_str()
+                && text.chars().count() > CONFIRM_CHARS
+            {
+                return Err(Invalid(format!("confirmation text of {} characters", text.chars().count())));
             }
         }
     }
@@ -456,10 +597,42 @@ pub fn validate(blocks: &[Value], max_blocks: usize) -> Result<(), Invalid> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::slack::mrkdwn::tests::inert_problem;
 
     fn valid(m: &Message) {
         validate(&m.blocks, MESSAGE_BLOCKS).unwrap();
         assert!(m.text.chars().count() <= FALLBACK_CHARS);
+    }
+
+    /// Every text of a message as Slack reads it: the notification text, then each
+    /// section's and context element's mrkdwn.
+    fn texts(m: &Message) -> Vec<String> {
+        let mut out = vec![m.text.clone()];
+        for block in &m.blocks {
+            out.extend(block["text"]["text"].as_str().map(str::to_owned));
+            for element in block["elements"].as_array().into_iter().flatten() {
+                out.extend(element["text"].as_str().map(str::to_owned));
+            }
+        }
+        out
+    }
+
+    /// Valid Block Kit, and nothing in it (notification text included) can ping or break
+    /// out of a code block.
+    fn valid_and_inert(m: &Message) -> Result<(), String> {
+        validate(&m.blocks, MESSAGE_BLOCKS).map_err(|e| e.to_string())?;
+        if m.text.chars().count() > FALLBACK_CHARS {
+            return Err(format!("fallback of {} characters", m.text.chars().count()));
+        }
+        for text in texts(m) {
+            if let Some(problem) = inert_problem(&text) {
+                return Err(format!("{problem} in {text:?}"));
+            }
+            if text.contains("<@") {
+                return Err(format!("a mention in {text:?}"));
+            }
+        }
+        Ok(())
     }
 
     #[test]
@@ -517,19 +690,157 @@ mod tests {
             ExecutedView { command: "journalctl", output: &long },
             ExecutedView { command: "true", output: "" },
         ]);
-        assert_eq!(cut, vec![false, true, false]);
+        let output_cut: Vec<bool> = cut.iter().map(|c| c.output).collect();
+        assert_eq!(output_cut, vec![false, true, false]);
+        assert!(cut.iter().all(|c| !c.command));
         messages.iter().for_each(valid);
         insta::assert_json_snapshot!(messages[0].blocks);
     }
 
     #[test]
+    fn executed_code_cannot_be_closed_from_inside() {
+        let (messages, cut) =
+            executed(&[ExecutedView { command: "echo ```\n@here <!channel>", output: "```\n<!here> *live*\n```" }]);
+        assert_eq!(cut, vec![Shortened::default()]);
+        valid_and_inert(&messages[0]).unwrap();
+        assert_eq!(
+            messages[0].blocks[0]["text"]["text"],
+            "✅ Ran\n```\necho `\u{200B}`\u{200B}`\n@here &lt;!channel&gt;\n```"
+        );
+        assert_eq!(
+            messages[0].blocks[1]["text"]["text"],
+            "```\n`\u{200B}`\u{200B}`\n&lt;!here&gt; *live*\n`\u{200B}`\u{200B}`\n```"
+        );
+    }
+
+    #[test]
+    fn executed_commands_and_outputs_fit_after_escaping() {
+        let command = format!("echo {}", "&".repeat(2990));
+        let output = "<".repeat(2500);
+        let (messages, cut) = executed(&[ExecutedView { command: &command, output: &output }]);
+        assert_eq!(cut, vec![Shortened { command: true, output: true }]);
+        assert_eq!(messages.len(), 1);
+        valid_and_inert(&messages[0]).unwrap();
+        let blocks = &messages[0].blocks;
+        let shown_command = blocks[0]["text"]["text"].as_str().unwrap();
+        assert!(shown_command.chars().count() <= SECTION_CHARS);
+        assert_eq!(shown_command, format!("✅ Ran\n```\necho {}…\n```", "&amp;".repeat(596)));
+        assert_eq!(
+            blocks[1]["elements"][0]["text"],
+            "✂️ _Command shortened at 601 of 2995 characters; the whole command is attached as a file._"
+        );
+        assert_eq!(blocks[2]["text"]["text"], format!("```\n{}…\n```", "&lt;".repeat(622)));
+        assert_eq!(
+            blocks[3]["elements"][0]["text"],
+            "✂️ _Output truncated at 622 of 2500 characters; the full output is attached as a file._"
+        );
+        let (_, cut) = executed(&[ExecutedView { command: &"x".repeat(2986), output: "" }]);
+        assert_eq!(cut, vec![Shortened::default()], "2,986 plain characters still fit");
+        let (_, cut) = executed(&[ExecutedView { command: &"x".repeat(2987), output: "" }]);
+        assert_eq!(cut, vec![Shortened { command: true, output: false }]);
+    }
+
+    #[test]
     fn links_become_buttons() {
-        let m = links(&[
+        let (m, more) = links(&[
             ("https://grafana.example.com/d/1".to_owned(), "CPU dashboard".to_owned()),
             ("ftp://old.example.com".to_owned(), "archive".to_owned()),
         ]);
+        assert!(!more);
         valid(&m);
         insta::assert_json_snapshot!(m.blocks);
+    }
+
+    #[test]
+    fn link_buttons_show_the_real_host() {
+        let long_label = format!("good.example {}", "x".repeat(100));
+        let long_host = format!("https://{}.evil.example/", "a".repeat(60));
+        let (m, _) = links(&[
+            ("https://evil.example/x".to_owned(), "https://good.example".to_owned()),
+            ("https://evil.example".to_owned(), "good.example".to_owned()),
+            ("https://good.example@evil.example/".to_owned(), "".to_owned()),
+            ("https://grafana.example.com/d/1".to_owned(), "grafana.example.com".to_owned()),
+            ("https://evil.example".to_owned(), "Grafana".to_owned()),
+            (long_host.clone(), long_label),
+        ]);
+        valid(&m);
+        let labels: Vec<&str> =
+            m.blocks[1]["elements"].as_array().unwrap().iter().map(|b| b["text"]["text"].as_str().unwrap()).collect();
+        assert_eq!(
+            labels[..5],
+            [
+                "https://good.example (evil.example)",
+                "good.example (evil.example)",
+                "https://good.example@evil.example/ (evil.example)",
+                "grafana.example.com",
+                "Grafana",
+            ]
+        );
+        assert_eq!(labels[5].chars().count(), BUTTON_LABEL_CHARS);
+        assert!(labels[5].starts_with("good.example xxx"), "{}", labels[5]);
+        assert!(labels[5].ends_with(" (…aaaaaaaaaaaaaaaaaaaaaaaaaa.evil.example)"), "{}", labels[5]);
+    }
+
+    #[test]
+    fn links_past_the_message_go_to_a_file() {
+        let many: Vec<(String, String)> = (0..100)
+            .map(|i| (format!("ftp://files.example/{i}"), format!("archive {i} & more <!here> {}", "d".repeat(200))))
+            .collect();
+        let (m, more) = links(&many);
+        assert!(more);
+        valid_and_inert(&m).unwrap();
+        let note = m.blocks.last().unwrap()["elements"][0]["text"].as_str().unwrap();
+        assert!(note.ends_with("more links; the whole list is attached as a file._"), "{note}");
+    }
+
+    #[test]
+    fn notices_are_inert_in_the_notification_too() {
+        let m = notice("The HelpDesk said: <!channel> @here &lt;!everyone&gt; <@U1>", &[]);
+        valid_and_inert(&m).unwrap();
+        let expected =
+            "The HelpDesk said: &lt;!channel&gt; @\u{2060}here &amp;lt;!everyone&amp;gt; &lt;@\u{2060}U1&gt;";
+        assert_eq!(m.text, expected);
+        assert_eq!(m.blocks[0]["text"]["text"], expected);
+
+        let line = format!("↻ Retried by <@U1>: {}", mrkdwn::escape_inert("<!channel> @here"));
+        let m = notice_mrkdwn(&line, &[]);
+        assert_eq!(m.text, "↻ Retried by <@U1>: &lt;!channel&gt; @\u{2060}here", "the bridge's mention stays");
+        assert_eq!(m.blocks[0]["text"]["text"], m.text);
+        assert!(inert_problem(&m.text).is_none());
+    }
+
+    #[test]
+    fn long_notices_split_instead_of_being_refused() {
+        let text = "a & b < c\n".repeat(700);
+        let m = notice(&text, &[Button::action("Retry", "retry", "v")]);
+        valid_and_inert(&m).unwrap();
+        let sections: Vec<&str> = m.blocks.iter().filter_map(|b| b["text"]["text"].as_str()).collect();
+        assert!(sections.len() > 1);
+        assert_eq!(sections.join("\n"), mrkdwn::escape_inert(text.trim_end()), "nothing lost");
+        assert_eq!(m.blocks.last().unwrap()["type"], "actions");
+
+        let huge = notice(&"&".repeat(5000), &[]);
+        valid_and_inert(&huge).unwrap();
+        let last = huge.blocks.last().unwrap()["text"]["text"].as_str().unwrap();
+        assert!(last.ends_with("&amp;…"), "the cut is visible and outside an entity");
+        assert!(huge.text.ends_with("&amp;…") && huge.text.chars().count() <= FALLBACK_CHARS);
+    }
+
+    #[test]
+    fn reply_fallbacks_and_footers_are_inert() {
+        let agent = "<!channel> @here";
+        let pages = reply(&ReplyView {
+            agent,
+            markdown: "",
+            status: Some(&"<!here> &".repeat(100)),
+            state: ReplyState::Streaming,
+        });
+        valid_and_inert(&pages.messages[0]).unwrap();
+        assert_eq!(pages.messages[0].text, "&lt;!channel&gt; @\u{2060}here is working");
+        let footer = pages.messages[0].blocks[0]["elements"][0]["text"].as_str().unwrap();
+        assert!(footer.chars().count() <= 400, "{footer}");
+        let pages = reply(&ReplyView { agent, markdown: "hi", status: None, state: ReplyState::Done });
+        assert_eq!(pages.messages[0].text, "&lt;!channel&gt; @\u{2060}here replied");
     }
 
     #[test]
@@ -558,7 +869,22 @@ mod tests {
         let many: Vec<Button> = (0..26).map(|i| Button::action("b", &format!("a{i}"), "v")).collect();
         let block = json!({"type": "actions", "elements": many.iter().map(button).collect::<Vec<_>>()});
         assert!(validate(&[block], 50).is_err());
+        assert!(validate(&[context("x".repeat(3001))], 50).is_err());
+        assert!(validate(&[context("x".repeat(3000))], 50).is_ok());
+        assert!(validate(&[json!({"type": "header", "text": plain(&"x".repeat(151), 200)})], 50).is_err());
+        let mut confirmed = button(&Button::action("Go", "go", "v"));
+        confirmed["confirm"] = json!({"title": plain("Sure?", 100), "text": {"type": "mrkdwn", "text": "x".repeat(301)},
+            "confirm": plain("Yes", 30), "deny": plain("No", 30)});
+        assert!(validate(&[json!({"type": "actions", "elements": [confirmed]})], 50).is_err());
+        let long_url = button(&Button::link("Go", "go", &format!("https://x.example/{}", "a".repeat(3000))));
+        assert!(validate(&[json!({"type": "actions", "elements": [long_url]})], 50).is_err());
     }
+
+    /// Text built to hurt: escapes that grow, fences, mentions and broadcasts. The tests
+    /// repeat it to reach past the limits (generating long strings is what costs time).
+    const HOSTILE: &str = "(?s)(.|[&<>`@\n]|```|<!here>|<!channel>|<!subteam\\^S1>|<@U1>|@here|@everyone|&amp;){0,200}";
+    /// The same, short.
+    const HOSTILE_SHORT: &str = "(?s)(.|[&<>`@\n]|```|<!here>|<@U1>|@here|&amp;){0,30}";
 
     proptest::proptest! {
         #[test]
@@ -571,6 +897,77 @@ mod tests {
                     proptest::prop_assert!(!message.blocks.iter().any(|b| b.to_string().contains("<!")));
                 }
             }
+        }
+
+        #[test]
+        fn any_agent_markdown_renders_inert(markdown in HOSTILE, repeat in 1usize..40, agent in HOSTILE, status in HOSTILE) {
+            let markdown = markdown.repeat(repeat);
+            for state in [ReplyState::Streaming, ReplyState::Done, ReplyState::Interrupted(status.repeat(repeat))] {
+                let pages = reply(&ReplyView { agent: &agent, markdown: &markdown, status: Some(&status), state });
+                for message in &pages.messages {
+                    proptest::prop_assert_eq!(valid_and_inert(message), Ok(()));
+                }
+            }
+        }
+
+        #[test]
+        fn any_command_renders_inert_in_its_code_blocks(
+            commands in proptest::collection::vec((HOSTILE, HOSTILE), 1..4),
+            repeat in 1usize..40,
+        ) {
+            // Repeated, the texts reach past every limit.
+            let long: Vec<(String, String)> = commands.iter().map(|(c, o)| (c.repeat(repeat), o.repeat(repeat))).collect();
+            let views: Vec<ExecutedView<'_>> = long.iter().map(|(command, output)| ExecutedView { command, output }).collect();
+            let (messages, cut) = executed(&views);
+            proptest::prop_assert_eq!(cut.len(), views.len());
+            for message in &messages {
+                proptest::prop_assert_eq!(valid_and_inert(message), Ok(()));
+                for block in &message.blocks {
+                    let Some(text) = block["text"]["text"].as_str() else { continue };
+                    // A command's or output's block is one code block and nothing after it.
+                    proptest::prop_assert_eq!(text.matches("```").count(), 2, "{:?}", text);
+                    proptest::prop_assert!(text.ends_with("\n```"), "{:?}", text);
+                }
+            }
+            for (cut, (command, output)) in cut.iter().zip(&long) {
+                let command_fits = mrkdwn::code_block_chars(command) + RAN.chars().count() <= SECTION_CHARS;
+                proptest::prop_assert_eq!(cut.command, !command_fits);
+                proptest::prop_assert_eq!(cut.output, mrkdwn::code_block_chars(output.trim_end()) > OUTPUT_PREVIEW_CHARS);
+                // What fits is shown exactly as the agent sent it.
+                let all = serde_json::to_string(&messages.iter().map(|m| &m.blocks).collect::<Vec<_>>()).unwrap();
+                if command_fits {
+                    let shown = serde_json::to_string(&format!("{RAN}{}", mrkdwn::code_block(command))).unwrap();
+                    proptest::prop_assert!(all.contains(&shown));
+                }
+            }
+        }
+
+        #[test]
+        fn any_notice_is_valid_and_inert(text in HOSTILE, repeat in 1usize..80) {
+            let text = text.repeat(repeat);
+            proptest::prop_assert_eq!(valid_and_inert(&notice(&text, &[Button::action("Retry", "retry", "v")])), Ok(()));
+            let line = format!("*{}* said", mrkdwn::escape_inert(&text));
+            let m = notice_mrkdwn(&line, &[]);
+            validate(&m.blocks, MESSAGE_BLOCKS).unwrap();
+            for t in texts(&m) {
+                proptest::prop_assert_eq!(inert_problem(&t), None);
+            }
+        }
+    }
+
+    proptest::proptest! {
+        // Seventy links a case: fewer cases keep the suite quick.
+        #![proptest_config(proptest::test_runner::Config::with_cases(64))]
+
+        #[test]
+        fn any_links_render_valid(links_in in proptest::collection::vec((HOSTILE_SHORT, HOSTILE_SHORT), 0..70), repeat in 1usize..30) {
+            let pairs: Vec<(String, String)> = links_in
+                .into_iter()
+                .enumerate()
+                .map(|(i, (u, d))| (if i % 3 == 0 { format!("https://x.example/{u}") } else { u }, d.repeat(repeat)))
+                .collect();
+            let (m, _) = links(&pairs);
+            proptest::prop_assert_eq!(valid_and_inert(&m), Ok(()));
         }
     }
 }

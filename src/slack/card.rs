@@ -44,9 +44,6 @@ const COMMAND_CHARS: usize = 2800;
 const PATH_CHARS: usize = 220;
 /// Files per command shown on the card (the rest are in the attached file).
 const FILES_SHOWN: usize = 3;
-/// U+200B ZERO WIDTH SPACE: between two backticks it keeps a code block from being closed by
-/// text inside it, and looks the same.
-const ZWSP: char = '\u{200B}';
 
 /// A decision as the card shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -171,40 +168,17 @@ pub fn parse_value(value: &str) -> Option<CardClick<'_>> {
 }
 
 /// `text` as a code block of at most `max` characters as Slack counts them (escaped, fences
-/// included), with backtick runs broken so nothing inside can close it; and whether all of
-/// `text` fits. Cut text ends in `…`.
+/// included), with backtick runs broken so nothing inside can close it, and characters that
+/// show nothing or reorder what follows shown by name (`⟨U+202E⟩`) so the card reads as the
+/// command runs; and whether all of `text` fits. Cut text ends in `…`.
 pub fn code_block(text: &str, max: usize) -> (String, bool) {
-    const FENCES: usize = "```\n\n```".len();
-    let budget = max.saturating_sub(FENCES + 1);
-    let mut body = String::new();
-    let mut len = 0;
-    let mut whole = true;
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        let mut piece = match c {
-            '&' => "&amp;".to_owned(),
-            '<' => "&lt;".to_owned(),
-            '>' => "&gt;".to_owned(),
-            // Characters that show nothing or reorder what follows would make the text read
-            // otherwise than it runs: they are shown by name.
-            c if invisible(c) => format!("⟨U+{:04X}⟩", u32::from(c)),
-            c => c.to_string(),
-        };
-        if c == '`' && chars.peek() == Some(&'`') {
-            piece.push(ZWSP);
-        }
-        let n = piece.chars().count();
-        if len + n > budget {
-            whole = false;
-            break;
-        }
-        body.push_str(&piece);
-        len += n;
-    }
-    if !whole {
-        body.push('…');
-    }
-    (format!("```\n{body}\n```"), whole)
+    let named: std::borrow::Cow<'_, str> = if text.chars().any(invisible) {
+        text.chars().map(|c| if invisible(c) { format!("⟨U+{:04X}⟩", u32::from(c)) } else { c.to_string() }).collect()
+    } else {
+        text.into()
+    };
+    let fitted = mrkdwn::code_block_within(&named, max);
+    (fitted.text, !fitted.cut)
 }
 
 /// Whether a character shows nothing or changes how the text around it reads: control

@@ -82,7 +82,8 @@ fn token_text(token: &str, names: &HashMap<String, String>) -> String {
     }
 }
 
-/// Undoes Slack's three escapes.
+/// Undoes Slack's three escapes. For reading what people wrote, never for writing to
+/// Slack: unescaped, `&lt;!channel&gt;` becomes a live `<!channel>`.
 pub fn unescape(text: &str) -> String {
     text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 }

@@ -3,13 +3,15 @@
 //!
 //! Like the rest of the Slack rendering, nothing here does I/O or reads a clock: times come
 //! in as Unix seconds and are shown with Slack's `<!date>` so every reader sees their own
-//! time zone. Titles, comments and names are escaped with [`mrkdwn::escape_inert`], so
-//! nothing a person or agent typed can ping a channel from a header or a list.
+//! time zone. Titles, comments and names are escaped with [`mrkdwn::inert_within`], so
+//! nothing a person or agent typed can ping a channel from a header or a list (nor from
+//! the notification text), and each is bounded after escaping, so every rendering stays
+//! within Slack's limits whatever the text holds.
 
 use serde_json::{Value, json};
 
 use super::{
-    blocks::{self, Button, Choice, FALLBACK_CHARS, Message, context, plain, section, truncate, user},
+    blocks::{self, Button, Choice, FALLBACK_CHARS, Message, context, plain, section, user},
     card::when,
     mrkdwn,
 };
@@ -54,6 +56,21 @@ pub const AGENT_SELECT: (&str, &str) = ("agent", "agent_select");
 pub const COMMENT_CHARS: usize = 3000;
 /// History entries the history modal shows (the newest ones).
 pub const HISTORY_SHOWN: usize = 300;
+/// Characters of a ticket's name wherever it is shown (names are short, like `DEVOPS-42`).
+const TICKET_CHARS: usize = 60;
+/// Characters of a ticket's title in a header, list or history.
+const TITLE_CHARS: usize = 200;
+/// Characters of an agent's name.
+const AGENT_CHARS: usize = 100;
+/// Characters of a quoted comment or reason in the history, and its lines.
+const QUOTE_CHARS: usize = 500;
+const QUOTE_LINES: usize = 10;
+/// Characters of one history line.
+const HISTORY_LINE_CHARS: usize = 1500;
+
+fn ticket_name(ticket: &str) -> String {
+    mrkdwn::inert_within(ticket, TICKET_CHARS)
+}
 
 /// What the ticket header shows.
 #[derive(Debug, Clone)]
@@ -86,9 +103,9 @@ fn status_option(status: TicketStatus) -> Value {
 /// select offering only the valid next states, an assignee select, "Switch agent",
 /// "History", the HelpDesk link, and an overflow menu with a confirmed "Delete".
 pub fn header(view: &HeaderView<'_>) -> Message {
-    let title = mrkdwn::escape_inert(&truncate(view.title, 200));
-    let ticket = mrkdwn::escape_inert(view.ticket);
-    let text = truncate(&format!("Ticket {}: {}", view.ticket, view.title), FALLBACK_CHARS);
+    let title = mrkdwn::inert_within(view.title, TITLE_CHARS);
+    let ticket = ticket_name(view.ticket);
+    let text = mrkdwn::inert_within(&format!("Ticket {}: {}", view.ticket, view.title), FALLBACK_CHARS);
     if let Some(by) = view.deleted_by {
         return Message {
             text,
@@ -101,7 +118,7 @@ pub fn header(view: &HeaderView<'_>) -> Message {
     let mut facts = format!(
         "*Status:* {}  ·  *Agent:* {}  ·  *Requested by* {}",
         view.status.label(),
-        mrkdwn::escape_inert(view.agent),
+        mrkdwn::inert_within(view.agent, AGENT_CHARS),
         user(view.requester)
     );
     if let Some(assignee) = view.assignee {
@@ -164,7 +181,7 @@ pub fn status_modal(ticket: &str, from: TicketStatus, to: TicketStatus, private_
         "blocks": [
             section(format!(
                 "Move *{}* from *{}* to *{}*.",
-                mrkdwn::escape_inert(ticket),
+                ticket_name(ticket),
                 from.label(),
                 to.label()
             )),
@@ -189,7 +206,7 @@ pub fn agent_modal(ticket: &str, agents: &[Choice], current: Option<&str>, priva
         "blocks": [
             section(format!(
                 "Choose the agent that works *{}* from its next message on.",
-                mrkdwn::escape_inert(ticket)
+                ticket_name(ticket)
             )),
             blocks::select(AGENT_SELECT, "Agent", agents, current),
         ],
@@ -199,17 +216,28 @@ pub fn agent_modal(ticket: &str, agents: &[Choice], current: Option<&str>, priva
 fn actor(actor: &Actor) -> String {
     match actor {
         Actor::User(id) => user(id),
-        Actor::Agent(name) => format!("🤖 {}", mrkdwn::escape_inert(name)),
+        Actor::Agent(name) => format!("🤖 {}", mrkdwn::inert_within(name, AGENT_CHARS)),
         Actor::Bridge => "The bridge".to_owned(),
     }
 }
 
 fn code(text: &str) -> String {
-    format!("`{}`", mrkdwn::escape(&truncate(&text.replace('`', "'").replace('\n', " "), 200)))
+    mrkdwn::inline_code(text, 200)
 }
 
+/// `text` as a quote under a history line, bounded in characters (after escaping) and in
+/// lines.
 fn quoted(text: &str) -> String {
-    mrkdwn::escape_inert(&truncate(text, 500)).lines().map(|l| format!("\n> {l}")).collect()
+    let mut out = String::new();
+    for (i, line) in mrkdwn::inert_within(text, QUOTE_CHARS).lines().enumerate() {
+        if i == QUOTE_LINES {
+            out.push_str("\n> …");
+            break;
+        }
+        out.push_str("\n> ");
+        out.push_str(line);
+    }
+    out
 }
 
 fn plural(count: usize, one: &str) -> String {
@@ -219,7 +247,9 @@ fn plural(count: usize, one: &str) -> String {
 /// One history entry in words (mrkdwn): who did what.
 pub fn describe(entry: &HistoryEntry) -> String {
     let what = match &entry.event {
-        HistoryEvent::Created { title } => format!("opened the ticket: _{}_", mrkdwn::escape_inert(title)),
+        HistoryEvent::Created { title } => {
+            format!("opened the ticket: _{}_", mrkdwn::inert_within(title, TITLE_CHARS))
+        }
         HistoryEvent::MessageRelayed => "sent a message to the agent".to_owned(),
         HistoryEvent::StatusChanged { from, to, comment } => {
             let mut line = format!("changed the status from *{}* to *{}*", from.label(), to.label());
@@ -235,7 +265,11 @@ pub fn describe(entry: &HistoryEntry) -> String {
             (None, None) => "left the ticket unassigned".to_owned(),
         },
         HistoryEvent::AgentChanged { from, to } => {
-            format!("switched the agent from *{}* to *{}*", mrkdwn::escape_inert(from), mrkdwn::escape_inert(to))
+            format!(
+                "switched the agent from *{}* to *{}*",
+                mrkdwn::inert_within(from, AGENT_CHARS),
+                mrkdwn::inert_within(to, AGENT_CHARS)
+            )
         }
         HistoryEvent::Comment { text } => format!("commented:{}", quoted(text)),
         HistoryEvent::CommandsProposed { count, .. } => format!("proposed {}", plural(*count, "command")),
@@ -249,17 +283,35 @@ pub fn describe(entry: &HistoryEntry) -> String {
             Decision::Undecided => format!("took back the decision on {}", code(command)),
         },
         HistoryEvent::CommandsSubmitted { .. } => "sent the command decisions to the agent".to_owned(),
-        HistoryEvent::MetadataUpdated { change } => mrkdwn::escape_inert(change),
+        HistoryEvent::MetadataUpdated { change } => mrkdwn::inert_within(change, QUOTE_CHARS),
     };
     format!("{} · {} {what}", when(entry.at.div_euclid(1000)), actor(&entry.actor))
 }
 
 /// The history modal: the ticket's timeline, oldest first (the newest
-/// [`HISTORY_SHOWN`] when there are more), packed into sections within Slack's limits.
+/// [`HISTORY_SHOWN`] when there are more, and fewer when long entries would not fit the
+/// modal), packed into sections within Slack's limits. It says how many older entries
+/// it leaves out.
 pub fn history_modal(ticket: &str, title: &str, entries: &[HistoryEntry]) -> Value {
-    let skipped = entries.len().saturating_sub(HISTORY_SHOWN);
-    let mut out =
-        vec![section(format!("*{}*  {}", mrkdwn::escape_inert(ticket), mrkdwn::escape_inert(&truncate(title, 200))))];
+    let mut skipped = entries.len().saturating_sub(HISTORY_SHOWN);
+    // Sections of whole lines, each with the number of entries it holds.
+    let mut chunks: Vec<(String, usize)> = Vec::new();
+    for entry in entries.get(skipped..).unwrap_or_default() {
+        let line = mrkdwn::cut(&describe(entry), HISTORY_LINE_CHARS);
+        match chunks.last_mut() {
+            Some((chunk, count)) if chunk.chars().count() + line.chars().count() < blocks::SECTION_CHARS => {
+                chunk.push('\n');
+                chunk.push_str(&line);
+                *count += 1;
+            }
+            _ => chunks.push((line, 1)),
+        }
+    }
+    // The heading and the note take two blocks; the newest sections get the rest.
+    let room = blocks::VIEW_BLOCKS - 2;
+    let dropped = chunks.len().saturating_sub(room);
+    skipped += chunks.drain(..dropped).map(|(_, count)| count).sum::<usize>();
+    let mut out = vec![section(format!("*{}*  {}", ticket_name(ticket), mrkdwn::inert_within(title, TITLE_CHARS)))];
     if skipped > 0 {
         let older = if skipped == 1 { "1 older entry is".to_owned() } else { format!("{skipped} older entries are") };
         out.push(context(format!("{older} not shown.")));
@@ -267,21 +319,7 @@ pub fn history_modal(ticket: &str, title: &str, entries: &[HistoryEntry]) -> Val
     if entries.is_empty() {
         out.push(context("Nothing is recorded for this ticket yet.".to_owned()));
     }
-    let mut chunk = String::new();
-    for entry in &entries[skipped..] {
-        let line = truncate(&describe(entry), 1500);
-        if chunk.chars().count() + line.chars().count() + 1 > blocks::SECTION_CHARS {
-            out.push(section(std::mem::take(&mut chunk)));
-        }
-        if !chunk.is_empty() {
-            chunk.push('\n');
-        }
-        chunk.push_str(&line);
-    }
-    if !chunk.is_empty() {
-        out.push(section(chunk));
-    }
-    out.truncate(blocks::VIEW_BLOCKS);
+    out.extend(chunks.into_iter().map(|(chunk, _)| section(chunk)));
     json!({
         "type": "modal",
         "title": plain("Ticket history", 24),
@@ -312,22 +350,27 @@ pub struct TicketRow<'a> {
 /// The blocks of one ticket row: its name (linked to its thread) and title, then status,
 /// assignee and times.
 fn row(row: &TicketRow<'_>) -> [Value; 2] {
-    let name = mrkdwn::escape_inert(row.ticket);
-    let name = match row.link.filter(|l| l.starts_with("https://") && !l.contains(['|', '>', '<', ' '])) {
-        Some(link) => format!("<{link}|{name}>"),
+    let name = ticket_name(row.ticket);
+    let linkable = |l: &&str| {
+        l.starts_with("https://")
+            && l.chars().count() <= blocks::URL_CHARS
+            && !l.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '|' | '>' | '<' | '`'))
+    };
+    let name = match row.link.filter(linkable) {
+        Some(link) => format!("<{}|{name}>", link.replace('&', "&amp;")),
         None => name,
     };
     let mut facts = vec![format!("*{}*", row.status.label())];
     facts.push(row.assignee.map_or_else(|| "Unassigned".to_owned(), |a| format!("Assigned to {}", user(a))));
     facts.extend(row.created.map(|t| format!("Created {}", when(t))));
     facts.extend(row.updated.map(|t| format!("Updated {}", when(t))));
-    [section(format!("*{name}*  {}", mrkdwn::escape_inert(&truncate(row.title, 200)))), context(facts.join("  ·  "))]
+    [section(format!("*{name}*  {}", mrkdwn::inert_within(row.title, TITLE_CHARS))), context(facts.join("  ·  "))]
 }
 
 /// A page of `/helpdesk list`: a heading, the rows, and "More" when there is a next page
 /// (`more` is the button's opaque value).
 pub fn list(heading: &str, rows: &[TicketRow<'_>], more: Option<&str>) -> Message {
-    let mut out = vec![section(format!("*{}*", mrkdwn::escape_inert(heading)))];
+    let mut out = vec![section(format!("*{}*", mrkdwn::inert_within(heading, QUOTE_CHARS)))];
     if rows.is_empty() {
         out.push(context("No tickets match.".to_owned()));
     }
@@ -335,7 +378,7 @@ pub fn list(heading: &str, rows: &[TicketRow<'_>], more: Option<&str>) -> Messag
     if let Some(more) = more {
         out.extend(blocks::actions(&[Button::action("More", actions::LIST_MORE, more)]));
     }
-    Message { text: truncate(heading, FALLBACK_CHARS), blocks: out }
+    Message { text: mrkdwn::inert_within(heading, FALLBACK_CHARS), blocks: out }
 }
 
 /// `/helpdesk find`: one ticket, and a "Continue here" button when it has no thread yet
@@ -352,12 +395,16 @@ pub fn found(ticket: &TicketRow<'_>, continue_value: Option<&str>) -> Message {
         None if ticket.link.is_none() => out.push(context("Its thread could not be linked.".to_owned())),
         None => {}
     }
-    Message { text: truncate(&format!("Ticket {}: {}", ticket.ticket, ticket.title), FALLBACK_CHARS), blocks: out }
+    let text = mrkdwn::inert_within(&format!("Ticket {}: {}", ticket.ticket, ticket.title), FALLBACK_CHARS);
+    Message { text, blocks: out }
 }
 
-/// The App Home tab: the user's tickets (requested or assigned), open ones first.
-/// `more` counts the tickets left out for space.
+/// The App Home tab: the user's tickets (requested or assigned), open ones first: the
+/// first [`HOME_ROWS`] of `rows`. `more` counts the tickets the caller left out for space;
+/// the note under the rows counts those and any rows past [`HOME_ROWS`].
 pub fn home(rows: &[TicketRow<'_>], more: usize) -> Value {
+    let more = more + rows.len().saturating_sub(HOME_ROWS);
+    let rows = rows.get(..HOME_ROWS).unwrap_or(rows);
     let mut out = vec![
         json!({"type": "header", "text": plain("Your HelpDesk tickets", 150)}),
         context("Tickets you asked for or are assigned, open ones first. Each links to its thread.".to_owned()),
@@ -374,7 +421,6 @@ pub fn home(rows: &[TicketRow<'_>], more: usize) -> Value {
     if more > 0 {
         out.push(context(format!("…and {more} more: use `/helpdesk list` to see them all.")));
     }
-    out.truncate(blocks::VIEW_BLOCKS);
     json!({"type": "home", "blocks": out})
 }
 
@@ -386,12 +432,50 @@ mod tests {
     use slack_morphism::prelude::SlackView;
 
     use super::*;
-    use crate::ids::CardId;
+    use crate::{ids::CardId, slack::mrkdwn::tests::inert_problem};
 
     fn view_is_valid(view: &Value) {
         let typed: SlackView = serde_json::from_value(view.clone()).unwrap();
         let _ = typed;
         blocks::validate(view["blocks"].as_array().unwrap(), blocks::VIEW_BLOCKS).unwrap();
+        assert_inert(view);
+    }
+
+    /// Every mrkdwn text in `value`, at any depth.
+    fn mrkdwn_texts(value: &Value, out: &mut Vec<String>) {
+        match value {
+            Value::Object(map) => {
+                if map.get("type").and_then(Value::as_str) == Some("mrkdwn")
+                    && let Some(text) = map.get("text").and_then(Value::as_str)
+                {
+                    out.push(text.to_owned());
+                }
+                map.values().for_each(|v| mrkdwn_texts(v, out));
+            }
+            Value::Array(items) => items.iter().for_each(|v| mrkdwn_texts(v, out)),
+            _ => {}
+        }
+    }
+
+    /// No text in `value` can ping or break out of code, and user mentions are only the
+    /// bridge's (`<@U…>` of the ids the view was given).
+    fn assert_inert(value: &Value) {
+        let mut texts = Vec::new();
+        mrkdwn_texts(value, &mut texts);
+        for text in texts {
+            assert_eq!(inert_problem(&text), None, "{text:?}");
+            for (i, _) in text.match_indices("<@") {
+                assert!(text[i..].starts_with("<@U1>") || text[i..].starts_with("<@U2>"), "{text:?}");
+            }
+        }
+    }
+
+    fn message_is_valid(m: &Message) {
+        blocks::validate(&m.blocks, blocks::MESSAGE_BLOCKS).unwrap();
+        assert!(m.text.chars().count() <= FALLBACK_CHARS);
+        assert_eq!(inert_problem(&m.text), None, "{:?}", m.text);
+        assert!(!m.text.contains("<@"), "{:?}", m.text);
+        assert_inert(&Value::Array(m.blocks.clone()));
     }
 
     fn sample(status: TicketStatus, requester: &UserId, assignee: Option<&UserId>) -> Message {
@@ -524,6 +608,110 @@ mod tests {
     }
 
     #[test]
+    fn hostile_ticket_text_stays_inert_and_within_limits() {
+        let hostile = format!("<!channel> @here ``` &lt;!here&gt; {}", "&<>".repeat(1500));
+        // A ticket's name is also its buttons' value, which Slack caps at 2,000.
+        let name: String = hostile.chars().take(1000).collect();
+        let u = UserId::new("U1");
+        for status in TicketStatus::ALL {
+            let m = header(&HeaderView {
+                ticket: &name,
+                title: &hostile,
+                agent: &hostile,
+                status,
+                requester: &u,
+                assignee: Some(&u),
+                url: "https://x",
+                deleted_by: None,
+            });
+            message_is_valid(&m);
+        }
+        let m = header(&HeaderView {
+            ticket: "DEVOPS-1",
+            title: "<!here> down",
+            agent: "a",
+            status: TicketStatus::Open,
+            requester: &u,
+            assignee: None,
+            url: "https://x",
+            deleted_by: None,
+        });
+        assert_eq!(m.text, "Ticket DEVOPS-1: &lt;!here&gt; down", "the notification is escaped too");
+        view_is_valid(&status_modal(&hostile, TicketStatus::Open, TicketStatus::Pending, "m"));
+        view_is_valid(&agent_modal(&hostile, &[], None, "m"));
+
+        let row = TicketRow {
+            ticket: &hostile,
+            title: &hostile,
+            status: TicketStatus::Open,
+            assignee: None,
+            created: None,
+            updated: None,
+            link: Some("https://acme.slack.com/archives/C1/p1?a=1&b=<!here>"),
+        };
+        let m = list(&format!("Tickets matching “{hostile}”"), std::slice::from_ref(&row), Some("next"));
+        message_is_valid(&m);
+        message_is_valid(&found(&row, Some("v")));
+        let linked = TicketRow { link: Some("https://acme.slack.com/archives/C1/p1?a=1&b=2"), ..row.clone() };
+        let m = found(&linked, None);
+        assert!(
+            m.blocks[0]["text"]["text"]
+                .as_str()
+                .unwrap()
+                .starts_with("*<https://acme.slack.com/archives/C1/p1?a=1&amp;b=2|")
+        );
+
+        let rows = vec![row; HOME_ROWS + 5];
+        let v = home(&rows, 3);
+        view_is_valid(&v);
+        assert!(v.to_string().contains("…and 8 more"), "rows past the tab are counted, not dropped silently");
+    }
+
+    #[test]
+    fn long_history_keeps_the_newest_and_says_what_it_leaves_out() {
+        let hostile = format!("{}<!here>\n@channel", "&".repeat(3000));
+        let at = 1_800_000_000_000;
+        let kinds = [
+            HistoryEvent::Comment { text: "line\n".repeat(50) + &hostile },
+            HistoryEvent::Created { title: hostile.clone() },
+            HistoryEvent::MetadataUpdated { change: hostile.clone() },
+            HistoryEvent::AgentChanged { from: hostile.clone(), to: hostile.clone() },
+            HistoryEvent::CommandDecided {
+                card: CardId::new("c1"),
+                command: format!("echo ``` {hostile}"),
+                decision: Decision::Reject { reason: Some(hostile.clone()) },
+            },
+        ];
+        for event in kinds {
+            let line = describe(&HistoryEntry { at, actor: Actor::Agent(hostile.clone()), event });
+            assert!(line.chars().count() <= HISTORY_LINE_CHARS, "{}", line.chars().count());
+            assert_eq!(inert_problem(&line), None, "{line:?}");
+        }
+        // The longest entries (a rejection quoting its reason): three to a section, so
+        // the newest 300 take more sections than a modal holds.
+        let reject = HistoryEvent::CommandDecided {
+            card: CardId::new("c1"),
+            command: format!("echo ``` {hostile}"),
+            decision: Decision::Reject { reason: Some(format!("{}\n{hostile}", "why\n".repeat(8))) },
+        };
+        let entries: Vec<HistoryEntry> = (0..HISTORY_SHOWN)
+            .map(|i| HistoryEntry {
+                at: at + i as i64 * 1000,
+                actor: Actor::Agent(hostile.clone()),
+                event: reject.clone(),
+            })
+            .collect();
+        let v = history_modal("DEVOPS-42", &hostile, &entries);
+        view_is_valid(&v);
+        let shown = v["blocks"].as_array().unwrap();
+        assert_eq!(shown.len(), blocks::VIEW_BLOCKS);
+        let note = shown[1]["elements"][0]["text"].as_str().unwrap();
+        assert!(note.ends_with(" older entries are not shown."), "{note}");
+        let last = shown.last().unwrap()["text"]["text"].as_str().unwrap();
+        assert!(last.contains(&when(at.div_euclid(1000) + HISTORY_SHOWN as i64 - 1)), "the newest entry is shown");
+    }
+
+    #[test]
     fn lists_link_rows_and_page() {
         let u = UserId::new("U2");
         let rows: Vec<TicketRow<'_>> = (0..15)
@@ -571,14 +759,18 @@ mod tests {
 
     proptest::proptest! {
         #[test]
-        fn any_ticket_text_renders_valid_block_kit(title in "(?s).{0,400}", name in ".{1,40}", comment in "(?s).{0,3000}") {
+        fn any_ticket_text_renders_valid_block_kit(
+            title in "(?s)(.|[&<>`@]|```|<!here>|<@U9>|@channel){0,400}",
+            name in "(.|[&<>`@]|<!here>){1,40}",
+            comment in "(?s)(.|[&<>`@\n]|```|<!channel>){0,3000}",
+        ) {
             let u = UserId::new("U1");
             for status in TicketStatus::ALL {
                 let m = header(&HeaderView {
                     ticket: &name, title: &title, agent: &title, status, requester: &u, assignee: Some(&u),
                     url: "https://x", deleted_by: None,
                 });
-                blocks::validate(&m.blocks, blocks::MESSAGE_BLOCKS).unwrap();
+                message_is_valid(&m);
                 proptest::prop_assert!(!m.blocks[0].to_string().contains("<!"));
             }
             let entry = HistoryEntry {
@@ -588,7 +780,8 @@ mod tests {
             };
             view_is_valid(&history_modal(&name, &title, &[entry.clone(), entry]));
             let row = TicketRow { ticket: &name, title: &title, status: TicketStatus::Open, assignee: None, created: Some(0), updated: None, link: Some(&comment) };
-            blocks::validate(&list(&title, std::slice::from_ref(&row), Some(&name)).blocks, blocks::MESSAGE_BLOCKS).unwrap();
+            message_is_valid(&list(&title, std::slice::from_ref(&row), Some(&name)));
+            message_is_valid(&found(&row, Some(&name)));
             view_is_valid(&home(std::slice::from_ref(&row), 0));
         }
     }

@@ -15,6 +15,7 @@ mod helpdesk;
 mod hostile_ingress;
 mod ingress;
 mod lifecycle;
+mod render;
 mod safety;
 mod socket;
 mod store;
