@@ -71,6 +71,31 @@ impl UserMessage {
     }
 }
 
+/// An interaction's `response_url`: anyone holding it may post answers for 30 minutes, so
+/// it is handled as a secret (its `Debug` does not show it).
+#[derive(Clone, PartialEq, Eq)]
+pub struct ResponseUrl(String);
+
+impl ResponseUrl {
+    /// Wraps the URL Slack gave.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self(url.into())
+    }
+}
+
+impl std::ops::Deref for ResponseUrl {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for ResponseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ResponseUrl([redacted])")
+    }
+}
+
 /// A slash command.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SlashCommand {
@@ -85,7 +110,7 @@ pub struct SlashCommand {
     /// For opening a modal (valid for 3 s).
     pub trigger_id: String,
     /// For answering (5 times within 30 minutes).
-    pub response_url: String,
+    pub response_url: ResponseUrl,
 }
 
 /// One action (button, select, …) a person took.
@@ -117,7 +142,7 @@ pub struct BlockAction {
     /// For opening a modal (valid for 3 s).
     pub trigger_id: String,
     /// For answering.
-    pub response_url: Option<String>,
+    pub response_url: Option<ResponseUrl>,
     /// What was clicked (usually one).
     pub actions: Vec<ActionItem>,
 }
@@ -159,7 +184,7 @@ pub struct MessageShortcut {
     /// For opening a modal.
     pub trigger_id: String,
     /// For answering.
-    pub response_url: String,
+    pub response_url: ResponseUrl,
 }
 
 impl Inbound {
@@ -196,5 +221,25 @@ impl Inbound {
             InboundKind::ViewSubmission(v) => format!("view:{}", v.view_id),
             InboundKind::HomeOpened { user, .. } => format!("home:{}:{user}", self.team),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_response_url_never_shows_in_debug_output() {
+        let command = SlashCommand {
+            channel: ChannelId::new("C1"),
+            user: UserId::new("U1"),
+            command: "/helpdesk".to_owned(),
+            text: "list".to_owned(),
+            trigger_id: "t".to_owned(),
+            response_url: ResponseUrl::new("https://hooks.slack.com/commands/T1/1/SECRETPART"),
+        };
+        let debug = format!("{command:?}");
+        assert!(!debug.contains("SECRETPART") && debug.contains("[redacted]"), "{debug}");
+        assert_eq!(&*command.response_url, "https://hooks.slack.com/commands/T1/1/SECRETPART");
     }
 }

@@ -176,7 +176,7 @@ impl Bridge {
         let Some(target) = target else {
             // No defaults: choose workspace and agent in the modal (the trigger lasts 3 s).
             let id = self.inner.store.put_pending(&pending, PENDING_TTL).await?;
-            return self.show_create_modal(&command.trigger_id, &id, &title, Some(&command.response_url)).await;
+            return self.show_create_modal(&command.trigger_id, &id, &title, Some(&*command.response_url)).await;
         };
         let placeholder = blocks::notice(&format!("🎫 Opening a ticket: {title}"), &[]);
         let ts = match slack.post(&command.channel, None, &placeholder).await {

@@ -17,7 +17,8 @@ use slack_morphism::prelude::{
 use crate::{
     ids::{ChannelId, EventId, MessageTs, TeamId, UserId},
     inbound::{
-        ActionItem, BlockAction, Inbound, InboundKind, MessageShortcut, SlashCommand, UserMessage, ViewSubmission,
+        ActionItem, BlockAction, Inbound, InboundKind, MessageShortcut, ResponseUrl, SlashCommand, UserMessage,
+        ViewSubmission,
     },
 };
 
@@ -248,7 +249,7 @@ pub fn interaction_from_value(value: Value) -> Result<Parsed, Malformed> {
                     thread_ts: thread_ts.map(MessageTs::new),
                     view,
                     trigger_id: event.trigger_id.0,
-                    response_url: event.response_url.map(|u| u.0.to_string()),
+                    response_url: event.response_url.map(|u| ResponseUrl::new(u.0.to_string())),
                     actions,
                 }),
             })
@@ -306,7 +307,7 @@ pub fn interaction_from_value(value: Value) -> Result<Parsed, Malformed> {
                     text: message.content.text.unwrap_or_default(),
                     author: message.sender.user.map(|u| UserId::new(u.0)),
                     trigger_id: event.trigger_id.0,
-                    response_url: event.response_url.0.to_string(),
+                    response_url: ResponseUrl::new(event.response_url.0.to_string()),
                 }),
             })
         }
@@ -358,7 +359,7 @@ fn command(event: SlackCommandEvent) -> Parsed {
             command: event.command.0,
             text: event.text.unwrap_or_default(),
             trigger_id: event.trigger_id.0,
-            response_url: event.response_url.0.to_string(),
+            response_url: ResponseUrl::new(event.response_url.0.to_string()),
         }),
     })
 }

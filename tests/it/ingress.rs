@@ -235,7 +235,7 @@ async fn slash_commands_and_ssl_checks() {
     assert_eq!(command.command, "/helpdesk");
     assert_eq!(command.text, "new Disk full | prod db at 95%");
     assert_eq!(command.channel.as_str(), "C1");
-    assert_eq!(command.response_url, "https://hooks.slack.com/commands/T1/1/abc");
+    assert_eq!(&*command.response_url, "https://hooks.slack.com/commands/T1/1/abc");
 }
 
 #[tokio::test]

@@ -160,7 +160,8 @@ async fn a_helpdesk_error_body_is_inert_in_the_notice_and_its_notification() {
 #[tokio::test]
 async fn links_past_one_message_are_attached_whole() {
     let app = spawn_app(Options::bridge(Backend::Embedded)).await;
-    let links: Vec<Value> = (0..60)
+    // 45 links: within the turn's cap of 50, more than one message's text holds.
+    let links: Vec<Value> = (0..45)
         .map(|i| json!({"url": format!("ftp://files.example/{i}"), "description": format!("archive {i} {}", "d".repeat(400))}))
         .collect();
     mount_reply(
@@ -173,9 +174,9 @@ async fn links_past_one_message_are_attached_whole() {
     let message = shown(&app, "Links from the agent").await;
     assert_inert(&message);
     let note = message["blocks"].as_array().unwrap().last().unwrap()["elements"][0]["text"].as_str().unwrap();
-    assert_eq!(note, "✂️ _…and 40 more links; the whole list is attached as a file._");
+    assert_eq!(note, "✂️ _…and 25 more links; the whole list is attached as a file._");
     let upload = app.wait_slack("files.getUploadURLExternal", 1, |_| true).await;
     assert_eq!(upload[0]["filename"], "links.txt");
-    let list: String = (0..60).map(|i| format!("archive {i} {}: ftp://files.example/{i}\n", "d".repeat(400))).collect();
+    let list: String = (0..45).map(|i| format!("archive {i} {}: ftp://files.example/{i}\n", "d".repeat(400))).collect();
     assert_eq!(upload[0]["length"], list.len().to_string());
 }
