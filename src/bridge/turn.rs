@@ -125,10 +125,7 @@ impl Bridge {
         if record.participants.len() > 1 {
             content = format!("{}: {content}", self.name_of(&author).await);
         }
-        // Decisions ride along only with a message from someone who may make them; anyone
-        // else's message goes to the agent without them, and the card stays as it is.
-        let card =
-            if self.may_decide(&record, &author, None).await { self.ride_along(&record, &author).await } else { None };
+        let card = self.ride_along(&record, &author).await;
         let pending = PendingMessage {
             thread: record.thread.clone(),
             author,
