@@ -8,7 +8,7 @@
 //! recorder, so that several applications in one process (the test suite) keep separate
 //! counts and `/metrics` shows only its own.
 
-use std::sync::Arc;
+use std::{io::IsTerminal, sync::Arc};
 
 use prometheus_client::{
     encoding::EncodeLabelSet,
@@ -24,9 +24,18 @@ pub fn init_tracing(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let registry = tracing_subscriber::registry().with(filter);
     match format {
-        LogFormat::Text => registry.with(fmt::layer().with_target(false)).init(),
+        LogFormat::Text => {
+            let ansi = colour(std::io::stdout().is_terminal(), std::env::var_os("NO_COLOR"));
+            registry.with(fmt::layer().with_target(false).with_ansi(ansi)).init();
+        }
         LogFormat::Json => registry.with(fmt::layer().json().flatten_event(true)).init(),
     }
+}
+
+/// Whether text logs are coloured: only on a terminal (escape codes in a file or a log
+/// pipeline are noise), and never when `NO_COLOR` is set to anything (no-color.org).
+fn colour(terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
+    terminal && no_color.is_none_or(|value| value.is_empty())
 }
 
 /// Labels of an HTTP request count.
@@ -149,5 +158,18 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logs_are_coloured_only_on_a_terminal_without_no_color() {
+        assert!(colour(true, None));
+        assert!(colour(true, Some("".into())), "an empty NO_COLOR does not count");
+        assert!(!colour(true, Some("1".into())));
+        assert!(!colour(false, None), "a file or a pipe gets plain text");
     }
 }

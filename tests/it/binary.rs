@@ -107,6 +107,9 @@ async fn check_reports_each_dependency() {
     let stdout = String::from_utf8_lossy(&output.stdout).to_string();
     assert!(!output.status.success());
     assert!(stdout.contains("FAILED  slack:") && stdout.contains("invalid_auth"), "{stdout}");
+    // The refused call is also logged, to a pipe here: as plain text, without colour codes.
+    assert!(stdout.contains("Slack Web API call failed"), "{stdout}");
+    assert!(!stdout.contains('\u{1b}'), "no ANSI escape codes in piped logs: {stdout:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
