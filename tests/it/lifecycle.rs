@@ -299,6 +299,26 @@ async fn assignment_and_agent_switch_are_recorded() {
         ]
     );
 
+    // An open card of the old agent's proposals: it must not go to the new agent.
+    let card = helpdesk_bridge::model::Card {
+        id: helpdesk_bridge::ids::CardId::new("c-old-agent"),
+        ticket: record.ticket.clone(),
+        thread: record.thread.clone(),
+        messages: vec![MessageTs::new("1700000400.000150")],
+        commands: vec![helpdesk_bridge::model::ProposedCommand::new(
+            Default::default(),
+            String::new(),
+            "ls".to_owned(),
+        )],
+        state: helpdesk_bridge::model::CardState::Open,
+        created_at: 1,
+        version: 0,
+        sent: false,
+        submitted_by: None,
+        submitted_at: None,
+    };
+    app.store.put_card(&card).await.unwrap();
+
     press(&app, "U1", ts, "ticket_agent", "DEVOPS-7", "ag-1").await;
     let view = modal(&app, "ag-1").await;
     assert_eq!(view["callback_id"], "agent_switch");
@@ -313,6 +333,8 @@ async fn assignment_and_agent_switch_are_recorded() {
     let now = stored(&app, ts).await.unwrap();
     assert_eq!((now.agent_id.as_str(), now.agent_name.as_str()), (SECOND_AGENT, "k8s-agent"));
     header(&app, ts, "*Agent:* k8s-agent").await;
+    let closed = app.store.card(&card.id).await.unwrap().unwrap();
+    assert_eq!(closed.state, helpdesk_bridge::model::CardState::Superseded, "the old agent's card is closed");
     let entries = history(&app, &record).await;
     assert!(entries.iter().any(
         |e| e.event == HistoryEvent::AgentChanged { from: "generic-agent".to_owned(), to: "k8s-agent".to_owned() }

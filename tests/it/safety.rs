@@ -264,3 +264,18 @@ async fn settings_and_defaults_outside_the_allowed_agents_open_nothing() {
     button_of(&app, "No HelpDesk workspace").await;
     assert!(app.helpdesk_calls("POST", &format!("/tickets/{WORKSPACE_ID}")).await.is_empty());
 }
+
+#[tokio::test]
+async fn only_members_reopen_a_resolved_ticket() {
+    let app = spawn_app(Options::bridge(Backend::Redis)).await;
+    let resolved = "1700000300.000100";
+    seed(&app.store, resolved, "DEVOPS-5", TicketStatus::Resolved, "U1", 1_000).await;
+    app.post_event(&message_event("Ev1", "C1", "UG1", "1700000300.000300", Some(resolved), "reopen please")).await;
+    app.wait_slack("chat.postMessage", 1, |m| text_of(m).contains("only members of this workspace can reopen it"))
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(app.helpdesk_calls("PUT", "/DEVOPS-5/status").await.is_empty(), "not reopened");
+    assert!(app.helpdesk_calls("POST", "/DEVOPS-5/sendMessage").await.is_empty(), "nothing relayed");
+    let record = app.store.ticket_by_thread(&thread(resolved)).await.unwrap().unwrap();
+    assert_eq!(record.status, TicketStatus::Resolved);
+}
