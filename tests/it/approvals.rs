@@ -679,3 +679,27 @@ async fn decisions_kept_for_a_retry_never_go_to_another_ticket_of_the_thread() {
         assert!(sent["content"].as_str().unwrap().contains("not sent again"));
     }
 }
+
+#[tokio::test]
+async fn someone_slack_cannot_describe_decides_only_when_listed_in_approvers() {
+    let (app, card) =
+        card_app(Options { approvers: vec!["U7".to_owned()], ..Options::bridge(Backend::Redis) }, &["a"]).await;
+    for user in ["U6", "U7"] {
+        Mock::given(path("/users.info"))
+            .and(wiremock::matchers::query_param("user", user))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": false, "error": "user_not_found"})))
+            .with_priority(1)
+            .mount(&app.slack)
+            .await;
+    }
+    app.post_command("UA1", "C1", "config approvers <@U6>", "cfg").await;
+    assert!(answer(&app, "cfg").await.contains("<@U6>"));
+    // Listed for the channel only: refused while Slack cannot say who they are.
+    click(&app, "U6", "T1", &card, "card_approve", &value(&app, &card, 0).await, "u6").await;
+    assert!(answer(&app, "u6").await.contains("Only"));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(stored(&app, &card).await.commands[0].decision, Decision::Undecided);
+    // Listed by id in APPROVERS: allowed all the same.
+    click(&app, "U7", "T1", &card, "card_approve", &value(&app, &card, 0).await, "u7").await;
+    assert_eq!(decided(&app, &card, 0).await, Decision::Approve);
+}

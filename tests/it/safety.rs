@@ -279,3 +279,36 @@ async fn only_members_reopen_a_resolved_ticket() {
     let record = app.store.ticket_by_thread(&thread(resolved)).await.unwrap().unwrap();
     assert_eq!(record.status, TicketStatus::Resolved);
 }
+
+#[tokio::test]
+async fn continue_refuses_a_ticket_worked_by_an_agent_that_is_not_allowed() {
+    let mut options = Options::bridge(Backend::Embedded);
+    options.access.allowed_agents = vec![fakes::AGENT_NAME.to_owned()];
+    let app = spawn_app(options).await;
+    mount_second_agent(&app).await;
+    Mock::given(method("GET"))
+        .and(path(format!("{API}/tickets/{WORKSPACE_ID}/DEVOPS-78")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"success": true, "data": {
+            "name": "DEVOPS-78", "title": "Cluster down", "aiAgentId": "6a6a6a6a6a6a6a6a6a6a6a02"}})))
+        .mount(&app.helpdesk)
+        .await;
+    press(&app, "U1", "1700000600.000900", "1700000600.000900", "continue_ticket", "DEVOPS-78 U1", "cont").await;
+    assert!(answer(&app, "cont").await.contains("may not use"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let page = app.store.list_tickets(&TeamId::new("T1"), &Default::default()).await.unwrap();
+    assert!(page.tickets.is_empty(), "nothing was continued");
+}
+
+#[tokio::test]
+async fn without_defaults_only_the_author_chooses_where_a_follow_up_goes() {
+    let app = spawn_app(Options { defaults: false, ..Options::bridge(Backend::Embedded) }).await;
+    let closed = "1700000300.000200";
+    seed(&app.store, closed, "DEVOPS-6", TicketStatus::Closed, "U1", 1_000).await;
+    app.post_event(&message_event("Ev1", "C1", "U2", "1700000300.000400", Some(closed), "still slow")).await;
+    let value = button_of(&app, "is closed").await["value"].as_str().unwrap().to_owned();
+    press(&app, "U3", "1800000000.000005", closed, "follow_up_ticket", &value, "colleague").await;
+    assert!(answer(&app, "colleague").await.contains("<@U2>"));
+    assert!(app.slack_calls("views.open").await.is_empty(), "no form for someone else");
+    press(&app, "U2", "1800000000.000005", closed, "follow_up_ticket", &value, "author").await;
+    app.wait_slack("views.open", 1, |v| v["trigger_id"] == "author").await;
+}
