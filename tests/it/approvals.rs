@@ -703,3 +703,23 @@ async fn someone_slack_cannot_describe_decides_only_when_listed_in_approvers() {
     click(&app, "U7", "T1", &card, "card_approve", &value(&app, &card, 0).await, "u7").await;
     assert_eq!(decided(&app, &card, 0).await, Decision::Approve);
 }
+
+#[tokio::test]
+async fn a_card_posted_only_in_part_is_withdrawn() {
+    let app = spawn_app(Options::bridge(Backend::Embedded)).await;
+    // Slack refuses the card's second message.
+    Mock::given(path("/chat.postMessage"))
+        .and(wiremock::matchers::body_string_contains("(continued)"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": false, "error": "msg_too_long"})))
+        .with_priority(1)
+        .mount(&app.slack)
+        .await;
+    let cmds: Vec<Value> =
+        (0..40).map(|i| json!({"command": format!("step {i} {}", "x".repeat(500)), "execute": false})).collect();
+    mount_reply(&app.helpdesk, "DEVOPS-1", json!({"role": "assistant", "content": "", "data": {"cmds": cmds}})).await;
+    app.post_event(&mention_event("Ev1", "C1", "U1", ROOT, "<@UBOT> roll out")).await;
+    let withdrawn = app.wait_slack("chat.update", 1, |u| text_of(u).contains("could not post all")).await;
+    assert!(!withdrawn[0].to_string().contains("card_approve"), "nothing left to click");
+    let record = app.store.ticket_by_thread(&thread()).await.unwrap().unwrap();
+    assert!(app.store.open_card(&record.ticket).await.unwrap().is_none(), "no open card to decide on");
+}
