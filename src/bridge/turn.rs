@@ -200,18 +200,23 @@ impl Bridge {
         // ever: the card is claimed before the send, and a card claimed before (a Retry after
         // a send that may have arrived) goes without them, asking the agent to propose again.
         let mut content = message.content.clone();
+        let store = &self.inner.store;
         let data = match &message.card {
-            // Only to the ticket the card was proposed on: the thread may have a new one since.
-            Some(card) if self.card_of(record, card).await? && self.inner.store.claim_card_send(card).await? => {
-                match self.inner.store.card(card).await? {
-                    Some(card) => decisions_data(&card.commands),
-                    None => serde_json::json!({}),
+            // Only to the ticket the card was proposed on (the thread may have a new one since),
+            // and only by whoever claims it first; a submitted card's decisions no longer change.
+            Some(id) => match store.card(id).await? {
+                Some(card)
+                    if card.ticket == record.ticket
+                        && card.thread == record.thread
+                        && store.claim_card_send(id).await? =>
+                {
+                    decisions_data(&card.commands)
                 }
-            }
-            Some(_) => {
-                content.push_str(NOT_RESENT);
-                serde_json::json!({})
-            }
+                _ => {
+                    content.push_str(NOT_RESENT);
+                    serde_json::json!({})
+                }
+            },
             None => serde_json::json!({}),
         };
         let mut writer = reply::Writer::new(slack.clone(), thread.clone(), record.agent_name.clone());
@@ -264,12 +269,6 @@ impl Bridge {
         }
         self.finish_reactions(message, error.is_none()).await;
         Ok(())
-    }
-
-    /// Whether `card` was proposed on this ticket, in this thread.
-    async fn card_of(&self, record: &TicketRecord, card: &crate::ids::CardId) -> Result<bool, BridgeError> {
-        let card = self.inner.store.card(card).await?;
-        Ok(card.is_some_and(|c| c.ticket == record.ticket && c.thread == record.thread))
     }
 
     /// Marks the person's message ✅ or ⚠️ once its turn ended. One reaction per turn:
@@ -346,7 +345,7 @@ impl Bridge {
     }
 
     /// The Retry button: resends the kept message once, however often it is clicked; only
-    /// for its author or someone who may decide on the ticket, and never into a Closed ticket.
+    /// for someone who may act on the ticket (`may_act_on_kept`), never into a Closed ticket.
     /// Decisions it carried go again only if they certainly never arrived (see `turn_locked`);
     /// into a new ticket (the old one is gone) they never go.
     pub(super) async fn retry(
