@@ -428,7 +428,8 @@ impl Bridge {
         self.record(&updated, Actor::User(action.user.clone()), event).await;
         self.refresh_header(&updated, None).await;
         let was = from.map(|f| format!(" (was <@{f}>)")).unwrap_or_default();
-        let line = format!("👤 <@{}> assigned ticket {} to <@{to}>{was}.", action.user, updated.ticket.ticket);
+        let ticket = escape_inert(updated.ticket.ticket.as_str());
+        let line = format!("👤 <@{}> assigned ticket {ticket} to <@{to}>{was}.", action.user);
         self.tell(&updated.thread, &blocks::notice_mrkdwn(&line, &[])).await;
         Ok(())
     }
@@ -511,7 +512,7 @@ impl Bridge {
                             let line = format!(
                                 "🤖 <@{}> switched ticket {} from {} to *{}*. Messages from now on go to {}.",
                                 view.user,
-                                updated.ticket.ticket,
+                                escape_inert(updated.ticket.ticket.as_str()),
                                 escape_inert(&before),
                                 escape_inert(&name),
                                 escape_inert(&name)
@@ -570,8 +571,9 @@ impl Bridge {
             tracing::warn!(error = %err, "could not close the deleted ticket's card");
         }
         let line = format!(
-            "🗑️ <@{}> deleted ticket {name}. This thread no longer reaches an agent; mention me in the channel to open a new ticket.",
-            action.user
+            "🗑️ <@{}> deleted ticket {}. This thread no longer reaches an agent; mention me in the channel to open a new ticket.",
+            action.user,
+            escape_inert(name.as_str())
         );
         self.tell(&record.thread, &blocks::notice_mrkdwn(&line, &[])).await;
         Ok(())
