@@ -112,7 +112,7 @@ fn benches(c: &mut Criterion) {
                     .enumerate()
                     .map(|(i, text)| CommandView {
                         text,
-                        kind: None,
+                        form: helpdesk_bridge::model::ProposalForm::Command,
                         files: if i % 3 == 0 { vec![("limits.yaml", file)] } else { Vec::new() },
                         decision: if i % 2 == 0 { DecisionView::Approved } else { DecisionView::Undecided },
                         decided: (i % 2 == 0).then_some((&user, 1_800_000_000)),

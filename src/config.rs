@@ -11,6 +11,8 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use clap::{Parser, Subcommand};
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::ids::Approver;
+
 /// The command line and environment, as parsed; see [`Cli::validate`].
 ///
 /// Its `Debug` shows no token, secret or Redis URL (they are plain `String`s here, before
@@ -224,7 +226,7 @@ pub struct Config {
     /// Limits every HTTP listener keeps against slow or hostile clients.
     pub ingress: IngressConfig,
     /// Extra Slack user or user-group ids allowed to decide on commands.
-    pub approvers: Vec<String>,
+    pub approvers: Vec<Approver>,
     /// Who may administer and decide beyond the defaults.
     pub access: AccessConfig,
     /// Regular expressions (already checked) marking commands as destructive.
@@ -241,7 +243,7 @@ pub struct Config {
 #[derive(Debug, Clone)]
 pub struct AccessConfig {
     /// `ADMINS`: user and user-group ids who may change `/helpdesk config`.
-    pub admins: Vec<String>,
+    pub admins: Vec<Approver>,
     /// `ADMINS_ONLY`: the workspace's own admins and owners may not change settings.
     pub admins_only: bool,
     /// `REQUESTER_MAY_APPROVE`: the requester may decide on their ticket's commands.
@@ -605,19 +607,14 @@ fn names(value: Option<&str>) -> Vec<String> {
 
 /// Approvers (and admins) are Slack user ids (`U…`, `W…`) or user-group ids (`S…`), separated
 /// by commas or spaces; anything else is almost certainly a name pasted by mistake.
-fn parse_approvers(var: &'static str, value: &str) -> Result<Vec<String>, ConfigError> {
+fn parse_approvers(var: &'static str, value: &str) -> Result<Vec<Approver>, ConfigError> {
     value
         .split([',', ' ', '\n', '\t'])
         .filter(|s| !s.is_empty())
         .map(|id| {
-            let valid = id.len() >= 3
-                && matches!(id.as_bytes()[0], b'U' | b'W' | b'S')
-                && id.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
-            if valid {
-                Ok(id.to_owned())
-            } else {
-                Err(ConfigError::new(var, format!("'{id}' is not a Slack user id (U…/W…) or user-group id (S…)")))
-            }
+            Approver::parse(id).ok_or_else(|| {
+                ConfigError::new(var, format!("'{id}' is not a Slack user id (U…/W…) or user-group id (S…)"))
+            })
         })
         .collect()
 }

@@ -52,6 +52,72 @@ string_id!(
     UserId
 );
 string_id!(
+    /// A Slack user-group id, `S…`.
+    GroupId
+);
+
+/// Who may be listed as an approver or administrator: a person or a user group. Parsed once,
+/// from configuration or from `/helpdesk config`; stored as the bare id.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub enum Approver {
+    /// A person, `U…` or `W…`.
+    User(UserId),
+    /// A user group, `S…`.
+    Group(GroupId),
+}
+
+impl Approver {
+    /// A bare Slack id: `U`, `W` (people) or `S` (groups), then upper-case letters and digits.
+    pub fn parse(id: &str) -> Option<Self> {
+        let valid = id.len() > 1 && id.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
+        match id.as_bytes().first() {
+            Some(b'U' | b'W') if valid => Some(Self::User(UserId::new(id))),
+            Some(b'S') if valid => Some(Self::Group(GroupId::new(id))),
+            _ => None,
+        }
+    }
+
+    /// The bare id.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::User(id) => id.as_str(),
+            Self::Group(id) => id.as_str(),
+        }
+    }
+
+    /// Whether this names `user` by id.
+    pub fn is(&self, user: &UserId) -> bool {
+        matches!(self, Self::User(id) if id == user)
+    }
+}
+
+impl fmt::Display for Approver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for Approver {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl From<Approver> for String {
+    fn from(approver: Approver) -> Self {
+        approver.as_str().to_owned()
+    }
+}
+
+impl TryFrom<String> for Approver {
+    type Error = String;
+    fn try_from(id: String) -> Result<Self, Self::Error> {
+        Self::parse(&id).ok_or_else(|| format!("'{id}' is not a Slack user or user-group id"))
+    }
+}
+
+string_id!(
     /// A Slack message timestamp (`1712345678.000100`); a thread is named by its parent's.
     MessageTs
 );

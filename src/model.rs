@@ -421,7 +421,7 @@ pub struct ChannelSettings {
     pub relay_mode: RelayMode,
     /// Extra approvers for this channel (user or user-group ids).
     #[serde(default)]
-    pub approvers: Vec<String>,
+    pub approvers: Vec<crate::ids::Approver>,
 }
 
 /// A channel, for settings lookups.
@@ -431,4 +431,15 @@ pub struct ChannelRef {
     pub team: TeamId,
     /// The channel.
     pub channel: ChannelId,
+}
+
+/// Whether a failed send reached the HelpDesk, as far as the bridge can tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Refused before the agent saw it.
+    NotDelivered,
+    /// It may or may not have arrived.
+    Unknown,
+    /// It arrived (the failure came after).
+    Delivered,
 }

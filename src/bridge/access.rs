@@ -20,8 +20,12 @@
 
 use crate::{
     config::AccessConfig,
-    ids::{TeamId, UserId},
-    model::{ChannelRef, TicketRecord},
+    ids::{Approver, TeamId, UserId},
+    model::{ChannelRef, ChannelSettings, TicketRecord},
+    slack::{
+        blocks::Message,
+        notices::{self, Administrators, Deciders},
+    },
 };
 
 use super::Bridge;
@@ -29,8 +33,8 @@ use super::Bridge;
 /// Who may decide and administer, besides what Slack says about people.
 #[derive(Debug, Clone, Default)]
 pub struct Policy {
-    /// `APPROVERS`: user and user-group ids who may decide on commands.
-    pub approvers: Vec<String>,
+    /// `APPROVERS`: people and user groups who may decide on commands.
+    pub approvers: Vec<Approver>,
     /// Admins, requester rule and the allowed workspaces and agents.
     pub access: AccessConfig,
 }
@@ -44,11 +48,6 @@ pub(super) struct Who {
     pub(super) guest: bool,
     /// An admin or owner of the workspace.
     pub(super) admin: bool,
-}
-
-/// A user-group id (`S…`); user ids start with `U` or `W`.
-pub(super) fn is_group(id: &str) -> bool {
-    id.starts_with('S')
 }
 
 /// Whether a workspace or agent, by id and name, is in an allow list (empty allows all).
@@ -80,10 +79,20 @@ impl Bridge {
         }
     }
 
+    /// The settings of a ticket's channel (defaults when the store cannot say).
+    pub(super) async fn channel_settings(&self, record: &TicketRecord) -> ChannelSettings {
+        let channel = ChannelRef { team: record.thread.team.clone(), channel: record.thread.channel.clone() };
+        self.inner.store.channel_settings(&channel).await.unwrap_or_default()
+    }
+
     /// Whether `user` is a member of one of the user groups in `listed`.
-    async fn in_groups(&self, listed: &[&String], user: &UserId) -> bool {
-        for group in listed.iter().filter(|id| is_group(id)) {
-            match self.inner.slack.group_members(group).await {
+    async fn in_groups(&self, listed: &[&Approver], user: &UserId) -> bool {
+        let groups = listed.iter().filter_map(|a| match a {
+            Approver::Group(group) => Some(group),
+            Approver::User(_) => None,
+        });
+        for group in groups {
+            match self.inner.slack.group_members(group.as_str()).await {
                 Ok(members) if members.contains(user) => return true,
                 Ok(_) => {}
                 Err(err) => tracing::warn!(group = %group, code = err.code(), "could not read a user group"),
@@ -95,7 +104,7 @@ impl Bridge {
     /// Whether `user` may change `/helpdesk config` settings in workspace `team`.
     pub(super) async fn may_administer(&self, team: &TeamId, user: &UserId, user_team: Option<&TeamId>) -> bool {
         let access = &self.policy().access;
-        let listed_by_id = access.admins.iter().any(|a| a == user.as_str());
+        let listed_by_id = access.admins.iter().any(|a| a.is(user));
         let who = self.who(user, team, user_team).await;
         if who.external || who.guest {
             return listed_by_id;
@@ -103,7 +112,7 @@ impl Bridge {
         if listed_by_id {
             return true;
         }
-        let admins: Vec<&String> = access.admins.iter().collect();
+        let admins: Vec<&Approver> = access.admins.iter().collect();
         if self.in_groups(&admins, user).await {
             return true;
         }
@@ -118,21 +127,20 @@ impl Bridge {
         if requester && !policy.access.requester_may_approve {
             return false;
         }
-        let globally_by_id = policy.approvers.iter().any(|a| a == user.as_str());
+        let globally_by_id = policy.approvers.iter().any(|a| a.is(user));
         let who = self.who(user, &record.thread.team, user_team).await;
         if who.external {
             return globally_by_id;
         }
-        let channel = ChannelRef { team: record.thread.team.clone(), channel: record.thread.channel.clone() };
-        let settings = self.inner.store.channel_settings(&channel).await.unwrap_or_default();
-        let by_id = globally_by_id || settings.approvers.iter().any(|a| a == user.as_str());
+        let settings = self.channel_settings(record).await;
+        let by_id = globally_by_id || settings.approvers.iter().any(|a| a.is(user));
         if who.guest {
             return by_id;
         }
         if requester || by_id {
             return true;
         }
-        let listed: Vec<&String> = policy.approvers.iter().chain(settings.approvers.iter()).collect();
+        let listed: Vec<&Approver> = policy.approvers.iter().chain(settings.approvers.iter()).collect();
         self.in_groups(&listed, user).await
     }
 
@@ -164,41 +172,21 @@ impl Bridge {
         }
     }
 
-    /// The refusal for someone who may not act on a kept message (mrkdwn).
-    pub(super) fn may_not_act(record: Option<&TicketRecord>, author: &UserId) -> String {
-        match record {
-            Some(record) => format!(
-                "Only members of this workspace can act on ticket {}; guests and people from other organisations \
-                 only when they may decide on its commands.",
-                crate::slack::mrkdwn::escape_inert(record.ticket.ticket.as_str())
-            ),
-            None => format!(
-                "This is <@{author}>'s request, so only they can do this. To open a ticket of your own, mention me or \
-                 use `/helpdesk new`."
-            ),
-        }
+    /// The refusal for someone who may not act on a kept message for `author`.
+    pub(super) fn may_not_act(&self, record: Option<&TicketRecord>, author: &UserId) -> Message {
+        notices::may_not_act(record.map(|r| r.ticket.ticket.as_str()), author)
     }
 
-    /// Who may decide on a ticket's commands, in words for a refusal (mrkdwn).
-    pub(super) async fn deciders(&self, record: &TicketRecord) -> String {
-        let channel = ChannelRef { team: record.thread.team.clone(), channel: record.thread.channel.clone() };
-        let settings = self.inner.store.channel_settings(&channel).await.unwrap_or_default();
-        let mut names = Vec::new();
-        if self.policy().access.requester_may_approve && !record.adopted {
-            names.push(format!("<@{}> (who asked)", record.requester));
-        }
-        names.extend(self.policy().approvers.iter().chain(settings.approvers.iter()).map(|id| mention(id)));
-        if names.is_empty() { "the approvers this bridge lists (none are set)".to_owned() } else { names.join(", ") }
+    /// Who may decide on a ticket's commands, for a refusal; `settings` are its channel's.
+    pub(super) fn deciders<'a>(&'a self, record: &'a TicketRecord, settings: &'a ChannelSettings) -> Deciders<'a> {
+        let requester = (self.policy().access.requester_may_approve && !record.adopted).then_some(&record.requester);
+        Deciders { requester, approvers: self.policy().approvers.iter().chain(settings.approvers.iter()).collect() }
     }
 
-    /// Who may change settings, in words for a refusal (mrkdwn).
-    pub(super) fn administrators(&self) -> String {
+    /// Who may change settings, for a refusal.
+    pub(super) fn administrators(&self) -> Administrators<'_> {
         let access = &self.policy().access;
-        let mut names: Vec<String> = access.admins.iter().map(|id| mention(id)).collect();
-        if !access.admins_only {
-            names.push("this workspace's admins and owners".to_owned());
-        }
-        names.join(", ")
+        Administrators { listed: access.admins.iter().collect(), workspace_admins: !access.admins_only }
     }
 
     /// Whether tickets may go to this HelpDesk workspace.
@@ -212,11 +200,6 @@ impl Bridge {
     }
 }
 
-/// A user or user-group id as a Slack mention (names for people, handles for groups).
-pub(super) fn mention(id: &str) -> String {
-    if is_group(id) { format!("<!subteam^{id}>") } else { format!("<@{id}>") }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -228,11 +211,5 @@ mod tests {
         assert!(allowed(&list, "WS-9", "other"));
         assert!(!allowed(&list, "ws-2", "prod"));
         assert!(allowed(&[], "anything", "at all"));
-    }
-
-    #[test]
-    fn mentions_tell_groups_from_people() {
-        assert_eq!(mention("S1"), "<!subteam^S1>");
-        assert_eq!(mention("U1"), "<@U1>");
     }
 }

@@ -16,14 +16,16 @@
 use super::{Bridge, BridgeError, now_millis, seconds};
 use crate::{
     ids::{CardId, TeamId, UserId},
-    inbound::{ActionItem, BlockAction, ViewSubmission},
+    inbound::BlockAction,
     model::{
-        Actor, Attachment, Card, CardState, Decision, HistoryEvent, PendingMessage, ProposalForm, ProposedCommand,
-        TicketRecord, TicketStatus,
+        Actor, Attachment, Card, CardState, Decision, HistoryEvent, PendingMessage, ProposedCommand, TicketRecord,
+        TicketStatus,
     },
     slack::{
-        blocks::{self, Message},
-        card::{self, AttachmentView, CardStatus, CardView, CommandView, DecisionView, actions},
+        blocks::Message,
+        card::{self, AttachmentView, CardClosed, CardStatus, CardView, CommandView, DecisionView},
+        controls::{CardButton, CardRef},
+        notices,
     },
     store::{DecideOutcome, SubmitOutcome},
 };
@@ -55,14 +57,14 @@ impl Bridge {
     }
 
     /// The card's messages, as they should look now.
-    fn render_card(&self, card: &Card, agent: &str, closed: Option<&str>) -> Vec<Message> {
+    fn render_card(&self, card: &Card, agent: &str, closed: Option<CardClosed>) -> Vec<Message> {
         let url = self.inner.helpdesk.chat_url(&card.ticket.workspace, &card.ticket.ticket);
         let status = match (card.state, closed) {
             (_, Some(why)) => CardStatus::Closed(why),
             (CardState::Open, None) => CardStatus::Open,
             (CardState::Submitted, None) => match (&card.submitted_by, card.submitted_at) {
                 (Some(by), Some(at)) => CardStatus::Submitted(by, seconds(at)),
-                _ => CardStatus::Closed("Submitted."),
+                _ => CardStatus::Closed(CardClosed::Submitted),
             },
             (CardState::Superseded, None) => CardStatus::Superseded,
         };
@@ -73,11 +75,7 @@ impl Bridge {
             .zip(&names)
             .map(|(c, name)| CommandView {
                 text: &c.command,
-                kind: match c.form {
-                    ProposalForm::Command => None,
-                    ProposalForm::ToolCall => Some("tool call"),
-                    ProposalForm::Approval => Some("approval"),
-                },
+                form: c.form,
                 files: c.files.iter().map(|f| (f.path.as_str(), f.content.as_str())).collect(),
                 decision: match &c.decision {
                     Decision::Undecided => DecisionView::Undecided,
@@ -106,7 +104,7 @@ impl Bridge {
     }
 
     /// Re-renders a card in place.
-    async fn show_card(&self, card: &Card, agent: &str, closed: Option<&str>) {
+    async fn show_card(&self, card: &Card, agent: &str, closed: Option<CardClosed>) {
         let thread = &card.thread;
         for (ts, message) in card.messages.iter().zip(self.render_card(card, agent, closed)) {
             if let Err(err) = self.inner.slack.update(&thread.team, &thread.channel, ts, &message).await {
@@ -136,15 +134,7 @@ impl Bridge {
             Ok(superseded) => superseded,
             Err(err) => {
                 tracing::warn!(ticket = %record.ticket.ticket, error = %err, "could not store an approval card");
-                let note = blocks::notice(
-                    &format!(
-                        "⚠️ The agent proposed {} commands, but I could not record them (state store unavailable). \
-                         Ask the agent to propose them again.",
-                        card.commands.len()
-                    ),
-                    &[],
-                );
-                self.tell(&record.thread, &note).await;
+                self.tell(&record.thread, &notices::proposals_not_recorded(card.commands.len())).await;
                 return;
             }
         };
@@ -163,11 +153,7 @@ impl Bridge {
             if let Err(err) = self.inner.store.supersede(&card.id).await {
                 tracing::warn!(card = %card.id, error = %err, "could not withdraw a card");
             }
-            let note = blocks::notice(
-                "⚠️ I could not post all of the agent's proposed commands, so none can be decided here. \
-                 Ask the agent to propose them again.",
-                &[],
-            );
+            let note = notices::card_withdrawn();
             for ts in &posted {
                 let thread = &record.thread;
                 if let Err(err) = self.inner.slack.update(&thread.team, &thread.channel, ts, &note).await {
@@ -229,16 +215,16 @@ impl Bridge {
         &self,
         team: &TeamId,
         action: &BlockAction,
-        item: &ActionItem,
+        button: CardButton,
+        click: Option<CardRef>,
     ) -> Result<(), BridgeError> {
-        let value = item.value.as_deref().unwrap_or_default();
-        let Some(click) = card::parse_value(value) else {
-            self.explain(action, "This button is not one of mine.").await;
+        let Some(click) = click else {
+            self.answer_click(action, &notices::not_my_button()).await;
             return Ok(());
         };
         let store = &self.inner.store;
-        let Some(card) = store.card(&CardId::new(click.card)).await? else {
-            self.explain(action, "This approval card no longer exists.").await;
+        let Some(card) = store.card(&click.card).await? else {
+            self.answer_click(action, &notices::card_gone()).await;
             return Ok(());
         };
         // The click must come from one of this card's own messages.
@@ -247,17 +233,17 @@ impl Bridge {
             && action.message_ts.as_ref().is_some_and(|ts| card.messages.contains(ts));
         if !from_card {
             tracing::warn!(card = %card.id, user = %action.user, "a card action did not come from the card's messages");
-            self.explain(action, "This button does not belong to that card.").await;
+            self.answer_click(action, &notices::not_this_card()).await;
             return Ok(());
         }
         let Some(record) = store.ticket_by_thread(&card.thread).await?.filter(|r| r.ticket == card.ticket) else {
-            self.close_card(&card, "The ticket was deleted; these commands can no longer be decided.").await?;
-            self.explain(action, "The ticket of this card was deleted.").await;
+            self.close_card(&card, CardClosed::TicketDeletedUndecided).await?;
+            self.answer_click(action, &notices::card_ticket_deleted()).await;
             return Ok(());
         };
         if record.status == TicketStatus::Closed {
-            self.close_card(&card, "The ticket is closed; these commands can no longer be decided.").await?;
-            self.explain(action, &format!("Ticket {} is closed.", record.ticket.ticket)).await;
+            self.close_card(&card, CardClosed::TicketClosedUndecided).await?;
+            self.answer_click(action, &notices::ticket_closed(record.ticket.ticket.as_str())).await;
             return Ok(());
         }
         if card.state != CardState::Open {
@@ -265,8 +251,8 @@ impl Bridge {
             return Ok(());
         }
         if !self.may_decide(&record, &action.user, action.user_team.as_ref()).await {
-            let who = self.deciders(&record).await;
-            self.explain_mrkdwn(action, &format!("Only {who} can decide on these commands.")).await;
+            let settings = self.channel_settings(&record).await;
+            self.answer_click(action, &notices::only_deciders(&self.deciders(&record, &settings))).await;
             return Ok(());
         }
         // A click on an older rendering (a co-approver changed something since, or the card
@@ -278,39 +264,34 @@ impl Bridge {
         let command = match click.index {
             Some(i) if i < card.commands.len() => Some(i),
             Some(_) => {
-                self.explain(action, "That command is not on this card.").await;
+                self.answer_click(action, &notices::no_such_command()).await;
                 return Ok(());
             }
             None => None,
         };
         let by = &action.user;
-        let outcome = match (item.action_id.as_str(), command) {
-            (actions::APPROVE, Some(i)) if card.commands[i].attachment == Attachment::Failed => {
-                self.explain(
-                    action,
-                    "I could not attach all of this proposal to the thread, so nobody has seen all of it: it cannot be approved.",
-                )
-                .await;
+        let outcome = match (button, command) {
+            (CardButton::Approve, Some(i)) if card.commands[i].attachment == Attachment::Failed => {
+                self.answer_click(action, &notices::not_attached()).await;
                 return Ok(());
             }
-            (actions::APPROVE, Some(i)) => self.decide(&record, &card, i, Decision::Approve, by, seen).await?,
-            (actions::IGNORE, Some(i)) => self.decide(&record, &card, i, Decision::Ignore, by, seen).await?,
-            (actions::CHANGE, Some(i)) => self.decide(&record, &card, i, Decision::Undecided, by, seen).await?,
-            (actions::REJECT, Some(i)) => {
-                let metadata = card::value(card.id.as_str(), Some(i), seen);
-                let modal = card::reject_modal(&card.commands[i].command, &metadata);
+            (CardButton::Approve, Some(i)) => self.decide(&record, &card, i, Decision::Approve, by, seen).await?,
+            (CardButton::Ignore, Some(i)) => self.decide(&record, &card, i, Decision::Ignore, by, seen).await?,
+            (CardButton::Change, Some(i)) => self.decide(&record, &card, i, Decision::Undecided, by, seen).await?,
+            (CardButton::Reject, Some(i)) => {
+                let modal = card::reject_modal(&card.commands[i].command, &card.id, i, seen);
                 self.inner.slack.open_view(&action.trigger_id, &modal).await?;
                 return Ok(());
             }
-            (actions::SUBMIT, None) => {
+            (CardButton::Submit, None) => {
                 if card.commands.iter().all(|c| c.decision == Decision::Undecided) {
-                    self.explain(action, "Decide on at least one command first.").await;
+                    self.answer_click(action, &notices::decide_first()).await;
                     return Ok(());
                 }
                 return self.submit(action, &record, &card.id, seen).await;
             }
             _ => {
-                self.explain(action, "This button is not one of mine.").await;
+                self.answer_click(action, &notices::not_my_button()).await;
                 return Ok(());
             }
         };
@@ -321,14 +302,19 @@ impl Bridge {
     }
 
     /// The rejection-reason modal was submitted.
-    pub(super) async fn on_reject_view(&self, team: &TeamId, view: &ViewSubmission) -> Result<(), BridgeError> {
-        let Some(card::CardClick { card: card_id, index: Some(index), version: Some(seen) }) =
-            card::parse_value(&view.private_metadata)
-        else {
-            return Ok(());
-        };
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn on_reject_view(
+        &self,
+        team: &TeamId,
+        user: &UserId,
+        user_team: Option<&TeamId>,
+        card_id: &CardId,
+        index: usize,
+        seen: u64,
+        reason: Option<String>,
+    ) -> Result<(), BridgeError> {
         let store = &self.inner.store;
-        let Some(card) = store.card(&CardId::new(card_id)).await? else {
+        let Some(card) = store.card(card_id).await? else {
             return Ok(());
         };
         let Some(record) = store.ticket_by_thread(&card.thread).await?.filter(|r| r.ticket == card.ticket) else {
@@ -337,22 +323,15 @@ impl Bridge {
         if card.thread.team != *team
             || index >= card.commands.len()
             || record.status == TicketStatus::Closed
-            || !self.may_decide(&record, &view.user, view.user_team.as_ref()).await
+            || !self.may_decide(&record, user, user_team).await
         {
-            tracing::warn!(card = %card.id, user = %view.user, "a rejection was refused");
+            tracing::warn!(card = %card.id, user = %user, "a rejection was refused");
             return Ok(());
         }
-        let reason = view
-            .values
-            .get(&(card::REJECT_REASON.0.to_owned(), card::REJECT_REASON.1.to_owned()))
-            .map(|r| blocks::truncate(r.trim(), card::REASON_CHARS))
-            .filter(|r| !r.is_empty());
-        if self.decide(&record, &card, index, Decision::Reject { reason }, &view.user, seen).await?.is_some() {
+        if self.decide(&record, &card, index, Decision::Reject { reason }, user, seen).await?.is_some() {
             let thread = &card.thread;
-            let note = blocks::notice(CHANGED, &[]);
-            if let Err(err) =
-                self.inner.slack.ephemeral(&thread.channel, &view.user, Some(&thread.thread_ts), &note).await
-            {
+            let note = notices::card_changed();
+            if let Err(err) = self.inner.slack.ephemeral(&thread.channel, user, Some(&thread.thread_ts), &note).await {
                 tracing::warn!(code = err.code(), "could not tell a rejecter that the card changed");
             }
         }
@@ -394,7 +373,7 @@ impl Bridge {
 
     /// The card changed since the clicker's rendering: say so, and show it as it is now.
     async fn changed(&self, action: &BlockAction, card: &Card, record: &TicketRecord) {
-        self.explain(action, CHANGED).await;
+        self.answer_click(action, &notices::card_changed()).await;
         self.show_card(card, &record.agent_name, None).await;
     }
 
@@ -482,7 +461,7 @@ impl Bridge {
     }
 
     /// Closes a card whose ticket is closed or deleted, and shows why.
-    pub(super) async fn close_card(&self, card: &Card, why: &str) -> Result<(), BridgeError> {
+    pub(super) async fn close_card(&self, card: &Card, why: CardClosed) -> Result<(), BridgeError> {
         if card.state == CardState::Open {
             self.inner.store.supersede(&card.id).await?;
         }
@@ -496,26 +475,15 @@ impl Bridge {
 
     /// A click on a card that is no longer open: say so, and show the card as it is.
     async fn stale(&self, action: &BlockAction, card: &Card, record: &TicketRecord) {
-        let text = match card.state {
-            CardState::Submitted => match &card.submitted_by {
-                Some(by) => format!("These decisions were already submitted by <@{by}>."),
-                None => "These decisions were already submitted.".to_owned(),
-            },
-            CardState::Superseded => "A newer card replaced this one; decide there.".to_owned(),
+        let note = match card.state {
+            CardState::Submitted => notices::already_submitted(card.submitted_by.as_ref()),
+            CardState::Superseded => notices::card_superseded(),
             CardState::Open => return,
         };
-        self.explain_mrkdwn(action, &text).await;
+        self.answer_click(action, &note).await;
         self.show_card(card, &record.agent_name, None).await;
     }
-
-    /// Tells the clicker something only they see, in mrkdwn the bridge wrote.
-    pub(super) async fn explain_mrkdwn(&self, action: &BlockAction, text: &str) {
-        self.answer_click(action, &blocks::notice_mrkdwn(text, &[])).await;
-    }
 }
-
-/// What a clicker on an outdated rendering is told.
-const CHANGED: &str = "This card changed since you looked at it (someone decided or it was submitted). Look again: it now shows what it is.";
 
 /// A one-line summary of a card's decisions, sent as the message's text.
 fn summary(commands: &[ProposedCommand]) -> String {
@@ -544,6 +512,7 @@ fn summary(commands: &[ProposedCommand]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::ProposalForm;
 
     fn with(decision: Decision) -> ProposedCommand {
         ProposedCommand { decision, ..ProposedCommand::new(ProposalForm::Command, String::new(), "ls".to_owned()) }

@@ -24,7 +24,9 @@ use crate::{
     inbound::{BlockAction, SlashCommand, UserMessage},
     model::{Actor, HistoryEvent, PendingMessage, TicketRecord, TicketStatus},
     slack::{
-        blocks::{self, Button, Message},
+        blocks::Message,
+        controls::ListArgs,
+        notices,
         ticket::{self, TicketRow},
     },
     store::{ListQuery, Viewer},
@@ -32,74 +34,6 @@ use crate::{
 
 /// Tickets on one page of `/helpdesk list`.
 pub(super) const PAGE: usize = 10;
-/// Characters of search text a "More" button carries.
-const SEARCH_CHARS: usize = 200;
-
-/// What `/helpdesk list` asks for: a status (or all) and words to search for.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub(super) struct ListArgs {
-    pub(super) status: Option<TicketStatus>,
-    pub(super) text: String,
-    /// Where the page starts in the store's index.
-    pub(super) cursor: usize,
-    /// How many matches earlier pages showed.
-    pub(super) shown: usize,
-}
-
-impl ListArgs {
-    /// `[open|pending|resolved|closed|all] [words]`.
-    pub(super) fn parse(text: &str) -> Self {
-        let text = text.trim();
-        let (first, rest) = text.split_once(char::is_whitespace).unwrap_or((text, ""));
-        match (first.eq_ignore_ascii_case("all"), TicketStatus::parse(first)) {
-            (true, _) => Self { text: rest.trim().to_owned(), ..Self::default() },
-            (false, Some(status)) => Self { status: Some(status), text: rest.trim().to_owned(), ..Self::default() },
-            (false, None) => Self { text: text.to_owned(), ..Self::default() },
-        }
-    }
-
-    /// The "More" button's value: where the next page starts.
-    fn encode(&self) -> String {
-        let status = self.status.map_or("all", TicketStatus::as_str);
-        let text: String = self.text.chars().take(SEARCH_CHARS).collect();
-        format!("{status}|{}|{}|{text}", self.cursor, self.shown)
-    }
-
-    fn decode(value: &str) -> Option<Self> {
-        let mut parts = value.splitn(4, '|');
-        let status = match parts.next()? {
-            "all" => None,
-            other => Some(TicketStatus::parse(other)?),
-        };
-        let cursor = parts.next()?.parse().ok()?;
-        let shown = parts.next()?.parse().ok()?;
-        Some(Self { status, cursor, shown, text: parts.next().unwrap_or_default().to_owned() })
-    }
-
-    fn heading(&self, shown: usize) -> String {
-        let first = self.shown;
-        let what = self.status.map_or("All", TicketStatus::label);
-        let mut heading = format!("{what} tickets");
-        if !self.text.is_empty() {
-            heading.push_str(&format!(" matching “{}”", self.text));
-        }
-        if shown > 0 {
-            heading.push_str(&format!(" ({}–{})", first + 1, first + shown));
-        }
-        heading
-    }
-}
-
-/// The value of a "Continue in a new thread here" button: the ticket, and who ran `find`.
-fn continue_value(ticket: &TicketName, finder: &UserId) -> String {
-    format!("{ticket} {finder}")
-}
-
-/// What `find` says of a ticket it does not show: unknown, or not the caller's to see.
-fn no_such_ticket(name: &str) -> String {
-    format!("There is no ticket {name} in this channel's HelpDesk workspace.")
-}
-
 /// Who runs a command, and from where.
 fn command_viewer(command: &SlashCommand) -> Viewer {
     Viewer { user: command.user.clone(), channel: Some(command.channel.clone()) }
@@ -145,10 +79,9 @@ impl Bridge {
         let links = self.links(&page.tickets).await;
         let rows: Vec<TicketRow<'_>> =
             page.tickets.iter().zip(&links).map(|(record, link)| row(record, link.as_deref())).collect();
-        let more =
-            page.next.map(|next| ListArgs { cursor: next, shown: args.shown + rows.len(), ..args.clone() }.encode());
-        let heading = args.heading(rows.len());
-        Ok(ticket::list(&heading, &rows, more.as_deref()))
+        let more = page.next.map(|next| ListArgs { cursor: next, shown: args.shown + rows.len(), ..args.clone() });
+        let heading = notices::list_heading(args, rows.len());
+        Ok(ticket::list(&heading, &rows, more.as_ref()))
     }
 
     /// `/helpdesk list [status] [words]`: the tickets of this channel and the caller's own.
@@ -163,8 +96,13 @@ impl Bridge {
 
     /// "More" under a list: the next page replaces the one shown. The button's value says
     /// only where the page starts; whose list it is comes from the click.
-    pub(super) async fn list_more(&self, team: &TeamId, action: &BlockAction, value: &str) -> Result<(), BridgeError> {
-        let Some(args) = ListArgs::decode(value) else { return Ok(()) };
+    pub(super) async fn list_more(
+        &self,
+        team: &TeamId,
+        action: &BlockAction,
+        args: Option<ListArgs>,
+    ) -> Result<(), BridgeError> {
+        let Some(args) = args else { return Ok(()) };
         let viewer = Viewer { user: action.user.clone(), channel: action.channel.clone() };
         let page = self.list_page(team, viewer, &args).await?;
         match &action.response_url {
@@ -185,10 +123,7 @@ impl Bridge {
         args: &str,
     ) -> Result<Message, BridgeError> {
         let Some(name) = args.split_whitespace().next() else {
-            return Ok(blocks::notice(
-                &format!("Usage: {} find <TICKET>, e.g. {} find DEVOPS-42", command.command, command.command),
-                &[],
-            ));
+            return Ok(notices::find_usage(&command.command));
         };
         if let Some(record) = self.visible_ticket(team, name, &command_viewer(command)).await? {
             let link = self.links(std::slice::from_ref(&record)).await.remove(0);
@@ -197,15 +132,10 @@ impl Bridge {
         // A ticket whose thread the caller cannot see is not looked up on the HelpDesk either:
         // its title and status would tell what the thread is about.
         if self.known_ticket(team, name).await?.is_some() {
-            return Ok(blocks::notice(&no_such_ticket(name), &[]));
+            return Ok(notices::no_such_ticket(name));
         }
         let Some(target) = self.resolve_target(team, &command.channel).await? else {
-            return Ok(blocks::notice(
-                &format!(
-                    "I know no ticket {name}, and this channel has no HelpDesk workspace to look in. Set one with /helpdesk config workspace <name> agent <name>."
-                ),
-                &[],
-            ));
+            return Ok(notices::nowhere_to_look(name));
         };
         match self.inner.helpdesk.ticket(&target.workspace, &TicketName::new(name)).await {
             Ok(found) => {
@@ -218,12 +148,10 @@ impl Bridge {
                     updated: found.updated,
                     link: None,
                 };
-                Ok(ticket::found(&view, Some(&continue_value(&found.name, &command.user))))
+                Ok(ticket::found(&view, Some(&command.user)))
             }
-            Err(HelpdeskError::NotFound(_)) => Ok(blocks::notice(&no_such_ticket(name), &[])),
-            Err(err) => {
-                Ok(blocks::notice(&format!("⚠️ I could not look up ticket {name} on the HelpDesk: {err}"), &[]))
-            }
+            Err(HelpdeskError::NotFound(_)) => Ok(notices::no_such_ticket(name)),
+            Err(err) => Ok(notices::cannot_look_up(name, &err)),
         }
     }
 
@@ -272,18 +200,19 @@ impl Bridge {
         &self,
         team: &TeamId,
         action: &BlockAction,
-        value: &str,
+        what: Option<(TicketName, UserId)>,
     ) -> Result<(), BridgeError> {
         let Some(channel) = action.channel.clone() else { return Ok(()) };
         // The button is for whoever ran `find`: they become the requester, nobody else.
-        let Some((name, finder)) = value.split_once(' ') else {
-            self.explain(action, "This button is outdated; run /helpdesk find again.").await;
+        let Some((name, finder)) = what else {
+            self.answer_click(action, &notices::outdated_button()).await;
             return Ok(());
         };
-        if finder != action.user.as_str() {
-            self.explain_mrkdwn(action, &Self::may_not_act(None, &UserId::new(finder))).await;
+        if finder != action.user {
+            self.answer_click(action, &notices::may_not_act(None, &finder)).await;
             return Ok(());
         }
+        let name = name.as_str();
         // One thread per ticket: a ticket that already has one is not continued again, and its
         // thread is shown only to someone who can see it.
         if let Some(record) = self.known_ticket(team, name).await? {
@@ -292,7 +221,7 @@ impl Bridge {
                 let link = self.links(std::slice::from_ref(&record)).await.remove(0);
                 self.answer_click(action, &ticket::found(&row(&record, link.as_deref()), None)).await;
             } else {
-                self.explain(action, &no_such_ticket(name)).await;
+                self.answer_click(action, &notices::no_such_ticket(name)).await;
             }
             return Ok(());
         }
@@ -301,7 +230,7 @@ impl Bridge {
         let found = match helpdesk.ticket(&target.workspace, &TicketName::new(name)).await {
             Ok(found) => found,
             Err(err) => {
-                self.explain(action, &format!("⚠️ I could not read ticket {name} from the HelpDesk: {err}")).await;
+                self.answer_click(action, &notices::cannot_read(name, &err)).await;
                 return Err(err.into());
             }
         };
@@ -313,11 +242,10 @@ impl Bridge {
             _ => (target.agent.clone(), target.agent_name.clone()),
         };
         if !self.agent_allowed(agent_id.as_str(), &agent_name) {
-            let line = format!("Ticket {name} is worked by {agent_name}, an agent this bridge may not use here.");
-            self.explain(action, &line).await;
+            self.answer_click(action, &notices::agent_not_usable(name, &agent_name)).await;
             return Ok(());
         }
-        let placeholder = blocks::notice(&format!("🎫 Continuing ticket {}: {}", found.name, found.title), &[]);
+        let placeholder = notices::continuing(found.name.as_str(), &found.title);
         let ts = self.inner.slack.post(&channel, None, &placeholder).await?;
         let now = super::now_millis();
         let record = TicketRecord {
@@ -388,16 +316,14 @@ impl Bridge {
             card: None,
             new_thread: true,
         };
-        let mut buttons = Vec::new();
-        match self.inner.store.put_pending(&pending, PENDING_TTL).await {
-            Ok(id) => buttons.push(Button::action("Open a new ticket", ticket::actions::FOLLOW_UP, id).primary()),
-            Err(err) => tracing::warn!(error = %err, "could not keep the message for a new ticket"),
-        }
-        let note = format!(
-            "Ticket {} is closed, so this message was not sent to the agent. Open a new ticket to continue from it.",
-            record.ticket.ticket
-        );
-        self.tell(&record.thread, &blocks::notice(&note, &buttons)).await;
+        let kept = match self.inner.store.put_pending(&pending, PENDING_TTL).await {
+            Ok(id) => Some(id),
+            Err(err) => {
+                tracing::warn!(error = %err, "could not keep the message for a new ticket");
+                None
+            }
+        };
+        self.tell(&record.thread, &notices::closed_thread(record.ticket.ticket.as_str(), kept.as_deref())).await;
         Ok(())
     }
 
@@ -411,7 +337,7 @@ impl Bridge {
     ) -> Result<(), BridgeError> {
         let store = &self.inner.store;
         let Some(kept) = store.pending(pending_id).await? else {
-            self.explain(action, "A new ticket was already opened from this message.").await;
+            self.answer_click(action, &notices::already_followed_up()).await;
             return Ok(());
         };
         // The closed ticket whose thread the button is in decides who may act for the author.
@@ -420,18 +346,18 @@ impl Bridge {
             _ => None,
         };
         if !self.may_act_on_kept(clicked.as_ref(), &kept.author, &action.user, action.user_team.as_ref()).await {
-            self.explain_mrkdwn(action, &Self::may_not_act(clicked.as_ref(), &kept.author)).await;
+            self.answer_click(action, &self.may_not_act(clicked.as_ref(), &kept.author)).await;
             return Ok(());
         }
         let channel = kept.thread.channel.clone();
         let target = self.resolve_target(team, &channel).await?;
         // Without a default, the author chooses where the ticket goes (the form is theirs).
         if target.is_none() && kept.author != action.user {
-            self.explain_mrkdwn(action, &Self::may_not_act(None, &kept.author)).await;
+            self.answer_click(action, &notices::may_not_act(None, &kept.author)).await;
             return Ok(());
         }
         let Some(pending) = store.take_pending(pending_id).await? else {
-            self.explain(action, "A new ticket was already opened from this message.").await;
+            self.answer_click(action, &notices::already_followed_up()).await;
             return Ok(());
         };
         let Some(target) = target else {
@@ -440,7 +366,7 @@ impl Bridge {
                 .show_create_modal(&action.trigger_id, &id, &pending.title, action.response_url.as_deref())
                 .await;
         };
-        let placeholder = blocks::notice(&format!("🎫 Opening a ticket: {}", pending.title), &[]);
+        let placeholder = notices::opening(&pending.title);
         let ts = self.inner.slack.post(&channel, None, &placeholder).await?;
         let thread = thread_of(team, &channel, &ts);
         let title = pending.title.clone();
@@ -455,26 +381,5 @@ impl Bridge {
             target: Some(target),
         })
         .await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn list_arguments_parse_and_round_trip() {
-        assert_eq!(ListArgs::parse(""), ListArgs::default());
-        assert_eq!(ListArgs::parse("open"), ListArgs { status: Some(TicketStatus::Open), ..ListArgs::default() });
-        assert_eq!(ListArgs::parse("ALL disk full"), ListArgs { text: "disk full".into(), ..ListArgs::default() });
-        assert_eq!(
-            ListArgs::parse("Resolved  vpn"),
-            ListArgs { status: Some(TicketStatus::Resolved), text: "vpn".into(), ..ListArgs::default() }
-        );
-        assert_eq!(ListArgs::parse("disk"), ListArgs { text: "disk".into(), ..ListArgs::default() });
-        let args = ListArgs { status: Some(TicketStatus::Pending), text: "a|b c".into(), cursor: 30, shown: 20 };
-        assert_eq!(ListArgs::decode(&args.encode()), Some(args));
-        assert_eq!(ListArgs::decode("nonsense"), None);
-        assert_eq!(ListArgs::decode("open|x|0|"), None);
     }
 }

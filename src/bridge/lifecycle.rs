@@ -14,12 +14,14 @@ use std::time::Duration;
 use super::{Bridge, BridgeError};
 use crate::{
     helpdesk::{ApiStatus, Disposition, HelpdeskError, OutgoingMessage},
-    ids::{AgentId, ChannelId, MessageTs, TeamId, ThreadKey, UserId},
-    inbound::{BlockAction, UserMessage, ViewSubmission},
+    ids::{AgentId, TeamId, ThreadKey, UserId},
+    inbound::{BlockAction, UserMessage},
     model::{Actor, CardState, HistoryEvent, TicketRecord, TicketStatus},
     slack::{
         blocks::{self, Choice},
-        mrkdwn::escape_inert,
+        card::CardClosed,
+        controls::{HeaderControl, ModalTarget},
+        notices::{self, StatusChange},
         ticket::{self, HeaderView},
     },
 };
@@ -59,12 +61,6 @@ pub(super) fn from_api(status: ApiStatus, disposition: Option<Disposition>) -> T
     }
 }
 
-/// The statuses a status may move to, in words ("Resolved or Open").
-fn choices(from: TicketStatus) -> String {
-    let next: Vec<&str> = from.next().iter().map(|s| s.label()).collect();
-    if next.is_empty() { "nothing: it is final".to_owned() } else { next.join(" or ") }
-}
-
 /// Why a status change did not happen.
 #[derive(Debug)]
 pub(super) enum Refusal {
@@ -78,55 +74,12 @@ pub(super) enum Refusal {
 
 impl Refusal {
     /// What to tell people.
-    pub(super) fn explain(&self) -> String {
+    pub(super) fn explain(&self) -> blocks::Message {
         match self {
-            Self::Invalid { ticket, from, to } => format!(
-                "Ticket {ticket} is {}, so it cannot become {}. From {} it can become {}.",
-                from.label(),
-                to.label(),
-                from.label(),
-                choices(*from)
-            ),
-            Self::Helpdesk { ticket, from, to, err } => format!(
-                "⚠️ I could not change ticket {ticket} to {} on the HelpDesk: {err}. It is still {}.",
-                to.label(),
-                from.label()
-            ),
-            Self::Gone => "This thread's ticket no longer exists.".to_owned(),
+            Self::Invalid { ticket, from, to } => notices::cannot_become(ticket, *from, *to),
+            Self::Helpdesk { ticket, from, to, err } => notices::status_not_changed(ticket, *from, *to, err),
+            Self::Gone => notices::thread_ticket_gone(),
         }
-    }
-}
-
-/// Where a modal's submission applies: the header's thread, and for a status change the
-/// transition the person saw.
-struct Metadata {
-    channel: ChannelId,
-    thread_ts: MessageTs,
-    transition: Option<(TicketStatus, TicketStatus)>,
-}
-
-impl Metadata {
-    fn encode(thread: &ThreadKey, transition: Option<(TicketStatus, TicketStatus)>) -> String {
-        let mut out = format!("{} {}", thread.channel, thread.thread_ts);
-        if let Some((from, to)) = transition {
-            out.push_str(&format!(" {} {}", from.as_str(), to.as_str()));
-        }
-        out
-    }
-
-    fn decode(text: &str) -> Option<Self> {
-        let mut words = text.split(' ');
-        let channel = ChannelId::new(words.next().filter(|w| !w.is_empty())?);
-        let thread_ts = MessageTs::new(words.next()?);
-        let transition = match (words.next(), words.next()) {
-            (Some(from), Some(to)) => Some((TicketStatus::parse(from)?, TicketStatus::parse(to)?)),
-            _ => None,
-        };
-        Some(Self { channel, thread_ts, transition })
-    }
-
-    fn thread(&self, team: &TeamId) -> ThreadKey {
-        ThreadKey { team: team.clone(), channel: self.channel.clone(), thread_ts: self.thread_ts.clone() }
     }
 }
 
@@ -164,7 +117,7 @@ impl Bridge {
         let record = self.inner.store.ticket_by_thread(&thread).await?;
         let record = record.filter(|r| r.header_ts.as_ref() == Some(ts));
         if record.is_none() {
-            self.explain(action, "This ticket no longer exists in Slack.").await;
+            self.answer_click(action, &notices::not_in_slack()).await;
         }
         Ok(record)
     }
@@ -174,54 +127,64 @@ impl Bridge {
         &self,
         team: &TeamId,
         action: &BlockAction,
-        action_id: &str,
-        value: &str,
+        control: HeaderControl,
     ) -> Result<(), BridgeError> {
         let Some(record) = self.clicked_ticket(team, action).await? else { return Ok(()) };
-        if action_id == ticket::actions::HISTORY {
+        if control == HeaderControl::History {
             return self.show_history(action, &record).await;
         }
         if !self.may_manage(&record, &action.user, action.user_team.as_ref()).await {
-            self.explain(action, "Only members of this workspace can change this ticket.").await;
+            self.answer_click(action, &notices::members_only()).await;
             return Ok(());
         }
-        match action_id {
-            ticket::actions::STATUS => self.ask_status(action, &record, value).await,
-            ticket::actions::ASSIGN => self.assign(action, &record, value).await,
-            ticket::actions::AGENT => self.ask_agent(action, &record).await,
-            ticket::actions::MENU if value == ticket::actions::DELETE => self.delete(action, &record).await,
-            _ => Ok(()),
+        match control {
+            HeaderControl::Status(Some(to)) => self.ask_status(action, &record, to).await,
+            HeaderControl::Assign(Some(to)) => self.assign(action, &record, to).await,
+            HeaderControl::SwitchAgent => self.ask_agent(action, &record).await,
+            HeaderControl::Delete => self.delete(action, &record).await,
+            HeaderControl::Status(None)
+            | HeaderControl::Assign(None)
+            | HeaderControl::History
+            | HeaderControl::Menu => Ok(()),
         }
     }
 
     /// The status select: checks the transition, then opens the comment modal.
-    async fn ask_status(&self, action: &BlockAction, record: &TicketRecord, value: &str) -> Result<(), BridgeError> {
-        let Some(to) = TicketStatus::parse(value) else { return Ok(()) };
+    async fn ask_status(
+        &self,
+        action: &BlockAction,
+        record: &TicketRecord,
+        to: TicketStatus,
+    ) -> Result<(), BridgeError> {
         if !record.status.may_become(to) {
             let refusal = Refusal::Invalid { ticket: record.ticket.ticket.to_string(), from: record.status, to };
-            self.explain(action, &refusal.explain()).await;
+            self.answer_click(action, &refusal.explain()).await;
             self.refresh_header(record, None).await;
             return Ok(());
         }
-        let metadata = Metadata::encode(&record.thread, Some((record.status, to)));
-        let view = ticket::status_modal(record.ticket.ticket.as_str(), record.status, to, &metadata);
+        let target = ModalTarget::new(&record.thread, Some((record.status, to)));
+        let view = ticket::status_modal(record.ticket.ticket.as_str(), record.status, to, &target);
         self.inner.slack.open_view(&action.trigger_id, &view).await?;
         Ok(())
     }
 
     /// The status modal was submitted: change the status, with its comment.
-    pub(super) async fn on_status_view(&self, team: &TeamId, view: &ViewSubmission) -> Result<(), BridgeError> {
-        let Some(metadata) = Metadata::decode(&view.private_metadata) else { return Ok(()) };
-        let Some((from, to)) = metadata.transition else { return Ok(()) };
-        let thread = metadata.thread(team);
+    pub(super) async fn on_status_view(
+        &self,
+        team: &TeamId,
+        user: &UserId,
+        user_team: Option<&TeamId>,
+        target: &ModalTarget,
+        comment: Option<String>,
+    ) -> Result<(), BridgeError> {
+        let Some((from, to)) = target.transition else { return Ok(()) };
+        let thread = target.thread(team);
         let Some(record) = self.inner.store.ticket_by_thread(&thread).await? else { return Ok(()) };
-        if !self.may_manage(&record, &view.user, view.user_team.as_ref()).await {
+        if !self.may_manage(&record, user, user_team).await {
             return Ok(());
         }
-        let key = (ticket::STATUS_COMMENT.0.to_owned(), ticket::STATUS_COMMENT.1.to_owned());
-        let comment = view.values.get(&key).map(|c| c.trim().to_owned()).filter(|c| !c.is_empty());
-        if let Err(refusal) = self.change_status(&thread, from, to, Actor::User(view.user.clone()), comment).await {
-            self.tell(&thread, &blocks::notice(&refusal.explain(), &[])).await;
+        if let Err(refusal) = self.change_status(&thread, from, to, Actor::User(user.clone()), comment).await {
+            self.tell(&thread, &refusal.explain()).await;
         }
         Ok(())
     }
@@ -272,26 +235,23 @@ impl Bridge {
             self.record(&record, actor.clone(), event).await;
             self.refresh_header(&record, None).await;
             if to == TicketStatus::Closed {
-                self.close_open_card(&record, "the ticket was closed").await;
+                self.close_open_card(&record, CardClosed::TicketClosed).await;
             }
             if let Actor::User(user) = &actor {
-                let mut line = format!(
-                    "🔄 <@{user}> changed ticket {} from *{}* to *{}*.",
-                    escape_inert(&name),
-                    from.label(),
-                    to.label()
-                );
+                let mut comment_failed = None;
                 if let Some(comment) = &comment {
-                    line.push_str(&format!("\n> {}", escape_inert(comment).replace('\n', "\n> ")));
                     let text = format!("Status changed to {} by {}: {comment}", to.label(), self.name_of(user).await);
-                    if let Err(err) = self.mirror(&record, text).await {
-                        line.push_str(&format!("\n⚠️ The comment could not be recorded on the HelpDesk ticket: {err}"));
-                    }
+                    comment_failed = self.mirror(&record, text).await.err();
                 }
-                if to == TicketStatus::Closed {
-                    line.push_str("\nMessages here no longer reach the agent.");
-                }
-                self.tell(&record.thread, &blocks::notice_mrkdwn(&line, &[])).await;
+                let change = StatusChange {
+                    by: user,
+                    ticket: &name,
+                    from,
+                    to,
+                    comment: comment.as_deref(),
+                    comment_failed: comment_failed.as_ref().map(|err| err as &(dyn std::fmt::Display + Sync)),
+                };
+                self.tell(&record.thread, &notices::status_changed(&change)).await;
             }
             Ok(record)
         };
@@ -333,7 +293,7 @@ impl Bridge {
         match self.change_status(&record.thread, TicketStatus::Open, TicketStatus::Pending, actor, None).await {
             Ok(_) | Err(Refusal::Invalid { .. } | Refusal::Gone) => {}
             Err(refusal) => {
-                self.tell(&record.thread, &blocks::notice(&refusal.explain(), &[])).await;
+                self.tell(&record.thread, &refusal.explain()).await;
             }
         }
     }
@@ -389,24 +349,13 @@ impl Bridge {
                 let _ = self.inner.slack.react(&record.thread.team, &message.channel, &message.ts, NOTED).await;
             }
             Err(err) => {
-                let note = format!(
-                    "⚠️ I could not record this comment on ticket {}: {err}. It is only here in Slack.",
-                    record.ticket.ticket
-                );
-                self.tell(&record.thread, &blocks::notice(&note, &[])).await;
+                self.tell(&record.thread, &notices::comment_not_recorded(record.ticket.ticket.as_str(), &err)).await;
             }
         }
     }
 
     /// The assignee select: assigns the ticket to the chosen person.
-    async fn assign(&self, action: &BlockAction, record: &TicketRecord, value: &str) -> Result<(), BridgeError> {
-        let valid = value.len() > 1
-            && matches!(value.as_bytes()[0], b'U' | b'W')
-            && value.bytes().all(|b| b.is_ascii_alphanumeric());
-        if !valid {
-            return Ok(());
-        }
-        let to = UserId::new(value);
+    async fn assign(&self, action: &BlockAction, record: &TicketRecord, to: UserId) -> Result<(), BridgeError> {
         let mut from = None;
         let updated = self
             .inner
@@ -427,10 +376,8 @@ impl Bridge {
         let event = HistoryEvent::AssigneeChanged { from: from.clone(), to: Some(to.clone()) };
         self.record(&updated, Actor::User(action.user.clone()), event).await;
         self.refresh_header(&updated, None).await;
-        let was = from.map(|f| format!(" (was <@{f}>)")).unwrap_or_default();
-        let ticket = escape_inert(updated.ticket.ticket.as_str());
-        let line = format!("👤 <@{}> assigned ticket {ticket} to <@{to}>{was}.", action.user);
-        self.tell(&updated.thread, &blocks::notice_mrkdwn(&line, &[])).await;
+        let note = notices::assigned(&action.user, updated.ticket.ticket.as_str(), &to, from.as_ref());
+        self.tell(&updated.thread, &note).await;
         Ok(())
     }
 
@@ -439,7 +386,7 @@ impl Bridge {
         let agents = match self.inner.helpdesk.list_agents().await {
             Ok(agents) => agents,
             Err(err) => {
-                self.explain(action, &format!("⚠️ I could not list the HelpDesk's agents: {err}")).await;
+                self.answer_click(action, &notices::cannot_list_agents(&err)).await;
                 return Err(err.into());
             }
         };
@@ -448,37 +395,38 @@ impl Bridge {
             .filter(|a| self.agent_allowed(a.id.as_str(), &a.name))
             .map(|a| (a.id.to_string(), a.name))
             .collect();
-        let metadata = Metadata::encode(&record.thread, None);
+        let target = ModalTarget::new(&record.thread, None);
         let view =
-            ticket::agent_modal(record.ticket.ticket.as_str(), &choices, Some(record.agent_id.as_str()), &metadata);
+            ticket::agent_modal(record.ticket.ticket.as_str(), &choices, Some(record.agent_id.as_str()), &target);
         self.inner.slack.open_view(&action.trigger_id, &view).await?;
         Ok(())
     }
 
     /// The agent modal was submitted: reassign on the HelpDesk, then here.
-    pub(super) async fn on_agent_view(&self, team: &TeamId, view: &ViewSubmission) -> Result<(), BridgeError> {
-        let Some(metadata) = Metadata::decode(&view.private_metadata) else { return Ok(()) };
-        let key = (ticket::AGENT_SELECT.0.to_owned(), ticket::AGENT_SELECT.1.to_owned());
-        let Some(agent) = view.values.get(&key).map(AgentId::new) else { return Ok(()) };
-        let thread = metadata.thread(team);
+    pub(super) async fn on_agent_view(
+        &self,
+        team: &TeamId,
+        user: &UserId,
+        user_team: Option<&TeamId>,
+        target: &ModalTarget,
+        agent: AgentId,
+    ) -> Result<(), BridgeError> {
+        let thread = target.thread(team);
         let store = &self.inner.store;
         let Some(record) = store.ticket_by_thread(&thread).await? else { return Ok(()) };
-        if !self.may_manage(&record, &view.user, view.user_team.as_ref()).await || record.agent_id == agent {
+        if !self.may_manage(&record, user, user_team).await || record.agent_id == agent {
             return Ok(());
         }
         let helpdesk = &self.inner.helpdesk;
         let name = match helpdesk.agent(&agent).await {
             Ok(found) if !self.agent_allowed(found.id.as_str(), &found.name) => {
-                tracing::warn!(user = %view.user, agent = %agent, "refused a switch to an agent that is not allowed");
-                let note =
-                    format!("{} is not an agent this bridge may give tickets to; the agent is unchanged.", found.name);
-                self.tell(&thread, &blocks::notice(&note, &[])).await;
+                tracing::warn!(user = %user, agent = %agent, "refused a switch to an agent that is not allowed");
+                self.tell(&thread, &notices::agent_not_allowed(&found.name)).await;
                 return Ok(());
             }
             Ok(found) => found.name,
             Err(err) => {
-                let note = format!("⚠️ I could not find that agent on the HelpDesk: {err}. The agent is unchanged.");
-                self.tell(&thread, &blocks::notice(&note, &[])).await;
+                self.tell(&thread, &notices::agent_not_found(&err)).await;
                 return Err(err.into());
             }
         };
@@ -486,11 +434,8 @@ impl Bridge {
             let switched = helpdesk.reassign(&record.ticket.workspace, &record.ticket.ticket, &agent).await;
             match switched {
                 Err(err) => {
-                    let note = format!(
-                        "⚠️ I could not switch ticket {} to {name} on the HelpDesk: {err}. It stays with {}.",
-                        record.ticket.ticket, record.agent_name
-                    );
-                    self.tell(&thread, &blocks::notice(&note, &[])).await;
+                    let ticket = record.ticket.ticket.as_str();
+                    self.tell(&thread, &notices::agent_not_switched(ticket, &name, &err, &record.agent_name)).await;
                     Err(err.into())
                 }
                 Ok(()) => {
@@ -505,19 +450,12 @@ impl Bridge {
                     match updated {
                         Ok(Some(updated)) => {
                             // The old agent's proposals are not the new agent's to receive.
-                            self.close_open_card(&updated, "the ticket moved to another agent").await;
+                            self.close_open_card(&updated, CardClosed::MovedAgent).await;
                             let event = HistoryEvent::AgentChanged { from: before.clone(), to: name.clone() };
-                            self.record(&updated, Actor::User(view.user.clone()), event).await;
+                            self.record(&updated, Actor::User(user.clone()), event).await;
                             self.refresh_header(&updated, None).await;
-                            let line = format!(
-                                "🤖 <@{}> switched ticket {} from {} to *{}*. Messages from now on go to {}.",
-                                view.user,
-                                escape_inert(updated.ticket.ticket.as_str()),
-                                escape_inert(&before),
-                                escape_inert(&name),
-                                escape_inert(&name)
-                            );
-                            self.tell(&thread, &blocks::notice_mrkdwn(&line, &[])).await;
+                            let ticket = updated.ticket.ticket.as_str();
+                            self.tell(&thread, &notices::agent_switched(user, ticket, &before, &name)).await;
                             Ok(())
                         }
                         Ok(None) => Ok(()),
@@ -543,12 +481,8 @@ impl Bridge {
         let requester =
             record.requester == action.user && self.may_manage(record, &action.user, action.user_team.as_ref()).await;
         if !requester && !self.may_decide(record, &action.user, action.user_team.as_ref()).await {
-            let who = self.deciders(record).await;
-            self.explain_mrkdwn(
-                action,
-                &format!("Only {who} can delete this ticket. Closing it is open to everyone here."),
-            )
-            .await;
+            let settings = self.channel_settings(record).await;
+            self.answer_click(action, &notices::only_deciders_delete(&self.deciders(record, &settings))).await;
             return Ok(());
         }
         let (workspace, name) = (&record.ticket.workspace, &record.ticket.ticket);
@@ -556,8 +490,7 @@ impl Bridge {
             // Already gone there: finish the job here.
             Ok(()) | Err(HelpdeskError::NotFound(_)) => {}
             Err(err) => {
-                let note = format!("⚠️ I could not delete ticket {name} on the HelpDesk: {err}. Nothing was deleted.");
-                self.tell(&record.thread, &blocks::notice(&note, &[])).await;
+                self.tell(&record.thread, &notices::not_deleted(name.as_str(), &err)).await;
                 return Err(err.into());
             }
         }
@@ -566,21 +499,16 @@ impl Bridge {
         tracing::info!(ticket = %name, thread = %record.thread, "deleted a ticket");
         self.refresh_header(record, Some(&action.user)).await;
         if let Some(card) = card
-            && let Err(err) = self.close_card(&card, "the ticket was deleted").await
+            && let Err(err) = self.close_card(&card, CardClosed::TicketDeleted).await
         {
             tracing::warn!(error = %err, "could not close the deleted ticket's card");
         }
-        let line = format!(
-            "🗑️ <@{}> deleted ticket {}. This thread no longer reaches an agent; mention me in the channel to open a new ticket.",
-            action.user,
-            escape_inert(name.as_str())
-        );
-        self.tell(&record.thread, &blocks::notice_mrkdwn(&line, &[])).await;
+        self.tell(&record.thread, &notices::deleted(&action.user, name.as_str())).await;
         Ok(())
     }
 
     /// Closes the ticket's open card, if any, saying why.
-    async fn close_open_card(&self, record: &TicketRecord, why: &str) {
+    async fn close_open_card(&self, record: &TicketRecord, why: CardClosed) {
         match self.inner.store.open_card(&record.ticket).await {
             Ok(Some(card)) if card.state == CardState::Open => {
                 if let Err(err) = self.close_card(&card, why).await {
@@ -616,29 +544,13 @@ mod tests {
     }
 
     #[test]
-    fn modal_metadata_round_trips_and_refuses_garbage() {
-        let thread = ThreadKey {
-            team: TeamId::new("T1"),
-            channel: ChannelId::new("C1"),
-            thread_ts: MessageTs::new("1800000000.000100"),
-        };
-        let text = Metadata::encode(&thread, Some((TicketStatus::Pending, TicketStatus::Resolved)));
-        let back = Metadata::decode(&text).unwrap();
-        assert_eq!(back.thread(&thread.team), thread);
-        assert_eq!(back.transition, Some((TicketStatus::Pending, TicketStatus::Resolved)));
-        assert!(Metadata::decode("").is_none());
-        assert!(Metadata::decode("C1 1.2 open nonsense").is_none());
-        assert!(Metadata::decode(&Metadata::encode(&thread, None)).unwrap().transition.is_none());
-    }
-
-    #[test]
     fn refusals_name_the_valid_next_states() {
         let refusal = Refusal::Invalid { ticket: "D-1".into(), from: TicketStatus::Open, to: TicketStatus::Closed };
         assert_eq!(
-            refusal.explain(),
+            refusal.explain().text,
             "Ticket D-1 is Open, so it cannot become Closed. From Open it can become Pending."
         );
         let closed = Refusal::Invalid { ticket: "D-1".into(), from: TicketStatus::Closed, to: TicketStatus::Open };
-        assert!(closed.explain().ends_with("nothing: it is final."));
+        assert!(closed.explain().text.ends_with("nothing: it is final."));
     }
 }

@@ -34,13 +34,14 @@ use crate::{
     dispatch::Handler,
     helpdesk::{HelpdeskClient, HelpdeskError},
     ids::{ChannelId, MessageTs, TeamId, ThreadKey, UserId},
-    inbound::{BlockAction, Inbound, InboundKind, UserMessage},
+    inbound::{BlockAction, Inbound, InboundKind, UserMessage, ViewSubmission},
     model::{Actor, HistoryEntry, HistoryEvent, TicketRecord},
     slack::{
         api::{SlackApi, SlackError},
-        blocks::{self, Message},
+        blocks::Message,
+        controls::{Intent, Submission},
         ingress::BotIdentity,
-        markup, ticket,
+        markup, notices,
     },
     store::{Store, StoreError},
     telemetry::Metrics,
@@ -71,19 +72,6 @@ where
         }
     }
 }
-
-/// Action ids of the bridge's own buttons.
-mod action {
-    /// Resend a message that failed.
-    pub const RETRY: &str = "retry";
-    /// Open the ticket-creation modal.
-    pub const CREATE: &str = "create_ticket";
-    /// Open a new ticket for a thread whose ticket is gone from the HelpDesk.
-    pub const REOPEN: &str = "open_new_ticket";
-}
-
-/// The message shortcut's callback id (see `manifest.yml`).
-pub const SHORTCUT_CALLBACK: &str = "open_ticket";
 
 /// Why handling an item failed; reported in the thread where possible, and logged.
 #[derive(Debug, thiserror::Error)]
@@ -207,7 +195,7 @@ impl Bridge {
             Err(err) => {
                 // The message is not lost silently: the person is told to resend it.
                 if message.mentions_bot || message.is_dm {
-                    self.tell(&thread, &store_trouble()).await;
+                    self.tell(&thread, &notices::store_trouble()).await;
                 }
                 return Err(err.into());
             }
@@ -219,27 +207,45 @@ impl Bridge {
         }
     }
 
+    /// A click: decoded at the edge, matched here.
     async fn on_action(&self, team: &TeamId, action: BlockAction) -> Result<(), BridgeError> {
         for item in &action.actions {
-            let value = item.value.as_deref().unwrap_or_default();
-            match item.action_id.as_str() {
-                action::RETRY => self.retry(team, &action, value).await?,
-                action::REOPEN => self.reopen(team, &action, value).await?,
-                action::CREATE => self.open_create_modal(&action, value).await?,
-                id if id.starts_with("card_") => self.on_card_action(team, &action, item).await?,
-                ticket::actions::LIST_MORE => self.list_more(team, &action, value).await?,
-                ticket::actions::CONTINUE => self.continue_ticket(team, &action, value).await?,
-                ticket::actions::FOLLOW_UP => self.follow_up(team, &action, value).await?,
-                id @ (ticket::actions::STATUS
-                | ticket::actions::ASSIGN
-                | ticket::actions::AGENT
-                | ticket::actions::HISTORY
-                | ticket::actions::MENU) => self.on_header_action(team, &action, id, value).await?,
+            match Intent::from_action(item) {
+                Intent::Retry { pending } => self.retry(team, &action, &pending).await?,
+                Intent::Reopen { pending } => self.reopen(team, &action, &pending).await?,
+                Intent::Create { pending } => self.open_create_modal(&action, &pending).await?,
+                Intent::Card { button, card } => self.on_card_action(team, &action, button, card).await?,
+                Intent::ListMore(args) => self.list_more(team, &action, args).await?,
+                Intent::Continue(what) => self.continue_ticket(team, &action, what).await?,
+                Intent::FollowUp { pending } => self.follow_up(team, &action, &pending).await?,
+                Intent::Header(control) => self.on_header_action(team, &action, control).await?,
                 // Link buttons (Open in HelpDesk, agent links) also report their clicks.
-                _ => tracing::debug!(action_id = %item.action_id, "action needs no handling"),
+                Intent::None => tracing::debug!(action_id = %item.action_id, "action needs no handling"),
             }
         }
         Ok(())
+    }
+
+    /// A modal submission: decoded at the edge, matched here.
+    async fn on_view(&self, team: &TeamId, view: ViewSubmission) -> Result<(), BridgeError> {
+        let (user, user_team) = (&view.user, view.user_team.as_ref());
+        match Submission::from_view(&view) {
+            Submission::Create { pending, title, target } => {
+                self.on_create_view(team, user, &pending, title, target).await
+            }
+            Submission::Reject { card: Some((card, index, seen)), reason } => {
+                self.on_reject_view(team, user, user_team, &card, index, seen, reason).await
+            }
+            Submission::Status { target: Some(target), comment } => {
+                self.on_status_view(team, user, user_team, &target, comment).await
+            }
+            Submission::Agent { target: Some(target), agent: Some(agent) } => {
+                self.on_agent_view(team, user, user_team, &target, agent).await
+            }
+            Submission::Reject { .. } | Submission::Status { .. } | Submission::Agent { .. } | Submission::Unknown => {
+                Ok(())
+            }
+        }
     }
 
     /// Posts a message in a thread; a failure is logged (there is nowhere else to say it).
@@ -250,6 +256,21 @@ impl Bridge {
                 tracing::warn!(thread = %thread, error = %err, code = err.code(), "could not post in the thread");
                 None
             }
+        }
+    }
+
+    /// Answers a click with a message only the clicker sees: through the interaction's
+    /// `response_url` (which works where the bot is not a member), else as an ephemeral.
+    async fn answer_click(&self, action: &BlockAction, note: &Message) {
+        let sent = match (&action.response_url, &action.channel) {
+            (Some(url), _) => self.inner.slack.respond(url, note, false).await,
+            (None, Some(channel)) => {
+                self.inner.slack.ephemeral(channel, &action.user, action.thread_ts.as_ref(), note).await
+            }
+            (None, None) => Ok(()),
+        };
+        if let Err(err) = sent {
+            tracing::warn!(code = err.code(), "could not answer a click");
         }
     }
 
@@ -293,15 +314,6 @@ impl Bridge {
     }
 }
 
-/// The notice for a store that does not answer.
-fn store_trouble() -> Message {
-    blocks::notice(
-        "⚠️ I could not record this message: my state store is not answering. Nothing was sent to the HelpDesk; \
-         please send it again in a minute.",
-        &[],
-    )
-}
-
 /// Milliseconds since the Unix epoch.
 fn now_millis() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| {
@@ -310,7 +322,7 @@ fn now_millis() -> i64 {
     })
 }
 
-/// Unix seconds of a stored time (milliseconds), as Slack's `<!date>` wants them.
+/// Unix seconds of a stored time (milliseconds), as the renderers take times.
 fn seconds(millis: i64) -> i64 {
     millis.div_euclid(1000)
 }

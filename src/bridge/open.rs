@@ -7,15 +7,17 @@
 
 use std::time::Duration;
 
-use super::{Bridge, BridgeError, PENDING_TTL, action, now_millis, thread_of};
+use super::{Bridge, BridgeError, PENDING_TTL, now_millis, thread_of};
 use crate::{
     helpdesk::HelpdeskError,
     ids::{AgentId, ChannelId, MessageTs, TeamId, ThreadKey, TicketKey, UserId, WorkspaceId},
-    inbound::{BlockAction, MessageShortcut, UserMessage, ViewSubmission},
+    inbound::{BlockAction, MessageShortcut, UserMessage},
     model::{Actor, ChannelRef, HistoryEvent, PendingMessage, TicketRecord, TicketStatus},
     slack::{
-        blocks::{self, Button, Choice, CreateModalView},
-        ticket,
+        blocks::{self, Choice, CreateModalView},
+        controls::Shortcut,
+        markup::without_mention,
+        notices,
     },
     store::CreateOutcome,
 };
@@ -95,14 +97,6 @@ pub(super) fn title_from(text: &str) -> String {
     format!("{}…", cut.trim_end())
 }
 
-/// Removes the bot's own mention, so it does not end up in a title.
-fn without_mention(text: &str, bot: Option<&UserId>) -> String {
-    match bot {
-        Some(bot) => text.replace(&format!("<@{bot}>"), " ").trim().to_owned(),
-        None => text.trim().to_owned(),
-    }
-}
-
 impl Bridge {
     /// A mention or DM outside a ticket thread opens a ticket in that thread.
     pub(super) async fn open_from_message(&self, team: &TeamId, message: &UserMessage) -> Result<(), BridgeError> {
@@ -131,13 +125,11 @@ impl Bridge {
 
     /// The message shortcut: a ticket from any message, answered in its thread.
     pub(super) async fn on_shortcut(&self, team: &TeamId, shortcut: MessageShortcut) -> Result<(), BridgeError> {
-        if shortcut.callback_id != super::SHORTCUT_CALLBACK {
-            return Ok(());
-        }
+        let Some(Shortcut::OpenTicket) = Shortcut::from_shortcut(&shortcut) else { return Ok(()) };
         let thread_ts = shortcut.thread_ts.clone().unwrap_or_else(|| shortcut.message_ts.clone());
         let thread = thread_of(team, &shortcut.channel, &thread_ts);
         if let Some(existing) = self.inner.store.ticket_by_thread(&thread).await? {
-            let note = blocks::notice(&format!("This thread is already ticket {}.", existing.ticket.ticket), &[]);
+            let note = notices::already_a_ticket(existing.ticket.ticket.as_str());
             self.inner.slack.respond(&shortcut.response_url, &note, false).await?;
             return Ok(());
         }
@@ -178,11 +170,7 @@ impl Bridge {
                 Ok(Some(target)) => target,
                 Ok(None) => return self.prompt_create(request).await,
                 Err(err) => {
-                    let note = blocks::notice(
-                        &format!("⚠️ I could not find the HelpDesk workspace or agent to open a ticket with: {err}"),
-                        &[],
-                    );
-                    self.show_or_tell(&request, &note).await;
+                    self.show_or_tell(&request, &notices::target_unknown(&err)).await;
                     return Err(err);
                 }
             },
@@ -329,12 +317,7 @@ impl Bridge {
     async fn prompt_create(&self, request: OpenRequest) -> Result<(), BridgeError> {
         let pending = request.pending();
         let id = self.inner.store.put_pending(&pending, PENDING_TTL).await?;
-        let note = blocks::notice(
-            "No HelpDesk workspace and agent are set for this channel yet. Create the ticket and choose them; \
-             `/helpdesk config workspace <name> agent <name>` sets them for next time.",
-            &[Button::action("Create ticket", action::CREATE, id).primary()],
-        );
-        self.show_or_tell(&request, &note).await;
+        self.show_or_tell(&request, &notices::no_target(&id)).await;
         Ok(())
     }
 
@@ -357,15 +340,8 @@ impl Bridge {
     async fn creation_failed(&self, request: &OpenRequest, err: &HelpdeskError) -> Result<(), BridgeError> {
         tracing::warn!(thread = %request.thread, error = %err, "could not create a HelpDesk ticket");
         let pending = request.pending();
-        let mut buttons = Vec::new();
-        if let Ok(id) = self.inner.store.put_pending(&pending, PENDING_TTL).await {
-            buttons.push(Button::action("Retry", action::RETRY, id));
-        }
-        let note = blocks::notice(
-            &format!("⚠️ I could not open a HelpDesk ticket: {err}. Nothing was sent to an agent yet."),
-            &buttons,
-        );
-        self.show_or_tell(request, &note).await;
+        let kept = self.inner.store.put_pending(&pending, PENDING_TTL).await.ok();
+        self.show_or_tell(request, &notices::creation_failed(err, kept.as_deref())).await;
         Ok(())
     }
 
@@ -412,13 +388,13 @@ impl Bridge {
     /// The "Create ticket" button: the creation modal, with the HelpDesk's own lists.
     pub(super) async fn open_create_modal(&self, action: &BlockAction, pending_id: &str) -> Result<(), BridgeError> {
         let Some(pending) = self.inner.store.pending(pending_id).await? else {
-            self.explain(action, "This request has expired or was already turned into a ticket.").await;
+            self.answer_click(action, &notices::request_expired()).await;
             return Ok(());
         };
         // Whoever completes the form would choose where someone else's request goes: only
         // the person who asked may; anyone else can open a ticket of their own.
         if pending.author != action.user {
-            self.explain_mrkdwn(action, &Self::may_not_act(None, &pending.author)).await;
+            self.answer_click(action, &notices::may_not_act(None, &pending.author)).await;
             return Ok(());
         }
         self.show_create_modal(&action.trigger_id, pending_id, &pending.title, action.response_url.as_deref()).await
@@ -440,11 +416,7 @@ impl Bridge {
             Ok(lists) => lists,
             Err(err) => {
                 if let Some(url) = response_url {
-                    let note = blocks::notice(
-                        &format!("⚠️ I could not list the HelpDesk's workspaces and agents: {err}"),
-                        &[],
-                    );
-                    self.inner.slack.respond(url, &note, false).await?;
+                    self.inner.slack.respond(url, &notices::cannot_list_targets(&err), false).await?;
                 }
                 return Err(err.into());
             }
@@ -462,13 +434,8 @@ impl Bridge {
         if workspaces.is_empty() || agents.is_empty() {
             // An empty menu is not valid Block Kit, and there is nothing to choose anyway.
             tracing::warn!("no HelpDesk workspace or agent is allowed; check ALLOWED_WORKSPACES and ALLOWED_AGENTS");
-            let note = blocks::notice(
-                "None of the HelpDesk's workspaces or agents is one this bridge may use, so I cannot open a ticket. \
-                 Ask an administrator to check its allowed workspaces and agents.",
-                &[],
-            );
             if let Some(url) = response_url {
-                self.inner.slack.respond(url, &note, false).await?;
+                self.inner.slack.respond(url, &notices::nothing_allowed(), false).await?;
             }
             return Ok(());
         }
@@ -485,45 +452,24 @@ impl Bridge {
         Ok(())
     }
 
-    /// Tells the clicker something only they see.
-    pub(super) async fn explain(&self, action: &BlockAction, text: &str) {
-        self.answer_click(action, &blocks::notice(text, &[])).await;
-    }
-
-    /// Answers a click with a message only the clicker sees: through the interaction's
-    /// `response_url` (which works where the bot is not a member), else as an ephemeral.
-    pub(super) async fn answer_click(&self, action: &BlockAction, note: &blocks::Message) {
-        let sent = match (&action.response_url, &action.channel) {
-            (Some(url), _) => self.inner.slack.respond(url, note, false).await,
-            (None, Some(channel)) => {
-                self.inner.slack.ephemeral(channel, &action.user, action.thread_ts.as_ref(), note).await
-            }
-            (None, None) => Ok(()),
-        };
-        if let Err(err) = sent {
-            tracing::warn!(code = err.code(), "could not answer a click");
-        }
-    }
-
-    /// A submitted modal: the creation modal opens its ticket.
-    pub(super) async fn on_view(&self, team: &TeamId, view: ViewSubmission) -> Result<(), BridgeError> {
-        match view.callback_id.as_str() {
-            crate::slack::card::REJECT_MODAL => return self.on_reject_view(team, &view).await,
-            ticket::STATUS_MODAL => return self.on_status_view(team, &view).await,
-            ticket::AGENT_MODAL => return self.on_agent_view(team, &view).await,
-            blocks::CREATE_MODAL => {}
-            _ => return Ok(()),
-        }
+    /// The creation modal was submitted: its ticket opens.
+    pub(super) async fn on_create_view(
+        &self,
+        team: &TeamId,
+        user: &UserId,
+        pending_id: &str,
+        title: Option<String>,
+        target: Option<(String, String)>,
+    ) -> Result<(), BridgeError> {
         let store = &self.inner.store;
-        let Some(kept) = store.pending(&view.private_metadata).await? else {
+        let Some(kept) = store.pending(pending_id).await? else {
             return Ok(());
         };
-        if kept.author != view.user {
-            tracing::warn!(user = %view.user, "a creation form was submitted by someone else than who asked");
+        if kept.author != *user {
+            tracing::warn!(user = %user, "a creation form was submitted by someone else than who asked");
             return Ok(());
         }
-        let value = |ids: (&str, &str)| view.values.get(&(ids.0.to_owned(), ids.1.to_owned())).cloned();
-        let (Some(workspace), Some(agent)) = (value(blocks::CREATE_WORKSPACE), value(blocks::CREATE_AGENT)) else {
+        let Some((workspace, agent)) = target else {
             return Ok(());
         };
         let (workspace, agent) = (WorkspaceId::new(workspace), AgentId::new(agent));
@@ -534,27 +480,23 @@ impl Bridge {
         if !self.workspace_allowed(workspace.as_str(), &workspace_name)
             || !self.agent_allowed(agent.as_str(), &agent_name)
         {
-            tracing::warn!(user = %view.user, workspace = %workspace, agent = %agent, "refused a ticket for a workspace or agent that is not allowed");
-            let note = blocks::notice(
-                "That HelpDesk workspace or agent is not one this bridge may use; nothing was created.",
-                &[],
-            );
+            tracing::warn!(user = %user, workspace = %workspace, agent = %agent, "refused a ticket for a workspace or agent that is not allowed");
+            let note = notices::target_not_allowed();
             let thread = &kept.thread;
             let thread_ts = Some(&thread.thread_ts).filter(|ts| !ts.as_str().is_empty());
-            if let Err(err) = self.inner.slack.ephemeral(&thread.channel, &view.user, thread_ts, &note).await {
+            if let Err(err) = self.inner.slack.ephemeral(&thread.channel, user, thread_ts, &note).await {
                 tracing::warn!(code = err.code(), "could not explain a refused creation");
             }
             return Ok(());
         }
-        let Some(mut pending) = store.take_pending(&view.private_metadata).await? else {
+        let Some(mut pending) = store.take_pending(pending_id).await? else {
             return Ok(());
         };
-        let title = value(blocks::CREATE_TITLE).filter(|t| !t.trim().is_empty()).unwrap_or(pending.title.clone());
+        let title = title.unwrap_or(pending.title.clone());
         let target = Target { workspace, agent, agent_name };
         let mut header_ts = None;
         if pending.new_thread {
-            let placeholder = blocks::notice(&format!("🎫 Opening a ticket: {title}"), &[]);
-            let ts = self.inner.slack.post(&pending.thread.channel, None, &placeholder).await?;
+            let ts = self.inner.slack.post(&pending.thread.channel, None, &notices::opening(&title)).await?;
             pending.thread = thread_of(team, &pending.thread.channel, &ts);
             header_ts = Some(ts);
         }
@@ -580,29 +522,27 @@ impl Bridge {
     ) -> Result<(), BridgeError> {
         let store = &self.inner.store;
         let Some(kept) = store.pending(pending_id).await? else {
-            self.explain(action, "A new ticket was already opened for this thread.").await;
+            self.answer_click(action, &notices::already_reopened()).await;
             return Ok(());
         };
         let old = store.ticket_by_thread(&kept.thread).await?;
         if !self.may_act_on_kept(old.as_ref(), &kept.author, &action.user, action.user_team.as_ref()).await {
-            self.explain_mrkdwn(action, &Self::may_not_act(old.as_ref(), &kept.author)).await;
+            self.answer_click(action, &self.may_not_act(old.as_ref(), &kept.author)).await;
             return Ok(());
         }
         if let Some(old) = &old {
             if old.status == TicketStatus::Closed {
-                let line =
-                    format!("Ticket {} is closed; mention me in the channel to open a new one.", old.ticket.ticket);
-                self.explain(action, &line).await;
+                self.answer_click(action, &notices::closed_mention_me(old.ticket.ticket.as_str())).await;
                 return Ok(());
             }
             let gone = self.inner.helpdesk.ticket(&old.ticket.workspace, &old.ticket.ticket).await;
             if !matches!(gone, Err(HelpdeskError::NotFound(_))) {
-                self.explain(action, &format!("Ticket {} is still on the HelpDesk.", old.ticket.ticket)).await;
+                self.answer_click(action, &notices::still_on_helpdesk(old.ticket.ticket.as_str())).await;
                 return Ok(());
             }
         }
         let Some(mut pending) = store.take_pending(pending_id).await? else {
-            self.explain(action, "A new ticket was already opened for this thread.").await;
+            self.answer_click(action, &notices::already_reopened()).await;
             return Ok(());
         };
         if old.is_some() {
@@ -630,11 +570,5 @@ mod tests {
         assert!(title.ends_with("word…"), "{title}");
         let unbroken = "x".repeat(150);
         assert_eq!(title_from(&unbroken).chars().count(), 100);
-    }
-
-    #[test]
-    fn the_bots_mention_leaves_the_title() {
-        let bot = UserId::new("UBOT");
-        assert_eq!(without_mention("<@UBOT> disk full on web-1", Some(&bot)), "disk full on web-1");
     }
 }

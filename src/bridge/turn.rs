@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use super::{
-    Bridge, BridgeError, PENDING_TTL, action,
+    Bridge, BridgeError, PENDING_TTL,
     open::OpenRequest,
     patiently,
     reply::{self, Outcome},
@@ -15,8 +15,11 @@ use super::{
 use crate::{
     helpdesk::{HelpdeskError, OutgoingMessage, events::decisions_data},
     inbound::{BlockAction, UserMessage},
-    model::{Actor, HistoryEvent, PendingMessage, TicketRecord, TicketStatus},
-    slack::blocks::{self, Button},
+    model::{Actor, Delivery, HistoryEvent, PendingMessage, TicketRecord, TicketStatus},
+    slack::{
+        blocks,
+        notices::{self, SendFailure},
+    },
 };
 
 /// A turn may hold its ticket this long; agent turns that run tools take minutes.
@@ -27,13 +30,6 @@ const TURN_POLL: Duration = Duration::from_millis(200);
 /// Reactions on the person's message once its turn ended.
 const DONE: &str = "white_check_mark";
 const FAILED: &str = "warning";
-
-/// Whether a failed send reached the HelpDesk, as far as the bridge can tell.
-enum Delivery {
-    NotDelivered,
-    Unknown,
-    Delivered,
-}
 
 /// What the agent reads when a message would have carried decisions that were already sent
 /// (or may have been): they are not sent again.
@@ -53,22 +49,16 @@ fn delivery(err: &HelpdeskError) -> Delivery {
     }
 }
 
-/// What went wrong, in words for the thread, and whether the message got through.
-fn describe(err: &HelpdeskError) -> (String, Delivery) {
+/// What went wrong, for the thread, and whether the message got through as people are told.
+fn describe(err: &HelpdeskError) -> (SendFailure<'_>, Delivery) {
     match err {
-        HelpdeskError::Connection(_) => ("I could not reach the HelpDesk".to_owned(), Delivery::NotDelivered),
-        HelpdeskError::Timeout => ("The HelpDesk did not answer in time".to_owned(), Delivery::Unknown),
-        HelpdeskError::Server { status, .. } => {
-            (format!("The HelpDesk answered with an error ({status})"), Delivery::NotDelivered)
-        }
-        HelpdeskError::Unauthorized(_) => {
-            ("The HelpDesk refused the bridge's token".to_owned(), Delivery::NotDelivered)
-        }
-        HelpdeskError::BadRequest(message) => {
-            (format!("The HelpDesk rejected the message ({message})"), Delivery::NotDelivered)
-        }
-        HelpdeskError::Stream(message) => (format!("The agent reported an error ({message})"), Delivery::Delivered),
-        other => (format!("The HelpDesk failed: {other}"), Delivery::Unknown),
+        HelpdeskError::Connection(_) => (SendFailure::Connection, Delivery::NotDelivered),
+        HelpdeskError::Timeout => (SendFailure::Timeout, Delivery::Unknown),
+        HelpdeskError::Server { status, .. } => (SendFailure::Server(*status), Delivery::NotDelivered),
+        HelpdeskError::Unauthorized(_) => (SendFailure::Unauthorized, Delivery::NotDelivered),
+        HelpdeskError::BadRequest(message) => (SendFailure::BadRequest(message), Delivery::NotDelivered),
+        HelpdeskError::Stream(message) => (SendFailure::Stream(message), Delivery::Delivered),
+        other => (SendFailure::Other(other), Delivery::Unknown),
     }
 }
 
@@ -86,18 +76,14 @@ impl Bridge {
         }
         let record = if record.status == TicketStatus::Resolved {
             if !self.may_manage(&record, &message.user, None).await {
-                let line = format!(
-                    "Ticket {} is resolved, and only members of this workspace can reopen it; this message was not sent.",
-                    record.ticket.ticket
-                );
-                self.tell(&record.thread, &blocks::notice(&line, &[])).await;
+                self.tell(&record.thread, &notices::resolved_members_only(record.ticket.ticket.as_str())).await;
                 return Ok(());
             }
             let actor = Actor::User(message.user.clone());
             match self.change_status(&record.thread, TicketStatus::Resolved, TicketStatus::Open, actor, None).await {
                 Ok(reopened) => reopened,
                 Err(refusal) => {
-                    self.tell(&record.thread, &blocks::notice(&refusal.explain(), &[])).await;
+                    self.tell(&record.thread, &refusal.explain()).await;
                     return Ok(());
                 }
             }
@@ -148,19 +134,14 @@ impl Bridge {
                 Ok(Some(guard)) => break guard,
                 Ok(None) => {}
                 Err(err) => {
-                    self.offer_retry(
-                        &record,
-                        &message,
-                        "⚠️ I could not send this message: my state store is not answering. It was not sent.",
-                    )
-                    .await;
+                    self.offer_retry(&record, &message, notices::not_sent_store_down).await;
                     return Err(err.into());
                 }
             }
             tokio::select! {
                 () = self.inner.abort.cancelled() => {
                     // Shutting down before this message's turn came: keep it for a Retry.
-                    self.offer_retry(&record, &message, "⚠️ I restarted before sending this message to the agent. It was not sent.").await;
+                    self.offer_retry(&record, &message, notices::not_sent_restarting).await;
                     return Ok(());
                 }
                 () = tokio::time::sleep(TURN_POLL) => {}
@@ -261,8 +242,7 @@ impl Bridge {
         match &error {
             // A turn ended at a cap: a Retry would end the same way, so none is offered.
             Some(reason) if capped => {
-                let line = format!("⚠️ The agent's reply was cut short ({reason}). Your message reached the ticket.");
-                self.tell(thread, &blocks::notice(&line, &[])).await;
+                self.tell(thread, &notices::reply_cut_short(reason)).await;
             }
             Some(reason) => self.stream_broke(record, message, reason).await,
             None => {}
@@ -301,25 +281,10 @@ impl Bridge {
             }
         };
         if let HelpdeskError::NotFound(_) = err {
-            let buttons: Vec<Button> =
-                kept.into_iter().map(|id| Button::action("Open a new ticket", action::REOPEN, id).primary()).collect();
-            return blocks::notice(
-                &format!(
-                    "⚠️ Ticket {} no longer exists on the HelpDesk, so your message was not delivered. \
-                     Open a new ticket for this thread to continue.",
-                    record.ticket.ticket
-                ),
-                &buttons,
-            );
+            return notices::ticket_lost(record.ticket.ticket.as_str(), kept.as_deref());
         }
-        let (what, delivery) = describe(err);
-        let fate = match delivery {
-            Delivery::NotDelivered => "Your message did not reach the ticket.",
-            Delivery::Unknown => "Your message may or may not have reached the ticket.",
-            Delivery::Delivered => "Your message reached the ticket.",
-        };
-        let buttons: Vec<Button> = kept.into_iter().map(|id| Button::action("Retry", action::RETRY, id)).collect();
-        blocks::notice(&format!("⚠️ {what}. {fate}"), &buttons)
+        let (failure, delivery) = describe(err);
+        notices::send_failed(&failure, delivery, kept.as_deref())
     }
 
     /// The reply stream broke after the message was delivered.
@@ -327,21 +292,25 @@ impl Bridge {
         if self.inner.abort.is_cancelled() {
             return;
         }
-        self.offer_retry(
-            record,
-            message,
-            &format!("⚠️ The agent's reply was interrupted ({reason}). Your message reached the ticket; Retry asks the agent again."),
-        )
-        .await;
+        self.offer_retry(record, message, |kept| notices::reply_interrupted(reason, kept)).await;
     }
 
-    async fn offer_retry(&self, record: &TicketRecord, message: &PendingMessage, text: &str) {
-        let mut buttons = Vec::new();
-        match self.inner.store.put_pending(message, PENDING_TTL).await {
-            Ok(id) => buttons.push(Button::action("Retry", action::RETRY, id)),
-            Err(err) => tracing::warn!(error = %err, "could not keep the message for a retry"),
-        }
-        self.tell(&record.thread, &blocks::notice(text, &buttons)).await;
+    /// Keeps the message for a Retry and tells the thread what happened (`note` gets the
+    /// kept message's id, when it could be kept).
+    async fn offer_retry(
+        &self,
+        record: &TicketRecord,
+        message: &PendingMessage,
+        note: impl FnOnce(Option<&str>) -> blocks::Message,
+    ) {
+        let kept = match self.inner.store.put_pending(message, PENDING_TTL).await {
+            Ok(id) => Some(id),
+            Err(err) => {
+                tracing::warn!(error = %err, "could not keep the message for a retry");
+                None
+            }
+        };
+        self.tell(&record.thread, &note(kept.as_deref())).await;
     }
 
     /// The Retry button: resends the kept message once, however often it is clicked; only
@@ -356,25 +325,24 @@ impl Bridge {
     ) -> Result<(), BridgeError> {
         let store = &self.inner.store;
         let Some(kept) = store.pending(pending_id).await? else {
-            self.explain(action, "This message was already retried.").await;
+            self.answer_click(action, &notices::already_retried()).await;
             return Ok(());
         };
         let record = store.ticket_by_thread(&kept.thread).await?;
         if !self.may_act_on_kept(record.as_ref(), &kept.author, &action.user, action.user_team.as_ref()).await {
-            self.explain_mrkdwn(action, &Self::may_not_act(record.as_ref(), &kept.author)).await;
+            self.answer_click(action, &self.may_not_act(record.as_ref(), &kept.author)).await;
             return Ok(());
         }
         if let Some(record) = record.as_ref().filter(|r| r.status == TicketStatus::Closed) {
-            let line = format!("Ticket {} is closed, so messages no longer reach its agent.", record.ticket.ticket);
-            self.explain(action, &line).await;
+            self.answer_click(action, &notices::closed_no_longer_reaches(record.ticket.ticket.as_str())).await;
             return Ok(());
         }
         let Some(mut pending) = store.take_pending(pending_id).await? else {
-            self.explain(action, "This message was already retried.").await;
+            self.answer_click(action, &notices::already_retried()).await;
             return Ok(());
         };
         if let (Some(channel), Some(ts)) = (&action.channel, &action.message_ts) {
-            let done = blocks::notice_mrkdwn(&format!("↻ Retried by <@{}>.", action.user), &[]);
+            let done = notices::retried_by(&action.user);
             if let Err(err) = self.inner.slack.update(team, channel, ts, &done).await {
                 tracing::debug!(error = %err, "could not mark the failure notice as retried");
             }

@@ -104,6 +104,11 @@ impl SlackError {
         }
     }
 
+    /// Whether Slack refused because the bot is not in the channel (or cannot see it).
+    pub fn not_a_member(&self) -> bool {
+        matches!(self.api_code(), Some("not_in_channel" | "channel_not_found"))
+    }
+
     /// A short label for metrics: the error code, `ratelimited`, `timeout` or `transport`.
     pub fn code(&self) -> &str {
         match self {

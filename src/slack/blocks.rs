@@ -29,6 +29,8 @@ pub const FALLBACK_CHARS: usize = 4000;
 pub const ACTION_ELEMENTS: usize = 25;
 /// Characters of a button label.
 pub const BUTTON_LABEL_CHARS: usize = 75;
+/// Longest button value.
+pub const BUTTON_VALUE_BYTES: usize = 2000;
 /// Messages one agent reply may take before the rest goes into a file.
 pub const REPLY_MESSAGES: usize = 8;
 /// Characters of a command's output shown in the thread (escaped, as a code block); the
@@ -367,7 +369,7 @@ pub fn links(links: &[(String, String)]) -> (Message, bool) {
         let label = if description.trim().is_empty() { url.as_str() } else { description.as_str() };
         let web = url.starts_with("https://") || url.starts_with("http://");
         if web && url.chars().count() <= URL_CHARS && buttons.len() < ACTION_ELEMENTS * 2 {
-            buttons.push(Button::link(&link_label(label, url), &format!("agent_link_{i}"), url));
+            buttons.push(Button::link(&link_label(label, url), &super::controls::action::agent_link(i), url));
         } else {
             listed.push(format!("• {}", mrkdwn::inert_within(&format!("{label}: {url}"), 500)));
         }
@@ -467,15 +469,6 @@ pub struct CreateModalView<'a> {
     pub private_metadata: &'a str,
 }
 
-/// Callback id of the ticket-creation modal.
-pub const CREATE_MODAL: &str = "create_ticket";
-/// Block and action ids of its inputs.
-pub const CREATE_TITLE: (&str, &str) = ("title", "title_input");
-/// The workspace select.
-pub const CREATE_WORKSPACE: (&str, &str) = ("workspace", "workspace_select");
-/// The agent select.
-pub const CREATE_AGENT: (&str, &str) = ("agent", "agent_select");
-
 pub(crate) fn select(ids: (&str, &str), label: &str, choices: &[Choice], selected: Option<&str>) -> Value {
     let option = |(value, text): &Choice| json!({"text": plain(text, 75), "value": truncate(value, 150)});
     let mut element = json!({
@@ -494,17 +487,17 @@ pub(crate) fn select(ids: (&str, &str), label: &str, choices: &[Choice], selecte
 pub fn create_modal(view: &CreateModalView<'_>) -> Value {
     json!({
         "type": "modal",
-        "callback_id": CREATE_MODAL,
+        "callback_id": super::controls::callback::CREATE,
         "title": plain("New HelpDesk ticket", 24),
         "submit": plain("Create", 24),
         "close": plain("Cancel", 24),
         "private_metadata": view.private_metadata,
         "blocks": [
-            {"type": "input", "block_id": CREATE_TITLE.0, "label": plain("Title", 2000), "element": {
-                "type": "plain_text_input", "action_id": CREATE_TITLE.1, "max_length": 100,
+            {"type": "input", "block_id": super::controls::input::TITLE.0, "label": plain("Title", 2000), "element": {
+                "type": "plain_text_input", "action_id": super::controls::input::TITLE.1, "max_length": 100,
                 "initial_value": truncate(view.title, 100)}},
-            select(CREATE_WORKSPACE, "Workspace", view.workspaces, view.workspace),
-            select(CREATE_AGENT, "Agent", view.agents, view.agent),
+            select(super::controls::input::WORKSPACE, "Workspace", view.workspaces, view.workspace),
+            select(super::controls::input::AGENT, "Agent", view.agents, view.agent),
         ],
     })
 }
@@ -577,7 +570,12 @@ pub fn validate(blocks: &[Value], max_blocks: usize) -> Result<(), Invalid> {
                 let value = element["value"].as_str().unwrap_or_default().len();
                 let action = element["action_id"].as_str().unwrap_or_default().len();
                 let url = element["url"].as_str().unwrap_or_default().chars().count();
-                if label == 0 || label > BUTTON_LABEL_CHARS || value > 2000 || action > 255 || url > URL_CHARS {
+                if label == 0
+                    || label > BUTTON_LABEL_CHARS
+                    || value > BUTTON_VALUE_BYTES
+                    || action > 255
+                    || url > URL_CHARS
+                {
                     return Err(Invalid(format!("button out of limits: {element}")));
                 }
             }

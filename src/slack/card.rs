@@ -9,30 +9,14 @@ use serde_json::{Value, json};
 
 use super::{
     blocks::{self, Message},
+    controls::{REASON_CHARS, action, callback, card_value, input, reject_metadata},
     mrkdwn,
 };
-use crate::ids::UserId;
+use crate::{
+    ids::{CardId, UserId},
+    model::ProposalForm,
+};
 
-/// Action ids of the card's buttons.
-pub mod actions {
-    /// Approve a command.
-    pub const APPROVE: &str = "card_approve";
-    /// Reject a command (opens the reason modal).
-    pub const REJECT: &str = "card_reject";
-    /// Ignore a command.
-    pub const IGNORE: &str = "card_ignore";
-    /// Take a decision back.
-    pub const CHANGE: &str = "card_change";
-    /// Send the decisions.
-    pub const SUBMIT: &str = "card_submit";
-}
-
-/// Callback id of the rejection-reason modal.
-pub const REJECT_MODAL: &str = "reject_reason";
-/// Block and action id of its input.
-pub const REJECT_REASON: (&str, &str) = ("reason", "reason_input");
-/// Longest rejection reason.
-pub const REASON_CHARS: usize = 3000;
 /// Lines of a proposed file shown on the card.
 const FILE_PREVIEW_LINES: usize = 8;
 /// Characters (as Slack counts them, escaped) of a proposed file's code block on the card.
@@ -63,8 +47,8 @@ pub enum DecisionView<'a> {
 pub struct CommandView<'a> {
     /// The command (or tool call) as people should read it.
     pub text: &'a str,
-    /// "tool call" or "approval" for the newer forms.
-    pub kind: Option<&'a str>,
+    /// Which form the agent proposed it in (the newer forms are named on the card).
+    pub form: ProposalForm,
     /// Files it would create: (path, content).
     pub files: Vec<(&'a str, &'a str)>,
     /// What was decided.
@@ -98,7 +82,38 @@ pub enum CardStatus<'a> {
     /// A newer card replaced it.
     Superseded,
     /// The ticket is closed or deleted.
-    Closed(&'a str),
+    Closed(CardClosed),
+}
+
+/// Why a card can no longer be decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CardClosed {
+    /// Someone clicked it after its ticket was deleted.
+    TicketDeletedUndecided,
+    /// Someone clicked it after its ticket was closed.
+    TicketClosedUndecided,
+    /// Its ticket was closed.
+    TicketClosed,
+    /// Its ticket was deleted.
+    TicketDeleted,
+    /// Its ticket moved to another agent.
+    MovedAgent,
+    /// Submitted, by someone the store no longer names.
+    Submitted,
+}
+
+impl CardClosed {
+    /// In words, for the card's footer.
+    fn words(self) -> &'static str {
+        match self {
+            Self::TicketDeletedUndecided => "The ticket was deleted; these commands can no longer be decided.",
+            Self::TicketClosedUndecided => "The ticket is closed; these commands can no longer be decided.",
+            Self::TicketClosed => "the ticket was closed",
+            Self::TicketDeleted => "the ticket was deleted",
+            Self::MovedAgent => "the ticket moved to another agent",
+            Self::Submitted => "Submitted.",
+        }
+    }
 }
 
 /// The whole card.
@@ -125,46 +140,6 @@ pub fn when(seconds: i64) -> String {
     let fallback = jiff::Timestamp::from_second(seconds)
         .map_or_else(|_| seconds.to_string(), |t| t.strftime("%Y-%m-%d %H:%M UTC").to_string());
     format!("<!date^{seconds}^{{date_short_pretty}} at {{time}}|{fallback}>")
-}
-
-/// What a card button names: the card, the command (none for Submit) and the card version
-/// it was rendered from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CardClick<'a> {
-    /// The card's id.
-    pub card: &'a str,
-    /// The command's position, for per-command buttons.
-    pub index: Option<usize>,
-    /// The version of the card the button was rendered in; `None` for buttons rendered before
-    /// cards had versions (they count as outdated).
-    pub version: Option<u64>,
-}
-
-/// The button value for command `index` (or Submit, with `None`) of card `id` at `version`.
-pub fn value(id: &str, index: Option<usize>, version: u64) -> String {
-    match index {
-        Some(index) => format!("{id}:{index}:{version}"),
-        None => format!("{id}::{version}"),
-    }
-}
-
-/// Parses a button value back into what it names. Values of older cards (`id:index`, `id`)
-/// parse without a version.
-pub fn parse_value(value: &str) -> Option<CardClick<'_>> {
-    let mut parts = value.split(':');
-    let card = parts.next().filter(|id| !id.is_empty())?;
-    let index = match parts.next() {
-        None | Some("") => None,
-        Some(index) => Some(index.parse().ok()?),
-    };
-    let version = match parts.next() {
-        None => None,
-        Some(version) => Some(version.parse().ok()?),
-    };
-    if parts.next().is_some() {
-        return None;
-    }
-    Some(CardClick { card, index, version })
 }
 
 /// `text` as a code block of at most `max` characters as Slack counts them (escaped, fences
@@ -220,7 +195,12 @@ fn button(label: &str, action: &str, value: &str, style: Option<&str>) -> Value 
 fn command_blocks(view: &CardView<'_>, index: usize, command: &CommandView<'_>) -> Vec<Value> {
     let live = view.status == CardStatus::Open;
     let mut head = format!("*{}.*", index + 1);
-    if let Some(kind) = command.kind {
+    let kind = match command.form {
+        ProposalForm::Command => None,
+        ProposalForm::ToolCall => Some("tool call"),
+        ProposalForm::Approval => Some("approval"),
+    };
+    if let Some(kind) = kind {
         head.push_str(&format!(" _{}_", mrkdwn::escape(kind)));
     }
     if command.destructive {
@@ -262,11 +242,11 @@ fn command_blocks(view: &CardView<'_>, index: usize, command: &CommandView<'_>) 
             "text": format!("{label}{}", decided.unwrap_or_default())}]}));
     }
     if live {
-        let v = value(view.id, Some(index), view.version);
+        let v = card_value(view.id, Some(index), view.version);
         let elements = if command.decision == DecisionView::Undecided {
             let mut elements = Vec::new();
             if command.attachment != AttachmentView::Failed {
-                let mut approve = button("Approve", actions::APPROVE, &v, Some("primary"));
+                let mut approve = button("Approve", action::APPROVE, &v, Some("primary"));
                 if command.destructive {
                     let (shown, _) = code_block(command.text, 220);
                     approve["confirm"] = json!({
@@ -279,11 +259,11 @@ fn command_blocks(view: &CardView<'_>, index: usize, command: &CommandView<'_>) 
                 }
                 elements.push(approve);
             }
-            elements.push(button("Reject", actions::REJECT, &v, Some("danger")));
-            elements.push(button("Ignore", actions::IGNORE, &v, None));
+            elements.push(button("Reject", action::REJECT, &v, Some("danger")));
+            elements.push(button("Ignore", action::IGNORE, &v, None));
             elements
         } else {
-            vec![button("Change", actions::CHANGE, &v, None)]
+            vec![button("Change", action::CHANGE, &v, None)]
         };
         out.push(json!({"type": "actions", "block_id": format!("act-{index}"), "elements": elements}));
     }
@@ -314,16 +294,16 @@ pub fn render(view: &CardView<'_>) -> Vec<Message> {
     }
     let footer = match &view.status {
         CardStatus::Open => json!({"type": "actions", "block_id": "card-submit", "elements": [
-            button("Submit", actions::SUBMIT, &value(view.id, None, view.version), Some("primary")),
+            button("Submit", action::SUBMIT, &card_value(view.id, None, view.version), Some("primary")),
             {"type": "button", "text": {"type": "plain_text", "text": "Open in HelpDesk", "emoji": true},
-             "action_id": "open_helpdesk", "url": view.url}
+             "action_id": action::OPEN_HELPDESK, "url": view.url}
         ]}),
         CardStatus::Submitted(user, at) => json!({"type": "context", "elements": [{"type": "mrkdwn",
             "text": format!("📨 Submitted by <@{}> {}", mrkdwn::escape(user.as_str()), when(*at))}]}),
         CardStatus::Superseded => json!({"type": "context", "elements": [{"type": "mrkdwn",
             "text": "⏭️ A newer card replaced this one; decide there."}]}),
         CardStatus::Closed(why) => json!({"type": "context", "elements": [{"type": "mrkdwn",
-            "text": format!("🔒 {}", mrkdwn::escape_inert(why))}]}),
+            "text": format!("🔒 {}", why.words())}]}),
     };
     if let Some(last) = messages.last_mut() {
         last.blocks.push(footer);
@@ -332,19 +312,19 @@ pub fn render(view: &CardView<'_>) -> Vec<Message> {
 }
 
 /// The modal asking why a command is rejected.
-pub fn reject_modal(command: &str, private_metadata: &str) -> Value {
+pub fn reject_modal(command: &str, card: &CardId, index: usize, version: u64) -> Value {
     json!({
         "type": "modal",
-        "callback_id": REJECT_MODAL,
+        "callback_id": callback::REJECT,
         "title": {"type": "plain_text", "text": "Reject command"},
         "submit": {"type": "plain_text", "text": "Reject"},
         "close": {"type": "plain_text", "text": "Cancel"},
-        "private_metadata": private_metadata,
+        "private_metadata": reject_metadata(card, index, version),
         "blocks": [
             {"type": "section", "text": {"type": "mrkdwn", "text": code_block(&format!("$ {command}"), COMMAND_CHARS).0}},
-            {"type": "input", "block_id": REJECT_REASON.0, "optional": true,
+            {"type": "input", "block_id": input::REASON.0, "optional": true,
              "label": {"type": "plain_text", "text": "Why? (the agent reads this)"},
-             "element": {"type": "plain_text_input", "action_id": REJECT_REASON.1, "multiline": true,
+             "element": {"type": "plain_text_input", "action_id": input::REASON.1, "multiline": true,
                          "max_length": REASON_CHARS}}
         ]
     })
@@ -363,7 +343,7 @@ mod tests {
             commands: vec![
                 CommandView {
                     text: "kubectl get pods -n prod | grep -v Running > /tmp/out",
-                    kind: None,
+                    form: ProposalForm::Command,
                     files: vec![],
                     decision: DecisionView::Undecided,
                     decided: None,
@@ -372,7 +352,7 @@ mod tests {
                 },
                 CommandView {
                     text: "kubectl delete pod web-1 -n prod",
-                    kind: None,
+                    form: ProposalForm::Command,
                     files: vec![("fix.yaml", "apiVersion: v1\nkind: Pod\n")],
                     decision: DecisionView::Rejected(Some("not during business hours")),
                     decided: Some((user, 1_700_000_000)),
@@ -381,7 +361,7 @@ mod tests {
                 },
                 CommandView {
                     text: "restart_service {\"name\":\"api\"}",
-                    kind: Some("tool call"),
+                    form: ProposalForm::ToolCall,
                     files: vec![],
                     decision: DecisionView::Undecided,
                     decided: None,
@@ -412,9 +392,11 @@ mod tests {
     #[test]
     fn submitted_and_superseded_cards_have_no_live_buttons() {
         let user = UserId::new("U1");
-        for status in
-            [CardStatus::Submitted(&user, 1_700_000_100), CardStatus::Superseded, CardStatus::Closed("closed")]
-        {
+        for status in [
+            CardStatus::Submitted(&user, 1_700_000_100),
+            CardStatus::Superseded,
+            CardStatus::Closed(CardClosed::TicketClosed),
+        ] {
             let messages = render(&sample(&user, status));
             valid(&messages);
             let json = serde_json::to_string(&messages[0].blocks).unwrap();
@@ -444,7 +426,7 @@ mod tests {
                 .iter()
                 .map(|t| CommandView {
                     text: t,
-                    kind: None,
+                    form: ProposalForm::Command,
                     files: vec![("a.conf", long_file.as_str())],
                     decision: DecisionView::Undecided,
                     decided: None,
@@ -462,18 +444,6 @@ mod tests {
             assert!(all.contains(&format!("\"c1:{i}:4\"")), "command {i} lost");
         }
         assert!(all.contains("card_submit"));
-    }
-
-    #[test]
-    fn values_round_trip_with_the_version() {
-        let click = |card, index, version| Some(CardClick { card, index, version });
-        assert_eq!(parse_value(&value("abc", Some(3), 7)), click("abc", Some(3), Some(7)));
-        assert_eq!(parse_value(&value("abc", None, 7)), click("abc", None, Some(7)));
-        assert_eq!(parse_value("abc:3"), click("abc", Some(3), None), "an old card's button has no version");
-        assert_eq!(parse_value("abc"), click("abc", None, None));
-        assert_eq!(parse_value("abc:x"), None);
-        assert_eq!(parse_value("abc:1:2:3"), None);
-        assert_eq!(parse_value(""), None);
     }
 
     #[test]
@@ -535,7 +505,7 @@ mod tests {
                 agent: &agent,
                 commands: vec![CommandView {
                     text: &command,
-                    kind: None,
+                    form: ProposalForm::Command,
                     files: vec![("f", &file)],
                     decision: DecisionView::Undecided,
                     decided: None,
@@ -559,7 +529,7 @@ mod tests {
 
     #[test]
     fn the_reject_modal_is_a_valid_view() {
-        let v = reject_modal(&"rm -rf /tmp/x && ".repeat(400), "c1:0:1");
+        let v = reject_modal(&"rm -rf /tmp/x && ".repeat(400), &CardId::new("c1"), 0, 1);
         let view: slack_morphism::prelude::SlackView = serde_json::from_value(v.clone()).unwrap();
         assert!(matches!(view, slack_morphism::prelude::SlackView::Modal(_)));
         blocks::validate(v["blocks"].as_array().unwrap(), blocks::VIEW_BLOCKS).unwrap();

@@ -88,6 +88,14 @@ pub fn unescape(text: &str) -> String {
     text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 }
 
+/// `text` without the bot's own mention (`<@BOT>`), so it does not end up in a title.
+pub fn without_mention(text: &str, bot: Option<&crate::ids::UserId>) -> String {
+    match bot {
+        Some(bot) => text.replace(&format!("<@{bot}>"), " ").trim().to_owned(),
+        None => text.trim().to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,5 +127,11 @@ mod tests {
             let _ = to_plain(&input, &HashMap::new());
             let _ = mentioned_users(&input);
         }
+    }
+
+    #[test]
+    fn the_bots_mention_leaves_the_title() {
+        let bot = crate::ids::UserId::new("UBOT");
+        assert_eq!(without_mention("<@UBOT> disk full on web-1", Some(&bot)), "disk full on web-1");
     }
 }

@@ -6,6 +6,9 @@
 //! - [`api`]: Web API calls (egress), rate-controlled.
 //! - [`blocks`]: Block Kit rendering (pure) and validation.
 //! - [`card`]: the approval card and the rejection modal (pure).
+//! - [`controls`]: every action, callback and input id and value codec; clicks, modal
+//!   submissions and shortcuts decoded into typed intents.
+//! - [`notices`]: every sentence the bridge says in Slack (pure).
 //! - [`ticket`]: the ticket header, lifecycle modals, lists and the Home tab (pure).
 //! - [`mrkdwn`]: agent Markdown into safe, split mrkdwn.
 //! - [`pace`]: the workspace budget for message edits.
@@ -14,9 +17,11 @@
 pub mod api;
 pub mod blocks;
 pub mod card;
+pub mod controls;
 pub mod ingress;
 pub mod markup;
 pub mod mrkdwn;
+pub mod notices;
 pub mod pace;
 pub mod socket;
 pub mod ticket;

@@ -13,45 +13,14 @@ use serde_json::{Value, json};
 use super::{
     blocks::{self, Button, Choice, FALLBACK_CHARS, Message, context, plain, section, user},
     card::when,
+    controls::{ListArgs, ModalTarget, action, callback, continue_value, input},
     mrkdwn,
 };
 use crate::{
-    ids::UserId,
+    ids::{TicketName, UserId},
     model::{Actor, Decision, HistoryEntry, HistoryEvent, TicketStatus},
 };
 
-/// Action ids of the ticket controls.
-pub mod actions {
-    /// The header's status select.
-    pub const STATUS: &str = "ticket_status";
-    /// The header's users select.
-    pub const ASSIGN: &str = "ticket_assign";
-    /// The header's "Switch agent" button.
-    pub const AGENT: &str = "ticket_agent";
-    /// The header's "History" button.
-    pub const HISTORY: &str = "ticket_history";
-    /// The header's overflow menu.
-    pub const MENU: &str = "ticket_menu";
-    /// The overflow option that deletes the ticket.
-    pub const DELETE: &str = "delete";
-    /// "More" under a ticket list.
-    pub const LIST_MORE: &str = "list_more";
-    /// "Continue here" for a HelpDesk ticket without a thread.
-    pub const CONTINUE: &str = "continue_ticket";
-    /// "Open a new ticket" for a message in a closed ticket's thread.
-    pub const FOLLOW_UP: &str = "follow_up_ticket";
-    /// The Home tab's link buttons.
-    pub const OPEN_THREAD: &str = "open_thread";
-}
-
-/// Callback id of the status-change modal.
-pub const STATUS_MODAL: &str = "status_change";
-/// Block and action ids of its comment input.
-pub const STATUS_COMMENT: (&str, &str) = ("comment", "comment_input");
-/// Callback id of the switch-agent modal.
-pub const AGENT_MODAL: &str = "agent_switch";
-/// Block and action ids of its agent select.
-pub const AGENT_SELECT: (&str, &str) = ("agent", "agent_select");
 /// Characters of a status-change comment.
 pub const COMMENT_CHARS: usize = 3000;
 /// History entries the history modal shows (the newest ones).
@@ -129,26 +98,26 @@ pub fn header(view: &HeaderView<'_>) -> Message {
     if !next.is_empty() {
         controls.push(json!({
             "type": "static_select",
-            "action_id": actions::STATUS,
+            "action_id": action::STATUS,
             "placeholder": plain("Change status", 150),
             "options": next.iter().copied().map(status_option).collect::<Vec<_>>(),
         }));
     }
     if view.status != TicketStatus::Closed {
         let mut assign =
-            json!({"type": "users_select", "action_id": actions::ASSIGN, "placeholder": plain("Assign", 150)});
+            json!({"type": "users_select", "action_id": action::ASSIGN, "placeholder": plain("Assign", 150)});
         if let Some(assignee) = view.assignee {
             assign["initial_user"] = json!(assignee.as_str());
         }
         controls.push(assign);
-        controls.push(blocks::button(&Button::action("Switch agent", actions::AGENT, view.ticket)));
+        controls.push(blocks::button(&Button::action("Switch agent", action::AGENT, view.ticket)));
     }
-    controls.push(blocks::button(&Button::action("History", actions::HISTORY, view.ticket)));
-    controls.push(blocks::button(&Button::link("Open in HelpDesk", "open_helpdesk", view.url)));
+    controls.push(blocks::button(&Button::action("History", action::HISTORY, view.ticket)));
+    controls.push(blocks::button(&Button::link("Open in HelpDesk", action::OPEN_HELPDESK, view.url)));
     controls.push(json!({
         "type": "overflow",
-        "action_id": actions::MENU,
-        "options": [{"text": plain("Delete ticket…", 75), "value": actions::DELETE}],
+        "action_id": action::MENU,
+        "options": [{"text": plain("Delete ticket…", 75), "value": action::DELETE}],
         "confirm": {
             "title": plain(&format!("Delete {}?", view.ticket), 100),
             "text": {"type": "mrkdwn", "text": format!(
@@ -170,14 +139,14 @@ pub fn header(view: &HeaderView<'_>) -> Message {
 }
 
 /// The modal a status change opens: what changes, and an optional comment.
-pub fn status_modal(ticket: &str, from: TicketStatus, to: TicketStatus, private_metadata: &str) -> Value {
+pub fn status_modal(ticket: &str, from: TicketStatus, to: TicketStatus, target: &ModalTarget) -> Value {
     json!({
         "type": "modal",
-        "callback_id": STATUS_MODAL,
+        "callback_id": callback::STATUS,
         "title": plain("Change status", 24),
         "submit": plain("Save", 24),
         "close": plain("Cancel", 24),
-        "private_metadata": private_metadata,
+        "private_metadata": target.encode(),
         "blocks": [
             section(format!(
                 "Move *{}* from *{}* to *{}*.",
@@ -185,30 +154,30 @@ pub fn status_modal(ticket: &str, from: TicketStatus, to: TicketStatus, private_
                 from.label(),
                 to.label()
             )),
-            {"type": "input", "block_id": STATUS_COMMENT.0, "optional": true,
+            {"type": "input", "block_id": input::COMMENT.0, "optional": true,
              "label": plain("Comment", 2000),
              "hint": plain("Posted in the thread and recorded on the ticket.", 2000),
-             "element": {"type": "plain_text_input", "action_id": STATUS_COMMENT.1, "multiline": true,
+             "element": {"type": "plain_text_input", "action_id": input::COMMENT.1, "multiline": true,
                          "max_length": COMMENT_CHARS}},
         ],
     })
 }
 
 /// The modal that switches a ticket's agent: the HelpDesk's agents, the current one chosen.
-pub fn agent_modal(ticket: &str, agents: &[Choice], current: Option<&str>, private_metadata: &str) -> Value {
+pub fn agent_modal(ticket: &str, agents: &[Choice], current: Option<&str>, target: &ModalTarget) -> Value {
     json!({
         "type": "modal",
-        "callback_id": AGENT_MODAL,
+        "callback_id": callback::AGENT,
         "title": plain("Switch agent", 24),
         "submit": plain("Switch", 24),
         "close": plain("Cancel", 24),
-        "private_metadata": private_metadata,
+        "private_metadata": target.encode(),
         "blocks": [
             section(format!(
                 "Choose the agent that works *{}* from its next message on.",
                 ticket_name(ticket)
             )),
-            blocks::select(AGENT_SELECT, "Agent", agents, current),
+            blocks::select(input::AGENT, "Agent", agents, current),
         ],
     })
 }
@@ -368,29 +337,36 @@ fn row(row: &TicketRow<'_>) -> [Value; 2] {
 }
 
 /// A page of `/helpdesk list`: a heading, the rows, and "More" when there is a next page
-/// (`more` is the button's opaque value).
-pub fn list(heading: &str, rows: &[TicketRow<'_>], more: Option<&str>) -> Message {
+/// (`more` says where it starts).
+pub fn list(heading: &str, rows: &[TicketRow<'_>], more: Option<&ListArgs>) -> Message {
     let mut out = vec![section(format!("*{}*", mrkdwn::inert_within(heading, QUOTE_CHARS)))];
     if rows.is_empty() {
         out.push(context("No tickets match.".to_owned()));
     }
     out.extend(rows.iter().flat_map(row));
     if let Some(more) = more {
-        out.extend(blocks::actions(&[Button::action("More", actions::LIST_MORE, more)]));
+        out.extend(blocks::actions(&[Button::action("More", action::LIST_MORE, more.encode())]));
     }
     Message { text: mrkdwn::inert_within(heading, FALLBACK_CHARS), blocks: out }
 }
 
 /// `/helpdesk find`: one ticket, and a "Continue here" button when it has no thread yet
-/// (`continue_value` is the button's value).
-pub fn found(ticket: &TicketRow<'_>, continue_value: Option<&str>) -> Message {
+/// (`continuer` is who may press it: whoever ran `find`).
+pub fn found(ticket: &TicketRow<'_>, continuer: Option<&UserId>) -> Message {
     let mut out = Vec::from(row(ticket));
-    match continue_value {
-        Some(value) => {
+    match continuer {
+        Some(finder) => {
             out.push(context("This ticket has no Slack thread yet.".to_owned()));
-            out.extend(blocks::actions(&[
-                Button::action("Continue in a new thread here", actions::CONTINUE, value).primary()
-            ]));
+            let value = continue_value(&TicketName::new(ticket.ticket), finder);
+            // A name too long for a button's value (no real ticket's) cannot be continued.
+            if value.len() <= blocks::BUTTON_VALUE_BYTES {
+                out.extend(blocks::actions(&[Button::action(
+                    "Continue in a new thread here",
+                    action::CONTINUE,
+                    value,
+                )
+                .primary()]));
+            }
         }
         None if ticket.link.is_none() => out.push(context("Its thread could not be linked.".to_owned())),
         None => {}
@@ -432,6 +408,13 @@ mod tests {
     use slack_morphism::prelude::SlackView;
 
     use super::*;
+    use crate::ids::{ChannelId, MessageTs, TeamId, ThreadKey};
+
+    fn target() -> ModalTarget {
+        let thread =
+            ThreadKey { team: TeamId::new("T1"), channel: ChannelId::new("C1"), thread_ts: MessageTs::new("1.2") };
+        ModalTarget::new(&thread, None)
+    }
     use crate::{ids::CardId, slack::mrkdwn::tests::inert_problem};
 
     fn view_is_valid(view: &Value) {
@@ -493,7 +476,7 @@ mod tests {
 
     fn offered(m: &Message) -> Vec<String> {
         let controls = &m.blocks[2]["elements"];
-        let select = controls.as_array().unwrap().iter().find(|e| e["action_id"] == actions::STATUS);
+        let select = controls.as_array().unwrap().iter().find(|e| e["action_id"] == action::STATUS);
         select.map_or_else(Vec::new, |s| {
             s["options"].as_array().unwrap().iter().map(|o| o["value"].as_str().unwrap().to_owned()).collect()
         })
@@ -544,9 +527,9 @@ mod tests {
 
     #[test]
     fn lifecycle_modals_are_valid_views() {
-        view_is_valid(&status_modal("DEVOPS-1", TicketStatus::Pending, TicketStatus::Resolved, "m"));
+        view_is_valid(&status_modal("DEVOPS-1", TicketStatus::Pending, TicketStatus::Resolved, &target()));
         let agents = vec![("a1".to_owned(), "generic".to_owned()), ("a2".to_owned(), "k8s".to_owned())];
-        let v = agent_modal("DEVOPS-1", &agents, Some("a2"), "m");
+        let v = agent_modal("DEVOPS-1", &agents, Some("a2"), &target());
         view_is_valid(&v);
         assert_eq!(v["blocks"][1]["element"]["initial_option"]["value"], "a2");
     }
@@ -637,8 +620,8 @@ mod tests {
             deleted_by: None,
         });
         assert_eq!(m.text, "Ticket DEVOPS-1: &lt;!here&gt; down", "the notification is escaped too");
-        view_is_valid(&status_modal(&hostile, TicketStatus::Open, TicketStatus::Pending, "m"));
-        view_is_valid(&agent_modal(&hostile, &[], None, "m"));
+        view_is_valid(&status_modal(&hostile, TicketStatus::Open, TicketStatus::Pending, &target()));
+        view_is_valid(&agent_modal(&hostile, &[], None, &target()));
 
         let row = TicketRow {
             ticket: &hostile,
@@ -649,9 +632,9 @@ mod tests {
             updated: None,
             link: Some("https://acme.slack.com/archives/C1/p1?a=1&b=<!here>"),
         };
-        let m = list(&format!("Tickets matching “{hostile}”"), std::slice::from_ref(&row), Some("next"));
+        let m = list(&format!("Tickets matching “{hostile}”"), std::slice::from_ref(&row), Some(&ListArgs::default()));
         message_is_valid(&m);
-        message_is_valid(&found(&row, Some("v")));
+        message_is_valid(&found(&row, Some(&UserId::new("U1"))));
         let linked = TicketRow { link: Some("https://acme.slack.com/archives/C1/p1?a=1&b=2"), ..row.clone() };
         let m = found(&linked, None);
         assert!(
@@ -725,10 +708,10 @@ mod tests {
                 link: Some("https://acme.slack.com/archives/C1/p1800000000000100"),
             })
             .collect();
-        let m = list("Open tickets", &rows, Some("next"));
+        let m = list("Open tickets", &rows, Some(&ListArgs::default()));
         blocks::validate(&m.blocks, blocks::MESSAGE_BLOCKS).unwrap();
         assert!(m.blocks[1]["text"]["text"].as_str().unwrap().starts_with("*<https://acme.slack.com/archives/"));
-        assert_eq!(m.blocks.last().unwrap()["elements"][0]["action_id"], actions::LIST_MORE);
+        assert_eq!(m.blocks.last().unwrap()["elements"][0]["action_id"], action::LIST_MORE);
         let empty = list("Closed tickets matching “x”", &[], None);
         blocks::validate(&empty.blocks, blocks::MESSAGE_BLOCKS).unwrap();
         assert!(empty.blocks[1].to_string().contains("No tickets match"));
@@ -747,9 +730,9 @@ mod tests {
             updated: None,
             link: None,
         };
-        let m = found(&row, Some("DEVOPS-7"));
+        let m = found(&row, Some(&UserId::new("U1")));
         blocks::validate(&m.blocks, blocks::MESSAGE_BLOCKS).unwrap();
-        assert_eq!(m.blocks.last().unwrap()["elements"][0]["action_id"], actions::CONTINUE);
+        assert_eq!(m.blocks.last().unwrap()["elements"][0]["action_id"], action::CONTINUE);
         let rows = vec![row; HOME_ROWS];
         let v = home(&rows, 3);
         view_is_valid(&v);
@@ -780,8 +763,9 @@ mod tests {
             };
             view_is_valid(&history_modal(&name, &title, &[entry.clone(), entry]));
             let row = TicketRow { ticket: &name, title: &title, status: TicketStatus::Open, assignee: None, created: Some(0), updated: None, link: Some(&comment) };
-            message_is_valid(&list(&title, std::slice::from_ref(&row), Some(&name)));
-            message_is_valid(&found(&row, Some(&name)));
+            let more = ListArgs { text: name.clone(), ..ListArgs::default() };
+            message_is_valid(&list(&title, std::slice::from_ref(&row), Some(&more)));
+            message_is_valid(&found(&row, Some(&u)));
             view_is_valid(&home(std::slice::from_ref(&row), 0));
         }
     }

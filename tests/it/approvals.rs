@@ -6,7 +6,7 @@ use std::time::Duration;
 use helpdesk_bridge::{
     ids::{ChannelId, MessageTs, TeamId, ThreadKey},
     model::{Attachment, Card, CardState, Decision, HistoryEvent},
-    slack::card,
+    slack::controls::card_value,
 };
 use serde_json::{Value, json};
 use wiremock::{
@@ -69,12 +69,12 @@ async fn click(app: &TestApp, user: &str, team: &str, card: &Card, action: &str,
 
 /// A per-command button's value as the card now shows it (its current version).
 async fn value(app: &TestApp, card: &Card, index: usize) -> String {
-    card::value(card.id.as_str(), Some(index), stored(app, card).await.version)
+    card_value(card.id.as_str(), Some(index), stored(app, card).await.version)
 }
 
 /// The Submit button's value as the card now shows it.
 async fn submit_value(app: &TestApp, card: &Card) -> String {
-    card::value(card.id.as_str(), None, stored(app, card).await.version)
+    card_value(card.id.as_str(), None, stored(app, card).await.version)
 }
 
 async fn sends(app: &TestApp, n: usize) -> Vec<Value> {
@@ -242,7 +242,7 @@ async fn concurrent_approve_and_submit_clicks_send_once() {
         decided(&app, &card, 0).await;
         // Twenty Submits of the card as it is, and twenty Approves of the rendering before the
         // first decision (outdated, so refused): exactly one submission, of what was shown.
-        let (current, outdated) = (submit_value(&app, &card).await, card::value(card.id.as_str(), Some(0), 0));
+        let (current, outdated) = (submit_value(&app, &card).await, card_value(card.id.as_str(), Some(0), 0));
         let message = card.messages[0].as_str();
         let uri = app.slack.uri();
         let clicks = (0..20).flat_map(|i| {
@@ -276,7 +276,7 @@ async fn tampered_and_stale_clicks_change_nothing() {
     let (app, card) = card_app(Options::bridge(Backend::Redis), &["uptime"]).await;
     // A position the card does not have.
     let version = stored(&app, &card).await.version;
-    click(&app, "U1", "T1", &card, "card_approve", &card::value(card.id.as_str(), Some(7), version), "t1").await;
+    click(&app, "U1", "T1", &card, "card_approve", &card_value(card.id.as_str(), Some(7), version), "t1").await;
     assert!(answer(&app, "t1").await.contains("not on this card"));
     // A card that does not exist.
     click(&app, "U1", "T1", &card, "card_approve", "0000000000000000:0", "t2").await;

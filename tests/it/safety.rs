@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use helpdesk_bridge::{
-    ids::{ChannelId, MessageTs, TeamId, ThreadKey, UserId},
+    ids::{Approver, ChannelId, MessageTs, TeamId, ThreadKey, UserId},
     model::{ChannelRef, TicketStatus},
 };
 use serde_json::{Value, json};
@@ -37,7 +37,7 @@ async fn answer(app: &TestApp, trigger: &str) -> String {
 
 async fn approvers(app: &TestApp, channel: &str) -> Vec<String> {
     let key = ChannelRef { team: TeamId::new("T1"), channel: ChannelId::new(channel) };
-    app.store.channel_settings(&key).await.unwrap().approvers
+    app.store.channel_settings(&key).await.unwrap().approvers.iter().map(ToString::to_string).collect()
 }
 
 async fn press(app: &TestApp, user: &str, message_ts: &str, thread_ts: &str, action: &str, value: &str, trigger: &str) {
@@ -86,7 +86,7 @@ async fn only_administrators_change_settings() {
 #[tokio::test]
 async fn admins_only_leaves_settings_to_the_listed_admins() {
     let mut options = Options::bridge(Backend::Redis);
-    options.access.admins = vec!["U5".to_owned(), "S7".to_owned()];
+    options.access.admins = ["U5", "S7"].into_iter().filter_map(Approver::parse).collect();
     options.access.admins_only = true;
     let app = spawn_app(options).await;
     Mock::given(path("/usergroups.users.list"))

@@ -3,7 +3,9 @@
 use std::{sync::Arc, time::Duration};
 
 use helpdesk_bridge::{
-    ids::{AgentId, CardId, ChannelId, MessageTs, TeamId, ThreadKey, TicketKey, TicketName, UserId, WorkspaceId},
+    ids::{
+        AgentId, Approver, CardId, ChannelId, MessageTs, TeamId, ThreadKey, TicketKey, TicketName, UserId, WorkspaceId,
+    },
     model::{
         Actor, Card, CardState, ChannelRef, ChannelSettings, Decision, HistoryEntry, HistoryEvent, ProposedCommand,
         RelayMode, TicketRecord, TicketStatus,
@@ -522,7 +524,7 @@ async fn channel_settings_round_trip(store: &Store) {
         agent: Some(AgentId::new("a1")),
         agent_name: Some("k8s".to_owned()),
         relay_mode: RelayMode::Mentions,
-        approvers: vec!["S123".to_owned()],
+        approvers: vec![Approver::parse("S123").expect("a group id")],
     };
     store.set_channel_settings(&channel, &settings).await.unwrap();
     assert_eq!(store.channel_settings(&channel).await.unwrap(), settings);

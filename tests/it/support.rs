@@ -410,7 +410,8 @@ mod app {
         config.slack.updates_per_minute = options.updates_per_minute;
         config.slack.timeout = options.slack_timeout;
         config.shutdown_grace = options.shutdown_grace;
-        config.approvers.clone_from(&options.approvers);
+        config.approvers =
+            options.approvers.iter().filter_map(|id| helpdesk_bridge::ids::Approver::parse(id)).collect();
         config.access = options.access.clone();
         config.ingress = options.ingress;
         if options.admin_listener {

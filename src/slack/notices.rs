@@ -1,0 +1,907 @@
+//! Every sentence the bridge says in Slack: notices in threads, answers only the clicker
+//! sees, announcements of changes, refusals and explanations.
+//!
+//! Pure functions, like the other renderers: typed facts in, a [`Message`] out. The bridge
+//! decides *what* happened; only this module (with the other renderers) writes mrkdwn,
+//! mentions (`<@…>`, `<!subteam^…>`) and emphasis. Anything that comes from people, the agent
+//! or the HelpDesk (titles, names, error text) goes through [`blocks::notice`] or
+//! [`mrkdwn::escape_inert`], so it cannot ping or break the layout. The snapshot test at the
+//! bottom shows all of them.
+
+use std::fmt::Display;
+
+use super::{
+    blocks::{self, Button, Message},
+    controls::{ListArgs, action},
+    mrkdwn::{self, escape_inert},
+};
+use crate::{
+    ids::{Approver, UserId},
+    model::{Delivery, RelayMode, TicketStatus},
+};
+
+/// A person, or a user group, as a live mention.
+fn mention(approver: &Approver) -> String {
+    match approver {
+        Approver::User(id) => format!("<@{id}>"),
+        Approver::Group(id) => format!("<!subteam^{id}>"),
+    }
+}
+
+/// "Retry" for a kept message.
+fn retry(pending: Option<&str>) -> Vec<Button> {
+    pending.map(|id| Button::action("Retry", action::RETRY, id)).into_iter().collect()
+}
+
+/// Who may decide on a ticket's commands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deciders<'a> {
+    /// The requester, when they may.
+    pub requester: Option<&'a UserId>,
+    /// Everyone listed, bridge-wide then for the channel.
+    pub approvers: Vec<&'a Approver>,
+}
+
+impl Deciders<'_> {
+    /// In words (mrkdwn).
+    fn words(&self) -> String {
+        let mut names: Vec<String> = self.requester.map(|r| format!("<@{r}> (who asked)")).into_iter().collect();
+        names.extend(self.approvers.iter().map(|a| mention(a)));
+        if names.is_empty() { "the approvers this bridge lists (none are set)".to_owned() } else { names.join(", ") }
+    }
+}
+
+/// Who may change settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Administrators<'a> {
+    /// `ADMINS`.
+    pub listed: Vec<&'a Approver>,
+    /// Whether the workspace's own admins and owners may too.
+    pub workspace_admins: bool,
+}
+
+// === the store, the HelpDesk and sending ===
+
+/// The store does not answer, so a message was not taken.
+pub fn store_trouble() -> Message {
+    blocks::notice(
+        "⚠️ I could not record this message: my state store is not answering. Nothing was sent to the HelpDesk; \
+         please send it again in a minute.",
+        &[],
+    )
+}
+
+/// Why a send to the HelpDesk failed, as far as people need to know.
+pub enum SendFailure<'a> {
+    /// The HelpDesk could not be reached.
+    Connection,
+    /// The HelpDesk did not answer in time.
+    Timeout,
+    /// The HelpDesk answered with a server error.
+    Server(u16),
+    /// The HelpDesk refused the bridge's token.
+    Unauthorized,
+    /// The HelpDesk rejected the message (its words, quoted).
+    BadRequest(&'a str),
+    /// The agent reported an error (its words, quoted).
+    Stream(&'a str),
+    /// Anything else.
+    Other(&'a (dyn Display + Sync)),
+}
+
+/// The send failed before any reply; `retry` is the kept message.
+pub fn send_failed(failure: &SendFailure<'_>, delivery: Delivery, retry_id: Option<&str>) -> Message {
+    let what = match failure {
+        SendFailure::Connection => "I could not reach the HelpDesk".to_owned(),
+        SendFailure::Timeout => "The HelpDesk did not answer in time".to_owned(),
+        SendFailure::Server(status) => format!("The HelpDesk answered with an error ({status})"),
+        SendFailure::Unauthorized => "The HelpDesk refused the bridge's token".to_owned(),
+        SendFailure::BadRequest(message) => format!("The HelpDesk rejected the message ({message})"),
+        SendFailure::Stream(message) => format!("The agent reported an error ({message})"),
+        SendFailure::Other(err) => format!("The HelpDesk failed: {err}"),
+    };
+    let fate = match delivery {
+        Delivery::NotDelivered => "Your message did not reach the ticket.",
+        Delivery::Unknown => "Your message may or may not have reached the ticket.",
+        Delivery::Delivered => "Your message reached the ticket.",
+    };
+    blocks::notice(&format!("⚠️ {what}. {fate}"), &retry(retry_id))
+}
+
+/// The HelpDesk no longer has the ticket; `reopen` is the kept message.
+pub fn ticket_lost(ticket: &str, reopen: Option<&str>) -> Message {
+    let buttons: Vec<Button> =
+        reopen.map(|id| Button::action("Open a new ticket", action::REOPEN, id).primary()).into_iter().collect();
+    blocks::notice(
+        &format!(
+            "⚠️ Ticket {ticket} no longer exists on the HelpDesk, so your message was not delivered. \
+             Open a new ticket for this thread to continue."
+        ),
+        &buttons,
+    )
+}
+
+/// The reply stopped at a cap.
+pub fn reply_cut_short(reason: &str) -> Message {
+    blocks::notice(&format!("⚠️ The agent's reply was cut short ({reason}). Your message reached the ticket."), &[])
+}
+
+/// The reply stream broke after the message was delivered.
+pub fn reply_interrupted(reason: &str, retry_id: Option<&str>) -> Message {
+    blocks::notice(
+        &format!(
+            "⚠️ The agent's reply was interrupted ({reason}). Your message reached the ticket; Retry asks the agent again."
+        ),
+        &retry(retry_id),
+    )
+}
+
+/// A message not sent because the store did not answer; `retry` is the kept message.
+pub fn not_sent_store_down(retry_id: Option<&str>) -> Message {
+    blocks::notice(
+        "⚠️ I could not send this message: my state store is not answering. It was not sent.",
+        &retry(retry_id),
+    )
+}
+
+/// A message not sent because the bridge was shutting down; `retry` is the kept message.
+pub fn not_sent_restarting(retry_id: Option<&str>) -> Message {
+    blocks::notice("⚠️ I restarted before sending this message to the agent. It was not sent.", &retry(retry_id))
+}
+
+/// A Retry that was already used.
+pub fn already_retried() -> Message {
+    blocks::notice("This message was already retried.", &[])
+}
+
+/// Replaces a failure notice once someone pressed Retry.
+pub fn retried_by(user: &UserId) -> Message {
+    blocks::notice_mrkdwn(&format!("↻ Retried by <@{user}>."), &[])
+}
+
+/// A closed ticket takes no more messages.
+pub fn closed_no_longer_reaches(ticket: &str) -> Message {
+    blocks::notice(&format!("Ticket {ticket} is closed, so messages no longer reach its agent."), &[])
+}
+
+/// A message in a resolved ticket from someone who may not reopen it.
+pub fn resolved_members_only(ticket: &str) -> Message {
+    blocks::notice(
+        &format!(
+            "Ticket {ticket} is resolved, and only members of this workspace can reopen it; this message was not sent."
+        ),
+        &[],
+    )
+}
+
+/// A message in a closed ticket's thread; `follow_up` is the kept message.
+pub fn closed_thread(ticket: &str, follow_up: Option<&str>) -> Message {
+    let buttons: Vec<Button> =
+        follow_up.map(|id| Button::action("Open a new ticket", action::FOLLOW_UP, id).primary()).into_iter().collect();
+    blocks::notice(
+        &format!(
+            "Ticket {ticket} is closed, so this message was not sent to the agent. Open a new ticket to continue from it."
+        ),
+        &buttons,
+    )
+}
+
+/// A comment the HelpDesk did not take.
+pub fn comment_not_recorded(ticket: &str, err: &dyn Display) -> Message {
+    blocks::notice(
+        &format!("⚠️ I could not record this comment on ticket {ticket}: {err}. It is only here in Slack."),
+        &[],
+    )
+}
+
+// === opening tickets ===
+
+/// The placeholder a new ticket's header starts as.
+pub fn opening(title: &str) -> Message {
+    blocks::notice(&format!("🎫 Opening a ticket: {title}"), &[])
+}
+
+/// The placeholder a continued HelpDesk ticket's header starts as.
+pub fn continuing(ticket: &str, title: &str) -> Message {
+    blocks::notice(&format!("🎫 Continuing ticket {ticket}: {title}"), &[])
+}
+
+/// The shortcut on a thread that already is a ticket.
+pub fn already_a_ticket(ticket: &str) -> Message {
+    blocks::notice(&format!("This thread is already ticket {ticket}."), &[])
+}
+
+/// The workspace or agent could not be found.
+pub fn target_unknown(err: &dyn Display) -> Message {
+    blocks::notice(&format!("⚠️ I could not find the HelpDesk workspace or agent to open a ticket with: {err}"), &[])
+}
+
+/// No workspace and agent are set; `create` is the kept message.
+pub fn no_target(create: &str) -> Message {
+    blocks::notice(
+        "No HelpDesk workspace and agent are set for this channel yet. Create the ticket and choose them; \
+         `/helpdesk config workspace <name> agent <name>` sets them for next time.",
+        &[Button::action("Create ticket", action::CREATE, create).primary()],
+    )
+}
+
+/// Creating the ticket failed; `retry` is the kept message.
+pub fn creation_failed(err: &dyn Display, retry_id: Option<&str>) -> Message {
+    blocks::notice(
+        &format!("⚠️ I could not open a HelpDesk ticket: {err}. Nothing was sent to an agent yet."),
+        &retry(retry_id),
+    )
+}
+
+/// A creation request that is gone.
+pub fn request_expired() -> Message {
+    blocks::notice("This request has expired or was already turned into a ticket.", &[])
+}
+
+/// The HelpDesk could not list workspaces and agents.
+pub fn cannot_list_targets(err: &dyn Display) -> Message {
+    blocks::notice(&format!("⚠️ I could not list the HelpDesk's workspaces and agents: {err}"), &[])
+}
+
+/// None of the HelpDesk's workspaces or agents is allowed.
+pub fn nothing_allowed() -> Message {
+    blocks::notice(
+        "None of the HelpDesk's workspaces or agents is one this bridge may use, so I cannot open a ticket. \
+         Ask an administrator to check its allowed workspaces and agents.",
+        &[],
+    )
+}
+
+/// A creation form naming a workspace or agent that is not allowed.
+pub fn target_not_allowed() -> Message {
+    blocks::notice("That HelpDesk workspace or agent is not one this bridge may use; nothing was created.", &[])
+}
+
+/// *Open a new ticket* that was already used for a thread.
+pub fn already_reopened() -> Message {
+    blocks::notice("A new ticket was already opened for this thread.", &[])
+}
+
+/// *Open a new ticket* that was already used for a message.
+pub fn already_followed_up() -> Message {
+    blocks::notice("A new ticket was already opened from this message.", &[])
+}
+
+/// *Open a new ticket* in a closed ticket's thread.
+pub fn closed_mention_me(ticket: &str) -> Message {
+    blocks::notice(&format!("Ticket {ticket} is closed; mention me in the channel to open a new one."), &[])
+}
+
+/// *Open a new ticket* while the HelpDesk still has the old one.
+pub fn still_on_helpdesk(ticket: &str) -> Message {
+    blocks::notice(&format!("Ticket {ticket} is still on the HelpDesk."), &[])
+}
+
+// === who may act ===
+
+/// Someone who may not act on a kept message: in a ticket's thread (`ticket`), only members
+/// and deciders; outside one, only its author.
+pub fn may_not_act(ticket: Option<&str>, author: &UserId) -> Message {
+    let text = match ticket {
+        Some(ticket) => format!(
+            "Only members of this workspace can act on ticket {}; guests and people from other organisations \
+             only when they may decide on its commands.",
+            escape_inert(ticket)
+        ),
+        None => format!(
+            "This is <@{author}>'s request, so only they can do this. To open a ticket of your own, mention me or \
+             use `/helpdesk new`."
+        ),
+    };
+    blocks::notice_mrkdwn(&text, &[])
+}
+
+/// Someone who may not decide on commands.
+pub fn only_deciders(deciders: &Deciders<'_>) -> Message {
+    blocks::notice_mrkdwn(&format!("Only {} can decide on these commands.", deciders.words()), &[])
+}
+
+/// Someone who may not delete a ticket.
+pub fn only_deciders_delete(deciders: &Deciders<'_>) -> Message {
+    blocks::notice_mrkdwn(
+        &format!("Only {} can delete this ticket. Closing it is open to everyone here.", deciders.words()),
+        &[],
+    )
+}
+
+/// Someone who may not change a ticket from its header.
+pub fn members_only() -> Message {
+    blocks::notice("Only members of this workspace can change this ticket.", &[])
+}
+
+// === approval cards ===
+
+/// Proposals that could not be stored.
+pub fn proposals_not_recorded(count: usize) -> Message {
+    blocks::notice(
+        &format!(
+            "⚠️ The agent proposed {count} commands, but I could not record them (state store unavailable). \
+             Ask the agent to propose them again."
+        ),
+        &[],
+    )
+}
+
+/// What a withdrawn card's messages become.
+pub fn card_withdrawn() -> Message {
+    blocks::notice(
+        "⚠️ I could not post all of the agent's proposed commands, so none can be decided here. \
+         Ask the agent to propose them again.",
+        &[],
+    )
+}
+
+/// A click the bridge does not recognise.
+pub fn not_my_button() -> Message {
+    blocks::notice("This button is not one of mine.", &[])
+}
+
+/// A click on a card the store does not have.
+pub fn card_gone() -> Message {
+    blocks::notice("This approval card no longer exists.", &[])
+}
+
+/// A card click that did not come from the card's own messages.
+pub fn not_this_card() -> Message {
+    blocks::notice("This button does not belong to that card.", &[])
+}
+
+/// A click on a card whose ticket was deleted.
+pub fn card_ticket_deleted() -> Message {
+    blocks::notice("The ticket of this card was deleted.", &[])
+}
+
+/// A click on a card whose ticket is closed.
+pub fn ticket_closed(ticket: &str) -> Message {
+    blocks::notice(&format!("Ticket {ticket} is closed."), &[])
+}
+
+/// A click naming a command the card does not have.
+pub fn no_such_command() -> Message {
+    blocks::notice("That command is not on this card.", &[])
+}
+
+/// Approve on a proposal nobody could see in full.
+pub fn not_attached() -> Message {
+    blocks::notice(
+        "I could not attach all of this proposal to the thread, so nobody has seen all of it: it cannot be approved.",
+        &[],
+    )
+}
+
+/// Submit before any decision.
+pub fn decide_first() -> Message {
+    blocks::notice("Decide on at least one command first.", &[])
+}
+
+/// A click on an outdated rendering of a card.
+pub fn card_changed() -> Message {
+    blocks::notice(
+        "This card changed since you looked at it (someone decided or it was submitted). Look again: it now shows what it is.",
+        &[],
+    )
+}
+
+/// A click on a submitted card.
+pub fn already_submitted(by: Option<&UserId>) -> Message {
+    let text = match by {
+        Some(by) => format!("These decisions were already submitted by <@{by}>."),
+        None => "These decisions were already submitted.".to_owned(),
+    };
+    blocks::notice_mrkdwn(&text, &[])
+}
+
+/// A click on a superseded card.
+pub fn card_superseded() -> Message {
+    blocks::notice_mrkdwn("A newer card replaced this one; decide there.", &[])
+}
+
+// === the ticket's life ===
+
+/// The statuses a status may move to, in words ("Resolved or Open").
+fn choices(from: TicketStatus) -> String {
+    let next: Vec<&str> = from.next().iter().map(|s| s.label()).collect();
+    if next.is_empty() { "nothing: it is final".to_owned() } else { next.join(" or ") }
+}
+
+/// A transition the model does not allow.
+pub fn cannot_become(ticket: &str, from: TicketStatus, to: TicketStatus) -> Message {
+    blocks::notice(
+        &format!(
+            "Ticket {ticket} is {}, so it cannot become {}. From {} it can become {}.",
+            from.label(),
+            to.label(),
+            from.label(),
+            choices(from)
+        ),
+        &[],
+    )
+}
+
+/// A status change the HelpDesk did not take.
+pub fn status_not_changed(ticket: &str, from: TicketStatus, to: TicketStatus, err: &dyn Display) -> Message {
+    blocks::notice(
+        &format!(
+            "⚠️ I could not change ticket {ticket} to {} on the HelpDesk: {err}. It is still {}.",
+            to.label(),
+            from.label()
+        ),
+        &[],
+    )
+}
+
+/// A change to a thread whose ticket is gone.
+pub fn thread_ticket_gone() -> Message {
+    blocks::notice("This thread's ticket no longer exists.", &[])
+}
+
+/// A header click on a ticket the store no longer maps.
+pub fn not_in_slack() -> Message {
+    blocks::notice("This ticket no longer exists in Slack.", &[])
+}
+
+/// What a person's status change was.
+pub struct StatusChange<'a> {
+    /// Who.
+    pub by: &'a UserId,
+    /// The ticket's name.
+    pub ticket: &'a str,
+    /// From.
+    pub from: TicketStatus,
+    /// To.
+    pub to: TicketStatus,
+    /// Their comment.
+    pub comment: Option<&'a str>,
+    /// Why the comment is not on the HelpDesk ticket, when it is not.
+    pub comment_failed: Option<&'a (dyn Display + Sync)>,
+}
+
+/// A person changed the status.
+pub fn status_changed(change: &StatusChange<'_>) -> Message {
+    let mut line = format!(
+        "🔄 <@{}> changed ticket {} from *{}* to *{}*.",
+        change.by,
+        escape_inert(change.ticket),
+        change.from.label(),
+        change.to.label()
+    );
+    if let Some(comment) = change.comment {
+        line.push_str(&format!("\n> {}", escape_inert(comment).replace('\n', "\n> ")));
+        if let Some(err) = change.comment_failed {
+            // The HelpDesk's words are foreign text: inert, like everything else not ours.
+            line.push_str(&format!(
+                "\n⚠️ The comment could not be recorded on the HelpDesk ticket: {}",
+                escape_inert(&err.to_string())
+            ));
+        }
+    }
+    if change.to == TicketStatus::Closed {
+        line.push_str("\nMessages here no longer reach the agent.");
+    }
+    blocks::notice_mrkdwn(&line, &[])
+}
+
+/// A person assigned the ticket.
+pub fn assigned(by: &UserId, ticket: &str, to: &UserId, was: Option<&UserId>) -> Message {
+    let was = was.map(|f| format!(" (was <@{f}>)")).unwrap_or_default();
+    let ticket = escape_inert(ticket);
+    blocks::notice_mrkdwn(&format!("👤 <@{by}> assigned ticket {ticket} to <@{to}>{was}."), &[])
+}
+
+/// The HelpDesk could not list its agents.
+pub fn cannot_list_agents(err: &dyn Display) -> Message {
+    blocks::notice(&format!("⚠️ I could not list the HelpDesk's agents: {err}"), &[])
+}
+
+/// A switch to an agent that is not allowed.
+pub fn agent_not_allowed(agent: &str) -> Message {
+    blocks::notice(&format!("{agent} is not an agent this bridge may give tickets to; the agent is unchanged."), &[])
+}
+
+/// A switch to an agent the HelpDesk does not know.
+pub fn agent_not_found(err: &dyn Display) -> Message {
+    blocks::notice(&format!("⚠️ I could not find that agent on the HelpDesk: {err}. The agent is unchanged."), &[])
+}
+
+/// A switch the HelpDesk did not take.
+pub fn agent_not_switched(ticket: &str, to: &str, err: &dyn Display, stays: &str) -> Message {
+    blocks::notice(
+        &format!("⚠️ I could not switch ticket {ticket} to {to} on the HelpDesk: {err}. It stays with {stays}."),
+        &[],
+    )
+}
+
+/// A person switched the agent.
+pub fn agent_switched(by: &UserId, ticket: &str, from: &str, to: &str) -> Message {
+    blocks::notice_mrkdwn(
+        &format!(
+            "🤖 <@{by}> switched ticket {} from {} to *{}*. Messages from now on go to {}.",
+            escape_inert(ticket),
+            escape_inert(from),
+            escape_inert(to),
+            escape_inert(to)
+        ),
+        &[],
+    )
+}
+
+/// A deletion the HelpDesk did not take.
+pub fn not_deleted(ticket: &str, err: &dyn Display) -> Message {
+    blocks::notice(&format!("⚠️ I could not delete ticket {ticket} on the HelpDesk: {err}. Nothing was deleted."), &[])
+}
+
+/// A person deleted the ticket.
+pub fn deleted(by: &UserId, ticket: &str) -> Message {
+    blocks::notice_mrkdwn(
+        &format!(
+            "🗑️ <@{by}> deleted ticket {}. This thread no longer reaches an agent; mention me in the channel to open a new ticket.",
+            escape_inert(ticket)
+        ),
+        &[],
+    )
+}
+
+// === finding tickets ===
+
+/// The heading of a page of `/helpdesk list` showing `shown` rows.
+pub fn list_heading(args: &ListArgs, shown: usize) -> String {
+    let first = args.shown;
+    let what = args.status.map_or("All", TicketStatus::label);
+    let mut heading = format!("{what} tickets");
+    if !args.text.is_empty() {
+        heading.push_str(&format!(" matching “{}”", args.text));
+    }
+    if shown > 0 {
+        heading.push_str(&format!(" ({}–{})", first + 1, first + shown));
+    }
+    heading
+}
+
+/// `/helpdesk find` without a ticket.
+pub fn find_usage(command: &str) -> Message {
+    blocks::notice(&format!("Usage: {command} find <TICKET>, e.g. {command} find DEVOPS-42"), &[])
+}
+
+/// A ticket `find` does not show: unknown, or not the caller's to see.
+pub fn no_such_ticket(name: &str) -> Message {
+    blocks::notice(&format!("There is no ticket {name} in this channel's HelpDesk workspace."), &[])
+}
+
+/// `find` in a channel with no workspace to look in.
+pub fn nowhere_to_look(name: &str) -> Message {
+    blocks::notice(
+        &format!(
+            "I know no ticket {name}, and this channel has no HelpDesk workspace to look in. Set one with /helpdesk config workspace <name> agent <name>."
+        ),
+        &[],
+    )
+}
+
+/// `find` could not ask the HelpDesk.
+pub fn cannot_look_up(name: &str, err: &dyn Display) -> Message {
+    blocks::notice(&format!("⚠️ I could not look up ticket {name} on the HelpDesk: {err}"), &[])
+}
+
+/// A *Continue* button whose value is outdated.
+pub fn outdated_button() -> Message {
+    blocks::notice("This button is outdated; run /helpdesk find again.", &[])
+}
+
+/// *Continue* could not read the ticket.
+pub fn cannot_read(name: &str, err: &dyn Display) -> Message {
+    blocks::notice(&format!("⚠️ I could not read ticket {name} from the HelpDesk: {err}"), &[])
+}
+
+/// *Continue* on a ticket worked by an agent that is not allowed.
+pub fn agent_not_usable(name: &str, agent: &str) -> Message {
+    blocks::notice(&format!("Ticket {name} is worked by {agent}, an agent this bridge may not use here."), &[])
+}
+
+// === `/helpdesk` ===
+
+/// What `/helpdesk help` says.
+pub fn help(command: &str) -> Message {
+    let c = mrkdwn::escape(command);
+    blocks::notice_mrkdwn(
+        &format!(
+            "*HelpDesk in Slack*\n\
+             • `{c} new <title> | <first message>`: open a ticket here, e.g. `{c} new Pods crash in prod | web-1 restarts every minute`\n\
+             • `{c} list [open|pending|resolved|closed|all] [words]`: tickets here, most recently updated first, e.g. `{c} list open disk`\n\
+             • `{c} find <TICKET>`: a ticket and its thread, e.g. `{c} find DEVOPS-42`; a HelpDesk ticket without a thread can be continued here\n\
+             • `{c} config workspace <name> agent <name>`: where this channel's tickets go, e.g. `{c} config workspace devops agent generic-agent`\n\
+             • `{c} config approvers @person @group`: who besides the requester may approve commands here (`none` clears)\n\
+             • `{c} config relay mentions`: only thread messages that mention me wake the agent; the rest are recorded as comments (`relay all` undoes it)\n\
+             • `{c} config`: show this channel's settings (changing them is for administrators)\n\
+             • `{c} help`: this list, e.g. `{c} help`\n\
+             In a ticket's thread, start a message with `note:` to record a comment without waking the agent, e.g. `note: restarted web-1 by hand`. \
+             The ticket header changes status, assigns, switches agent, shows history and deletes. \
+             You can also mention me in a channel, message me directly, or use the *Open HelpDesk ticket* message shortcut; \
+             your tickets are on my Home tab."
+        ),
+        &[],
+    )
+}
+
+/// An unknown subcommand: said above the help.
+pub fn unknown_subcommand(command: &str, other: &str) -> Message {
+    let mut unknown = help(command);
+    unknown
+        .blocks
+        .insert(0, blocks::notice(&format!("I don't know `{other}`; here is what I can do."), &[]).blocks.remove(0));
+    unknown
+}
+
+/// `/helpdesk new` without a title.
+pub fn new_usage(command: &str) -> Message {
+    blocks::notice(&format!("Usage: {command} new <title> | <first message>"), &[])
+}
+
+/// The channel's settings could not be read.
+pub fn cannot_read_settings(err: &dyn Display) -> Message {
+    blocks::notice(&format!("⚠️ I could not look up this channel's HelpDesk settings: {err}"), &[])
+}
+
+/// The bot cannot post in the channel: not invited, or another reason.
+pub fn cannot_post_here(not_a_member: bool, err: &dyn Display) -> Message {
+    let why = if not_a_member {
+        "I can't post in this channel. Invite me first (`/invite @HelpDesk`), then try again.".to_owned()
+    } else {
+        format!("⚠️ I could not post the ticket in this channel: {err}")
+    };
+    blocks::notice(&why, &[])
+}
+
+/// `/helpdesk config` arguments that do not parse.
+pub fn config_usage(problem: &str) -> Message {
+    blocks::notice(
+        &format!(
+            "{problem} Usage: /helpdesk config workspace <name> agent <name> approvers <@person> <@group> relay <mentions|all>"
+        ),
+        &[],
+    )
+}
+
+/// The relay mode in words.
+fn relay_words(mode: RelayMode) -> &'static str {
+    match mode {
+        RelayMode::All => "Every thread message goes to the agent (`note:` messages are comments).",
+        RelayMode::Mentions => "Only thread messages that mention me go to the agent; the rest are comments.",
+    }
+}
+
+/// Approvers as Slack mentions (names for people, handles for groups).
+fn mentions(approvers: &[&Approver]) -> String {
+    let listed: Vec<String> = approvers.iter().map(|a| mention(a)).collect();
+    if listed.is_empty() { "nobody else".to_owned() } else { listed.join(", ") }
+}
+
+/// A channel's settings, as `/helpdesk config` shows them.
+#[derive(Debug)]
+pub struct Settings<'a> {
+    /// The workspace's name, if set.
+    pub workspace: Option<&'a str>,
+    /// The agent's name, if set.
+    pub agent: Option<&'a str>,
+    /// The bridge's default workspace, if any.
+    pub default_workspace: Option<&'a str>,
+    /// The bridge's default agent, if any.
+    pub default_agent: Option<&'a str>,
+    /// Approvers besides the requester, bridge-wide then for the channel.
+    pub approvers: Vec<&'a Approver>,
+    /// How thread messages are relayed.
+    pub relay: RelayMode,
+}
+
+/// `/helpdesk config` with nothing to change.
+pub fn settings(settings: &Settings<'_>) -> Message {
+    let describe = |name: Option<&str>, default: Option<&str>| match (name, default) {
+        (Some(name), _) => name.to_owned(),
+        (None, Some(default)) => format!("{default} (the bridge's default)"),
+        (None, None) => "not set".to_owned(),
+    };
+    blocks::notice_mrkdwn(
+        &format!(
+            "This channel's tickets go to workspace: {}; agent: {}. Approvers here, besides who asked: {}. {}",
+            escape_inert(&describe(settings.workspace, settings.default_workspace)),
+            escape_inert(&describe(settings.agent, settings.default_agent)),
+            mentions(&settings.approvers),
+            relay_words(settings.relay)
+        ),
+        &[],
+    )
+}
+
+/// `/helpdesk config` changed the settings.
+pub fn settings_changed(settings: &Settings<'_>) -> Message {
+    blocks::notice_mrkdwn(
+        &format!(
+            "✅ New tickets in this channel go to workspace {} with agent {}. Approvers here, besides who asked: {}. {}",
+            escape_inert(settings.workspace.unwrap_or("(the bridge's default)")),
+            escape_inert(settings.agent.unwrap_or("(the bridge's default)")),
+            mentions(&settings.approvers),
+            relay_words(settings.relay)
+        ),
+        &[],
+    )
+}
+
+/// Someone who may not change settings.
+pub fn settings_refused(admins: &Administrators<'_>, command: &str) -> Message {
+    let mut names: Vec<String> = admins.listed.iter().map(|a| mention(a)).collect();
+    if admins.workspace_admins {
+        names.push("this workspace's admins and owners".to_owned());
+    }
+    blocks::notice_mrkdwn(
+        &format!(
+            "Only {} can change this channel's HelpDesk settings. `{}` shows them.",
+            names.join(", "),
+            mrkdwn::escape(command)
+        ),
+        &[],
+    )
+}
+
+/// A workspace that is not allowed.
+pub fn workspace_refused(name: &str) -> Message {
+    blocks::notice(&format!("Workspace '{name}' is not one this bridge may open tickets in."), &[])
+}
+
+/// A workspace the HelpDesk could not find.
+pub fn workspace_error(name: &str, err: &dyn Display) -> Message {
+    blocks::notice(&format!("⚠️ Workspace '{name}': {err}"), &[])
+}
+
+/// An agent that is not allowed.
+pub fn agent_refused(name: &str) -> Message {
+    blocks::notice(&format!("Agent '{name}' is not one this bridge may give tickets to."), &[])
+}
+
+/// An agent the HelpDesk could not find.
+pub fn agent_error(name: &str, err: &dyn Display) -> Message {
+    blocks::notice(&format!("⚠️ Agent '{name}': {err}"), &[])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::GroupId;
+
+    /// Every notice as its fallback text and blocks, each valid Block Kit.
+    #[test]
+    fn every_sentence() {
+        let (ann, bob) = (UserId::new("U1ANN"), UserId::new("U2BOB"));
+        let (group, person) = (Approver::Group(GroupId::new("S1OPS")), Approver::User(UserId::new("U3CAT")));
+        let err = "the HelpDesk answered 500 <!channel>";
+        let deciders = Deciders { requester: Some(&ann), approvers: vec![&group, &person] };
+        let nobody = Deciders { requester: None, approvers: Vec::new() };
+        let settings_shown = Settings {
+            workspace: None,
+            agent: Some("k8s <!here>"),
+            default_workspace: Some("devops"),
+            default_agent: None,
+            approvers: vec![&person, &group],
+            relay: RelayMode::Mentions,
+        };
+        let change = StatusChange {
+            by: &ann,
+            ticket: "DEVOPS-1",
+            from: TicketStatus::Pending,
+            to: TicketStatus::Closed,
+            comment: Some("done\n<!channel> *now*"),
+            comment_failed: Some(&err),
+        };
+        let all: Vec<(&str, Message)> = vec![
+            ("store_trouble", store_trouble()),
+            ("send_failed connection", send_failed(&SendFailure::Connection, Delivery::NotDelivered, Some("p1"))),
+            ("send_failed timeout", send_failed(&SendFailure::Timeout, Delivery::Unknown, None)),
+            ("send_failed server", send_failed(&SendFailure::Server(502), Delivery::NotDelivered, Some("p1"))),
+            ("send_failed token", send_failed(&SendFailure::Unauthorized, Delivery::NotDelivered, None)),
+            ("send_failed rejected", send_failed(&SendFailure::BadRequest("too long"), Delivery::NotDelivered, None)),
+            ("send_failed stream", send_failed(&SendFailure::Stream("boom"), Delivery::Delivered, None)),
+            ("send_failed other", send_failed(&SendFailure::Other(&err), Delivery::Unknown, None)),
+            ("ticket_lost", ticket_lost("DEVOPS-1", Some("p1"))),
+            ("reply_cut_short", reply_cut_short("the reply is too long")),
+            ("reply_interrupted", reply_interrupted("connection reset", Some("p1"))),
+            ("not_sent_store_down", not_sent_store_down(Some("p1"))),
+            ("not_sent_restarting", not_sent_restarting(None)),
+            ("already_retried", already_retried()),
+            ("retried_by", retried_by(&ann)),
+            ("closed_no_longer_reaches", closed_no_longer_reaches("DEVOPS-1")),
+            ("resolved_members_only", resolved_members_only("DEVOPS-1")),
+            ("closed_thread", closed_thread("DEVOPS-1", Some("p1"))),
+            ("comment_not_recorded", comment_not_recorded("DEVOPS-1", &err)),
+            ("opening", opening("Disk full <!here>")),
+            ("continuing", continuing("DEVOPS-1", "Disk full")),
+            ("already_a_ticket", already_a_ticket("DEVOPS-1")),
+            ("target_unknown", target_unknown(&err)),
+            ("no_target", no_target("p1")),
+            ("creation_failed", creation_failed(&err, Some("p1"))),
+            ("request_expired", request_expired()),
+            ("cannot_list_targets", cannot_list_targets(&err)),
+            ("nothing_allowed", nothing_allowed()),
+            ("target_not_allowed", target_not_allowed()),
+            ("already_reopened", already_reopened()),
+            ("already_followed_up", already_followed_up()),
+            ("closed_mention_me", closed_mention_me("DEVOPS-1")),
+            ("still_on_helpdesk", still_on_helpdesk("DEVOPS-1")),
+            ("may_not_act ticket", may_not_act(Some("DEVOPS-1 <!here>"), &ann)),
+            ("may_not_act request", may_not_act(None, &ann)),
+            ("only_deciders", only_deciders(&deciders)),
+            ("only_deciders none", only_deciders(&nobody)),
+            ("only_deciders_delete", only_deciders_delete(&deciders)),
+            ("members_only", members_only()),
+            ("proposals_not_recorded", proposals_not_recorded(3)),
+            ("card_withdrawn", card_withdrawn()),
+            ("not_my_button", not_my_button()),
+            ("card_gone", card_gone()),
+            ("not_this_card", not_this_card()),
+            ("card_ticket_deleted", card_ticket_deleted()),
+            ("ticket_closed", ticket_closed("DEVOPS-1")),
+            ("no_such_command", no_such_command()),
+            ("not_attached", not_attached()),
+            ("decide_first", decide_first()),
+            ("card_changed", card_changed()),
+            ("already_submitted", already_submitted(Some(&bob))),
+            ("already_submitted anonymous", already_submitted(None)),
+            ("card_superseded", card_superseded()),
+            ("cannot_become", cannot_become("DEVOPS-1", TicketStatus::Closed, TicketStatus::Open)),
+            ("status_not_changed", status_not_changed("DEVOPS-1", TicketStatus::Open, TicketStatus::Pending, &err)),
+            ("thread_ticket_gone", thread_ticket_gone()),
+            ("not_in_slack", not_in_slack()),
+            ("status_changed", status_changed(&change)),
+            ("assigned", assigned(&ann, "DEVOPS-1 <!here>", &bob, Some(&ann))),
+            ("cannot_list_agents", cannot_list_agents(&err)),
+            ("agent_not_allowed", agent_not_allowed("prod-admin")),
+            ("agent_not_found", agent_not_found(&err)),
+            ("agent_not_switched", agent_not_switched("DEVOPS-1", "k8s", &err, "generic")),
+            ("agent_switched", agent_switched(&ann, "DEVOPS-1", "generic", "k8s *bold*")),
+            ("not_deleted", not_deleted("DEVOPS-1", &err)),
+            ("deleted", deleted(&ann, "DEVOPS-1")),
+            ("find_usage", find_usage("/helpdesk")),
+            ("no_such_ticket", no_such_ticket("DEVOPS-9")),
+            ("nowhere_to_look", nowhere_to_look("DEVOPS-9")),
+            ("cannot_look_up", cannot_look_up("DEVOPS-9", &err)),
+            ("outdated_button", outdated_button()),
+            ("cannot_read", cannot_read("DEVOPS-9", &err)),
+            ("agent_not_usable", agent_not_usable("DEVOPS-9", "prod-admin")),
+            ("help", help("/helpdesk")),
+            ("unknown_subcommand", unknown_subcommand("/helpdesk", "frobnicate")),
+            ("new_usage", new_usage("/helpdesk")),
+            ("cannot_read_settings", cannot_read_settings(&err)),
+            ("cannot_post_here member", cannot_post_here(true, &err)),
+            ("cannot_post_here other", cannot_post_here(false, &err)),
+            ("config_usage", config_usage("I did not understand `x`.")),
+            ("settings", settings(&settings_shown)),
+            ("settings_changed", settings_changed(&Settings { relay: RelayMode::All, ..settings_shown })),
+            (
+                "settings_refused",
+                settings_refused(&Administrators { listed: vec![&person], workspace_admins: true }, "/helpdesk"),
+            ),
+            ("workspace_refused", workspace_refused("prod")),
+            ("workspace_error", workspace_error("prod", &err)),
+            ("agent_refused", agent_refused("prod-admin")),
+            ("agent_error", agent_error("prod-admin", &err)),
+        ];
+        for (name, message) in &all {
+            blocks::validate(&message.blocks, blocks::MESSAGE_BLOCKS).unwrap_or_else(|e| panic!("{name}: {e:?}"));
+            assert!(!message.text.contains("<!channel>") && !message.text.contains("<!here>"), "{name} pings");
+        }
+        let shown: Vec<serde_json::Value> = all
+            .iter()
+            .map(|(name, m)| serde_json::json!({"notice": name, "text": m.text, "blocks": m.blocks}))
+            .collect();
+        insta::assert_json_snapshot!(shown);
+        let help = help("/helpdesk");
+        blocks::validate(&help.blocks, blocks::MESSAGE_BLOCKS).unwrap();
+        let headings = [
+            list_heading(&ListArgs::default(), 0),
+            list_heading(&ListArgs { status: Some(TicketStatus::Open), text: "disk".into(), cursor: 20, shown: 20 }, 5),
+        ];
+        assert_eq!(headings, ["All tickets".to_owned(), "Open tickets matching “disk” (21–25)".to_owned()]);
+    }
+}
