@@ -214,6 +214,7 @@ mod tickets {
     use helpdesk_bridge::{
         helpdesk::{ApiStatus, Disposition, HelpdeskError, OutgoingMessage, ReplyStream, events::AgentEvent},
         ids::{AgentId, TicketName, WorkspaceId},
+        model::{Decision, ProposalForm, ProposedCommand},
     };
     use serde_json::json;
     use wiremock::{
@@ -348,7 +349,15 @@ mod tickets {
             .expect(1)
             .mount(&server)
             .await;
-        let message = OutgoingMessage { content: String::new(), data: data.clone(), record_only: false };
+        let decided = |command: &str, decision| ProposedCommand {
+            decision,
+            ..ProposedCommand::new(ProposalForm::Command, String::new(), command.to_owned())
+        };
+        let decisions = vec![
+            decided("kubectl get pods", Decision::Approve),
+            decided("rm -rf /", Decision::Reject { reason: Some("no".to_owned()) }),
+        ];
+        let message = OutgoingMessage { content: String::new(), decisions, record_only: false };
         let events =
             collect(client(&server).send_message(&ws(), &TicketName::new("DEVOPS-1"), &message, false).await.unwrap())
                 .await;
@@ -374,7 +383,7 @@ mod tickets {
             .mount(&server)
             .await;
         let message =
-            OutgoingMessage { content: "note: checked the LB".to_owned(), data: json!(null), record_only: true };
+            OutgoingMessage { content: "note: checked the LB".to_owned(), decisions: Vec::new(), record_only: true };
         let events =
             collect(client(&server).send_message(&ws(), &TicketName::new("DEVOPS-1"), &message, false).await.unwrap())
                 .await;
@@ -393,7 +402,7 @@ mod tickets {
             .respond_with(ResponseTemplate::new(400).set_body_json(ndjson))
             .mount(&server)
             .await;
-        let message = OutgoingMessage { content: "hi".to_owned(), data: json!({}), record_only: false };
+        let message = OutgoingMessage { content: "hi".to_owned(), decisions: Vec::new(), record_only: false };
         let events =
             collect(client(&server).send_message(&ws(), &TicketName::new("DEVOPS-1"), &message, false).await.unwrap())
                 .await;
@@ -433,7 +442,7 @@ mod tickets {
             .expect(1)
             .mount(&server)
             .await;
-        let message = OutgoingMessage { content: "why?".to_owned(), data: json!({}), record_only: false };
+        let message = OutgoingMessage { content: "why?".to_owned(), decisions: Vec::new(), record_only: false };
         let events: Vec<_> =
             collect(client(&server).send_message(&ws(), &TicketName::new("DEVOPS-1"), &message, true).await.unwrap())
                 .await
@@ -511,7 +520,7 @@ mod tickets {
         ];
         let host = timed_sse_server(chunks, gate).await;
         let helpdesk = super::client_for(&host, Duration::from_millis(800), Duration::from_secs(60), false);
-        let message = OutgoingMessage { content: "go".to_owned(), data: json!({}), record_only: false };
+        let message = OutgoingMessage { content: "go".to_owned(), decisions: Vec::new(), record_only: false };
         release.send(()).unwrap();
         let mut stream = helpdesk.send_message(&ws(), &TicketName::new("DEVOPS-1"), &message, true).await.unwrap();
         // Only the first chunk has been written: its event must arrive before any more is.
@@ -611,7 +620,6 @@ mod caps {
         helpdesk::{HelpdeskError, OutgoingMessage, events::AgentEvent, limits},
         ids::{TicketName, WorkspaceId},
     };
-    use serde_json::json;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use wiremock::{
         Mock, MockServer, ResponseTemplate,
@@ -625,7 +633,7 @@ mod caps {
     }
 
     fn message() -> OutgoingMessage {
-        OutgoingMessage { content: "go".to_owned(), data: json!({}), record_only: false }
+        OutgoingMessage { content: "go".to_owned(), decisions: Vec::new(), record_only: false }
     }
 
     /// A server that answers every request with `status` and a chunked body that never
