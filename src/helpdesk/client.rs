@@ -328,12 +328,6 @@ impl HelpdeskClient {
         types::ticket(wire::unwrap_object(&body)).ok_or_else(|| HelpdeskError::NotFound(format!("ticket '{name}'")))
     }
 
-    /// The tickets of a workspace.
-    pub async fn list_tickets(&self, workspace: &WorkspaceId) -> Result<Vec<Ticket>, HelpdeskError> {
-        let body = self.get("list_tickets", &["tickets", workspace.as_str()], None).await?;
-        Ok(wire::unwrap_items(&body).iter().filter_map(types::ticket).collect())
-    }
-
     /// Sets a ticket's status; closing needs a disposition.
     pub async fn set_status(
         &self,
@@ -354,12 +348,6 @@ impl HelpdeskClient {
         }
         let url = self.url(&["tickets", workspace.as_str(), name.as_str(), "status"], None);
         self.unretried("set_status", Method::PUT, url, Some(&body)).await.map(drop)
-    }
-
-    /// The agent assigned to a ticket.
-    pub async fn assignee(&self, workspace: &WorkspaceId, name: &TicketName) -> Result<Agent, HelpdeskError> {
-        let body = self.get("get_assignee", &["tickets", workspace.as_str(), name.as_str(), "assignee"], None).await?;
-        types::agent(wire::unwrap_object(&body)).ok_or_else(|| HelpdeskError::NotFound(format!("assignee of '{name}'")))
     }
 
     /// Assigns another agent to a ticket.

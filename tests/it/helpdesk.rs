@@ -280,13 +280,6 @@ mod tickets {
             )
             .mount(&server)
             .await;
-        Mock::given(method("GET"))
-            .and(path(T))
-            .respond_with(ResponseTemplate::new(200).set_body_json(
-                json!({"data": {"items": [{"name": "DEVOPS-1"}, {"name": "DEVOPS-2", "status": "closed"}]}}),
-            ))
-            .mount(&server)
-            .await;
         Mock::given(method("PUT"))
             .and(path(format!("{T}/DEVOPS-1/status")))
             .and(body_json(json!({"status": "closed", "disposition": "resolved"})))
@@ -299,11 +292,6 @@ mod tickets {
             .and(body_json(json!({"status": "inProgress"})))
             .respond_with(ResponseTemplate::new(204))
             .expect(1)
-            .mount(&server)
-            .await;
-        Mock::given(method("GET"))
-            .and(path(format!("{T}/DEVOPS-1/assignee")))
-            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": {"id": "a1", "name": "k8s"}})))
             .mount(&server)
             .await;
         Mock::given(method("PUT"))
@@ -323,8 +311,6 @@ mod tickets {
         let name = TicketName::new("DEVOPS-1");
         let ticket = helpdesk.ticket(&ws(), &name).await.unwrap();
         assert_eq!((ticket.status, ticket.agent_id.clone()), (ApiStatus::InProgress, Some(AgentId::new("a1"))));
-        let all = helpdesk.list_tickets(&ws()).await.unwrap();
-        assert_eq!(all.iter().map(|t| t.status).collect::<Vec<_>>(), [ApiStatus::Open, ApiStatus::Closed]);
         helpdesk.set_status(&ws(), &name, ApiStatus::Closed, Some(Disposition::Resolved)).await.unwrap();
         helpdesk.set_status(&ws(), &name, ApiStatus::InProgress, None).await.unwrap();
         assert_eq!(
@@ -332,7 +318,6 @@ mod tickets {
             "bad_request",
             "checked before sending"
         );
-        assert_eq!(helpdesk.assignee(&ws(), &name).await.unwrap().name, "k8s");
         helpdesk.reassign(&ws(), &name, &AgentId::new("a2")).await.unwrap();
         helpdesk.delete_ticket(&ws(), &name).await.unwrap();
     }
