@@ -7,7 +7,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{AgentId, CardId, ChannelId, MessageTs, TeamId, ThreadKey, TicketKey, UserId, WorkspaceId};
+use crate::{
+    helpdesk::ToolInput,
+    ids::{AgentId, CardId, ChannelId, MessageTs, TeamId, ThreadKey, TicketKey, UserId, WorkspaceId},
+};
 
 /// Milliseconds since the Unix epoch; the store's only notion of time.
 pub type UnixMillis = i64;
@@ -157,9 +160,10 @@ pub enum ProposalForm {
 pub struct ToolInvocation {
     /// The tool's name.
     pub name: String,
-    /// Its input, as the JSON text the card shows (`None` when the agent gave none).
+    /// Its input as the agent gave it, stored as the JSON text the card shows (`None` when
+    /// the agent gave none); only the HelpDesk boundary reads it.
     #[serde(default)]
-    pub input: Option<String>,
+    pub input: Option<ToolInput>,
 }
 
 /// Whether a proposal's full text had to be attached to the thread, and was.

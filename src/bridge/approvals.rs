@@ -11,7 +11,7 @@
 //! What people approve is what runs: a proposal the card cannot show in full (a long command,
 //! long or many files, fields the card has no place for) is attached to the thread whole
 //! before the card is posted, and cannot be approved if that failed; the answer carries only
-//! the fields the card shows (`helpdesk::events::decisions_data`).
+//! the fields the card shows (the HelpDesk client writes them from `OutgoingMessage::decisions`).
 
 use super::{Bridge, BridgeError, now_millis, seconds};
 use crate::{

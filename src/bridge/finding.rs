@@ -14,7 +14,6 @@ use futures_util::future::join_all;
 
 use super::{
     Bridge, BridgeError, PENDING_TTL,
-    lifecycle::from_api,
     open::{OpenRequest, title_from},
     seconds, thread_of,
 };
@@ -142,7 +141,7 @@ impl Bridge {
                 let view = TicketRow {
                     ticket: found.name.as_str(),
                     title: &found.title,
-                    status: from_api(found.status, found.disposition),
+                    status: found.status.ticket_status(found.disposition),
                     assignee: None,
                     created: found.created,
                     updated: found.updated,
@@ -260,7 +259,7 @@ impl Bridge {
             agent_name,
             requester: action.user.clone(),
             assignee: None,
-            status: from_api(found.status, found.disposition),
+            status: found.status.ticket_status(found.disposition),
             header_ts: Some(ts),
             permalink: None,
             participants: Vec::new(),

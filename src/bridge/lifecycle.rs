@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use super::{Bridge, BridgeError};
 use crate::{
-    helpdesk::{ApiStatus, Disposition, HelpdeskError, OutgoingMessage},
+    helpdesk::{ApiStatus, HelpdeskError, OutgoingMessage},
     ids::{AgentId, TeamId, ThreadKey, UserId},
     inbound::{BlockAction, UserMessage},
     model::{Actor, CardState, HistoryEvent, TicketRecord, TicketStatus},
@@ -34,32 +34,6 @@ const LIFE_LOCK_WAIT: Duration = Duration::from_secs(10);
 const NOTE_PREFIX: &str = "note:";
 /// The reaction on a message recorded as a comment.
 const NOTED: &str = "memo";
-
-/// How a status is sent to the HelpDesk: Open → `open`, Pending → `inProgress`,
-/// Resolved → `closed` with disposition `resolved`, Closed → `closed` keeping the
-/// disposition (in Slack, Closed is reached only from Resolved, whose disposition is
-/// `resolved`, unless the ticket came from the HelpDesk already closed otherwise).
-pub(super) fn api_status(to: TicketStatus, kept: Option<Disposition>) -> (ApiStatus, Option<Disposition>) {
-    match to {
-        TicketStatus::Open => (ApiStatus::Open, None),
-        TicketStatus::Pending => (ApiStatus::InProgress, None),
-        TicketStatus::Resolved => (ApiStatus::Closed, Some(Disposition::Resolved)),
-        TicketStatus::Closed => (ApiStatus::Closed, Some(kept.unwrap_or(Disposition::Resolved))),
-    }
-}
-
-/// The Slack status of a HelpDesk ticket: closed as resolved reads as Resolved (it may
-/// still be reopened), closed otherwise as Closed; the waiting states are Pending.
-pub(super) fn from_api(status: ApiStatus, disposition: Option<Disposition>) -> TicketStatus {
-    match (status, disposition) {
-        (ApiStatus::Open, _) => TicketStatus::Open,
-        (ApiStatus::InProgress | ApiStatus::WaitingForUserInput | ApiStatus::WaitingForUserAgent, _) => {
-            TicketStatus::Pending
-        }
-        (ApiStatus::Closed, Some(Disposition::UnResolved)) => TicketStatus::Closed,
-        (ApiStatus::Closed, _) => TicketStatus::Resolved,
-    }
-}
 
 /// Why a status change did not happen.
 #[derive(Debug)]
@@ -209,7 +183,7 @@ impl Bridge {
             if record.status != from || !from.may_become(to) {
                 return Err(Refusal::Invalid { ticket: name, from: record.status, to });
             }
-            let (status, disposition) = api_status(to, None);
+            let (status, disposition) = ApiStatus::for_status(to, None);
             let helpdesk = &self.inner.helpdesk;
             let (workspace, ticket) = (&record.ticket.workspace, &record.ticket.ticket);
             if let Err(err) = helpdesk.set_status(workspace, ticket, status, disposition).await {
@@ -301,7 +275,7 @@ impl Bridge {
     /// Writes `text` on the HelpDesk ticket without waking the agent.
     async fn mirror(&self, record: &TicketRecord, text: String) -> Result<(), HelpdeskError> {
         use futures_util::StreamExt;
-        let message = OutgoingMessage { content: text, data: serde_json::json!({}), record_only: true };
+        let message = OutgoingMessage { content: text, decisions: Vec::new(), record_only: true };
         let (workspace, ticket) = (&record.ticket.workspace, &record.ticket.ticket);
         let mut reply = match self.inner.helpdesk.send_message(workspace, ticket, &message, false).await {
             Ok(reply) => reply,
@@ -524,24 +498,6 @@ impl Bridge {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn statuses_map_to_the_helpdesk_and_back() {
-        assert_eq!(api_status(TicketStatus::Open, None), (ApiStatus::Open, None));
-        assert_eq!(api_status(TicketStatus::Pending, None), (ApiStatus::InProgress, None));
-        assert_eq!(api_status(TicketStatus::Resolved, None), (ApiStatus::Closed, Some(Disposition::Resolved)));
-        assert_eq!(
-            api_status(TicketStatus::Closed, Some(Disposition::UnResolved)),
-            (ApiStatus::Closed, Some(Disposition::UnResolved))
-        );
-        for status in TicketStatus::ALL {
-            let (api, disposition) = api_status(status, None);
-            let back = from_api(api, disposition);
-            assert!(back == status || (status == TicketStatus::Closed && back == TicketStatus::Resolved));
-        }
-        assert_eq!(from_api(ApiStatus::WaitingForUserInput, None), TicketStatus::Pending);
-        assert_eq!(from_api(ApiStatus::Closed, Some(Disposition::UnResolved)), TicketStatus::Closed);
-    }
 
     #[test]
     fn refusals_name_the_valid_next_states() {

@@ -13,7 +13,7 @@ use super::{
     reply::{self, Outcome},
 };
 use crate::{
-    helpdesk::{HelpdeskError, OutgoingMessage, events::decisions_data},
+    helpdesk::{HelpdeskError, OutgoingMessage},
     inbound::{BlockAction, UserMessage},
     model::{Actor, Delivery, HistoryEvent, PendingMessage, TicketRecord, TicketStatus},
     slack::{
@@ -182,7 +182,7 @@ impl Bridge {
         // a send that may have arrived) goes without them, asking the agent to propose again.
         let mut content = message.content.clone();
         let store = &self.inner.store;
-        let data = match &message.card {
+        let decisions = match &message.card {
             // Only to the ticket the card was proposed on (the thread may have a new one since),
             // and only by whoever claims it first; a submitted card's decisions no longer change.
             Some(id) => match store.card(id).await? {
@@ -191,14 +191,14 @@ impl Bridge {
                         && card.thread == record.thread
                         && store.claim_card_send(id).await? =>
                 {
-                    decisions_data(&card.commands)
+                    card.commands
                 }
                 _ => {
                     content.push_str(NOT_RESENT);
-                    serde_json::json!({})
+                    Vec::new()
                 }
             },
-            None => serde_json::json!({}),
+            None => Vec::new(),
         };
         let mut writer = reply::Writer::new(slack.clone(), thread.clone(), record.agent_name.clone());
         writer.start().await;
@@ -208,8 +208,8 @@ impl Bridge {
             tracing::debug!(error = %err, "could not read the agent's streaming flag; sending unary");
             false
         });
-        let carried = message.card.as_ref().filter(|_| data.as_object().is_some_and(|d| !d.is_empty()));
-        let outgoing = OutgoingMessage { content, data, record_only: false };
+        let outgoing = OutgoingMessage { content, decisions, record_only: false };
+        let carried = message.card.as_ref().filter(|_| outgoing.answers_proposals());
         let sent = helpdesk.send_message(&record.ticket.workspace, &record.ticket.ticket, &outgoing, streaming).await;
         let events = match sent {
             Ok(events) => events,

@@ -17,10 +17,25 @@
 //! whole), an event whose data passes [`limits::EVENT_BYTES`] is dropped up to its blank
 //! line, and each is reported as a [`Frame::Oversized`] in its place in the stream.
 //! Payloads that are not JSON objects are skipped. Nothing here can panic on input.
+//!
+//! On top of the framing sits the adapter from a reply to [`AgentEvent`]s: `event_stream`
+//! turns a streamed response into events as they arrive, and `recover_streamed_reply`
+//! recovers the reply a streaming agent sent inside a unary error body. Both end a reply at
+//! the first thing too large, as [`HelpdeskError::Oversized`].
 
+use std::{collections::VecDeque, pin::Pin};
+
+use futures_util::{Stream, StreamExt};
 use serde_json::Value;
 
-use super::limits;
+use super::{
+    error::HelpdeskError,
+    events::{AgentEvent, decode_event},
+    limits,
+};
+
+/// An agent's reply, as it arrives: the same events whether it streamed or not.
+pub type ReplyStream = Pin<Box<dyn Stream<Item = Result<AgentEvent, HelpdeskError>> + Send>>;
 
 /// What a stream yields, in order.
 #[derive(Debug, Clone, PartialEq)]
@@ -244,6 +259,111 @@ pub fn parse_all_frames(body: &[u8]) -> Vec<Frame> {
     out
 }
 
+/// The event a frame carries, if any; input dropped as too large is an error that ends the
+/// reply.
+fn frame_event(frame: Frame) -> Option<Result<AgentEvent, HelpdeskError>> {
+    match frame {
+        Frame::Payload(value) => decode_event(&value).map(Ok),
+        Frame::Oversized(what) => Some(Err(HelpdeskError::oversized(what))),
+    }
+}
+
+/// A streaming agent reached through the unary endpoint makes the HelpDesk answer 400 with
+/// the agent's NDJSON inside a JSON string (older portals: 500 with `Error {json}` lines).
+/// Recovers the reply from the error body when it holds one; a line or event past the caps,
+/// or a body that was `cut` at its limit, ends it with an error, as in a stream.
+pub(super) fn recover_streamed_reply(body: &str, cut: bool) -> Option<Vec<Result<AgentEvent, HelpdeskError>>> {
+    let text = serde_json::from_str::<String>(body).unwrap_or_else(|_| body.to_owned());
+    let mut events = Vec::new();
+    let mut useful = false;
+    let mut done = false;
+    for item in parse_all_frames(text.as_bytes()).into_iter().filter_map(frame_event) {
+        let failed = item.is_err();
+        if let Ok(event) = &item {
+            useful |=
+                matches!(event, AgentEvent::TextDelta(t) if !t.is_empty()) || matches!(event, AgentEvent::Proposed(_));
+            done |= matches!(event, AgentEvent::Done { .. });
+        }
+        events.push(item);
+        if failed {
+            done = true;
+            break;
+        }
+    }
+    if !useful {
+        return None;
+    }
+    if !done {
+        events.push(if cut { Err(HelpdeskError::too_large()) } else { Ok(AgentEvent::Done { stop_reason: None }) });
+    }
+    Some(events)
+}
+
+/// Turns a byte stream into agent events as they arrive. Ends after `done` or an `error`
+/// event; a transport failure or a silence past the read timeout ends it with an error.
+pub(super) fn event_stream<S, B, E>(bytes: S) -> impl Stream<Item = Result<AgentEvent, HelpdeskError>> + Send
+where
+    S: Stream<Item = Result<B, E>> + Send + Unpin + 'static,
+    B: AsRef<[u8]>,
+    E: Into<reqwest::Error>,
+{
+    struct State<S> {
+        bytes: S,
+        parser: StreamParser,
+        ready: VecDeque<Result<AgentEvent, HelpdeskError>>,
+        finished: bool,
+    }
+    impl<S> State<S> {
+        /// Queues the events of parsed frames; input dropped as too large ends the stream.
+        fn take(&mut self, frames: Vec<Frame>) {
+            for item in frames.into_iter().filter_map(frame_event) {
+                let failed = item.is_err();
+                self.ready.push_back(item);
+                if failed {
+                    return;
+                }
+            }
+        }
+    }
+    let state = State { bytes, parser: StreamParser::new(), ready: VecDeque::new(), finished: false };
+    futures_util::stream::unfold(state, |mut state| async move {
+        loop {
+            if let Some(event) = state.ready.pop_front() {
+                if matches!(event, Ok(AgentEvent::Done { .. } | AgentEvent::Error(_)) | Err(_)) {
+                    state.ready.clear();
+                    state.finished = true;
+                }
+                return Some((event, state));
+            }
+            if state.finished {
+                return None;
+            }
+            match state.bytes.next().await {
+                Some(Ok(chunk)) => {
+                    let frames = state.parser.push_frames(chunk.as_ref());
+                    state.take(frames);
+                }
+                Some(Err(err)) => {
+                    state.finished = true;
+                    let err: reqwest::Error = err.into();
+                    let why = if err.is_timeout() {
+                        "the HelpDesk sent nothing for longer than HELPDESK_STREAM_IDLE_SECONDS".to_owned()
+                    } else {
+                        "the connection to the HelpDesk was lost".to_owned()
+                    };
+                    return Some((Err(HelpdeskError::Interrupted(why)), state));
+                }
+                None => {
+                    let frames = state.parser.finish_frames();
+                    state.take(frames);
+                    // A clean end without `done` still ends the turn.
+                    state.ready.push_back(Ok(AgentEvent::Done { stop_reason: None }));
+                }
+            }
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -398,5 +518,28 @@ mod tests {
             }
             parser.finish();
         }
+    }
+
+    #[test]
+    fn recovered_replies_stop_at_the_caps() {
+        let huge = format!("{{\"type\":\"text_delta\",\"text\":\"{}\"}}", "h".repeat(limits::LINE_BYTES));
+        let body =
+            format!("Error {{\"type\":\"text_delta\",\"text\":\"kept\"}}\nError {huge}\nError {{\"type\":\"done\"}}\n");
+        let reason = "the HelpDesk sent a line longer than 1 MiB in the agent's reply; the rest was not shown";
+        assert_eq!(
+            recover_streamed_reply(&body, false),
+            Some(vec![Ok(AgentEvent::TextDelta("kept".to_owned())), Err(HelpdeskError::Oversized(reason.to_owned()))])
+        );
+        let cut = "Error {\"type\":\"text_delta\",\"text\":\"kept\"}\nError {\"type\":\"text_del";
+        assert_eq!(
+            recover_streamed_reply(cut, true),
+            Some(vec![Ok(AgentEvent::TextDelta("kept".to_owned())), Err(HelpdeskError::too_large())])
+        );
+        assert_eq!(
+            recover_streamed_reply("Error {\"type\":\"text_delta\",\"text\":\"kept\"}\n", false),
+            Some(vec![Ok(AgentEvent::TextDelta("kept".to_owned())), Ok(AgentEvent::Done { stop_reason: None })]),
+            "a whole body without done still ends the turn"
+        );
+        assert_eq!(recover_streamed_reply("title is required", false), None);
     }
 }

@@ -214,6 +214,7 @@ mod tickets {
     use helpdesk_bridge::{
         helpdesk::{ApiStatus, Disposition, HelpdeskError, OutgoingMessage, ReplyStream, events::AgentEvent},
         ids::{AgentId, TicketName, WorkspaceId},
+        model::{Decision, ProposalForm, ProposedCommand},
     };
     use serde_json::json;
     use wiremock::{
@@ -279,13 +280,6 @@ mod tickets {
             )
             .mount(&server)
             .await;
-        Mock::given(method("GET"))
-            .and(path(T))
-            .respond_with(ResponseTemplate::new(200).set_body_json(
-                json!({"data": {"items": [{"name": "DEVOPS-1"}, {"name": "DEVOPS-2", "status": "closed"}]}}),
-            ))
-            .mount(&server)
-            .await;
         Mock::given(method("PUT"))
             .and(path(format!("{T}/DEVOPS-1/status")))
             .and(body_json(json!({"status": "closed", "disposition": "resolved"})))
@@ -298,11 +292,6 @@ mod tickets {
             .and(body_json(json!({"status": "inProgress"})))
             .respond_with(ResponseTemplate::new(204))
             .expect(1)
-            .mount(&server)
-            .await;
-        Mock::given(method("GET"))
-            .and(path(format!("{T}/DEVOPS-1/assignee")))
-            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": {"id": "a1", "name": "k8s"}})))
             .mount(&server)
             .await;
         Mock::given(method("PUT"))
@@ -322,8 +311,6 @@ mod tickets {
         let name = TicketName::new("DEVOPS-1");
         let ticket = helpdesk.ticket(&ws(), &name).await.unwrap();
         assert_eq!((ticket.status, ticket.agent_id.clone()), (ApiStatus::InProgress, Some(AgentId::new("a1"))));
-        let all = helpdesk.list_tickets(&ws()).await.unwrap();
-        assert_eq!(all.iter().map(|t| t.status).collect::<Vec<_>>(), [ApiStatus::Open, ApiStatus::Closed]);
         helpdesk.set_status(&ws(), &name, ApiStatus::Closed, Some(Disposition::Resolved)).await.unwrap();
         helpdesk.set_status(&ws(), &name, ApiStatus::InProgress, None).await.unwrap();
         assert_eq!(
@@ -331,7 +318,6 @@ mod tickets {
             "bad_request",
             "checked before sending"
         );
-        assert_eq!(helpdesk.assignee(&ws(), &name).await.unwrap().name, "k8s");
         helpdesk.reassign(&ws(), &name, &AgentId::new("a2")).await.unwrap();
         helpdesk.delete_ticket(&ws(), &name).await.unwrap();
     }
@@ -348,7 +334,15 @@ mod tickets {
             .expect(1)
             .mount(&server)
             .await;
-        let message = OutgoingMessage { content: String::new(), data: data.clone(), record_only: false };
+        let decided = |command: &str, decision| ProposedCommand {
+            decision,
+            ..ProposedCommand::new(ProposalForm::Command, String::new(), command.to_owned())
+        };
+        let decisions = vec![
+            decided("kubectl get pods", Decision::Approve),
+            decided("rm -rf /", Decision::Reject { reason: Some("no".to_owned()) }),
+        ];
+        let message = OutgoingMessage { content: String::new(), decisions, record_only: false };
         let events =
             collect(client(&server).send_message(&ws(), &TicketName::new("DEVOPS-1"), &message, false).await.unwrap())
                 .await;
@@ -374,7 +368,7 @@ mod tickets {
             .mount(&server)
             .await;
         let message =
-            OutgoingMessage { content: "note: checked the LB".to_owned(), data: json!(null), record_only: true };
+            OutgoingMessage { content: "note: checked the LB".to_owned(), decisions: Vec::new(), record_only: true };
         let events =
             collect(client(&server).send_message(&ws(), &TicketName::new("DEVOPS-1"), &message, false).await.unwrap())
                 .await;
@@ -393,7 +387,7 @@ mod tickets {
             .respond_with(ResponseTemplate::new(400).set_body_json(ndjson))
             .mount(&server)
             .await;
-        let message = OutgoingMessage { content: "hi".to_owned(), data: json!({}), record_only: false };
+        let message = OutgoingMessage { content: "hi".to_owned(), decisions: Vec::new(), record_only: false };
         let events =
             collect(client(&server).send_message(&ws(), &TicketName::new("DEVOPS-1"), &message, false).await.unwrap())
                 .await;
@@ -433,7 +427,7 @@ mod tickets {
             .expect(1)
             .mount(&server)
             .await;
-        let message = OutgoingMessage { content: "why?".to_owned(), data: json!({}), record_only: false };
+        let message = OutgoingMessage { content: "why?".to_owned(), decisions: Vec::new(), record_only: false };
         let events: Vec<_> =
             collect(client(&server).send_message(&ws(), &TicketName::new("DEVOPS-1"), &message, true).await.unwrap())
                 .await
@@ -511,7 +505,7 @@ mod tickets {
         ];
         let host = timed_sse_server(chunks, gate).await;
         let helpdesk = super::client_for(&host, Duration::from_millis(800), Duration::from_secs(60), false);
-        let message = OutgoingMessage { content: "go".to_owned(), data: json!({}), record_only: false };
+        let message = OutgoingMessage { content: "go".to_owned(), decisions: Vec::new(), record_only: false };
         release.send(()).unwrap();
         let mut stream = helpdesk.send_message(&ws(), &TicketName::new("DEVOPS-1"), &message, true).await.unwrap();
         // Only the first chunk has been written: its event must arrive before any more is.
@@ -611,7 +605,6 @@ mod caps {
         helpdesk::{HelpdeskError, OutgoingMessage, events::AgentEvent, limits},
         ids::{TicketName, WorkspaceId},
     };
-    use serde_json::json;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use wiremock::{
         Mock, MockServer, ResponseTemplate,
@@ -625,7 +618,7 @@ mod caps {
     }
 
     fn message() -> OutgoingMessage {
-        OutgoingMessage { content: "go".to_owned(), data: json!({}), record_only: false }
+        OutgoingMessage { content: "go".to_owned(), decisions: Vec::new(), record_only: false }
     }
 
     /// A server that answers every request with `status` and a chunked body that never
