@@ -35,7 +35,7 @@ use crate::{
     helpdesk::{HelpdeskClient, HelpdeskError},
     ids::{ChannelId, MessageTs, TeamId, ThreadKey, UserId},
     inbound::{BlockAction, Inbound, InboundKind, UserMessage},
-    model::{Actor, HistoryEntry, HistoryEvent, TicketRecord},
+    model::{Actor, HistoryEntry, HistoryEvent, TicketRecord, now_millis},
     slack::{
         api::{SlackApi, SlackError},
         blocks::{self, Message},
@@ -300,14 +300,6 @@ fn store_trouble() -> Message {
          please send it again in a minute.",
         &[],
     )
-}
-
-/// Milliseconds since the Unix epoch.
-fn now_millis() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| {
-        // Millisecond timestamps fit an i64 for the next 292 million years.
-        i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-    })
 }
 
 /// Unix seconds of a stored time (milliseconds), as Slack's `<!date>` wants them.
