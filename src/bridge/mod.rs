@@ -39,7 +39,7 @@ use crate::{
     slack::{
         api::{SlackApi, SlackError},
         blocks::{self, Message},
-        ingress::BotIdentity,
+        identity::BotIdentity,
         markup, ticket,
     },
     store::{Store, StoreError},

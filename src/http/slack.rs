@@ -24,8 +24,8 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
+use super::AppState;
 use crate::{
-    app::AppState,
     dispatch::{Admission, DispatchError},
     slack::{
         ingress::{self, Malformed, Parsed},

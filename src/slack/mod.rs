@@ -1,6 +1,7 @@
 //! The Slack boundary: the only module (with `helpdesk`) that knows Slack's wire formats.
 //!
 //! - [`verify`]: request signatures.
+//! - [`identity`]: who the bot is (`auth.test`), shared by ingress, egress and the bridge.
 //! - [`ingress`]: Slack payloads (HTTP or Socket Mode) into [`crate::inbound::Inbound`].
 //! - [`socket`]: the Socket Mode connection loop.
 //! - [`api`]: Web API calls (egress), rate-controlled.
@@ -14,6 +15,7 @@
 pub mod api;
 pub mod blocks;
 pub mod card;
+pub mod identity;
 pub mod ingress;
 pub mod markup;
 pub mod mrkdwn;

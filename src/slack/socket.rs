@@ -31,7 +31,8 @@ use crate::{
     dispatch::{DispatchError, Dispatcher},
     slack::{
         api::SlackApi,
-        ingress::{self, BotIdentity, Parsed},
+        identity::BotIdentity,
+        ingress::{self, Parsed},
     },
     telemetry::{Metrics, TransportLabels},
 };
