@@ -14,7 +14,8 @@ use helpdesk_bridge::{
     slack::{
         blocks::{ReplyState, ReplyView, reply},
         card::{AttachmentView, CardStatus, CardView, CommandView, DecisionView, render},
-        ingress::{BotIdentity, Parsed, parse_event},
+        identity::BotIdentity,
+        ingress::{Parsed, parse_event},
         verify::Verifier,
     },
 };

@@ -11,7 +11,6 @@
 use std::{
     future::Future,
     net::SocketAddr,
-    ops::Deref,
     sync::{Arc, OnceLock, atomic::AtomicUsize},
     time::Duration,
 };
@@ -24,10 +23,13 @@ use crate::{
     config::Config,
     dispatch::{Dispatcher, Handler},
     helpdesk::{HelpdeskClient, HelpdeskError},
-    http::listener::{Limits, Server},
+    http::{
+        AppState, Shared,
+        listener::{Limits, Server},
+    },
     slack::{
         api::{SlackApi, SlackError},
-        ingress::BotIdentity,
+        identity::BotIdentity,
         socket::{self, SocketMode},
         verify::Verifier,
     },
@@ -58,36 +60,6 @@ pub enum BuildError {
         /// Why.
         source: std::io::Error,
     },
-}
-
-/// What the HTTP handlers share; cheap to clone.
-#[derive(Clone, Debug)]
-pub struct AppState(Arc<Shared>);
-
-/// The shared parts behind [`AppState`].
-#[derive(Debug)]
-pub struct Shared {
-    /// Verifies HTTP requests; `None` in Socket Mode without a signing secret.
-    pub verifier: Option<Verifier>,
-    /// Takes inbound items.
-    pub dispatcher: Dispatcher,
-    /// The store.
-    pub store: Store,
-    /// Metrics.
-    pub metrics: Metrics,
-    /// The bot's identity, once `auth.test` succeeded.
-    pub identity: Arc<OnceLock<BotIdentity>>,
-    /// Live Socket Mode connections; `None` when events come over HTTP.
-    pub socket_connections: Option<Arc<AtomicUsize>>,
-    /// How long a client may take to send the body of a request to a Slack route.
-    pub body_timeout: Duration,
-}
-
-impl Deref for AppState {
-    type Target = Shared;
-    fn deref(&self) -> &Shared {
-        &self.0
-    }
 }
 
 /// A built application, ready to run.
@@ -169,7 +141,7 @@ impl Application {
             Some(addr) => Some(TcpListener::bind(addr).await.map_err(|source| BuildError::Bind { addr, source })?),
             None => None,
         };
-        let state = AppState(Arc::new(Shared {
+        let state = AppState::new(Shared {
             verifier: config.slack.signing_secret.clone().map(Verifier::new),
             dispatcher,
             store,
@@ -177,7 +149,7 @@ impl Application {
             identity,
             socket_connections: config.socket_mode().then(|| Arc::new(AtomicUsize::new(0))),
             body_timeout: config.ingress.body_timeout,
-        }));
+        });
         Ok(Self {
             listener,
             admin_listener,

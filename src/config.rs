@@ -9,7 +9,7 @@
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{Parser, Subcommand};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 
 use crate::ids::Approver;
 
@@ -486,11 +486,6 @@ impl Config {
     /// Whether events arrive over Socket Mode rather than HTTP.
     pub fn socket_mode(&self) -> bool {
         self.slack.app_token.is_some()
-    }
-
-    /// The Redis URL, if the Redis store is selected.
-    pub fn redis_url(&self) -> Option<&str> {
-        self.store.redis_url.as_ref().map(ExposeSecret::expose_secret)
     }
 }
 

@@ -15,6 +15,14 @@ use crate::{
 /// Milliseconds since the Unix epoch; the store's only notion of time.
 pub type UnixMillis = i64;
 
+/// Milliseconds since the Unix epoch, now: the one clock the store and the bridge read.
+pub fn now_millis() -> UnixMillis {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| {
+        // Millisecond timestamps fit an i64 for the next 292 million years.
+        i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+    })
+}
+
 /// Where a ticket is in its life, per the ticket management model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

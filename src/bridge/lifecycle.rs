@@ -24,6 +24,7 @@ use crate::{
         notices::{self, StatusChange},
         ticket::{self, HeaderView},
     },
+    store::Lock,
 };
 
 /// One lifecycle change at a time per ticket; a change takes a HelpDesk call or two.
@@ -235,7 +236,7 @@ impl Bridge {
     /// Runs `work` holding the ticket's `life:` lock (or without it, after waiting a little
     /// for it; the work checks the stored state anyway).
     async fn with_life_lock<T>(&self, record: &TicketRecord, work: impl std::future::Future<Output = T>) -> T {
-        let guard = self.wait_lock(&format!("life:{}", record.ticket)).await;
+        let guard = self.wait_lock(Lock::Life(&record.ticket)).await;
         let result = work.await;
         if let Some(guard) = guard {
             self.release(&guard).await;
@@ -245,7 +246,7 @@ impl Bridge {
 
     /// Takes a lifecycle lock, waiting a little for another change to finish; without it
     /// (store trouble or a long wait) the change goes ahead, checked by the stored status.
-    async fn wait_lock(&self, lock: &str) -> Option<crate::store::LockGuard> {
+    async fn wait_lock(&self, lock: Lock<'_>) -> Option<crate::store::LockGuard> {
         let deadline = tokio::time::Instant::now() + LIFE_LOCK_WAIT;
         loop {
             match self.inner.store.try_lock(lock, LIFE_LOCK_TTL).await {

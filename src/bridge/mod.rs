@@ -35,12 +35,12 @@ use crate::{
     helpdesk::{HelpdeskClient, HelpdeskError},
     ids::{ChannelId, MessageTs, TeamId, ThreadKey, UserId},
     inbound::{BlockAction, Inbound, InboundKind, UserMessage, ViewSubmission},
-    model::{Actor, HistoryEntry, HistoryEvent, TicketRecord},
+    model::{Actor, HistoryEntry, HistoryEvent, TicketRecord, now_millis},
     slack::{
         api::{SlackApi, SlackError},
         blocks::Message,
         controls::{Intent, Submission},
-        ingress::BotIdentity,
+        identity::BotIdentity,
         markup, notices,
     },
     store::{Store, StoreError},
@@ -312,14 +312,6 @@ impl Bridge {
             tracing::warn!(error = %err, "could not release a lock; it expires on its own");
         }
     }
-}
-
-/// Milliseconds since the Unix epoch.
-fn now_millis() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| {
-        // Millisecond timestamps fit an i64 for the next 292 million years.
-        i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-    })
 }
 
 /// Unix seconds of a stored time (milliseconds), as the renderers take times.

@@ -19,7 +19,7 @@ use crate::{
         markup::without_mention,
         notices,
     },
-    store::CreateOutcome,
+    store::{CreateOutcome, Lock},
 };
 
 /// How long one replica may take to open a thread's ticket before another may try.
@@ -176,8 +176,7 @@ impl Bridge {
             },
         };
         let store = &self.inner.store;
-        let lock = format!("open:{}", request.thread);
-        let Some(guard) = store.try_lock(&lock, OPEN_LOCK_TTL).await? else {
+        let Some(guard) = store.try_lock(Lock::Open(&request.thread), OPEN_LOCK_TTL).await? else {
             // Another replica is opening this thread's ticket; relay to it once it exists.
             let Some(record) = self.wait_for_ticket(&request.thread).await? else {
                 return self.creation_failed(&request, &HelpdeskError::Timeout).await;

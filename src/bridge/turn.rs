@@ -20,6 +20,7 @@ use crate::{
         blocks,
         notices::{self, SendFailure},
     },
+    store::Lock,
 };
 
 /// A turn may hold its ticket this long; agent turns that run tools take minutes.
@@ -128,9 +129,8 @@ impl Bridge {
     /// then hands on what the agent ran, linked and proposed.
     pub(super) async fn turn(&self, record: TicketRecord, message: PendingMessage) -> Result<(), BridgeError> {
         let store = &self.inner.store;
-        let lock = format!("turn:{}", record.ticket);
         let guard = loop {
-            match patiently(|| store.try_lock(&lock, TURN_LOCK_TTL)).await {
+            match patiently(|| store.try_lock(Lock::Turn(&record.ticket), TURN_LOCK_TTL)).await {
                 Ok(Some(guard)) => break guard,
                 Ok(None) => {}
                 Err(err) => {

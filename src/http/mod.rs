@@ -8,10 +8,19 @@
 //! With `ADMIN_LISTEN_ADDR` the operations endpoints are also served on a listener of their
 //! own ([`admin_router`]) and `/metrics` leaves the public one ([`public_router`]); load
 //! balancers keep `/healthz` and `/readyz` on the public address.
+//!
+//! [`AppState`] is what every handler shares; `app` builds it and hands it to the routers,
+//! so nothing here depends on `app`.
 
 pub mod listener;
 pub mod ops;
 pub mod slack;
+
+use std::{
+    ops::Deref,
+    sync::{Arc, OnceLock, atomic::AtomicUsize},
+    time::Duration,
+};
 
 use axum::{
     Router,
@@ -19,7 +28,49 @@ use axum::{
 };
 use tower_http::trace::{HttpMakeClassifier, TraceLayer};
 
-use crate::app::AppState;
+use crate::{
+    dispatch::Dispatcher,
+    slack::{identity::BotIdentity, verify::Verifier},
+    store::Store,
+    telemetry::Metrics,
+};
+
+/// What the HTTP handlers share; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AppState(Arc<Shared>);
+
+/// The shared parts behind [`AppState`].
+#[derive(Debug)]
+pub struct Shared {
+    /// Verifies HTTP requests; `None` in Socket Mode without a signing secret.
+    pub verifier: Option<Verifier>,
+    /// Takes inbound items.
+    pub dispatcher: Dispatcher,
+    /// The store.
+    pub store: Store,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// The bot's identity, once `auth.test` succeeded.
+    pub identity: Arc<OnceLock<BotIdentity>>,
+    /// Live Socket Mode connections; `None` when events come over HTTP.
+    pub socket_connections: Option<Arc<AtomicUsize>>,
+    /// How long a client may take to send the body of a request to a Slack route.
+    pub body_timeout: Duration,
+}
+
+impl AppState {
+    /// Shares `shared` among the handlers.
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
 
 /// Every route on one listener: what is served when there is no admin listener.
 pub fn router(state: AppState) -> Router {

@@ -9,7 +9,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
-use crate::app::AppState;
+use super::AppState;
 
 /// `GET /healthz`: the process is up.
 pub async fn healthz() -> &'static str {

@@ -24,11 +24,12 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
+use super::AppState;
 use crate::{
-    app::AppState,
-    dispatch::{Admission, DispatchError},
+    dispatch::Admission,
     slack::{
         ingress::{self, Malformed, Parsed},
+        intake::{Ack, Intake},
         verify::{self, VerifyError},
     },
     telemetry::TransportLabels,
@@ -153,34 +154,23 @@ async fn handle(
         tracing::debug!(route, error = %err, "refused a Slack request");
         return refused(err);
     }
-    let retry = header("x-slack-retry-num");
-    match parse(body) {
+    let parsed = match parse(body) {
+        Ok(parsed) => parsed,
         Err(err) => {
             tracing::debug!(route, error = %err, "malformed Slack request");
-            ("malformed", (StatusCode::BAD_REQUEST, "malformed request body").into_response())
+            return ("malformed", (StatusCode::BAD_REQUEST, "malformed request body").into_response());
         }
-        Ok(Parsed::Challenge(challenge)) => {
-            ("challenge", Json(serde_json::json!({ "challenge": challenge })).into_response())
-        }
-        Ok(Parsed::Ignored(why)) => {
-            tracing::debug!(route, why, "ignored a Slack request");
-            ("ignored", StatusCode::OK.into_response())
-        }
-        Ok(Parsed::NotReady) => ("not_ready", unavailable("not ready: waiting for Slack auth.test")),
-        Ok(Parsed::Inbound(item)) => match app.dispatcher.submit(item).await {
-            Ok(Admission::Accepted) => ("ok", StatusCode::OK.into_response()),
-            Ok(Admission::Duplicate) => {
-                tracing::debug!(route, retry, "duplicate delivery ignored");
-                ("duplicate", StatusCode::OK.into_response())
-            }
-            Err(DispatchError::Busy) => ("busy", unavailable("too busy; retry later")),
-            Err(DispatchError::ShuttingDown) => ("shutting_down", unavailable("shutting down")),
-            Err(DispatchError::Store(err)) => {
-                tracing::warn!(route, error = %err, "cannot take a Slack request; Slack will retry it");
-                ("unavailable", unavailable("state store unavailable; retry later"))
-            }
-        },
+    };
+    let intake = Intake::take(&app.dispatcher, parsed, "http").await;
+    if matches!(intake, Intake::Submitted(Ok(Admission::Duplicate))) {
+        tracing::debug!(route, retry = header("x-slack-retry-num"), "duplicate delivery ignored");
     }
+    let response = match (&intake, intake.ack()) {
+        (Intake::Challenge(challenge), _) => Json(serde_json::json!({ "challenge": challenge })).into_response(),
+        (_, Ack::Now) => StatusCode::OK.into_response(),
+        (_, Ack::Redeliver(why)) => unavailable(why),
+    };
+    (intake.outcome(), response)
 }
 
 /// 503 without `X-Slack-No-Retry`: Slack delivers the request again later, so nothing is

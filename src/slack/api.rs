@@ -29,7 +29,7 @@ use super::{blocks::Message, pace::Pacer};
 use crate::{
     config::SlackConfig,
     ids::{ChannelId, MessageTs, TeamId, UserId},
-    slack::ingress::BotIdentity,
+    slack::identity::BotIdentity,
     telemetry::Metrics,
 };
 

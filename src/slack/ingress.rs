@@ -20,18 +20,8 @@ use crate::{
         ActionItem, BlockAction, Inbound, InboundKind, MessageShortcut, ResponseUrl, SlashCommand, UserMessage,
         ViewSubmission,
     },
+    slack::identity::BotIdentity,
 };
-
-/// Who the bot is, from `auth.test`; needed to ignore its own messages.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BotIdentity {
-    /// The bot's user id.
-    pub user_id: UserId,
-    /// The bot's bot id.
-    pub bot_id: Option<String>,
-    /// The workspace the token belongs to.
-    pub team_id: TeamId,
-}
 
 /// What a Slack payload turned out to be.
 // The large variant is the common one; boxing it would only add an allocation per event.

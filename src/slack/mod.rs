@@ -1,7 +1,10 @@
 //! The Slack boundary: the only module (with `helpdesk`) that knows Slack's wire formats.
 //!
 //! - [`verify`]: request signatures.
+//! - [`identity`]: who the bot is (`auth.test`), shared by ingress, egress and the bridge.
 //! - [`ingress`]: Slack payloads (HTTP or Socket Mode) into [`crate::inbound::Inbound`].
+//! - [`intake`]: a parsed delivery into the dispatcher, and the one rule for acknowledging
+//!   it or letting Slack redeliver, which both transports follow.
 //! - [`socket`]: the Socket Mode connection loop.
 //! - [`api`]: Web API calls (egress), rate-controlled.
 //! - [`blocks`]: Block Kit rendering (pure) and validation.
@@ -18,7 +21,9 @@ pub mod api;
 pub mod blocks;
 pub mod card;
 pub mod controls;
+pub mod identity;
 pub mod ingress;
+pub mod intake;
 pub mod markup;
 pub mod mrkdwn;
 pub mod notices;

@@ -5,9 +5,9 @@
 //! `apps.connections.open` → connect → `hello` (now it counts as connected for `/readyz`)
 //! → for each envelope: parse with the same ingress as HTTP, take it into the dispatcher
 //! (one store round trip) and ack it with its `envelope_id`. An envelope that cannot be
-//! taken (store down, queue full) is not acked, so Slack delivers it again. `disconnect`
-//! envelopes, closed or silent sockets and failed connects lead to a reconnect with capped
-//! exponential backoff.
+//! taken (store down, queue full) is not acked, so Slack delivers it again: the rule is
+//! [`super::intake`]'s, the same as for HTTP. `disconnect` envelopes, closed or silent
+//! sockets and failed connects lead to a reconnect with capped exponential backoff.
 //!
 //! slack-morphism has a Socket Mode listener, but it reports no connection state (so
 //! readiness could not follow the socket) and acks only after its own parse; this loop is
@@ -28,10 +28,12 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    dispatch::{DispatchError, Dispatcher},
+    dispatch::Dispatcher,
     slack::{
         api::SlackApi,
-        ingress::{self, BotIdentity, Parsed},
+        identity::BotIdentity,
+        ingress,
+        intake::{Ack, Intake},
     },
     telemetry::{Metrics, TransportLabels},
 };
@@ -198,29 +200,19 @@ impl SocketMode {
                 return true;
             }
         };
-        let outcome = match parsed {
-            Ok(Parsed::Inbound(item)) => match self.dispatcher.submit(item).await {
-                Ok(_) => "ok",
-                Err(DispatchError::Busy) => "busy",
-                Err(DispatchError::ShuttingDown) => "shutting_down",
-                Err(DispatchError::Store(err)) => {
-                    tracing::warn!(error = %err, "cannot take a Socket Mode envelope; Slack will redeliver it");
-                    "unavailable"
-                }
-            },
-            Ok(Parsed::NotReady) => "not_ready",
-            Ok(Parsed::Ignored(why)) => {
-                tracing::debug!(why, "ignored a Socket Mode envelope");
-                "ignored"
+        let (outcome, ack) = match parsed {
+            Ok(parsed) => {
+                let intake = Intake::take(&self.dispatcher, parsed, "socket").await;
+                (intake.outcome(), intake.ack() == Ack::Now)
             }
-            Ok(Parsed::Challenge(_)) => "ignored",
+            // Acked: Slack would only deliver the same unreadable payload again.
             Err(err) => {
                 tracing::debug!(error = %err, "malformed Socket Mode payload");
-                "malformed"
+                ("malformed", true)
             }
         };
         self.metrics.request("socket", outcome);
-        matches!(outcome, "ok" | "ignored" | "malformed")
+        ack
     }
 }
 

@@ -20,9 +20,10 @@ use std::{
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 
 use super::{
-    StoreError, now_millis,
+    StoreError,
     txn::{Expect, Txn, Write},
 };
+use crate::model::now_millis;
 
 /// key → expiry-prefixed value.
 const KV: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("kv");

@@ -3,27 +3,28 @@
 //! [`Store`] offers typed operations (map a thread to a ticket, mark an event seen, decide
 //! on a card, …) and builds them once on a handful of primitives that both backends
 //! implement: get, set-if-absent with a time to live, sorted-index and list reads, and one
-//! atomic [`txn::Txn`]. Compare-and-set loops over whole serialized records give every
-//! read-modify-write (card decisions, submission, status changes) exactly-once semantics
-//! across tasks and replicas.
+//! atomic [`txn::Txn`]. One compare-and-set loop over whole serialized records
+//! (`Store::modify`) gives every read-modify-write (card decisions, submission, status
+//! changes) exactly-once semantics across tasks and replicas; each operation states only its
+//! change. Every key and lock name is built in [`keys`]; callers pass domain values.
 //!
 //! Backends: Redis (`REDIS_URL`; replicas share it; every key under `REDIS_KEY_PREFIX`) and
 //! an embedded redb file in `STATE_DIR` (the default). Nothing the bridge needs is kept only
 //! in process memory.
 
 mod embedded;
+mod keys;
 mod redis;
 mod txn;
 
-use std::{
-    path::PathBuf,
-    time::{Duration, SystemTime, UNIX_EPOCH},
-};
+use std::{future::Future, path::PathBuf, time::Duration};
 
 use serde::{Serialize, de::DeserializeOwned};
 
+pub use self::keys::Lock;
 use self::{
     embedded::EmbeddedBackend,
+    keys::{Keys, index_member},
     redis::RedisBackend,
     txn::{Expect, Txn, Write},
 };
@@ -32,7 +33,7 @@ use crate::{
     ids::{CardId, ChannelId, TeamId, ThreadKey, TicketKey, UserId},
     model::{
         Card, CardState, ChannelRef, ChannelSettings, Decision, HistoryEntry, PendingMessage, TicketRecord,
-        TicketStatus, UnixMillis,
+        TicketStatus, UnixMillis, now_millis,
     },
 };
 
@@ -65,11 +66,6 @@ pub enum StoreError {
     Contention(String),
 }
 
-/// Milliseconds since the Unix epoch, now.
-pub(crate) fn now_millis() -> UnixMillis {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
 #[derive(Clone, Debug)]
 enum Backend {
     Redis(RedisBackend),
@@ -80,7 +76,16 @@ enum Backend {
 #[derive(Clone, Debug)]
 pub struct Store {
     backend: Backend,
-    prefix: String,
+    keys: Keys,
+}
+
+/// What a read-modify-write makes of the value it read (see [`Store::modify`]).
+enum Change<R> {
+    /// Write nothing; answer this.
+    Keep(R),
+    /// Commit this transaction, guarded by the value read being unchanged; answer this if
+    /// it is applied.
+    Commit(Txn, R),
 }
 
 /// A held lock; release it with [`Store::unlock`], or let it expire.
@@ -187,12 +192,12 @@ impl Store {
     /// A Redis store with every key under `prefix`. Call it inside a Tokio runtime: the
     /// connection manager runs a task of its own.
     pub fn redis(url: &str, prefix: &str) -> Result<Self, StoreError> {
-        Ok(Self { backend: Backend::Redis(RedisBackend::connect(url)?), prefix: prefix.to_owned() })
+        Ok(Self { backend: Backend::Redis(RedisBackend::connect(url)?), keys: Keys::new(prefix) })
     }
 
     /// An embedded store in `dir`.
     pub fn embedded(dir: &std::path::Path) -> Result<Self, StoreError> {
-        Ok(Self { backend: Backend::Embedded(EmbeddedBackend::open(dir)?), prefix: String::new() })
+        Ok(Self { backend: Backend::Embedded(EmbeddedBackend::open(dir)?), keys: Keys::new("") })
     }
 
     /// `redis` or `embedded`.
@@ -267,56 +272,86 @@ impl Store {
     /// a no-op on the embedded store (delete its folder instead).
     pub async fn purge(&self) -> Result<(), StoreError> {
         match &self.backend {
-            Backend::Redis(b) if !self.prefix.is_empty() => b.delete_prefix(&self.prefix).await,
+            Backend::Redis(b) if !self.keys.prefix().is_empty() => b.delete_prefix(self.keys.prefix()).await,
             _ => Ok(()),
         }
     }
 
-    // === keys ===
+    // === compare-and-set ===
 
-    fn key(&self, suffix: &str) -> String {
-        format!("{}{suffix}", self.prefix)
+    /// The one read-modify-write: reads `key`, lets `change` decide on what it holds, and
+    /// commits the decided transaction only if `key` still holds exactly those bytes (the
+    /// whole serialized record). A lost race reads again and asks `change` again, up to
+    /// [`CAS_ATTEMPTS`] times; `what` names the record in the contention error. `change` is
+    /// asynchronous for the changes that must read a second key (an open-card pointer)
+    /// afresh on every attempt; the others use [`Store::modify`].
+    async fn modify_raw<R, F, Fut>(
+        &self,
+        key: &str,
+        what: &(dyn std::fmt::Display + Sync),
+        mut change: F,
+    ) -> Result<R, StoreError>
+    where
+        F: FnMut(Option<Vec<u8>>) -> Fut,
+        Fut: Future<Output = Result<Change<R>, StoreError>>,
+    {
+        for _ in 0..CAS_ATTEMPTS {
+            let raw = self.get(key).await?;
+            let expect = raw.clone().map_or(Expect::Absent, Expect::Equals);
+            match change(raw).await? {
+                Change::Keep(answer) => return Ok(answer),
+                Change::Commit(txn, answer) => {
+                    if self.commit(txn.check(key, expect)).await? {
+                        return Ok(answer);
+                    }
+                }
+            }
+        }
+        Err(StoreError::Contention(what.to_string()))
     }
 
-    fn thread_key(&self, thread: &ThreadKey) -> String {
-        self.key(&format!("thread:{thread}"))
+    /// [`Store::modify_raw`] on a JSON record, with a change that needs no other read.
+    async fn modify<T: DeserializeOwned, R>(
+        &self,
+        key: &str,
+        what: &(dyn std::fmt::Display + Sync),
+        mut change: impl FnMut(Option<T>) -> Result<Change<R>, StoreError>,
+    ) -> Result<R, StoreError> {
+        self.modify_raw(key, what, |raw| {
+            std::future::ready(raw.as_deref().map(decode).transpose().and_then(&mut change))
+        })
+        .await
     }
 
-    fn ticket_key(&self, ticket: &TicketKey) -> String {
-        self.key(&format!("ticket:{ticket}"))
-    }
-
-    fn index_key(&self, team: &TeamId, status: Option<TicketStatus>) -> String {
-        self.key(&format!("idx:{team}:{}", status.map_or("all", TicketStatus::as_str)))
-    }
-
-    fn card_key(&self, card: &CardId) -> String {
-        self.key(&format!("card:{card}"))
-    }
-
-    fn open_card_key(&self, ticket: &TicketKey) -> String {
-        self.key(&format!("opencard:{ticket}"))
-    }
-
-    fn history_key(&self, ticket: &TicketKey) -> String {
-        self.key(&format!("hist:{ticket}"))
+    /// [`Store::modify`] on a card that exists: a missing card answers `missing`, and a
+    /// changed card is written back (with its time to live renewed) unless `change` keeps it.
+    async fn modify_card<R>(
+        &self,
+        id: &CardId,
+        missing: impl Fn() -> R,
+        mut change: impl FnMut(&mut Card) -> Change<R>,
+    ) -> Result<R, StoreError> {
+        let key = self.keys.card(id);
+        self.modify(&key, id, |card: Option<Card>| {
+            let Some(mut card) = card else { return Ok(Change::Keep(missing())) };
+            Ok(match change(&mut card) {
+                Change::Keep(answer) => Change::Keep(answer),
+                Change::Commit(txn, answer) => Change::Commit(txn.write(put_card(key.clone(), &card)), answer),
+            })
+        })
+        .await
     }
 
     // === dedup and locks ===
 
     /// Marks `key` as seen for `ttl`; true only for the first caller, across replicas.
     pub async fn mark_once(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
-        self.set_nx(&self.key(&format!("mark:{key}")), b"1", ttl).await
+        self.set_nx(&self.keys.mark(key), b"1", ttl).await
     }
 
-    /// Forgets a mark, so that a redelivery is handled (used when handling could not start).
-    pub async fn unmark(&self, key: &str) -> Result<(), StoreError> {
-        self.commit(Txn::default().delete(self.key(&format!("mark:{key}")))).await.map(drop)
-    }
-
-    /// Takes the lock `name` for at most `ttl`, or returns `None` if someone holds it.
-    pub async fn try_lock(&self, name: &str, ttl: Duration) -> Result<Option<LockGuard>, StoreError> {
-        let key = self.key(&format!("lock:{name}"));
+    /// Takes `lock` for at most `ttl`, or returns `None` if someone holds it.
+    pub async fn try_lock(&self, lock: Lock<'_>, ttl: Duration) -> Result<Option<LockGuard>, StoreError> {
+        let key = self.keys.lock(lock);
         let token = format!("{:016x}{:016x}", rand::random::<u64>(), rand::random::<u64>()).into_bytes();
         Ok(self.set_nx(&key, &token, ttl).await?.then_some(LockGuard { key, token }))
     }
@@ -340,21 +375,20 @@ impl Store {
 
     // === tickets ===
 
-    /// Stores a new thread ↔ ticket mapping, unless the thread already has a ticket.
+    /// Stores a new thread → ticket mapping, unless the thread already has a ticket.
     pub async fn create_ticket(&self, record: &TicketRecord) -> Result<CreateOutcome, StoreError> {
-        let thread_key = self.thread_key(&record.thread);
-        let member = record.thread.to_string();
+        let thread_key = self.keys.thread(&record.thread);
+        let member = index_member(&record.thread);
         let txn = Txn::default()
             .check(&thread_key, Expect::Absent)
             .put(&thread_key, encode(record))
-            .put(self.ticket_key(&record.ticket), encode(&record.thread))
             .write(Write::IndexAdd {
-                index: self.index_key(&record.thread.team, None),
+                index: self.keys.index(&record.thread.team, None),
                 member: member.clone(),
                 score: record.updated_at,
             })
             .write(Write::IndexAdd {
-                index: self.index_key(&record.thread.team, Some(record.status)),
+                index: self.keys.index(&record.thread.team, Some(record.status)),
                 member,
                 score: record.updated_at,
             });
@@ -369,16 +403,7 @@ impl Store {
 
     /// The ticket of a thread. One read: the record lives under the thread's key.
     pub async fn ticket_by_thread(&self, thread: &ThreadKey) -> Result<Option<TicketRecord>, StoreError> {
-        self.get(&self.thread_key(thread)).await?.map(|b| decode(&b)).transpose()
-    }
-
-    /// The thread record of a ticket.
-    pub async fn ticket_by_key(&self, ticket: &TicketKey) -> Result<Option<TicketRecord>, StoreError> {
-        let Some(thread) = self.get(&self.ticket_key(ticket)).await? else {
-            return Ok(None);
-        };
-        let thread: ThreadKey = decode(&thread)?;
-        self.ticket_by_thread(&thread).await
+        self.get(&self.keys.thread(thread)).await?.map(|b| decode(&b)).transpose()
     }
 
     /// Changes a ticket record atomically. `change` edits the record and returns whether to
@@ -389,74 +414,62 @@ impl Store {
         thread: &ThreadKey,
         mut change: impl FnMut(&mut TicketRecord) -> bool,
     ) -> Result<Option<TicketRecord>, StoreError> {
-        let key = self.thread_key(thread);
-        for _ in 0..CAS_ATTEMPTS {
-            let Some(raw) = self.get(&key).await? else {
-                return Ok(None);
-            };
-            let before: TicketRecord = decode(&raw)?;
+        let key = self.keys.thread(thread);
+        self.modify(&key, thread, |before: Option<TicketRecord>| {
+            let Some(before) = before else { return Ok(Change::Keep(None)) };
             let mut after = before.clone();
             if !change(&mut after) {
-                return Ok(Some(before));
+                return Ok(Change::Keep(Some(before)));
             }
             after.updated_at = now_millis().max(before.updated_at);
-            let member = thread.to_string();
-            let mut txn =
-                Txn::default().check(&key, Expect::Equals(raw)).put(&key, encode(&after)).write(Write::IndexAdd {
-                    index: self.index_key(&thread.team, None),
-                    member: member.clone(),
-                    score: after.updated_at,
-                });
+            let member = index_member(thread);
+            let mut txn = Txn::default().put(&key, encode(&after)).write(Write::IndexAdd {
+                index: self.keys.index(&thread.team, None),
+                member: member.clone(),
+                score: after.updated_at,
+            });
             if before.status != after.status {
                 txn = txn.write(Write::IndexRemove {
-                    index: self.index_key(&thread.team, Some(before.status)),
+                    index: self.keys.index(&thread.team, Some(before.status)),
                     member: member.clone(),
                 });
             }
             txn = txn.write(Write::IndexAdd {
-                index: self.index_key(&thread.team, Some(after.status)),
+                index: self.keys.index(&thread.team, Some(after.status)),
                 member,
                 score: after.updated_at,
             });
             if before.ticket != after.ticket {
-                txn = txn.delete(self.ticket_key(&before.ticket)).put(self.ticket_key(&after.ticket), encode(thread));
+                txn = txn.delete(self.keys.legacy_ticket(&before.ticket));
             }
-            if self.commit(txn).await? {
-                return Ok(Some(after));
-            }
-        }
-        Err(StoreError::Contention(thread.to_string()))
+            Ok(Change::Commit(txn, Some(after)))
+        })
+        .await
     }
 
-    /// Removes a thread's ticket, its reverse mapping, index entries, open card pointer and
-    /// history. Returns what was removed.
+    /// Removes a thread's ticket, its index entries, open card pointer and history. Returns
+    /// what was removed.
     pub async fn delete_ticket(&self, thread: &ThreadKey) -> Result<Option<TicketRecord>, StoreError> {
-        let key = self.thread_key(thread);
-        for _ in 0..CAS_ATTEMPTS {
-            let Some(raw) = self.get(&key).await? else {
-                return Ok(None);
-            };
-            let record: TicketRecord = decode(&raw)?;
-            let member = thread.to_string();
+        let key = self.keys.thread(thread);
+        self.modify(&key, thread, |record: Option<TicketRecord>| {
+            let Some(record) = record else { return Ok(Change::Keep(None)) };
+            let member = index_member(thread);
             let txn = Txn::default()
-                .check(&key, Expect::Equals(raw))
                 .delete(&key)
-                .delete(self.ticket_key(&record.ticket))
-                .delete(self.open_card_key(&record.ticket))
-                .write(Write::DeleteList { key: self.history_key(&record.ticket) })
-                .write(Write::IndexRemove { index: self.index_key(&thread.team, None), member: member.clone() })
-                .write(Write::IndexRemove { index: self.index_key(&thread.team, Some(record.status)), member });
-            if self.commit(txn).await? {
-                return Ok(Some(record));
-            }
-        }
-        Err(StoreError::Contention(thread.to_string()))
+                .delete(self.keys.legacy_ticket(&record.ticket))
+                .delete(self.keys.open_card(&record.ticket))
+                .write(Write::DeleteList { key: self.keys.history(&record.ticket) })
+                .write(Write::IndexRemove { index: self.keys.index(&thread.team, None), member: member.clone() })
+                .write(Write::IndexRemove { index: self.keys.index(&thread.team, Some(record.status)), member });
+            Ok(Change::Commit(txn, Some(record)))
+        })
+        .await
     }
 
     /// Tickets of a workspace, most recently updated first, filtered and paged.
     pub async fn list_tickets(&self, team: &TeamId, query: &ListQuery) -> Result<TicketPage, StoreError> {
         const SCAN: usize = 200;
-        let index = self.index_key(team, query.status);
+        let index = self.keys.index(team, query.status);
         let text = query.text.as_deref().map(str::to_lowercase).filter(|t| !t.is_empty());
         let limit = query.limit.max(1);
         let mut page = TicketPage::default();
@@ -466,7 +479,7 @@ impl Store {
             if members.is_empty() {
                 return Ok(page);
             }
-            let keys: Vec<String> = members.iter().map(|m| self.key(&format!("thread:{m}"))).collect();
+            let keys: Vec<String> = members.iter().map(|m| self.keys.indexed_thread(m)).collect();
             let records = self.get_many(&keys).await?;
             for raw in records {
                 position += 1;
@@ -496,21 +509,17 @@ impl Store {
     /// Stores a new card as its ticket's open card. An older open card of the same ticket
     /// is marked superseded in the same transaction and returned, so its buttons can go.
     pub async fn put_card(&self, card: &Card) -> Result<Option<Card>, StoreError> {
-        let pointer = self.open_card_key(&card.ticket);
-        for _ in 0..CAS_ATTEMPTS {
-            let current = self.get(&pointer).await?;
-            let mut txn = Txn::default()
-                .check(&pointer, current.clone().map_or(Expect::Absent, Expect::Equals))
-                .write(put_card(self.card_key(&card.id), card))
-                .write(Write::Put {
-                    key: pointer.clone(),
-                    value: card.id.as_str().as_bytes().to_vec(),
-                    ttl: Some(CARD_TTL),
-                });
+        let pointer = self.keys.open_card(&card.ticket);
+        let pointer = &pointer;
+        self.modify_raw(pointer, &card.id, |current| async move {
+            let mut txn = Txn::default().write(put_card(self.keys.card(&card.id), card)).write(Write::Put {
+                key: pointer.clone(),
+                value: card.id.as_str().as_bytes().to_vec(),
+                ttl: Some(CARD_TTL),
+            });
             let mut superseded = None;
             if let Some(old_id) = &current {
-                let old_id = CardId::new(String::from_utf8_lossy(old_id));
-                let old_key = self.card_key(&old_id);
+                let old_key = self.keys.card(&CardId::new(String::from_utf8_lossy(old_id)));
                 if let Some(raw) = self.get(&old_key).await? {
                     let mut old: Card = decode(&raw)?;
                     if old.state == CardState::Open && old.id != card.id {
@@ -520,21 +529,19 @@ impl Store {
                     }
                 }
             }
-            if self.commit(txn).await? {
-                return Ok(superseded);
-            }
-        }
-        Err(StoreError::Contention(card.id.to_string()))
+            Ok(Change::Commit(txn, superseded))
+        })
+        .await
     }
 
     /// A card by id.
     pub async fn card(&self, id: &CardId) -> Result<Option<Card>, StoreError> {
-        self.get(&self.card_key(id)).await?.map(|b| decode(&b)).transpose()
+        self.get(&self.keys.card(id)).await?.map(|b| decode(&b)).transpose()
     }
 
     /// The ticket's open card, if any.
     pub async fn open_card(&self, ticket: &TicketKey) -> Result<Option<Card>, StoreError> {
-        let Some(id) = self.get(&self.open_card_key(ticket)).await? else {
+        let Some(id) = self.get(&self.keys.open_card(ticket)).await? else {
             return Ok(None);
         };
         let card = self.card(&CardId::new(String::from_utf8_lossy(&id))).await?;
@@ -547,18 +554,15 @@ impl Store {
         id: &CardId,
         messages: Vec<crate::ids::MessageTs>,
     ) -> Result<Option<Card>, StoreError> {
-        let key = self.card_key(id);
-        for _ in 0..CAS_ATTEMPTS {
-            let Some(raw) = self.get(&key).await? else {
-                return Ok(None);
-            };
-            let mut card: Card = decode(&raw)?;
-            card.messages.clone_from(&messages);
-            if self.commit(Txn::default().check(&key, Expect::Equals(raw)).write(put_card(key.clone(), &card))).await? {
-                return Ok(Some(card));
-            }
-        }
-        Err(StoreError::Contention(id.to_string()))
+        self.modify_card(
+            id,
+            || None,
+            |card| {
+                card.messages.clone_from(&messages);
+                Change::Commit(Txn::default(), Some(card.clone()))
+            },
+        )
+        .await
     }
 
     /// Records a decision on the command at `index`, if the card is still open.
@@ -584,30 +588,27 @@ impl Store {
         at: UnixMillis,
         seen: Option<u64>,
     ) -> Result<DecideOutcome, StoreError> {
-        let key = self.card_key(id);
-        for _ in 0..CAS_ATTEMPTS {
-            let Some(raw) = self.get(&key).await? else {
-                return Ok(DecideOutcome::Missing);
-            };
-            let mut card: Card = decode(&raw)?;
-            if card.state != CardState::Open {
-                return Ok(DecideOutcome::Closed(card));
-            }
-            if seen.is_some_and(|v| v != card.version) {
-                return Ok(DecideOutcome::Changed(card));
-            }
-            let Some(command) = card.commands.get_mut(index) else {
-                return Ok(DecideOutcome::NoSuchCommand(card));
-            };
-            command.decision = decision.clone();
-            command.decided_by = Some(by.clone());
-            command.decided_at = Some(at);
-            card.version += 1;
-            if self.commit(Txn::default().check(&key, Expect::Equals(raw)).write(put_card(key.clone(), &card))).await? {
-                return Ok(DecideOutcome::Decided(card));
-            }
-        }
-        Err(StoreError::Contention(id.to_string()))
+        self.modify_card(
+            id,
+            || DecideOutcome::Missing,
+            |card| {
+                if card.state != CardState::Open {
+                    return Change::Keep(DecideOutcome::Closed(card.clone()));
+                }
+                if seen.is_some_and(|v| v != card.version) {
+                    return Change::Keep(DecideOutcome::Changed(card.clone()));
+                }
+                let Some(command) = card.commands.get_mut(index) else {
+                    return Change::Keep(DecideOutcome::NoSuchCommand(card.clone()));
+                };
+                command.decision = decision.clone();
+                command.decided_by = Some(by.clone());
+                command.decided_at = Some(at);
+                card.version += 1;
+                Change::Commit(Txn::default(), DecideOutcome::Decided(card.clone()))
+            },
+        )
+        .await
     }
 
     /// Closes an open card as submitted. Exactly one caller, across tasks and replicas,
@@ -640,21 +641,18 @@ impl Store {
 
     /// Sets a card's `sent` flag; true when this call changed it.
     async fn set_card_sent(&self, id: &CardId, sent: bool) -> Result<bool, StoreError> {
-        let key = self.card_key(id);
-        for _ in 0..CAS_ATTEMPTS {
-            let Some(raw) = self.get(&key).await? else {
-                return Ok(false);
-            };
-            let mut card: Card = decode(&raw)?;
-            if card.sent == sent {
-                return Ok(false);
-            }
-            card.sent = sent;
-            if self.commit(Txn::default().check(&key, Expect::Equals(raw)).write(put_card(key.clone(), &card))).await? {
-                return Ok(true);
-            }
-        }
-        Err(StoreError::Contention(id.to_string()))
+        self.modify_card(
+            id,
+            || false,
+            |card| {
+                if card.sent == sent {
+                    return Change::Keep(false);
+                }
+                card.sent = sent;
+                Change::Commit(Txn::default(), true)
+            },
+        )
+        .await
     }
 
     /// Closes an open card as superseded (e.g. its ticket was closed or deleted).
@@ -662,6 +660,8 @@ impl Store {
         self.close_card(id, CardState::Superseded, None, None).await
     }
 
+    /// Closes an open card (still at version `seen`, when given) and clears its ticket's
+    /// open-card pointer if it still points at this card.
     async fn close_card(
         &self,
         id: &CardId,
@@ -669,17 +669,15 @@ impl Store {
         by: Option<(&UserId, UnixMillis)>,
         seen: Option<u64>,
     ) -> Result<SubmitOutcome, StoreError> {
-        let key = self.card_key(id);
-        for _ in 0..CAS_ATTEMPTS {
-            let Some(raw) = self.get(&key).await? else {
-                return Ok(SubmitOutcome::Missing);
-            };
+        let key = &self.keys.card(id);
+        self.modify_raw(key, id, |raw| async move {
+            let Some(raw) = raw else { return Ok(Change::Keep(SubmitOutcome::Missing)) };
             let mut card: Card = decode(&raw)?;
             if card.state != CardState::Open {
-                return Ok(SubmitOutcome::Closed(card));
+                return Ok(Change::Keep(SubmitOutcome::Closed(card)));
             }
             if seen.is_some_and(|v| v != card.version) {
-                return Ok(SubmitOutcome::Changed(card));
+                return Ok(Change::Keep(SubmitOutcome::Changed(card)));
             }
             card.state = state;
             card.version += 1;
@@ -687,20 +685,17 @@ impl Store {
                 card.submitted_by = Some(user.clone());
                 card.submitted_at = Some(at);
             }
-            let pointer = self.open_card_key(&card.ticket);
+            let pointer = self.keys.open_card(&card.ticket);
             let current = self.get(&pointer).await?;
             let mut txn = Txn::default()
-                .check(&key, Expect::Equals(raw))
                 .check(&pointer, current.clone().map_or(Expect::Absent, Expect::Equals))
                 .write(put_card(key.clone(), &card));
             if current.as_deref() == Some(id.as_str().as_bytes()) {
                 txn = txn.delete(&pointer);
             }
-            if self.commit(txn).await? {
-                return Ok(SubmitOutcome::Submitted(card));
-            }
-        }
-        Err(StoreError::Contention(id.to_string()))
+            Ok(Change::Commit(txn, SubmitOutcome::Submitted(card)))
+        })
+        .await
     }
 
     // === history ===
@@ -708,7 +703,7 @@ impl Store {
     /// Appends to a ticket's timeline (trimmed to the newest [`HISTORY_CAP`] entries).
     pub async fn append_history(&self, ticket: &TicketKey, entry: &HistoryEntry) -> Result<(), StoreError> {
         let txn = Txn::default().write(Write::Append {
-            key: self.history_key(ticket),
+            key: self.keys.history(ticket),
             value: encode(entry),
             cap: HISTORY_CAP,
         });
@@ -717,7 +712,7 @@ impl Store {
 
     /// A ticket's timeline, oldest first.
     pub async fn history(&self, ticket: &TicketKey) -> Result<Vec<HistoryEntry>, StoreError> {
-        self.list_range(&self.history_key(ticket)).await?.iter().map(|b| decode(b)).collect()
+        self.list_range(&self.keys.history(ticket)).await?.iter().map(|b| decode(b)).collect()
     }
 
     // === pending messages ===
@@ -726,18 +721,18 @@ impl Store {
     /// is created in a modal) for `ttl`. Returns its opaque id.
     pub async fn put_pending(&self, pending: &PendingMessage, ttl: Duration) -> Result<String, StoreError> {
         let id = format!("{:016x}{:016x}", rand::random::<u64>(), rand::random::<u64>());
-        let key = self.key(&format!("pending:{id}"));
+        let key = self.keys.pending(&id);
         if self.set_nx(&key, &encode(pending), ttl).await? { Ok(id) } else { Err(StoreError::Contention(key)) }
     }
 
     /// A pending message, left in place.
     pub async fn pending(&self, id: &str) -> Result<Option<PendingMessage>, StoreError> {
-        self.get(&self.key(&format!("pending:{id}"))).await?.map(|b| decode(&b)).transpose()
+        self.get(&self.keys.pending(id)).await?.map(|b| decode(&b)).transpose()
     }
 
     /// Takes a pending message away: exactly one caller, across replicas, gets it.
     pub async fn take_pending(&self, id: &str) -> Result<Option<PendingMessage>, StoreError> {
-        let key = self.key(&format!("pending:{id}"));
+        let key = self.keys.pending(id);
         let Some(raw) = self.get(&key).await? else {
             return Ok(None);
         };
@@ -750,7 +745,7 @@ impl Store {
 
     /// A channel's settings (defaults when never set).
     pub async fn channel_settings(&self, channel: &ChannelRef) -> Result<ChannelSettings, StoreError> {
-        let key = self.key(&format!("chan:{}:{}", channel.team, channel.channel));
+        let key = self.keys.channel(channel);
         Ok(self.get(&key).await?.map(|b| decode(&b)).transpose()?.unwrap_or_default())
     }
 
@@ -760,7 +755,7 @@ impl Store {
         channel: &ChannelRef,
         settings: &ChannelSettings,
     ) -> Result<(), StoreError> {
-        let key = self.key(&format!("chan:{}:{}", channel.team, channel.channel));
+        let key = self.keys.channel(channel);
         self.commit(Txn::default().put(key, encode(settings))).await.map(drop)
     }
 }

@@ -10,7 +10,7 @@ use helpdesk_bridge::{
         Actor, Card, CardState, ChannelRef, ChannelSettings, Decision, HistoryEntry, HistoryEvent, ProposedCommand,
         RelayMode, TicketRecord, TicketStatus,
     },
-    store::{CreateOutcome, DecideOutcome, HISTORY_CAP, ListQuery, Store, StoreError, SubmitOutcome, Viewer},
+    store::{CreateOutcome, DecideOutcome, HISTORY_CAP, ListQuery, Lock, Store, StoreError, SubmitOutcome, Viewer},
 };
 
 use crate::support::{TestStore, eventually};
@@ -122,9 +122,6 @@ async fn marks_are_set_if_absent_and_expire(store: &Store) {
     })
     .await;
     assert!(expired.is_some(), "a mark must expire after its TTL");
-
-    store.unmark("evt:Ev1").await.unwrap();
-    assert!(store.mark_once("evt:Ev1", Duration::from_secs(60)).await.unwrap(), "unmark forgets");
 }
 
 async fn concurrent_marks_have_exactly_one_winner(store: &Store) {
@@ -142,34 +139,36 @@ async fn concurrent_marks_have_exactly_one_winner(store: &Store) {
 }
 
 async fn locks_exclude_expire_and_release_only_their_own(store: &Store) {
-    let first = store.try_lock("create:T1:C1:1", Duration::from_secs(30)).await.unwrap().expect("free lock");
-    assert!(store.try_lock("create:T1:C1:1", Duration::from_secs(30)).await.unwrap().is_none());
+    let (opening, turn) = (thread(1), ticket_key(1));
+    let first = store.try_lock(Lock::Open(&opening), Duration::from_secs(30)).await.unwrap().expect("free lock");
+    assert!(store.try_lock(Lock::Open(&opening), Duration::from_secs(30)).await.unwrap().is_none());
     store.unlock(&first).await.unwrap();
-    let second = store.try_lock("create:T1:C1:1", Duration::from_secs(30)).await.unwrap().expect("released");
+    let second = store.try_lock(Lock::Open(&opening), Duration::from_secs(30)).await.unwrap().expect("released");
     // The first holder's stale guard must not release the second holder's lock.
     store.unlock(&first).await.unwrap();
-    assert!(store.try_lock("create:T1:C1:1", Duration::from_secs(30)).await.unwrap().is_none());
+    assert!(store.try_lock(Lock::Open(&opening), Duration::from_secs(30)).await.unwrap().is_none());
     store.unlock(&second).await.unwrap();
 
-    let _short = store.try_lock("turn:x", Duration::from_millis(150)).await.unwrap().expect("free");
+    let _short = store.try_lock(Lock::Turn(&turn), Duration::from_millis(150)).await.unwrap().expect("free");
     let retaken = eventually(Duration::from_secs(5), || async {
-        store.try_lock("turn:x", Duration::from_secs(30)).await.unwrap()
+        store.try_lock(Lock::Turn(&turn), Duration::from_secs(30)).await.unwrap()
     })
     .await;
     assert!(retaken.is_some(), "an abandoned lock must expire");
 }
 
 async fn locks_are_renewed_only_by_their_holder(store: &Store) {
-    let guard = store.try_lock("turn:renew", Duration::from_millis(300)).await.unwrap().expect("free");
+    let (renewed, lost) = (ticket_key(1), ticket_key(2));
+    let guard = store.try_lock(Lock::Turn(&renewed), Duration::from_millis(300)).await.unwrap().expect("free");
     // Renewed well before it would expire, it outlives its first time to live.
     assert!(store.extend_lock(&guard, Duration::from_secs(30)).await.unwrap());
     tokio::time::sleep(Duration::from_millis(600)).await;
-    assert!(store.try_lock("turn:renew", Duration::from_secs(30)).await.unwrap().is_none(), "still held");
+    assert!(store.try_lock(Lock::Turn(&renewed), Duration::from_secs(30)).await.unwrap().is_none(), "still held");
     store.unlock(&guard).await.unwrap();
     // A lock that expired and was taken by someone else is not the old holder's to renew.
-    let old = store.try_lock("turn:lost", Duration::from_millis(100)).await.unwrap().expect("free");
+    let old = store.try_lock(Lock::Turn(&lost), Duration::from_millis(100)).await.unwrap().expect("free");
     let new = eventually(Duration::from_secs(5), || async {
-        store.try_lock("turn:lost", Duration::from_secs(30)).await.unwrap()
+        store.try_lock(Lock::Turn(&lost), Duration::from_secs(30)).await.unwrap()
     })
     .await
     .expect("taken after expiry");
@@ -206,13 +205,11 @@ async fn tickets_map_both_ways_and_only_once(store: &Store) {
     let rec = record(1);
     assert_eq!(store.create_ticket(&rec).await.unwrap(), CreateOutcome::Created);
     assert_eq!(store.ticket_by_thread(&rec.thread).await.unwrap(), Some(rec.clone()));
-    assert_eq!(store.ticket_by_key(&rec.ticket).await.unwrap(), Some(rec.clone()));
     assert_eq!(store.ticket_by_thread(&thread(2)).await.unwrap(), None);
 
     let mut other = record(1);
     other.ticket = ticket_key(99);
     assert_eq!(store.create_ticket(&other).await.unwrap(), CreateOutcome::Exists(Box::new(rec.clone())));
-    assert_eq!(store.ticket_by_key(&ticket_key(99)).await.unwrap(), None, "a losing create writes nothing");
 }
 
 async fn concurrent_ticket_creation_has_one_winner(store: &Store) {
@@ -249,7 +246,7 @@ async fn ticket_updates_move_status_indexes(store: &Store) {
         .expect("exists");
     assert_eq!(updated.status, TicketStatus::Pending);
     assert!(updated.updated_at >= rec.updated_at);
-    assert_eq!(store.ticket_by_key(&rec.ticket).await.unwrap().unwrap().assignee, Some(UserId::new("U2")));
+    assert_eq!(store.ticket_by_thread(&rec.thread).await.unwrap().unwrap().assignee, Some(UserId::new("U2")));
 
     let team = TeamId::new("T1");
     let open = store
@@ -281,7 +278,6 @@ async fn deleting_a_ticket_removes_every_trace(store: &Store) {
         .unwrap();
     assert_eq!(store.delete_ticket(&rec.thread).await.unwrap(), Some(rec.clone()));
     assert_eq!(store.ticket_by_thread(&rec.thread).await.unwrap(), None);
-    assert_eq!(store.ticket_by_key(&rec.ticket).await.unwrap(), None);
     assert_eq!(store.open_card(&rec.ticket).await.unwrap(), None);
     assert!(store.history(&rec.ticket).await.unwrap().is_empty());
     let page = store.list_tickets(&TeamId::new("T1"), &ListQuery { limit: 10, ..Default::default() }).await.unwrap();

@@ -1,0 +1,144 @@
+//! Every key and lock name the store writes, built in one place.
+//!
+//! Callers hand the store domain values (a thread, a ticket, a card id, a [`Lock`]); only this
+//! module turns them into strings. The strings are a storage format shared by replicas of
+//! different versions during an upgrade, so each one must stay byte-for-byte what it is.
+
+use crate::{
+    ids::{CardId, ThreadKey, TicketKey},
+    model::{ChannelRef, TicketStatus},
+};
+
+/// A named lock, as the bridge asks for it; [`crate::store::Store::try_lock`] names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lock<'a> {
+    /// Opening the ticket of a thread: one ticket per thread, across replicas.
+    Open(&'a ThreadKey),
+    /// An agent turn on a ticket: one turn at a time, across replicas.
+    Turn(&'a TicketKey),
+    /// A status change (or deletion) of a ticket, so two changes do not interleave.
+    Life(&'a TicketKey),
+}
+
+/// Builds the store's keys under one prefix (`REDIS_KEY_PREFIX`; empty for the embedded
+/// store, which has its own file).
+#[derive(Debug, Clone)]
+pub(crate) struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    pub(crate) fn new(prefix: &str) -> Self {
+        Self { prefix: prefix.to_owned() }
+    }
+
+    /// The prefix every key starts with.
+    pub(crate) fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    fn key(&self, suffix: std::fmt::Arguments<'_>) -> String {
+        format!("{}{suffix}", self.prefix)
+    }
+
+    /// A thread's ticket record.
+    pub(crate) fn thread(&self, thread: &ThreadKey) -> String {
+        self.indexed_thread(&index_member(thread))
+    }
+
+    /// A thread's ticket record, from the thread as a ticket index lists it.
+    pub(crate) fn indexed_thread(&self, member: &str) -> String {
+        self.key(format_args!("thread:{member}"))
+    }
+
+    /// The ticket → thread mapping that versions before this one wrote. Nothing reads or
+    /// writes it now; deleting a ticket still removes it, so that none is left behind.
+    pub(crate) fn legacy_ticket(&self, ticket: &TicketKey) -> String {
+        self.key(format_args!("ticket:{ticket}"))
+    }
+
+    /// A workspace's ticket index: all tickets, or those of one status.
+    pub(crate) fn index(&self, team: &crate::ids::TeamId, status: Option<TicketStatus>) -> String {
+        self.key(format_args!("idx:{team}:{}", status.map_or("all", TicketStatus::as_str)))
+    }
+
+    /// A card.
+    pub(crate) fn card(&self, card: &CardId) -> String {
+        self.key(format_args!("card:{card}"))
+    }
+
+    /// The pointer to a ticket's open card.
+    pub(crate) fn open_card(&self, ticket: &TicketKey) -> String {
+        self.key(format_args!("opencard:{ticket}"))
+    }
+
+    /// A ticket's timeline.
+    pub(crate) fn history(&self, ticket: &TicketKey) -> String {
+        self.key(format_args!("hist:{ticket}"))
+    }
+
+    /// A dedup mark, by the marked thing's own key (e.g. an inbound item's idempotency key).
+    pub(crate) fn mark(&self, key: &str) -> String {
+        self.key(format_args!("mark:{key}"))
+    }
+
+    /// A lock.
+    pub(crate) fn lock(&self, lock: Lock<'_>) -> String {
+        match lock {
+            Lock::Open(thread) => self.key(format_args!("lock:open:{thread}")),
+            Lock::Turn(ticket) => self.key(format_args!("lock:turn:{ticket}")),
+            Lock::Life(ticket) => self.key(format_args!("lock:life:{ticket}")),
+        }
+    }
+
+    /// A pending message.
+    pub(crate) fn pending(&self, id: &str) -> String {
+        self.key(format_args!("pending:{id}"))
+    }
+
+    /// A channel's settings.
+    pub(crate) fn channel(&self, channel: &ChannelRef) -> String {
+        self.key(format_args!("chan:{}:{}", channel.team, channel.channel))
+    }
+}
+
+/// How a ticket index lists a thread.
+pub(crate) fn index_member(thread: &ThreadKey) -> String {
+    thread.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::{ChannelId, MessageTs, TeamId, TicketName, WorkspaceId};
+
+    #[test]
+    fn keys_keep_the_names_older_replicas_use() {
+        let keys = Keys::new("p:");
+        let thread = ThreadKey {
+            team: TeamId::new("T1"),
+            channel: ChannelId::new("C1"),
+            thread_ts: MessageTs::new("1700000000.000100"),
+        };
+        let ticket = TicketKey {
+            host: "https://h".to_owned(),
+            workspace: WorkspaceId::new("w"),
+            ticket: TicketName::new("DEVOPS-1"),
+        };
+        let channel = ChannelRef { team: TeamId::new("T1"), channel: ChannelId::new("C1") };
+        assert_eq!(keys.thread(&thread), "p:thread:T1:C1:1700000000.000100");
+        assert_eq!(keys.indexed_thread("T1:C1:1"), "p:thread:T1:C1:1");
+        assert_eq!(keys.legacy_ticket(&ticket), "p:ticket:https://h/w/DEVOPS-1");
+        assert_eq!(keys.index(&TeamId::new("T1"), None), "p:idx:T1:all");
+        assert_eq!(keys.index(&TeamId::new("T1"), Some(TicketStatus::Pending)), "p:idx:T1:pending");
+        assert_eq!(keys.card(&CardId::new("c1")), "p:card:c1");
+        assert_eq!(keys.open_card(&ticket), "p:opencard:https://h/w/DEVOPS-1");
+        assert_eq!(keys.history(&ticket), "p:hist:https://h/w/DEVOPS-1");
+        assert_eq!(keys.mark("evt:E1"), "p:mark:evt:E1");
+        assert_eq!(keys.lock(Lock::Open(&thread)), "p:lock:open:T1:C1:1700000000.000100");
+        assert_eq!(keys.lock(Lock::Turn(&ticket)), "p:lock:turn:https://h/w/DEVOPS-1");
+        assert_eq!(keys.lock(Lock::Life(&ticket)), "p:lock:life:https://h/w/DEVOPS-1");
+        assert_eq!(keys.pending("abc"), "p:pending:abc");
+        assert_eq!(keys.channel(&channel), "p:chan:T1:C1");
+    }
+}
