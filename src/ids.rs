@@ -52,6 +52,11 @@ string_id!(
     UserId
 );
 string_id!(
+    /// A message the bridge keeps for a button (Retry, *Open a new ticket*, *Create ticket*):
+    /// an opaque random id, the only thing the button carries.
+    PendingId
+);
+string_id!(
     /// A Slack user-group id, `S…`.
     GroupId
 );

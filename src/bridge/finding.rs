@@ -1,5 +1,5 @@
 //! Finding tickets: `/helpdesk list` and `find`, the App Home tab, continuing a HelpDesk
-//! ticket that has no thread yet, and a new ticket for a message in a closed thread.
+//! ticket that has no thread yet, and the follow-up ticket a closed thread offers.
 //!
 //! Lists read the store's per-workspace index (most recently updated first), so they cost
 //! no HelpDesk call; `find` asks the HelpDesk only for a ticket the bridge has never seen.
@@ -12,15 +12,11 @@
 
 use futures_util::future::join_all;
 
-use super::{
-    Bridge, BridgeError, PENDING_TTL,
-    open::{OpenRequest, title_from},
-    seconds, thread_of,
-};
+use super::{Bridge, BridgeError, PENDING_TTL, open::OpenRequest, seconds, thread_of};
 use crate::{
     helpdesk::HelpdeskError,
-    ids::{TeamId, TicketKey, TicketName, UserId},
-    inbound::{BlockAction, SlashCommand, UserMessage},
+    ids::{PendingId, TeamId, TicketKey, TicketName, UserId},
+    inbound::{BlockAction, SlashCommand},
     model::{Actor, HistoryEvent, PendingMessage, TicketRecord, TicketStatus},
     slack::{
         blocks::Message,
@@ -302,37 +298,13 @@ impl Bridge {
         Ok(())
     }
 
-    /// A message in a closed ticket's thread: not relayed; a button offers a new ticket
-    /// that starts from this message.
-    pub(super) async fn closed_thread(&self, record: &TicketRecord, message: &UserMessage) -> Result<(), BridgeError> {
-        let content = self.plain_text(&message.text).await;
-        let pending = PendingMessage {
-            thread: thread_of(&record.thread.team, &record.thread.channel, &crate::ids::MessageTs::new("")),
-            author: message.user.clone(),
-            message_ts: None,
-            content: format!("(Follow-up to ticket {}) {content}", record.ticket.ticket),
-            title: title_from(&content),
-            card: None,
-            new_thread: true,
-        };
-        let kept = match self.inner.store.put_pending(&pending, PENDING_TTL).await {
-            Ok(id) => Some(id),
-            Err(err) => {
-                tracing::warn!(error = %err, "could not keep the message for a new ticket");
-                None
-            }
-        };
-        self.tell(&record.thread, &notices::closed_thread(record.ticket.ticket.as_str(), kept.as_deref())).await;
-        Ok(())
-    }
-
     /// "Open a new ticket" under a closed thread's message: a new ticket with a header of its
     /// own in the channel, starting from that message (once, however often it is clicked).
     pub(super) async fn follow_up(
         &self,
         team: &TeamId,
         action: &BlockAction,
-        pending_id: &str,
+        pending_id: &PendingId,
     ) -> Result<(), BridgeError> {
         let store = &self.inner.store;
         let Some(kept) = store.pending(pending_id).await? else {

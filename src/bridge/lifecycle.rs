@@ -1,6 +1,6 @@
 //! A ticket's life from its header: status changes (with an optional comment), assignment,
-//! agent switches, history, deletion, and comments (`note:` messages) that are recorded
-//! without waking the agent.
+//! agent switches, history, deletion, comments (`note:` messages) that are recorded
+//! without waking the agent, and what a closed ticket's thread does with a message.
 //!
 //! Every change goes to the HelpDesk first and is stored only when the HelpDesk took it,
 //! so a HelpDesk failure leaves the ticket as it was (and the thread says so). Changes to
@@ -11,12 +11,12 @@
 
 use std::time::Duration;
 
-use super::{Bridge, BridgeError};
+use super::{Bridge, BridgeError, PENDING_TTL, open::title_from, thread_of};
 use crate::{
     helpdesk::{ApiStatus, HelpdeskError, OutgoingMessage},
     ids::{AgentId, TeamId, ThreadKey, UserId},
     inbound::{BlockAction, UserMessage},
-    model::{Actor, CardState, HistoryEvent, TicketRecord, TicketStatus},
+    model::{Actor, CardState, HistoryEvent, PendingMessage, TicketRecord, TicketStatus},
     slack::{
         blocks::{self, Choice},
         card::CardClosed,
@@ -479,6 +479,30 @@ impl Bridge {
             tracing::warn!(error = %err, "could not close the deleted ticket's card");
         }
         self.tell(&record.thread, &notices::deleted(&action.user, name.as_str())).await;
+        Ok(())
+    }
+
+    /// A message in a closed ticket's thread: not relayed; a button offers a new ticket
+    /// that starts from this message.
+    pub(super) async fn closed_thread(&self, record: &TicketRecord, message: &UserMessage) -> Result<(), BridgeError> {
+        let content = self.plain_text(&message.text).await;
+        let pending = PendingMessage {
+            thread: thread_of(&record.thread.team, &record.thread.channel, &crate::ids::MessageTs::new("")),
+            author: message.user.clone(),
+            message_ts: None,
+            content: format!("(Follow-up to ticket {}) {content}", record.ticket.ticket),
+            title: title_from(&content),
+            card: None,
+            new_thread: true,
+        };
+        let kept = match self.inner.store.put_pending(&pending, PENDING_TTL).await {
+            Ok(id) => Some(id),
+            Err(err) => {
+                tracing::warn!(error = %err, "could not keep the message for a new ticket");
+                None
+            }
+        };
+        self.tell(&record.thread, &notices::closed_thread(record.ticket.ticket.as_str(), kept.as_ref())).await;
         Ok(())
     }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use super::{Bridge, BridgeError, PENDING_TTL, now_millis, thread_of};
 use crate::{
     helpdesk::HelpdeskError,
-    ids::{AgentId, ChannelId, MessageTs, TeamId, ThreadKey, TicketKey, UserId, WorkspaceId},
+    ids::{AgentId, ChannelId, MessageTs, PendingId, TeamId, ThreadKey, TicketKey, UserId, WorkspaceId},
     inbound::{BlockAction, MessageShortcut, UserMessage},
     model::{Actor, ChannelRef, HistoryEvent, PendingMessage, TicketRecord, TicketStatus},
     slack::{
@@ -340,7 +340,7 @@ impl Bridge {
         tracing::warn!(thread = %request.thread, error = %err, "could not create a HelpDesk ticket");
         let pending = request.pending();
         let kept = self.inner.store.put_pending(&pending, PENDING_TTL).await.ok();
-        self.show_or_tell(request, &notices::creation_failed(err, kept.as_deref())).await;
+        self.show_or_tell(request, &notices::creation_failed(err, kept.as_ref())).await;
         Ok(())
     }
 
@@ -385,7 +385,11 @@ impl Bridge {
     }
 
     /// The "Create ticket" button: the creation modal, with the HelpDesk's own lists.
-    pub(super) async fn open_create_modal(&self, action: &BlockAction, pending_id: &str) -> Result<(), BridgeError> {
+    pub(super) async fn open_create_modal(
+        &self,
+        action: &BlockAction,
+        pending_id: &PendingId,
+    ) -> Result<(), BridgeError> {
         let Some(pending) = self.inner.store.pending(pending_id).await? else {
             self.answer_click(action, &notices::request_expired()).await;
             return Ok(());
@@ -405,7 +409,7 @@ impl Bridge {
     pub(super) async fn show_create_modal(
         &self,
         trigger_id: &str,
-        pending_id: &str,
+        pending_id: &PendingId,
         title: &str,
         response_url: Option<&str>,
     ) -> Result<(), BridgeError> {
@@ -445,7 +449,7 @@ impl Bridge {
             agents: &agents,
             workspace: only(&workspaces).as_deref(),
             agent: only(&agents).as_deref(),
-            private_metadata: pending_id,
+            private_metadata: pending_id.as_str(),
         });
         self.inner.slack.open_view(trigger_id, &view).await?;
         Ok(())
@@ -456,7 +460,7 @@ impl Bridge {
         &self,
         team: &TeamId,
         user: &UserId,
-        pending_id: &str,
+        pending_id: &PendingId,
         title: Option<String>,
         target: Option<(String, String)>,
     ) -> Result<(), BridgeError> {
@@ -517,7 +521,7 @@ impl Bridge {
         &self,
         team: &TeamId,
         action: &BlockAction,
-        pending_id: &str,
+        pending_id: &PendingId,
     ) -> Result<(), BridgeError> {
         let store = &self.inner.store;
         let Some(kept) = store.pending(pending_id).await? else {

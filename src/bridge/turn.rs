@@ -14,6 +14,7 @@ use super::{
 };
 use crate::{
     helpdesk::{HelpdeskError, OutgoingMessage},
+    ids::PendingId,
     inbound::{BlockAction, UserMessage},
     model::{Actor, Delivery, HistoryEvent, PendingMessage, TicketRecord, TicketStatus},
     slack::{
@@ -281,10 +282,10 @@ impl Bridge {
             }
         };
         if let HelpdeskError::NotFound(_) = err {
-            return notices::ticket_lost(record.ticket.ticket.as_str(), kept.as_deref());
+            return notices::ticket_lost(record.ticket.ticket.as_str(), kept.as_ref());
         }
         let (failure, delivery) = describe(err);
-        notices::send_failed(&failure, delivery, kept.as_deref())
+        notices::send_failed(&failure, delivery, kept.as_ref())
     }
 
     /// The reply stream broke after the message was delivered.
@@ -301,7 +302,7 @@ impl Bridge {
         &self,
         record: &TicketRecord,
         message: &PendingMessage,
-        note: impl FnOnce(Option<&str>) -> blocks::Message,
+        note: impl FnOnce(Option<&PendingId>) -> blocks::Message,
     ) {
         let kept = match self.inner.store.put_pending(message, PENDING_TTL).await {
             Ok(id) => Some(id),
@@ -310,7 +311,7 @@ impl Bridge {
                 None
             }
         };
-        self.tell(&record.thread, &note(kept.as_deref())).await;
+        self.tell(&record.thread, &note(kept.as_ref())).await;
     }
 
     /// The Retry button: resends the kept message once, however often it is clicked; only
@@ -321,7 +322,7 @@ impl Bridge {
         &self,
         team: &crate::ids::TeamId,
         action: &BlockAction,
-        pending_id: &str,
+        pending_id: &PendingId,
     ) -> Result<(), BridgeError> {
         let store = &self.inner.store;
         let Some(kept) = store.pending(pending_id).await? else {

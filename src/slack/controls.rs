@@ -9,7 +9,7 @@
 //! was clicked: who may act, and on what, is decided from the store.
 
 use crate::{
-    ids::{AgentId, Approver, CardId, ChannelId, MessageTs, TeamId, ThreadKey, TicketName, UserId},
+    ids::{AgentId, Approver, CardId, ChannelId, MessageTs, PendingId, TeamId, ThreadKey, TicketName, UserId},
     inbound::{ActionItem, MessageShortcut, ViewSubmission},
     model::{RelayMode, TicketStatus},
 };
@@ -280,17 +280,17 @@ pub enum Intent {
     /// Retry: resend the kept message.
     Retry {
         /// The kept message.
-        pending: String,
+        pending: PendingId,
     },
     /// *Open a new ticket* for a thread whose ticket is gone from the HelpDesk.
     Reopen {
         /// The kept message.
-        pending: String,
+        pending: PendingId,
     },
     /// *Create ticket*: open the creation modal for a kept message.
     Create {
         /// The kept message.
-        pending: String,
+        pending: PendingId,
     },
     /// A card button; `card` is `None` when its value names no card.
     Card {
@@ -308,7 +308,7 @@ pub enum Intent {
     /// "Open a new ticket" under a closed ticket's message.
     FollowUp {
         /// The kept message.
-        pending: String,
+        pending: PendingId,
     },
     /// A link button or anything else that needs no handling.
     None,
@@ -319,9 +319,9 @@ impl Intent {
     pub fn from_action(item: &ActionItem) -> Self {
         let value = item.value.clone().unwrap_or_default();
         match item.action_id.as_str() {
-            action::RETRY => Self::Retry { pending: value },
-            action::REOPEN => Self::Reopen { pending: value },
-            action::CREATE => Self::Create { pending: value },
+            action::RETRY => Self::Retry { pending: PendingId::new(value) },
+            action::REOPEN => Self::Reopen { pending: PendingId::new(value) },
+            action::CREATE => Self::Create { pending: PendingId::new(value) },
             id if action::is_card(id) => {
                 let button = match id {
                     action::APPROVE => CardButton::Approve,
@@ -337,7 +337,7 @@ impl Intent {
             action::CONTINUE => Self::Continue(
                 value.split_once(' ').map(|(ticket, finder)| (TicketName::new(ticket), UserId::new(finder))),
             ),
-            action::FOLLOW_UP => Self::FollowUp { pending: value },
+            action::FOLLOW_UP => Self::FollowUp { pending: PendingId::new(value) },
             action::STATUS => Self::Header(HeaderControl::Status(TicketStatus::parse(&value))),
             action::ASSIGN => Self::Header(HeaderControl::Assign(user_id(&value))),
             action::AGENT => Self::Header(HeaderControl::SwitchAgent),
@@ -363,7 +363,7 @@ pub enum Submission {
     /// The creation modal.
     Create {
         /// The kept message it creates a ticket for.
-        pending: String,
+        pending: PendingId,
         /// The title, when one was typed.
         title: Option<String>,
         /// The chosen workspace and agent, when both were chosen.
@@ -400,7 +400,7 @@ impl Submission {
         let value = |ids: (&str, &str)| view.values.get(&(ids.0.to_owned(), ids.1.to_owned())).cloned();
         match view.callback_id.as_str() {
             callback::CREATE => Self::Create {
-                pending: view.private_metadata.clone(),
+                pending: PendingId::new(view.private_metadata.clone()),
                 title: value(input::TITLE).filter(|t| !t.trim().is_empty()),
                 target: value(input::WORKSPACE).zip(value(input::AGENT)),
             },
@@ -623,7 +623,7 @@ mod tests {
 
     #[test]
     fn clicks_decode_into_intents() {
-        assert_eq!(click("retry", "p1"), Intent::Retry { pending: "p1".to_owned() });
+        assert_eq!(click("retry", "p1"), Intent::Retry { pending: PendingId::new("p1") });
         assert_eq!(
             click("card_approve", "c1:0:4"),
             Intent::Card {
@@ -699,7 +699,7 @@ mod tests {
         );
         assert_eq!(
             Submission::from_view(&view("create_ticket", "p1", &[(input::WORKSPACE, "w"), (input::TITLE, " ")])),
-            Submission::Create { pending: "p1".to_owned(), title: None, target: None }
+            Submission::Create { pending: PendingId::new("p1"), title: None, target: None }
         );
         assert_eq!(Submission::from_view(&view("other", "", &[])), Submission::Unknown);
     }

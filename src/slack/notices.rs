@@ -16,7 +16,7 @@ use super::{
     mrkdwn::{self, escape_inert},
 };
 use crate::{
-    ids::{Approver, UserId},
+    ids::{Approver, PendingId, UserId},
     model::{Delivery, RelayMode, TicketStatus},
 };
 
@@ -29,8 +29,8 @@ fn mention(approver: &Approver) -> String {
 }
 
 /// "Retry" for a kept message.
-fn retry(pending: Option<&str>) -> Vec<Button> {
-    pending.map(|id| Button::action("Retry", action::RETRY, id)).into_iter().collect()
+fn retry(pending: Option<&PendingId>) -> Vec<Button> {
+    pending.map(|id| Button::action("Retry", action::RETRY, id.as_str())).into_iter().collect()
 }
 
 /// Who may decide on a ticket's commands.
@@ -90,7 +90,7 @@ pub enum SendFailure<'a> {
 }
 
 /// The send failed before any reply; `retry` is the kept message.
-pub fn send_failed(failure: &SendFailure<'_>, delivery: Delivery, retry_id: Option<&str>) -> Message {
+pub fn send_failed(failure: &SendFailure<'_>, delivery: Delivery, retry_id: Option<&PendingId>) -> Message {
     let what = match failure {
         SendFailure::Connection => "I could not reach the HelpDesk".to_owned(),
         SendFailure::Timeout => "The HelpDesk did not answer in time".to_owned(),
@@ -109,9 +109,11 @@ pub fn send_failed(failure: &SendFailure<'_>, delivery: Delivery, retry_id: Opti
 }
 
 /// The HelpDesk no longer has the ticket; `reopen` is the kept message.
-pub fn ticket_lost(ticket: &str, reopen: Option<&str>) -> Message {
-    let buttons: Vec<Button> =
-        reopen.map(|id| Button::action("Open a new ticket", action::REOPEN, id).primary()).into_iter().collect();
+pub fn ticket_lost(ticket: &str, reopen: Option<&PendingId>) -> Message {
+    let buttons: Vec<Button> = reopen
+        .map(|id| Button::action("Open a new ticket", action::REOPEN, id.as_str()).primary())
+        .into_iter()
+        .collect();
     blocks::notice(
         &format!(
             "⚠️ Ticket {ticket} no longer exists on the HelpDesk, so your message was not delivered. \
@@ -127,7 +129,7 @@ pub fn reply_cut_short(reason: &str) -> Message {
 }
 
 /// The reply stream broke after the message was delivered.
-pub fn reply_interrupted(reason: &str, retry_id: Option<&str>) -> Message {
+pub fn reply_interrupted(reason: &str, retry_id: Option<&PendingId>) -> Message {
     blocks::notice(
         &format!(
             "⚠️ The agent's reply was interrupted ({reason}). Your message reached the ticket; Retry asks the agent again."
@@ -137,7 +139,7 @@ pub fn reply_interrupted(reason: &str, retry_id: Option<&str>) -> Message {
 }
 
 /// A message not sent because the store did not answer; `retry` is the kept message.
-pub fn not_sent_store_down(retry_id: Option<&str>) -> Message {
+pub fn not_sent_store_down(retry_id: Option<&PendingId>) -> Message {
     blocks::notice(
         "⚠️ I could not send this message: my state store is not answering. It was not sent.",
         &retry(retry_id),
@@ -145,7 +147,7 @@ pub fn not_sent_store_down(retry_id: Option<&str>) -> Message {
 }
 
 /// A message not sent because the bridge was shutting down; `retry` is the kept message.
-pub fn not_sent_restarting(retry_id: Option<&str>) -> Message {
+pub fn not_sent_restarting(retry_id: Option<&PendingId>) -> Message {
     blocks::notice("⚠️ I restarted before sending this message to the agent. It was not sent.", &retry(retry_id))
 }
 
@@ -175,9 +177,11 @@ pub fn resolved_members_only(ticket: &str) -> Message {
 }
 
 /// A message in a closed ticket's thread; `follow_up` is the kept message.
-pub fn closed_thread(ticket: &str, follow_up: Option<&str>) -> Message {
-    let buttons: Vec<Button> =
-        follow_up.map(|id| Button::action("Open a new ticket", action::FOLLOW_UP, id).primary()).into_iter().collect();
+pub fn closed_thread(ticket: &str, follow_up: Option<&PendingId>) -> Message {
+    let buttons: Vec<Button> = follow_up
+        .map(|id| Button::action("Open a new ticket", action::FOLLOW_UP, id.as_str()).primary())
+        .into_iter()
+        .collect();
     blocks::notice(
         &format!(
             "Ticket {ticket} is closed, so this message was not sent to the agent. Open a new ticket to continue from it."
@@ -217,16 +221,16 @@ pub fn target_unknown(err: &dyn Display) -> Message {
 }
 
 /// No workspace and agent are set; `create` is the kept message.
-pub fn no_target(create: &str) -> Message {
+pub fn no_target(create: &PendingId) -> Message {
     blocks::notice(
         "No HelpDesk workspace and agent are set for this channel yet. Create the ticket and choose them; \
          `/helpdesk config workspace <name> agent <name>` sets them for next time.",
-        &[Button::action("Create ticket", action::CREATE, create).primary()],
+        &[Button::action("Create ticket", action::CREATE, create.as_str()).primary()],
     )
 }
 
 /// Creating the ticket failed; `retry` is the kept message.
-pub fn creation_failed(err: &dyn Display, retry_id: Option<&str>) -> Message {
+pub fn creation_failed(err: &dyn Display, retry_id: Option<&PendingId>) -> Message {
     blocks::notice(
         &format!("⚠️ I could not open a HelpDesk ticket: {err}. Nothing was sent to an agent yet."),
         &retry(retry_id),
@@ -775,6 +779,7 @@ mod tests {
     #[test]
     fn every_sentence() {
         let (ann, bob) = (UserId::new("U1ANN"), UserId::new("U2BOB"));
+        let p1 = PendingId::new("p1");
         let (group, person) = (Approver::Group(GroupId::new("S1OPS")), Approver::User(UserId::new("U3CAT")));
         let err = "the HelpDesk answered 500 <!channel>";
         let deciders = Deciders { requester: Some(&ann), approvers: vec![&group, &person] };
@@ -797,30 +802,30 @@ mod tests {
         };
         let all: Vec<(&str, Message)> = vec![
             ("store_trouble", store_trouble()),
-            ("send_failed connection", send_failed(&SendFailure::Connection, Delivery::NotDelivered, Some("p1"))),
+            ("send_failed connection", send_failed(&SendFailure::Connection, Delivery::NotDelivered, Some(&p1))),
             ("send_failed timeout", send_failed(&SendFailure::Timeout, Delivery::Unknown, None)),
-            ("send_failed server", send_failed(&SendFailure::Server(502), Delivery::NotDelivered, Some("p1"))),
+            ("send_failed server", send_failed(&SendFailure::Server(502), Delivery::NotDelivered, Some(&p1))),
             ("send_failed token", send_failed(&SendFailure::Unauthorized, Delivery::NotDelivered, None)),
             ("send_failed rejected", send_failed(&SendFailure::BadRequest("too long"), Delivery::NotDelivered, None)),
             ("send_failed stream", send_failed(&SendFailure::Stream("boom"), Delivery::Delivered, None)),
             ("send_failed other", send_failed(&SendFailure::Other(&err), Delivery::Unknown, None)),
-            ("ticket_lost", ticket_lost("DEVOPS-1", Some("p1"))),
+            ("ticket_lost", ticket_lost("DEVOPS-1", Some(&p1))),
             ("reply_cut_short", reply_cut_short("the reply is too long")),
-            ("reply_interrupted", reply_interrupted("connection reset", Some("p1"))),
-            ("not_sent_store_down", not_sent_store_down(Some("p1"))),
+            ("reply_interrupted", reply_interrupted("connection reset", Some(&p1))),
+            ("not_sent_store_down", not_sent_store_down(Some(&p1))),
             ("not_sent_restarting", not_sent_restarting(None)),
             ("already_retried", already_retried()),
             ("retried_by", retried_by(&ann)),
             ("closed_no_longer_reaches", closed_no_longer_reaches("DEVOPS-1")),
             ("resolved_members_only", resolved_members_only("DEVOPS-1")),
-            ("closed_thread", closed_thread("DEVOPS-1", Some("p1"))),
+            ("closed_thread", closed_thread("DEVOPS-1", Some(&p1))),
             ("comment_not_recorded", comment_not_recorded("DEVOPS-1", &err)),
             ("opening", opening("Disk full <!here>")),
             ("continuing", continuing("DEVOPS-1", "Disk full")),
             ("already_a_ticket", already_a_ticket("DEVOPS-1")),
             ("target_unknown", target_unknown(&err)),
-            ("no_target", no_target("p1")),
-            ("creation_failed", creation_failed(&err, Some("p1"))),
+            ("no_target", no_target(&p1)),
+            ("creation_failed", creation_failed(&err, Some(&p1))),
             ("request_expired", request_expired()),
             ("cannot_list_targets", cannot_list_targets(&err)),
             ("nothing_allowed", nothing_allowed()),

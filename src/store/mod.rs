@@ -30,7 +30,7 @@ use self::{
 };
 use crate::{
     config::StoreConfig,
-    ids::{CardId, ChannelId, TeamId, ThreadKey, TicketKey, UserId},
+    ids::{CardId, ChannelId, PendingId, TeamId, ThreadKey, TicketKey, UserId},
     model::{
         Card, CardState, ChannelRef, ChannelSettings, Decision, HistoryEntry, PendingMessage, TicketRecord,
         TicketStatus, UnixMillis, now_millis,
@@ -719,20 +719,20 @@ impl Store {
 
     /// Keeps a message that could not be sent yet (for a Retry button, or until a ticket
     /// is created in a modal) for `ttl`. Returns its opaque id.
-    pub async fn put_pending(&self, pending: &PendingMessage, ttl: Duration) -> Result<String, StoreError> {
-        let id = format!("{:016x}{:016x}", rand::random::<u64>(), rand::random::<u64>());
-        let key = self.keys.pending(&id);
+    pub async fn put_pending(&self, pending: &PendingMessage, ttl: Duration) -> Result<PendingId, StoreError> {
+        let id = PendingId::new(format!("{:016x}{:016x}", rand::random::<u64>(), rand::random::<u64>()));
+        let key = self.keys.pending(id.as_str());
         if self.set_nx(&key, &encode(pending), ttl).await? { Ok(id) } else { Err(StoreError::Contention(key)) }
     }
 
     /// A pending message, left in place.
-    pub async fn pending(&self, id: &str) -> Result<Option<PendingMessage>, StoreError> {
-        self.get(&self.keys.pending(id)).await?.map(|b| decode(&b)).transpose()
+    pub async fn pending(&self, id: &PendingId) -> Result<Option<PendingMessage>, StoreError> {
+        self.get(&self.keys.pending(id.as_str())).await?.map(|b| decode(&b)).transpose()
     }
 
     /// Takes a pending message away: exactly one caller, across replicas, gets it.
-    pub async fn take_pending(&self, id: &str) -> Result<Option<PendingMessage>, StoreError> {
-        let key = self.keys.pending(id);
+    pub async fn take_pending(&self, id: &PendingId) -> Result<Option<PendingMessage>, StoreError> {
+        let key = self.keys.pending(id.as_str());
         let Some(raw) = self.get(&key).await? else {
             return Ok(None);
         };

@@ -148,7 +148,10 @@ async fn allowed_agents_limit_settings_the_creation_form_and_its_submission() {
         app.post_interaction(&create_submission("U1", "V1", &pending, "forged")).await;
         tokio::time::sleep(Duration::from_millis(400)).await;
         assert!(app.helpdesk_calls("POST", &format!("/tickets/{WORKSPACE_ID}")).await.is_empty(), "{backend:?}");
-        assert!(app.store.pending(&pending).await.unwrap().is_some(), "the request is kept for a proper choice");
+        assert!(
+            app.store.pending(&helpdesk_bridge::ids::PendingId::new(pending.as_str())).await.unwrap().is_some(),
+            "the request is kept for a proper choice"
+        );
     }
 }
 
