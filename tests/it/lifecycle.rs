@@ -40,11 +40,6 @@ async fn choose_assignee(app: &TestApp, user: &str, ts: &str, to: &str) {
     assert_eq!(app.post_interaction(&payload).await.status(), 200);
 }
 
-async fn press(app: &TestApp, user: &str, ts: &str, action: &str, value: &str, trigger: &str) {
-    let payload = click_from(user, "T1", ts, ts, action, value, trigger, &app.slack.uri());
-    assert_eq!(app.post_interaction(&payload).await.status(), 200);
-}
-
 /// The modal opened with `trigger`.
 async fn modal(app: &TestApp, trigger: &str) -> Value {
     let calls = app.wait_slack("views.open", 1, |c| c["trigger_id"] == trigger).await;
@@ -221,7 +216,7 @@ async fn a_resolved_thread_reopens_and_a_closed_one_offers_a_new_ticket() {
     assert_eq!(button["action_id"], "follow_up_ticket");
     let value = button["value"].as_str().unwrap().to_owned();
     let notice_ts = "1700000300.000500";
-    press(&app, "U3", notice_ts, "follow_up_ticket", &value, "fu-1").await;
+    app.press("U3", notice_ts, notice_ts, "follow_up_ticket", &value, "fu-1").await;
     let first = eventually(Duration::from_secs(10), || async {
         app.helpdesk_calls("POST", "/DEVOPS-1/sendMessage").await.pop()
     })
@@ -233,7 +228,7 @@ async fn a_resolved_thread_reopens_and_a_closed_one_offers_a_new_ticket() {
     let top = app.slack_calls("chat.postMessage").await;
     assert!(top.iter().any(|c| c.get("thread_ts").is_none() && text_of(c).contains("Opening a ticket: still slow")));
     // A second click opens nothing more.
-    press(&app, "U3", notice_ts, "follow_up_ticket", &value, "fu-2").await;
+    app.press("U3", notice_ts, notice_ts, "follow_up_ticket", &value, "fu-2").await;
     assert!(app.valid_answer("fu-2").await.contains("already opened"));
     assert_eq!(app.helpdesk_calls("POST", &format!("/tickets/{WORKSPACE_ID}")).await.len(), 1);
 }
@@ -301,7 +296,7 @@ async fn assignment_and_agent_switch_are_recorded() {
     };
     app.store.put_card(&card).await.unwrap();
 
-    press(&app, "U1", ts, "ticket_agent", "DEVOPS-7", "ag-1").await;
+    app.press("U1", ts, ts, "ticket_agent", "DEVOPS-7", "ag-1").await;
     let view = modal(&app, "ag-1").await;
     assert_eq!(view["callback_id"], "agent_switch");
     assert_eq!(view["blocks"][1]["element"]["options"].as_array().unwrap().len(), 2);
@@ -329,7 +324,7 @@ async fn assignment_and_agent_switch_are_recorded() {
     let asked: Vec<_> = app.helpdesk.received_requests().await.unwrap();
     assert!(asked.iter().any(|r| r.url.path().ends_with(&format!("/aiagents/{SECOND_AGENT}"))));
 
-    press(&app, "U5", ts, "ticket_history", "DEVOPS-7", "hi-1").await;
+    app.press("U5", ts, ts, "ticket_history", "DEVOPS-7", "hi-1").await;
     let view = modal(&app, "hi-1").await;
     let timeline = text_of(&view);
     assert!(timeline.contains("reassigned the ticket from <@U7> to <@U8>"), "{timeline}");
@@ -410,7 +405,7 @@ async fn list_with_hundreds(backend: Backend) {
         let Some(more) = blocks.last().filter(|b| b["type"] == "actions") else { break };
         let value = more["elements"][0]["value"].as_str().unwrap().to_owned();
         trigger = format!("ls-more-{}", seen.len());
-        press(&app, "U1", "1700009999.000001", "list_more", &value, &trigger).await;
+        app.press("U1", "1700009999.000001", "1700009999.000001", "list_more", &value, &trigger).await;
         let replaced = eventually(Duration::from_secs(10), || async {
             let calls = app.slack_calls(&format!("respond/{trigger}")).await;
             calls.last().map(|c| c["replace_original"] == true)
@@ -469,7 +464,7 @@ async fn find_links_known_tickets_and_continues_helpdesk_ones() {
         (Some("continue_ticket"), Some("DEVOPS-77 U4"))
     );
 
-    press(&app, "U4", "1700000600.000900", "continue_ticket", "DEVOPS-77 U4", "fd-3").await;
+    app.press("U4", "1700000600.000900", "1700000600.000900", "continue_ticket", "DEVOPS-77 U4", "fd-3").await;
     let record = eventually(Duration::from_secs(10), || async {
         let page = app.store.list_tickets(&TeamId::new("T1"), &Default::default()).await.ok()?;
         page.tickets.into_iter().find(|r| r.ticket.ticket.as_str() == "DEVOPS-77")

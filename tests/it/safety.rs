@@ -18,7 +18,7 @@ use crate::support::{
     app::{Backend, Options, TestApp, spawn_app, without_defaults},
     eventually,
     fakes::{self, API, WORKSPACE_ID, mount_reply, seed, text_of, thread},
-    payloads::{click_from, create_submission, mention_event, message_event},
+    payloads::{create_submission, mention_event, message_event},
 };
 
 const BOTH: [Backend; 2] = [Backend::Redis, Backend::Embedded];
@@ -26,11 +26,6 @@ const BOTH: [Backend; 2] = [Backend::Redis, Backend::Embedded];
 async fn approvers(app: &TestApp, channel: &str) -> Vec<String> {
     let key = ChannelRef { team: TeamId::new("T1"), channel: ChannelId::new(channel) };
     app.store.channel_settings(&key).await.unwrap().approvers
-}
-
-async fn press(app: &TestApp, user: &str, message_ts: &str, thread_ts: &str, action: &str, value: &str, trigger: &str) {
-    let payload = click_from(user, "T1", message_ts, thread_ts, action, value, trigger, &app.slack.uri());
-    assert_eq!(app.post_interaction(&payload).await.status(), 200);
 }
 
 /// The first button of the newest Slack message (post or edit) whose text contains `needle`.
@@ -129,7 +124,7 @@ async fn allowed_agents_limit_settings_the_creation_form_and_its_submission() {
         app.post_event(&mention_event("Ev1", "C1", "U1", "1700000000.000100", "<@UBOT> help")).await;
         let create = button_of(&app, "No HelpDesk workspace").await;
         let pending = create["value"].as_str().unwrap().to_owned();
-        press(&app, "U1", "1800000000.000001", "1700000000.000100", "create_ticket", &pending, "form").await;
+        app.press("U1", "1800000000.000001", "1700000000.000100", "create_ticket", &pending, "form").await;
         let opened = app.wait_slack("views.open", 1, |v| v["trigger_id"] == "form").await;
         let agents: Vec<Value> = opened[0]["view"]["blocks"][2]["element"]["options"].as_array().unwrap().clone();
         let names: Vec<&str> = agents.iter().map(|o| o["text"]["text"].as_str().unwrap()).collect();
@@ -150,7 +145,7 @@ async fn someone_elses_create_button_does_not_make_them_the_requester() {
         app.post_event(&mention_event("Ev1", "C1", "U1", "1700000000.000100", "<@UBOT> disk full")).await;
         let create = button_of(&app, "No HelpDesk workspace").await;
         let pending = create["value"].as_str().unwrap().to_owned();
-        press(&app, "U2", "1800000000.000001", "1700000000.000100", "create_ticket", &pending, "other").await;
+        app.press("U2", "1800000000.000001", "1700000000.000100", "create_ticket", &pending, "other").await;
         let refusal = app.answer("other").await;
         assert!(refusal.contains("<@U1>") && refusal.contains("of your own"), "{refusal}");
         assert!(app.slack_calls("views.open").await.is_empty(), "{backend:?}: no form for someone else");
@@ -159,7 +154,7 @@ async fn someone_elses_create_button_does_not_make_them_the_requester() {
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert!(app.helpdesk_calls("POST", &format!("/tickets/{WORKSPACE_ID}")).await.is_empty());
         // The person who asked completes it and stays the requester.
-        press(&app, "U1", "1800000000.000001", "1700000000.000100", "create_ticket", &pending, "own").await;
+        app.press("U1", "1800000000.000001", "1700000000.000100", "create_ticket", &pending, "own").await;
         app.wait_slack("views.open", 1, |v| v["trigger_id"] == "own").await;
         app.post_interaction(&create_submission("U1", "V2", &pending, "Disk full")).await;
         let record = eventually(Duration::from_secs(10), || async {
@@ -182,10 +177,10 @@ async fn a_new_ticket_from_a_closed_thread_keeps_its_author_as_requester() {
         let button = button_of(&app, "is closed").await;
         let value = button["value"].as_str().unwrap().to_owned();
         // A guest may not act on the closed ticket's thread.
-        press(&app, "UG9", "1800000000.000005", closed, "follow_up_ticket", &value, "guest").await;
+        app.press("UG9", "1800000000.000005", closed, "follow_up_ticket", &value, "guest").await;
         assert!(app.answer("guest").await.contains("Only members"), "{backend:?}");
         // A colleague may, and the new ticket is the author's.
-        press(&app, "U3", "1800000000.000005", closed, "follow_up_ticket", &value, "colleague").await;
+        app.press("U3", "1800000000.000005", closed, "follow_up_ticket", &value, "colleague").await;
         let record = eventually(Duration::from_secs(10), || async {
             let page = app.store.list_tickets(&TeamId::new("T1"), &Default::default()).await.ok()?;
             page.tickets.into_iter().find(|r| r.ticket.ticket.as_str() == "DEVOPS-1")
@@ -205,9 +200,9 @@ async fn continue_is_only_for_whoever_ran_find() {
             "name": "DEVOPS-77", "title": "VPN drops", "aiAgentId": fakes::AGENT_ID}})))
         .mount(&app.helpdesk)
         .await;
-    press(&app, "U2", "1700000600.000900", "1700000600.000900", "continue_ticket", "DEVOPS-77 U1", "not-mine").await;
+    app.press("U2", "1700000600.000900", "1700000600.000900", "continue_ticket", "DEVOPS-77 U1", "not-mine").await;
     assert!(app.answer("not-mine").await.contains("<@U1>"));
-    press(&app, "U2", "1700000600.000900", "1700000600.000900", "continue_ticket", "DEVOPS-77", "old").await;
+    app.press("U2", "1700000600.000900", "1700000600.000900", "continue_ticket", "DEVOPS-77", "old").await;
     assert!(app.answer("old").await.contains("find again"));
     tokio::time::sleep(Duration::from_millis(300)).await;
     let page = app.store.list_tickets(&TeamId::new("T1"), &Default::default()).await.unwrap();
@@ -281,7 +276,7 @@ async fn continue_refuses_a_ticket_worked_by_an_agent_that_is_not_allowed() {
             "name": "DEVOPS-78", "title": "Cluster down", "aiAgentId": "6a6a6a6a6a6a6a6a6a6a6a02"}})))
         .mount(&app.helpdesk)
         .await;
-    press(&app, "U1", "1700000600.000900", "1700000600.000900", "continue_ticket", "DEVOPS-78 U1", "cont").await;
+    app.press("U1", "1700000600.000900", "1700000600.000900", "continue_ticket", "DEVOPS-78 U1", "cont").await;
     assert!(app.answer("cont").await.contains("may not use"));
     tokio::time::sleep(Duration::from_millis(300)).await;
     let page = app.store.list_tickets(&TeamId::new("T1"), &Default::default()).await.unwrap();
@@ -295,9 +290,9 @@ async fn without_defaults_only_the_author_chooses_where_a_follow_up_goes() {
     seed(&app.store, closed, "DEVOPS-6", TicketStatus::Closed, "U1", 1_000).await;
     app.post_event(&message_event("Ev1", "C1", "U2", "1700000300.000400", Some(closed), "still slow")).await;
     let value = button_of(&app, "is closed").await["value"].as_str().unwrap().to_owned();
-    press(&app, "U3", "1800000000.000005", closed, "follow_up_ticket", &value, "colleague").await;
+    app.press("U3", "1800000000.000005", closed, "follow_up_ticket", &value, "colleague").await;
     assert!(app.answer("colleague").await.contains("<@U2>"));
     assert!(app.slack_calls("views.open").await.is_empty(), "no form for someone else");
-    press(&app, "U2", "1800000000.000005", closed, "follow_up_ticket", &value, "author").await;
+    app.press("U2", "1800000000.000005", closed, "follow_up_ticket", &value, "author").await;
     app.wait_slack("views.open", 1, |v| v["trigger_id"] == "author").await;
 }

@@ -27,6 +27,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate, matchers::path};
 
 use super::{
     eventually, fakes,
+    payloads::click_from,
     redis::{redis_url, unique_prefix},
     store::purge_on_drop,
 };
@@ -355,6 +356,14 @@ impl TestApp {
     pub async fn post_interaction(&self, payload: &serde_json::Value) -> reqwest::Response {
         let form = serde_urlencoded::to_string([("payload", payload.to_string())]).unwrap();
         self.post_signed("/slack/interactivity", "application/x-www-form-urlencoded", form).await
+    }
+
+    /// Clicks the button `action` (with `value`) on the message `message_ts` in thread
+    /// `thread_ts`, as `user` of T1, answered at `{fake Slack}/respond/{trigger}`; checks the
+    /// click was acknowledged.
+    pub async fn press(&self, user: &str, message_ts: &str, thread_ts: &str, action: &str, value: &str, trigger: &str) {
+        let payload = click_from(user, "T1", message_ts, thread_ts, action, value, trigger, &self.slack.uri());
+        assert_eq!(self.post_interaction(&payload).await.status(), 200);
     }
 
     /// Stops the app and lets it go, leaving its stored state for the next app.
