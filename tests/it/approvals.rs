@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use helpdesk_bridge::{
-    ids::{ChannelId, MessageTs, TeamId, ThreadKey},
+    ids::Approver,
     model::{Attachment, Card, CardState, Decision, HistoryEvent},
     slack::controls::card_value,
 };
@@ -15,16 +15,13 @@ use wiremock::{
 };
 
 use crate::support::{
-    Backend, Options, TestApp, eventually,
-    fakes::{API, WORKSPACE_ID, assert_valid_message, click_from, mount_reply, reject_submission, text_of},
-    mention_event, message_event, spawn_app,
+    app::{Backend, Options, Persistent, TestApp, spawn_app},
+    eventually,
+    fakes::{API, WORKSPACE_ID, assert_valid_message, mount_reply, seed, text_of, thread},
+    payloads::{click_from, mention_event, message_event, reject_submission},
 };
 
 const ROOT: &str = "1700000000.000100";
-
-fn thread() -> ThreadKey {
-    ThreadKey { team: TeamId::new("T1"), channel: ChannelId::new("C1"), thread_ts: MessageTs::new(ROOT) }
-}
 
 fn proposal(commands: &[&str]) -> Value {
     let cmds: Vec<Value> = commands.iter().map(|c| json!({"command": c, "execute": false})).collect();
@@ -32,7 +29,12 @@ fn proposal(commands: &[&str]) -> Value {
 }
 
 /// Opens a ticket whose first reply proposes `commands`; later sends answer "Done."
-async fn card_app(options: Options, commands: &[&str]) -> (TestApp, Card) {
+/// `APPROVERS` as the configuration parses them.
+fn approvers(ids: &[&str]) -> Vec<Approver> {
+    ids.iter().filter_map(|id| Approver::parse(id)).collect()
+}
+
+async fn card_app(options: Options<'_>, commands: &[&str]) -> (TestApp, Card) {
     let app = spawn_app(options).await;
     Mock::given(method("POST"))
         .and(path(format!("{API}/tickets/{WORKSPACE_ID}/DEVOPS-1/sendMessage")))
@@ -49,7 +51,7 @@ async fn card_app(options: Options, commands: &[&str]) -> (TestApp, Card) {
 
 async fn open_card(app: &TestApp) -> Card {
     let card = eventually(Duration::from_secs(15), || async {
-        let record = app.store.ticket_by_thread(&thread()).await.ok()??;
+        let record = app.store.ticket_by_thread(&thread(ROOT)).await.ok()??;
         let card = app.store.open_card(&record.ticket).await.ok()??;
         (!card.messages.is_empty()).then_some(card)
     })
@@ -75,20 +77,6 @@ async fn value(app: &TestApp, card: &Card, index: usize) -> String {
 /// The Submit button's value as the card now shows it.
 async fn submit_value(app: &TestApp, card: &Card) -> String {
     card_value(card.id.as_str(), None, stored(app, card).await.version)
-}
-
-async fn sends(app: &TestApp, n: usize) -> Vec<Value> {
-    let found = eventually(Duration::from_secs(15), || async {
-        let calls = app.helpdesk_calls("POST", "/DEVOPS-1/sendMessage").await;
-        (calls.len() >= n).then_some(calls)
-    })
-    .await;
-    found.unwrap_or_else(|| panic!("expected {n} sends"))
-}
-
-async fn answer(app: &TestApp, trigger: &str) -> String {
-    let calls = app.wait_slack(&format!("respond/{trigger}"), 1, |_| true).await;
-    text_of(&calls[0])
 }
 
 async fn decided(app: &TestApp, card: &Card, index: usize) -> Decision {
@@ -126,7 +114,7 @@ async fn approve_reject_ignore_then_submit_send_the_exact_cmds() {
         assert_eq!(decided(&app, &card, 2).await, Decision::Ignore);
 
         click(&app, "U1", "T1", &card, "card_submit", &submit_value(&app, &card).await, "s").await;
-        let sent = sends(&app, 2).await;
+        let sent = app.sends("DEVOPS-1", 2).await;
         assert_eq!(sent[1]["content"], "Approved 1 command, rejected 1 command, ignored 1 command.");
         assert_eq!(
             sent[1]["data"],
@@ -148,7 +136,7 @@ async fn approve_reject_ignore_then_submit_send_the_exact_cmds() {
             shown.iter().any(|m| text_of(m).contains("Done.")).then_some(())
         })
         .await;
-        let record = app.store.ticket_by_thread(&thread()).await.unwrap().unwrap();
+        let record = app.store.ticket_by_thread(&thread(ROOT)).await.unwrap().unwrap();
         let history = app.store.history(&record.ticket).await.unwrap();
         let decisions = history.iter().filter(|e| matches!(e.event, HistoryEvent::CommandDecided { .. })).count();
         assert_eq!(decisions, 3);
@@ -165,14 +153,14 @@ async fn decisions_ride_only_on_a_message_from_someone_who_may_decide() {
         decided(&app, &card, 1).await;
         // A third person writing in the thread: relayed, without the decisions; the card stays.
         app.post_event(&message_event("Ev2", "C1", "U2", "1700000000.000300", Some(ROOT), "hmm?")).await;
-        let sent = sends(&app, 2).await;
+        let sent = app.sends("DEVOPS-1", 2).await;
         assert_eq!(sent[1]["content"], "NameU2: hmm?");
         assert_eq!(sent[1]["data"], json!({}), "{backend:?}: a non-decider's message carries no decisions");
         let still = stored(&app, &card).await;
         assert_eq!((still.state, still.submitted_by.clone()), (CardState::Open, None));
         // The requester writing: the decisions go with the message, once.
         app.post_event(&message_event("Ev3", "C1", "U1", "1700000000.000400", Some(ROOT), "go ahead")).await;
-        let sent = sends(&app, 3).await;
+        let sent = app.sends("DEVOPS-1", 3).await;
         assert_eq!(sent[2]["content"], "NameU1: go ahead");
         assert_eq!(sent[2]["data"], json!({"cmds": [{"command": "df -h", "execute": true}]}), "{backend:?}");
         let submitted = stored(&app, &card).await;
@@ -198,14 +186,14 @@ async fn a_newer_card_supersedes_the_older_one() {
     app.wait_slack("chat.update", 1, |u| u["ts"] == first.messages[0].as_str() && text_of(u).contains("newer card"))
         .await;
     click(&app, "U1", "T1", &first, "card_approve", &value(&app, &first, 0).await, "old").await;
-    assert!(answer(&app, "old").await.contains("newer card"));
+    assert!(app.first_answer("old").await.contains("newer card"));
     assert_eq!(stored(&app, &first).await.commands[0].decision, Decision::Undecided);
     assert_eq!(stored(&app, &second).await.state, CardState::Open);
 }
 
 #[tokio::test]
 async fn only_the_requester_and_approvers_decide_and_guests_only_by_id() {
-    let options = Options { approvers: vec!["U7".to_owned(), "S1".to_owned()], ..Options::bridge(Backend::Redis) };
+    let options = Options::bridge(Backend::Redis).config(|c| c.approvers = approvers(&["U7", "S1"]));
     let (app, card) = card_app(options, &["a", "b", "c", "d"]).await;
     Mock::given(path("/usergroups.users.list"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": true, "users": ["U5", "U8"]})))
@@ -213,11 +201,11 @@ async fn only_the_requester_and_approvers_decide_and_guests_only_by_id() {
         .await;
     // Someone else in the workspace: refused, told who can decide, nothing changes.
     click(&app, "U9", "T1", &card, "card_approve", &value(&app, &card, 0).await, "u9").await;
-    let refusal = answer(&app, "u9").await;
+    let refusal = app.first_answer("u9").await;
     assert!(refusal.contains("<@U1>") && refusal.contains("<@U7>") && refusal.contains("<!subteam^S1>"), "{refusal}");
     // A Slack Connect guest in the approvers' group: still refused (guests only by user id).
     click(&app, "U8", "T2", &card, "card_approve", &value(&app, &card, 0).await, "u8").await;
-    assert!(answer(&app, "u8").await.contains("Only"));
+    assert!(app.first_answer("u8").await.contains("Only"));
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(stored(&app, &card).await.commands[0].decision, Decision::Undecided);
     // A guest listed by id, a group member of this workspace, and the requester: allowed.
@@ -262,7 +250,7 @@ async fn concurrent_approve_and_submit_clicks_send_once() {
         })
         .await
         .expect("submitted");
-        sends(&app, 2).await;
+        app.sends("DEVOPS-1", 2).await;
         tokio::time::sleep(Duration::from_millis(500)).await;
         let sent = app.helpdesk_calls("POST", "/DEVOPS-1/sendMessage").await;
         assert_eq!(sent.len(), 2, "{backend:?}: the proposal turn and exactly one submission");
@@ -277,10 +265,10 @@ async fn tampered_and_stale_clicks_change_nothing() {
     // A position the card does not have.
     let version = stored(&app, &card).await.version;
     click(&app, "U1", "T1", &card, "card_approve", &card_value(card.id.as_str(), Some(7), version), "t1").await;
-    assert!(answer(&app, "t1").await.contains("not on this card"));
+    assert!(app.first_answer("t1").await.contains("not on this card"));
     // A card that does not exist.
     click(&app, "U1", "T1", &card, "card_approve", "0000000000000000:0", "t2").await;
-    assert!(answer(&app, "t2").await.contains("no longer exists"));
+    assert!(app.first_answer("t2").await.contains("no longer exists"));
     // The right card, clicked from a message that is not the card.
     let forged = click_from(
         "U1",
@@ -293,7 +281,7 @@ async fn tampered_and_stale_clicks_change_nothing() {
         &app.slack.uri(),
     );
     app.post_interaction(&forged).await;
-    assert!(answer(&app, "t3").await.contains("does not belong"));
+    assert!(app.first_answer("t3").await.contains("does not belong"));
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(stored(&app, &card).await.commands[0].decision, Decision::Undecided);
 
@@ -301,10 +289,10 @@ async fn tampered_and_stale_clicks_change_nothing() {
     click(&app, "U1", "T1", &card, "card_approve", &value(&app, &card, 0).await, "t4").await;
     decided(&app, &card, 0).await;
     click(&app, "U1", "T1", &card, "card_submit", &submit_value(&app, &card).await, "t5").await;
-    sends(&app, 2).await;
+    app.sends("DEVOPS-1", 2).await;
     let before = app.slack_calls("chat.update").await.len();
     click(&app, "U1", "T1", &card, "card_change", &value(&app, &card, 0).await, "t6").await;
-    assert!(answer(&app, "t6").await.contains("already submitted"));
+    assert!(app.first_answer("t6").await.contains("already submitted"));
     let after = app.wait_slack("chat.update", before + 1, |_| true).await;
     assert!(!after.last().unwrap().to_string().contains("card_change"));
     assert_eq!(stored(&app, &card).await.commands[0].decision, Decision::Approve);
@@ -313,7 +301,7 @@ async fn tampered_and_stale_clicks_change_nothing() {
 #[tokio::test]
 async fn a_restart_between_decision_and_submit_keeps_the_decisions() {
     for backend in [Backend::Redis, Backend::Embedded] {
-        let state = crate::support::Persistent::new();
+        let state = Persistent::new();
         let options = || state.options(backend);
         let (app, card) = card_app(options(), &["uptime", "whoami"]).await;
         click(&app, "U1", "T1", &card, "card_approve", &value(&app, &card, 1).await, "a").await;
@@ -323,7 +311,7 @@ async fn a_restart_between_decision_and_submit_keeps_the_decisions() {
         let app = spawn_app(options()).await;
         mount_reply(&app.helpdesk, "DEVOPS-1", json!({"role": "assistant", "content": "ran it", "data": {}})).await;
         click(&app, "U1", "T1", &card, "card_submit", &submit_value(&app, &card).await, "s").await;
-        let sent = sends(&app, 1).await;
+        let sent = app.sends("DEVOPS-1", 1).await;
         assert_eq!(sent[0]["data"], json!({"cmds": [{"command": "whoami", "execute": true}]}), "{backend:?}");
     }
 }
@@ -365,9 +353,9 @@ async fn many_commands_and_long_files_render_into_valid_messages() {
 async fn channel_approvers_set_with_config_may_decide() {
     let (app, card) = card_app(Options::bridge(Backend::Embedded), &["uptime"]).await;
     click(&app, "U6", "T1", &card, "card_approve", &value(&app, &card, 0).await, "before").await;
-    assert!(answer(&app, "before").await.contains("Only"));
+    assert!(app.first_answer("before").await.contains("Only"));
     app.post_command("UA1", "C1", "config approvers <@U6|dana>", "cfg").await;
-    assert!(answer(&app, "cfg").await.contains("<@U6>"));
+    assert!(app.first_answer("cfg").await.contains("<@U6>"));
     click(&app, "U6", "T1", &card, "card_approve", &value(&app, &card, 0).await, "after").await;
     assert_eq!(decided(&app, &card, 0).await, Decision::Approve);
 }
@@ -375,9 +363,9 @@ async fn channel_approvers_set_with_config_may_decide() {
 #[tokio::test]
 async fn a_card_of_a_deleted_ticket_is_closed_when_clicked() {
     let (app, card) = card_app(Options::bridge(Backend::Redis), &["uptime"]).await;
-    app.store.delete_ticket(&thread()).await.unwrap();
+    app.store.delete_ticket(&thread(ROOT)).await.unwrap();
     click(&app, "U1", "T1", &card, "card_approve", &value(&app, &card, 0).await, "gone").await;
-    assert!(answer(&app, "gone").await.contains("deleted"));
+    assert!(app.first_answer("gone").await.contains("deleted"));
     let closed = app
         .wait_slack("chat.update", 1, |u| u["ts"] == card.messages[0].as_str() && text_of(u).contains("deleted"))
         .await;
@@ -387,7 +375,7 @@ async fn a_card_of_a_deleted_ticket_is_closed_when_clicked() {
 
 /// Opens a ticket (requested by `requester`) whose first reply is `reply`; later sends answer
 /// "Done.".
-async fn card_app_with(options: Options, requester: &str, reply: Value) -> (TestApp, Card) {
+async fn card_app_with(options: Options<'_>, requester: &str, reply: Value) -> (TestApp, Card) {
     let app = spawn_app(options).await;
     Mock::given(method("POST"))
         .and(path(format!("{API}/tickets/{WORKSPACE_ID}/DEVOPS-1/sendMessage")))
@@ -441,14 +429,14 @@ async fn the_slack_connect_rule_comes_first_and_guests_decide_only_by_id() {
         let (app, card) = card_app(Options::bridge(backend), &["a", "b"]).await;
         // An administrator lists a person from another organisation and a guest for this channel.
         app.post_command("UA1", "C1", "config approvers <@UX1> <@UG2>", "cfg").await;
-        assert!(answer(&app, "cfg").await.contains("<@UX1>"));
+        assert!(app.first_answer("cfg").await.contains("<@UX1>"));
         // The external approver: refused, although the channel lists them (and even when the
         // payload claims this workspace: Slack's own record of the person says otherwise).
         click(&app, "UX1", "T1", &card, "card_approve", &value(&app, &card, 0).await, "x1").await;
-        assert!(answer(&app, "x1").await.contains("Only"), "{backend:?}");
+        assert!(app.first_answer("x1").await.contains("Only"), "{backend:?}");
         // A guest who asked nothing and is not listed: refused.
         click(&app, "UG3", "T1", &card, "card_approve", &value(&app, &card, 0).await, "g3").await;
-        assert!(answer(&app, "g3").await.contains("Only"));
+        assert!(app.first_answer("g3").await.contains("Only"));
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert_eq!(stored(&app, &card).await.commands[0].decision, Decision::Undecided);
         // The guest listed by user id: allowed.
@@ -462,10 +450,10 @@ async fn the_slack_connect_rule_comes_first_and_guests_decide_only_by_id() {
 async fn a_guest_requester_does_not_decide_on_their_own_commands() {
     let (app, card) = card_app_with(Options::bridge(Backend::Redis), "UG4", proposal(&["uptime"])).await;
     click(&app, "UG4", "T1", &card, "card_approve", &value(&app, &card, 0).await, "g4").await;
-    assert!(answer(&app, "g4").await.contains("Only"));
+    assert!(app.first_answer("g4").await.contains("Only"));
     // Nor do their thread messages carry anything.
     app.post_event(&message_event("Ev2", "C1", "UG4", "1700000000.000300", Some(ROOT), "go")).await;
-    let sent = sends(&app, 2).await;
+    let sent = app.sends("DEVOPS-1", 2).await;
     assert_eq!(sent[1]["data"], json!({}));
     assert_eq!(stored(&app, &card).await.commands[0].decision, Decision::Undecided);
 }
@@ -473,18 +461,20 @@ async fn a_guest_requester_does_not_decide_on_their_own_commands() {
 #[tokio::test]
 async fn with_requester_may_approve_false_someone_else_decides() {
     for backend in [Backend::Redis, Backend::Embedded] {
-        let mut options = Options { approvers: vec!["U7".to_owned()], ..Options::bridge(backend) };
-        options.access.requester_may_approve = false;
+        let options = Options::bridge(backend).config(|c| {
+            c.approvers = approvers(&["U7"]);
+            c.access.requester_may_approve = false;
+        });
         let (app, card) = card_app(options, &["uptime"]).await;
         click(&app, "U1", "T1", &card, "card_approve", &value(&app, &card, 0).await, "self").await;
-        let refusal = answer(&app, "self").await;
+        let refusal = app.first_answer("self").await;
         assert!(refusal.contains("<@U7>") && !refusal.contains("who asked"), "{refusal}");
         app.post_event(&message_event("Ev2", "C1", "U1", "1700000000.000300", Some(ROOT), "approve it")).await;
-        assert_eq!(sends(&app, 2).await[1]["data"], json!({}), "{backend:?}");
+        assert_eq!(app.sends("DEVOPS-1", 2).await[1]["data"], json!({}), "{backend:?}");
         click(&app, "U7", "T1", &card, "card_approve", &value(&app, &card, 0).await, "u7").await;
         decided(&app, &card, 0).await;
         click(&app, "U7", "T1", &card, "card_submit", &submit_value(&app, &card).await, "s7").await;
-        let sent = sends(&app, 3).await;
+        let sent = app.sends("DEVOPS-1", 3).await;
         assert_eq!(sent[2]["data"], json!({"cmds": [{"command": "uptime", "execute": true}]}), "{backend:?}");
     }
 }
@@ -519,7 +509,7 @@ async fn what_the_card_cannot_show_is_attached_first_and_only_shown_fields_go_ba
             decided(&app, &card, i).await;
         }
         click(&app, "U1", "T1", &card, "card_submit", &submit_value(&app, &card).await, "s").await;
-        let sent = sends(&app, 2).await;
+        let sent = app.sends("DEVOPS-1", 2).await;
         assert_eq!(
             sent[1]["data"],
             json!({"cmds": [
@@ -559,7 +549,7 @@ async fn a_proposal_that_could_not_be_attached_cannot_be_approved() {
     assert!(text_of(&posted[0]).contains("cannot be approved"));
     // A forged Approve (right card, right version) is refused all the same.
     click(&app, "U1", "T1", &card, "card_approve", &value(&app, &card, 0).await, "forged").await;
-    assert!(answer(&app, "forged").await.contains("cannot be approved"));
+    assert!(app.first_answer("forged").await.contains("cannot be approved"));
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(stored(&app, &card).await.commands[0].decision, Decision::Undecided);
     // Rejecting it is fine.
@@ -571,7 +561,7 @@ async fn a_proposal_that_could_not_be_attached_cannot_be_approved() {
 async fn a_click_on_an_outdated_rendering_is_refused() {
     for backend in [Backend::Redis, Backend::Embedded] {
         let (app, card) =
-            card_app(Options { approvers: vec!["U7".to_owned()], ..Options::bridge(backend) }, &["a", "b"]).await;
+            card_app(Options::bridge(backend).config(|c| c.approvers = approvers(&["U7"])), &["a", "b"]).await;
         let seen = value(&app, &card, 1).await;
         let seen_submit = submit_value(&app, &card).await;
         // A co-approver rejects command 0 meanwhile.
@@ -579,17 +569,17 @@ async fn a_click_on_an_outdated_rendering_is_refused() {
         decided(&app, &card, 0).await;
         // Approving from the older rendering: refused, told to look again, nothing recorded.
         click(&app, "U1", "T1", &card, "card_approve", &seen, "old").await;
-        assert!(answer(&app, "old").await.contains("changed"), "{backend:?}");
+        assert!(app.first_answer("old").await.contains("changed"), "{backend:?}");
         // Submitting the older rendering: refused, nothing sent.
         click(&app, "U1", "T1", &card, "card_submit", &seen_submit, "olds").await;
-        assert!(answer(&app, "olds").await.contains("changed"));
+        assert!(app.first_answer("olds").await.contains("changed"));
         tokio::time::sleep(Duration::from_millis(300)).await;
         let now = stored(&app, &card).await;
         assert_eq!((now.state, now.commands[1].decision.clone()), (CardState::Open, Decision::Undecided));
         assert_eq!(app.helpdesk_calls("POST", "/DEVOPS-1/sendMessage").await.len(), 1, "{backend:?}");
         // A button from before cards had versions counts as outdated too.
         click(&app, "U1", "T1", &card, "card_approve", &format!("{}:1", card.id), "legacy").await;
-        assert!(answer(&app, "legacy").await.contains("changed"));
+        assert!(app.first_answer("legacy").await.contains("changed"));
     }
 }
 
@@ -602,18 +592,18 @@ async fn retry_never_resends_decisions_that_may_have_arrived() {
         // The submission's send fails in a way that may have reached the HelpDesk.
         fail_next_send(&app, 502, "bad gateway").await;
         click(&app, "U1", "T1", &card, "card_submit", &submit_value(&app, &card).await, "s").await;
-        let sent = sends(&app, 2).await;
+        let sent = app.sends("DEVOPS-1", 2).await;
         assert_eq!(sent[1]["data"], json!({"cmds": [{"command": "uptime", "execute": true}]}));
         let pending = retry_value(&app).await;
         // A guest may not retry it.
         let from_guest = click_from("UG5", "T1", "1800000000.000009", ROOT, "retry", &pending, "g", &app.slack.uri());
         app.post_interaction(&from_guest).await;
-        let refusal = answer(&app, "g").await;
+        let refusal = app.first_answer("g").await;
         assert!(refusal.contains("Only members"), "{refusal}");
         // The requester retries: the message goes again, the decisions do not.
         let retry = click_from("U1", "T1", "1800000000.000009", ROOT, "retry", &pending, "r", &app.slack.uri());
         app.post_interaction(&retry).await;
-        let sent = sends(&app, 3).await;
+        let sent = app.sends("DEVOPS-1", 3).await;
         assert_eq!(sent[2]["data"], json!({}), "{backend:?}: decisions are sent at most once, ever");
         assert!(sent[2]["content"].as_str().unwrap().contains("not sent again"), "the agent is asked to propose again");
         assert!(stored(&app, &card).await.sent);
@@ -631,7 +621,7 @@ async fn retry_into_a_closed_ticket_is_refused() {
     app.post_event(&mention_event("Ev1", "C1", "U1", ROOT, "<@UBOT> hello")).await;
     let pending = retry_value(&app).await;
     app.store
-        .update_ticket(&thread(), |r| {
+        .update_ticket(&thread(ROOT), |r| {
             r.status = helpdesk_bridge::model::TicketStatus::Closed;
             true
         })
@@ -639,7 +629,7 @@ async fn retry_into_a_closed_ticket_is_refused() {
         .unwrap();
     let retry = click_from("U1", "T1", "1800000000.000009", ROOT, "retry", &pending, "r", &app.slack.uri());
     app.post_interaction(&retry).await;
-    assert!(answer(&app, "r").await.contains("is closed"));
+    assert!(app.first_answer("r").await.contains("is closed"));
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(app.helpdesk_calls("POST", "/DEVOPS-1/sendMessage").await.len(), 1, "nothing more was sent");
 }
@@ -657,16 +647,8 @@ async fn decisions_kept_for_a_retry_never_go_to_another_ticket_of_the_thread() {
         let pending = retry_value(&app).await;
         assert!(!stored(&app, &card).await.sent, "{backend:?}: released for a resend to its own ticket");
         // Meanwhile the thread became another ticket.
-        app.store.delete_ticket(&thread()).await.unwrap();
-        crate::support::fakes::seed(
-            &app.store,
-            ROOT,
-            "DEVOPS-2",
-            helpdesk_bridge::model::TicketStatus::Pending,
-            "U1",
-            5,
-        )
-        .await;
+        app.store.delete_ticket(&thread(ROOT)).await.unwrap();
+        seed(&app.store, ROOT, "DEVOPS-2", helpdesk_bridge::model::TicketStatus::Pending, "U1", 5).await;
         mount_reply(&app.helpdesk, "DEVOPS-2", json!({"role": "assistant", "content": "Hi.", "data": {}})).await;
         let retry = click_from("U1", "T1", "1800000000.000009", ROOT, "retry", &pending, "r", &app.slack.uri());
         app.post_interaction(&retry).await;
@@ -683,7 +665,7 @@ async fn decisions_kept_for_a_retry_never_go_to_another_ticket_of_the_thread() {
 #[tokio::test]
 async fn someone_slack_cannot_describe_decides_only_when_listed_in_approvers() {
     let (app, card) =
-        card_app(Options { approvers: vec!["U7".to_owned()], ..Options::bridge(Backend::Redis) }, &["a"]).await;
+        card_app(Options::bridge(Backend::Redis).config(|c| c.approvers = approvers(&["U7"])), &["a"]).await;
     for user in ["U6", "U7"] {
         Mock::given(path("/users.info"))
             .and(wiremock::matchers::query_param("user", user))
@@ -693,10 +675,10 @@ async fn someone_slack_cannot_describe_decides_only_when_listed_in_approvers() {
             .await;
     }
     app.post_command("UA1", "C1", "config approvers <@U6>", "cfg").await;
-    assert!(answer(&app, "cfg").await.contains("<@U6>"));
+    assert!(app.first_answer("cfg").await.contains("<@U6>"));
     // Listed for the channel only: refused while Slack cannot say who they are.
     click(&app, "U6", "T1", &card, "card_approve", &value(&app, &card, 0).await, "u6").await;
-    assert!(answer(&app, "u6").await.contains("Only"));
+    assert!(app.first_answer("u6").await.contains("Only"));
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(stored(&app, &card).await.commands[0].decision, Decision::Undecided);
     // Listed by id in APPROVERS: allowed all the same.
@@ -720,6 +702,6 @@ async fn a_card_posted_only_in_part_is_withdrawn() {
     app.post_event(&mention_event("Ev1", "C1", "U1", ROOT, "<@UBOT> roll out")).await;
     let withdrawn = app.wait_slack("chat.update", 1, |u| text_of(u).contains("could not post all")).await;
     assert!(!withdrawn[0].to_string().contains("card_approve"), "nothing left to click");
-    let record = app.store.ticket_by_thread(&thread()).await.unwrap().unwrap();
+    let record = app.store.ticket_by_thread(&thread(ROOT)).await.unwrap().unwrap();
     assert!(app.store.open_card(&record.ticket).await.unwrap().is_none(), "no open card to decide on");
 }

@@ -12,7 +12,7 @@ use wiremock::{
     matchers::{path, query_param},
 };
 
-use crate::support::mount_auth_test;
+use crate::support::{app::mount_auth_test, eventually};
 
 fn binary() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_helpdesk-bridge"));
@@ -129,7 +129,7 @@ async fn sigterm_stops_the_service_cleanly() {
     let lines = std::thread::spawn(move || BufReader::new(stdout).lines().map_while(Result::ok).collect::<Vec<_>>());
 
     let client = reqwest::Client::new();
-    let ready = crate::support::eventually(Duration::from_secs(15), || async {
+    let ready = eventually(Duration::from_secs(15), || async {
         let response = client.get(format!("http://127.0.0.1:{port}/readyz")).send().await.ok()?;
         response.status().is_success().then_some(())
     })
@@ -188,7 +188,7 @@ async fn sigterm_is_not_held_by_connections_trickling_headers() {
     command.env("LISTEN_ADDR", format!("127.0.0.1:{port}")).env("SHUTDOWN_GRACE_SECONDS", "3");
     let mut child = command.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     let client = reqwest::Client::new();
-    let ready = crate::support::eventually(Duration::from_secs(15), || async {
+    let ready = eventually(Duration::from_secs(15), || async {
         let response = client.get(format!("http://127.0.0.1:{port}/readyz")).send().await.ok()?;
         response.status().is_success().then_some(())
     })
@@ -201,10 +201,9 @@ async fn sigterm_is_not_held_by_connections_trickling_headers() {
     for _ in 0..20 {
         junk.push(crate::hostile_ingress::Slow::start(addr, Vec::new(), head.clone(), Duration::from_millis(50)).await);
     }
-    let trickling = crate::support::eventually(Duration::from_secs(10), || async {
-        junk.iter().all(|j| j.seen().written >= 3).then_some(())
-    })
-    .await;
+    let trickling =
+        eventually(Duration::from_secs(10), || async { junk.iter().all(|j| j.seen().written >= 3).then_some(()) })
+            .await;
     assert!(trickling.is_some());
 
     Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use helpdesk_bridge::{
-    ids::{ChannelId, MessageTs, TeamId, ThreadKey},
+    ids::{ChannelId, TeamId},
     model::{ChannelRef, ChannelSettings},
 };
 use serde_json::{Value, json};
@@ -14,17 +14,14 @@ use wiremock::{
 };
 
 use crate::support::{
-    Backend, Options, TestApp, eventually,
-    fakes::{self, API, WORKSPACE_ID, assert_valid_message, click, create_submission, mount_reply, shortcut, text_of},
-    mention_event, message_event, spawn_app,
+    app::{Backend, Options, Persistent, TestApp, spawn_app, without_defaults},
+    eventually,
+    fakes::{self, API, WORKSPACE_ID, assert_valid_message, mount_reply, text_of, thread},
+    payloads::{click, create_submission, mention_event, message_event, shortcut},
     timed::{End, Script, TimedHelpdesk},
 };
 
 const BOTH: [Backend; 2] = [Backend::Redis, Backend::Embedded];
-
-fn thread(ts: &str) -> ThreadKey {
-    ThreadKey { team: TeamId::new("T1"), channel: ChannelId::new("C1"), thread_ts: MessageTs::new(ts) }
-}
 
 fn reply(content: &str) -> Value {
     json!({"role": "assistant", "content": content, "data": {}})
@@ -58,16 +55,6 @@ async fn assert_posts_in_thread(app: &TestApp, channel: &str, thread_ts: &str, s
     }
 }
 
-async fn sends(app: &TestApp, ticket: &str, n: usize) -> Vec<Value> {
-    let suffix = format!("/{ticket}/sendMessage");
-    let found = eventually(Duration::from_secs(15), || async {
-        let calls = app.helpdesk_calls("POST", &suffix).await;
-        (calls.len() >= n).then_some(calls)
-    })
-    .await;
-    found.unwrap_or_else(|| panic!("expected {n} sends to {ticket}"))
-}
-
 #[tokio::test]
 async fn a_mention_opens_exactly_one_ticket_and_the_reply_comes_back() {
     for backend in BOTH {
@@ -81,7 +68,7 @@ async fn a_mention_opens_exactly_one_ticket_and_the_reply_comes_back() {
             200
         );
 
-        let sent = sends(&app, "DEVOPS-1", 1).await;
+        let sent = app.sends("DEVOPS-1", 1).await;
         assert_eq!(sent[0]["content"], "@NameUBOT Pods crash in prod\nweb-1 restarts every minute");
         assert_eq!(sent[0]["data"], json!({}));
         let created = app.helpdesk_calls("POST", &format!("/tickets/{WORKSPACE_ID}")).await;
@@ -122,7 +109,7 @@ async fn a_direct_message_opens_a_ticket_in_its_own_thread() {
     let app = spawn_app(Options::bridge(Backend::Embedded)).await;
     mount_reply(&app.helpdesk, "DEVOPS-1", reply("On it.")).await;
     app.post_event(&message_event("Ev1", "D9", "U1", "1700000000.000300", None, "my deploy is stuck")).await;
-    let sent = sends(&app, "DEVOPS-1", 1).await;
+    let sent = app.sends("DEVOPS-1", 1).await;
     assert_eq!(sent[0]["content"], "my deploy is stuck");
     shown(&app, "On it.").await;
     assert_posts_in_thread(&app, "D9", "1700000000.000300", 0).await;
@@ -133,7 +120,7 @@ async fn thread_replies_relay_in_order_and_say_who_wrote_them() {
     let app = spawn_app(Options::bridge(Backend::Redis)).await;
     mount_reply(&app.helpdesk, "DEVOPS-1", reply("ok")).await;
     app.post_event(&mention_event("Ev1", "C1", "U1", "1700000000.000100", "<@UBOT> help")).await;
-    sends(&app, "DEVOPS-1", 1).await;
+    app.sends("DEVOPS-1", 1).await;
     let root = Some("1700000000.000100");
     app.post_event(&message_event(
         "Ev2",
@@ -148,7 +135,7 @@ async fn thread_replies_relay_in_order_and_say_who_wrote_them() {
     app.post_event(&message_event("Ev4", "C1", "U1", "1700000000.000400", root, "third")).await;
     // A reply in a thread that is not a ticket, without a mention, is left alone.
     app.post_event(&message_event("Ev5", "C1", "U1", "1700000000.000500", Some("1600000000.000001"), "chat")).await;
-    let sent = sends(&app, "DEVOPS-1", 4).await;
+    let sent = app.sends("DEVOPS-1", 4).await;
     let contents: Vec<&str> = sent.iter().map(|s| s["content"].as_str().unwrap()).collect();
     assert_eq!(
         contents[1..],
@@ -167,11 +154,10 @@ async fn a_message_during_a_turn_waits_for_it_to_end() {
         Script::deltas(&["answer two"], Duration::ZERO),
     ])
     .await;
-    let app = spawn_app(Options {
-        helpdesk_url: Some(timed.url.clone()),
-        force_streaming: true,
-        ..Options::bridge(Backend::Redis)
-    })
+    let app = spawn_app(Options::bridge(Backend::Redis).config(|c| {
+        c.helpdesk.host.clone_from(&timed.url);
+        c.helpdesk.force_streaming = true;
+    }))
     .await;
     seed_ticket(&app, "1700000000.000100").await;
     let root = Some("1700000000.000100");
@@ -205,16 +191,25 @@ async fn streaming_edits_grow_and_keep_to_one_per_second() {
     let mut script = Script::deltas(&refs, Duration::from_millis(250));
     script.events.insert(0, json!({"type": "intermittent_update", "text": "Running tool: kubectl"}));
     let timed = TimedHelpdesk::start(vec![script]).await;
-    let app = spawn_app(Options {
-        helpdesk_url: Some(timed.url.clone()),
-        force_streaming: true,
-        ..Options::bridge(Backend::Embedded)
-    })
+    let app = spawn_app(Options::bridge(Backend::Embedded).config(|c| {
+        c.helpdesk.host.clone_from(&timed.url);
+        c.helpdesk.force_streaming = true;
+    }))
     .await;
     let log = fakes::UpdateLog::mount(&app.slack).await;
     seed_ticket(&app, "1700000000.000100").await;
     app.post_event(&message_event("Ev1", "C1", "U1", "1700000000.000200", Some("1700000000.000100"), "go")).await;
     shown(&app, "chunk11").await;
+    // The last text may first show in a progress edit that still carries the status line;
+    // the final edit follows at the paced interval (about a second later), so wait for it
+    // rather than for a fixed time, then let any straggler land.
+    let reply_edits = || log.updates().into_iter().filter(|(_, body)| body["ts"] != "1700000000.000100");
+    let finished = eventually(Duration::from_secs(10), || async {
+        let last = reply_edits().last().map(|(_, body)| text_of(&body))?;
+        (last.contains("chunk11") && !last.contains("Running tool")).then_some(())
+    })
+    .await;
+    assert!(finished.is_some(), "the reply reached its final text");
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     // The reply's edits: the header (the thread's root) is updated too when the ticket
@@ -248,12 +243,11 @@ async fn a_short_edit_budget_goes_to_final_replies_first() {
     let timed = TimedHelpdesk::start(vec![Script::deltas(&refs, Duration::from_millis(200))]).await;
     // Six edits a minute: a burst of three, then one every 20 s. Progress edits leave two
     // in the bucket, so only one of the two replies may show progress; both finals fit.
-    let app = spawn_app(Options {
-        helpdesk_url: Some(timed.url.clone()),
-        force_streaming: true,
-        updates_per_minute: 6,
-        ..Options::bridge(Backend::Embedded)
-    })
+    let app = spawn_app(Options::bridge(Backend::Embedded).config(|c| {
+        c.helpdesk.host.clone_from(&timed.url);
+        c.helpdesk.force_streaming = true;
+        c.slack.updates_per_minute = 6;
+    }))
     .await;
     let log = fakes::UpdateLog::mount(&app.slack).await;
     let pending = helpdesk_bridge::model::TicketStatus::Pending;
@@ -335,10 +329,10 @@ async fn helpdesk_errors_are_explained_and_retry_resends_the_same_message() {
         let click = click("U2", notice_ts, "1700000000.000100", "retry", value, "tr-1");
         assert_eq!(app.post_interaction(&click).await.status(), 200);
         shown(&app, "Back online.").await;
-        let sent = sends(&app, "DEVOPS-1", 2).await;
+        let sent = app.sends("DEVOPS-1", 2).await;
         assert_eq!(sent[0]["content"], sent[1]["content"], "{backend:?}: the same message is resent");
         // A second click (another trigger) finds nothing left to retry.
-        let again = crate::support::fakes::click("U2", notice_ts, "1700000000.000100", "retry", value, "tr-2");
+        let again = crate::support::payloads::click("U2", notice_ts, "1700000000.000100", "retry", value, "tr-2");
         app.post_interaction(&again).await;
         tokio::time::sleep(Duration::from_millis(400)).await;
         assert_eq!(app.helpdesk_calls("POST", "/sendMessage").await.len(), 2, "{backend:?}: retried once");
@@ -353,12 +347,12 @@ async fn broken_and_silent_streams_keep_their_partial_text_and_say_so() {
         ..Script::deltas(&["half an ", "answer"], Duration::from_millis(50))
     };
     let timed = TimedHelpdesk::start(vec![broken, silent, Script::deltas(&["all good"], Duration::ZERO)]).await;
-    let app = spawn_app(Options {
-        helpdesk_url: Some(timed.url.clone()),
-        force_streaming: true,
-        helpdesk_timeout: Duration::from_secs(1),
-        ..Options::bridge(Backend::Embedded)
-    })
+    let app = spawn_app(Options::bridge(Backend::Embedded).config(|c| {
+        c.helpdesk.host.clone_from(&timed.url);
+        c.helpdesk.force_streaming = true;
+        c.helpdesk.request_timeout = Duration::from_secs(1);
+        c.helpdesk.stream_idle_timeout = Duration::from_secs(1);
+    }))
     .await;
     seed_ticket(&app, "1700000000.000100").await;
     let root = Some("1700000000.000100");
@@ -419,7 +413,7 @@ async fn a_ticket_gone_from_the_helpdesk_offers_a_new_one() {
         "t1",
     );
     app.post_interaction(&click).await;
-    let sent = sends(&app, "DEVOPS-2", 1).await;
+    let sent = app.sends("DEVOPS-2", 1).await;
     assert_eq!(sent[0]["content"], "anyone there?");
     shown(&app, "Fresh start.").await;
     let record = app.store.ticket_by_thread(&thread("1700000000.000100")).await.unwrap().unwrap();
@@ -428,7 +422,7 @@ async fn a_ticket_gone_from_the_helpdesk_offers_a_new_one() {
 
 #[tokio::test]
 async fn without_defaults_a_create_button_opens_a_modal_that_creates_the_ticket() {
-    let app = spawn_app(Options { defaults: false, ..Options::bridge(Backend::Embedded) }).await;
+    let app = spawn_app(Options::bridge(Backend::Embedded).config(without_defaults)).await;
     mount_reply(&app.helpdesk, "DEVOPS-1", reply("Hello!")).await;
     app.post_event(&mention_event("Ev1", "C1", "U1", "1700000000.000100", "<@UBOT> DNS is flaky")).await;
     let prompt = shown(&app, "No HelpDesk workspace").await;
@@ -446,7 +440,7 @@ async fn without_defaults_a_create_button_opens_a_modal_that_creates_the_ticket(
     assert_eq!(opened[0]["view"]["blocks"][0]["element"]["initial_value"], "DNS is flaky");
 
     app.post_interaction(&create_submission("U1", "V1", &pending, "DNS flaky in staging")).await;
-    let sent = sends(&app, "DEVOPS-1", 1).await;
+    let sent = app.sends("DEVOPS-1", 1).await;
     assert_eq!(sent[0]["content"], "@NameUBOT DNS is flaky");
     let created = app.helpdesk_calls("POST", &format!("/tickets/{WORKSPACE_ID}")).await;
     assert_eq!(created[0]["title"], "DNS flaky in staging");
@@ -462,7 +456,7 @@ async fn slash_new_posts_a_header_whose_thread_is_the_ticket() {
         mount_reply(&app.helpdesk, "DEVOPS-1", reply("Looking.")).await;
         let response = app.post_command("U1", "C1", "new Disk full on db-0 | it is at 99%", "cmd-1").await;
         assert_eq!(response.status(), 200);
-        let sent = sends(&app, "DEVOPS-1", 1).await;
+        let sent = app.sends("DEVOPS-1", 1).await;
         assert_eq!(sent[0]["content"], "it is at 99%");
         let created = app.helpdesk_calls("POST", &format!("/tickets/{WORKSPACE_ID}")).await;
         assert_eq!(created[0]["title"], "Disk full on db-0");
@@ -480,7 +474,7 @@ async fn slash_new_posts_a_header_whose_thread_is_the_ticket() {
 
 #[tokio::test]
 async fn slash_config_sets_validated_channel_defaults() {
-    let app = spawn_app(Options { defaults: false, ..Options::bridge(Backend::Redis) }).await;
+    let app = spawn_app(Options::bridge(Backend::Redis).config(without_defaults)).await;
     app.post_command("UA1", "C7", "config workspace devops agent generic-agent", "cfg-1").await;
     let answers = app.wait_slack("respond/cfg-1", 1, |_| true).await;
     assert!(text_of(&answers[0]).contains("workspace devops with agent generic-agent"), "{}", text_of(&answers[0]));
@@ -504,9 +498,9 @@ async fn slash_config_sets_validated_channel_defaults() {
 
     // The channel's settings now open tickets there without the bridge's defaults.
     mount_reply(&app.helpdesk, "DEVOPS-1", reply("Hi.")).await;
-    let mention = crate::support::mention_event("Ev1", "C7", "U1", "1700000000.000100", "<@UBOT> hello");
+    let mention = mention_event("Ev1", "C7", "U1", "1700000000.000100", "<@UBOT> hello");
     app.post_event(&mention).await;
-    sends(&app, "DEVOPS-1", 1).await;
+    app.sends("DEVOPS-1", 1).await;
 }
 
 #[tokio::test]
@@ -515,7 +509,7 @@ async fn the_message_shortcut_quotes_the_message_with_its_permalink() {
     mount_reply(&app.helpdesk, "DEVOPS-1", reply("Seen.")).await;
     let response_url = format!("{}/respond/sc", app.slack.uri());
     app.post_interaction(&shortcut("U2", "U3", "1700000000.000500", "prod is down\nsince 10:00", &response_url)).await;
-    let sent = sends(&app, "DEVOPS-1", 1).await;
+    let sent = app.sends("DEVOPS-1", 1).await;
     let content = sent[0]["content"].as_str().unwrap();
     assert!(content.starts_with("> prod is down\n> since 10:00\n"), "{content}");
     assert!(content.contains("https://acme.slack.com/archives/C1/p1") && content.contains("NameU3"), "{content}");
@@ -553,7 +547,7 @@ async fn racing_messages_in_a_new_thread_open_one_ticket() {
         for response in futures_util::future::join_all(posts).await {
             assert_eq!(response.status(), 200);
         }
-        sends(&app, "DEVOPS-1", 5).await;
+        app.sends("DEVOPS-1", 5).await;
         assert_eq!(app.helpdesk_calls("POST", &format!("/tickets/{WORKSPACE_ID}")).await.len(), 1, "{backend:?}");
     }
 }
@@ -561,7 +555,7 @@ async fn racing_messages_in_a_new_thread_open_one_ticket() {
 #[tokio::test]
 async fn a_restart_keeps_the_thread_mapped_to_its_ticket() {
     for backend in BOTH {
-        let state = crate::support::Persistent::new();
+        let state = Persistent::new();
         let options = || state.options(backend);
         let app = spawn_app(options()).await;
         mount_reply(&app.helpdesk, "DEVOPS-1", reply("first")).await;
@@ -579,7 +573,7 @@ async fn a_restart_keeps_the_thread_mapped_to_its_ticket() {
             app.helpdesk_calls("POST", &format!("/tickets/{WORKSPACE_ID}")).await.is_empty(),
             "{backend:?}: no new ticket after a restart"
         );
-        let sent = sends(&app, "DEVOPS-1", 1).await;
+        let sent = app.sends("DEVOPS-1", 1).await;
         assert_eq!(sent[0]["content"], "again");
     }
 }
@@ -619,8 +613,11 @@ async fn what_the_agent_ran_and_linked_follows_the_reply() {
 
 #[tokio::test]
 async fn a_helpdesk_that_does_not_answer_in_time_is_explained() {
-    let app =
-        spawn_app(Options { helpdesk_timeout: Duration::from_secs(1), ..Options::bridge(Backend::Embedded) }).await;
+    let app = spawn_app(Options::bridge(Backend::Embedded).config(|c| {
+        c.helpdesk.request_timeout = Duration::from_secs(1);
+        c.helpdesk.stream_idle_timeout = Duration::from_secs(1);
+    }))
+    .await;
     Mock::given(method("POST"))
         .and(path(format!("{API}/tickets/{WORKSPACE_ID}/DEVOPS-1/sendMessage")))
         .respond_with(ResponseTemplate::new(200).set_body_json(reply("late")).set_delay(Duration::from_secs(3)))

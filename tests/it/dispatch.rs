@@ -9,7 +9,10 @@ use std::{
 use helpdesk_bridge::inbound::InboundKind;
 use tokio::sync::Notify;
 
-use crate::support::{Options, Recorder, message_event, spawn_app};
+use crate::support::{
+    app::{Options, Recorder, spawn_app},
+    payloads::message_event,
+};
 
 /// Four threads' messages arrive interleaved and concurrently; each thread's messages are
 /// handled in the order they arrived, while the handler takes a random while for each.
@@ -24,7 +27,7 @@ async fn items_of_one_thread_are_handled_in_arrival_order() {
         })),
         ..Default::default()
     };
-    let app = Arc::new(spawn_app(Options { recorder, ..Default::default() }).await);
+    let app = Arc::new(spawn_app(Options::recording(recorder)).await);
     const THREADS: usize = 4;
     const PER_THREAD: usize = 25;
     let senders: Vec<_> = (0..THREADS)
@@ -80,7 +83,7 @@ async fn different_threads_run_in_parallel() {
         })),
         ..Default::default()
     };
-    let app = spawn_app(Options { recorder, ..Default::default() }).await;
+    let app = spawn_app(Options::recording(recorder)).await;
     let a = message_event("EvA", "C1", "U1", "1700000002.000001", Some("1700000002.000000"), "A");
     let b = message_event("EvB", "C1", "U1", "1700000003.000001", Some("1700000003.000000"), "B");
     assert_eq!(app.post_event(&a).await.status(), 200);
@@ -97,7 +100,7 @@ async fn shutdown_finishes_in_flight_items() {
         hook: Some(Arc::new(|_| Box::pin(tokio::time::sleep(Duration::from_millis(200))))),
         ..Default::default()
     };
-    let app = spawn_app(Options { recorder: recorder.clone(), ..Default::default() }).await;
+    let app = spawn_app(Options::recording(recorder.clone())).await;
     for n in 0..3 {
         let event = message_event(
             &format!("EvS{n}"),

@@ -11,10 +11,7 @@ use std::{
     time::Duration,
 };
 
-use helpdesk_bridge::{
-    ids::{ChannelId, MessageTs, TeamId, ThreadKey},
-    model::TicketStatus,
-};
+use helpdesk_bridge::model::TicketStatus;
 use serde_json::json;
 use wiremock::{
     Mock, ResponseTemplate,
@@ -22,9 +19,11 @@ use wiremock::{
 };
 
 use crate::support::{
-    Backend, Options, PrivateRedis, TestApp, eventually,
-    fakes::{API, WORKSPACE_ID, assert_valid_message, mount_reply, seed, text_of},
-    message_event, spawn_app,
+    app::{Backend, Options, TestApp, spawn_app},
+    eventually,
+    fakes::{API, WORKSPACE_ID, assert_valid_message, mount_reply, seed, text_of, thread},
+    payloads::message_event,
+    redis::PrivateRedis,
     timed::{End, Script, TimedHelpdesk},
 };
 
@@ -32,10 +31,6 @@ const ROOT: &str = "1700000000.000100";
 /// Messages sent through the Redis restart: Slack's 1 post per second per channel paces
 /// their replies, so more would only make the test longer.
 const MESSAGES: u32 = 16;
-
-async fn metrics(app: &TestApp) -> String {
-    app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap()
-}
 
 /// A thread post containing `needle`, validated.
 async fn said(app: &TestApp, needle: &str) -> serde_json::Value {
@@ -88,7 +83,7 @@ async fn helpdesk_500_and_garbage_are_explained_and_the_next_message_works() {
         .map(|b| b["content"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(sent, ["one", "two", "three"], "each message sent once, none retried on its own");
-    let counted = metrics(&app).await;
+    let counted = app.metrics().await;
     assert!(counted.contains(r#"helpdesk_bridge_turns_total{outcome="failed"} 2"#), "{counted}");
 }
 
@@ -97,12 +92,12 @@ async fn hanging_and_cut_streams_are_explained_and_the_next_message_works() {
     let silent = Script { end: End::Silence(Duration::from_secs(5)), ..Script::deltas(&["thinking "], Duration::ZERO) };
     let cut = Script { end: End::Break, ..Script::deltas(&["half ", "way"], Duration::from_millis(20)) };
     let timed = TimedHelpdesk::start(vec![silent, cut, Script::deltas(&["fine"], Duration::ZERO)]).await;
-    let app = spawn_app(Options {
-        helpdesk_url: Some(timed.url.clone()),
-        force_streaming: true,
-        helpdesk_timeout: Duration::from_secs(1),
-        ..Options::bridge(Backend::Redis)
-    })
+    let app = spawn_app(Options::bridge(Backend::Redis).config(|c| {
+        c.helpdesk.host.clone_from(&timed.url);
+        c.helpdesk.force_streaming = true;
+        c.helpdesk.request_timeout = Duration::from_secs(1);
+        c.helpdesk.stream_idle_timeout = Duration::from_secs(1);
+    }))
     .await;
     seed(&app.store, ROOT, "DEVOPS-1", TicketStatus::Pending, "U1", 1).await;
     app.post_event(&message_event("Ev1", "C1", "U1", "1700000000.000200", Some(ROOT), "one")).await;
@@ -124,7 +119,7 @@ async fn hanging_and_cut_streams_are_explained_and_the_next_message_works() {
 
 #[tokio::test]
 async fn slack_429_storms_refusals_and_timeouts_lose_nothing_and_are_counted() {
-    let app = spawn_app(Options { slack_timeout: Duration::from_secs(1), ..Options::bridge(Backend::Embedded) }).await;
+    let app = spawn_app(Options::bridge(Backend::Embedded).config(|c| c.slack.timeout = Duration::from_secs(1))).await;
     seed(&app.store, ROOT, "DEVOPS-1", TicketStatus::Pending, "U1", 1).await;
     // Five 429s in a row: more than slack-morphism's three retries, so one edit fails
     // through and the final state must be tried again.
@@ -165,11 +160,11 @@ async fn slack_429_storms_refusals_and_timeouts_lose_nothing_and_are_counted() {
         r#"helpdesk_bridge_slack_calls_total{operation="chat.update",outcome="ok"} 1"#,
     ];
     let counted = eventually(Duration::from_secs(30), || async {
-        let counted = metrics(&app).await;
+        let counted = app.metrics().await;
         expected.iter().all(|e| counted.contains(e)).then_some(counted)
     })
     .await;
-    assert!(counted.is_some(), "the storm is counted and the final edit got through: {}", metrics(&app).await);
+    assert!(counted.is_some(), "the storm is counted and the final edit got through: {}", app.metrics().await);
     let last = app.slack_calls("chat.update").await.pop().unwrap();
     assert!(text_of(&last).contains("Survived the storm."), "the last edit is the whole reply");
     // Pacing held: no two successful edits of the reply less than the 429's second apart.
@@ -183,7 +178,9 @@ async fn slack_429_storms_refusals_and_timeouts_lose_nothing_and_are_counted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_restart_under_traffic_loses_and_duplicates_nothing() {
     let redis = PrivateRedis::persistent();
-    let app = Arc::new(spawn_app(Options { redis_url: Some(redis.url()), ..Options::bridge(Backend::Redis) }).await);
+    let app = Arc::new(
+        spawn_app(Options::bridge(Backend::Redis).config(|c| c.store.redis_url = Some(redis.url().into()))).await,
+    );
     let threads: Vec<String> = (1..=3).map(|i| format!("1700000000.00010{i}")).collect();
     for (i, ts) in threads.iter().enumerate() {
         let name = format!("DEVOPS-{}", i + 1);
@@ -243,9 +240,7 @@ async fn redis_restart_under_traffic_loses_and_duplicates_nothing() {
     };
     assert!(counts.values().all(|n| *n == 1), "no message was sent twice: {counts:?}");
     for ts in &threads {
-        let thread =
-            ThreadKey { team: TeamId::new("T1"), channel: ChannelId::new("C1"), thread_ts: MessageTs::new(ts) };
-        assert!(app.store.ticket_by_thread(&thread).await.unwrap().is_some(), "the mapping of {ts} survived");
+        assert!(app.store.ticket_by_thread(&thread(ts)).await.unwrap().is_some(), "the mapping of {ts} survived");
     }
 }
 
@@ -254,12 +249,11 @@ async fn sigterm_during_a_streaming_reply_finalizes_it_with_a_note() {
     let chunks: Vec<String> = (0..40).map(|i| format!("part{i} ")).collect();
     let refs: Vec<&str> = chunks.iter().map(String::as_str).collect();
     let timed = TimedHelpdesk::start(vec![Script::deltas(&refs, Duration::from_millis(250))]).await;
-    let mut app = spawn_app(Options {
-        helpdesk_url: Some(timed.url.clone()),
-        force_streaming: true,
-        shutdown_grace: Duration::from_secs(3),
-        ..Options::bridge(Backend::Embedded)
-    })
+    let mut app = spawn_app(Options::bridge(Backend::Embedded).config(|c| {
+        c.helpdesk.host.clone_from(&timed.url);
+        c.helpdesk.force_streaming = true;
+        c.shutdown_grace = Duration::from_secs(3);
+    }))
     .await;
     seed(&app.store, ROOT, "DEVOPS-1", TicketStatus::Pending, "U1", 1).await;
     app.post_event(&message_event("Ev1", "C1", "U1", "1700000000.000200", Some(ROOT), "go")).await;
@@ -318,7 +312,7 @@ async fn next_message_works(app: &TestApp, event: &str, ts: &str, reply: &str) {
 
 #[tokio::test]
 async fn a_5_mib_stream_line_ends_the_turn_with_a_note_and_the_next_message_works() {
-    let app = spawn_app(Options { force_streaming: true, ..Options::bridge(Backend::Redis) }).await;
+    let app = spawn_app(Options::bridge(Backend::Redis).config(|c| c.helpdesk.force_streaming = true)).await;
     seed(&app.store, ROOT, "DEVOPS-1", TicketStatus::Pending, "U1", 1).await;
     let send = format!("{API}/tickets/{WORKSPACE_ID}/DEVOPS-1/sendMessageStreaming");
     let flood = format!(
@@ -362,7 +356,7 @@ async fn a_5_mib_stream_line_ends_the_turn_with_a_note_and_the_next_message_work
         .map(|b| b["content"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(sent, ["one", "and now?"]);
-    let counted = metrics(&app).await;
+    let counted = app.metrics().await;
     assert!(counted.contains(r#"helpdesk_bridge_turns_total{outcome="interrupted"} 1"#), "{counted}");
     assert!(counted.contains(r#"helpdesk_bridge_turns_total{outcome="ok"} 1"#), "{counted}");
 }

@@ -21,7 +21,11 @@ use tokio::{
     task::JoinHandle,
 };
 
-use crate::support::{Options, SECRET, eventually, message_event, spawn_app};
+use crate::support::{
+    app::{Options, SECRET, spawn_app},
+    eventually,
+    payloads::message_event,
+};
 
 /// What a [`Slow`] client has done and seen so far.
 #[derive(Debug, Default, Clone)]
@@ -127,17 +131,17 @@ fn signed_head(addr: SocketAddr, route: &str, body: &[u8], extra: &str) -> Vec<u
     .into_bytes()
 }
 
-async fn metrics(app: &crate::support::TestApp) -> String {
-    app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap()
-}
-
 /// 50 connections trickling request headers a byte at a time neither delay a signed
 /// request (answered and dispatched while they trickle) nor hold the shutdown.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trickling_connections_delay_neither_a_signed_request_nor_shutdown() {
     let grace = Duration::from_secs(2);
     let ingress = IngressConfig { header_timeout: Duration::from_secs(10), ..IngressConfig::default() };
-    let mut app = spawn_app(Options { shutdown_grace: grace, ingress, ..Default::default() }).await;
+    let mut app = spawn_app(Options::default().config(|c| {
+        c.shutdown_grace = grace;
+        c.ingress = ingress;
+    }))
+    .await;
     // 4 KiB at 20 bytes a second: minutes, far past every bound below.
     let head = endless_head(app.addr, 4096);
     let mut junk = Vec::new();
@@ -178,7 +182,7 @@ async fn trickling_connections_delay_neither_a_signed_request_nor_shutdown() {
 #[tokio::test]
 async fn a_request_head_trickling_past_the_header_timeout_is_cut_off() {
     let ingress = IngressConfig { header_timeout: Duration::from_secs(1), ..IngressConfig::default() };
-    let app = spawn_app(Options { ingress, ..Default::default() }).await;
+    let app = spawn_app(Options::default().config(|c| c.ingress = ingress)).await;
     let head = endless_head(app.addr, 4096);
     let client = Slow::start(app.addr, Vec::new(), head.clone(), Duration::from_millis(50)).await;
     // The head would take more than 200 s; the bound is far past the 1 s timeout.
@@ -194,7 +198,7 @@ async fn a_request_head_trickling_past_the_header_timeout_is_cut_off() {
 async fn requests_failing_the_header_checks_are_refused_before_their_body() {
     // A server that waited for the body would not answer within the bound below.
     let ingress = IngressConfig { body_timeout: Duration::from_secs(120), ..IngressConfig::default() };
-    let app = spawn_app(Options { ingress, ..Default::default() }).await;
+    let app = spawn_app(Options::default().config(|c| c.ingress = ingress)).await;
     let now = unix_now();
     let well_formed = format!("v0={}", "0".repeat(64));
     let cases: Vec<(&str, String, u16)> = vec![
@@ -241,7 +245,7 @@ async fn requests_failing_the_header_checks_are_refused_before_their_body() {
         }
     }
     assert!(app.recorder.taken().is_empty());
-    let metrics = metrics(&app).await;
+    let metrics = app.metrics().await;
     let bad = ["/slack/events", "/slack/interactivity", "/slack/commands"].map(|route| {
         format!(r#"helpdesk_bridge_requests_total{{route="{route}",outcome="bad_signature"}} {}"#, refused / 3)
     });
@@ -255,7 +259,7 @@ async fn requests_failing_the_header_checks_are_refused_before_their_body() {
 #[tokio::test]
 async fn a_body_trickling_past_the_body_timeout_is_refused() {
     let ingress = IngressConfig { body_timeout: Duration::from_secs(1), ..IngressConfig::default() };
-    let app = spawn_app(Options { ingress, ..Default::default() }).await;
+    let app = spawn_app(Options::default().config(|c| c.ingress = ingress)).await;
     let event = message_event("EvTrickle", "C1", "U1", "1700000000.001200", Some("1700000000.000100"), "slowly");
     let body = event.to_string().into_bytes();
     let head = signed_head(app.addr, "/slack/events", &body, "");
@@ -265,7 +269,7 @@ async fn a_body_trickling_past_the_body_timeout_is_refused() {
     let seen = client.closed_within(Duration::from_secs(10)).await.expect("refused within the bound");
     assert!(seen.written < body.len(), "refused before the body was complete ({} bytes)", seen.written);
     assert!(matches!(seen.status(), Some(408) | None), "{:?}", String::from_utf8_lossy(&seen.received));
-    let metrics = metrics(&app).await;
+    let metrics = app.metrics().await;
     let line = r#"helpdesk_bridge_requests_total{route="/slack/events",outcome="body_timeout"} 1"#;
     assert!(metrics.contains(line), "missing {line} in\n{metrics}");
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -281,7 +285,7 @@ async fn a_body_trickling_past_the_body_timeout_is_refused() {
 #[tokio::test]
 async fn at_the_connection_cap_idle_junk_makes_room_for_a_signed_request() {
     let ingress = IngressConfig { header_timeout: Duration::from_secs(60), max_connections: 8, ..Default::default() };
-    let app = spawn_app(Options { ingress, ..Default::default() }).await;
+    let app = spawn_app(Options::default().config(|c| c.ingress = ingress)).await;
     let head = endless_head(app.addr, 4096);
     let mut junk = Vec::new();
     for _ in 0..8 {
@@ -329,7 +333,7 @@ async fn at_the_connection_cap_idle_junk_makes_room_for_a_signed_request() {
 #[tokio::test]
 async fn at_the_connection_cap_with_every_request_in_flight_a_new_connection_is_closed() {
     let ingress = IngressConfig { body_timeout: Duration::from_secs(60), max_connections: 4, ..Default::default() };
-    let app = spawn_app(Options { ingress, ..Default::default() }).await;
+    let app = spawn_app(Options::default().config(|c| c.ingress = ingress)).await;
     let event = message_event("EvBusy", "C1", "U1", "1700000000.001400", Some("1700000000.000100"), "busy");
     let body = event.to_string().into_bytes();
     let mut busy = Vec::new();

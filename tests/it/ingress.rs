@@ -9,7 +9,10 @@ use helpdesk_bridge::{
 use serde_json::json;
 
 use crate::support::{
-    BOT_ID, BOT_USER, Backend, Options, callback, eventually, mention_event, message_event, spawn_app,
+    app::{BOT_ID, BOT_USER, Backend, Options, Recorder, SECRET, spawn_app},
+    eventually,
+    payloads::{callback, mention_event, message_event},
+    redis::PrivateRedis,
 };
 
 fn message(item: &helpdesk_bridge::inbound::Inbound) -> &UserMessage {
@@ -35,7 +38,7 @@ async fn bad_signatures_get_401_and_change_nothing() {
     let event = mention_event("EvSig", "C1", "U1", "1700000000.000100", "<@UBOT> help");
     let body = event.to_string();
     let now = unix_now();
-    let good = Verifier::new(crate::support::SECRET.to_owned().into());
+    let good = Verifier::new(SECRET.to_owned().into());
     let wrong = Verifier::new("not-the-secret".to_owned().into());
     let cases: Vec<(&str, Option<String>, Option<String>, String)> = vec![
         (
@@ -129,7 +132,7 @@ async fn unknown_event_and_payload_types_are_acknowledged_and_ignored() {
 }
 
 async fn retries_of_one_event_are_handled_once(backend: Backend) {
-    let app = spawn_app(Options { backend, ..Default::default() }).await;
+    let app = spawn_app(Options::default().on(backend)).await;
     let event = message_event("EvRetry", "C1", "U1", "1700000000.000200", Some("1700000000.000100"), "disk is full");
     assert_eq!(app.post_event(&event).await.status(), 200);
     for retry in ["1", "2", "3"] {
@@ -341,7 +344,7 @@ async fn health_readiness_and_metrics() {
 /// are refused with 503 (Slack retries them) and `/readyz` says why.
 #[tokio::test]
 async fn without_slack_auth_events_are_deferred_not_lost() {
-    let app = spawn_app(Options { auth_ok: false, ..Default::default() }).await;
+    let app = spawn_app(Options::default().without_slack_auth()).await;
     let ready = app.http.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 503);
     let body: serde_json::Value = ready.json().await.unwrap();
@@ -355,8 +358,8 @@ async fn without_slack_auth_events_are_deferred_not_lost() {
 /// store is back, the redelivery is handled.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_outage_defers_events_without_losing_them() {
-    let redis = crate::support::PrivateRedis::start();
-    let app = spawn_app(Options { redis_url: Some(redis.url()), ..Default::default() }).await;
+    let redis = PrivateRedis::start();
+    let app = spawn_app(Options::default().config(|c| c.store.redis_url = Some(redis.url().into()))).await;
     let redis = redis.stop();
     let event = message_event("EvOutage", "C1", "U1", "1700000000.000800", Some("1700000000.000100"), "still there?");
     assert_eq!(app.post_event(&event).await.status(), 503);
@@ -378,7 +381,7 @@ async fn a_store_outage_defers_events_without_losing_them() {
 async fn a_full_queue_asks_slack_to_retry() {
     let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
     let hook_gate = gate.clone();
-    let recorder = crate::support::Recorder {
+    let recorder = Recorder {
         hook: Some(std::sync::Arc::new(move |_| {
             let gate = hook_gate.clone();
             Box::pin(async move {
@@ -387,7 +390,7 @@ async fn a_full_queue_asks_slack_to_retry() {
         })),
         ..Default::default()
     };
-    let app = spawn_app(Options { recorder, queue_capacity: 2, ..Default::default() }).await;
+    let app = spawn_app(Options::recording(recorder).config(|c| c.dispatch.queue_capacity = 2)).await;
     let events: Vec<_> = (0..3)
         .map(|n| {
             message_event(
@@ -447,7 +450,8 @@ async fn app_home_opened_is_deduplicated_by_event_id() {
 /// listener keeps the health and readiness checks load balancers use.
 #[tokio::test]
 async fn an_admin_listener_takes_the_metrics_off_the_public_one() {
-    let app = spawn_app(Options { admin_listener: true, ..Default::default() }).await;
+    let app =
+        spawn_app(Options::default().config(|c| c.admin_listen_addr = Some("127.0.0.1:0".parse().unwrap()))).await;
     let admin = app.admin_addr.expect("an admin listener");
     assert_ne!(admin.port(), app.addr.port());
     let get = |url: String| {
@@ -483,7 +487,7 @@ async fn an_admin_listener_takes_the_metrics_off_the_public_one() {
     // Nothing of Slack's is served on the admin listener.
     let body = event.to_string();
     let ts = unix_now().to_string();
-    let signature = Verifier::new(crate::support::SECRET.to_owned().into()).sign(&ts, body.as_bytes());
+    let signature = Verifier::new(SECRET.to_owned().into()).sign(&ts, body.as_bytes());
     for route in ["/slack/events", "/slack/interactivity", "/slack/commands"] {
         let response = app
             .http

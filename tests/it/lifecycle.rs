@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use helpdesk_bridge::{
-    ids::{ChannelId, MessageTs, TeamId, ThreadKey, UserId},
+    ids::{ChannelId, MessageTs, TeamId, UserId},
     model::{Actor, HistoryEvent, TicketRecord, TicketStatus},
     slack::blocks::{MESSAGE_BLOCKS, VIEW_BLOCKS, validate},
 };
@@ -15,19 +15,13 @@ use wiremock::{
 };
 
 use crate::support::{
-    Backend, Options, TestApp, callback, eventually,
-    fakes::{
-        AGENT_ID, API, WORKSPACE_ID, assert_valid_message, block_action, click_from, mount_reply, option, seed,
-        submission, text_of,
-    },
-    mention_event, message_event, spawn_app,
+    app::{Backend, Options, TestApp, spawn_app},
+    eventually,
+    fakes::{self, AGENT_ID, API, WORKSPACE_ID, assert_valid_message, mount_reply, seed, text_of, thread},
+    payloads::{block_action, callback, click_from, mention_event, message_event, option, submission},
 };
 
 const SECOND_AGENT: &str = "6a6a6a6a6a6a6a6a6a6a6a02";
-
-fn thread(ts: &str) -> ThreadKey {
-    ThreadKey { team: TeamId::new("T1"), channel: ChannelId::new("C1"), thread_ts: MessageTs::new(ts) }
-}
 
 /// Chooses `status` in the header's status select of the ticket whose thread is `ts`.
 async fn choose_status(app: &TestApp, user: &str, ts: &str, status: &str, trigger: &str) {
@@ -46,11 +40,6 @@ async fn choose_assignee(app: &TestApp, user: &str, ts: &str, to: &str) {
     assert_eq!(app.post_interaction(&payload).await.status(), 200);
 }
 
-async fn press(app: &TestApp, user: &str, ts: &str, action: &str, value: &str, trigger: &str) {
-    let payload = click_from(user, "T1", ts, ts, action, value, trigger, &app.slack.uri());
-    assert_eq!(app.post_interaction(&payload).await.status(), 200);
-}
-
 /// The modal opened with `trigger`.
 async fn modal(app: &TestApp, trigger: &str) -> Value {
     let calls = app.wait_slack("views.open", 1, |c| c["trigger_id"] == trigger).await;
@@ -58,18 +47,6 @@ async fn modal(app: &TestApp, trigger: &str) -> Value {
     validate(view["blocks"].as_array().unwrap(), VIEW_BLOCKS).unwrap();
     let _: slack_morphism::prelude::SlackView = serde_json::from_value(view.clone()).unwrap();
     view
-}
-
-/// What was answered (ephemerally) to the click with `trigger`.
-async fn answer(app: &TestApp, trigger: &str) -> String {
-    let found = eventually(Duration::from_secs(10), || async {
-        let calls = crate::support::fakes::calls(&app.slack, &format!("/respond/{trigger}")).await;
-        calls.last().cloned()
-    })
-    .await;
-    let body = found.unwrap_or_else(|| panic!("no answer to {trigger}"));
-    assert_valid_message(&body);
-    text_of(&body)
 }
 
 async fn status_puts(app: &TestApp, ticket: &str) -> Vec<Value> {
@@ -126,7 +103,7 @@ async fn every_transition(backend: Backend) {
             let trigger = format!("st-{case}");
             choose_status(&app, "U2", &ts, to.as_str(), &trigger).await;
             if !from.may_become(to) {
-                let said = answer(&app, &trigger).await;
+                let said = app.valid_answer(&trigger).await;
                 assert!(said.contains(&format!("cannot become {}", to.label())), "{from:?}→{to:?}: {said}");
                 assert!(status_puts(&app, &name).await.is_empty(), "{from:?}→{to:?} reached the HelpDesk");
                 assert_eq!(stored(&app, &ts).await.unwrap().status, from);
@@ -239,7 +216,7 @@ async fn a_resolved_thread_reopens_and_a_closed_one_offers_a_new_ticket() {
     assert_eq!(button["action_id"], "follow_up_ticket");
     let value = button["value"].as_str().unwrap().to_owned();
     let notice_ts = "1700000300.000500";
-    press(&app, "U3", notice_ts, "follow_up_ticket", &value, "fu-1").await;
+    app.press("U3", notice_ts, notice_ts, "follow_up_ticket", &value, "fu-1").await;
     let first = eventually(Duration::from_secs(10), || async {
         app.helpdesk_calls("POST", "/DEVOPS-1/sendMessage").await.pop()
     })
@@ -251,8 +228,8 @@ async fn a_resolved_thread_reopens_and_a_closed_one_offers_a_new_ticket() {
     let top = app.slack_calls("chat.postMessage").await;
     assert!(top.iter().any(|c| c.get("thread_ts").is_none() && text_of(c).contains("Opening a ticket: still slow")));
     // A second click opens nothing more.
-    press(&app, "U3", notice_ts, "follow_up_ticket", &value, "fu-2").await;
-    assert!(answer(&app, "fu-2").await.contains("already opened"));
+    app.press("U3", notice_ts, notice_ts, "follow_up_ticket", &value, "fu-2").await;
+    assert!(app.valid_answer("fu-2").await.contains("already opened"));
     assert_eq!(app.helpdesk_calls("POST", &format!("/tickets/{WORKSPACE_ID}")).await.len(), 1);
 }
 
@@ -263,7 +240,7 @@ async fn assignment_and_agent_switch_are_recorded() {
     Mock::given(method("GET"))
         .and(path(format!("{API}/admin/data/aiagents")))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"success": true, "data": {"items": [
-            crate::support::fakes::agent(false), second.clone()]}})))
+            fakes::agent(false), second.clone()]}})))
         .with_priority(1)
         .mount(&app.helpdesk)
         .await;
@@ -319,7 +296,7 @@ async fn assignment_and_agent_switch_are_recorded() {
     };
     app.store.put_card(&card).await.unwrap();
 
-    press(&app, "U1", ts, "ticket_agent", "DEVOPS-7", "ag-1").await;
+    app.press("U1", ts, ts, "ticket_agent", "DEVOPS-7", "ag-1").await;
     let view = modal(&app, "ag-1").await;
     assert_eq!(view["callback_id"], "agent_switch");
     assert_eq!(view["blocks"][1]["element"]["options"].as_array().unwrap().len(), 2);
@@ -347,7 +324,7 @@ async fn assignment_and_agent_switch_are_recorded() {
     let asked: Vec<_> = app.helpdesk.received_requests().await.unwrap();
     assert!(asked.iter().any(|r| r.url.path().ends_with(&format!("/aiagents/{SECOND_AGENT}"))));
 
-    press(&app, "U5", ts, "ticket_history", "DEVOPS-7", "hi-1").await;
+    app.press("U5", ts, ts, "ticket_history", "DEVOPS-7", "hi-1").await;
     let view = modal(&app, "hi-1").await;
     let timeline = text_of(&view);
     assert!(timeline.contains("reassigned the ticket from <@U7> to <@U8>"), "{timeline}");
@@ -376,7 +353,7 @@ async fn notes_are_record_only_and_mentions_mode_makes_comments() {
     assert!(entries.iter().any(|e| e.event == HistoryEvent::Comment { text: "restarted web-1 by hand".into() }));
 
     app.post_command("UA1", "C1", "config relay mentions", "cfg-1").await;
-    assert!(answer(&app, "cfg-1").await.contains("Only thread messages that mention me go to the agent"));
+    assert!(app.valid_answer("cfg-1").await.contains("Only thread messages that mention me go to the agent"));
     app.post_event(&message_event("Ev2", "C1", "U2", "1700000500.000300", Some(ts), "fyi the disk is at 91%")).await;
     app.post_event(&message_event("Ev3", "C1", "U2", "1700000500.000400", Some(ts), "<@UBOT> what now?")).await;
     let sends = eventually(Duration::from_secs(10), || async {
@@ -404,7 +381,7 @@ async fn list_with_hundreds(backend: Backend) {
         seed(&app.store, &ts, &format!("OPS-{i}"), status, "U1", 1_700_000_000_000 + i * 60_000).await;
     }
     app.post_command("U1", "C1", "list", "ls-1").await;
-    let first = answer(&app, "ls-1").await;
+    let first = app.valid_answer("ls-1").await;
     assert!(first.starts_with("*All tickets (1–10)*"), "{first}");
     let names: Vec<&str> =
         first.lines().filter(|l| l.starts_with("*<")).filter_map(|l| l.split('|').nth(1)?.split('>').next()).collect();
@@ -415,11 +392,7 @@ async fn list_with_hundreds(backend: Backend) {
     let mut trigger = "ls-2".to_owned();
     app.post_command("U1", "C1", "list open ops-1", &trigger).await;
     loop {
-        let body = eventually(Duration::from_secs(10), || async {
-            crate::support::fakes::calls(&app.slack, &format!("/respond/{trigger}")).await.pop()
-        })
-        .await
-        .unwrap();
+        let body = app.answer_body(&trigger).await;
         assert_valid_message(&body);
         let blocks = body["blocks"].as_array().unwrap();
         for pair in blocks[1..].chunks(2).filter(|c| c[0]["type"] == "section") {
@@ -432,9 +405,9 @@ async fn list_with_hundreds(backend: Backend) {
         let Some(more) = blocks.last().filter(|b| b["type"] == "actions") else { break };
         let value = more["elements"][0]["value"].as_str().unwrap().to_owned();
         trigger = format!("ls-more-{}", seen.len());
-        press(&app, "U1", "1700009999.000001", "list_more", &value, &trigger).await;
+        app.press("U1", "1700009999.000001", "1700009999.000001", "list_more", &value, &trigger).await;
         let replaced = eventually(Duration::from_secs(10), || async {
-            let calls = crate::support::fakes::calls(&app.slack, &format!("/respond/{trigger}")).await;
+            let calls = app.slack_calls(&format!("respond/{trigger}")).await;
             calls.last().map(|c| c["replace_original"] == true)
         })
         .await;
@@ -449,7 +422,7 @@ async fn list_with_hundreds(backend: Backend) {
     assert_eq!(seen, expected, "every open match once, newest first");
 
     app.post_command("U1", "C1", "list closed nothing-matches-this", "ls-3").await;
-    assert!(answer(&app, "ls-3").await.contains("No tickets match"));
+    assert!(app.valid_answer("ls-3").await.contains("No tickets match"));
 }
 
 #[tokio::test]
@@ -468,7 +441,7 @@ async fn find_links_known_tickets_and_continues_helpdesk_ones() {
     let ts = "1700000600.000100";
     seed(&app.store, ts, "DEVOPS-9", TicketStatus::Pending, "U1", 1_000).await;
     app.post_command("U1", "C1", "find devops-9", "fd-1").await;
-    let said = answer(&app, "fd-1").await;
+    let said = app.valid_answer("fd-1").await;
     assert!(said.contains("<https://acme.slack.com/archives/C1/p1700000600000100|DEVOPS-9>"), "{said}");
 
     Mock::given(method("GET"))
@@ -481,11 +454,7 @@ async fn find_links_known_tickets_and_continues_helpdesk_ones() {
         .await;
     mount_reply(&app.helpdesk, "DEVOPS-77", json!({"role": "assistant", "content": "Hello again.", "data": {}})).await;
     app.post_command("U4", "C1", "find DEVOPS-77", "fd-2").await;
-    let body = eventually(Duration::from_secs(10), || async {
-        crate::support::fakes::calls(&app.slack, "/respond/fd-2").await.pop()
-    })
-    .await
-    .unwrap();
+    let body = app.answer_body("fd-2").await;
     assert_valid_message(&body);
     assert!(text_of(&body).contains("*Pending*") && text_of(&body).contains("no Slack thread yet"));
     let button = &body["blocks"].as_array().unwrap().last().unwrap()["elements"][0];
@@ -495,7 +464,7 @@ async fn find_links_known_tickets_and_continues_helpdesk_ones() {
         (Some("continue_ticket"), Some("DEVOPS-77 U4"))
     );
 
-    press(&app, "U4", "1700000600.000900", "continue_ticket", "DEVOPS-77 U4", "fd-3").await;
+    app.press("U4", "1700000600.000900", "1700000600.000900", "continue_ticket", "DEVOPS-77 U4", "fd-3").await;
     let record = eventually(Duration::from_secs(10), || async {
         let page = app.store.list_tickets(&TeamId::new("T1"), &Default::default()).await.ok()?;
         page.tickets.into_iter().find(|r| r.ticket.ticket.as_str() == "DEVOPS-77")
@@ -525,9 +494,9 @@ async fn find_links_known_tickets_and_continues_helpdesk_ones() {
     assert_eq!(sent.unwrap()["content"], "again?");
 
     app.post_command("U1", "C1", "find NOPE-1", "fd-4").await;
-    assert!(answer(&app, "fd-4").await.contains("There is no ticket NOPE-1"));
+    assert!(app.valid_answer("fd-4").await.contains("There is no ticket NOPE-1"));
     app.post_command("U1", "C1", "find", "fd-5").await;
-    assert!(answer(&app, "fd-5").await.contains("find DEVOPS-42"));
+    assert!(app.valid_answer("fd-5").await.contains("find DEVOPS-42"));
 }
 
 #[tokio::test]
@@ -558,7 +527,7 @@ async fn delete_asks_the_right_people_and_ends_the_thread() {
     };
 
     app.post_interaction(&menu("U9", "del-1")).await;
-    assert!(answer(&app, "del-1").await.contains("can delete this ticket"));
+    assert!(app.valid_answer("del-1").await.contains("can delete this ticket"));
     assert!(app.helpdesk_calls("DELETE", "/DEVOPS-1").await.is_empty());
 
     app.post_interaction(&menu("U1", "del-2")).await;
@@ -616,7 +585,7 @@ async fn app_home_shows_the_users_tickets_open_first() {
 async fn help_names_every_subcommand_with_an_example() {
     let app = spawn_app(Options::bridge(Backend::Embedded)).await;
     app.post_command("U1", "C1", "help", "hp-1").await;
-    let said = answer(&app, "hp-1").await;
+    let said = app.valid_answer("hp-1").await;
     for example in [
         "/helpdesk new Pods crash",
         "/helpdesk list open disk",
@@ -628,13 +597,13 @@ async fn help_names_every_subcommand_with_an_example() {
     ] {
         assert!(said.contains(example), "help lacks {example}: {said}");
     }
-    let body = crate::support::fakes::calls(&app.slack, "/respond/hp-1").await.pop().unwrap();
+    let body = app.slack_calls("respond/hp-1").await.pop().unwrap();
     validate(body["blocks"].as_array().unwrap(), MESSAGE_BLOCKS).unwrap();
 }
 
 /// A ticket stored in thread `ts` of `channel`, requested by `requester`.
 async fn seed_in(app: &TestApp, channel: &str, ts: &str, name: &str, requester: &str, updated_at: i64) {
-    let mut record = crate::support::fakes::seed(&app.store, ts, name, TicketStatus::Open, requester, updated_at).await;
+    let mut record = seed(&app.store, ts, name, TicketStatus::Open, requester, updated_at).await;
     if channel == "C1" {
         return;
     }
@@ -647,11 +616,7 @@ async fn seed_in(app: &TestApp, channel: &str, ts: &str, name: &str, requester: 
 
 /// The ticket names a list answer shows, and its "More" button's value.
 async fn list_answer(app: &TestApp, trigger: &str) -> (Vec<String>, Option<String>) {
-    let body = eventually(Duration::from_secs(10), || async {
-        crate::support::fakes::calls(&app.slack, &format!("/respond/{trigger}")).await.pop()
-    })
-    .await
-    .unwrap_or_else(|| panic!("no answer to {trigger}"));
+    let body = app.answer_body(trigger).await;
     assert_valid_message(&body);
     let names = text_of(&body)
         .lines()
@@ -724,14 +689,14 @@ async fn lists_find_and_home_show_only_visible_tickets(backend: Backend) {
     more_click(&app, "U7", "C1", "all|0|0|PRIV", "u7-made-up").await;
     let (page, more) = list_answer(&app, "u7-made-up").await;
     assert_eq!((page, more), (Vec::<String>::new(), None));
-    assert!(answer(&app, "u7-made-up").await.contains("No tickets match."));
+    assert!(app.valid_answer("u7-made-up").await.contains("No tickets match."));
 
     // `find` of a ticket U7 cannot see answers as for one the bridge never knew.
     for name in ["PRIV-3", "DM-1", "NOPE-1"] {
         let trigger = format!("find-{name}");
         app.post_command("U7", "C1", &format!("find {name}"), &trigger).await;
         assert_eq!(
-            answer(&app, &trigger).await,
+            app.valid_answer(&trigger).await,
             format!("There is no ticket {name} in this channel's HelpDesk workspace.")
         );
     }
@@ -740,9 +705,11 @@ async fn lists_find_and_home_show_only_visible_tickets(backend: Backend) {
         "a ticket the caller cannot see is not looked up on the HelpDesk either (its title would tell)"
     );
     app.post_command("U2", "C1", "find priv-3", "find-own").await;
-    assert!(answer(&app, "find-own").await.contains("<https://acme.slack.com/archives/C2/p1700002100000003|PRIV-3>"));
+    assert!(
+        app.valid_answer("find-own").await.contains("<https://acme.slack.com/archives/C2/p1700002100000003|PRIV-3>")
+    );
     app.post_command("U7", "C1", "find OPS-3", "find-here").await;
-    assert!(answer(&app, "find-here").await.contains("|OPS-3>"));
+    assert!(app.valid_answer("find-here").await.contains("|OPS-3>"));
 
     // The Home tab: only the user's own tickets.
     for user in ["U7", "U9"] {

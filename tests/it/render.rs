@@ -12,9 +12,10 @@ use wiremock::{
 };
 
 use crate::support::{
-    Backend, Options, TestApp, eventually,
+    app::{Backend, Options, TestApp, spawn_app},
+    eventually,
     fakes::{API, WORKSPACE_ID, assert_valid_message, mount_reply, text_of},
-    mention_event, spawn_app,
+    payloads::mention_event,
 };
 
 const BOTH: [Backend; 2] = [Backend::Redis, Backend::Embedded];

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use helpdesk_bridge::{
-    ids::{Approver, ChannelId, MessageTs, TeamId, ThreadKey, UserId},
+    ids::{Approver, ChannelId, TeamId, UserId},
     model::{ChannelRef, TicketStatus},
 };
 use serde_json::{Value, json};
@@ -15,34 +15,17 @@ use wiremock::{
 };
 
 use crate::support::{
-    Backend, Options, TestApp, eventually,
-    fakes::{self, API, WORKSPACE_ID, click_from, create_submission, mount_reply, seed, text_of},
-    mention_event, message_event, spawn_app,
+    app::{Backend, Options, TestApp, spawn_app, without_defaults},
+    eventually,
+    fakes::{self, API, WORKSPACE_ID, mount_reply, seed, text_of, thread},
+    payloads::{create_submission, mention_event, message_event},
 };
 
 const BOTH: [Backend; 2] = [Backend::Redis, Backend::Embedded];
 
-fn thread(ts: &str) -> ThreadKey {
-    ThreadKey { team: TeamId::new("T1"), channel: ChannelId::new("C1"), thread_ts: MessageTs::new(ts) }
-}
-
-/// What was answered to the command or click with `trigger` (the last answer).
-async fn answer(app: &TestApp, trigger: &str) -> String {
-    let found = eventually(Duration::from_secs(10), || async {
-        fakes::calls(&app.slack, &format!("/respond/{trigger}")).await.pop()
-    })
-    .await;
-    text_of(&found.unwrap_or_else(|| panic!("no answer to {trigger}")))
-}
-
 async fn approvers(app: &TestApp, channel: &str) -> Vec<String> {
     let key = ChannelRef { team: TeamId::new("T1"), channel: ChannelId::new(channel) };
     app.store.channel_settings(&key).await.unwrap().approvers.iter().map(ToString::to_string).collect()
-}
-
-async fn press(app: &TestApp, user: &str, message_ts: &str, thread_ts: &str, action: &str, value: &str, trigger: &str) {
-    let payload = click_from(user, "T1", message_ts, thread_ts, action, value, trigger, &app.slack.uri());
-    assert_eq!(app.post_interaction(&payload).await.status(), 200);
 }
 
 /// The first button of the newest Slack message (post or edit) whose text contains `needle`.
@@ -64,44 +47,45 @@ async fn only_administrators_change_settings() {
         let app = spawn_app(Options::bridge(backend)).await;
         // The review's probe: someone makes themselves an approver. Refused, nothing stored.
         app.post_command("U9", "C1", "config approvers <@U9>", "self").await;
-        let refusal = answer(&app, "self").await;
+        let refusal = app.answer("self").await;
         assert!(refusal.contains("Only") && refusal.contains("admins and owners"), "{refusal}");
         assert!(approvers(&app, "C1").await.is_empty(), "{backend:?}");
         // Anyone may look.
         app.post_command("U9", "C1", "config", "look").await;
-        assert!(answer(&app, "look").await.contains("This channel's tickets go to"));
+        assert!(app.answer("look").await.contains("This channel's tickets go to"));
         // Guests may not, even when Slack calls them admins of nothing.
         app.post_command("UG1", "C1", "config relay mentions", "guest").await;
-        assert!(answer(&app, "guest").await.contains("Only"));
+        assert!(app.answer("guest").await.contains("Only"));
         // A workspace admin and an owner may.
         app.post_command("UA1", "C1", "config approvers <@U6>", "admin").await;
-        assert!(answer(&app, "admin").await.contains("✅"));
+        assert!(app.answer("admin").await.contains("✅"));
         assert_eq!(approvers(&app, "C1").await, ["U6"], "{backend:?}");
         app.post_command("UO1", "C1", "config approvers none", "owner").await;
-        assert!(answer(&app, "owner").await.contains("✅"));
+        assert!(app.answer("owner").await.contains("✅"));
         assert!(approvers(&app, "C1").await.is_empty());
     }
 }
 
 #[tokio::test]
 async fn admins_only_leaves_settings_to_the_listed_admins() {
-    let mut options = Options::bridge(Backend::Redis);
-    options.access.admins = ["U5", "S7"].into_iter().filter_map(Approver::parse).collect();
-    options.access.admins_only = true;
+    let options = Options::bridge(Backend::Redis).config(|c| {
+        c.access.admins = ["U5", "S7"].into_iter().filter_map(Approver::parse).collect();
+        c.access.admins_only = true;
+    });
     let app = spawn_app(options).await;
     Mock::given(path("/usergroups.users.list"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": true, "users": ["U8"]})))
         .mount(&app.slack)
         .await;
     app.post_command("UA1", "C1", "config approvers <@UA1>", "ws-admin").await;
-    let refusal = answer(&app, "ws-admin").await;
+    let refusal = app.answer("ws-admin").await;
     assert!(refusal.contains("<@U5>") && refusal.contains("<!subteam^S7>"), "{refusal}");
     assert!(!refusal.contains("admins and owners"), "{refusal}");
     assert!(approvers(&app, "C1").await.is_empty());
     app.post_command("U5", "C1", "config approvers <@U6>", "listed").await;
-    assert!(answer(&app, "listed").await.contains("✅"));
+    assert!(app.answer("listed").await.contains("✅"));
     app.post_command("U8", "C1", "config approvers <@U6> <@U8>", "group").await;
-    assert!(answer(&app, "group").await.contains("✅"));
+    assert!(app.answer("group").await.contains("✅"));
     assert_eq!(approvers(&app, "C1").await, ["U6", "U8"]);
 }
 
@@ -127,19 +111,20 @@ async fn mount_second_agent(app: &TestApp) {
 #[tokio::test]
 async fn allowed_agents_limit_settings_the_creation_form_and_its_submission() {
     for backend in BOTH {
-        let mut options = Options { defaults: false, ..Options::bridge(backend) };
-        options.access.allowed_agents = vec!["k8s-agent".to_owned()];
+        let options = Options::bridge(backend)
+            .config(without_defaults)
+            .config(|c| c.access.allowed_agents = vec!["k8s-agent".to_owned()]);
         let app = spawn_app(options).await;
         mount_second_agent(&app).await;
         app.post_command("UA1", "C1", "config workspace devops agent generic-agent", "cfg").await;
-        assert!(answer(&app, "cfg").await.contains("not one this bridge may"), "{backend:?}");
+        assert!(app.answer("cfg").await.contains("not one this bridge may"), "{backend:?}");
         let key = ChannelRef { team: TeamId::new("T1"), channel: ChannelId::new("C1") };
         assert_eq!(app.store.channel_settings(&key).await.unwrap().agent, None);
 
         app.post_event(&mention_event("Ev1", "C1", "U1", "1700000000.000100", "<@UBOT> help")).await;
         let create = button_of(&app, "No HelpDesk workspace").await;
         let pending = create["value"].as_str().unwrap().to_owned();
-        press(&app, "U1", "1800000000.000001", "1700000000.000100", "create_ticket", &pending, "form").await;
+        app.press("U1", "1800000000.000001", "1700000000.000100", "create_ticket", &pending, "form").await;
         let opened = app.wait_slack("views.open", 1, |v| v["trigger_id"] == "form").await;
         let agents: Vec<Value> = opened[0]["view"]["blocks"][2]["element"]["options"].as_array().unwrap().clone();
         let names: Vec<&str> = agents.iter().map(|o| o["text"]["text"].as_str().unwrap()).collect();
@@ -158,13 +143,13 @@ async fn allowed_agents_limit_settings_the_creation_form_and_its_submission() {
 #[tokio::test]
 async fn someone_elses_create_button_does_not_make_them_the_requester() {
     for backend in BOTH {
-        let app = spawn_app(Options { defaults: false, ..Options::bridge(backend) }).await;
+        let app = spawn_app(Options::bridge(backend).config(without_defaults)).await;
         mount_reply(&app.helpdesk, "DEVOPS-1", json!({"role": "assistant", "content": "Hi.", "data": {}})).await;
         app.post_event(&mention_event("Ev1", "C1", "U1", "1700000000.000100", "<@UBOT> disk full")).await;
         let create = button_of(&app, "No HelpDesk workspace").await;
         let pending = create["value"].as_str().unwrap().to_owned();
-        press(&app, "U2", "1800000000.000001", "1700000000.000100", "create_ticket", &pending, "other").await;
-        let refusal = answer(&app, "other").await;
+        app.press("U2", "1800000000.000001", "1700000000.000100", "create_ticket", &pending, "other").await;
+        let refusal = app.answer("other").await;
         assert!(refusal.contains("<@U1>") && refusal.contains("of your own"), "{refusal}");
         assert!(app.slack_calls("views.open").await.is_empty(), "{backend:?}: no form for someone else");
         // Nor does a submission of the form by someone else create anything.
@@ -172,7 +157,7 @@ async fn someone_elses_create_button_does_not_make_them_the_requester() {
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert!(app.helpdesk_calls("POST", &format!("/tickets/{WORKSPACE_ID}")).await.is_empty());
         // The person who asked completes it and stays the requester.
-        press(&app, "U1", "1800000000.000001", "1700000000.000100", "create_ticket", &pending, "own").await;
+        app.press("U1", "1800000000.000001", "1700000000.000100", "create_ticket", &pending, "own").await;
         app.wait_slack("views.open", 1, |v| v["trigger_id"] == "own").await;
         app.post_interaction(&create_submission("U1", "V2", &pending, "Disk full")).await;
         let record = eventually(Duration::from_secs(10), || async {
@@ -195,10 +180,10 @@ async fn a_new_ticket_from_a_closed_thread_keeps_its_author_as_requester() {
         let button = button_of(&app, "is closed").await;
         let value = button["value"].as_str().unwrap().to_owned();
         // A guest may not act on the closed ticket's thread.
-        press(&app, "UG9", "1800000000.000005", closed, "follow_up_ticket", &value, "guest").await;
-        assert!(answer(&app, "guest").await.contains("Only members"), "{backend:?}");
+        app.press("UG9", "1800000000.000005", closed, "follow_up_ticket", &value, "guest").await;
+        assert!(app.answer("guest").await.contains("Only members"), "{backend:?}");
         // A colleague may, and the new ticket is the author's.
-        press(&app, "U3", "1800000000.000005", closed, "follow_up_ticket", &value, "colleague").await;
+        app.press("U3", "1800000000.000005", closed, "follow_up_ticket", &value, "colleague").await;
         let record = eventually(Duration::from_secs(10), || async {
             let page = app.store.list_tickets(&TeamId::new("T1"), &Default::default()).await.ok()?;
             page.tickets.into_iter().find(|r| r.ticket.ticket.as_str() == "DEVOPS-1")
@@ -218,10 +203,10 @@ async fn continue_is_only_for_whoever_ran_find() {
             "name": "DEVOPS-77", "title": "VPN drops", "aiAgentId": fakes::AGENT_ID}})))
         .mount(&app.helpdesk)
         .await;
-    press(&app, "U2", "1700000600.000900", "1700000600.000900", "continue_ticket", "DEVOPS-77 U1", "not-mine").await;
-    assert!(answer(&app, "not-mine").await.contains("<@U1>"));
-    press(&app, "U2", "1700000600.000900", "1700000600.000900", "continue_ticket", "DEVOPS-77", "old").await;
-    assert!(answer(&app, "old").await.contains("find again"));
+    app.press("U2", "1700000600.000900", "1700000600.000900", "continue_ticket", "DEVOPS-77 U1", "not-mine").await;
+    assert!(app.answer("not-mine").await.contains("<@U1>"));
+    app.press("U2", "1700000600.000900", "1700000600.000900", "continue_ticket", "DEVOPS-77", "old").await;
+    assert!(app.answer("old").await.contains("find again"));
     tokio::time::sleep(Duration::from_millis(300)).await;
     let page = app.store.list_tickets(&TeamId::new("T1"), &Default::default()).await.unwrap();
     assert!(page.tickets.is_empty(), "nothing was continued");
@@ -251,8 +236,7 @@ async fn multibyte_thread_messages_are_relayed_not_dropped() {
 
 #[tokio::test]
 async fn settings_and_defaults_outside_the_allowed_agents_open_nothing() {
-    let mut options = Options::bridge(Backend::Embedded);
-    options.access.allowed_agents = vec!["k8s-agent".to_owned()];
+    let options = Options::bridge(Backend::Embedded).config(|c| c.access.allowed_agents = vec!["k8s-agent".to_owned()]);
     let app = spawn_app(options).await;
     mount_second_agent(&app).await;
     // A channel configured before the list was narrowed, and a default agent outside it.
@@ -285,8 +269,8 @@ async fn only_members_reopen_a_resolved_ticket() {
 
 #[tokio::test]
 async fn continue_refuses_a_ticket_worked_by_an_agent_that_is_not_allowed() {
-    let mut options = Options::bridge(Backend::Embedded);
-    options.access.allowed_agents = vec![fakes::AGENT_NAME.to_owned()];
+    let options =
+        Options::bridge(Backend::Embedded).config(|c| c.access.allowed_agents = vec![fakes::AGENT_NAME.to_owned()]);
     let app = spawn_app(options).await;
     mount_second_agent(&app).await;
     Mock::given(method("GET"))
@@ -295,8 +279,8 @@ async fn continue_refuses_a_ticket_worked_by_an_agent_that_is_not_allowed() {
             "name": "DEVOPS-78", "title": "Cluster down", "aiAgentId": "6a6a6a6a6a6a6a6a6a6a6a02"}})))
         .mount(&app.helpdesk)
         .await;
-    press(&app, "U1", "1700000600.000900", "1700000600.000900", "continue_ticket", "DEVOPS-78 U1", "cont").await;
-    assert!(answer(&app, "cont").await.contains("may not use"));
+    app.press("U1", "1700000600.000900", "1700000600.000900", "continue_ticket", "DEVOPS-78 U1", "cont").await;
+    assert!(app.answer("cont").await.contains("may not use"));
     tokio::time::sleep(Duration::from_millis(300)).await;
     let page = app.store.list_tickets(&TeamId::new("T1"), &Default::default()).await.unwrap();
     assert!(page.tickets.is_empty(), "nothing was continued");
@@ -304,14 +288,14 @@ async fn continue_refuses_a_ticket_worked_by_an_agent_that_is_not_allowed() {
 
 #[tokio::test]
 async fn without_defaults_only_the_author_chooses_where_a_follow_up_goes() {
-    let app = spawn_app(Options { defaults: false, ..Options::bridge(Backend::Embedded) }).await;
+    let app = spawn_app(Options::bridge(Backend::Embedded).config(without_defaults)).await;
     let closed = "1700000300.000200";
     seed(&app.store, closed, "DEVOPS-6", TicketStatus::Closed, "U1", 1_000).await;
     app.post_event(&message_event("Ev1", "C1", "U2", "1700000300.000400", Some(closed), "still slow")).await;
     let value = button_of(&app, "is closed").await["value"].as_str().unwrap().to_owned();
-    press(&app, "U3", "1800000000.000005", closed, "follow_up_ticket", &value, "colleague").await;
-    assert!(answer(&app, "colleague").await.contains("<@U2>"));
+    app.press("U3", "1800000000.000005", closed, "follow_up_ticket", &value, "colleague").await;
+    assert!(app.answer("colleague").await.contains("<@U2>"));
     assert!(app.slack_calls("views.open").await.is_empty(), "no form for someone else");
-    press(&app, "U2", "1800000000.000005", closed, "follow_up_ticket", &value, "author").await;
+    app.press("U2", "1800000000.000005", closed, "follow_up_ticket", &value, "author").await;
     app.wait_slack("views.open", 1, |v| v["trigger_id"] == "author").await;
 }

@@ -14,7 +14,11 @@ use tokio::{net::TcpListener, sync::mpsc};
 use tokio_tungstenite::tungstenite::Message;
 use wiremock::{Mock, ResponseTemplate, matchers::path};
 
-use crate::support::{Options, eventually, message_event, spawn_app};
+use crate::support::{
+    app::{Options, spawn_app},
+    eventually,
+    payloads::message_event,
+};
 
 /// What the fake server saw: acks (connection number, envelope id) and connections.
 struct FakeSlackSockets {
@@ -76,7 +80,7 @@ async fn fake_slack_sockets() -> FakeSlackSockets {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn envelopes_are_acked_and_dropped_sockets_reconnect() {
     let mut sockets = fake_slack_sockets().await;
-    let app = spawn_app(Options { app_token: Some("xapp-test".to_owned()), ..Default::default() }).await;
+    let app = spawn_app(Options::default().config(|c| c.slack.app_token = Some("xapp-test".to_owned().into()))).await;
     Mock::given(path("/apps.connections.open"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": true, "url": sockets.url})))
         .mount(&app.slack)
@@ -112,7 +116,7 @@ async fn envelopes_are_acked_and_dropped_sockets_reconnect() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_socket_the_app_is_not_ready() {
-    let app = spawn_app(Options { app_token: Some("xapp-test".to_owned()), ..Default::default() }).await;
+    let app = spawn_app(Options::default().config(|c| c.slack.app_token = Some("xapp-test".to_owned().into()))).await;
     Mock::given(path("/apps.connections.open"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": false, "error": "invalid_auth"})))
         .mount(&app.slack)

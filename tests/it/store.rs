@@ -13,7 +13,11 @@ use helpdesk_bridge::{
     store::{CreateOutcome, DecideOutcome, HISTORY_CAP, ListQuery, Lock, Store, StoreError, SubmitOutcome, Viewer},
 };
 
-use crate::support::{TestStore, eventually};
+use crate::support::{
+    eventually,
+    redis::{PrivateRedis, redis_url, unique_prefix},
+    store::TestStore,
+};
 
 /// Runs each listed test body against the Redis backend and the embedded backend.
 macro_rules! conformance {
@@ -22,7 +26,7 @@ macro_rules! conformance {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    let store = crate::support::TestStore::redis().await;
+                    let store = crate::support::store::TestStore::redis().await;
                     super::$name(&store.store).await;
                 }
             )*
@@ -31,7 +35,7 @@ macro_rules! conformance {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    let store = crate::support::TestStore::embedded();
+                    let store = crate::support::store::TestStore::embedded();
                     super::$name(&store.store).await;
                 }
             )*
@@ -570,7 +574,7 @@ async fn embedded_sweeper_deletes_expired_marks() {
 /// same store handle works again without being rebuilt.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_outage_fails_fast_and_recovers() {
-    let server = crate::support::PrivateRedis::start();
+    let server = PrivateRedis::start();
     let store = Store::redis(&server.url(), "outage:").unwrap();
     store.create_ticket(&record(1)).await.unwrap();
 
@@ -653,12 +657,12 @@ fn embedded_state_survives_kill_9() {
 /// Cards expire (90 days after their last change) so they cannot pile up; mappings do not.
 #[tokio::test]
 async fn redis_cards_expire_and_mappings_do_not() {
-    let prefix = crate::support::unique_prefix();
-    let store = Store::redis(&crate::support::redis_url(), &prefix).unwrap();
+    let prefix = unique_prefix();
+    let store = Store::redis(&redis_url(), &prefix).unwrap();
     store.create_ticket(&record(1)).await.unwrap();
     store.put_card(&card("ttl", 1, &["ls"])).await.unwrap();
     store.decide(&CardId::new("ttl"), 0, Decision::Approve, &UserId::new("U1"), 1).await.unwrap();
-    let client = redis::Client::open(crate::support::redis_url()).unwrap();
+    let client = redis::Client::open(redis_url()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let card_ttl: i64 = redis::cmd("PTTL").arg(format!("{prefix}card:ttl")).query_async(&mut conn).await.unwrap();
     let ninety_days = helpdesk_bridge::store::CARD_TTL.as_millis() as i64;

@@ -1,5 +1,6 @@
 //! The stand-ins for Slack's Web API and the HelpDesk, as wiremock mounts, plus readers of
-//! what they received.
+//! what they received and of the messages the bridge sent, and tickets seeded as the bridge
+//! stores them.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -227,104 +228,6 @@ pub fn assert_valid_message(body: &Value) {
     assert!(text.chars().count() <= 4000, "fallback text too long");
 }
 
-/// A `block_actions` payload: `user` clicked the button `action_id` (with `value`) on the
-/// message `message_ts` in `thread_ts`.
-pub fn click(user: &str, message_ts: &str, thread_ts: &str, action_id: &str, value: &str, trigger: &str) -> Value {
-    click_from(user, "T1", message_ts, thread_ts, action_id, value, trigger, "https://hooks.invalid")
-}
-
-/// Like [`click`], by a user of `user_team`, answered at `{respond}/respond/{trigger}`.
-#[allow(clippy::too_many_arguments)]
-pub fn click_from(
-    user: &str,
-    user_team: &str,
-    message_ts: &str,
-    thread_ts: &str,
-    action_id: &str,
-    value: &str,
-    trigger: &str,
-    respond: &str,
-) -> Value {
-    let button = json!({"action_id": action_id, "block_id": "b", "text": {"type": "plain_text", "text": "x"},
-        "value": value, "type": "button", "action_ts": "1700000001.000000"});
-    block_action(user, user_team, message_ts, thread_ts, button, json!({}), trigger, respond)
-}
-
-/// A `block_actions` payload for any element (`action`), with the message's input `state`
-/// as Slack sends it alongside.
-#[allow(clippy::too_many_arguments)]
-pub fn block_action(
-    user: &str,
-    user_team: &str,
-    message_ts: &str,
-    thread_ts: &str,
-    action: Value,
-    state: Value,
-    trigger: &str,
-    respond: &str,
-) -> Value {
-    let mut payload = json!({
-        "type": "block_actions",
-        "user": {"id": user, "username": user.to_lowercase(), "name": user.to_lowercase(), "team_id": user_team},
-        "api_app_id": "A1", "token": "x",
-        "container": {"type": "message", "message_ts": message_ts, "channel_id": "C1", "is_ephemeral": false},
-        "trigger_id": trigger, "team": {"id": "T1", "domain": "acme"},
-        "channel": {"id": "C1", "name": "ops"},
-        "message": {"type": "message", "user": "UBOT", "ts": message_ts, "thread_ts": thread_ts, "text": "notice"},
-        "response_url": format!("{respond}/respond/{trigger}"),
-    });
-    payload["actions"] = Value::Array(vec![action]);
-    payload["state"] = json!({});
-    payload["state"]["values"] = state;
-    payload
-}
-
-/// A `view_submission` of the modal `callback_id` with these input `values`.
-pub fn submission(user: &str, view_id: &str, callback_id: &str, metadata: &str, values: Value) -> Value {
-    let mut payload = json!({
-        "type": "view_submission", "team": {"id": "T1", "domain": "acme"},
-        "user": {"id": user, "username": "u", "name": "u", "team_id": "T1"},
-        "api_app_id": "A1", "token": "x", "trigger_id": "9.9.s",
-        "view": {"id": view_id, "team_id": "T1", "type": "modal", "callback_id": callback_id,
-            "private_metadata": metadata, "hash": "h1", "title": {"type": "plain_text", "text": "Modal"}, "blocks": [],
-            "state": {}}
-    });
-    payload["view"]["state"]["values"] = values;
-    payload
-}
-
-/// A `view_submission` of the rejection-reason modal.
-pub fn reject_submission(user: &str, view_id: &str, metadata: &str, reason: &str) -> Value {
-    let values = json!({"reason": {"reason_input": {"type": "plain_text_input", "value": reason}}});
-    submission(user, view_id, "reject_reason", metadata, values)
-}
-
-/// A static select's chosen option, as Slack sends it.
-pub fn option(value: &str) -> Value {
-    json!({"text": {"type": "plain_text", "text": value}, "value": value})
-}
-
-/// A `view_submission` of the creation modal.
-pub fn create_submission(user: &str, view_id: &str, metadata: &str, title: &str) -> Value {
-    let values = json!({
-        "title": {"title_input": {"type": "plain_text_input", "value": title}},
-        "workspace": {"workspace_select": {"type": "static_select", "selected_option": option(WORKSPACE_ID)}},
-        "agent": {"agent_select": {"type": "static_select", "selected_option": option(AGENT_ID)}}
-    });
-    submission(user, view_id, "create_ticket", metadata, values)
-}
-
-/// The message shortcut used by `user` on the message `ts` written by `author`.
-pub fn shortcut(user: &str, author: &str, ts: &str, text: &str, response_url: &str) -> Value {
-    json!({
-        "type": "message_action", "token": "x", "action_ts": "1.2", "callback_id": "open_ticket",
-        "trigger_id": format!("sc-{ts}"), "team": {"id": "T1", "domain": "acme"}, "user": {"id": user, "name": "bob"},
-        "channel": {"id": "C1", "name": "ops"},
-        "message": {"type": "message", "user": author, "ts": ts, "text": text},
-        "response_url": response_url
-    })
-}
-
 /// Records every `chat.update` with the time it arrived (for pacing checks).
 #[derive(Clone, Default)]
 pub struct UpdateLog(std::sync::Arc<std::sync::Mutex<Vec<(std::time::Instant, Value)>>>);
@@ -350,6 +253,12 @@ impl UpdateLog {
     }
 }
 
+/// The thread `ts` of C1 in T1, the channel and workspace the fake Slack's payloads come from.
+pub fn thread(ts: &str) -> helpdesk_bridge::ids::ThreadKey {
+    use helpdesk_bridge::ids::{ChannelId, MessageTs, TeamId, ThreadKey};
+    ThreadKey { team: TeamId::new("T1"), channel: ChannelId::new("C1"), thread_ts: MessageTs::new(ts) }
+}
+
 /// A ticket stored as the bridge stores one, in thread `ts` of C1 whose header is the
 /// thread's root message; times are milliseconds.
 pub async fn seed(
@@ -361,11 +270,11 @@ pub async fn seed(
     updated_at: i64,
 ) -> helpdesk_bridge::model::TicketRecord {
     use helpdesk_bridge::{
-        ids::{AgentId, ChannelId, MessageTs, TeamId, ThreadKey, TicketKey, TicketName, UserId, WorkspaceId},
+        ids::{AgentId, MessageTs, TicketKey, TicketName, UserId, WorkspaceId},
         model::TicketRecord,
     };
     let record = TicketRecord {
-        thread: ThreadKey { team: TeamId::new("T1"), channel: ChannelId::new("C1"), thread_ts: MessageTs::new(ts) },
+        thread: thread(ts),
         ticket: TicketKey {
             host: "http://helpdesk".to_owned(),
             workspace: WorkspaceId::new(WORKSPACE_ID),

@@ -1,0 +1,32 @@
+//! Shared test support, by concern: [`app`] spawns the real application against
+//! stand-ins, [`seen`] reads what those stand-ins received, [`payloads`] builds what Slack
+//! sends, [`fakes`] mounts the wiremock Slack and HelpDesk, [`timed`] streams replies over
+//! time, [`store`] and [`redis`] give stores and Redis servers of a test's own.
+
+use std::{future::Future, time::Duration};
+
+pub mod app;
+pub mod fakes;
+pub mod payloads;
+pub mod redis;
+pub mod seen;
+pub mod store;
+pub mod timed;
+
+/// Polls `check` until it returns `Some`, for at most `patience`.
+pub async fn eventually<T, F, Fut>(patience: Duration, mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + patience;
+    loop {
+        if let Some(value) = check().await {
+            return Some(value);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
