@@ -205,7 +205,7 @@ async fn streaming_edits_grow_and_keep_to_one_per_second() {
     // rather than for a fixed time, then let any straggler land.
     let reply_edits = || log.updates().into_iter().filter(|(_, body)| body["ts"] != "1700000000.000100");
     let finished = eventually(Duration::from_secs(10), || async {
-        let last = reply_edits().last().map(|(_, body)| text_of(&body))?;
+        let last = reply_edits().next_back().map(|(_, body)| text_of(&body))?;
         (last.contains("chunk11") && !last.contains("Running tool")).then_some(())
     })
     .await;
