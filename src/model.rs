@@ -286,29 +286,102 @@ pub struct Card {
     pub submitted_at: Option<UnixMillis>,
 }
 
+/// Where a kept message goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Place {
+    /// A thread that exists.
+    Thread(ThreadKey),
+    /// A thread not posted yet: the ticket's header is posted in this channel first, and
+    /// its thread is the ticket's (`/helpdesk new`, a follow-up to a closed ticket).
+    NewThreadIn(ChannelRef),
+}
+
+impl Place {
+    /// The workspace.
+    pub fn team(&self) -> &TeamId {
+        match self {
+            Self::Thread(thread) => &thread.team,
+            Self::NewThreadIn(channel) => &channel.team,
+        }
+    }
+
+    /// The channel.
+    pub fn channel(&self) -> &ChannelId {
+        match self {
+            Self::Thread(thread) => &thread.channel,
+            Self::NewThreadIn(channel) => &channel.channel,
+        }
+    }
+
+    /// The thread, once there is one.
+    pub fn thread(&self) -> Option<&ThreadKey> {
+        match self {
+            Self::Thread(thread) => Some(thread),
+            Self::NewThreadIn(_) => None,
+        }
+    }
+}
+
 /// A message the bridge holds on to: one whose sending failed (for its Retry button), or
 /// one that opens a ticket once a workspace and agent are chosen in the modal.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(from = "StoredPending", into = "StoredPending")]
 pub struct PendingMessage {
-    /// The thread it belongs to.
-    pub thread: ThreadKey,
+    /// Where it goes.
+    pub place: Place,
     /// Who wrote it.
     pub author: UserId,
     /// The Slack message it came from, for reactions.
-    #[serde(default)]
     pub message_ts: Option<MessageTs>,
     /// The text for the agent, already plain.
     pub content: String,
     /// A title for the ticket it opens, when the thread has none yet.
-    #[serde(default)]
     pub title: String,
     /// A submitted card whose decisions go with this message.
-    #[serde(default)]
     pub card: Option<CardId>,
-    /// The ticket gets a new thread: its header is posted in the channel first
-    /// (`/helpdesk new`); `thread` then names only the channel.
+}
+
+/// A [`PendingMessage`] as stored: a thread whose ts is empty, and a flag, stand for a thread
+/// not posted yet. Kept so records written by earlier versions (and replicas mid-upgrade)
+/// read the same.
+#[derive(Serialize, Deserialize)]
+struct StoredPending {
+    thread: ThreadKey,
+    author: UserId,
     #[serde(default)]
-    pub new_thread: bool,
+    message_ts: Option<MessageTs>,
+    content: String,
+    #[serde(default)]
+    title: String,
+    #[serde(default)]
+    card: Option<CardId>,
+    #[serde(default)]
+    new_thread: bool,
+}
+
+impl From<StoredPending> for PendingMessage {
+    fn from(stored: StoredPending) -> Self {
+        let StoredPending { thread, author, message_ts, content, title, card, new_thread } = stored;
+        let place = if new_thread {
+            Place::NewThreadIn(ChannelRef { team: thread.team, channel: thread.channel })
+        } else {
+            Place::Thread(thread)
+        };
+        Self { place, author, message_ts, content, title, card }
+    }
+}
+
+impl From<PendingMessage> for StoredPending {
+    fn from(pending: PendingMessage) -> Self {
+        let PendingMessage { place, author, message_ts, content, title, card } = pending;
+        let (thread, new_thread) = match place {
+            Place::Thread(thread) => (thread, false),
+            Place::NewThreadIn(ChannelRef { team, channel }) => {
+                (ThreadKey { team, channel, thread_ts: MessageTs::new("") }, true)
+            }
+        };
+        Self { thread, author, message_ts, content, title, card, new_thread }
+    }
 }
 
 /// Who did something recorded in a ticket's history.

@@ -23,7 +23,7 @@ use crate::{
     ids::{Approver, TeamId, UserId},
     model::{ChannelRef, ChannelSettings, TicketRecord},
     slack::{
-        blocks::Message,
+        kit::Message,
         notices::{self, Administrators, Deciders},
     },
 };

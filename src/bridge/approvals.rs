@@ -18,13 +18,13 @@ use crate::{
     ids::{CardId, TeamId, UserId},
     inbound::BlockAction,
     model::{
-        Actor, Attachment, Card, CardState, Decision, HistoryEvent, PendingMessage, ProposedCommand, TicketRecord,
-        TicketStatus,
+        Actor, Attachment, Card, CardState, Decision, HistoryEvent, PendingMessage, Place, ProposedCommand,
+        TicketRecord, TicketStatus,
     },
     slack::{
-        blocks::Message,
         card::{self, AttachmentView, CardClosed, CardStatus, CardView, CommandView, DecisionView},
         controls::{CardButton, CardRef},
+        kit::Message,
         notices,
     },
     store::{DecideOutcome, SubmitOutcome},
@@ -399,12 +399,11 @@ impl Bridge {
         };
         let content = summary(&submitted.commands);
         let message = PendingMessage {
-            thread: record.thread.clone(),
+            place: Place::Thread(record.thread.clone()),
             author: by.clone(),
             message_ts: None,
             content,
             title: String::new(),
-            new_thread: false,
             card: Some(submitted.id.clone()),
         };
         self.turn(record.clone(), message).await

@@ -8,12 +8,12 @@ use super::{
     thread_of,
 };
 use crate::{
-    ids::{MessageTs, TeamId},
+    ids::TeamId,
     inbound::SlashCommand,
-    model::{ChannelRef, PendingMessage},
+    model::{ChannelRef, PendingMessage, Place},
     slack::{
-        blocks::Message,
         controls::{ConfigArgs, Subcommand},
+        kit::Message,
         notices::{self, Settings},
     },
 };
@@ -44,14 +44,12 @@ impl Bridge {
         let (title, first) = args.split_once('|').unwrap_or((args, ""));
         let title = title_from(&self.plain_text(title.trim()).await);
         let content = self.plain_text(first.trim()).await;
-        let channel_thread = thread_of(team, &command.channel, &MessageTs::new(""));
         let pending = PendingMessage {
-            thread: channel_thread.clone(),
+            place: Place::NewThreadIn(ChannelRef { team: team.clone(), channel: command.channel.clone() }),
             author: command.user.clone(),
             message_ts: None,
             content,
             title: title.clone(),
-            new_thread: true,
             card: None,
         };
         let target = match self.resolve_target(team, &command.channel).await {
@@ -76,8 +74,7 @@ impl Bridge {
         };
         let thread = thread_of(team, &command.channel, &ts);
         let first = (!pending.content.trim().is_empty()).then(|| PendingMessage {
-            thread: thread.clone(),
-            new_thread: false,
+            place: Place::Thread(thread.clone()),
             card: None,
             ..pending
         });

@@ -17,10 +17,10 @@ use crate::{
     helpdesk::HelpdeskError,
     ids::{PendingId, TeamId, TicketKey, TicketName, UserId},
     inbound::{BlockAction, SlashCommand},
-    model::{Actor, HistoryEvent, PendingMessage, TicketRecord, TicketStatus},
+    model::{Actor, HistoryEvent, PendingMessage, Place, TicketRecord, TicketStatus},
     slack::{
-        blocks::Message,
         controls::ListArgs,
+        kit::Message,
         notices,
         ticket::{self, TicketRow},
     },
@@ -320,7 +320,7 @@ impl Bridge {
             self.answer_click(action, &self.may_not_act(clicked.as_ref(), &kept.author)).await;
             return Ok(());
         }
-        let channel = kept.thread.channel.clone();
+        let channel = kept.place.channel().clone();
         let target = self.resolve_target(team, &channel).await?;
         // Without a default, the author chooses where the ticket goes (the form is theirs).
         if target.is_none() && kept.author != action.user {
@@ -342,7 +342,7 @@ impl Bridge {
         let thread = thread_of(team, &channel, &ts);
         let title = pending.title.clone();
         let requester = pending.author.clone();
-        let first = PendingMessage { thread: thread.clone(), new_thread: false, card: None, ..pending };
+        let first = PendingMessage { place: Place::Thread(thread.clone()), card: None, ..pending };
         self.open(OpenRequest {
             thread,
             requester,

@@ -11,16 +11,16 @@
 
 use std::time::Duration;
 
-use super::{Bridge, BridgeError, PENDING_TTL, open::title_from, thread_of};
+use super::{Bridge, BridgeError, PENDING_TTL, open::title_from};
 use crate::{
     helpdesk::{ApiStatus, HelpdeskError, OutgoingMessage},
     ids::{AgentId, TeamId, ThreadKey, UserId},
     inbound::{BlockAction, UserMessage},
-    model::{Actor, CardState, HistoryEvent, PendingMessage, TicketRecord, TicketStatus},
+    model::{Actor, CardState, ChannelRef, HistoryEvent, PendingMessage, Place, TicketRecord, TicketStatus},
     slack::{
-        blocks::{self, Choice},
         card::CardClosed,
         controls::{HeaderControl, ModalTarget},
+        kit::{self, Choice},
         notices::{self, StatusChange},
         ticket::{self, HeaderView},
     },
@@ -49,7 +49,7 @@ pub(super) enum Refusal {
 
 impl Refusal {
     /// What to tell people.
-    pub(super) fn explain(&self) -> blocks::Message {
+    pub(super) fn explain(&self) -> kit::Message {
         match self {
             Self::Invalid { ticket, from, to } => notices::cannot_become(ticket, *from, *to),
             Self::Helpdesk { ticket, from, to, err } => notices::status_not_changed(ticket, *from, *to, err),
@@ -60,7 +60,7 @@ impl Refusal {
 
 impl Bridge {
     /// Renders the header of a ticket as it stands.
-    pub(super) fn render_header(&self, record: &TicketRecord, deleted_by: Option<&UserId>) -> blocks::Message {
+    pub(super) fn render_header(&self, record: &TicketRecord, deleted_by: Option<&UserId>) -> kit::Message {
         let url = self.inner.helpdesk.chat_url(&record.ticket.workspace, &record.ticket.ticket);
         ticket::header(&HeaderView {
             ticket: record.ticket.ticket.as_str(),
@@ -487,13 +487,15 @@ impl Bridge {
     pub(super) async fn closed_thread(&self, record: &TicketRecord, message: &UserMessage) -> Result<(), BridgeError> {
         let content = self.plain_text(&message.text).await;
         let pending = PendingMessage {
-            thread: thread_of(&record.thread.team, &record.thread.channel, &crate::ids::MessageTs::new("")),
+            place: Place::NewThreadIn(ChannelRef {
+                team: record.thread.team.clone(),
+                channel: record.thread.channel.clone(),
+            }),
             author: message.user.clone(),
             message_ts: None,
             content: format!("(Follow-up to ticket {}) {content}", record.ticket.ticket),
             title: title_from(&content),
             card: None,
-            new_thread: true,
         };
         let kept = match self.inner.store.put_pending(&pending, PENDING_TTL).await {
             Ok(id) => Some(id),

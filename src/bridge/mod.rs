@@ -38,9 +38,9 @@ use crate::{
     model::{Actor, HistoryEntry, HistoryEvent, TicketRecord, now_millis},
     slack::{
         api::{SlackApi, SlackError},
-        blocks::Message,
         controls::{Intent, Submission},
         identity::BotIdentity,
+        kit::Message,
         markup, notices,
     },
     store::{Store, StoreError},
@@ -212,7 +212,7 @@ impl Bridge {
         for item in &action.actions {
             match Intent::from_action(item) {
                 Intent::Retry { pending } => self.retry(team, &action, &pending).await?,
-                Intent::Reopen { pending } => self.reopen(team, &action, &pending).await?,
+                Intent::Reopen { pending } => self.reopen(&action, &pending).await?,
                 Intent::Create { pending } => self.open_create_modal(&action, &pending).await?,
                 Intent::Card { button, card } => self.on_card_action(team, &action, button, card).await?,
                 Intent::ListMore(args) => self.list_more(team, &action, args).await?,

@@ -12,10 +12,11 @@ use crate::{
     helpdesk::HelpdeskError,
     ids::{AgentId, ChannelId, MessageTs, PendingId, TeamId, ThreadKey, TicketKey, UserId, WorkspaceId},
     inbound::{BlockAction, MessageShortcut, UserMessage},
-    model::{Actor, ChannelRef, HistoryEvent, PendingMessage, TicketRecord, TicketStatus},
+    model::{Actor, ChannelRef, HistoryEvent, PendingMessage, Place, TicketRecord, TicketStatus},
     slack::{
-        blocks::{self, Choice, CreateModalView},
+        blocks::{self, CreateModalView},
         controls::Shortcut,
+        kit::{self, Choice},
         markup::without_mention,
         notices,
     },
@@ -70,12 +71,11 @@ impl OpenRequest {
     /// the title alone.
     fn pending(&self) -> PendingMessage {
         self.first.clone().unwrap_or_else(|| PendingMessage {
-            thread: self.thread.clone(),
+            place: Place::Thread(self.thread.clone()),
             author: self.requester.clone(),
             message_ts: None,
             content: String::new(),
             title: self.title.clone(),
-            new_thread: false,
             card: None,
         })
     }
@@ -104,12 +104,11 @@ impl Bridge {
         let title_source = self.plain_text(&without_mention(&message.text, self.bot_user())).await;
         let content = self.plain_text(&message.text).await;
         let first = PendingMessage {
-            thread: thread.clone(),
+            place: Place::Thread(thread.clone()),
             author: message.user.clone(),
             message_ts: Some(message.ts.clone()),
             content,
             title: title_from(&title_source),
-            new_thread: false,
             card: None,
         };
         self.open(OpenRequest {
@@ -143,12 +142,11 @@ impl Bridge {
         let source =
             link.map_or_else(|| format!("(a Slack message{author})"), |l| format!("(Slack message{author}: {l})"));
         let first = PendingMessage {
-            thread: thread.clone(),
+            place: Place::Thread(thread.clone()),
             author: shortcut.user.clone(),
             message_ts: Some(shortcut.message_ts.clone()),
             content: format!("{quoted}{source}"),
             title: title_from(&text),
-            new_thread: false,
             card: None,
         };
         self.open(OpenRequest {
@@ -321,7 +319,7 @@ impl Bridge {
     }
 
     /// Shows a notice in the header already posted (for `/helpdesk new`), or in the thread.
-    async fn show_or_tell(&self, request: &OpenRequest, note: &blocks::Message) {
+    async fn show_or_tell(&self, request: &OpenRequest, note: &kit::Message) {
         match &request.header_ts {
             Some(ts) => {
                 if let Err(err) = self.inner.slack.update(&request.thread.team, &request.thread.channel, ts, note).await
@@ -485,9 +483,8 @@ impl Bridge {
         {
             tracing::warn!(user = %user, workspace = %workspace, agent = %agent, "refused a ticket for a workspace or agent that is not allowed");
             let note = notices::target_not_allowed();
-            let thread = &kept.thread;
-            let thread_ts = Some(&thread.thread_ts).filter(|ts| !ts.as_str().is_empty());
-            if let Err(err) = self.inner.slack.ephemeral(&thread.channel, user, thread_ts, &note).await {
+            let thread_ts = kept.place.thread().map(|thread| &thread.thread_ts);
+            if let Err(err) = self.inner.slack.ephemeral(kept.place.channel(), user, thread_ts, &note).await {
                 tracing::warn!(code = err.code(), "could not explain a refused creation");
             }
             return Ok(());
@@ -497,16 +494,18 @@ impl Bridge {
         };
         let title = title.unwrap_or(pending.title.clone());
         let target = Target { workspace, agent, agent_name };
-        let mut header_ts = None;
-        if pending.new_thread {
-            let ts = self.inner.slack.post(&pending.thread.channel, None, &notices::opening(&title)).await?;
-            pending.thread = thread_of(team, &pending.thread.channel, &ts);
-            header_ts = Some(ts);
-        }
+        let (thread, header_ts) = match &pending.place {
+            Place::Thread(thread) => (thread.clone(), None),
+            Place::NewThreadIn(channel) => {
+                let ts = self.inner.slack.post(&channel.channel, None, &notices::opening(&title)).await?;
+                (thread_of(team, &channel.channel, &ts), Some(ts))
+            }
+        };
+        pending.place = Place::Thread(thread.clone());
         let first =
             (!pending.content.trim().is_empty()).then(|| PendingMessage { title: title.clone(), ..pending.clone() });
         self.open(OpenRequest {
-            thread: pending.thread.clone(),
+            thread,
             requester: pending.author.clone(),
             title,
             first,
@@ -517,18 +516,18 @@ impl Bridge {
     }
 
     /// "Open a new ticket" for a thread whose ticket the HelpDesk no longer has.
-    pub(super) async fn reopen(
-        &self,
-        team: &TeamId,
-        action: &BlockAction,
-        pending_id: &PendingId,
-    ) -> Result<(), BridgeError> {
+    pub(super) async fn reopen(&self, action: &BlockAction, pending_id: &PendingId) -> Result<(), BridgeError> {
         let store = &self.inner.store;
         let Some(kept) = store.pending(pending_id).await? else {
             self.answer_click(action, &notices::already_reopened()).await;
             return Ok(());
         };
-        let old = store.ticket_by_thread(&kept.thread).await?;
+        // Only a message kept in a thread offers this button.
+        let Some(thread) = kept.place.thread().cloned() else {
+            self.answer_click(action, &notices::request_expired()).await;
+            return Ok(());
+        };
+        let old = store.ticket_by_thread(&thread).await?;
         if !self.may_act_on_kept(old.as_ref(), &kept.author, &action.user, action.user_team.as_ref()).await {
             self.answer_click(action, &self.may_not_act(old.as_ref(), &kept.author)).await;
             return Ok(());
@@ -549,11 +548,10 @@ impl Bridge {
             return Ok(());
         };
         if old.is_some() {
-            store.delete_ticket(&pending.thread).await?;
+            store.delete_ticket(&thread).await?;
         }
         // A new ticket never inherits decisions made on the old one's commands.
         pending.card = None;
-        let thread = thread_of(team, &pending.thread.channel, &pending.thread.thread_ts);
         let requester = pending.author.clone();
         self.open(OpenRequest::from_pending(thread, requester, pending)).await
     }

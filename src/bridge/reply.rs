@@ -29,7 +29,8 @@ use crate::{
     model::ProposedCommand,
     slack::{
         api::{SlackApi, SlackError},
-        blocks::{self, ExecutedView, Message, ReplyState, ReplyView},
+        blocks::{self, ExecutedView, ReplyState, ReplyView},
+        kit::{self, Message},
     },
 };
 
@@ -306,7 +307,7 @@ pub(super) async fn follow_up(slack: &SlackApi, thread: &ThreadKey, executed: &[
             }
         }
         for (command, shortened) in executed.iter().zip(shortened) {
-            let short = blocks::truncate(&command.command, 60);
+            let short = kit::truncate(&command.command, 60);
             let (filename, title, content) = if shortened.command {
                 let whole = format!("$ {}\n\n{}", command.command, command.output);
                 ("command.txt", format!("Command {short} and its output"), whole)

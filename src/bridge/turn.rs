@@ -16,9 +16,9 @@ use crate::{
     helpdesk::{HelpdeskError, OutgoingMessage},
     ids::PendingId,
     inbound::{BlockAction, UserMessage},
-    model::{Actor, Delivery, HistoryEvent, PendingMessage, TicketRecord, TicketStatus},
+    model::{Actor, Delivery, HistoryEvent, PendingMessage, Place, TicketRecord, TicketStatus},
     slack::{
-        blocks,
+        kit,
         notices::{self, SendFailure},
     },
     store::Lock,
@@ -115,12 +115,11 @@ impl Bridge {
         }
         let card = self.ride_along(&record, &author).await;
         let pending = PendingMessage {
-            thread: record.thread.clone(),
+            place: Place::Thread(record.thread.clone()),
             author,
             message_ts: Some(message.ts.clone()),
             content,
             title: String::new(),
-            new_thread: false,
             card,
         };
         self.turn(record, pending).await
@@ -260,19 +259,14 @@ impl Bridge {
             let _ = self
                 .inner
                 .slack
-                .react(&message.thread.team, &message.thread.channel, ts, if ok { DONE } else { FAILED })
+                .react(message.place.team(), message.place.channel(), ts, if ok { DONE } else { FAILED })
                 .await;
         }
     }
 
     /// The send failed before any reply: what to say, with a button to resend the same
     /// message (or to open a new ticket when the HelpDesk lost this one).
-    async fn failure_note(
-        &self,
-        record: &TicketRecord,
-        message: &PendingMessage,
-        err: &HelpdeskError,
-    ) -> blocks::Message {
+    async fn failure_note(&self, record: &TicketRecord, message: &PendingMessage, err: &HelpdeskError) -> kit::Message {
         tracing::warn!(ticket = %record.ticket.ticket, error = %err, "sending to the HelpDesk failed");
         let kept = match self.inner.store.put_pending(message, PENDING_TTL).await {
             Ok(id) => Some(id),
@@ -302,7 +296,7 @@ impl Bridge {
         &self,
         record: &TicketRecord,
         message: &PendingMessage,
-        note: impl FnOnce(Option<&PendingId>) -> blocks::Message,
+        note: impl FnOnce(Option<&PendingId>) -> kit::Message,
     ) {
         let kept = match self.inner.store.put_pending(message, PENDING_TTL).await {
             Ok(id) => Some(id),
@@ -329,7 +323,12 @@ impl Bridge {
             self.answer_click(action, &notices::already_retried()).await;
             return Ok(());
         };
-        let record = store.ticket_by_thread(&kept.thread).await?;
+        // Only a message kept in a thread offers Retry.
+        let Some(thread) = kept.place.thread().cloned() else {
+            self.answer_click(action, &notices::already_retried()).await;
+            return Ok(());
+        };
+        let record = store.ticket_by_thread(&thread).await?;
         if !self.may_act_on_kept(record.as_ref(), &kept.author, &action.user, action.user_team.as_ref()).await {
             self.answer_click(action, &self.may_not_act(record.as_ref(), &kept.author)).await;
             return Ok(());
@@ -348,11 +347,11 @@ impl Bridge {
                 tracing::debug!(error = %err, "could not mark the failure notice as retried");
             }
         }
-        match store.ticket_by_thread(&pending.thread).await? {
+        match store.ticket_by_thread(&thread).await? {
             Some(record) => self.turn(record, pending).await,
             None => {
                 pending.card = None;
-                let (thread, requester) = (pending.thread.clone(), pending.author.clone());
+                let requester = pending.author.clone();
                 self.open(OpenRequest::from_pending(thread, requester, pending)).await
             }
         }

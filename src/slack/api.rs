@@ -25,7 +25,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use slack_morphism::{errors::SlackClientError, prelude::*};
 
-use super::{blocks::Message, pace::Pacer};
+use super::{kit::Message, pace::Pacer};
 use crate::{
     config::SlackConfig,
     ids::{ChannelId, MessageTs, TeamId, UserId},

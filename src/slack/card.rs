@@ -8,8 +8,8 @@
 use serde_json::{Value, json};
 
 use super::{
-    blocks::{self, Message},
     controls::{REASON_CHARS, action, callback, card_value, input, reject_metadata},
+    kit::{self, Button, Message},
     mrkdwn,
 };
 use crate::{
@@ -183,15 +183,6 @@ pub fn shows_in_full(command: &str, files: &[(&str, &str)], unshown_fields: bool
         && files.iter().all(|(path, content)| code_block(path, PATH_CHARS).1 && file_preview(content).1)
 }
 
-fn button(label: &str, action: &str, value: &str, style: Option<&str>) -> Value {
-    let mut b = json!({"type": "button", "text": {"type": "plain_text", "text": label, "emoji": true},
-        "action_id": action, "value": value});
-    if let Some(style) = style {
-        b["style"] = json!(style);
-    }
-    b
-}
-
 fn command_blocks(view: &CardView<'_>, index: usize, command: &CommandView<'_>) -> Vec<Value> {
     let live = view.status == CardStatus::Open;
     let mut head = format!("*{}.*", index + 1);
@@ -233,7 +224,7 @@ fn command_blocks(view: &CardView<'_>, index: usize, command: &CommandView<'_>) 
         DecisionView::Approved => Some("✅ *Approved*".to_owned()),
         DecisionView::Rejected(None) => Some("❌ *Rejected*".to_owned()),
         DecisionView::Rejected(Some(reason)) => {
-            Some(format!("❌ *Rejected*: {}", mrkdwn::escape_inert(&blocks::truncate(reason, 500))))
+            Some(format!("❌ *Rejected*: {}", mrkdwn::escape_inert(&kit::truncate(reason, 500))))
         }
         DecisionView::Ignored => Some("➖ *Ignored*".to_owned()),
     };
@@ -246,7 +237,7 @@ fn command_blocks(view: &CardView<'_>, index: usize, command: &CommandView<'_>) 
         let elements = if command.decision == DecisionView::Undecided {
             let mut elements = Vec::new();
             if command.attachment != AttachmentView::Failed {
-                let mut approve = button("Approve", action::APPROVE, &v, Some("primary"));
+                let mut approve = kit::button(&Button::action("Approve", action::APPROVE, v.as_str()).primary());
                 if command.destructive {
                     let (shown, _) = code_block(command.text, 220);
                     approve["confirm"] = json!({
@@ -259,11 +250,11 @@ fn command_blocks(view: &CardView<'_>, index: usize, command: &CommandView<'_>) 
                 }
                 elements.push(approve);
             }
-            elements.push(button("Reject", action::REJECT, &v, Some("danger")));
-            elements.push(button("Ignore", action::IGNORE, &v, None));
+            elements.push(kit::button(&Button::action("Reject", action::REJECT, v.as_str()).danger()));
+            elements.push(kit::button(&Button::action("Ignore", action::IGNORE, v.as_str())));
             elements
         } else {
-            vec![button("Change", action::CHANGE, &v, None)]
+            vec![kit::button(&Button::action("Change", action::CHANGE, v.as_str()))]
         };
         out.push(json!({"type": "actions", "block_id": format!("act-{index}"), "elements": elements}));
     }
@@ -279,14 +270,14 @@ pub fn render(view: &CardView<'_>) -> Vec<Message> {
         mrkdwn::escape_inert(view.agent), mrkdwn::escape_inert(view.ticket))}});
     let fallback = format!("{} asks to run {count} {noun}", mrkdwn::escape_inert(view.agent));
     let mut messages: Vec<Message> = vec![Message { text: fallback.clone(), blocks: vec![intro] }];
-    let budget = blocks::MESSAGE_BLOCKS - 3;
+    let budget = kit::MESSAGE_BLOCKS - 3;
     for (index, command) in view.commands.iter().enumerate() {
         let group = command_blocks(view, index, command);
         let chars: usize = group.iter().filter_map(|b| b["text"]["text"].as_str()).map(|t| t.chars().count()).sum();
         let last = messages.last_mut().expect("one message at least");
         let used: usize =
             last.blocks.iter().filter_map(|b| b["text"]["text"].as_str()).map(|t| t.chars().count()).sum();
-        if last.blocks.len() + group.len() > budget || used + chars > blocks::MESSAGE_CHARS {
+        if last.blocks.len() + group.len() > budget || used + chars > kit::MESSAGE_CHARS {
             messages.push(Message { text: format!("{fallback} (continued)"), blocks: group });
         } else {
             last.blocks.extend(group);
@@ -294,7 +285,7 @@ pub fn render(view: &CardView<'_>) -> Vec<Message> {
     }
     let footer = match &view.status {
         CardStatus::Open => json!({"type": "actions", "block_id": "card-submit", "elements": [
-            button("Submit", action::SUBMIT, &card_value(view.id, None, view.version), Some("primary")),
+            kit::button(&Button::action("Submit", action::SUBMIT, card_value(view.id, None, view.version)).primary()),
             {"type": "button", "text": {"type": "plain_text", "text": "Open in HelpDesk", "emoji": true},
              "action_id": action::OPEN_HELPDESK, "url": view.url}
         ]}),
@@ -376,7 +367,7 @@ mod tests {
 
     fn valid(messages: &[Message]) {
         for m in messages {
-            blocks::validate(&m.blocks, blocks::MESSAGE_BLOCKS).unwrap();
+            kit::validate(&m.blocks, kit::MESSAGE_BLOCKS).unwrap();
         }
     }
 
@@ -516,7 +507,7 @@ mod tests {
                 url: "https://portal.example.com/t",
             };
             for message in render(&view) {
-                blocks::validate(&message.blocks, blocks::MESSAGE_BLOCKS).unwrap();
+                kit::validate(&message.blocks, kit::MESSAGE_BLOCKS).unwrap();
                 proptest::prop_assert!(!message.text.contains("<!") && !message.text.contains("<@"));
                 for block in &message.blocks {
                     let text = block["text"]["text"].as_str().unwrap_or_default();
@@ -532,6 +523,6 @@ mod tests {
         let v = reject_modal(&"rm -rf /tmp/x && ".repeat(400), &CardId::new("c1"), 0, 1);
         let view: slack_morphism::prelude::SlackView = serde_json::from_value(v.clone()).unwrap();
         assert!(matches!(view, slack_morphism::prelude::SlackView::Modal(_)));
-        blocks::validate(v["blocks"].as_array().unwrap(), blocks::VIEW_BLOCKS).unwrap();
+        kit::validate(v["blocks"].as_array().unwrap(), kit::VIEW_BLOCKS).unwrap();
     }
 }

@@ -407,7 +407,7 @@ impl Submission {
             callback::REJECT => Self::Reject {
                 card: CardRef::parse(&view.private_metadata).and_then(|r| Some((r.card, r.index?, r.version?))),
                 reason: value(input::REASON)
-                    .map(|r| super::blocks::truncate(r.trim(), REASON_CHARS))
+                    .map(|r| super::kit::truncate(r.trim(), REASON_CHARS))
                     .filter(|r| !r.is_empty()),
             },
             callback::STATUS => Self::Status {

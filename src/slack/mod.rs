@@ -7,7 +7,10 @@
 //!   it or letting Slack redeliver, which both transports follow.
 //! - [`socket`]: the Socket Mode connection loop.
 //! - [`api`]: Web API calls (egress), rate-controlled.
-//! - [`blocks`]: Block Kit rendering (pure) and validation.
+//! - [`kit`]: Block Kit primitives (messages, buttons, sections, selects), Slack's limits
+//!   and validation.
+//! - [`blocks`]: reply, executed-command, link and notice screens and the creation modal
+//!   (pure).
 //! - [`card`]: the approval card and the rejection modal (pure).
 //! - [`controls`]: every action, callback and input id and value codec; clicks, modal
 //!   submissions and shortcuts decoded into typed intents.
@@ -24,6 +27,7 @@ pub mod controls;
 pub mod identity;
 pub mod ingress;
 pub mod intake;
+pub mod kit;
 pub mod markup;
 pub mod mrkdwn;
 pub mod notices;

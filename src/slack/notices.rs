@@ -11,8 +11,9 @@
 use std::fmt::Display;
 
 use super::{
-    blocks::{self, Button, Message},
+    blocks,
     controls::{ListArgs, action},
+    kit::{Button, Message},
     mrkdwn::{self, escape_inert},
 };
 use crate::{
@@ -773,7 +774,7 @@ pub fn agent_error(name: &str, err: &dyn Display) -> Message {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::GroupId;
+    use crate::{ids::GroupId, slack::kit};
 
     /// Every notice as its fallback text and blocks, each valid Block Kit.
     #[test]
@@ -893,7 +894,7 @@ mod tests {
             ("agent_error", agent_error("prod-admin", &err)),
         ];
         for (name, message) in &all {
-            blocks::validate(&message.blocks, blocks::MESSAGE_BLOCKS).unwrap_or_else(|e| panic!("{name}: {e:?}"));
+            kit::validate(&message.blocks, kit::MESSAGE_BLOCKS).unwrap_or_else(|e| panic!("{name}: {e:?}"));
             assert!(!message.text.contains("<!channel>") && !message.text.contains("<!here>"), "{name} pings");
         }
         let shown: Vec<serde_json::Value> = all
@@ -902,7 +903,7 @@ mod tests {
             .collect();
         insta::assert_json_snapshot!(shown);
         let help = help("/helpdesk");
-        blocks::validate(&help.blocks, blocks::MESSAGE_BLOCKS).unwrap();
+        kit::validate(&help.blocks, kit::MESSAGE_BLOCKS).unwrap();
         let headings = [
             list_heading(&ListArgs::default(), 0),
             list_heading(&ListArgs { status: Some(TicketStatus::Open), text: "disk".into(), cursor: 20, shown: 20 }, 5),

@@ -11,9 +11,9 @@
 use serde_json::{Value, json};
 
 use super::{
-    blocks::{self, Button, Choice, FALLBACK_CHARS, Message, context, plain, section, user},
     card::when,
     controls::{ListArgs, ModalTarget, action, callback, continue_value, input},
+    kit::{self, Button, Choice, FALLBACK_CHARS, Message, context, plain, section, user},
     mrkdwn,
 };
 use crate::{
@@ -110,10 +110,10 @@ pub fn header(view: &HeaderView<'_>) -> Message {
             assign["initial_user"] = json!(assignee.as_str());
         }
         controls.push(assign);
-        controls.push(blocks::button(&Button::action("Switch agent", action::AGENT, view.ticket)));
+        controls.push(kit::button(&Button::action("Switch agent", action::AGENT, view.ticket)));
     }
-    controls.push(blocks::button(&Button::action("History", action::HISTORY, view.ticket)));
-    controls.push(blocks::button(&Button::link("Open in HelpDesk", action::OPEN_HELPDESK, view.url)));
+    controls.push(kit::button(&Button::action("History", action::HISTORY, view.ticket)));
+    controls.push(kit::button(&Button::link("Open in HelpDesk", action::OPEN_HELPDESK, view.url)));
     controls.push(json!({
         "type": "overflow",
         "action_id": action::MENU,
@@ -177,7 +177,7 @@ pub fn agent_modal(ticket: &str, agents: &[Choice], current: Option<&str>, targe
                 "Choose the agent that works *{}* from its next message on.",
                 ticket_name(ticket)
             )),
-            blocks::select(input::AGENT, "Agent", agents, current),
+            kit::select(input::AGENT, "Agent", agents, current),
         ],
     })
 }
@@ -268,7 +268,7 @@ pub fn history_modal(ticket: &str, title: &str, entries: &[HistoryEntry]) -> Val
     for entry in entries.get(skipped..).unwrap_or_default() {
         let line = mrkdwn::cut(&describe(entry), HISTORY_LINE_CHARS);
         match chunks.last_mut() {
-            Some((chunk, count)) if chunk.chars().count() + line.chars().count() < blocks::SECTION_CHARS => {
+            Some((chunk, count)) if chunk.chars().count() + line.chars().count() < kit::SECTION_CHARS => {
                 chunk.push('\n');
                 chunk.push_str(&line);
                 *count += 1;
@@ -277,7 +277,7 @@ pub fn history_modal(ticket: &str, title: &str, entries: &[HistoryEntry]) -> Val
         }
     }
     // The heading and the note take two blocks; the newest sections get the rest.
-    let room = blocks::VIEW_BLOCKS - 2;
+    let room = kit::VIEW_BLOCKS - 2;
     let dropped = chunks.len().saturating_sub(room);
     skipped += chunks.drain(..dropped).map(|(_, count)| count).sum::<usize>();
     let mut out = vec![section(format!("*{}*  {}", ticket_name(ticket), mrkdwn::inert_within(title, TITLE_CHARS)))];
@@ -322,7 +322,7 @@ fn row(row: &TicketRow<'_>) -> [Value; 2] {
     let name = ticket_name(row.ticket);
     let linkable = |l: &&str| {
         l.starts_with("https://")
-            && l.chars().count() <= blocks::URL_CHARS
+            && l.chars().count() <= kit::URL_CHARS
             && !l.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '|' | '>' | '<' | '`'))
     };
     let name = match row.link.filter(linkable) {
@@ -345,7 +345,7 @@ pub fn list(heading: &str, rows: &[TicketRow<'_>], more: Option<&ListArgs>) -> M
     }
     out.extend(rows.iter().flat_map(row));
     if let Some(more) = more {
-        out.extend(blocks::actions(&[Button::action("More", action::LIST_MORE, more.encode())]));
+        out.extend(kit::actions(&[Button::action("More", action::LIST_MORE, more.encode())]));
     }
     Message { text: mrkdwn::inert_within(heading, FALLBACK_CHARS), blocks: out }
 }
@@ -359,13 +359,10 @@ pub fn found(ticket: &TicketRow<'_>, continuer: Option<&UserId>) -> Message {
             out.push(context("This ticket has no Slack thread yet.".to_owned()));
             let value = continue_value(&TicketName::new(ticket.ticket), finder);
             // A name too long for a button's value (no real ticket's) cannot be continued.
-            if value.len() <= blocks::BUTTON_VALUE_BYTES {
-                out.extend(blocks::actions(&[Button::action(
-                    "Continue in a new thread here",
-                    action::CONTINUE,
-                    value,
-                )
-                .primary()]));
+            if value.len() <= kit::BUTTON_VALUE_BYTES {
+                out.extend(kit::actions(&[
+                    Button::action("Continue in a new thread here", action::CONTINUE, value).primary()
+                ]));
             }
         }
         None if ticket.link.is_none() => out.push(context("Its thread could not be linked.".to_owned())),
@@ -401,7 +398,7 @@ pub fn home(rows: &[TicketRow<'_>], more: usize) -> Value {
 }
 
 /// How many ticket rows fit the Home tab with its heading and footer.
-pub const HOME_ROWS: usize = (blocks::VIEW_BLOCKS - 4) / 2;
+pub const HOME_ROWS: usize = (kit::VIEW_BLOCKS - 4) / 2;
 
 #[cfg(test)]
 mod tests {
@@ -420,7 +417,7 @@ mod tests {
     fn view_is_valid(view: &Value) {
         let typed: SlackView = serde_json::from_value(view.clone()).unwrap();
         let _ = typed;
-        blocks::validate(view["blocks"].as_array().unwrap(), blocks::VIEW_BLOCKS).unwrap();
+        kit::validate(view["blocks"].as_array().unwrap(), kit::VIEW_BLOCKS).unwrap();
         assert_inert(view);
     }
 
@@ -454,7 +451,7 @@ mod tests {
     }
 
     fn message_is_valid(m: &Message) {
-        blocks::validate(&m.blocks, blocks::MESSAGE_BLOCKS).unwrap();
+        kit::validate(&m.blocks, kit::MESSAGE_BLOCKS).unwrap();
         assert!(m.text.chars().count() <= FALLBACK_CHARS);
         assert_eq!(inert_problem(&m.text), None, "{:?}", m.text);
         assert!(!m.text.contains("<@"), "{:?}", m.text);
@@ -486,7 +483,7 @@ mod tests {
     fn header_snapshot() {
         let (requester, assignee) = (UserId::new("U1"), UserId::new("U2"));
         let m = sample(TicketStatus::Pending, &requester, Some(&assignee));
-        blocks::validate(&m.blocks, blocks::MESSAGE_BLOCKS).unwrap();
+        kit::validate(&m.blocks, kit::MESSAGE_BLOCKS).unwrap();
         assert!(!m.blocks[0].to_string().contains("@here"), "a title cannot ping");
         insta::assert_json_snapshot!(m.blocks);
     }
@@ -502,7 +499,7 @@ mod tests {
         ];
         for (status, expected) in cases {
             let m = sample(status, &requester, None);
-            blocks::validate(&m.blocks, blocks::MESSAGE_BLOCKS).unwrap();
+            kit::validate(&m.blocks, kit::MESSAGE_BLOCKS).unwrap();
             assert_eq!(offered(&m), expected, "from {status:?}");
         }
     }
@@ -520,7 +517,7 @@ mod tests {
             url: "https://x",
             deleted_by: Some(&by),
         });
-        blocks::validate(&m.blocks, blocks::MESSAGE_BLOCKS).unwrap();
+        kit::validate(&m.blocks, kit::MESSAGE_BLOCKS).unwrap();
         assert!(m.blocks.iter().all(|b| b["type"] != "actions"));
         assert!(m.blocks[1].to_string().contains("<@U9>"));
     }
@@ -687,7 +684,7 @@ mod tests {
         let v = history_modal("DEVOPS-42", &hostile, &entries);
         view_is_valid(&v);
         let shown = v["blocks"].as_array().unwrap();
-        assert_eq!(shown.len(), blocks::VIEW_BLOCKS);
+        assert_eq!(shown.len(), kit::VIEW_BLOCKS);
         let note = shown[1]["elements"][0]["text"].as_str().unwrap();
         assert!(note.ends_with(" older entries are not shown."), "{note}");
         let last = shown.last().unwrap()["text"]["text"].as_str().unwrap();
@@ -709,11 +706,11 @@ mod tests {
             })
             .collect();
         let m = list("Open tickets", &rows, Some(&ListArgs::default()));
-        blocks::validate(&m.blocks, blocks::MESSAGE_BLOCKS).unwrap();
+        kit::validate(&m.blocks, kit::MESSAGE_BLOCKS).unwrap();
         assert!(m.blocks[1]["text"]["text"].as_str().unwrap().starts_with("*<https://acme.slack.com/archives/"));
         assert_eq!(m.blocks.last().unwrap()["elements"][0]["action_id"], action::LIST_MORE);
         let empty = list("Closed tickets matching “x”", &[], None);
-        blocks::validate(&empty.blocks, blocks::MESSAGE_BLOCKS).unwrap();
+        kit::validate(&empty.blocks, kit::MESSAGE_BLOCKS).unwrap();
         assert!(empty.blocks[1].to_string().contains("No tickets match"));
         let evil = TicketRow { link: Some("https://x|<!channel>"), ..rows[0].clone() };
         assert!(!list("h", &[evil], None).blocks[1].to_string().contains("<!channel>"));
@@ -731,7 +728,7 @@ mod tests {
             link: None,
         };
         let m = found(&row, Some(&UserId::new("U1")));
-        blocks::validate(&m.blocks, blocks::MESSAGE_BLOCKS).unwrap();
+        kit::validate(&m.blocks, kit::MESSAGE_BLOCKS).unwrap();
         assert_eq!(m.blocks.last().unwrap()["elements"][0]["action_id"], action::CONTINUE);
         let rows = vec![row; HOME_ROWS];
         let v = home(&rows, 3);

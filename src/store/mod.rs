@@ -772,3 +772,38 @@ fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        ids::MessageTs,
+        model::{ChannelRef, Place},
+    };
+
+    /// A kept message whose thread is not posted yet is stored as earlier versions stored it
+    /// (a thread with an empty ts, and `new_thread`), so replicas of either version read it.
+    #[test]
+    fn pending_messages_keep_their_stored_shape() {
+        let channel = ChannelRef { team: TeamId::new("T1"), channel: ChannelId::new("C1") };
+        let pending = PendingMessage {
+            place: Place::NewThreadIn(channel.clone()),
+            author: UserId::new("U1"),
+            message_ts: None,
+            content: "first".to_owned(),
+            title: "Disk full".to_owned(),
+            card: None,
+        };
+        let stored = String::from_utf8(encode(&pending)).unwrap();
+        assert_eq!(
+            stored,
+            r#"{"thread":{"team":"T1","channel":"C1","thread_ts":""},"author":"U1","message_ts":null,"content":"first","title":"Disk full","card":null,"new_thread":true}"#
+        );
+        assert_eq!(decode::<PendingMessage>(stored.as_bytes()).unwrap(), pending);
+        let thread = ThreadKey { team: channel.team, channel: channel.channel, thread_ts: MessageTs::new("1.2") };
+        let older = r#"{"thread":{"team":"T1","channel":"C1","thread_ts":"1.2"},"author":"U1","content":"hi"}"#;
+        let read: PendingMessage = decode(older.as_bytes()).unwrap();
+        assert_eq!(read.place, Place::Thread(thread));
+        assert_eq!((read.title.as_str(), read.card, read.message_ts), ("", None, None));
+    }
+}

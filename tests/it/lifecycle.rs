@@ -6,7 +6,7 @@ use std::time::Duration;
 use helpdesk_bridge::{
     ids::{ChannelId, MessageTs, TeamId, UserId},
     model::{Actor, HistoryEvent, TicketRecord, TicketStatus},
-    slack::blocks::{MESSAGE_BLOCKS, VIEW_BLOCKS, validate},
+    slack::kit::{MESSAGE_BLOCKS, VIEW_BLOCKS, validate},
 };
 use serde_json::{Value, json};
 use wiremock::{

@@ -222,7 +222,7 @@ pub fn text_of(body: &Value) -> String {
 /// Checks a message body Slack would receive: valid Block Kit within the limits.
 pub fn assert_valid_message(body: &Value) {
     let blocks = body["blocks"].as_array().cloned().unwrap_or_default();
-    helpdesk_bridge::slack::blocks::validate(&blocks, helpdesk_bridge::slack::blocks::MESSAGE_BLOCKS)
+    helpdesk_bridge::slack::kit::validate(&blocks, helpdesk_bridge::slack::kit::MESSAGE_BLOCKS)
         .unwrap_or_else(|e| panic!("{e}\nin {body:#}"));
     let text = body["text"].as_str().unwrap_or_default();
     assert!(text.chars().count() <= 4000, "fallback text too long");
