@@ -15,48 +15,48 @@ use crate::{
 };
 
 /// Action ids of buttons, selects and menus.
-pub(crate) mod action {
+pub mod action {
     /// Resend a message that failed.
-    pub(crate) const RETRY: &str = "retry";
+    pub const RETRY: &str = "retry";
     /// Open the ticket-creation modal for a kept message.
-    pub(crate) const CREATE: &str = "create_ticket";
+    pub const CREATE: &str = "create_ticket";
     /// Open a new ticket for a thread whose ticket is gone from the HelpDesk.
-    pub(crate) const REOPEN: &str = "open_new_ticket";
+    pub const REOPEN: &str = "open_new_ticket";
     /// Approve a command on a card.
-    pub(crate) const APPROVE: &str = "card_approve";
+    pub const APPROVE: &str = "card_approve";
     /// Reject a command on a card (opens the reason modal).
-    pub(crate) const REJECT: &str = "card_reject";
+    pub const REJECT: &str = "card_reject";
     /// Ignore a command on a card.
-    pub(crate) const IGNORE: &str = "card_ignore";
+    pub const IGNORE: &str = "card_ignore";
     /// Take a decision on a card back.
-    pub(crate) const CHANGE: &str = "card_change";
+    pub const CHANGE: &str = "card_change";
     /// Send a card's decisions.
-    pub(crate) const SUBMIT: &str = "card_submit";
+    pub const SUBMIT: &str = "card_submit";
     /// The prefix every card button shares.
     const CARD_PREFIX: &str = "card_";
     /// The header's status select.
-    pub(crate) const STATUS: &str = "ticket_status";
+    pub const STATUS: &str = "ticket_status";
     /// The header's users select.
-    pub(crate) const ASSIGN: &str = "ticket_assign";
+    pub const ASSIGN: &str = "ticket_assign";
     /// The header's "Switch agent" button.
-    pub(crate) const AGENT: &str = "ticket_agent";
+    pub const AGENT: &str = "ticket_agent";
     /// The header's "History" button.
-    pub(crate) const HISTORY: &str = "ticket_history";
+    pub const HISTORY: &str = "ticket_history";
     /// The header's overflow menu.
-    pub(crate) const MENU: &str = "ticket_menu";
+    pub const MENU: &str = "ticket_menu";
     /// The overflow option that deletes the ticket (an option value, not an action id).
-    pub(crate) const DELETE: &str = "delete";
+    pub const DELETE: &str = "delete";
     /// "More" under a ticket list.
-    pub(crate) const LIST_MORE: &str = "list_more";
+    pub const LIST_MORE: &str = "list_more";
     /// "Continue here" for a HelpDesk ticket without a thread.
-    pub(crate) const CONTINUE: &str = "continue_ticket";
+    pub const CONTINUE: &str = "continue_ticket";
     /// "Open a new ticket" for a message in a closed ticket's thread.
-    pub(crate) const FOLLOW_UP: &str = "follow_up_ticket";
+    pub const FOLLOW_UP: &str = "follow_up_ticket";
     /// "Open in HelpDesk" link buttons.
-    pub(crate) const OPEN_HELPDESK: &str = "open_helpdesk";
+    pub const OPEN_HELPDESK: &str = "open_helpdesk";
 
     /// The link button for link `index` under an agent's reply.
-    pub(crate) fn agent_link(index: usize) -> String {
+    pub fn agent_link(index: usize) -> String {
         format!("agent_link_{index}")
     }
 
@@ -67,31 +67,31 @@ pub(crate) mod action {
 }
 
 /// Callback ids of modals and of the message shortcut.
-pub(crate) mod callback {
+pub mod callback {
     /// The message shortcut (see `manifest.yml`).
-    pub(crate) const SHORTCUT: &str = "open_ticket";
+    pub const SHORTCUT: &str = "open_ticket";
     /// The ticket-creation modal.
-    pub(crate) const CREATE: &str = "create_ticket";
+    pub const CREATE: &str = "create_ticket";
     /// The rejection-reason modal.
-    pub(crate) const REJECT: &str = "reject_reason";
+    pub const REJECT: &str = "reject_reason";
     /// The status-change modal.
-    pub(crate) const STATUS: &str = "status_change";
+    pub const STATUS: &str = "status_change";
     /// The switch-agent modal.
-    pub(crate) const AGENT: &str = "agent_switch";
+    pub const AGENT: &str = "agent_switch";
 }
 
 /// Block and action ids of modal inputs, as (block id, action id).
-pub(crate) mod input {
+pub mod input {
     /// The creation modal's title.
-    pub(crate) const TITLE: (&str, &str) = ("title", "title_input");
+    pub const TITLE: (&str, &str) = ("title", "title_input");
     /// The creation modal's workspace select.
-    pub(crate) const WORKSPACE: (&str, &str) = ("workspace", "workspace_select");
+    pub const WORKSPACE: (&str, &str) = ("workspace", "workspace_select");
     /// The creation and switch-agent modals' agent select.
-    pub(crate) const AGENT: (&str, &str) = ("agent", "agent_select");
+    pub const AGENT: (&str, &str) = ("agent", "agent_select");
     /// The rejection modal's reason.
-    pub(crate) const REASON: (&str, &str) = ("reason", "reason_input");
+    pub const REASON: (&str, &str) = ("reason", "reason_input");
     /// The status modal's comment.
-    pub(crate) const COMMENT: (&str, &str) = ("comment", "comment_input");
+    pub const COMMENT: (&str, &str) = ("comment", "comment_input");
 }
 
 /// Longest rejection reason.
@@ -208,7 +208,7 @@ impl ListArgs {
     }
 
     /// The "More" button's value: where the next page starts.
-    pub(crate) fn encode(&self) -> String {
+    pub fn encode(&self) -> String {
         let status = self.status.map_or("all", TicketStatus::as_str);
         let text: String = self.text.chars().take(SEARCH_CHARS).collect();
         format!("{status}|{}|{}|{text}", self.cursor, self.shown)
@@ -227,7 +227,7 @@ impl ListArgs {
 }
 
 /// The value of a "Continue in a new thread here" button: the ticket, and who ran `find`.
-pub(crate) fn continue_value(ticket: &TicketName, finder: &UserId) -> String {
+pub fn continue_value(ticket: &TicketName, finder: &UserId) -> String {
     format!("{ticket} {finder}")
 }
 
@@ -249,7 +249,8 @@ impl ModalTarget {
         Self { channel: thread.channel.clone(), thread_ts: thread.thread_ts.clone(), transition }
     }
 
-    pub(crate) fn encode(&self) -> String {
+    /// The modal's `private_metadata`.
+    pub fn encode(&self) -> String {
         let mut out = format!("{} {}", self.channel, self.thread_ts);
         if let Some((from, to)) = self.transition {
             out.push_str(&format!(" {} {}", from.as_str(), to.as_str()));
@@ -553,7 +554,7 @@ impl Shortcut {
 
 /// The `private_metadata` of the rejection modal for command `index` of `card` at
 /// `version`.
-pub(crate) fn reject_metadata(card: &CardId, index: usize, version: u64) -> String {
+pub fn reject_metadata(card: &CardId, index: usize, version: u64) -> String {
     CardRef::encode(card, Some(index), version)
 }
 

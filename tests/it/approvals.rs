@@ -6,7 +6,7 @@ use std::time::Duration;
 use helpdesk_bridge::{
     ids::Approver,
     model::{Attachment, Card, CardState, Decision, HistoryEvent},
-    slack::controls::card_value,
+    slack::controls::{action, callback, card_value},
 };
 use serde_json::{Value, json};
 use wiremock::{
@@ -102,18 +102,18 @@ async fn approve_reject_ignore_then_submit_send_the_exact_cmds() {
         assert!(posted_text.contains("echo hi &gt; /tmp/x"), "commands are escaped: {posted_text}");
         assert!(posted_text.contains("⚠️ *destructive*"), "delete is marked destructive");
 
-        click(&app, "U1", "T1", &card, "card_approve", &value(&app, &card, 0).await, "a0").await;
+        click(&app, "U1", "T1", &card, action::APPROVE, &value(&app, &card, 0).await, "a0").await;
         assert_eq!(decided(&app, &card, 0).await, Decision::Approve);
-        click(&app, "U1", "T1", &card, "card_reject", &value(&app, &card, 1).await, "r1").await;
+        click(&app, "U1", "T1", &card, action::REJECT, &value(&app, &card, 1).await, "r1").await;
         let modal = app.wait_slack("views.open", 1, |v| v["trigger_id"] == "r1").await;
-        assert_eq!(modal[0]["view"]["callback_id"], "reject_reason");
+        assert_eq!(modal[0]["view"]["callback_id"], callback::REJECT);
         let metadata = modal[0]["view"]["private_metadata"].as_str().unwrap().to_owned();
         app.post_interaction(&reject_submission("U1", "V1", &metadata, "not in prod")).await;
         assert_eq!(decided(&app, &card, 1).await, Decision::Reject { reason: Some("not in prod".to_owned()) });
-        click(&app, "U1", "T1", &card, "card_ignore", &value(&app, &card, 2).await, "i2").await;
+        click(&app, "U1", "T1", &card, action::IGNORE, &value(&app, &card, 2).await, "i2").await;
         assert_eq!(decided(&app, &card, 2).await, Decision::Ignore);
 
-        click(&app, "U1", "T1", &card, "card_submit", &submit_value(&app, &card).await, "s").await;
+        click(&app, "U1", "T1", &card, action::SUBMIT, &submit_value(&app, &card).await, "s").await;
         let sent = app.sends("DEVOPS-1", 2).await;
         assert_eq!(sent[1]["content"], "Approved 1 command, rejected 1 command, ignored 1 command.");
         assert_eq!(
@@ -130,7 +130,7 @@ async fn approve_reject_ignore_then_submit_send_the_exact_cmds() {
             })
             .await;
         let json = submitted[0].to_string();
-        assert!(!json.contains("card_approve") && !json.contains("card_submit"), "no live buttons once submitted");
+        assert!(!json.contains(action::APPROVE) && !json.contains(action::SUBMIT), "no live buttons once submitted");
         eventually(Duration::from_secs(10), || async {
             let shown = app.slack_calls("chat.postMessage").await;
             shown.iter().any(|m| text_of(m).contains("Done.")).then_some(())
@@ -149,7 +149,7 @@ async fn approve_reject_ignore_then_submit_send_the_exact_cmds() {
 async fn decisions_ride_only_on_a_message_from_someone_who_may_decide() {
     for backend in [Backend::Redis, Backend::Embedded] {
         let (app, card) = card_app(Options::bridge(backend), &["uptime", "df -h"]).await;
-        click(&app, "U1", "T1", &card, "card_approve", &value(&app, &card, 1).await, "a1").await;
+        click(&app, "U1", "T1", &card, action::APPROVE, &value(&app, &card, 1).await, "a1").await;
         decided(&app, &card, 1).await;
         // A third person writing in the thread: relayed, without the decisions; the card stays.
         app.post_event(&message_event("Ev2", "C1", "U2", "1700000000.000300", Some(ROOT), "hmm?")).await;
@@ -185,7 +185,7 @@ async fn a_newer_card_supersedes_the_older_one() {
     assert_eq!(stored(&app, &first).await.state, CardState::Superseded);
     app.wait_slack("chat.update", 1, |u| u["ts"] == first.messages[0].as_str() && text_of(u).contains("newer card"))
         .await;
-    click(&app, "U1", "T1", &first, "card_approve", &value(&app, &first, 0).await, "old").await;
+    click(&app, "U1", "T1", &first, action::APPROVE, &value(&app, &first, 0).await, "old").await;
     assert!(app.first_answer("old").await.contains("newer card"));
     assert_eq!(stored(&app, &first).await.commands[0].decision, Decision::Undecided);
     assert_eq!(stored(&app, &second).await.state, CardState::Open);
@@ -200,21 +200,21 @@ async fn only_the_requester_and_approvers_decide_and_guests_only_by_id() {
         .mount(&app.slack)
         .await;
     // Someone else in the workspace: refused, told who can decide, nothing changes.
-    click(&app, "U9", "T1", &card, "card_approve", &value(&app, &card, 0).await, "u9").await;
+    click(&app, "U9", "T1", &card, action::APPROVE, &value(&app, &card, 0).await, "u9").await;
     let refusal = app.first_answer("u9").await;
     assert!(refusal.contains("<@U1>") && refusal.contains("<@U7>") && refusal.contains("<!subteam^S1>"), "{refusal}");
     // A Slack Connect guest in the approvers' group: still refused (guests only by user id).
-    click(&app, "U8", "T2", &card, "card_approve", &value(&app, &card, 0).await, "u8").await;
+    click(&app, "U8", "T2", &card, action::APPROVE, &value(&app, &card, 0).await, "u8").await;
     assert!(app.first_answer("u8").await.contains("Only"));
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(stored(&app, &card).await.commands[0].decision, Decision::Undecided);
     // A guest listed by id, a group member of this workspace, and the requester: allowed.
     // (Each waits for the one before: a click names the card version it saw.)
-    click(&app, "U7", "T2", &card, "card_approve", &value(&app, &card, 0).await, "u7").await;
+    click(&app, "U7", "T2", &card, action::APPROVE, &value(&app, &card, 0).await, "u7").await;
     decided(&app, &card, 0).await;
-    click(&app, "U5", "T1", &card, "card_approve", &value(&app, &card, 1).await, "u5").await;
+    click(&app, "U5", "T1", &card, action::APPROVE, &value(&app, &card, 1).await, "u5").await;
     decided(&app, &card, 1).await;
-    click(&app, "U1", "T1", &card, "card_ignore", &value(&app, &card, 2).await, "u1").await;
+    click(&app, "U1", "T1", &card, action::IGNORE, &value(&app, &card, 2).await, "u1").await;
     decided(&app, &card, 2).await;
     let c = stored(&app, &card).await;
     assert_eq!(c.commands[0].decided_by.as_ref().map(|u| u.as_str()), Some("U7"));
@@ -226,7 +226,7 @@ async fn concurrent_approve_and_submit_clicks_send_once() {
     for backend in [Backend::Redis, Backend::Embedded] {
         let (app, card) = card_app(Options::bridge(backend), &["uptime"]).await;
         // One decision first, so that some Submit in the burst has something to send.
-        click(&app, "U1", "T1", &card, "card_approve", &value(&app, &card, 0).await, "first").await;
+        click(&app, "U1", "T1", &card, action::APPROVE, &value(&app, &card, 0).await, "first").await;
         decided(&app, &card, 0).await;
         // Twenty Submits of the card as it is, and twenty Approves of the rendering before the
         // first decision (outdated, so refused): exactly one submission, of what was shown.
@@ -235,8 +235,8 @@ async fn concurrent_approve_and_submit_clicks_send_once() {
         let uri = app.slack.uri();
         let clicks = (0..20).flat_map(|i| {
             [
-                click_from("U1", "T1", message, ROOT, "card_approve", &outdated, &format!("a{i}"), &uri),
-                click_from("U1", "T1", message, ROOT, "card_submit", &current, &format!("s{i}"), &uri),
+                click_from("U1", "T1", message, ROOT, action::APPROVE, &outdated, &format!("a{i}"), &uri),
+                click_from("U1", "T1", message, ROOT, action::SUBMIT, &current, &format!("s{i}"), &uri),
             ]
         });
         let clicks: Vec<Value> = clicks.collect();
@@ -264,10 +264,11 @@ async fn tampered_and_stale_clicks_change_nothing() {
     let (app, card) = card_app(Options::bridge(Backend::Redis), &["uptime"]).await;
     // A position the card does not have.
     let version = stored(&app, &card).await.version;
-    click(&app, "U1", "T1", &card, "card_approve", &card_value(card.id.as_str(), Some(7), version), "t1").await;
+    click(&app, "U1", "T1", &card, action::APPROVE, &card_value(card.id.as_str(), Some(7), version), "t1").await;
     assert!(app.first_answer("t1").await.contains("not on this card"));
-    // A card that does not exist.
-    click(&app, "U1", "T1", &card, "card_approve", "0000000000000000:0", "t2").await;
+    // A card that does not exist, in the value shape from before versions (deliberately not
+    // the codec's: the bridge must cope with values it never produced).
+    click(&app, "U1", "T1", &card, action::APPROVE, "0000000000000000:0", "t2").await;
     assert!(app.first_answer("t2").await.contains("no longer exists"));
     // The right card, clicked from a message that is not the card.
     let forged = click_from(
@@ -275,7 +276,7 @@ async fn tampered_and_stale_clicks_change_nothing() {
         "T1",
         "1700000000.999999",
         ROOT,
-        "card_approve",
+        action::APPROVE,
         &value(&app, &card, 0).await,
         "t3",
         &app.slack.uri(),
@@ -286,15 +287,15 @@ async fn tampered_and_stale_clicks_change_nothing() {
     assert_eq!(stored(&app, &card).await.commands[0].decision, Decision::Undecided);
 
     // Submitted: later clicks are told so and the card is shown without buttons again.
-    click(&app, "U1", "T1", &card, "card_approve", &value(&app, &card, 0).await, "t4").await;
+    click(&app, "U1", "T1", &card, action::APPROVE, &value(&app, &card, 0).await, "t4").await;
     decided(&app, &card, 0).await;
-    click(&app, "U1", "T1", &card, "card_submit", &submit_value(&app, &card).await, "t5").await;
+    click(&app, "U1", "T1", &card, action::SUBMIT, &submit_value(&app, &card).await, "t5").await;
     app.sends("DEVOPS-1", 2).await;
     let before = app.slack_calls("chat.update").await.len();
-    click(&app, "U1", "T1", &card, "card_change", &value(&app, &card, 0).await, "t6").await;
+    click(&app, "U1", "T1", &card, action::CHANGE, &value(&app, &card, 0).await, "t6").await;
     assert!(app.first_answer("t6").await.contains("already submitted"));
     let after = app.wait_slack("chat.update", before + 1, |_| true).await;
-    assert!(!after.last().unwrap().to_string().contains("card_change"));
+    assert!(!after.last().unwrap().to_string().contains(action::CHANGE));
     assert_eq!(stored(&app, &card).await.commands[0].decision, Decision::Approve);
 }
 
@@ -304,13 +305,13 @@ async fn a_restart_between_decision_and_submit_keeps_the_decisions() {
         let state = Persistent::new();
         let options = || state.options(backend);
         let (app, card) = card_app(options(), &["uptime", "whoami"]).await;
-        click(&app, "U1", "T1", &card, "card_approve", &value(&app, &card, 1).await, "a").await;
+        click(&app, "U1", "T1", &card, action::APPROVE, &value(&app, &card, 1).await, "a").await;
         decided(&app, &card, 1).await;
         app.stop_keeping_state().await;
 
         let app = spawn_app(options()).await;
         mount_reply(&app.helpdesk, "DEVOPS-1", json!({"role": "assistant", "content": "ran it", "data": {}})).await;
-        click(&app, "U1", "T1", &card, "card_submit", &submit_value(&app, &card).await, "s").await;
+        click(&app, "U1", "T1", &card, action::SUBMIT, &submit_value(&app, &card).await, "s").await;
         let sent = app.sends("DEVOPS-1", 1).await;
         assert_eq!(sent[0]["data"], json!({"cmds": [{"command": "whoami", "execute": true}]}), "{backend:?}");
     }
@@ -352,11 +353,11 @@ async fn many_commands_and_long_files_render_into_valid_messages() {
 #[tokio::test]
 async fn channel_approvers_set_with_config_may_decide() {
     let (app, card) = card_app(Options::bridge(Backend::Embedded), &["uptime"]).await;
-    click(&app, "U6", "T1", &card, "card_approve", &value(&app, &card, 0).await, "before").await;
+    click(&app, "U6", "T1", &card, action::APPROVE, &value(&app, &card, 0).await, "before").await;
     assert!(app.first_answer("before").await.contains("Only"));
     app.post_command("UA1", "C1", "config approvers <@U6|dana>", "cfg").await;
     assert!(app.first_answer("cfg").await.contains("<@U6>"));
-    click(&app, "U6", "T1", &card, "card_approve", &value(&app, &card, 0).await, "after").await;
+    click(&app, "U6", "T1", &card, action::APPROVE, &value(&app, &card, 0).await, "after").await;
     assert_eq!(decided(&app, &card, 0).await, Decision::Approve);
 }
 
@@ -364,12 +365,12 @@ async fn channel_approvers_set_with_config_may_decide() {
 async fn a_card_of_a_deleted_ticket_is_closed_when_clicked() {
     let (app, card) = card_app(Options::bridge(Backend::Redis), &["uptime"]).await;
     app.store.delete_ticket(&thread(ROOT)).await.unwrap();
-    click(&app, "U1", "T1", &card, "card_approve", &value(&app, &card, 0).await, "gone").await;
+    click(&app, "U1", "T1", &card, action::APPROVE, &value(&app, &card, 0).await, "gone").await;
     assert!(app.first_answer("gone").await.contains("deleted"));
     let closed = app
         .wait_slack("chat.update", 1, |u| u["ts"] == card.messages[0].as_str() && text_of(u).contains("deleted"))
         .await;
-    assert!(!closed[0].to_string().contains("card_approve"));
+    assert!(!closed[0].to_string().contains(action::APPROVE));
     assert_eq!(stored(&app, &card).await.state, CardState::Superseded);
 }
 
@@ -432,15 +433,15 @@ async fn the_slack_connect_rule_comes_first_and_guests_decide_only_by_id() {
         assert!(app.first_answer("cfg").await.contains("<@UX1>"));
         // The external approver: refused, although the channel lists them (and even when the
         // payload claims this workspace: Slack's own record of the person says otherwise).
-        click(&app, "UX1", "T1", &card, "card_approve", &value(&app, &card, 0).await, "x1").await;
+        click(&app, "UX1", "T1", &card, action::APPROVE, &value(&app, &card, 0).await, "x1").await;
         assert!(app.first_answer("x1").await.contains("Only"), "{backend:?}");
         // A guest who asked nothing and is not listed: refused.
-        click(&app, "UG3", "T1", &card, "card_approve", &value(&app, &card, 0).await, "g3").await;
+        click(&app, "UG3", "T1", &card, action::APPROVE, &value(&app, &card, 0).await, "g3").await;
         assert!(app.first_answer("g3").await.contains("Only"));
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert_eq!(stored(&app, &card).await.commands[0].decision, Decision::Undecided);
         // The guest listed by user id: allowed.
-        click(&app, "UG2", "T1", &card, "card_approve", &value(&app, &card, 0).await, "g2").await;
+        click(&app, "UG2", "T1", &card, action::APPROVE, &value(&app, &card, 0).await, "g2").await;
         assert_eq!(decided(&app, &card, 0).await, Decision::Approve);
         assert_eq!(stored(&app, &card).await.commands[0].decided_by.as_ref().map(|u| u.as_str()), Some("UG2"));
     }
@@ -449,7 +450,7 @@ async fn the_slack_connect_rule_comes_first_and_guests_decide_only_by_id() {
 #[tokio::test]
 async fn a_guest_requester_does_not_decide_on_their_own_commands() {
     let (app, card) = card_app_with(Options::bridge(Backend::Redis), "UG4", proposal(&["uptime"])).await;
-    click(&app, "UG4", "T1", &card, "card_approve", &value(&app, &card, 0).await, "g4").await;
+    click(&app, "UG4", "T1", &card, action::APPROVE, &value(&app, &card, 0).await, "g4").await;
     assert!(app.first_answer("g4").await.contains("Only"));
     // Nor do their thread messages carry anything.
     app.post_event(&message_event("Ev2", "C1", "UG4", "1700000000.000300", Some(ROOT), "go")).await;
@@ -466,14 +467,14 @@ async fn with_requester_may_approve_false_someone_else_decides() {
             c.access.requester_may_approve = false;
         });
         let (app, card) = card_app(options, &["uptime"]).await;
-        click(&app, "U1", "T1", &card, "card_approve", &value(&app, &card, 0).await, "self").await;
+        click(&app, "U1", "T1", &card, action::APPROVE, &value(&app, &card, 0).await, "self").await;
         let refusal = app.first_answer("self").await;
         assert!(refusal.contains("<@U7>") && !refusal.contains("who asked"), "{refusal}");
         app.post_event(&message_event("Ev2", "C1", "U1", "1700000000.000300", Some(ROOT), "approve it")).await;
         assert_eq!(app.sends("DEVOPS-1", 2).await[1]["data"], json!({}), "{backend:?}");
-        click(&app, "U7", "T1", &card, "card_approve", &value(&app, &card, 0).await, "u7").await;
+        click(&app, "U7", "T1", &card, action::APPROVE, &value(&app, &card, 0).await, "u7").await;
         decided(&app, &card, 0).await;
-        click(&app, "U7", "T1", &card, "card_submit", &submit_value(&app, &card).await, "s7").await;
+        click(&app, "U7", "T1", &card, action::SUBMIT, &submit_value(&app, &card).await, "s7").await;
         let sent = app.sends("DEVOPS-1", 3).await;
         assert_eq!(sent[2]["data"], json!({"cmds": [{"command": "uptime", "execute": true}]}), "{backend:?}");
     }
@@ -505,10 +506,10 @@ async fn what_the_card_cannot_show_is_attached_first_and_only_shown_fields_go_ba
         let posted = app.wait_slack("chat.postMessage", 1, |m| text_of(m).contains("asks to run 4")).await;
         assert!(text_of(&posted[0]).contains("proposal-1.txt"), "the card says where the rest is");
         for i in 0..4 {
-            click(&app, "U1", "T1", &card, "card_approve", &value(&app, &card, i).await, &format!("a{i}")).await;
+            click(&app, "U1", "T1", &card, action::APPROVE, &value(&app, &card, i).await, &format!("a{i}")).await;
             decided(&app, &card, i).await;
         }
-        click(&app, "U1", "T1", &card, "card_submit", &submit_value(&app, &card).await, "s").await;
+        click(&app, "U1", "T1", &card, action::SUBMIT, &submit_value(&app, &card).await, "s").await;
         let sent = app.sends("DEVOPS-1", 2).await;
         assert_eq!(
             sent[1]["data"],
@@ -545,15 +546,15 @@ async fn a_proposal_that_could_not_be_attached_cannot_be_approved() {
     assert_eq!(card.commands[0].attachment, Attachment::Failed);
     let posted = app.wait_slack("chat.postMessage", 1, |m| text_of(m).contains("asks to run 2")).await;
     let actions = posted[0]["blocks"].as_array().unwrap().iter().find(|b| b["block_id"] == "act-0").unwrap().clone();
-    assert!(!actions.to_string().contains("card_approve"), "no Approve button: {actions}");
+    assert!(!actions.to_string().contains(action::APPROVE), "no Approve button: {actions}");
     assert!(text_of(&posted[0]).contains("cannot be approved"));
     // A forged Approve (right card, right version) is refused all the same.
-    click(&app, "U1", "T1", &card, "card_approve", &value(&app, &card, 0).await, "forged").await;
+    click(&app, "U1", "T1", &card, action::APPROVE, &value(&app, &card, 0).await, "forged").await;
     assert!(app.first_answer("forged").await.contains("cannot be approved"));
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(stored(&app, &card).await.commands[0].decision, Decision::Undecided);
     // Rejecting it is fine.
-    click(&app, "U1", "T1", &card, "card_ignore", &value(&app, &card, 0).await, "ig").await;
+    click(&app, "U1", "T1", &card, action::IGNORE, &value(&app, &card, 0).await, "ig").await;
     assert_eq!(decided(&app, &card, 0).await, Decision::Ignore);
 }
 
@@ -565,20 +566,20 @@ async fn a_click_on_an_outdated_rendering_is_refused() {
         let seen = value(&app, &card, 1).await;
         let seen_submit = submit_value(&app, &card).await;
         // A co-approver rejects command 0 meanwhile.
-        click(&app, "U7", "T1", &card, "card_ignore", &value(&app, &card, 0).await, "co").await;
+        click(&app, "U7", "T1", &card, action::IGNORE, &value(&app, &card, 0).await, "co").await;
         decided(&app, &card, 0).await;
         // Approving from the older rendering: refused, told to look again, nothing recorded.
-        click(&app, "U1", "T1", &card, "card_approve", &seen, "old").await;
+        click(&app, "U1", "T1", &card, action::APPROVE, &seen, "old").await;
         assert!(app.first_answer("old").await.contains("changed"), "{backend:?}");
         // Submitting the older rendering: refused, nothing sent.
-        click(&app, "U1", "T1", &card, "card_submit", &seen_submit, "olds").await;
+        click(&app, "U1", "T1", &card, action::SUBMIT, &seen_submit, "olds").await;
         assert!(app.first_answer("olds").await.contains("changed"));
         tokio::time::sleep(Duration::from_millis(300)).await;
         let now = stored(&app, &card).await;
         assert_eq!((now.state, now.commands[1].decision.clone()), (CardState::Open, Decision::Undecided));
         assert_eq!(app.helpdesk_calls("POST", "/DEVOPS-1/sendMessage").await.len(), 1, "{backend:?}");
         // A button from before cards had versions counts as outdated too.
-        click(&app, "U1", "T1", &card, "card_approve", &format!("{}:1", card.id), "legacy").await;
+        click(&app, "U1", "T1", &card, action::APPROVE, &format!("{}:1", card.id), "legacy").await;
         assert!(app.first_answer("legacy").await.contains("changed"));
     }
 }
@@ -587,21 +588,22 @@ async fn a_click_on_an_outdated_rendering_is_refused() {
 async fn retry_never_resends_decisions_that_may_have_arrived() {
     for backend in [Backend::Redis, Backend::Embedded] {
         let (app, card) = card_app(Options::bridge(backend), &["uptime"]).await;
-        click(&app, "U1", "T1", &card, "card_approve", &value(&app, &card, 0).await, "a").await;
+        click(&app, "U1", "T1", &card, action::APPROVE, &value(&app, &card, 0).await, "a").await;
         decided(&app, &card, 0).await;
         // The submission's send fails in a way that may have reached the HelpDesk.
         fail_next_send(&app, 502, "bad gateway").await;
-        click(&app, "U1", "T1", &card, "card_submit", &submit_value(&app, &card).await, "s").await;
+        click(&app, "U1", "T1", &card, action::SUBMIT, &submit_value(&app, &card).await, "s").await;
         let sent = app.sends("DEVOPS-1", 2).await;
         assert_eq!(sent[1]["data"], json!({"cmds": [{"command": "uptime", "execute": true}]}));
         let pending = retry_value(&app).await;
         // A guest may not retry it.
-        let from_guest = click_from("UG5", "T1", "1800000000.000009", ROOT, "retry", &pending, "g", &app.slack.uri());
+        let from_guest =
+            click_from("UG5", "T1", "1800000000.000009", ROOT, action::RETRY, &pending, "g", &app.slack.uri());
         app.post_interaction(&from_guest).await;
         let refusal = app.first_answer("g").await;
         assert!(refusal.contains("Only members"), "{refusal}");
         // The requester retries: the message goes again, the decisions do not.
-        let retry = click_from("U1", "T1", "1800000000.000009", ROOT, "retry", &pending, "r", &app.slack.uri());
+        let retry = click_from("U1", "T1", "1800000000.000009", ROOT, action::RETRY, &pending, "r", &app.slack.uri());
         app.post_interaction(&retry).await;
         let sent = app.sends("DEVOPS-1", 3).await;
         assert_eq!(sent[2]["data"], json!({}), "{backend:?}: decisions are sent at most once, ever");
@@ -627,7 +629,7 @@ async fn retry_into_a_closed_ticket_is_refused() {
         })
         .await
         .unwrap();
-    let retry = click_from("U1", "T1", "1800000000.000009", ROOT, "retry", &pending, "r", &app.slack.uri());
+    let retry = click_from("U1", "T1", "1800000000.000009", ROOT, action::RETRY, &pending, "r", &app.slack.uri());
     app.post_interaction(&retry).await;
     assert!(app.first_answer("r").await.contains("is closed"));
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -638,19 +640,19 @@ async fn retry_into_a_closed_ticket_is_refused() {
 async fn decisions_kept_for_a_retry_never_go_to_another_ticket_of_the_thread() {
     for backend in [Backend::Redis, Backend::Embedded] {
         let (app, card) = card_app(Options::bridge(backend), &["uptime"]).await;
-        click(&app, "U1", "T1", &card, "card_approve", &value(&app, &card, 0).await, "a").await;
+        click(&app, "U1", "T1", &card, action::APPROVE, &value(&app, &card, 0).await, "a").await;
         decided(&app, &card, 0).await;
         // The HelpDesk refuses the submission outright: certainly not delivered, so a Retry
         // could carry the decisions again, to this ticket.
         fail_next_send(&app, 400, "bad request").await;
-        click(&app, "U1", "T1", &card, "card_submit", &submit_value(&app, &card).await, "s").await;
+        click(&app, "U1", "T1", &card, action::SUBMIT, &submit_value(&app, &card).await, "s").await;
         let pending = retry_value(&app).await;
         assert!(!stored(&app, &card).await.sent, "{backend:?}: released for a resend to its own ticket");
         // Meanwhile the thread became another ticket.
         app.store.delete_ticket(&thread(ROOT)).await.unwrap();
         seed(&app.store, ROOT, "DEVOPS-2", helpdesk_bridge::model::TicketStatus::Pending, "U1", 5).await;
         mount_reply(&app.helpdesk, "DEVOPS-2", json!({"role": "assistant", "content": "Hi.", "data": {}})).await;
-        let retry = click_from("U1", "T1", "1800000000.000009", ROOT, "retry", &pending, "r", &app.slack.uri());
+        let retry = click_from("U1", "T1", "1800000000.000009", ROOT, action::RETRY, &pending, "r", &app.slack.uri());
         app.post_interaction(&retry).await;
         let sent = eventually(Duration::from_secs(10), || async {
             app.helpdesk_calls("POST", "/DEVOPS-2/sendMessage").await.pop()
@@ -677,12 +679,12 @@ async fn someone_slack_cannot_describe_decides_only_when_listed_in_approvers() {
     app.post_command("UA1", "C1", "config approvers <@U6>", "cfg").await;
     assert!(app.first_answer("cfg").await.contains("<@U6>"));
     // Listed for the channel only: refused while Slack cannot say who they are.
-    click(&app, "U6", "T1", &card, "card_approve", &value(&app, &card, 0).await, "u6").await;
+    click(&app, "U6", "T1", &card, action::APPROVE, &value(&app, &card, 0).await, "u6").await;
     assert!(app.first_answer("u6").await.contains("Only"));
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(stored(&app, &card).await.commands[0].decision, Decision::Undecided);
     // Listed by id in APPROVERS: allowed all the same.
-    click(&app, "U7", "T1", &card, "card_approve", &value(&app, &card, 0).await, "u7").await;
+    click(&app, "U7", "T1", &card, action::APPROVE, &value(&app, &card, 0).await, "u7").await;
     assert_eq!(decided(&app, &card, 0).await, Decision::Approve);
 }
 
@@ -701,7 +703,7 @@ async fn a_card_posted_only_in_part_is_withdrawn() {
     mount_reply(&app.helpdesk, "DEVOPS-1", json!({"role": "assistant", "content": "", "data": {"cmds": cmds}})).await;
     app.post_event(&mention_event("Ev1", "C1", "U1", ROOT, "<@UBOT> roll out")).await;
     let withdrawn = app.wait_slack("chat.update", 1, |u| text_of(u).contains("could not post all")).await;
-    assert!(!withdrawn[0].to_string().contains("card_approve"), "nothing left to click");
+    assert!(!withdrawn[0].to_string().contains(action::APPROVE), "nothing left to click");
     let record = app.store.ticket_by_thread(&thread(ROOT)).await.unwrap().unwrap();
     assert!(app.store.open_card(&record.ticket).await.unwrap().is_none(), "no open card to decide on");
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use helpdesk_bridge::{
     ids::{ChannelId, TeamId},
     model::{ChannelRef, ChannelSettings},
+    slack::controls::action,
 };
 use serde_json::{Value, json};
 use wiremock::{
@@ -326,13 +327,13 @@ async fn helpdesk_errors_are_explained_and_retry_resends_the_same_message() {
 
         let value = retry["value"].as_str().unwrap();
         let notice_ts = notice["ts"].as_str().unwrap_or("1800000000.000002");
-        let click = click("U2", notice_ts, "1700000000.000100", "retry", value, "tr-1");
+        let click = click("U2", notice_ts, "1700000000.000100", action::RETRY, value, "tr-1");
         assert_eq!(app.post_interaction(&click).await.status(), 200);
         shown(&app, "Back online.").await;
         let sent = app.sends("DEVOPS-1", 2).await;
         assert_eq!(sent[0]["content"], sent[1]["content"], "{backend:?}: the same message is resent");
         // A second click (another trigger) finds nothing left to retry.
-        let again = crate::support::payloads::click("U2", notice_ts, "1700000000.000100", "retry", value, "tr-2");
+        let again = crate::support::payloads::click("U2", notice_ts, "1700000000.000100", action::RETRY, value, "tr-2");
         app.post_interaction(&again).await;
         tokio::time::sleep(Duration::from_millis(400)).await;
         assert_eq!(app.helpdesk_calls("POST", "/sendMessage").await.len(), 2, "{backend:?}: retried once");
@@ -404,14 +405,8 @@ async fn a_ticket_gone_from_the_helpdesk_offers_a_new_one() {
     let notice = shown(&app, "no longer exists").await;
     let button = notice["blocks"][1]["elements"][0].clone();
     assert_eq!(button["text"]["text"], "Open a new ticket");
-    let click = click(
-        "U1",
-        "1800000000.000002",
-        "1700000000.000100",
-        "open_new_ticket",
-        button["value"].as_str().unwrap(),
-        "t1",
-    );
+    let click =
+        click("U1", "1800000000.000002", "1700000000.000100", action::REOPEN, button["value"].as_str().unwrap(), "t1");
     app.post_interaction(&click).await;
     let sent = app.sends("DEVOPS-2", 1).await;
     assert_eq!(sent[0]["content"], "anyone there?");
@@ -430,7 +425,7 @@ async fn without_defaults_a_create_button_opens_a_modal_that_creates_the_ticket(
     assert_eq!(button["text"]["text"], "Create ticket");
     assert!(app.helpdesk_calls("POST", &format!("/tickets/{WORKSPACE_ID}")).await.is_empty());
     let pending = button["value"].as_str().unwrap().to_owned();
-    app.post_interaction(&click("U1", "1800000000.000001", "1700000000.000100", "create_ticket", &pending, "trig-1"))
+    app.post_interaction(&click("U1", "1800000000.000001", "1700000000.000100", action::CREATE, &pending, "trig-1"))
         .await;
     let opened = app.wait_slack("views.open", 1, |_| true).await;
     assert_eq!(opened[0]["trigger_id"], "trig-1");

@@ -4,7 +4,10 @@ use std::time::Duration;
 
 use helpdesk_bridge::{
     inbound::{InboundKind, UserMessage},
-    slack::verify::{Verifier, unix_now},
+    slack::{
+        controls::callback,
+        verify::{Verifier, unix_now},
+    },
 };
 use serde_json::json;
 
@@ -244,6 +247,8 @@ async fn slash_commands_and_ssl_checks() {
 #[tokio::test]
 async fn block_actions_become_actions_with_their_context() {
     let app = spawn_app(Options::default()).await;
+    // The parser passes action ids and values through untouched, so these are deliberately
+    // not the bridge's own (an old card value without a version).
     let payload = json!({
         "type": "block_actions",
         "user": {"id": "U1", "username": "alice", "name": "alice", "team_id": "T2"},
@@ -277,17 +282,19 @@ async fn block_actions_become_actions_with_their_context() {
 #[tokio::test]
 async fn view_submissions_and_message_shortcuts_are_parsed() {
     let app = spawn_app(Options::default()).await;
+    // The metadata and the input ids are opaque to the parser, so they are deliberately
+    // not the bridge's own shapes: only the callback ids are.
     let view = json!({
         "type": "view_submission", "team": {"id": "T1", "domain": "acme"},
         "user": {"id": "U1", "username": "alice", "name": "alice", "team_id": "T1"},
         "api_app_id": "A1", "token": "x", "trigger_id": "9.9.a",
-        "view": {"id": "V1", "team_id": "T1", "type": "modal", "callback_id": "reject_reason", "private_metadata": "card1:1",
+        "view": {"id": "V1", "team_id": "T1", "type": "modal", "callback_id": callback::REJECT, "private_metadata": "card1:1",
             "hash": "h1", "title": {"type": "plain_text", "text": "Reject"}, "blocks": [],
             "state": {"values": {"reason": {"text": {"type": "plain_text_input", "value": "not in prod"}}}}}
     });
     assert_eq!(app.post_interaction(&view).await.status(), 200);
     let shortcut = json!({
-        "type": "message_action", "token": "x", "action_ts": "1.2", "callback_id": "open_ticket", "trigger_id": "7.7.b",
+        "type": "message_action", "token": "x", "action_ts": "1.2", "callback_id": callback::SHORTCUT, "trigger_id": "7.7.b",
         "team": {"id": "T1", "domain": "acme"}, "user": {"id": "U2", "name": "bob"},
         "channel": {"id": "C1", "name": "ops"},
         "message": {"type": "message", "user": "U3", "ts": "1700000000.000500", "text": "prod is down"},
@@ -300,7 +307,7 @@ async fn view_submissions_and_message_shortcuts_are_parsed() {
         _ => None,
     });
     let submission = submission.expect("a view submission");
-    assert_eq!(submission.callback_id, "reject_reason");
+    assert_eq!(submission.callback_id, callback::REJECT);
     assert_eq!(submission.private_metadata, "card1:1");
     assert_eq!(
         submission.values.get(&("reason".to_owned(), "text".to_owned())).map(String::as_str),

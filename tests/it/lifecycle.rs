@@ -4,9 +4,12 @@
 use std::time::Duration;
 
 use helpdesk_bridge::{
-    ids::{ChannelId, MessageTs, TeamId, UserId},
+    ids::{ChannelId, MessageTs, TeamId, TicketName, UserId},
     model::{Actor, HistoryEvent, TicketRecord, TicketStatus},
-    slack::kit::{MESSAGE_BLOCKS, VIEW_BLOCKS, validate},
+    slack::{
+        controls::{ListArgs, action, callback, continue_value, input},
+        kit::{MESSAGE_BLOCKS, VIEW_BLOCKS, validate},
+    },
 };
 use serde_json::{Value, json};
 use wiremock::{
@@ -18,14 +21,17 @@ use crate::support::{
     app::{Backend, Options, TestApp, spawn_app},
     eventually,
     fakes::{self, AGENT_ID, API, WORKSPACE_ID, assert_valid_message, mount_reply, seed, text_of, thread},
-    payloads::{block_action, callback, click_from, mention_event, message_event, option, submission},
+    payloads::{
+        self, block_action, click_from, inputs, mention_event, message_event, option, static_select, submission,
+        text_input,
+    },
 };
 
 const SECOND_AGENT: &str = "6a6a6a6a6a6a6a6a6a6a6a02";
 
 /// Chooses `status` in the header's status select of the ticket whose thread is `ts`.
 async fn choose_status(app: &TestApp, user: &str, ts: &str, status: &str, trigger: &str) {
-    let select = json!({"type": "static_select", "action_id": "ticket_status", "block_id": "ticket_controls",
+    let select = json!({"type": "static_select", "action_id": action::STATUS, "block_id": "ticket_controls",
         "selected_option": option(status), "action_ts": "1.2"});
     let payload = block_action(user, "T1", ts, ts, select, json!({}), trigger, &app.slack.uri());
     assert_eq!(app.post_interaction(&payload).await.status(), 200);
@@ -33,9 +39,9 @@ async fn choose_status(app: &TestApp, user: &str, ts: &str, status: &str, trigge
 
 /// Picks `to` in the header's users select, as Slack sends it (the choice is in the state).
 async fn choose_assignee(app: &TestApp, user: &str, ts: &str, to: &str) {
-    let select = json!({"type": "users_select", "action_id": "ticket_assign", "block_id": "ticket_controls",
+    let select = json!({"type": "users_select", "action_id": action::ASSIGN, "block_id": "ticket_controls",
         "selected_user": to, "action_ts": "1.2"});
-    let state = json!({"ticket_controls": {"ticket_assign": {"type": "users_select", "selected_user": to}}});
+    let state = inputs([(("ticket_controls", action::ASSIGN), json!({"type": "users_select", "selected_user": to}))]);
     let payload = block_action(user, "T1", ts, ts, select, state, &format!("as-{to}"), &app.slack.uri());
     assert_eq!(app.post_interaction(&payload).await.status(), 200);
 }
@@ -80,7 +86,7 @@ async fn header(app: &TestApp, ts: &str, needle: &str) -> Value {
 
 fn offered(header: &Value) -> Vec<String> {
     let controls = header["blocks"].as_array().unwrap().iter().find(|b| b["type"] == "actions").unwrap();
-    let select = controls["elements"].as_array().unwrap().iter().find(|e| e["action_id"] == "ticket_status");
+    let select = controls["elements"].as_array().unwrap().iter().find(|e| e["action_id"] == action::STATUS);
     select.map_or_else(Vec::new, |s| {
         s["options"].as_array().unwrap().iter().map(|o| o["value"].as_str().unwrap().to_owned()).collect()
     })
@@ -110,12 +116,12 @@ async fn every_transition(backend: Backend) {
                 continue;
             }
             let view = modal(&app, &trigger).await;
-            assert_eq!(view["callback_id"], "status_change");
+            assert_eq!(view["callback_id"], callback::STATUS);
             assert!(text_of(&view).contains(&format!("from *{}* to *{}*", from.label(), to.label())));
             let comment = format!("because case {case}");
-            let values = json!({"comment": {"comment_input": {"type": "plain_text_input", "value": comment}}});
+            let values = inputs([(input::COMMENT, text_input(&comment))]);
             let metadata = view["private_metadata"].as_str().unwrap();
-            let submitted = submission("U2", &format!("V{case}"), "status_change", metadata, values);
+            let submitted = submission("U2", &format!("V{case}"), callback::STATUS, metadata, values);
             assert_eq!(app.post_interaction(&submitted).await.status(), 200);
 
             let record = wait_status(&app, &ts, to).await;
@@ -179,13 +185,13 @@ async fn the_first_reply_makes_a_ticket_pending_and_a_helpdesk_failure_keeps_the
         .mount(&app.helpdesk)
         .await;
     let header_ts = record.header_ts.clone().unwrap();
-    let select = json!({"type": "static_select", "action_id": "ticket_status", "block_id": "ticket_controls",
+    let select = json!({"type": "static_select", "action_id": action::STATUS, "block_id": "ticket_controls",
         "selected_option": option("resolved"), "action_ts": "1.2"});
     let payload = block_action("U1", "T1", header_ts.as_str(), root, select, json!({}), "st-f", &app.slack.uri());
     app.post_interaction(&payload).await;
     let view = modal(&app, "st-f").await;
     let metadata = view["private_metadata"].as_str().unwrap();
-    app.post_interaction(&submission("U1", "Vf", "status_change", metadata, json!({}))).await;
+    app.post_interaction(&submission("U1", "Vf", callback::STATUS, metadata, json!({}))).await;
     let told = thread_posts(&app, root, "could not change ticket DEVOPS-1 to Resolved", 1).await;
     assert!(text_of(&told[0]).contains("It is still Pending"), "{}", text_of(&told[0]));
     assert_eq!(stored(&app, root).await.unwrap().status, TicketStatus::Pending);
@@ -213,10 +219,10 @@ async fn a_resolved_thread_reopens_and_a_closed_one_offers_a_new_ticket() {
     let notice = thread_posts(&app, closed, "is closed", 1).await;
     assert!(app.helpdesk_calls("POST", "/DEVOPS-6/sendMessage").await.is_empty());
     let button = &notice[0]["blocks"].as_array().unwrap().last().unwrap()["elements"][0];
-    assert_eq!(button["action_id"], "follow_up_ticket");
+    assert_eq!(button["action_id"], action::FOLLOW_UP);
     let value = button["value"].as_str().unwrap().to_owned();
     let notice_ts = "1700000300.000500";
-    app.press("U3", notice_ts, notice_ts, "follow_up_ticket", &value, "fu-1").await;
+    app.press("U3", notice_ts, notice_ts, action::FOLLOW_UP, &value, "fu-1").await;
     let first = eventually(Duration::from_secs(10), || async {
         app.helpdesk_calls("POST", "/DEVOPS-1/sendMessage").await.pop()
     })
@@ -228,7 +234,7 @@ async fn a_resolved_thread_reopens_and_a_closed_one_offers_a_new_ticket() {
     let top = app.slack_calls("chat.postMessage").await;
     assert!(top.iter().any(|c| c.get("thread_ts").is_none() && text_of(c).contains("Opening a ticket: still slow")));
     // A second click opens nothing more.
-    app.press("U3", notice_ts, notice_ts, "follow_up_ticket", &value, "fu-2").await;
+    app.press("U3", notice_ts, notice_ts, action::FOLLOW_UP, &value, "fu-2").await;
     assert!(app.valid_answer("fu-2").await.contains("already opened"));
     assert_eq!(app.helpdesk_calls("POST", &format!("/tickets/{WORKSPACE_ID}")).await.len(), 1);
 }
@@ -262,7 +268,7 @@ async fn assignment_and_agent_switch_are_recorded() {
     header(&app, ts, "*Assigned to* <@U7>").await;
     choose_assignee(&app, "U2", ts, "U8").await;
     let shown = header(&app, ts, "*Assigned to* <@U8>").await;
-    let assign = &shown["blocks"][2]["elements"].as_array().unwrap().iter().find(|e| e["action_id"] == "ticket_assign");
+    let assign = &shown["blocks"][2]["elements"].as_array().unwrap().iter().find(|e| e["action_id"] == action::ASSIGN);
     assert_eq!(assign.unwrap()["initial_user"], "U8");
     thread_posts(&app, ts, "assigned ticket DEVOPS-7 to <@U8> (was <@U7>)", 1).await;
     let entries = history(&app, &record).await;
@@ -296,14 +302,14 @@ async fn assignment_and_agent_switch_are_recorded() {
     };
     app.store.put_card(&card).await.unwrap();
 
-    app.press("U1", ts, ts, "ticket_agent", "DEVOPS-7", "ag-1").await;
+    app.press("U1", ts, ts, action::AGENT, "DEVOPS-7", "ag-1").await;
     let view = modal(&app, "ag-1").await;
-    assert_eq!(view["callback_id"], "agent_switch");
+    assert_eq!(view["callback_id"], callback::AGENT);
     assert_eq!(view["blocks"][1]["element"]["options"].as_array().unwrap().len(), 2);
     assert_eq!(view["blocks"][1]["element"]["initial_option"]["value"], AGENT_ID);
-    let values = json!({"agent": {"agent_select": {"type": "static_select", "selected_option": option(SECOND_AGENT)}}});
+    let values = inputs([(input::AGENT, static_select(SECOND_AGENT))]);
     let metadata = view["private_metadata"].as_str().unwrap();
-    app.post_interaction(&submission("U1", "Va", "agent_switch", metadata, values)).await;
+    app.post_interaction(&submission("U1", "Va", callback::AGENT, metadata, values)).await;
     thread_posts(&app, ts, "Messages from now on go to k8s-agent", 1).await;
     let puts = app.helpdesk_calls("PUT", &format!("/DEVOPS-7/assignee/{SECOND_AGENT}")).await;
     assert_eq!(puts.len(), 1, "reassigned on the HelpDesk once");
@@ -324,7 +330,7 @@ async fn assignment_and_agent_switch_are_recorded() {
     let asked: Vec<_> = app.helpdesk.received_requests().await.unwrap();
     assert!(asked.iter().any(|r| r.url.path().ends_with(&format!("/aiagents/{SECOND_AGENT}"))));
 
-    app.press("U5", ts, ts, "ticket_history", "DEVOPS-7", "hi-1").await;
+    app.press("U5", ts, ts, action::HISTORY, "DEVOPS-7", "hi-1").await;
     let view = modal(&app, "hi-1").await;
     let timeline = text_of(&view);
     assert!(timeline.contains("reassigned the ticket from <@U7> to <@U8>"), "{timeline}");
@@ -405,7 +411,7 @@ async fn list_with_hundreds(backend: Backend) {
         let Some(more) = blocks.last().filter(|b| b["type"] == "actions") else { break };
         let value = more["elements"][0]["value"].as_str().unwrap().to_owned();
         trigger = format!("ls-more-{}", seen.len());
-        app.press("U1", "1700009999.000001", "1700009999.000001", "list_more", &value, &trigger).await;
+        app.press("U1", "1700009999.000001", "1700009999.000001", action::LIST_MORE, &value, &trigger).await;
         let replaced = eventually(Duration::from_secs(10), || async {
             let calls = app.slack_calls(&format!("respond/{trigger}")).await;
             calls.last().map(|c| c["replace_original"] == true)
@@ -459,12 +465,13 @@ async fn find_links_known_tickets_and_continues_helpdesk_ones() {
     assert!(text_of(&body).contains("*Pending*") && text_of(&body).contains("no Slack thread yet"));
     let button = &body["blocks"].as_array().unwrap().last().unwrap()["elements"][0];
     // The button names the ticket and who ran `find`: only they may continue it.
+    let value = continue_value(&TicketName::new("DEVOPS-77"), &UserId::new("U4"));
     assert_eq!(
         (button["action_id"].as_str(), button["value"].as_str()),
-        (Some("continue_ticket"), Some("DEVOPS-77 U4"))
+        (Some(action::CONTINUE), Some(value.as_str()))
     );
 
-    app.press("U4", "1700000600.000900", "1700000600.000900", "continue_ticket", "DEVOPS-77 U4", "fd-3").await;
+    app.press("U4", "1700000600.000900", "1700000600.000900", action::CONTINUE, &value, "fd-3").await;
     let record = eventually(Duration::from_secs(10), || async {
         let page = app.store.list_tickets(&TeamId::new("T1"), &Default::default()).await.ok()?;
         page.tickets.into_iter().find(|r| r.ticket.ticket.as_str() == "DEVOPS-77")
@@ -521,8 +528,8 @@ async fn delete_asks_the_right_people_and_ends_the_thread() {
     .expect("a ticket with an open card");
     let header_ts = record.header_ts.clone().unwrap();
     let menu = |user: &str, trigger: &str| {
-        let overflow = json!({"type": "overflow", "action_id": "ticket_menu", "block_id": "ticket_controls",
-            "selected_option": option("delete"), "action_ts": "1.2"});
+        let overflow = json!({"type": "overflow", "action_id": action::MENU, "block_id": "ticket_controls",
+            "selected_option": option(action::DELETE), "action_ts": "1.2"});
         block_action(user, "T1", header_ts.as_str(), root, overflow, json!({}), trigger, &app.slack.uri())
     };
 
@@ -544,7 +551,7 @@ async fn delete_asks_the_right_people_and_ends_the_thread() {
     assert!(deleted[0]["blocks"].as_array().unwrap().iter().all(|b| b["type"] != "actions"));
     let card_ts = card.messages[0].as_str();
     let closed = app.wait_slack("chat.update", 1, |c| c["ts"] == card_ts && text_of(c).contains("deleted")).await;
-    assert!(!closed[0].to_string().contains("card_approve"), "the card has no live buttons");
+    assert!(!closed[0].to_string().contains(action::APPROVE), "the card has no live buttons");
     thread_posts(&app, root, "deleted ticket DEVOPS-1", 1).await;
 
     let before = app.helpdesk_calls("POST", "/DEVOPS-1/sendMessage").await.len();
@@ -569,7 +576,7 @@ async fn app_home_shows_the_users_tickets_open_first() {
         .await
         .unwrap();
     let event = json!({"type": "app_home_opened", "user": "U1", "channel": "D1", "tab": "home", "event_ts": "1.2"});
-    app.post_event(&callback("EvHome", event)).await;
+    app.post_event(&payloads::callback("EvHome", event)).await;
     let published = app.wait_slack("views.publish", 1, |c| c["user_id"] == "U1").await;
     let view = &published[0]["view"];
     assert_eq!(view["type"], "home");
@@ -650,8 +657,16 @@ async fn list_all(app: &TestApp, user: &str, channel: &str, tag: &str) -> Vec<St
 
 /// `user` clicks "More" with `value` under a list in `channel`.
 async fn more_click(app: &TestApp, user: &str, channel: &str, value: &str, trigger: &str) {
-    let mut payload =
-        click_from(user, "T1", "1700009999.000001", "1700009999.000001", "list_more", value, trigger, &app.slack.uri());
+    let mut payload = click_from(
+        user,
+        "T1",
+        "1700009999.000001",
+        "1700009999.000001",
+        action::LIST_MORE,
+        value,
+        trigger,
+        &app.slack.uri(),
+    );
     payload["channel"]["id"] = json!(channel);
     payload["container"]["channel_id"] = json!(channel);
     assert_eq!(app.post_interaction(&payload).await.status(), 200);
@@ -686,7 +701,8 @@ async fn lists_find_and_home_show_only_visible_tickets(backend: Backend) {
     more_click(&app, "U7", "C1", &more.expect("U2's list has pages"), "u7-borrowed").await;
     let (page, _) = list_answer(&app, "u7-borrowed").await;
     assert!(!page.is_empty() && page.iter().all(|n| n.starts_with("OPS-")), "{page:?}");
-    more_click(&app, "U7", "C1", "all|0|0|PRIV", "u7-made-up").await;
+    let made_up = ListArgs { text: "PRIV".into(), ..Default::default() }.encode();
+    more_click(&app, "U7", "C1", &made_up, "u7-made-up").await;
     let (page, more) = list_answer(&app, "u7-made-up").await;
     assert_eq!((page, more), (Vec::<String>::new(), None));
     assert!(app.valid_answer("u7-made-up").await.contains("No tickets match."));
@@ -714,7 +730,7 @@ async fn lists_find_and_home_show_only_visible_tickets(backend: Backend) {
     // The Home tab: only the user's own tickets.
     for user in ["U7", "U9"] {
         let event = json!({"type": "app_home_opened", "user": user, "channel": "D1", "tab": "home", "event_ts": "1.2"});
-        app.post_event(&callback(&format!("EvHome{user}"), event)).await;
+        app.post_event(&payloads::callback(&format!("EvHome{user}"), event)).await;
     }
     let home = |user: &'static str| {
         let app = &app;

@@ -5,8 +5,9 @@
 use std::time::Duration;
 
 use helpdesk_bridge::{
-    ids::{Approver, ChannelId, TeamId, UserId},
+    ids::{Approver, ChannelId, TeamId, TicketName, UserId},
     model::{ChannelRef, TicketStatus},
+    slack::controls::{action, continue_value},
 };
 use serde_json::{Value, json};
 use wiremock::{
@@ -124,7 +125,7 @@ async fn allowed_agents_limit_settings_the_creation_form_and_its_submission() {
         app.post_event(&mention_event("Ev1", "C1", "U1", "1700000000.000100", "<@UBOT> help")).await;
         let create = button_of(&app, "No HelpDesk workspace").await;
         let pending = create["value"].as_str().unwrap().to_owned();
-        app.press("U1", "1800000000.000001", "1700000000.000100", "create_ticket", &pending, "form").await;
+        app.press("U1", "1800000000.000001", "1700000000.000100", action::CREATE, &pending, "form").await;
         let opened = app.wait_slack("views.open", 1, |v| v["trigger_id"] == "form").await;
         let agents: Vec<Value> = opened[0]["view"]["blocks"][2]["element"]["options"].as_array().unwrap().clone();
         let names: Vec<&str> = agents.iter().map(|o| o["text"]["text"].as_str().unwrap()).collect();
@@ -148,7 +149,7 @@ async fn someone_elses_create_button_does_not_make_them_the_requester() {
         app.post_event(&mention_event("Ev1", "C1", "U1", "1700000000.000100", "<@UBOT> disk full")).await;
         let create = button_of(&app, "No HelpDesk workspace").await;
         let pending = create["value"].as_str().unwrap().to_owned();
-        app.press("U2", "1800000000.000001", "1700000000.000100", "create_ticket", &pending, "other").await;
+        app.press("U2", "1800000000.000001", "1700000000.000100", action::CREATE, &pending, "other").await;
         let refusal = app.answer("other").await;
         assert!(refusal.contains("<@U1>") && refusal.contains("of your own"), "{refusal}");
         assert!(app.slack_calls("views.open").await.is_empty(), "{backend:?}: no form for someone else");
@@ -157,7 +158,7 @@ async fn someone_elses_create_button_does_not_make_them_the_requester() {
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert!(app.helpdesk_calls("POST", &format!("/tickets/{WORKSPACE_ID}")).await.is_empty());
         // The person who asked completes it and stays the requester.
-        app.press("U1", "1800000000.000001", "1700000000.000100", "create_ticket", &pending, "own").await;
+        app.press("U1", "1800000000.000001", "1700000000.000100", action::CREATE, &pending, "own").await;
         app.wait_slack("views.open", 1, |v| v["trigger_id"] == "own").await;
         app.post_interaction(&create_submission("U1", "V2", &pending, "Disk full")).await;
         let record = eventually(Duration::from_secs(10), || async {
@@ -180,10 +181,10 @@ async fn a_new_ticket_from_a_closed_thread_keeps_its_author_as_requester() {
         let button = button_of(&app, "is closed").await;
         let value = button["value"].as_str().unwrap().to_owned();
         // A guest may not act on the closed ticket's thread.
-        app.press("UG9", "1800000000.000005", closed, "follow_up_ticket", &value, "guest").await;
+        app.press("UG9", "1800000000.000005", closed, action::FOLLOW_UP, &value, "guest").await;
         assert!(app.answer("guest").await.contains("Only members"), "{backend:?}");
         // A colleague may, and the new ticket is the author's.
-        app.press("U3", "1800000000.000005", closed, "follow_up_ticket", &value, "colleague").await;
+        app.press("U3", "1800000000.000005", closed, action::FOLLOW_UP, &value, "colleague").await;
         let record = eventually(Duration::from_secs(10), || async {
             let page = app.store.list_tickets(&TeamId::new("T1"), &Default::default()).await.ok()?;
             page.tickets.into_iter().find(|r| r.ticket.ticket.as_str() == "DEVOPS-1")
@@ -203,9 +204,11 @@ async fn continue_is_only_for_whoever_ran_find() {
             "name": "DEVOPS-77", "title": "VPN drops", "aiAgentId": fakes::AGENT_ID}})))
         .mount(&app.helpdesk)
         .await;
-    app.press("U2", "1700000600.000900", "1700000600.000900", "continue_ticket", "DEVOPS-77 U1", "not-mine").await;
+    let found_by_u1 = continue_value(&TicketName::new("DEVOPS-77"), &UserId::new("U1"));
+    app.press("U2", "1700000600.000900", "1700000600.000900", action::CONTINUE, &found_by_u1, "not-mine").await;
     assert!(app.answer("not-mine").await.contains("<@U1>"));
-    app.press("U2", "1700000600.000900", "1700000600.000900", "continue_ticket", "DEVOPS-77", "old").await;
+    // A value from before it named the finder: deliberately not the codec's shape.
+    app.press("U2", "1700000600.000900", "1700000600.000900", action::CONTINUE, "DEVOPS-77", "old").await;
     assert!(app.answer("old").await.contains("find again"));
     tokio::time::sleep(Duration::from_millis(300)).await;
     let page = app.store.list_tickets(&TeamId::new("T1"), &Default::default()).await.unwrap();
@@ -279,7 +282,8 @@ async fn continue_refuses_a_ticket_worked_by_an_agent_that_is_not_allowed() {
             "name": "DEVOPS-78", "title": "Cluster down", "aiAgentId": "6a6a6a6a6a6a6a6a6a6a6a02"}})))
         .mount(&app.helpdesk)
         .await;
-    app.press("U1", "1700000600.000900", "1700000600.000900", "continue_ticket", "DEVOPS-78 U1", "cont").await;
+    let found_by_u1 = continue_value(&TicketName::new("DEVOPS-78"), &UserId::new("U1"));
+    app.press("U1", "1700000600.000900", "1700000600.000900", action::CONTINUE, &found_by_u1, "cont").await;
     assert!(app.answer("cont").await.contains("may not use"));
     tokio::time::sleep(Duration::from_millis(300)).await;
     let page = app.store.list_tickets(&TeamId::new("T1"), &Default::default()).await.unwrap();
@@ -293,9 +297,9 @@ async fn without_defaults_only_the_author_chooses_where_a_follow_up_goes() {
     seed(&app.store, closed, "DEVOPS-6", TicketStatus::Closed, "U1", 1_000).await;
     app.post_event(&message_event("Ev1", "C1", "U2", "1700000300.000400", Some(closed), "still slow")).await;
     let value = button_of(&app, "is closed").await["value"].as_str().unwrap().to_owned();
-    app.press("U3", "1800000000.000005", closed, "follow_up_ticket", &value, "colleague").await;
+    app.press("U3", "1800000000.000005", closed, action::FOLLOW_UP, &value, "colleague").await;
     assert!(app.answer("colleague").await.contains("<@U2>"));
     assert!(app.slack_calls("views.open").await.is_empty(), "no form for someone else");
-    app.press("U2", "1800000000.000005", closed, "follow_up_ticket", &value, "author").await;
+    app.press("U2", "1800000000.000005", closed, action::FOLLOW_UP, &value, "author").await;
     app.wait_slack("views.open", 1, |v| v["trigger_id"] == "author").await;
 }

@@ -2,7 +2,8 @@
 //! events, and interaction payloads (button clicks, selects, modal submissions, shortcuts).
 //! Signing them is [`super::app::TestApp::post_signed`]'s part.
 
-use serde_json::{Value, json};
+use helpdesk_bridge::slack::controls::{callback, input};
+use serde_json::{Map, Value, json};
 
 use super::{
     app::BOT_USER,
@@ -121,10 +122,29 @@ pub fn submission(user: &str, view_id: &str, callback_id: &str, metadata: &str, 
     payload
 }
 
+/// A modal's `state.values`: each input's element state under its (block id, action id).
+pub fn inputs<'a>(entries: impl IntoIterator<Item = ((&'a str, &'a str), Value)>) -> Value {
+    let mut values = Map::new();
+    for ((block, action), element) in entries {
+        values.entry(block).or_insert_with(|| json!({}))[action] = element;
+    }
+    Value::Object(values)
+}
+
+/// A plain text input's state, as Slack sends it.
+pub fn text_input(value: &str) -> Value {
+    json!({"type": "plain_text_input", "value": value})
+}
+
+/// A static select's state with `value` chosen, as Slack sends it.
+pub fn static_select(value: &str) -> Value {
+    json!({"type": "static_select", "selected_option": option(value)})
+}
+
 /// A `view_submission` of the rejection-reason modal.
 pub fn reject_submission(user: &str, view_id: &str, metadata: &str, reason: &str) -> Value {
-    let values = json!({"reason": {"reason_input": {"type": "plain_text_input", "value": reason}}});
-    submission(user, view_id, "reject_reason", metadata, values)
+    let values = inputs([(input::REASON, text_input(reason))]);
+    submission(user, view_id, callback::REJECT, metadata, values)
 }
 
 /// A static select's chosen option, as Slack sends it.
@@ -134,18 +154,18 @@ pub fn option(value: &str) -> Value {
 
 /// A `view_submission` of the creation modal.
 pub fn create_submission(user: &str, view_id: &str, metadata: &str, title: &str) -> Value {
-    let values = json!({
-        "title": {"title_input": {"type": "plain_text_input", "value": title}},
-        "workspace": {"workspace_select": {"type": "static_select", "selected_option": option(WORKSPACE_ID)}},
-        "agent": {"agent_select": {"type": "static_select", "selected_option": option(AGENT_ID)}}
-    });
-    submission(user, view_id, "create_ticket", metadata, values)
+    let values = inputs([
+        (input::TITLE, text_input(title)),
+        (input::WORKSPACE, static_select(WORKSPACE_ID)),
+        (input::AGENT, static_select(AGENT_ID)),
+    ]);
+    submission(user, view_id, callback::CREATE, metadata, values)
 }
 
 /// The message shortcut used by `user` on the message `ts` written by `author`.
 pub fn shortcut(user: &str, author: &str, ts: &str, text: &str, response_url: &str) -> Value {
     json!({
-        "type": "message_action", "token": "x", "action_ts": "1.2", "callback_id": "open_ticket",
+        "type": "message_action", "token": "x", "action_ts": "1.2", "callback_id": callback::SHORTCUT,
         "trigger_id": format!("sc-{ts}"), "team": {"id": "T1", "domain": "acme"}, "user": {"id": user, "name": "bob"},
         "channel": {"id": "C1", "name": "ops"},
         "message": {"type": "message", "user": author, "ts": ts, "text": text},
