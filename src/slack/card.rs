@@ -8,7 +8,7 @@
 use serde_json::{Value, json};
 
 use super::{
-    controls::{REASON_CHARS, action, callback, card_value, input, reject_metadata},
+    controls::{REASON_CHARS, action, block, callback, card_value, input, reject_metadata},
     kit::{self, Button, Message},
     mrkdwn,
 };
@@ -198,7 +198,7 @@ fn command_blocks(view: &CardView<'_>, index: usize, command: &CommandView<'_>) 
         head.push_str(" ⚠️ *destructive*");
     }
     let (code, _) = code_block(&format!("$ {}", command.text), COMMAND_CHARS);
-    let mut out = vec![json!({"type": "section", "block_id": format!("cmd-{index}"),
+    let mut out = vec![json!({"type": "section", "block_id": block::card_command(index),
         "text": {"type": "mrkdwn", "text": format!("{head}\n{code}")}})];
     for (path, content) in command.files.iter().take(FILES_SHOWN) {
         let (preview, _) = file_preview(content);
@@ -256,7 +256,7 @@ fn command_blocks(view: &CardView<'_>, index: usize, command: &CommandView<'_>) 
         } else {
             vec![kit::button(&Button::action("Change", action::CHANGE, v.as_str()))]
         };
-        out.push(json!({"type": "actions", "block_id": format!("act-{index}"), "elements": elements}));
+        out.push(json!({"type": "actions", "block_id": block::card_buttons(index), "elements": elements}));
     }
     out
 }
@@ -284,7 +284,7 @@ pub fn render(view: &CardView<'_>) -> Vec<Message> {
         }
     }
     let footer = match &view.status {
-        CardStatus::Open => json!({"type": "actions", "block_id": "card-submit", "elements": [
+        CardStatus::Open => json!({"type": "actions", "block_id": block::CARD_SUBMIT, "elements": [
             kit::button(&Button::action("Submit", action::SUBMIT, card_value(view.id, None, view.version)).primary()),
             {"type": "button", "text": {"type": "plain_text", "text": "Open in HelpDesk", "emoji": true},
              "action_id": action::OPEN_HELPDESK, "url": view.url}
@@ -401,9 +401,15 @@ mod tests {
         let mut view = sample(&user, CardStatus::Open);
         view.commands[1].decision = DecisionView::Undecided;
         let messages = render(&view);
-        let approve = messages[0].blocks.iter().find(|b| b["block_id"] == "act-1").unwrap()["elements"][0].clone();
+        let approve =
+            messages[0].blocks.iter().find(|b| b["block_id"] == block::card_buttons(1).as_str()).unwrap()["elements"]
+                [0]
+            .clone();
         assert_eq!(approve["confirm"]["style"], "danger");
-        let approve_safe = messages[0].blocks.iter().find(|b| b["block_id"] == "act-0").unwrap()["elements"][0].clone();
+        let approve_safe =
+            messages[0].blocks.iter().find(|b| b["block_id"] == block::card_buttons(0).as_str()).unwrap()["elements"]
+                [0]
+            .clone();
         assert!(approve_safe.get("confirm").is_none());
     }
 
@@ -477,7 +483,8 @@ mod tests {
         view.commands[0].attachment = AttachmentView::Failed;
         let messages = render(&view);
         valid(&messages);
-        let actions = messages[0].blocks.iter().find(|b| b["block_id"] == "act-0").unwrap().to_string();
+        let actions =
+            messages[0].blocks.iter().find(|b| b["block_id"] == block::card_buttons(0).as_str()).unwrap().to_string();
         assert!(!actions.contains("card_approve") && actions.contains("card_reject"), "{actions}");
         assert!(messages[0].blocks.iter().any(|b| b.to_string().contains("cannot be approved")));
     }

@@ -66,6 +66,24 @@ pub mod action {
     }
 }
 
+/// Block ids of the blocks that hold controls.
+pub mod block {
+    /// The ticket header's controls.
+    pub const TICKET_CONTROLS: &str = "ticket_controls";
+    /// The card's Submit row.
+    pub const CARD_SUBMIT: &str = "card-submit";
+
+    /// The section showing command `index` (from 0) of a card.
+    pub fn card_command(index: usize) -> String {
+        format!("cmd-{index}")
+    }
+
+    /// The buttons of command `index` (from 0) of a card.
+    pub fn card_buttons(index: usize) -> String {
+        format!("act-{index}")
+    }
+}
+
 /// Callback ids of modals and of the message shortcut.
 pub mod callback {
     /// The message shortcut (see `manifest.yml`).

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::{
     card::when,
-    controls::{ListArgs, ModalTarget, action, callback, continue_value, input},
+    controls::{ListArgs, ModalTarget, action, block, callback, continue_value, input},
     kit::{self, Button, Choice, FALLBACK_CHARS, Message, context, plain, section, user},
     mrkdwn,
 };
@@ -133,7 +133,7 @@ pub fn header(view: &HeaderView<'_>) -> Message {
         blocks: vec![
             section(format!("🎫 *{ticket}*  {title}")),
             context(facts),
-            json!({"type": "actions", "block_id": "ticket_controls", "elements": controls}),
+            json!({"type": "actions", "block_id": block::TICKET_CONTROLS, "elements": controls}),
         ],
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use helpdesk_bridge::{
     ids::Approver,
     model::{Attachment, Card, CardState, Decision, HistoryEvent},
-    slack::controls::{action, callback, card_value},
+    slack::controls::{action, block, callback, card_value},
 };
 use serde_json::{Value, json};
 use wiremock::{
@@ -545,7 +545,13 @@ async fn a_proposal_that_could_not_be_attached_cannot_be_approved() {
     let card = open_card(&app).await;
     assert_eq!(card.commands[0].attachment, Attachment::Failed);
     let posted = app.wait_slack("chat.postMessage", 1, |m| text_of(m).contains("asks to run 2")).await;
-    let actions = posted[0]["blocks"].as_array().unwrap().iter().find(|b| b["block_id"] == "act-0").unwrap().clone();
+    let actions = posted[0]["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["block_id"] == block::card_buttons(0).as_str())
+        .unwrap()
+        .clone();
     assert!(!actions.to_string().contains(action::APPROVE), "no Approve button: {actions}");
     assert!(text_of(&posted[0]).contains("cannot be approved"));
     // A forged Approve (right card, right version) is refused all the same.

@@ -7,7 +7,7 @@ use helpdesk_bridge::{
     ids::{ChannelId, MessageTs, TeamId, TicketName, UserId},
     model::{Actor, HistoryEvent, TicketRecord, TicketStatus},
     slack::{
-        controls::{ListArgs, action, callback, continue_value, input},
+        controls::{ListArgs, action, block, callback, continue_value, input},
         kit::{MESSAGE_BLOCKS, VIEW_BLOCKS, validate},
     },
 };
@@ -31,7 +31,7 @@ const SECOND_AGENT: &str = "6a6a6a6a6a6a6a6a6a6a6a02";
 
 /// Chooses `status` in the header's status select of the ticket whose thread is `ts`.
 async fn choose_status(app: &TestApp, user: &str, ts: &str, status: &str, trigger: &str) {
-    let select = json!({"type": "static_select", "action_id": action::STATUS, "block_id": "ticket_controls",
+    let select = json!({"type": "static_select", "action_id": action::STATUS, "block_id": block::TICKET_CONTROLS,
         "selected_option": option(status), "action_ts": "1.2"});
     let payload = block_action(user, "T1", ts, ts, select, json!({}), trigger, &app.slack.uri());
     assert_eq!(app.post_interaction(&payload).await.status(), 200);
@@ -39,9 +39,10 @@ async fn choose_status(app: &TestApp, user: &str, ts: &str, status: &str, trigge
 
 /// Picks `to` in the header's users select, as Slack sends it (the choice is in the state).
 async fn choose_assignee(app: &TestApp, user: &str, ts: &str, to: &str) {
-    let select = json!({"type": "users_select", "action_id": action::ASSIGN, "block_id": "ticket_controls",
+    let select = json!({"type": "users_select", "action_id": action::ASSIGN, "block_id": block::TICKET_CONTROLS,
         "selected_user": to, "action_ts": "1.2"});
-    let state = inputs([(("ticket_controls", action::ASSIGN), json!({"type": "users_select", "selected_user": to}))]);
+    let state =
+        inputs([((block::TICKET_CONTROLS, action::ASSIGN), json!({"type": "users_select", "selected_user": to}))]);
     let payload = block_action(user, "T1", ts, ts, select, state, &format!("as-{to}"), &app.slack.uri());
     assert_eq!(app.post_interaction(&payload).await.status(), 200);
 }
@@ -185,7 +186,7 @@ async fn the_first_reply_makes_a_ticket_pending_and_a_helpdesk_failure_keeps_the
         .mount(&app.helpdesk)
         .await;
     let header_ts = record.header_ts.clone().unwrap();
-    let select = json!({"type": "static_select", "action_id": action::STATUS, "block_id": "ticket_controls",
+    let select = json!({"type": "static_select", "action_id": action::STATUS, "block_id": block::TICKET_CONTROLS,
         "selected_option": option("resolved"), "action_ts": "1.2"});
     let payload = block_action("U1", "T1", header_ts.as_str(), root, select, json!({}), "st-f", &app.slack.uri());
     app.post_interaction(&payload).await;
@@ -528,7 +529,7 @@ async fn delete_asks_the_right_people_and_ends_the_thread() {
     .expect("a ticket with an open card");
     let header_ts = record.header_ts.clone().unwrap();
     let menu = |user: &str, trigger: &str| {
-        let overflow = json!({"type": "overflow", "action_id": action::MENU, "block_id": "ticket_controls",
+        let overflow = json!({"type": "overflow", "action_id": action::MENU, "block_id": block::TICKET_CONTROLS,
             "selected_option": option(action::DELETE), "action_ts": "1.2"});
         block_action(user, "T1", header_ts.as_str(), root, overflow, json!({}), trigger, &app.slack.uri())
     };
