@@ -7,10 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{
-    helpdesk::ToolInput,
-    ids::{AgentId, CardId, ChannelId, MessageTs, TeamId, ThreadKey, TicketKey, UserId, WorkspaceId},
-};
+use crate::ids::{AgentId, CardId, ChannelId, MessageTs, TeamId, ThreadKey, TicketKey, UserId, WorkspaceId};
 
 /// Milliseconds since the Unix epoch; the store's only notion of time.
 pub type UnixMillis = i64;
@@ -284,6 +281,25 @@ pub struct Card {
     /// When it was submitted.
     #[serde(default)]
     pub submitted_at: Option<UnixMillis>,
+}
+
+/// A tool call's or approval's `input` as the agent sent it, kept as JSON text so that the
+/// answer carries back exactly the input the card showed. Opaque: only the HelpDesk boundary
+/// makes one or reads it; it is stored as that text.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ToolInput(String);
+
+impl ToolInput {
+    /// Keeps an agent's input, given as JSON text.
+    pub fn from_json_text(text: String) -> Self {
+        Self(text)
+    }
+
+    /// The input as the JSON text it was kept as.
+    pub fn json_text(&self) -> &str {
+        &self.0
+    }
 }
 
 /// Where a kept message goes.

@@ -9,28 +9,13 @@
 //! `execute: true`. Ignored and undecided proposals are left out, which is how the agent
 //! reads "ignored".
 
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use crate::model::{Decision, ProposalForm, ProposedCommand};
+use crate::model::{Decision, ProposalForm, ProposedCommand, ToolInput};
 
-/// A tool call's or approval's `input` as the agent sent it, kept (as JSON text) so that
-/// the answer carries back exactly the input the card showed. Opaque outside the HelpDesk
-/// boundary; it is stored as that text.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct ToolInput(String);
-
-impl ToolInput {
-    /// Keeps an agent's input.
-    pub(super) fn new(input: &Value) -> Self {
-        Self(input.to_string())
-    }
-
-    /// The input as JSON again; `None` when what was kept does not parse.
-    fn json(&self) -> Option<Value> {
-        serde_json::from_str(&self.0).ok()
-    }
+/// A kept tool input as JSON again; `None` when what was kept does not parse.
+fn input_json(input: &ToolInput) -> Option<Value> {
+    serde_json::from_str(input.json_text()).ok()
 }
 
 /// A decided proposal: whether to run it, and why not when a reason was given.
@@ -69,7 +54,7 @@ pub(super) fn data(commands: &[ProposedCommand]) -> Value {
                 if let Some(tool) = &command.tool {
                     entry.insert("name".to_owned(), json!(tool.name));
                     // The input goes back as the JSON the card showed (it was written from it).
-                    if let Some(input) = tool.input.as_ref().and_then(ToolInput::json) {
+                    if let Some(input) = tool.input.as_ref().and_then(input_json) {
                         entry.insert("input".to_owned(), input);
                     }
                 }

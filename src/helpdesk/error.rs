@@ -5,7 +5,7 @@
 
 use reqwest::StatusCode;
 
-use super::{limits, sse::Oversized};
+use super::limits::{self, Oversized};
 
 /// A HelpDesk failure a caller can act on. Messages quote the HelpDesk's own words briefly
 /// ([`limits::quote`]), never the token.

@@ -13,11 +13,10 @@
 use serde_json::Value;
 
 use super::{
-    decisions::ToolInput,
     limits::{self, cut, size},
     wire::{field_value, text},
 };
-use crate::model::{ProposalForm, ProposedCommand, ProposedFile, ToolInvocation};
+use crate::model::{ProposalForm, ProposedCommand, ProposedFile, ToolInput, ToolInvocation};
 
 /// A command the agent ran, and what it printed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -214,7 +213,10 @@ fn tools(value: Option<&Value>, form: ProposalForm) -> Vec<ProposedCommand> {
                 None => name.clone(),
             };
             Some(ProposedCommand {
-                tool: Some(ToolInvocation { name, input: input.map(ToolInput::new) }),
+                tool: Some(ToolInvocation {
+                    name,
+                    input: input.map(|input| ToolInput::from_json_text(input.to_string())),
+                }),
                 unshown: unshown(t, has_unknown(t, &TOOL_FIELDS)),
                 ..ProposedCommand::new(form, id, command)
             })

@@ -103,6 +103,24 @@ pub fn cut(text: &str, max: usize) -> &str {
     text.get(..end).unwrap_or_default()
 }
 
+/// What was too large.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Oversized {
+    /// A line longer than [`LINE_BYTES`].
+    Line,
+    /// An SSE event whose data passed [`EVENT_BYTES`].
+    Event,
+}
+
+impl std::fmt::Display for Oversized {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Line => write!(f, "a line longer than {}", size(LINE_BYTES)),
+            Self::Event => write!(f, "an event larger than {}", size(EVENT_BYTES)),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

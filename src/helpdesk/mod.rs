@@ -23,7 +23,6 @@ mod wire;
 
 pub use self::{
     client::{HelpdeskClient, OutgoingMessage},
-    decisions::ToolInput,
     error::HelpdeskError,
     sse::ReplyStream,
     types::{Agent, ApiStatus, Disposition, Ticket, Workspace},

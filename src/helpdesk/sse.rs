@@ -31,7 +31,7 @@ use serde_json::Value;
 use super::{
     error::HelpdeskError,
     events::{AgentEvent, decode_event},
-    limits,
+    limits::{self, Oversized},
 };
 
 /// An agent's reply, as it arrives: the same events whether it streamed or not.
@@ -44,24 +44,6 @@ pub enum Frame {
     Payload(Value),
     /// Something too large was dropped here.
     Oversized(Oversized),
-}
-
-/// What was too large.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Oversized {
-    /// A line longer than [`limits::LINE_BYTES`].
-    Line,
-    /// An SSE event whose data passed [`limits::EVENT_BYTES`].
-    Event,
-}
-
-impl std::fmt::Display for Oversized {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Line => write!(f, "a line longer than {}", limits::size(limits::LINE_BYTES)),
-            Self::Event => write!(f, "an event larger than {}", limits::size(limits::EVENT_BYTES)),
-        }
-    }
 }
 
 /// Turns stream bytes into JSON objects, as they arrive.
