@@ -35,15 +35,19 @@ impl Bridge {
 
     /// `/helpdesk new <title> | <first message>`: a header post in the channel whose thread
     /// is the ticket.
-    async fn command_new(&self, team: &TeamId, command: &SlashCommand, args: &str) -> Result<(), BridgeError> {
+    async fn command_new(
+        &self,
+        team: &TeamId,
+        command: &SlashCommand,
+        args: Option<(&str, &str)>,
+    ) -> Result<(), BridgeError> {
         let slack = &self.inner.slack;
-        if args.trim().is_empty() {
+        let Some((title, first)) = args else {
             slack.respond(&command.response_url, &notices::new_usage(&command.command), false).await?;
             return Ok(());
-        }
-        let (title, first) = args.split_once('|').unwrap_or((args, ""));
-        let title = title_from(&self.plain_text(title.trim()).await);
-        let content = self.plain_text(first.trim()).await;
+        };
+        let title = title_from(&self.plain_text(title).await);
+        let content = self.plain_text(first).await;
         let pending = PendingMessage {
             place: Place::NewThreadIn(ChannelRef { team: team.clone(), channel: command.channel.clone() }),
             author: command.user.clone(),

@@ -445,8 +445,9 @@ impl Submission {
 /// What a `/helpdesk …` command asks for, with the rest of its text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Subcommand<'a> {
-    /// `new <title> | <first message>`.
-    New(&'a str),
+    /// `new <title> | <first message>`: the title and the first message (trimmed; either may
+    /// be empty), or `None` when nothing follows `new`.
+    New(Option<(&'a str, &'a str)>),
     /// `config …`.
     Config(&'a str),
     /// `list …`.
@@ -465,7 +466,13 @@ impl<'a> Subcommand<'a> {
         let text = text.trim();
         let (sub, rest) = text.split_once(char::is_whitespace).unwrap_or((text, ""));
         match sub.to_ascii_lowercase().as_str() {
-            "new" => Self::New(rest.trim()),
+            "new" => {
+                let args = rest.trim();
+                Self::New((!args.is_empty()).then(|| {
+                    let (title, first) = args.split_once('|').unwrap_or((args, ""));
+                    (title.trim(), first.trim())
+                }))
+            }
             "config" => Self::Config(rest.trim()),
             "list" => Self::List(rest),
             "find" => Self::Find(rest),
@@ -634,7 +641,9 @@ mod tests {
 
     #[test]
     fn subcommands_parse() {
-        assert_eq!(Subcommand::parse(" NEW  Disk full | web-1 "), Subcommand::New("Disk full | web-1"));
+        assert_eq!(Subcommand::parse(" NEW  Disk full | web-1 "), Subcommand::New(Some(("Disk full", "web-1"))));
+        assert_eq!(Subcommand::parse("new Disk full"), Subcommand::New(Some(("Disk full", ""))));
+        assert_eq!(Subcommand::parse("new  "), Subcommand::New(None));
         assert_eq!(Subcommand::parse("list open disk"), Subcommand::List("open disk"));
         assert_eq!(Subcommand::parse(""), Subcommand::Help);
         assert_eq!(Subcommand::parse("Frob x"), Subcommand::Unknown("frob".to_owned()));
