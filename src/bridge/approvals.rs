@@ -30,26 +30,6 @@ use crate::{
     store::{DecideOutcome, SubmitOutcome},
 };
 
-/// The name of the file that holds proposal `index` (from 0) of a card in full.
-fn attachment_name(index: usize) -> String {
-    format!("proposal-{}.txt", index + 1)
-}
-
-/// The whole of a proposal, as people read it in the attached file: the command, every file,
-/// and the agent's proposal as sent when it had fields the card cannot show.
-fn full_text(ticket: &str, index: usize, command: &ProposedCommand) -> String {
-    let mut text = format!("Proposal {} on ticket {ticket}, in full.\n\n$ {}\n", index + 1, command.command);
-    for file in &command.files {
-        text.push_str(&format!("\n--- file {} ---\n{}\n", file.path, file.content));
-    }
-    if let Some(unshown) = &command.unshown {
-        text.push_str(&format!(
-            "\n--- the agent's proposal as sent; fields the card cannot show are never sent back ---\n{unshown}\n"
-        ));
-    }
-    text
-}
-
 impl Bridge {
     /// Whether a command matches a destructive pattern.
     fn destructive(&self, command: &str) -> bool {
@@ -68,7 +48,7 @@ impl Bridge {
             },
             (CardState::Superseded, None) => CardStatus::Superseded,
         };
-        let names: Vec<String> = (0..card.commands.len()).map(attachment_name).collect();
+        let names: Vec<String> = (0..card.commands.len()).map(card::attachment_name).collect();
         let commands = card
             .commands
             .iter()
@@ -192,15 +172,8 @@ impl Bridge {
                 command.attachment = Attachment::NotNeeded;
                 continue;
             }
-            let name = attachment_name(index);
-            let title = format!("Proposal {} on ticket {}, in full", index + 1, record.ticket.ticket);
-            let text = full_text(record.ticket.ticket.as_str(), index, command);
-            command.attachment = match self
-                .inner
-                .slack
-                .upload(&thread.channel, &thread.thread_ts, &name, &title, &text)
-                .await
-            {
+            let file = card::proposal_file(record.ticket.ticket.as_str(), index, command);
+            command.attachment = match self.inner.slack.upload(&thread.channel, &thread.thread_ts, &file).await {
                 Ok(()) => Attachment::Attached,
                 Err(err) => {
                     tracing::warn!(ticket = %record.ticket.ticket, code = err.code(), "could not attach a proposal in full");

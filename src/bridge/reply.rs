@@ -30,7 +30,8 @@ use crate::{
     slack::{
         api::{SlackApi, SlackError},
         blocks::{self, ExecutedView, ReplyState, ReplyView},
-        kit::{self, Message},
+        kit::Message,
+        notices,
     },
 };
 
@@ -159,10 +160,8 @@ impl Writer {
             self.show_final(pages.messages).await;
         }
         if pages.truncated
-            && let Err(err) = self
-                .slack
-                .upload(&self.thread.channel, &self.thread.thread_ts, "reply.md", "The agent's full reply", markdown)
-                .await
+            && let Err(err) =
+                self.slack.upload(&self.thread.channel, &self.thread.thread_ts, &blocks::reply_file(markdown)).await
         {
             tracing::warn!(thread = %self.thread, code = err.code(), "could not attach the full reply");
         }
@@ -253,7 +252,7 @@ pub(super) async fn stream(writer: Writer, mut events: ReplyStream, abort: &Canc
                         Some(AgentEvent::Proposed(commands)) => proposed.extend(commands),
                         Some(AgentEvent::Done { .. }) => ended = true,
                         Some(AgentEvent::Error(message)) => {
-                            error = Some(format!("the agent reported an error: {message}"));
+                            error = Some(notices::agent_reported(&message));
                             ended = true;
                         }
                         None => {}
@@ -307,16 +306,8 @@ pub(super) async fn follow_up(slack: &SlackApi, thread: &ThreadKey, executed: &[
             }
         }
         for (command, shortened) in executed.iter().zip(shortened) {
-            let short = kit::truncate(&command.command, 60);
-            let (filename, title, content) = if shortened.command {
-                let whole = format!("$ {}\n\n{}", command.command, command.output);
-                ("command.txt", format!("Command {short} and its output"), whole)
-            } else if shortened.output {
-                ("output.txt", format!("Output of {short}"), command.output.clone())
-            } else {
-                continue;
-            };
-            if let Err(err) = slack.upload(&thread.channel, &thread.thread_ts, filename, &title, &content).await {
+            let Some(file) = blocks::executed_file(&command.command, &command.output, &shortened) else { continue };
+            if let Err(err) = slack.upload(&thread.channel, &thread.thread_ts, &file).await {
                 tracing::warn!(thread = %thread, code = err.code(), "could not attach a command's output");
             }
         }
@@ -327,13 +318,10 @@ pub(super) async fn follow_up(slack: &SlackApi, thread: &ThreadKey, executed: &[
         if let Err(err) = slack.post(&thread.channel, Some(&thread.thread_ts), &message).await {
             tracing::warn!(thread = %thread, code = err.code(), "could not post the agent's links");
         }
-        if left_out {
-            let list: String = pairs.iter().map(|(url, description)| format!("{description}: {url}\n")).collect();
-            if let Err(err) =
-                slack.upload(&thread.channel, &thread.thread_ts, "links.txt", "Links from the agent", &list).await
-            {
-                tracing::warn!(thread = %thread, code = err.code(), "could not attach the agent's links");
-            }
+        if left_out
+            && let Err(err) = slack.upload(&thread.channel, &thread.thread_ts, &blocks::links_file(&pairs)).await
+        {
+            tracing::warn!(thread = %thread, code = err.code(), "could not attach the agent's links");
         }
     }
 }

@@ -25,7 +25,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use slack_morphism::{errors::SlackClientError, prelude::*};
 
-use super::{kit::Message, pace::Pacer};
+use super::{
+    kit::{Message, Upload},
+    pace::Pacer,
+};
 use crate::{
     config::SlackConfig,
     ids::{ChannelId, MessageTs, TeamId, UserId},
@@ -539,16 +542,10 @@ impl SlackApi {
 
     /// Uploads `content` as a file into a thread (Slack's external upload flow:
     /// get an upload URL, send the bytes, complete the upload into the channel).
-    pub async fn upload(
-        &self,
-        channel: &ChannelId,
-        thread_ts: &MessageTs,
-        filename: &str,
-        title: &str,
-        content: &str,
-    ) -> Result<(), SlackError> {
+    pub async fn upload(&self, channel: &ChannelId, thread_ts: &MessageTs, file: &Upload) -> Result<(), SlackError> {
+        let Upload { name: filename, title, content } = file;
         let length = content.len().to_string();
-        let params = [("filename", filename), ("length", length.as_str())];
+        let params = [("filename", filename.as_str()), ("length", length.as_str())];
         let target: UploadTarget =
             self.get_json("files.getUploadURLExternal", &params, &SLACK_TIER4_METHOD_CONFIG).await?;
         let upload_url: reqwest::Url = target

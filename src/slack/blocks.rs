@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use super::{
     kit::{
         ACTION_ELEMENTS, BUTTON_LABEL_CHARS, Button, Choice, FALLBACK_CHARS, MESSAGE_BLOCKS, MESSAGE_CHARS, Message,
-        SECTION_CHARS, URL_CHARS, actions, context, plain, section, sections, select, truncate,
+        SECTION_CHARS, URL_CHARS, Upload, actions, context, plain, section, sections, select, truncate,
     },
     mrkdwn,
 };
@@ -156,6 +156,32 @@ pub struct Shortened {
     pub command: bool,
     /// Its output was cut.
     pub output: bool,
+}
+
+/// The file for an executed command that the thread shows cut: the whole command and its
+/// output when the command was cut, the whole output when only that was; `None` when nothing
+/// was cut.
+pub fn executed_file(command: &str, output: &str, shortened: &Shortened) -> Option<Upload> {
+    let short = truncate(command, 60);
+    if shortened.command {
+        let content = format!("$ {command}\n\n{output}");
+        Some(Upload { name: "command.txt".to_owned(), title: format!("Command {short} and its output"), content })
+    } else if shortened.output {
+        Some(Upload { name: "output.txt".to_owned(), title: format!("Output of {short}"), content: output.to_owned() })
+    } else {
+        None
+    }
+}
+
+/// The file for links that did not fit their message: one `description: url` per line.
+pub fn links_file(links: &[(String, String)]) -> Upload {
+    let content = links.iter().map(|(url, description)| format!("{description}: {url}\n")).collect();
+    Upload { name: "links.txt".to_owned(), title: "Links from the agent".to_owned(), content }
+}
+
+/// The file for a reply too long for the thread: the agent's Markdown, whole.
+pub fn reply_file(markdown: &str) -> Upload {
+    Upload { name: "reply.md".to_owned(), title: "The agent's full reply".to_owned(), content: markdown.to_owned() }
 }
 
 /// How an executed command starts.

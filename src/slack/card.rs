@@ -9,12 +9,12 @@ use serde_json::{Value, json};
 
 use super::{
     controls::{REASON_CHARS, action, block, callback, card_value, input, reject_metadata},
-    kit::{self, Button, Message},
+    kit::{self, Button, Message, Upload},
     mrkdwn,
 };
 use crate::{
     ids::{CardId, UserId},
-    model::ProposalForm,
+    model::{ProposalForm, ProposedCommand},
 };
 
 /// Lines of a proposed file shown on the card.
@@ -140,6 +140,30 @@ pub fn when(seconds: i64) -> String {
     let fallback = jiff::Timestamp::from_second(seconds)
         .map_or_else(|_| seconds.to_string(), |t| t.strftime("%Y-%m-%d %H:%M UTC").to_string());
     format!("<!date^{seconds}^{{date_short_pretty}} at {{time}}|{fallback}>")
+}
+
+/// The name of the file that holds proposal `index` (from 0) of a card in full.
+pub fn attachment_name(index: usize) -> String {
+    format!("proposal-{}.txt", index + 1)
+}
+
+/// The whole of a proposal, as people read it in the attached file: the command, every file,
+/// and the agent's proposal as sent when it had fields the card cannot show.
+pub fn proposal_file(ticket: &str, index: usize, command: &ProposedCommand) -> Upload {
+    let mut text = format!("Proposal {} on ticket {ticket}, in full.\n\n$ {}\n", index + 1, command.command);
+    for file in &command.files {
+        text.push_str(&format!("\n--- file {} ---\n{}\n", file.path, file.content));
+    }
+    if let Some(unshown) = &command.unshown {
+        text.push_str(&format!(
+            "\n--- the agent's proposal as sent; fields the card cannot show are never sent back ---\n{unshown}\n"
+        ));
+    }
+    Upload {
+        name: attachment_name(index),
+        title: format!("Proposal {} on ticket {ticket}, in full", index + 1),
+        content: text,
+    }
 }
 
 /// `text` as a code block of at most `max` characters as Slack counts them (escaped, fences

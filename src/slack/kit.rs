@@ -42,6 +42,17 @@ pub struct Message {
     pub blocks: Vec<Value>,
 }
 
+/// A file to attach in a thread: what Slack names it, its title, and its text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upload {
+    /// The file name.
+    pub name: String,
+    /// The title Slack shows above it.
+    pub title: String,
+    /// Its content.
+    pub content: String,
+}
+
 /// A button.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Button {

@@ -124,6 +124,11 @@ pub fn ticket_lost(ticket: &str, reopen: Option<&PendingId>) -> Message {
     )
 }
 
+/// Why a reply stopped when the agent reported an error (for [`reply_interrupted`]).
+pub fn agent_reported(message: &str) -> String {
+    format!("the agent reported an error: {message}")
+}
+
 /// The reply stopped at a cap.
 pub fn reply_cut_short(reason: &str) -> Message {
     blocks::notice(&format!("⚠️ The agent's reply was cut short ({reason}). Your message reached the ticket."), &[])
