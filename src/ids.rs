@@ -63,7 +63,7 @@ string_id!(
 
 /// Who may be listed as an approver or administrator: a person or a user group. Parsed once,
 /// from configuration or from `/helpdesk config`; stored as the bare id.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(into = "String", try_from = "String")]
 pub enum Approver {
     /// A person, `U…` or `W…`.
@@ -94,6 +94,13 @@ impl Approver {
     /// Whether this names `user` by id.
     pub fn is(&self, user: &UserId) -> bool {
         matches!(self, Self::User(id) if id == user)
+    }
+}
+
+/// The bare id, as configuration and the settings audit log have always shown it.
+impl fmt::Debug for Approver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
     }
 }
 

@@ -378,7 +378,9 @@ struct StoredPending {
 impl From<StoredPending> for PendingMessage {
     fn from(stored: StoredPending) -> Self {
         let StoredPending { thread, author, message_ts, content, title, card, new_thread } = stored;
-        let place = if new_thread {
+        // Earlier versions also kept `new_thread` on a message whose header was already
+        // posted (its thread then has a ts): only an empty ts means "not posted yet".
+        let place = if new_thread && thread.thread_ts.as_str().is_empty() {
             Place::NewThreadIn(ChannelRef { team: thread.team, channel: thread.channel })
         } else {
             Place::Thread(thread)
@@ -521,8 +523,24 @@ pub struct ChannelSettings {
     #[serde(default)]
     pub relay_mode: RelayMode,
     /// Extra approvers for this channel (user or user-group ids).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_approvers")]
     pub approvers: Vec<crate::ids::Approver>,
+}
+
+/// Stored approvers; one that no longer parses is left out (and logged) rather than making
+/// the channel's whole settings unreadable.
+fn lenient_approvers<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<crate::ids::Approver>, D::Error> {
+    let ids = Vec::<String>::deserialize(deserializer)?;
+    Ok(ids
+        .into_iter()
+        .filter_map(|id| {
+            let parsed = crate::ids::Approver::parse(&id);
+            if parsed.is_none() {
+                tracing::warn!(approver = %id, "a stored approver is not a Slack user or group id; ignored");
+            }
+            parsed
+        })
+        .collect())
 }
 
 /// A channel, for settings lookups.

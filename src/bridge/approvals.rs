@@ -439,7 +439,7 @@ impl Bridge {
         }
         let agent = match self.inner.store.ticket_by_thread(&card.thread).await? {
             Some(record) => record.agent_name,
-            None => "The agent".to_owned(),
+            None => card::UNKNOWN_AGENT.to_owned(),
         };
         self.show_card(card, &agent, Some(why)).await;
         Ok(())

@@ -215,7 +215,7 @@ pub(super) async fn stream(writer: Writer, mut events: ReplyStream, abort: &Canc
         }
         tokio::select! {
             () = abort.cancelled(), if !ended => {
-                error = Some("the bridge is restarting".to_owned());
+                error = Some(notices::bridge_restarting());
                 ended = true;
             }
             (writer, deferred) = async { inflight.as_mut().expect("guarded by the branch condition").await }, if inflight.is_some() => {

@@ -142,6 +142,9 @@ pub fn when(seconds: i64) -> String {
     format!("<!date^{seconds}^{{date_short_pretty}} at {{time}}|{fallback}>")
 }
 
+/// How the card names the agent when the ticket (and so its agent) is gone.
+pub const UNKNOWN_AGENT: &str = "The agent";
+
 /// The name of the file that holds proposal `index` (from 0) of a card in full.
 pub fn attachment_name(index: usize) -> String {
     format!("proposal-{}.txt", index + 1)
@@ -310,8 +313,7 @@ pub fn render(view: &CardView<'_>) -> Vec<Message> {
     let footer = match &view.status {
         CardStatus::Open => json!({"type": "actions", "block_id": block::CARD_SUBMIT, "elements": [
             kit::button(&Button::action("Submit", action::SUBMIT, card_value(view.id, None, view.version)).primary()),
-            {"type": "button", "text": {"type": "plain_text", "text": "Open in HelpDesk", "emoji": true},
-             "action_id": action::OPEN_HELPDESK, "url": view.url}
+            kit::button(&Button::link("Open in HelpDesk", action::OPEN_HELPDESK, view.url)),
         ]}),
         CardStatus::Submitted(user, at) => json!({"type": "context", "elements": [{"type": "mrkdwn",
             "text": format!("📨 Submitted by <@{}> {}", mrkdwn::escape(user.as_str()), when(*at))}]}),

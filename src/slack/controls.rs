@@ -354,7 +354,7 @@ impl Intent {
             }
             action::LIST_MORE => Self::ListMore(ListArgs::decode(&value)),
             action::CONTINUE => Self::Continue(
-                value.split_once(' ').map(|(ticket, finder)| (TicketName::new(ticket), UserId::new(finder))),
+                value.split_once(' ').and_then(|(ticket, finder)| Some((TicketName::new(ticket), user_id(finder)?))),
             ),
             action::FOLLOW_UP => Self::FollowUp { pending: PendingId::new(value) },
             action::STATUS => Self::Header(HeaderControl::Status(TicketStatus::parse(&value))),
@@ -639,6 +639,74 @@ mod tests {
         assert!(ConfigArgs::parse("workspace").is_err());
     }
 
+    /// The ids Slack knows the app by: the shortcut's is in `manifest.yml`, and buttons and
+    /// modals already posted carry the others, so none may change.
+    #[test]
+    fn wire_ids_stay_what_slack_has() {
+        assert!(include_str!("../../manifest.yml").contains(&format!("callback_id: {}", callback::SHORTCUT)));
+        let actions = [
+            action::RETRY,
+            action::CREATE,
+            action::REOPEN,
+            action::APPROVE,
+            action::REJECT,
+            action::IGNORE,
+            action::CHANGE,
+            action::SUBMIT,
+            action::STATUS,
+            action::ASSIGN,
+            action::AGENT,
+            action::HISTORY,
+            action::MENU,
+            action::DELETE,
+            action::LIST_MORE,
+            action::CONTINUE,
+            action::FOLLOW_UP,
+            action::OPEN_HELPDESK,
+        ];
+        assert_eq!(
+            actions,
+            [
+                "retry",
+                "create_ticket",
+                "open_new_ticket",
+                "card_approve",
+                "card_reject",
+                "card_ignore",
+                "card_change",
+                "card_submit",
+                "ticket_status",
+                "ticket_assign",
+                "ticket_agent",
+                "ticket_history",
+                "ticket_menu",
+                "delete",
+                "list_more",
+                "continue_ticket",
+                "follow_up_ticket",
+                "open_helpdesk",
+            ]
+        );
+        assert_eq!(
+            [callback::SHORTCUT, callback::CREATE, callback::REJECT, callback::STATUS, callback::AGENT],
+            ["open_ticket", "create_ticket", "reject_reason", "status_change", "agent_switch"]
+        );
+        assert_eq!(
+            [input::TITLE, input::WORKSPACE, input::AGENT, input::REASON, input::COMMENT],
+            [
+                ("title", "title_input"),
+                ("workspace", "workspace_select"),
+                ("agent", "agent_select"),
+                ("reason", "reason_input"),
+                ("comment", "comment_input")
+            ]
+        );
+        assert_eq!(
+            [block::TICKET_CONTROLS, block::CARD_SUBMIT, &block::card_command(2), &block::card_buttons(2)],
+            ["ticket_controls", "card-submit", "cmd-2", "act-2"]
+        );
+    }
+
     #[test]
     fn subcommands_parse() {
         assert_eq!(Subcommand::parse(" NEW  Disk full | web-1 "), Subcommand::New(Some(("Disk full", "web-1"))));
@@ -672,6 +740,7 @@ mod tests {
             Intent::Continue(Some((TicketName::new("DEVOPS-1"), UserId::new("U9"))))
         );
         assert_eq!(click("continue_ticket", "DEVOPS-1"), Intent::Continue(None));
+        assert_eq!(click("continue_ticket", "DEVOPS-1 <!channel>"), Intent::Continue(None), "the finder is a user id");
         assert_eq!(click("open_helpdesk", ""), Intent::None);
     }
 

@@ -124,6 +124,11 @@ pub fn ticket_lost(ticket: &str, reopen: Option<&PendingId>) -> Message {
     )
 }
 
+/// Why a reply stopped when the bridge shut down mid-reply (for the reply's last words).
+pub fn bridge_restarting() -> String {
+    "the bridge is restarting".to_owned()
+}
+
 /// Why a reply stopped when the agent reported an error (for [`reply_interrupted`]).
 pub fn agent_reported(message: &str) -> String {
     format!("the agent reported an error: {message}")

@@ -805,5 +805,8 @@ mod tests {
         let read: PendingMessage = decode(older.as_bytes()).unwrap();
         assert_eq!(read.place, Place::Thread(thread));
         assert_eq!((read.title.as_str(), read.card, read.message_ts), ("", None, None));
+        // Earlier versions kept `new_thread` on a message whose header was already posted.
+        let posted = r#"{"thread":{"team":"T1","channel":"C1","thread_ts":"1.2"},"author":"U1","content":"hi","new_thread":true}"#;
+        assert_eq!(decode::<PendingMessage>(posted.as_bytes()).unwrap().place, read.place);
     }
 }

@@ -70,7 +70,7 @@ async fn only_administrators_change_settings() {
 #[tokio::test]
 async fn admins_only_leaves_settings_to_the_listed_admins() {
     let options = Options::bridge(Backend::Redis).config(|c| {
-        c.access.admins = ["U5", "S7"].into_iter().filter_map(Approver::parse).collect();
+        c.access.admins = ["U5", "S7"].into_iter().map(|id| Approver::parse(id).expect("an admin id")).collect();
         c.access.admins_only = true;
     });
     let app = spawn_app(options).await;

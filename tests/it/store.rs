@@ -214,6 +214,8 @@ async fn tickets_map_both_ways_and_only_once(store: &Store) {
     let mut other = record(1);
     other.ticket = ticket_key(99);
     assert_eq!(store.create_ticket(&other).await.unwrap(), CreateOutcome::Exists(Box::new(rec.clone())));
+    let listed = store.list_tickets(&TeamId::new("T1"), &ListQuery { limit: 50, ..Default::default() }).await.unwrap();
+    assert_eq!(listed.tickets, vec![rec], "a losing create writes nothing");
 }
 
 async fn concurrent_ticket_creation_has_one_winner(store: &Store) {
