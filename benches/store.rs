@@ -119,7 +119,7 @@ fn benches(c: &mut Criterion) {
                 let n = flip.fetch_add(1, Ordering::Relaxed);
                 let decision = if n.is_multiple_of(2) { Decision::Approve } else { Decision::Ignore };
                 store
-                    .decide(&CardId::new("bench"), (n % 10) as usize, decision, &UserId::new("U1"), n as i64)
+                    .decide_seen(&CardId::new("bench"), (n % 10) as usize, decision, &UserId::new("U1"), n as i64, None)
                     .await
                     .unwrap()
             })

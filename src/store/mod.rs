@@ -565,18 +565,6 @@ impl Store {
         .await
     }
 
-    /// Records a decision on the command at `index`, if the card is still open.
-    pub async fn decide(
-        &self,
-        id: &CardId,
-        index: usize,
-        decision: Decision,
-        by: &UserId,
-        at: UnixMillis,
-    ) -> Result<DecideOutcome, StoreError> {
-        self.decide_seen(id, index, decision, by, at, None).await
-    }
-
     /// Records a decision on the command at `index`, if the card is still open and, when
     /// `seen` is given, still at the version the decider saw. Bumps the card's version.
     pub async fn decide_seen(

@@ -430,16 +430,17 @@ async fn card_decisions_are_recorded_until_submission(store: &Store) {
     assert_eq!(store.open_card(&c.ticket).await.unwrap(), Some(c.clone()));
 
     let alice = UserId::new("UALICE");
-    let DecideOutcome::Decided(after) = store.decide(&c.id, 0, Decision::Approve, &alice, 10).await.unwrap() else {
+    let DecideOutcome::Decided(after) = store.decide_seen(&c.id, 0, Decision::Approve, &alice, 10, None).await.unwrap()
+    else {
         panic!("decision on an open card must be recorded")
     };
     assert_eq!(after.commands[0].decision, Decision::Approve);
     assert_eq!(after.commands[0].decided_by, Some(alice.clone()));
     let reject = Decision::Reject { reason: Some("not in prod".to_owned()) };
-    store.decide(&c.id, 1, Decision::Ignore, &alice, 11).await.unwrap();
-    store.decide(&c.id, 1, reject.clone(), &alice, 12).await.unwrap();
+    store.decide_seen(&c.id, 1, Decision::Ignore, &alice, 11, None).await.unwrap();
+    store.decide_seen(&c.id, 1, reject.clone(), &alice, 12, None).await.unwrap();
     assert!(matches!(
-        store.decide(&c.id, 7, Decision::Approve, &alice, 13).await.unwrap(),
+        store.decide_seen(&c.id, 7, Decision::Approve, &alice, 13, None).await.unwrap(),
         DecideOutcome::NoSuchCommand(_)
     ));
 
@@ -449,10 +450,13 @@ async fn card_decisions_are_recorded_until_submission(store: &Store) {
     assert_eq!(submitted.state, CardState::Submitted);
     assert_eq!(submitted.commands[1].decision, reject);
     assert_eq!(store.open_card(&c.ticket).await.unwrap(), None, "a submitted card is no longer open");
-    assert!(matches!(store.decide(&c.id, 0, Decision::Ignore, &alice, 30).await.unwrap(), DecideOutcome::Closed(_)));
+    assert!(matches!(
+        store.decide_seen(&c.id, 0, Decision::Ignore, &alice, 30, None).await.unwrap(),
+        DecideOutcome::Closed(_)
+    ));
     assert!(matches!(store.submit(&c.id, &alice, 31).await.unwrap(), SubmitOutcome::Closed(_)));
     assert_eq!(
-        store.decide(&CardId::new("nope"), 0, Decision::Approve, &alice, 1).await.unwrap(),
+        store.decide_seen(&CardId::new("nope"), 0, Decision::Approve, &alice, 1, None).await.unwrap(),
         DecideOutcome::Missing
     );
 }
@@ -466,7 +470,7 @@ async fn concurrent_clicks_submit_a_card_exactly_once(store: &Store) {
             let store = store.clone();
             tokio::spawn(async move {
                 let user = UserId::new(format!("U{i}"));
-                store.decide(&CardId::new("c20"), i % 4, Decision::Approve, &user, i as i64).await.unwrap();
+                store.decide_seen(&CardId::new("c20"), i % 4, Decision::Approve, &user, i as i64, None).await.unwrap();
                 store.submit(&CardId::new("c20"), &user, 100 + i as i64).await.unwrap()
             })
         })
@@ -493,7 +497,7 @@ async fn a_new_card_supersedes_the_open_one(store: &Store) {
     assert_eq!(store.open_card(&first.ticket).await.unwrap().unwrap().id, second.id);
     let alice = UserId::new("U1");
     assert!(matches!(
-        store.decide(&first.id, 0, Decision::Approve, &alice, 1).await.unwrap(),
+        store.decide_seen(&first.id, 0, Decision::Approve, &alice, 1, None).await.unwrap(),
         DecideOutcome::Closed(_)
     ));
     assert!(matches!(store.supersede(&second.id).await.unwrap(), SubmitOutcome::Submitted(_)));
@@ -618,7 +622,7 @@ async fn embedded_writer_for_crash_test() {
     let store = Store::embedded(&dir).unwrap();
     store.create_ticket(&record(1)).await.unwrap();
     store.put_card(&card("crash", 1, &["kubectl get pods"])).await.unwrap();
-    store.decide(&CardId::new("crash"), 0, Decision::Approve, &UserId::new("U1"), 5).await.unwrap();
+    store.decide_seen(&CardId::new("crash"), 0, Decision::Approve, &UserId::new("U1"), 5, None).await.unwrap();
     assert_eq!(store.ticket_by_thread(&thread(1)).await.unwrap(), Some(record(1)));
     if std::env::var_os("HB_CRASH_DIR").is_some() {
         println!("READY");
@@ -663,7 +667,7 @@ async fn redis_cards_expire_and_mappings_do_not() {
     let store = Store::redis(&redis_url(), &prefix).unwrap();
     store.create_ticket(&record(1)).await.unwrap();
     store.put_card(&card("ttl", 1, &["ls"])).await.unwrap();
-    store.decide(&CardId::new("ttl"), 0, Decision::Approve, &UserId::new("U1"), 1).await.unwrap();
+    store.decide_seen(&CardId::new("ttl"), 0, Decision::Approve, &UserId::new("U1"), 1, None).await.unwrap();
     let client = redis::Client::open(redis_url()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let card_ttl: i64 = redis::cmd("PTTL").arg(format!("{prefix}card:ttl")).query_async(&mut conn).await.unwrap();
