@@ -274,16 +274,13 @@ impl Bridge {
         Ok(())
     }
 
-    /// The rejection-reason modal was submitted.
-    #[allow(clippy::too_many_arguments)]
+    /// The rejection-reason modal was submitted for command `index` of card `card_id`, as
+    /// the rejecter saw it at version `seen`.
     pub(super) async fn on_reject_view(
         &self,
         team: &TeamId,
-        user: &UserId,
-        user_team: Option<&TeamId>,
-        card_id: &CardId,
-        index: usize,
-        seen: u64,
+        (user, user_team): (&UserId, Option<&TeamId>),
+        (card_id, index, seen): (&CardId, usize, u64),
         reason: Option<String>,
     ) -> Result<(), BridgeError> {
         let store = &self.inner.store;

@@ -234,7 +234,7 @@ impl Bridge {
                 self.on_create_view(team, user, &pending, title, target).await
             }
             Submission::Reject { card: Some((card, index, seen)), reason } => {
-                self.on_reject_view(team, user, user_team, &card, index, seen, reason).await
+                self.on_reject_view(team, (user, user_team), (&card, index, seen), reason).await
             }
             Submission::Status { target: Some(target), comment } => {
                 self.on_status_view(team, user, user_team, &target, comment).await

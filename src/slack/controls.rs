@@ -157,12 +157,6 @@ impl CardRef {
         }
         Some(Self { card: CardId::new(card), index, version })
     }
-
-    /// The value that names this again (a card reference always has a version when the
-    /// bridge encodes it).
-    fn encode(card: &CardId, index: Option<usize>, version: u64) -> String {
-        card_value(card.as_str(), index, version)
-    }
 }
 
 /// Which card button was clicked.
@@ -580,7 +574,7 @@ impl Shortcut {
 /// The `private_metadata` of the rejection modal for command `index` of `card` at
 /// `version`.
 pub fn reject_metadata(card: &CardId, index: usize, version: u64) -> String {
-    CardRef::encode(card, Some(index), version)
+    card_value(card.as_str(), Some(index), version)
 }
 
 #[cfg(test)]

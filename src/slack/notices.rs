@@ -34,6 +34,11 @@ fn retry(pending: Option<&PendingId>) -> Vec<Button> {
     pending.map(|id| Button::action("Retry", action::RETRY, id.as_str())).into_iter().collect()
 }
 
+/// "Open a new ticket" (`action`) for a kept message, the main action of its notice.
+fn new_ticket(action_id: &str, pending: Option<&PendingId>) -> Vec<Button> {
+    pending.map(|id| Button::action("Open a new ticket", action_id, id.as_str()).primary()).into_iter().collect()
+}
+
 /// Who may decide on a ticket's commands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Deciders<'a> {
@@ -111,10 +116,7 @@ pub fn send_failed(failure: &SendFailure<'_>, delivery: Delivery, retry_id: Opti
 
 /// The HelpDesk no longer has the ticket; `reopen` is the kept message.
 pub fn ticket_lost(ticket: &str, reopen: Option<&PendingId>) -> Message {
-    let buttons: Vec<Button> = reopen
-        .map(|id| Button::action("Open a new ticket", action::REOPEN, id.as_str()).primary())
-        .into_iter()
-        .collect();
+    let buttons = new_ticket(action::REOPEN, reopen);
     blocks::notice(
         &format!(
             "⚠️ Ticket {ticket} no longer exists on the HelpDesk, so your message was not delivered. \
@@ -189,10 +191,7 @@ pub fn resolved_members_only(ticket: &str) -> Message {
 
 /// A message in a closed ticket's thread; `follow_up` is the kept message.
 pub fn closed_thread(ticket: &str, follow_up: Option<&PendingId>) -> Message {
-    let buttons: Vec<Button> = follow_up
-        .map(|id| Button::action("Open a new ticket", action::FOLLOW_UP, id.as_str()).primary())
-        .into_iter()
-        .collect();
+    let buttons = new_ticket(action::FOLLOW_UP, follow_up);
     blocks::notice(
         &format!(
             "Ticket {ticket} is closed, so this message was not sent to the agent. Open a new ticket to continue from it."

@@ -797,4 +797,15 @@ mod tests {
         let posted = r#"{"thread":{"team":"T1","channel":"C1","thread_ts":"1.2"},"author":"U1","content":"hi","new_thread":true}"#;
         assert_eq!(decode::<PendingMessage>(posted.as_bytes()).unwrap().place, read.place);
     }
+
+    /// A stored approver that no longer parses is left out; the channel's other settings and
+    /// approvers still read.
+    #[test]
+    fn a_bad_stored_approver_does_not_hide_the_channels_settings() {
+        let stored = r#"{"agent_name":"k8s","relay_mode":"mentions","approvers":["U6","not an id","S9"]}"#;
+        let settings: crate::model::ChannelSettings = decode(stored.as_bytes()).unwrap();
+        assert_eq!(settings.agent_name.as_deref(), Some("k8s"));
+        assert_eq!(settings.approvers, ["U6", "S9"]);
+        assert_eq!(settings.relay_mode, crate::model::RelayMode::Mentions);
+    }
 }
