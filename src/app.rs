@@ -205,7 +205,7 @@ impl Application {
                 }
             }
         });
-        tracker.spawn(learn_identity(slack.clone(), state.identity.clone(), stop.clone()));
+        tracker.spawn(learn_identity(slack.clone(), state.identity.clone(), state.dispatcher.clone(), stop.clone()));
         if state.store.kind() == "embedded" {
             tracker.spawn(sweep(state.store.clone(), stop.clone()));
         }
@@ -265,14 +265,21 @@ impl Application {
 }
 
 /// Calls `auth.test` until it succeeds (backing off to a minute), then remembers who the
-/// bot is. Until then `/readyz` is false and events are answered 503, so Slack retries.
-async fn learn_identity(slack: SlackApi, identity: Arc<OnceLock<BotIdentity>>, stop: CancellationToken) {
+/// bot is and starts taking work from the inbox. Until then `/readyz` is false and events are
+/// answered 503, so Slack retries, and a backlog left by an earlier process waits.
+async fn learn_identity(
+    slack: SlackApi,
+    identity: Arc<OnceLock<BotIdentity>>,
+    dispatcher: Dispatcher,
+    stop: CancellationToken,
+) {
     let mut backoff = Duration::from_millis(500);
     loop {
         match slack.auth_test().await {
             Ok(me) => {
                 tracing::info!(bot_user = %me.user_id, team = %me.team_id, "Slack auth.test succeeded");
                 let _ = identity.set(me);
+                dispatcher.start();
                 return;
             }
             Err(err) => tracing::warn!(error = %err, retry_in = ?backoff, "Slack auth.test failed"),

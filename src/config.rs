@@ -106,9 +106,13 @@ pub struct Cli {
     /// Always use the streaming send endpoint, whatever the agent advertises.
     #[arg(long, env = "HELPDESK_FORCE_STREAMING", default_value = "false")]
     pub helpdesk_force_streaming: String,
-    /// Inbound items that may wait or run at once before Slack is asked to retry later.
-    #[arg(long, env = "DISPATCH_QUEUE_CAPACITY", default_value = "4096")]
-    pub dispatch_queue_capacity: String,
+    /// Items the inbox may hold (across replicas) before Slack is asked to retry later.
+    #[arg(long, env = "INBOX_MAX_ITEMS", default_value = "1000000")]
+    pub inbox_max_items: String,
+    /// Seconds a replica's lease on a thread's work lasts without renewal: how soon another
+    /// replica takes over the work of one that died.
+    #[arg(long, env = "LEASE_SECONDS", default_value = "30")]
+    pub lease_seconds: String,
     /// Threads whose items are handled concurrently.
     #[arg(long, env = "DISPATCH_WORKERS", default_value = "256")]
     pub dispatch_workers: String,
@@ -166,7 +170,8 @@ impl std::fmt::Debug for Cli {
             .field("helpdesk_stream_idle_seconds", &self.helpdesk_stream_idle_seconds)
             .field("helpdesk_cache_seconds", &self.helpdesk_cache_seconds)
             .field("helpdesk_force_streaming", &self.helpdesk_force_streaming)
-            .field("dispatch_queue_capacity", &self.dispatch_queue_capacity)
+            .field("inbox_max_items", &self.inbox_max_items)
+            .field("lease_seconds", &self.lease_seconds)
             .field("dispatch_workers", &self.dispatch_workers)
             .finish_non_exhaustive()
     }
@@ -347,12 +352,14 @@ impl Default for IngressConfig {
     }
 }
 
-/// Dispatcher bounds.
+/// The inbox and its workers.
 #[derive(Debug, Clone, Copy)]
 pub struct DispatchConfig {
-    /// Items queued or running at once; past it Slack is told to retry later.
-    pub queue_capacity: usize,
-    /// Threads handled concurrently.
+    /// `INBOX_MAX_ITEMS`: items the inbox may hold; past it Slack is told to retry later.
+    pub inbox_max_items: u64,
+    /// `LEASE_SECONDS`: how long a lease on an order key lasts without renewal.
+    pub lease: Duration,
+    /// `DISPATCH_WORKERS`: order keys this replica works on at once.
     pub workers: usize,
 }
 
@@ -475,7 +482,11 @@ impl Cli {
             log_format,
             shutdown_grace: seconds("SHUTDOWN_GRACE_SECONDS", &self.shutdown_grace_seconds)?,
             dispatch: DispatchConfig {
-                queue_capacity: positive("DISPATCH_QUEUE_CAPACITY", &self.dispatch_queue_capacity)?,
+                inbox_max_items: positive("INBOX_MAX_ITEMS", &self.inbox_max_items)? as u64,
+                lease: match seconds("LEASE_SECONDS", &self.lease_seconds)? {
+                    lease if lease >= Duration::from_secs(3) => lease,
+                    _ => return Err(ConfigError::new("LEASE_SECONDS", "must be at least 3 seconds")),
+                },
                 workers: positive("DISPATCH_WORKERS", &self.dispatch_workers)?,
             },
         })
@@ -640,6 +651,7 @@ mod tests {
         assert_eq!(config.slack.api_url, "https://slack.com/api/");
         assert!(!config.socket_mode());
         assert_eq!(config.shutdown_grace, Duration::from_secs(20));
+        assert_eq!((config.dispatch.inbox_max_items, config.dispatch.lease), (1_000_000, Duration::from_secs(30)));
         assert!(config.access.requester_may_approve && !config.access.admins_only);
         assert!(config.access.admins.is_empty() && config.access.allowed_workspaces.is_empty());
     }
@@ -676,6 +688,8 @@ mod tests {
             (&["--requester-may-approve=maybe"], "REQUESTER_MAY_APPROVE"),
             (&["--log-format=xml"], "LOG_FORMAT"),
             (&["--dispatch-workers=0"], "DISPATCH_WORKERS"),
+            (&["--inbox-max-items=0"], "INBOX_MAX_ITEMS"),
+            (&["--lease-seconds=1"], "LEASE_SECONDS"),
         ];
         for (overrides, var) in cases {
             let flag = |a: &&str| a.split('=').next().unwrap_or_default().to_owned();

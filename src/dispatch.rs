@@ -1,59 +1,78 @@
 //! The dispatcher: between "Slack delivered something" and "the bridge handles it".
 //!
-//! [`Dispatcher::submit`] is all the ack path does after parsing: take a slot of the bounded
-//! queue (or answer "busy", so Slack retries later), set the item's dedup mark in the store
-//! (so retries, replicas and double deliveries are handled once), and queue it. That is one
-//! store round trip and no other I/O.
+//! [`Dispatcher::submit`] is all the ack path does after parsing: record the item and its
+//! dedup mark in the store's inbox, in one atomic and durable step, and answer. Slack is
+//! acknowledged only for what the store holds, so an acknowledged item survives a crash,
+//! a `kill -9` or a node drain; retries and double deliveries meet the dedup mark.
 //!
-//! Items with the same [`Inbound::order_key`] (a thread, a card) are handled one at a time
-//! in arrival order by one worker task; different keys run in parallel, at most
-//! `DISPATCH_WORKERS` at once. A worker exists only while its key has items, and every
-//! worker is spawned on the application's [`TaskTracker`], so shutdown waits for them.
+//! Workers take the work from the inbox, not from this process: a claim loop leases an
+//! order key (a thread, a card) whose items wait, and a worker handles that key's items one
+//! at a time in inbox order, renewing the lease while a long turn runs. Whichever replica
+//! recorded an item, any replica may handle it; items of one key never run concurrently,
+//! and different keys run in parallel, at most `DISPATCH_WORKERS` at once per replica. A
+//! replica that dies stops renewing; within `LEASE_SECONDS` another one takes its keys
+//! over, unfinished item first. What a taken-over item may already have done (a message
+//! sent to the HelpDesk) is the handler's to check: see [`Attempt`].
+//!
+//! At shutdown the claim loop stops, each worker finishes the item in hand and gives its
+//! key back, and everything else stays in the inbox for the next process or another
+//! replica. Memory holds only the items being handled.
 
-use std::{
-    collections::HashMap,
-    panic::AssertUnwindSafe,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::{panic::AssertUnwindSafe, sync::Arc, time::Duration};
 
 use futures_util::{FutureExt, future::BoxFuture};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
-use tokio_util::task::TaskTracker;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
     config::DispatchConfig,
     inbound::Inbound,
-    store::{Store, StoreError},
+    model::{UnixMillis, now_millis},
+    store::{Claim, Finished, Pushed, Store, StoreError},
     telemetry::Metrics,
 };
 
 /// How long an item's dedup mark lives: longer than Slack's retry schedule (about six
 /// minutes) and its "delayed events" redelivery of up to two hours.
 pub const DEDUP_TTL: Duration = Duration::from_secs(3 * 60 * 60);
+/// How often an idle replica looks for items that other replicas recorded (its own wake it
+/// at once).
+const POLL: Duration = Duration::from_millis(100);
+/// The longest wait between attempts when the store does not answer.
+const STORE_BACKOFF: Duration = Duration::from_secs(2);
 
 /// What handles dispatched items: the bridge.
 pub trait Handler: Send + Sync + 'static {
     /// Handles one item. Items of one order key are never handled concurrently.
-    fn handle(&self, item: Inbound) -> BoxFuture<'static, ()>;
+    fn handle(&self, item: Inbound, attempt: Attempt) -> BoxFuture<'static, ()>;
+}
+
+/// What the handler is told about this attempt at an item.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Attempt {
+    /// The item was taken over from a worker whose lease ran out (its replica died): it may
+    /// have been partly handled, so anything that must happen at most once must be checked
+    /// against what the store recorded.
+    pub taken_over: bool,
 }
 
 /// An item was taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Admission {
-    /// Queued for handling.
+    /// Recorded in the inbox for handling.
     Accepted,
-    /// Already handled (or being handled); nothing to do.
+    /// Already recorded (a retry or a double delivery); nothing to do.
     Duplicate,
 }
 
 /// An item could not be taken now; Slack should deliver it again later.
 #[derive(Debug, thiserror::Error)]
 pub enum DispatchError {
-    /// The queue is full.
-    #[error("too many items are waiting")]
-    Busy,
-    /// The dedup mark could not be set.
+    /// The inbox holds `INBOX_MAX_ITEMS` items.
+    #[error("the inbox is full")]
+    Full,
+    /// The store could not record the item.
     #[error(transparent)]
     Store(#[from] StoreError),
     /// The service is stopping.
@@ -61,28 +80,30 @@ pub enum DispatchError {
     ShuttingDown,
 }
 
-struct Job {
+/// An item as the inbox holds it.
+#[derive(Serialize, Deserialize)]
+struct Envelope {
+    /// When it was recorded.
+    at: UnixMillis,
     item: Inbound,
-    /// Held until the item is handled: the queue's bound counts waiting and running items.
-    _slot: OwnedSemaphorePermit,
 }
 
 struct Inner {
     store: Store,
     handler: Arc<dyn Handler>,
     metrics: Metrics,
-    /// Live workers by order key. Senders are only used while this lock is held, and a
-    /// worker only leaves (after finding its queue empty) while holding it, so an item is
-    /// never sent to a worker that is about to exit.
-    queues: Mutex<HashMap<String, mpsc::UnboundedSender<Job>>>,
-    /// Waiting plus running items.
-    capacity: Arc<Semaphore>,
-    /// Keys being worked on at once.
+    config: DispatchConfig,
+    /// Keys being worked on at once by this replica.
     workers: Arc<Semaphore>,
+    /// Wakes the claim loop when this replica recorded an item.
+    wake: Notify,
+    /// Ends claiming; workers finish their item in hand and give their key back.
+    stop: CancellationToken,
     tracker: TaskTracker,
 }
 
-/// Hands inbound items to the [`Handler`], deduplicated and ordered per key.
+/// Records inbound items in the inbox and hands them to the [`Handler`], deduplicated and
+/// ordered per key across replicas.
 #[derive(Clone)]
 pub struct Dispatcher {
     inner: Arc<Inner>,
@@ -90,12 +111,12 @@ pub struct Dispatcher {
 
 impl std::fmt::Debug for Dispatcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Dispatcher").field("available", &self.inner.capacity.available_permits()).finish()
+        f.debug_struct("Dispatcher").field("idle_workers", &self.inner.workers.available_permits()).finish()
     }
 }
 
 impl Dispatcher {
-    /// A dispatcher whose workers run on `tracker`.
+    /// A dispatcher whose workers will run on `tracker` once [`Dispatcher::start`]ed.
     pub fn new(
         config: DispatchConfig,
         store: Store,
@@ -108,72 +129,179 @@ impl Dispatcher {
                 store,
                 handler,
                 metrics,
-                queues: Mutex::new(HashMap::new()),
-                capacity: Arc::new(Semaphore::new(config.queue_capacity)),
                 workers: Arc::new(Semaphore::new(config.workers)),
+                config,
+                wake: Notify::new(),
+                stop: CancellationToken::new(),
                 tracker,
             }),
         }
     }
 
-    /// Deduplicates and queues an item. Returns once it is queued, never after handling.
+    /// Records an item in the inbox, deduplicated. Returns once it is durably recorded,
+    /// never after handling.
     pub async fn submit(&self, item: Inbound) -> Result<Admission, DispatchError> {
-        if self.inner.tracker.is_closed() {
+        if self.inner.stop.is_cancelled() {
             return Err(DispatchError::ShuttingDown);
         }
-        let slot = self.inner.capacity.clone().try_acquire_owned().map_err(|_| DispatchError::Busy)?;
-        if !self.inner.store.mark_once(&item.idempotency_key(), DEDUP_TTL).await? {
-            self.inner.metrics.dedup_hits.inc();
-            return Ok(Admission::Duplicate);
+        let dedup = item.idempotency_key();
+        let order_key = item.order_key();
+        let envelope = serde_json::to_vec(&Envelope { at: now_millis(), item })
+            .map_err(|e| StoreError::Backend(format!("cannot encode an inbound item: {e}")))?;
+        let pushed = self
+            .inner
+            .store
+            .inbox_push(&dedup, DEDUP_TTL, &order_key, &envelope, self.inner.config.inbox_max_items)
+            .await?;
+        match pushed {
+            Pushed::Accepted => {
+                self.inner.wake.notify_one();
+                Ok(Admission::Accepted)
+            }
+            Pushed::Duplicate => {
+                self.inner.metrics.dedup_hits.inc();
+                Ok(Admission::Duplicate)
+            }
+            Pushed::Full => Err(DispatchError::Full),
         }
-        self.enqueue(Job { item, _slot: slot });
-        Ok(Admission::Accepted)
     }
 
-    fn enqueue(&self, job: Job) {
-        let key = job.item.order_key();
-        let mut queues = self.inner.queues.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let job = match queues.get(&key) {
-            // A send fails only if the worker died (a panic escaped); start a new one.
-            Some(tx) => match tx.send(job) {
-                Ok(()) => return,
-                Err(mpsc::error::SendError(job)) => job,
-            },
-            None => job,
-        };
-        let (tx, rx) = mpsc::unbounded_channel();
-        // The receiver is alive: it is moved into the worker below.
-        let _ = tx.send(job);
-        queues.insert(key.clone(), tx);
-        drop(queues);
-        self.inner.tracker.spawn(work(self.inner.clone(), key, rx));
+    /// Starts taking work from the inbox.
+    pub fn start(&self) {
+        self.inner.tracker.spawn(claim_loop(self.inner.clone()));
     }
 
-    /// Stops taking items and waits up to `grace` for queued and running ones to finish.
-    /// Returns whether everything finished.
+    /// Stops taking items and waits up to `grace` for the items in hand (and everything else
+    /// on the tracker) to finish. Returns whether everything finished. Items not yet taken
+    /// stay in the inbox.
     pub async fn drain(&self, grace: Duration) -> bool {
+        self.inner.stop.cancel();
         self.inner.tracker.close();
         tokio::time::timeout(grace, self.inner.tracker.wait()).await.is_ok()
     }
 }
 
-async fn work(inner: Arc<Inner>, key: String, mut rx: mpsc::UnboundedReceiver<Job>) {
-    // The semaphore is never closed, so acquiring only waits.
-    let _worker = inner.workers.clone().acquire_owned().await;
+/// Leases waiting keys while this replica has idle workers, and starts a worker on each.
+async fn claim_loop(inner: Arc<Inner>) {
+    let mut backoff = Duration::from_millis(100);
     loop {
-        let job = {
-            let mut queues = inner.queues.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            match rx.try_recv() {
-                Ok(job) => job,
-                Err(_) => {
-                    queues.remove(&key);
-                    return;
+        let permit = tokio::select! {
+            () = inner.stop.cancelled() => return,
+            permit = inner.workers.clone().acquire_owned() => permit,
+        };
+        // The semaphore is never closed.
+        let Ok(permit) = permit else { return };
+        match inner.store.inbox_claim(inner.config.lease).await {
+            Ok(Some(claim)) => {
+                backoff = Duration::from_millis(100);
+                inner.tracker.spawn(work(inner.clone(), claim, permit));
+            }
+            Ok(None) => {
+                drop(permit);
+                tokio::select! {
+                    () = inner.stop.cancelled() => return,
+                    () = inner.wake.notified() => {}
+                    () = tokio::time::sleep(POLL) => {}
                 }
             }
+            Err(err) => {
+                drop(permit);
+                tracing::warn!(error = %err, retry_in = ?backoff, "cannot take work from the inbox");
+                tokio::select! {
+                    () = inner.stop.cancelled() => return,
+                    () = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(STORE_BACKOFF);
+            }
+        }
+    }
+}
+
+/// Handles a leased key's items in order until it has none, or the replica stops.
+async fn work(inner: Arc<Inner>, mut claim: Claim, _permit: OwnedSemaphorePermit) {
+    inner.metrics.inbox_leases_held.inc();
+    loop {
+        if claim.taken_over {
+            inner.metrics.inbox_takeovers.inc();
+            tracing::warn!(order_key = %claim.key, "took over an inbox key whose holder's lease ran out");
+        }
+        let outcome = match serde_json::from_slice::<Envelope>(&claim.head) {
+            Ok(envelope) => handle(&inner, &claim, envelope.item).await,
+            Err(err) => {
+                tracing::error!(order_key = %claim.key, error = %err, "an inbox item does not decode; dropping it");
+                "undecodable"
+            }
         };
-        let handled = AssertUnwindSafe(inner.handler.handle(job.item)).catch_unwind().await;
-        if handled.is_err() {
-            tracing::error!(order_key = %key, "handling an inbound item panicked; continuing with the next");
+        match finish(&inner, &claim).await {
+            Some(Finished::Next(next)) => {
+                inner.metrics.inbox_item(outcome);
+                claim.head = next;
+                claim.taken_over = false;
+            }
+            Some(Finished::Released) => {
+                inner.metrics.inbox_item(outcome);
+                break;
+            }
+            Some(Finished::Lost) => {
+                inner.metrics.inbox_item("lost_lease");
+                tracing::warn!(
+                    order_key = %claim.key,
+                    "the inbox lease ran out while an item was handled; its new holder has the key"
+                );
+                break;
+            }
+            None => break,
+        }
+    }
+    inner.metrics.inbox_leases_held.dec();
+}
+
+/// Runs the handler on one item, renewing the key's lease meanwhile. A panic is contained:
+/// the item counts as handled and the key goes on.
+async fn handle(inner: &Inner, claim: &Claim, item: Inbound) -> &'static str {
+    let attempt = Attempt { taken_over: claim.taken_over };
+    let handled = AssertUnwindSafe(inner.handler.handle(item, attempt)).catch_unwind();
+    let renew = async {
+        loop {
+            tokio::time::sleep(inner.config.lease / 3).await;
+            match inner.store.inbox_renew(claim, inner.config.lease).await {
+                Ok(true) => {}
+                Ok(false) => tracing::warn!(order_key = %claim.key, "lost the inbox lease mid-item"),
+                Err(err) => tracing::warn!(error = %err, "could not renew an inbox lease; trying again"),
+            }
+        }
+    };
+    tokio::select! {
+        handled = handled => match handled {
+            Ok(()) => "handled",
+            Err(_) => {
+                tracing::error!(order_key = %claim.key, "handling an inbound item panicked; continuing with the next");
+                "panicked"
+            }
+        },
+        never = renew => never,
+    }
+}
+
+/// Marks the claim's head item finished and takes the key's next one (or gives the key back
+/// when stopping), trying again while the store does not answer. `None`: the store stayed
+/// unreachable through shutdown; the item stays in the inbox and is handled again later
+/// (what must happen at most once is guarded in the store, see [`Attempt`]).
+async fn finish(inner: &Inner, claim: &Claim) -> Option<Finished> {
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let more = !inner.stop.is_cancelled();
+        match inner.store.inbox_done(claim, inner.config.lease, more).await {
+            Ok(finished) => return Some(finished),
+            Err(err) if inner.stop.is_cancelled() => {
+                tracing::warn!(order_key = %claim.key, error = %err, "could not finish an inbox item before stopping");
+                return None;
+            }
+            Err(err) => {
+                tracing::warn!(order_key = %claim.key, error = %err, retry_in = ?backoff, "could not finish an inbox item");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(STORE_BACKOFF);
+            }
         }
     }
 }

@@ -2,14 +2,17 @@
 //!
 //! HTTP requests and Socket Mode envelopes are both turned into an [`Inbound`] by
 //! `slack::ingress`; everything after that (dedup, ordering, the bridge) sees only this.
-//! It carries no wire JSON: ids are newtypes, text is text.
+//! It carries no wire JSON: ids are newtypes, text is text. The inbox stores it serialized
+//! (serde's derived form, a storage format like the store's records).
 
 use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
 
 use crate::ids::{ChannelId, EventId, MessageTs, TeamId, ThreadKey, UserId};
 
 /// Something a person did in Slack that the bridge may act on.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Inbound {
     /// The workspace it happened in.
     pub team: TeamId,
@@ -18,7 +21,7 @@ pub struct Inbound {
 }
 
 /// The kinds of inbound item.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum InboundKind {
     /// A human message: a mention, a DM, or a reply in a thread.
     Message(UserMessage),
@@ -40,7 +43,7 @@ pub enum InboundKind {
 }
 
 /// A human message.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UserMessage {
     /// The event that carried it, when it came through the Events API.
     pub event_id: Option<EventId>,
@@ -73,7 +76,7 @@ impl UserMessage {
 
 /// An interaction's `response_url`: anyone holding it may post answers for 30 minutes, so
 /// it is handled as a secret (its `Debug` does not show it).
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResponseUrl(String);
 
 impl ResponseUrl {
@@ -97,7 +100,7 @@ impl std::fmt::Debug for ResponseUrl {
 }
 
 /// A slash command.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SlashCommand {
     /// Where it was typed.
     pub channel: ChannelId,
@@ -114,7 +117,7 @@ pub struct SlashCommand {
 }
 
 /// One action (button, select, …) a person took.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ActionItem {
     /// The element's `action_id`.
     pub action_id: String,
@@ -125,7 +128,7 @@ pub struct ActionItem {
 }
 
 /// Actions on a message or view.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BlockAction {
     /// Who clicked.
     pub user: UserId,
@@ -148,7 +151,7 @@ pub struct BlockAction {
 }
 
 /// A modal submission.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ViewSubmission {
     /// Who submitted.
     pub user: UserId,
@@ -161,11 +164,12 @@ pub struct ViewSubmission {
     /// The view's private metadata.
     pub private_metadata: String,
     /// Input values by (block id, action id).
+    #[serde(with = "entries")]
     pub values: BTreeMap<(String, String), String>,
 }
 
 /// The message shortcut, used on a message.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MessageShortcut {
     /// Who used it.
     pub user: UserId,
@@ -185,6 +189,23 @@ pub struct MessageShortcut {
     pub trigger_id: String,
     /// For answering.
     pub response_url: ResponseUrl,
+}
+
+/// A map with compound keys, stored as a list of entries (JSON keys are strings only).
+mod entries {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    type Values = BTreeMap<(String, String), String>;
+
+    pub(super) fn serialize<S: Serializer>(values: &Values, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(values.iter())
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Values, D::Error> {
+        Ok(Vec::<((String, String), String)>::deserialize(deserializer)?.into_iter().collect())
+    }
 }
 
 impl Inbound {
@@ -227,6 +248,38 @@ impl Inbound {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every kind survives the inbox: what is stored reads back as the same item.
+    #[test]
+    fn items_read_back_as_they_were_stored() {
+        let team = TeamId::new("T1");
+        let kinds = [
+            InboundKind::Message(UserMessage {
+                event_id: Some(EventId::new("Ev1")),
+                channel: ChannelId::new("C1"),
+                user: UserId::new("U1"),
+                ts: MessageTs::new("1.2"),
+                thread_ts: None,
+                text: "héllo 🙂".to_owned(),
+                mentions_bot: true,
+                is_dm: false,
+            }),
+            InboundKind::ViewSubmission(ViewSubmission {
+                user: UserId::new("U1"),
+                user_team: None,
+                view_id: "V1".to_owned(),
+                callback_id: "cb".to_owned(),
+                private_metadata: "{}".to_owned(),
+                values: BTreeMap::from([(("b".to_owned(), "a".to_owned()), "v".to_owned())]),
+            }),
+            InboundKind::HomeOpened { user: UserId::new("U1"), event_id: EventId::new("Ev2") },
+        ];
+        for kind in kinds {
+            let item = Inbound { team: team.clone(), kind };
+            let stored = serde_json::to_vec(&item).unwrap();
+            assert_eq!(serde_json::from_slice::<Inbound>(&stored).unwrap(), item);
+        }
+    }
 
     #[test]
     fn a_response_url_never_shows_in_debug_output() {

@@ -8,11 +8,14 @@
 //! recorder, so that several applications in one process (the test suite) keep separate
 //! counts and `/metrics` shows only its own.
 
-use std::{io::IsTerminal, sync::Arc};
+use std::{
+    io::IsTerminal,
+    sync::{Arc, atomic::AtomicU64},
+};
 
 use prometheus_client::{
     encoding::EncodeLabelSet,
-    metrics::{counter::Counter, family::Family, histogram::Histogram},
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
     registry::Registry,
 };
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
@@ -81,6 +84,19 @@ pub struct Metrics {
     pub tickets_opened: Counter,
     /// Agent turns by outcome (`ok`, `interrupted`, `failed`).
     pub turns: Family<OutcomeLabels, Counter>,
+    /// Inbox items this replica finished, by outcome (`handled`, `panicked`, `undecodable`,
+    /// `lost_lease`).
+    pub inbox_items: Family<OutcomeLabels, Counter>,
+    /// Inbox keys this replica took over from a holder whose lease ran out.
+    pub inbox_takeovers: Counter,
+    /// Items recorded in the inbox and not yet finished (store-wide; read at scrape time).
+    pub inbox_depth: Gauge,
+    /// Seconds the key waiting longest for a worker has waited (store-wide).
+    pub inbox_oldest_wait_seconds: Gauge<f64, AtomicU64>,
+    /// Inbox keys under a lease (store-wide).
+    pub inbox_leases: Gauge,
+    /// Inbox keys this replica holds a lease on now.
+    pub inbox_leases_held: Gauge,
 }
 
 /// Labels of an outcome count.
@@ -116,6 +132,26 @@ impl Default for Metrics {
         registry.register("tickets_opened", "Tickets opened from Slack", tickets_opened.clone());
         let turns = Family::<OutcomeLabels, Counter>::default();
         registry.register("turns", "Agent turns by outcome", turns.clone());
+        let inbox_items = Family::<OutcomeLabels, Counter>::default();
+        registry.register("inbox_items", "Inbox items this replica finished, by outcome", inbox_items.clone());
+        let inbox_takeovers = Counter::default();
+        registry.register(
+            "inbox_takeovers",
+            "Inbox keys taken over after their holder's lease ran out",
+            inbox_takeovers.clone(),
+        );
+        let inbox_depth = Gauge::default();
+        registry.register("inbox_depth", "Items recorded in the inbox and not yet finished", inbox_depth.clone());
+        let inbox_oldest_wait_seconds = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "inbox_oldest_wait_seconds",
+            "How long the inbox key waiting longest for a worker has waited",
+            inbox_oldest_wait_seconds.clone(),
+        );
+        let inbox_leases = Gauge::default();
+        registry.register("inbox_leases", "Inbox keys under a lease, across replicas", inbox_leases.clone());
+        let inbox_leases_held = Gauge::default();
+        registry.register("inbox_leases_held", "Inbox keys this replica holds a lease on", inbox_leases_held.clone());
         Self {
             registry: Arc::new(registry),
             requests,
@@ -125,6 +161,12 @@ impl Default for Metrics {
             helpdesk_calls,
             tickets_opened,
             turns,
+            inbox_items,
+            inbox_takeovers,
+            inbox_depth,
+            inbox_oldest_wait_seconds,
+            inbox_leases,
+            inbox_leases_held,
         }
     }
 }
@@ -150,6 +192,11 @@ impl Metrics {
     /// Counts one agent turn.
     pub fn turn(&self, outcome: &'static str) {
         self.turns.get_or_create(&OutcomeLabels { outcome }).inc();
+    }
+
+    /// Counts one finished inbox item.
+    pub fn inbox_item(&self, outcome: &'static str) {
+        self.inbox_items.get_or_create(&OutcomeLabels { outcome }).inc();
     }
 
     /// The Prometheus text exposition of every metric.

@@ -31,7 +31,7 @@ use futures_util::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    dispatch::Handler,
+    dispatch::{Attempt, Handler},
     helpdesk::{HelpdeskClient, HelpdeskError},
     ids::{ChannelId, MessageTs, TeamId, ThreadKey, UserId},
     inbound::{BlockAction, Inbound, InboundKind, UserMessage, ViewSubmission},
@@ -100,6 +100,9 @@ pub struct Defaults {
 #[derive(Clone)]
 pub struct Bridge {
     inner: Arc<Inner>,
+    /// The idempotency key of the inbox item being handled: the one HelpDesk send an item
+    /// makes is recorded under it, so that a taken-over item never sends blindly again.
+    item: Option<Arc<str>>,
 }
 
 struct Inner {
@@ -160,18 +163,42 @@ impl Bridge {
             });
         Self {
             inner: Arc::new(Inner { slack, helpdesk, store, identity, defaults, policy, destructive, abort, metrics }),
+            item: None,
         }
     }
 }
 
 impl Handler for Bridge {
-    fn handle(&self, item: Inbound) -> BoxFuture<'static, ()> {
-        let this = self.clone();
-        Box::pin(async move { this.dispatch(item).await })
+    fn handle(&self, item: Inbound, attempt: Attempt) -> BoxFuture<'static, ()> {
+        let this = Self { inner: self.inner.clone(), item: Some(item.idempotency_key().into()) };
+        Box::pin(async move {
+            if attempt.taken_over {
+                this.log_takeover(&item).await;
+            }
+            this.dispatch(item).await;
+        })
     }
 }
 
 impl Bridge {
+    /// Logs, at warn, that an item is handled again after the replica handling it died.
+    async fn log_takeover(&self, item: &Inbound) {
+        match &item.kind {
+            InboundKind::Message(message) => {
+                let thread = message.thread(&item.team);
+                let ticket = self.inner.store.ticket_by_thread(&thread).await.ok().flatten().map(|r| r.ticket.ticket);
+                tracing::warn!(
+                    thread = %thread,
+                    ticket = ticket.as_ref().map(tracing::field::display),
+                    "taking over a message whose replica stopped mid-item"
+                );
+            }
+            _ => {
+                tracing::warn!(team = %item.team, order_key = %item.order_key(), "taking over an item whose replica stopped mid-item")
+            }
+        }
+    }
+
     async fn dispatch(&self, item: Inbound) {
         let Inbound { team, kind } = item;
         let outcome = match kind {

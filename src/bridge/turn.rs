@@ -21,7 +21,7 @@ use crate::{
         kit,
         notices::{self, SendFailure},
     },
-    store::Lock,
+    store::{Lock, SendMark},
 };
 
 /// A turn may hold its ticket this long; agent turns that run tools take minutes.
@@ -200,6 +200,9 @@ impl Bridge {
             },
             None => Vec::new(),
         };
+        if let Some(earlier) = self.begin_send(record, message).await? {
+            return self.not_resent(record, message, earlier).await;
+        }
         let mut writer = reply::Writer::new(slack.clone(), thread.clone(), record.agent_name.clone());
         writer.start().await;
 
@@ -227,6 +230,7 @@ impl Bridge {
                 return Ok(());
             }
         };
+        self.mark_send(SendMark::Accepted).await;
         self.record(record, Actor::User(message.author.clone()), HistoryEvent::MessageRelayed).await;
         let Outcome { writer, markdown, error, executed, links, proposed, capped } =
             reply::stream(writer, events, &self.inner.abort).await;
@@ -248,7 +252,79 @@ impl Bridge {
             None => {}
         }
         self.finish_reactions(message, error.is_none()).await;
+        self.mark_send(SendMark::Finished).await;
         Ok(())
+    }
+
+    /// Records, before the send, that this item's send starts. `Some(mark)`: an earlier
+    /// attempt at this item (on a replica that died) got that far, and nothing is sent.
+    async fn begin_send(
+        &self,
+        record: &TicketRecord,
+        message: &PendingMessage,
+    ) -> Result<Option<SendMark>, BridgeError> {
+        let Some(item) = &self.item else { return Ok(None) };
+        match patiently(|| self.inner.store.begin_send(item)).await {
+            Ok(earlier) => Ok(earlier),
+            Err(err) => {
+                self.offer_retry(record, message, notices::not_sent_store_down).await;
+                Err(err.into())
+            }
+        }
+    }
+
+    /// Records how far this item's send got; a failure only weakens what a take-over can
+    /// tell, so it is logged, not fatal.
+    async fn mark_send(&self, mark: SendMark) {
+        if let Some(item) = &self.item
+            && let Err(err) = self.inner.store.mark_send(item, mark).await
+        {
+            tracing::warn!(error = %err, ?mark, "could not record how far a send got");
+        }
+    }
+
+    /// An earlier attempt at this item started its send and its replica died before the turn
+    /// ended. The message is not sent again blindly: a send that started may have reached the
+    /// agent, so the thread says so and offers *Send again*; a reply that was streaming is
+    /// closed with a note. A turn that had ended needs nothing.
+    async fn not_resent(
+        &self,
+        record: &TicketRecord,
+        message: &PendingMessage,
+        earlier: SendMark,
+    ) -> Result<(), BridgeError> {
+        let ticket = record.ticket.ticket.as_str();
+        let note = match earlier {
+            SendMark::Finished => return Ok(()),
+            SendMark::Started => {
+                tracing::warn!(thread = %record.thread, ticket, "a message may not have reached the agent: its replica stopped mid-send; offering Send again");
+                self.keep(message)
+                    .await
+                    .map_or_else(|| notices::may_not_have_reached(None), |id| notices::may_not_have_reached(Some(&id)))
+            }
+            SendMark::Accepted => {
+                tracing::warn!(thread = %record.thread, ticket, "an agent reply was cut off: its replica stopped mid-reply");
+                let reason = notices::bridge_restarting();
+                self.keep(message).await.map_or_else(
+                    || notices::reply_interrupted(&reason, None),
+                    |id| notices::reply_interrupted(&reason, Some(&id)),
+                )
+            }
+        };
+        self.tell(&record.thread, &note).await;
+        self.finish_reactions(message, false).await;
+        Ok(())
+    }
+
+    /// Keeps a message for a Retry (or Send again) button.
+    async fn keep(&self, message: &PendingMessage) -> Option<PendingId> {
+        match self.inner.store.put_pending(message, PENDING_TTL).await {
+            Ok(id) => Some(id),
+            Err(err) => {
+                tracing::warn!(error = %err, "could not keep the message for a retry");
+                None
+            }
+        }
     }
 
     /// Marks the person's message ✅ or ⚠️ once its turn ended. One reaction per turn:

@@ -31,8 +31,15 @@ pub async fn readyz(State(app): State<AppState>) -> Response {
     (status, Json(body)).into_response()
 }
 
-/// `GET /metrics`: Prometheus text exposition.
+/// `GET /metrics`: Prometheus text exposition. The inbox's gauges are read from the store
+/// now (it is shared by every replica); if it does not answer in time they keep their last
+/// values.
 pub async fn metrics(State(app): State<AppState>) -> Response {
+    if let Ok(Ok(stats)) = tokio::time::timeout(Duration::from_secs(1), app.store.inbox_stats()).await {
+        app.metrics.inbox_depth.set(i64::try_from(stats.depth).unwrap_or(i64::MAX));
+        app.metrics.inbox_oldest_wait_seconds.set(stats.oldest_wait.unwrap_or_default().as_secs_f64());
+        app.metrics.inbox_leases.set(i64::try_from(stats.leased).unwrap_or(i64::MAX));
+    }
     ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], app.metrics.render())
         .into_response()
 }

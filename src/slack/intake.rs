@@ -3,8 +3,9 @@
 //!
 //! Both transports follow this table; each only turns the [`Ack`] into its wire form (HTTP:
 //! 200 or 503 without `X-Slack-No-Retry`; Socket Mode: an envelope ack or none). Something
-//! that cannot be taken now (bot identity unknown, queue full, store down, shutting down)
-//! is never acknowledged, so nothing is dropped and no dedup mark is spent on it.
+//! that cannot be taken now (bot identity unknown, inbox full, store down, shutting down)
+//! is never acknowledged, so nothing is dropped and no dedup mark is spent on it; whatever
+//! is acknowledged is already durably in the store's inbox.
 
 use crate::{
     dispatch::{Admission, DispatchError, Dispatcher},
@@ -47,8 +48,14 @@ impl Intake {
             Parsed::NotReady => Self::NotReady,
             Parsed::Inbound(item) => {
                 let submitted = dispatcher.submit(item).await;
-                if let Err(DispatchError::Store(err)) = &submitted {
-                    tracing::warn!(transport, error = %err, "cannot take a Slack delivery; Slack will deliver it again");
+                match &submitted {
+                    Err(DispatchError::Store(err)) => {
+                        tracing::warn!(transport, error = %err, "cannot take a Slack delivery; Slack will deliver it again");
+                    }
+                    Err(DispatchError::Full) => {
+                        tracing::warn!(transport, "the inbox is full (INBOX_MAX_ITEMS); Slack will deliver it again");
+                    }
+                    _ => {}
                 }
                 Self::Submitted(submitted)
             }
@@ -60,7 +67,7 @@ impl Intake {
         match self {
             Self::Challenge(_) | Self::Ignored(_) | Self::Submitted(Ok(_)) => Ack::Now,
             Self::NotReady => Ack::Redeliver("not ready: waiting for Slack auth.test"),
-            Self::Submitted(Err(DispatchError::Busy)) => Ack::Redeliver("too busy; retry later"),
+            Self::Submitted(Err(DispatchError::Full)) => Ack::Redeliver("the inbox is full; retry later"),
             Self::Submitted(Err(DispatchError::ShuttingDown)) => Ack::Redeliver("shutting down"),
             Self::Submitted(Err(DispatchError::Store(_))) => Ack::Redeliver("state store unavailable; retry later"),
         }
@@ -74,7 +81,7 @@ impl Intake {
             Self::NotReady => "not_ready",
             Self::Submitted(Ok(Admission::Accepted)) => "ok",
             Self::Submitted(Ok(Admission::Duplicate)) => "duplicate",
-            Self::Submitted(Err(DispatchError::Busy)) => "busy",
+            Self::Submitted(Err(DispatchError::Full)) => "full",
             Self::Submitted(Err(DispatchError::ShuttingDown)) => "shutting_down",
             Self::Submitted(Err(DispatchError::Store(_))) => "unavailable",
         }
@@ -97,7 +104,7 @@ mod tests {
         assert!(now.iter().all(|intake| intake.ack() == Ack::Now));
         let later = [
             Intake::NotReady,
-            Intake::Submitted(Err(DispatchError::Busy)),
+            Intake::Submitted(Err(DispatchError::Full)),
             Intake::Submitted(Err(DispatchError::ShuttingDown)),
             Intake::Submitted(Err(DispatchError::Store(StoreError::Unavailable("down".to_owned())))),
         ];

@@ -164,6 +164,19 @@ pub fn not_sent_restarting(retry_id: Option<&PendingId>) -> Message {
     blocks::notice("⚠️ I restarted before sending this message to the agent. It was not sent.", &retry(retry_id))
 }
 
+/// A message whose send started on a replica that stopped before the turn ended: it may have
+/// reached the agent, so it is not sent again unless someone asks; `send_again` is the kept
+/// message.
+pub fn may_not_have_reached(send_again: Option<&PendingId>) -> Message {
+    let buttons: Vec<Button> =
+        send_again.map(|id| Button::action("Send again", action::RETRY, id.as_str())).into_iter().collect();
+    blocks::notice(
+        "⚠️ I restarted while sending this message, so it may not have reached the agent. \
+         Send again if the agent does not answer it (it may then read it twice).",
+        &buttons,
+    )
+}
+
 /// A Retry that was already used.
 pub fn already_retried() -> Message {
     blocks::notice("This message was already retried.", &[])
@@ -824,6 +837,7 @@ mod tests {
             ("reply_interrupted", reply_interrupted("connection reset", Some(&p1))),
             ("not_sent_store_down", not_sent_store_down(Some(&p1))),
             ("not_sent_restarting", not_sent_restarting(None)),
+            ("may_not_have_reached", may_not_have_reached(Some(&p1))),
             ("already_retried", already_retried()),
             ("retried_by", retried_by(&ann)),
             ("closed_no_longer_reaches", closed_no_longer_reaches("DEVOPS-1")),

@@ -26,10 +26,10 @@ use super::{
 use crate::model::now_millis;
 
 /// key → expiry-prefixed value.
-const KV: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("kv");
+pub(super) const KV: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("kv");
 /// (expiry, key) → (): what to sweep, oldest first. May hold stale entries; the sweeper
 /// checks the value's own expiry before deleting.
-const EXPIRY: TableDefinition<'_, (u64, &str), ()> = TableDefinition::new("expiry");
+pub(super) const EXPIRY: TableDefinition<'_, (u64, &str), ()> = TableDefinition::new("expiry");
 /// (index, inverted score, member) → (): sorted indexes, highest score first.
 const INDEX: TableDefinition<'_, (&str, u64, &str), ()> = TableDefinition::new("index");
 /// (index, member) → inverted score: to move or remove a member.
@@ -50,15 +50,15 @@ impl std::fmt::Debug for EmbeddedBackend {
     }
 }
 
-fn backend<E: std::fmt::Display>(err: E) -> StoreError {
+pub(super) fn backend<E: std::fmt::Display>(err: E) -> StoreError {
     StoreError::Backend(err.to_string())
 }
 
-fn expiry_of(ttl: Option<Duration>, now: i64) -> u64 {
+pub(super) fn expiry_of(ttl: Option<Duration>, now: i64) -> u64 {
     ttl.map_or(0, |ttl| (now.max(0) as u64).saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)).max(1))
 }
 
-fn encode(value: &[u8], expiry: u64) -> Vec<u8> {
+pub(super) fn encode(value: &[u8], expiry: u64) -> Vec<u8> {
     let mut out = Vec::with_capacity(8 + value.len());
     out.extend_from_slice(&expiry.to_le_bytes());
     out.extend_from_slice(value);
@@ -66,7 +66,7 @@ fn encode(value: &[u8], expiry: u64) -> Vec<u8> {
 }
 
 /// The payload of a stored value, or `None` when it has expired.
-fn live(stored: &[u8], now: i64) -> Option<&[u8]> {
+pub(super) fn live(stored: &[u8], now: i64) -> Option<&[u8]> {
     let (expiry, payload) = stored.split_at_checked(8)?;
     let expiry = u64::from_le_bytes(expiry.try_into().ok()?);
     (expiry == 0 || expiry > now.max(0) as u64).then_some(payload)
@@ -96,6 +96,11 @@ impl EmbeddedBackend {
         }
         txn.commit().map_err(backend)?;
         Ok(Self { db: Arc::new(db), path })
+    }
+
+    /// The database, for the inbox's writer.
+    pub(crate) fn database(&self) -> Arc<Database> {
+        self.db.clone()
     }
 
     pub(crate) fn ping(&self) -> Result<(), StoreError> {

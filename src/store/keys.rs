@@ -100,6 +100,41 @@ impl Keys {
     pub(crate) fn channel(&self, channel: &ChannelRef) -> String {
         self.key(format_args!("chan:{}:{}", channel.team, channel.channel))
     }
+
+    /// The inbox's list of an order key's items (with an empty key: the lists' common prefix).
+    pub(crate) fn inbox_queue(&self, order_key: &str) -> String {
+        self.key(format_args!("inbox:q:{order_key}"))
+    }
+
+    /// The inbox's keys waiting for a worker, by when they became ready.
+    pub(crate) fn inbox_ready(&self) -> String {
+        self.key(format_args!("inbox:ready"))
+    }
+
+    /// The inbox's leased keys, by when their leases run out.
+    pub(crate) fn inbox_leased(&self) -> String {
+        self.key(format_args!("inbox:leased"))
+    }
+
+    /// The fencing token of each inbox lease.
+    pub(crate) fn inbox_owners(&self) -> String {
+        self.key(format_args!("inbox:owners"))
+    }
+
+    /// The counter inbox fencing tokens are drawn from.
+    pub(crate) fn inbox_fence(&self) -> String {
+        self.key(format_args!("inbox:fence"))
+    }
+
+    /// How many items the inbox holds.
+    pub(crate) fn inbox_count(&self) -> String {
+        self.key(format_args!("inbox:count"))
+    }
+
+    /// Whether an inbound message's send to the HelpDesk started, was accepted or finished.
+    pub(crate) fn send(&self, key: &str) -> String {
+        self.key(format_args!("send:{key}"))
+    }
 }
 
 /// How a ticket index lists a thread.
@@ -140,5 +175,12 @@ mod tests {
         assert_eq!(keys.lock(Lock::Life(&ticket)), "p:lock:life:https://h/w/DEVOPS-1");
         assert_eq!(keys.pending("abc"), "p:pending:abc");
         assert_eq!(keys.channel(&channel), "p:chan:T1:C1");
+        assert_eq!(keys.inbox_queue("thread:T1:C1:1"), "p:inbox:q:thread:T1:C1:1");
+        assert_eq!(keys.inbox_queue(""), "p:inbox:q:");
+        assert_eq!(
+            [keys.inbox_ready(), keys.inbox_leased(), keys.inbox_owners(), keys.inbox_fence(), keys.inbox_count()],
+            ["p:inbox:ready", "p:inbox:leased", "p:inbox:owners", "p:inbox:fence", "p:inbox:count"]
+        );
+        assert_eq!(keys.send("msg:T1:C1:1.2"), "p:send:msg:T1:C1:1.2");
     }
 }

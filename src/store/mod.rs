@@ -13,6 +13,7 @@
 //! in process memory.
 
 mod embedded;
+mod inbox;
 mod keys;
 mod redis;
 mod txn;
@@ -21,12 +22,16 @@ use std::{future::Future, path::PathBuf, time::Duration};
 
 use serde::{Serialize, de::DeserializeOwned};
 
-pub use self::keys::Lock;
 use self::{
     embedded::EmbeddedBackend,
+    inbox::{Inbox, embedded::EmbeddedInbox, redis::RedisInbox},
     keys::{Keys, index_member},
     redis::RedisBackend,
     txn::{Expect, Txn, Write},
+};
+pub use self::{
+    inbox::{Claim, Finished, InboxStats, Pushed},
+    keys::Lock,
 };
 use crate::{
     config::StoreConfig,
@@ -43,6 +48,9 @@ pub const HISTORY_CAP: usize = 500;
 /// decisions, so without this they would pile up forever; a click on an expired card is
 /// answered like a click on a card that never existed.
 pub const CARD_TTL: Duration = Duration::from_secs(90 * 24 * 60 * 60);
+/// How long the record of a message's send to the HelpDesk is kept: far longer than any
+/// lease, so an item taken over after its holder died always finds it.
+pub const SEND_MARK_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 /// How often a compare-and-set is retried under contention before giving up.
 const CAS_ATTEMPTS: usize = 100;
 
@@ -76,6 +84,7 @@ enum Backend {
 #[derive(Clone, Debug)]
 pub struct Store {
     backend: Backend,
+    inbox: Inbox,
     keys: Keys,
 }
 
@@ -152,6 +161,37 @@ pub struct TicketPage {
     pub next: Option<usize>,
 }
 
+/// How far sending an inbound message to the HelpDesk got, as recorded before and after
+/// each step (see [`Store::begin_send`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendMark {
+    /// The send was about to start; it may or may not have reached the agent.
+    Started,
+    /// The HelpDesk took the message; its reply was streaming.
+    Accepted,
+    /// The turn ended.
+    Finished,
+}
+
+impl SendMark {
+    fn as_bytes(self) -> &'static [u8] {
+        match self {
+            Self::Started => b"started",
+            Self::Accepted => b"accepted",
+            Self::Finished => b"finished",
+        }
+    }
+
+    fn from_bytes(raw: &[u8]) -> Self {
+        match raw {
+            b"accepted" => Self::Accepted,
+            b"finished" => Self::Finished,
+            // Anything else is treated as the least certain state: nothing is resent blindly.
+            _ => Self::Started,
+        }
+    }
+}
+
 /// What a decision on a card came to.
 #[derive(Debug, Clone, PartialEq)]
 pub enum DecideOutcome {
@@ -192,12 +232,16 @@ impl Store {
     /// A Redis store with every key under `prefix`. Call it inside a Tokio runtime: the
     /// connection manager runs a task of its own.
     pub fn redis(url: &str, prefix: &str) -> Result<Self, StoreError> {
-        Ok(Self { backend: Backend::Redis(RedisBackend::connect(url)?), keys: Keys::new(prefix) })
+        let backend = RedisBackend::connect(url)?;
+        let inbox = Inbox::Redis(RedisInbox::new(backend.connection()));
+        Ok(Self { backend: Backend::Redis(backend), inbox, keys: Keys::new(prefix) })
     }
 
     /// An embedded store in `dir`.
     pub fn embedded(dir: &std::path::Path) -> Result<Self, StoreError> {
-        Ok(Self { backend: Backend::Embedded(EmbeddedBackend::open(dir)?), keys: Keys::new("") })
+        let backend = EmbeddedBackend::open(dir)?;
+        let inbox = Inbox::Embedded(EmbeddedInbox::start(&backend.database())?);
+        Ok(Self { backend: Backend::Embedded(backend), inbox, keys: Keys::new("") })
     }
 
     /// `redis` or `embedded`.
@@ -370,6 +414,31 @@ impl Store {
     /// Releases a lock if it is still ours (it may have expired and been taken since).
     pub async fn unlock(&self, guard: &LockGuard) -> Result<(), StoreError> {
         let txn = Txn::default().check(&guard.key, Expect::Equals(guard.token.clone())).delete(&guard.key);
+        self.commit(txn).await.map(drop)
+    }
+
+    // === sends ===
+
+    /// Records, durably, that the send of the message keyed `key` starts now. `None`: this
+    /// is the first attempt, go ahead. `Some(mark)`: an earlier attempt (on a replica that
+    /// died, or before a restart) got that far, and the message must not be sent blindly.
+    pub async fn begin_send(&self, key: &str) -> Result<Option<SendMark>, StoreError> {
+        let key = self.keys.send(key);
+        let txn = Txn::default().check(&key, Expect::Absent).write(Write::Put {
+            key: key.clone(),
+            value: SendMark::Started.as_bytes().to_vec(),
+            ttl: Some(SEND_MARK_TTL),
+        });
+        if self.commit(txn).await? {
+            return Ok(None);
+        }
+        Ok(Some(self.get(&key).await?.map_or(SendMark::Started, |raw| SendMark::from_bytes(&raw))))
+    }
+
+    /// Records, durably, how far the send of the message keyed `key` got.
+    pub async fn mark_send(&self, key: &str, mark: SendMark) -> Result<(), StoreError> {
+        let key = self.keys.send(key);
+        let txn = Txn::default().write(Write::Put { key, value: mark.as_bytes().to_vec(), ttl: Some(SEND_MARK_TTL) });
         self.commit(txn).await.map(drop)
     }
 

@@ -72,7 +72,7 @@ impl std::fmt::Debug for RedisBackend {
 
 // Takes the error by value so it can be passed to `map_err` directly.
 #[allow(clippy::needless_pass_by_value)]
-fn map_err(err: redis::RedisError) -> StoreError {
+pub(super) fn map_err(err: redis::RedisError) -> StoreError {
     if err.is_io_error() || err.is_timeout() || err.is_connection_dropped() || err.is_connection_refusal() {
         StoreError::Unavailable(err.to_string())
     } else {
@@ -91,6 +91,11 @@ impl RedisBackend {
             .set_max_delay(Duration::from_secs(1));
         let conn = ConnectionManager::new_lazy_with_config(client, config).map_err(map_err)?;
         Ok(Self { conn, txn: Script::new(TXN_SCRIPT) })
+    }
+
+    /// The shared connection, for the inbox's scripts.
+    pub(crate) fn connection(&self) -> ConnectionManager {
+        self.conn.clone()
     }
 
     pub(crate) async fn ping(&self) -> Result<(), StoreError> {

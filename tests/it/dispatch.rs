@@ -10,7 +10,7 @@ use helpdesk_bridge::inbound::InboundKind;
 use tokio::sync::Notify;
 
 use crate::support::{
-    app::{Options, Recorder, spawn_app},
+    app::{Backend, Options, Persistent, Recorder, spawn_app},
     payloads::message_event,
 };
 
@@ -93,26 +93,43 @@ async fn different_threads_run_in_parallel() {
     assert_eq!(*order.lock().unwrap(), ["B", "A after B"]);
 }
 
-/// Shutting down lets queued and running items finish within the grace period.
+/// At shutdown the item in hand finishes, and the items behind it stay in the inbox: the
+/// next process handles them, in order, on either store.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shutdown_finishes_in_flight_items() {
-    let recorder = Recorder {
-        hook: Some(Arc::new(|_| Box::pin(tokio::time::sleep(Duration::from_millis(200))))),
-        ..Default::default()
-    };
-    let app = spawn_app(Options::recording(recorder.clone())).await;
-    for n in 0..3 {
-        let event = message_event(
-            &format!("EvS{n}"),
-            "C1",
-            "U1",
-            &format!("1700000004.00000{}", n + 1),
-            Some("1700000004.000000"),
-            "x",
-        );
-        assert_eq!(app.post_event(&event).await.status(), 200);
+async fn shutdown_finishes_the_item_in_hand_and_leaves_the_rest_to_the_next_process() {
+    for backend in [Backend::Redis, Backend::Embedded] {
+        let state = Persistent::new();
+        let started = Arc::new(Notify::new());
+        let hook_started = started.clone();
+        let recorder = Recorder {
+            hook: Some(Arc::new(move |_| {
+                hook_started.notify_one();
+                Box::pin(tokio::time::sleep(Duration::from_millis(300)))
+            })),
+            ..Default::default()
+        };
+        let app = spawn_app(state.recording(recorder.clone(), backend)).await;
+        for n in 0..3 {
+            let ts = format!("1700000004.00000{}", n + 1);
+            let event = message_event(&format!("EvS{n}"), "C1", "U1", &ts, Some("1700000004.000000"), &n.to_string());
+            assert_eq!(app.post_event(&event).await.status(), 200);
+        }
+        tokio::time::timeout(Duration::from_secs(10), started.notified()).await.expect("the first item started");
+        app.stop_keeping_state().await;
+        let texts = |items: Vec<helpdesk_bridge::inbound::Inbound>| -> Vec<String> {
+            items
+                .into_iter()
+                .map(|item| match item.kind {
+                    InboundKind::Message(m) => m.text,
+                    other => panic!("{other:?}"),
+                })
+                .collect()
+        };
+        assert_eq!(texts(recorder.taken()), ["0"], "{backend:?}: only the item in hand ran");
+
+        let next = spawn_app(state.recording(Recorder::default(), backend)).await;
+        assert_eq!(texts(next.taken(2).await), ["1", "2"], "{backend:?}: the rest, in order, after the restart");
+        let metrics = next.metrics().await;
+        assert!(metrics.contains("helpdesk_bridge_inbox_depth 0"), "{backend:?}: {metrics}");
     }
-    assert!(recorder.taken().is_empty(), "the handler is still busy with the first");
-    app.stop().await.expect("clean stop");
-    assert_eq!(recorder.taken().len(), 3, "all three finished before the app returned");
 }

@@ -382,10 +382,10 @@ async fn a_store_outage_defers_events_without_losing_them() {
     assert_eq!(message(&taken[0]).text, "still there?");
 }
 
-/// Past the queue's capacity the ack is 503, and the dedup mark is not spent, so the
+/// Past `INBOX_MAX_ITEMS` the ack is 503, and the dedup mark is not spent, so the
 /// redelivery goes through once there is room.
 #[tokio::test]
-async fn a_full_queue_asks_slack_to_retry() {
+async fn a_full_inbox_asks_slack_to_retry() {
     let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
     let hook_gate = gate.clone();
     let recorder = Recorder {
@@ -397,7 +397,7 @@ async fn a_full_queue_asks_slack_to_retry() {
         })),
         ..Default::default()
     };
-    let app = spawn_app(Options::recording(recorder).config(|c| c.dispatch.queue_capacity = 2)).await;
+    let app = spawn_app(Options::recording(recorder).config(|c| c.dispatch.inbox_max_items = 2)).await;
     let events: Vec<_> = (0..3)
         .map(|n| {
             message_event(

@@ -13,6 +13,7 @@ mod dispatch;
 mod faults;
 mod helpdesk;
 mod hostile_ingress;
+mod inbox;
 mod ingress;
 mod lifecycle;
 mod render;

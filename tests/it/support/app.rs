@@ -18,7 +18,7 @@ use helpdesk_bridge::{
     config::{
         AccessConfig, Config, DispatchConfig, HelpdeskConfig, IngressConfig, LogFormat, SlackConfig, StoreConfig,
     },
-    dispatch::Handler,
+    dispatch::{Attempt, Handler},
     inbound::Inbound,
     slack::verify::{Verifier, unix_now},
     store::Store,
@@ -66,7 +66,7 @@ impl Recorder {
 }
 
 impl Handler for Recorder {
-    fn handle(&self, item: Inbound) -> BoxFuture<'static, ()> {
+    fn handle(&self, item: Inbound, _attempt: Attempt) -> BoxFuture<'static, ()> {
         let this = self.clone();
         Box::pin(async move {
             if let Some(hook) = &this.hook {
@@ -147,7 +147,16 @@ impl Persistent {
 
     /// The real bridge on `backend`, keeping its state here.
     pub fn options(&self, backend: Backend) -> Options<'_> {
-        Options::bridge(backend).config(|config| {
+        self.keep(Options::bridge(backend))
+    }
+
+    /// `recorder` in place of the bridge on `backend`, keeping its state here.
+    pub fn recording(&self, recorder: Recorder, backend: Backend) -> Options<'_> {
+        self.keep(Options::recording(recorder).on(backend))
+    }
+
+    fn keep<'a>(&'a self, options: Options<'a>) -> Options<'a> {
+        options.config(|config| {
             config.store.state_dir = self.dir.path().to_path_buf();
             config.store.key_prefix.clone_from(&self.prefix);
         })
@@ -214,7 +223,7 @@ pub fn test_config(slack_url: &str, helpdesk_url: &str, backend: Backend, state_
         destructive_patterns: helpdesk_bridge::config::DEFAULT_DESTRUCTIVE.split(';').map(str::to_owned).collect(),
         log_format: LogFormat::Text,
         shutdown_grace: Duration::from_secs(5),
-        dispatch: DispatchConfig { queue_capacity: 1024, workers: 64 },
+        dispatch: DispatchConfig { inbox_max_items: 1_000_000, lease: Duration::from_secs(30), workers: 64 },
     }
 }
 
@@ -377,12 +386,8 @@ impl TestApp {
         }
     }
 
-    /// Stops the app as SIGTERM would and waits for it to return.
-    pub async fn stop(mut self) -> std::io::Result<()> {
-        self.shut_down().await
-    }
-
-    /// Like [`TestApp::stop`], keeping the fakes to read what reached them.
+    /// Stops the app as SIGTERM would and waits for it to return, keeping the fakes to read
+    /// what reached them.
     pub async fn shut_down(&mut self) -> std::io::Result<()> {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
