@@ -100,6 +100,12 @@ impl Keys {
     pub(crate) fn channel(&self, channel: &ChannelRef) -> String {
         self.key(format_args!("chan:{}:{}", channel.team, channel.channel))
     }
+
+    /// The bucket of the per-minute budget `name` (e.g. `edits`) of `key` (a workspace, a
+    /// channel), shared by the replicas.
+    pub(crate) fn budget(&self, name: &str, key: &str) -> String {
+        self.key(format_args!("budget:{name}:{key}"))
+    }
 }
 
 /// How a ticket index lists a thread.
@@ -140,5 +146,12 @@ mod tests {
         assert_eq!(keys.lock(Lock::Life(&ticket)), "p:lock:life:https://h/w/DEVOPS-1");
         assert_eq!(keys.pending("abc"), "p:pending:abc");
         assert_eq!(keys.channel(&channel), "p:chan:T1:C1");
+    }
+
+    #[test]
+    fn budget_buckets_are_named_by_budget_and_key() {
+        let keys = Keys::new("p:");
+        assert_eq!(keys.budget("edits", "T1"), "p:budget:edits:T1");
+        assert_eq!(keys.budget("posts", "C1"), "p:budget:posts:C1");
     }
 }

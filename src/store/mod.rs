@@ -7,11 +7,14 @@
 //! (`Store::modify`) gives every read-modify-write (card decisions, submission, status
 //! changes) exactly-once semantics across tasks and replicas; each operation states only its
 //! change. Every key and lock name is built in [`keys`]; callers pass domain values.
+//! Slack's per-minute budgets are token buckets that every replica draws from ([`budget`],
+//! Redis only).
 //!
 //! Backends: Redis (`REDIS_URL`; replicas share it; every key under `REDIS_KEY_PREFIX`) and
 //! an embedded redb file in `STATE_DIR` (the default). Nothing the bridge needs is kept only
 //! in process memory.
 
+mod budget;
 mod embedded;
 mod keys;
 mod redis;
@@ -21,7 +24,10 @@ use std::{future::Future, path::PathBuf, time::Duration};
 
 use serde::{Serialize, de::DeserializeOwned};
 
-pub use self::keys::Lock;
+pub use self::{
+    budget::{Allowance, LONGEST_HOLD},
+    keys::Lock,
+};
 use self::{
     embedded::EmbeddedBackend,
     keys::{Keys, index_member},
