@@ -121,7 +121,7 @@ impl Application {
     ) -> Result<Self, BuildError> {
         let metrics = Metrics::default();
         let store = Store::open(&config.store)?;
-        let slack = SlackApi::new(&config.slack, metrics.clone())?;
+        let slack = SlackApi::new(&config.slack, metrics.clone(), Some(store.clone()))?;
         let identity = Arc::new(OnceLock::new());
         let abort = CancellationToken::new();
         let handler = handler(&Parts {

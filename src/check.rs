@@ -32,7 +32,8 @@ pub async fn run(config: &Config) -> Result<(), CheckFailed> {
     };
     line("store", store);
 
-    let slack = match SlackApi::new(&config.slack, Metrics::default()) {
+    // `auth.test` draws from no budget.
+    let slack = match SlackApi::new(&config.slack, Metrics::default(), None) {
         Ok(api) => match api.auth_test().await {
             Ok(me) => Ok(format!("token accepted; bot user {} in team {}", me.user_id, me.team_id)),
             Err(err) => Err(err.to_string()),

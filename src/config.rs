@@ -36,7 +36,8 @@ pub struct Cli {
     /// Slack Web API base URL.
     #[arg(long, env = "SLACK_API_URL", default_value = "https://slack.com/api/")]
     pub slack_api_url: String,
-    /// Message edits (`chat.update`) per minute per workspace, shared by all streaming replies.
+    /// Message edits (`chat.update`) per minute per workspace, shared by all streaming replies
+    /// and, on Redis, by all replicas.
     #[arg(long, env = "SLACK_UPDATES_PER_MINUTE", default_value = "50")]
     pub slack_updates_per_minute: String,
     /// Seconds one Slack Web API call may take, waits for rate limits included.

@@ -4,9 +4,10 @@
 //! `Retry-After`), pointed at `SLACK_API_URL`. Every answer's `ok` is checked by the
 //! client; failures become a [`SlackError`] and are counted by method and error code.
 //!
-//! The calls the bridge makes in bulk draw from [`Pacer`] budgets first, so they stay
-//! within Slack's published limits instead of provoking 429s: message edits and reactions
-//! from their workspace's Tier 3 budgets, posts from their channel's one-a-second budget.
+//! The calls the bridge makes in bulk draw from [`Budget`]s first, so they stay within
+//! Slack's published limits instead of provoking 429s: message edits and reactions from
+//! their workspace's Tier 3 budgets, posts from their channel's one-a-second budget. On a
+//! Redis store the budgets are shared by every replica.
 //! slack-morphism's own throttle cannot do this: without a team on the token it paces
 //! `chat.postMessage` to one a second for the whole app, all channels together, and no
 //! tier at all.
@@ -27,12 +28,13 @@ use slack_morphism::{errors::SlackClientError, prelude::*};
 
 use super::{
     kit::{Message, Upload},
-    pace::Pacer,
+    pace::Budget,
 };
 use crate::{
     config::SlackConfig,
     ids::{ChannelId, MessageTs, TeamId, UserId},
     slack::identity::BotIdentity,
+    store::Store,
     telemetry::Metrics,
 };
 
@@ -132,9 +134,9 @@ pub struct SlackApi {
     metrics: Metrics,
     /// How long one call may take, slack-morphism's 429 retries included.
     timeout: Duration,
-    edits: Arc<Pacer<TeamId>>,
-    reactions: Arc<Pacer<TeamId>>,
-    posts: Arc<Pacer<ChannelId>>,
+    edits: Arc<Budget<TeamId>>,
+    reactions: Arc<Budget<TeamId>>,
+    posts: Arc<Budget<ChannelId>>,
     people: Remembered<UserId, Person>,
     groups: Remembered<String, Vec<UserId>>,
 }
@@ -162,8 +164,10 @@ impl std::fmt::Debug for SlackApi {
 }
 
 impl SlackApi {
-    /// Builds the client. Fails only if the system's root certificates cannot be loaded.
-    pub fn new(config: &SlackConfig, metrics: Metrics) -> Result<Self, SlackError> {
+    /// Builds the client, with its budgets in `store` when that is Redis (shared by the
+    /// replicas) and in this process otherwise. Fails only if the system's root
+    /// certificates cannot be loaded.
+    pub fn new(config: &SlackConfig, metrics: Metrics, store: Option<Store>) -> Result<Self, SlackError> {
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_native_roots()
             .map_err(|e| SlackError::Transport { method: "init", detail: format!("no root certificates: {e}") })?
@@ -182,9 +186,9 @@ impl SlackApi {
             app_token: config.app_token.as_ref().map(|t| SlackApiToken::new(t.expose_secret().to_owned().into())),
             metrics,
             timeout: config.timeout,
-            edits: Arc::new(Pacer::new(config.updates_per_minute, UPDATE_BURST)),
-            reactions: Arc::new(Pacer::new(REACTIONS_PER_MINUTE, REACTION_BURST)),
-            posts: Arc::new(Pacer::new(POSTS_PER_MINUTE, POST_BURST)),
+            edits: Arc::new(Budget::new("edits", config.updates_per_minute, UPDATE_BURST, store.clone())),
+            reactions: Arc::new(Budget::new("reactions", REACTIONS_PER_MINUTE, REACTION_BURST, store.clone())),
+            posts: Arc::new(Budget::new("posts", POSTS_PER_MINUTE, POST_BURST, store)),
             people: Arc::new(Mutex::new(HashMap::new())),
             groups: Arc::new(Mutex::new(HashMap::new())),
         })
@@ -369,7 +373,7 @@ impl SlackApi {
         let unpaced = SlackApiMethodRateControlConfig::new();
         let result = self.post_json::<Posted>("chat.postMessage", &body, &unpaced).await;
         if let Err(SlackError::RateLimited { retry_after, .. }) = &result {
-            self.posts.back_off(channel, retry_after.unwrap_or(Duration::from_secs(1)));
+            self.posts.back_off(channel, retry_after.unwrap_or(Duration::from_secs(1))).await;
         }
         Ok(MessageTs::new(result?.ts))
     }
@@ -398,7 +402,7 @@ impl SlackApi {
         ts: &MessageTs,
         message: &Message,
     ) -> Result<Option<Duration>, SlackError> {
-        if let Err(wait) = self.edits.try_acquire_leaving(team, PROGRESS_RESERVE) {
+        if let Err(wait) = self.edits.try_acquire_leaving(team, PROGRESS_RESERVE).await {
             return Ok(Some(wait));
         }
         self.edit(team, channel, ts, message).await.map(|()| None)
@@ -416,7 +420,7 @@ impl SlackApi {
         body["ts"] = json!(ts.as_str());
         let result = self.post_json::<Ignored>("chat.update", &body, &SLACK_TIER3_METHOD_CONFIG).await.map(drop);
         if let Err(SlackError::RateLimited { retry_after, .. }) = &result {
-            self.edits.back_off(team, retry_after.unwrap_or(Duration::from_secs(30)));
+            self.edits.back_off(team, retry_after.unwrap_or(Duration::from_secs(30))).await;
         }
         result
     }
@@ -471,7 +475,7 @@ impl SlackApi {
         match self.post_json::<Ignored>("reactions.add", &body, &SLACK_TIER3_METHOD_CONFIG).await {
             Err(SlackError::Api { code, .. }) if code == "already_reacted" => Ok(()),
             Err(SlackError::RateLimited { retry_after, method }) => {
-                self.reactions.back_off(team, retry_after.unwrap_or(Duration::from_secs(30)));
+                self.reactions.back_off(team, retry_after.unwrap_or(Duration::from_secs(30))).await;
                 Err(SlackError::RateLimited { retry_after, method })
             }
             other => other.map(drop),

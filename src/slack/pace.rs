@@ -2,30 +2,40 @@
 //!
 //! Slack evaluates its limits in per-minute windows: `chat.update` and `reactions.add` are
 //! Tier 3 (about 50 calls a minute per workspace each), and `chat.postMessage` allows one
-//! message a second per channel with short bursts. A [`Pacer`] is a token bucket per key
+//! message a second per channel with short bursts. A [`Budget`] is a token bucket per key
 //! (a workspace, a channel) that every such call draws from; when it is empty, the caller
 //! waits. Its refill rate leaves room for its burst, so no 60-second window ever holds more
 //! than the budget's calls, however the calls fall. Streams never queue stale edits behind
 //! it: a stream asks for a token, and only then renders its newest text. Calls that only
 //! show progress may be asked to leave a reserve in the bucket, so that when the budget is
 //! contended the calls that finish something (a reply's final text) go first. A 429 that got
-//! through anyway (another replica, another app on the token) empties the bucket until
-//! Slack's `Retry-After` has passed.
+//! through anyway (another app on the token) empties the bucket until Slack's `Retry-After`
+//! has passed.
 //!
-//! The buckets live in this process; several replicas each get the full budget, so set
-//! `SLACK_UPDATES_PER_MINUTE` to the workspace budget divided by the replica count.
+//! On a Redis store the buckets live in Redis ([`Store::draw_budget`]), one per key for
+//! every replica together, and outlive restarts: the budget is the workspace's whole
+//! budget however many replicas draw from it, and a 429 one replica sees holds back all of
+//! them. With the embedded store (one process), and for a draw Redis cannot answer, the
+//! bucket is this process's own [`Pacer`].
 
 use std::{
     collections::HashMap,
+    fmt::Display,
     hash::Hash,
     sync::Mutex,
     time::{Duration, Instant},
 };
 
+use crate::store::{Allowance, LONGEST_HOLD, Store, StoreError};
+
+/// How long draws stay in this process after Redis failed one, so that an outage costs
+/// calls one failed round trip a second rather than one each.
+const STORE_REST: Duration = Duration::from_secs(1);
+
 /// Keys beyond this many make the pacer forget the buckets that are full again.
 const REMEMBERED_KEYS: usize = 1024;
 
-/// A token bucket per key.
+/// A token bucket per key, in this process.
 #[derive(Debug)]
 pub struct Pacer<K> {
     /// Tokens added per second.
@@ -46,13 +56,11 @@ impl<K: Hash + Eq + Clone> Pacer<K> {
     /// of them at once. The burst is capped at half the budget, and the rest of the budget
     /// refills evenly over the minute.
     pub fn new(per_minute: u32, burst: u32) -> Self {
-        let per_minute = per_minute.max(2);
-        let burst = burst.clamp(1, per_minute / 2);
-        Self {
-            rate: f64::from(per_minute - burst) / 60.0,
-            burst: f64::from(burst),
-            buckets: Mutex::new(HashMap::new()),
-        }
+        Self::with(Allowance::new(per_minute, burst))
+    }
+
+    fn with(allowance: Allowance) -> Self {
+        Self { rate: allowance.per_second(), burst: f64::from(allowance.burst()), buckets: Mutex::new(HashMap::new()) }
     }
 
     /// Takes a token now, leaving at least `reserve` behind, or says how long to wait.
@@ -85,31 +93,99 @@ impl<K: Hash + Eq + Clone> Pacer<K> {
         }
     }
 
-    /// Takes a call for `key` now if that leaves `reserve` calls over (lowered to what
-    /// the burst can hold), or says how long until it would.
-    pub fn try_acquire_leaving(&self, key: &K, reserve: u32) -> Result<(), Duration> {
-        self.try_take(key, reserve.min(self.burst as u32 - 1), Instant::now())
-    }
-
-    /// Waits until `key` may make one more call, and takes it.
-    pub async fn acquire(&self, key: &K) {
-        loop {
-            // The lock is released before sleeping.
-            match self.try_take(key, 0, Instant::now()) {
-                Ok(()) => return,
-                Err(wait) => tokio::time::sleep(wait).await,
-            }
-        }
-    }
-
-    /// Slack said 429: no calls for `key` until `retry_after` has passed.
+    /// Slack said 429: no calls for `key` until `retry_after` (at most [`LONGEST_HOLD`])
+    /// has passed.
     pub fn back_off(&self, key: &K, retry_after: Duration) {
+        let retry_after = retry_after.min(LONGEST_HOLD);
         let now = Instant::now();
         let mut buckets = self.buckets.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let bucket = buckets.entry(key.clone()).or_insert(Bucket { tokens: 0.0, at: now, blocked_until: None });
         bucket.tokens = 0.0;
         bucket.at = now + retry_after;
         bucket.blocked_until = Some(now + retry_after);
+    }
+}
+
+/// A per-minute budget per key, shared by every replica and restart when the store is
+/// Redis, and this process's own otherwise.
+#[derive(Debug)]
+pub struct Budget<K> {
+    /// Names the budget's buckets in the store (`edits`, `posts`, …); stable across
+    /// versions, since replicas of two versions share them during an upgrade.
+    name: &'static str,
+    allowance: Allowance,
+    store: Option<Store>,
+    local: Pacer<K>,
+    /// Until when the store is not asked, after it failed a draw.
+    store_rests_until: Mutex<Option<Instant>>,
+}
+
+impl<K: Hash + Eq + Clone + Display> Budget<K> {
+    /// A budget named `name` allowing at most `per_minute` calls per key in any 60
+    /// seconds, up to `burst` of them at once (see [`Allowance`]), kept in `store` when it
+    /// is Redis.
+    pub fn new(name: &'static str, per_minute: u32, burst: u32, store: Option<Store>) -> Self {
+        let allowance = Allowance::new(per_minute, burst);
+        Self { name, allowance, store, local: Pacer::with(allowance), store_rests_until: Mutex::new(None) }
+    }
+
+    /// The store, unless it failed a moment ago.
+    fn store(&self) -> Option<&Store> {
+        let store = self.store.as_ref()?;
+        let mut rests = self.store_rests_until.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match *rests {
+            Some(until) if until > Instant::now() => None,
+            _ => {
+                *rests = None;
+                Some(store)
+            }
+        }
+    }
+
+    /// The store failed: draws stay in this process for a moment.
+    fn store_failed(&self, err: &StoreError) {
+        tracing::debug!(budget = self.name, error = %err, "the shared Slack budget is unavailable; pacing in this process");
+        let mut rests = self.store_rests_until.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *rests = Some(Instant::now() + STORE_REST);
+    }
+
+    /// Takes a call for `key` now if that leaves `reserve` calls over, or says how long
+    /// until it would: from the shared bucket, or this process's when there is none or
+    /// Redis does not answer (a Slack call is not failed for a budget).
+    async fn take(&self, key: &K, reserve: u32) -> Result<(), Duration> {
+        if let Some(store) = self.store() {
+            match store.draw_budget(self.name, &key.to_string(), self.allowance, reserve).await {
+                Ok(Some(answer)) => return answer,
+                Ok(None) => {}
+                Err(err) => self.store_failed(&err),
+            }
+        }
+        self.local.try_take(key, self.allowance.reserve(reserve), Instant::now())
+    }
+
+    /// Takes a call for `key` now if that leaves `reserve` calls over (lowered to what
+    /// the burst can hold), or says how long until it would.
+    pub async fn try_acquire_leaving(&self, key: &K, reserve: u32) -> Result<(), Duration> {
+        self.take(key, reserve).await
+    }
+
+    /// Waits until `key` may make one more call, and takes it.
+    pub async fn acquire(&self, key: &K) {
+        while let Err(wait) = self.take(key, 0).await {
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Slack said 429: no calls for `key` until `retry_after` (at most [`LONGEST_HOLD`])
+    /// has passed, in any replica.
+    pub async fn back_off(&self, key: &K, retry_after: Duration) {
+        // Held here too, for the draws this process makes while Redis is away.
+        self.local.back_off(key, retry_after);
+        if let Some(store) = self.store()
+            && let Err(err) = store.hold_back_budget(self.name, &key.to_string(), retry_after).await
+        {
+            self.store_failed(&err);
+        }
     }
 }
 
@@ -179,6 +255,41 @@ mod tests {
         assert!(pacer.try_take(&"T1", 0, t0).is_ok());
         assert!(pacer.try_take(&"T1", 0, t0).is_ok());
         assert!(pacer.try_take(&"T1", 0, t0).is_err());
+    }
+
+    #[test]
+    fn a_garbled_retry_after_holds_back_for_an_hour_at_most() {
+        let pacer = Pacer::new(60, 3);
+        pacer.back_off(&"T1", Duration::MAX);
+        let wait = pacer.try_take(&"T1", 0, Instant::now()).unwrap_err();
+        assert!(wait <= LONGEST_HOLD && wait > LONGEST_HOLD - Duration::from_secs(60), "{wait:?}");
+    }
+
+    #[tokio::test]
+    async fn without_a_shared_store_the_budget_is_this_processes() {
+        let budget = Budget::new("edits", 60, 3, None);
+        let team = TeamId::new("T1");
+        for _ in 0..3 {
+            assert_eq!(budget.try_acquire_leaving(&team, 0).await, Ok(()));
+        }
+        assert!(budget.try_acquire_leaving(&team, 0).await.is_err());
+        budget.back_off(&TeamId::new("T2"), Duration::from_secs(5)).await;
+        assert!(budget.try_acquire_leaving(&TeamId::new("T2"), 0).await.unwrap_err() > Duration::from_secs(4));
+    }
+
+    /// Redis refusing connections fails no Slack call: the draw is this process's.
+    #[tokio::test]
+    async fn a_store_that_does_not_answer_leaves_pacing_to_this_process() {
+        let store = Store::redis("redis://127.0.0.1:1", "hb-unit:").unwrap();
+        let budget = Budget::new("posts", 60, 3, Some(store));
+        let channel = crate::ids::ChannelId::new("C1");
+        for _ in 0..3 {
+            assert_eq!(budget.try_acquire_leaving(&channel, 0).await, Ok(()));
+        }
+        let wait = budget.try_acquire_leaving(&channel, 0).await.unwrap_err();
+        assert!(wait > Duration::from_millis(1000), "the local bucket's wait: {wait:?}");
+        budget.back_off(&channel, Duration::from_secs(5)).await;
+        assert!(budget.try_acquire_leaving(&channel, 0).await.unwrap_err() > Duration::from_secs(4));
     }
 
     proptest! {

@@ -135,6 +135,12 @@ impl Keys {
     pub(crate) fn send(&self, key: &str) -> String {
         self.key(format_args!("send:{key}"))
     }
+
+    /// The bucket of the per-minute budget `name` (e.g. `edits`) of `key` (a workspace, a
+    /// channel), shared by the replicas.
+    pub(crate) fn budget(&self, name: &str, key: &str) -> String {
+        self.key(format_args!("budget:{name}:{key}"))
+    }
 }
 
 /// How a ticket index lists a thread.
@@ -182,5 +188,12 @@ mod tests {
             ["p:inbox:ready", "p:inbox:leased", "p:inbox:owners", "p:inbox:fence", "p:inbox:count"]
         );
         assert_eq!(keys.send("msg:T1:C1:1.2"), "p:send:msg:T1:C1:1.2");
+    }
+
+    #[test]
+    fn budget_buckets_are_named_by_budget_and_key() {
+        let keys = Keys::new("p:");
+        assert_eq!(keys.budget("edits", "T1"), "p:budget:edits:T1");
+        assert_eq!(keys.budget("posts", "C1"), "p:budget:posts:C1");
     }
 }

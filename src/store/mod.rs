@@ -7,11 +7,14 @@
 //! (`Store::modify`) gives every read-modify-write (card decisions, submission, status
 //! changes) exactly-once semantics across tasks and replicas; each operation states only its
 //! change. Every key and lock name is built in [`keys`]; callers pass domain values.
+//! Slack's per-minute budgets are token buckets that every replica draws from ([`budget`],
+//! Redis only).
 //!
 //! Backends: Redis (`REDIS_URL`; replicas share it; every key under `REDIS_KEY_PREFIX`) and
 //! an embedded redb file in `STATE_DIR` (the default). Nothing the bridge needs is kept only
 //! in process memory.
 
+mod budget;
 mod embedded;
 mod inbox;
 mod keys;
@@ -22,16 +25,17 @@ use std::{future::Future, path::PathBuf, time::Duration};
 
 use serde::{Serialize, de::DeserializeOwned};
 
+pub use self::{
+    budget::{Allowance, LONGEST_HOLD},
+    inbox::{Claim, Finished, InboxStats, Pushed},
+    keys::Lock,
+};
 use self::{
     embedded::EmbeddedBackend,
     inbox::{Inbox, embedded::EmbeddedInbox, redis::RedisInbox},
     keys::{Keys, index_member},
     redis::RedisBackend,
     txn::{Expect, Txn, Write},
-};
-pub use self::{
-    inbox::{Claim, Finished, InboxStats, Pushed},
-    keys::Lock,
 };
 use crate::{
     config::StoreConfig,

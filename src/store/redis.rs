@@ -206,6 +206,25 @@ impl RedisBackend {
         Ok(applied == 1)
     }
 
+    /// Runs a Lua script atomically on `keys` with `args` (by its hash, loading it on first
+    /// use), for the few operations the shared primitives cannot express.
+    pub(crate) async fn run_script<T: redis::FromRedisValue>(
+        &self,
+        script: &Script,
+        keys: &[String],
+        args: &[u64],
+    ) -> Result<T, StoreError> {
+        let mut invocation = script.prepare_invoke();
+        for key in keys {
+            invocation.key(key);
+        }
+        for arg in args {
+            invocation.arg(*arg);
+        }
+        let mut conn = self.conn.clone();
+        invocation.invoke_async(&mut conn).await.map_err(map_err)
+    }
+
     /// Deletes every key under `prefix`; for tests that must leave nothing behind.
     pub(crate) async fn delete_prefix(&self, prefix: &str) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();

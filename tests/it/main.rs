@@ -9,6 +9,7 @@ mod support;
 mod approvals;
 mod binary;
 mod bridge;
+mod budgets;
 mod dispatch;
 mod faults;
 mod helpdesk;
