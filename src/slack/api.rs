@@ -7,7 +7,9 @@
 //! The calls the bridge makes in bulk draw from [`Budget`]s first, so they stay within
 //! Slack's published limits instead of provoking 429s: message edits and reactions from
 //! their workspace's Tier 3 budgets, posts from their channel's one-a-second budget. On a
-//! Redis store the budgets are shared by every replica.
+//! Redis store the budgets are shared by every replica. These calls go through a second
+//! client without slack-morphism's retries: the bridge retries them itself, so that each
+//! 429's `Retry-After` first holds back the shared budget, and with it every replica.
 //! slack-morphism's own throttle cannot do this: without a team on the token it paces
 //! `chat.postMessage` to one a second for the whole app, all channels together, and no
 //! tier at all.
@@ -53,6 +55,18 @@ const REACTION_BURST: u32 = 5;
 /// short burst Slack allows.
 const POSTS_PER_MINUTE: u32 = 60;
 const POST_BURST: u32 = 3;
+
+/// How often a paced call turned away with 429 is tried again, each time after the hold.
+const PACED_RETRIES: u32 = 3;
+/// How long a 429 without `Retry-After` holds a budget back.
+const RATE_LIMITED_HOLD: Duration = Duration::from_secs(30);
+
+/// Whether a paced call's first draw from its budget was made already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Drawn {
+    Yes,
+    No,
+}
 
 /// The slack-morphism client type used everywhere.
 pub type SlackHttpClient = SlackClient<SlackClientHyperHttpsConnector>;
@@ -129,6 +143,9 @@ impl SlackError {
 #[derive(Clone)]
 pub struct SlackApi {
     client: Arc<SlackHttpClient>,
+    /// For the calls paced by [`Budget`]s: without slack-morphism's own 429 retries, so that
+    /// every 429 reaches the shared budget (and holds back every replica) before the retry.
+    paced: Arc<SlackHttpClient>,
     bot_token: SlackApiToken,
     app_token: Option<SlackApiToken>,
     metrics: Metrics,
@@ -179,9 +196,11 @@ impl SlackApi {
             SlackApiRateControlConfig::new().with_max_retries(3).with_max_delay_timeout(Duration::from_secs(30));
         // slack-morphism joins the base and the method with its own slash.
         let base = config.api_url.trim_end_matches('/');
-        let connector = SlackClientHyperConnector::from(https).with_slack_api_url(base).with_rate_control(rate_control);
+        let plain = SlackClientHyperConnector::from(https).with_slack_api_url(base);
+        let connector = plain.clone().with_rate_control(rate_control);
         Ok(Self {
             client: Arc::new(SlackClient::new(connector)),
+            paced: Arc::new(SlackClient::new(plain)),
             bot_token: SlackApiToken::new(config.bot_token.expose_secret().to_owned().into()),
             app_token: config.app_token.as_ref().map(|t| SlackApiToken::new(t.expose_secret().to_owned().into())),
             metrics,
@@ -368,14 +387,9 @@ impl SlackApi {
         if let Some(ts) = thread_ts {
             body["thread_ts"] = json!(ts.as_str());
         }
-        self.posts.acquire(channel).await;
-        // Paced above per channel; slack-morphism's special limit would pace the whole app.
-        let unpaced = SlackApiMethodRateControlConfig::new();
-        let result = self.post_json::<Posted>("chat.postMessage", &body, &unpaced).await;
-        if let Err(SlackError::RateLimited { retry_after, .. }) = &result {
-            self.posts.back_off(channel, retry_after.unwrap_or(Duration::from_secs(1))).await;
-        }
-        Ok(MessageTs::new(result?.ts))
+        let posted: Posted =
+            self.paced(&self.posts, channel, "chat.postMessage", &body, Drawn::No, PACED_RETRIES).await?;
+        Ok(MessageTs::new(posted.ts))
     }
 
     /// `chat.update`, drawing from the workspace's edit budget first.
@@ -386,8 +400,7 @@ impl SlackApi {
         ts: &MessageTs,
         message: &Message,
     ) -> Result<(), SlackError> {
-        self.edits.acquire(team).await;
-        self.edit(team, channel, ts, message).await
+        self.edit(team, channel, ts, message, Drawn::No).await
     }
 
     /// `chat.update` for an edit that only shows progress (a streaming reply's text so far).
@@ -405,24 +418,58 @@ impl SlackApi {
         if let Err(wait) = self.edits.try_acquire_leaving(team, PROGRESS_RESERVE).await {
             return Ok(Some(wait));
         }
-        self.edit(team, channel, ts, message).await.map(|()| None)
+        self.edit(team, channel, ts, message, Drawn::Yes).await.map(|()| None)
     }
 
-    /// `chat.update` with the budget already drawn from.
+    /// `chat.update`, paced by the workspace's edit budget.
     async fn edit(
         &self,
         team: &TeamId,
         channel: &ChannelId,
         ts: &MessageTs,
         message: &Message,
+        drawn: Drawn,
     ) -> Result<(), SlackError> {
         let mut body = message_body(channel, message);
         body["ts"] = json!(ts.as_str());
-        let result = self.post_json::<Ignored>("chat.update", &body, &SLACK_TIER3_METHOD_CONFIG).await.map(drop);
-        if let Err(SlackError::RateLimited { retry_after, .. }) = &result {
-            self.edits.back_off(team, retry_after.unwrap_or(Duration::from_secs(30))).await;
+        self.paced::<_, Ignored>(&self.edits, team, "chat.update", &body, drawn, PACED_RETRIES).await.map(drop)
+    }
+
+    /// Makes a call paced by `budget` under `key`: draws from the budget (unless the first
+    /// draw was `drawn` already), and on a 429 holds the budget back for Slack's `Retry-After`
+    /// (for every replica, when the budget is shared), then draws and tries again, up to
+    /// `retries` times.
+    async fn paced<K, R>(
+        &self,
+        budget: &Budget<K>,
+        key: &K,
+        method: &'static str,
+        body: &Value,
+        drawn: Drawn,
+        retries: u32,
+    ) -> Result<R, SlackError>
+    where
+        K: std::hash::Hash + Eq + Clone + std::fmt::Display + Send + Sync,
+        R: for<'de> Deserialize<'de> + Send,
+    {
+        let mut attempt = 0;
+        loop {
+            if attempt > 0 || drawn == Drawn::No {
+                budget.acquire(key).await;
+            }
+            let session = self.paced.open_session(&self.bot_token);
+            let result = self.call(method, session.http_session_api.http_post(method, body, None)).await;
+            match result {
+                Err(SlackError::RateLimited { retry_after, method }) => {
+                    budget.back_off(key, retry_after.unwrap_or(RATE_LIMITED_HOLD)).await;
+                    if attempt == retries {
+                        return Err(SlackError::RateLimited { retry_after, method });
+                    }
+                    attempt += 1;
+                }
+                other => return other,
+            }
         }
-        result
     }
 
     /// `chat.postEphemeral`: a message only `user` sees.
@@ -462,7 +509,8 @@ impl SlackApi {
     }
 
     /// `reactions.add`, drawing from the workspace's reaction budget first; adding one that
-    /// is already there is not an error.
+    /// is already there is not an error. A reaction only decorates, so one that Slack turns
+    /// away is not retried: its thread's next items do not wait out the hold for it.
     pub async fn react(
         &self,
         team: &TeamId,
@@ -470,14 +518,9 @@ impl SlackApi {
         ts: &MessageTs,
         name: &str,
     ) -> Result<(), SlackError> {
-        self.reactions.acquire(team).await;
         let body = json!({"channel": channel.as_str(), "timestamp": ts.as_str(), "name": name});
-        match self.post_json::<Ignored>("reactions.add", &body, &SLACK_TIER3_METHOD_CONFIG).await {
+        match self.paced::<_, Ignored>(&self.reactions, team, "reactions.add", &body, Drawn::No, 0).await {
             Err(SlackError::Api { code, .. }) if code == "already_reacted" => Ok(()),
-            Err(SlackError::RateLimited { retry_after, method }) => {
-                self.reactions.back_off(team, retry_after.unwrap_or(Duration::from_secs(30))).await;
-                Err(SlackError::RateLimited { retry_after, method })
-            }
             other => other.map(drop),
         }
     }

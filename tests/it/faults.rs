@@ -121,8 +121,9 @@ async fn hanging_and_cut_streams_are_explained_and_the_next_message_works() {
 async fn slack_429_storms_refusals_and_timeouts_lose_nothing_and_are_counted() {
     let app = spawn_app(Options::bridge(Backend::Embedded).config(|c| c.slack.timeout = Duration::from_secs(1))).await;
     seed(&app.store, ROOT, "DEVOPS-1", TicketStatus::Pending, "U1", 1).await;
-    // Five 429s in a row: more than slack-morphism's three retries, so one edit fails
-    // through and the final state must be tried again.
+    // Five 429s in a row: more than the three retries of a paced call, so one edit fails
+    // through and the final state must be tried again. Each 429 is a call of its own, held
+    // back by its Retry-After in the (shared) budget before the next.
     Mock::given(path("/chat.update"))
         .respond_with(
             ResponseTemplate::new(429)
@@ -156,7 +157,7 @@ async fn slack_429_storms_refusals_and_timeouts_lose_nothing_and_are_counted() {
     let expected = [
         r#"helpdesk_bridge_slack_calls_total{operation="reactions.add",outcome="invalid_name"}"#,
         r#"helpdesk_bridge_slack_calls_total{operation="users.info",outcome="timeout"}"#,
-        r#"helpdesk_bridge_slack_calls_total{operation="chat.update",outcome="ratelimited"} 1"#,
+        r#"helpdesk_bridge_slack_calls_total{operation="chat.update",outcome="ratelimited"} 5"#,
         r#"helpdesk_bridge_slack_calls_total{operation="chat.update",outcome="ok"} 1"#,
     ];
     let counted = eventually(Duration::from_secs(30), || async {
