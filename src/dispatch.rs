@@ -226,7 +226,11 @@ async fn work(inner: Arc<Inner>, mut claim: Claim, _permit: OwnedSemaphorePermit
             tracing::warn!(order_key = %claim.key, "took over an inbox key whose holder's lease ran out");
         }
         let outcome = match serde_json::from_slice::<Envelope>(&claim.head) {
-            Ok(envelope) => handle(&inner, &claim, envelope.item).await,
+            Ok(envelope) => {
+                let waited = now_millis().saturating_sub(envelope.at).max(0);
+                inner.metrics.inbox_wait_seconds.observe(waited as f64 / 1000.0);
+                handle(&inner, &claim, envelope.item).await
+            }
             Err(err) => {
                 tracing::error!(order_key = %claim.key, error = %err, "an inbox item does not decode; dropping it");
                 "undecodable"

@@ -89,6 +89,8 @@ pub struct Metrics {
     pub inbox_items: Family<OutcomeLabels, Counter>,
     /// Inbox keys this replica took over from a holder whose lease ran out.
     pub inbox_takeovers: Counter,
+    /// Seconds from an item's recording to the start of its handling.
+    pub inbox_wait_seconds: Histogram,
     /// Items recorded in the inbox and not yet finished (store-wide; read at scrape time).
     pub inbox_depth: Gauge,
     /// Seconds the key waiting longest for a worker has waited (store-wide).
@@ -140,6 +142,12 @@ impl Default for Metrics {
             "Inbox keys taken over after their holder's lease ran out",
             inbox_takeovers.clone(),
         );
+        let inbox_wait_seconds = Histogram::new([0.001, 0.005, 0.025, 0.1, 0.5, 2.5, 10.0, 30.0, 60.0, 300.0, 1800.0]);
+        registry.register(
+            "inbox_wait_seconds",
+            "Time from recording an item to starting to handle it",
+            inbox_wait_seconds.clone(),
+        );
         let inbox_depth = Gauge::default();
         registry.register("inbox_depth", "Items recorded in the inbox and not yet finished", inbox_depth.clone());
         let inbox_oldest_wait_seconds = Gauge::<f64, AtomicU64>::default();
@@ -163,6 +171,7 @@ impl Default for Metrics {
             turns,
             inbox_items,
             inbox_takeovers,
+            inbox_wait_seconds,
             inbox_depth,
             inbox_oldest_wait_seconds,
             inbox_leases,

@@ -131,5 +131,10 @@ async fn shutdown_finishes_the_item_in_hand_and_leaves_the_rest_to_the_next_proc
         assert_eq!(texts(next.taken(2).await), ["1", "2"], "{backend:?}: the rest, in order, after the restart");
         let metrics = next.metrics().await;
         assert!(metrics.contains("helpdesk_bridge_inbox_depth 0"), "{backend:?}: {metrics}");
+        assert!(metrics.contains("helpdesk_bridge_inbox_wait_seconds_count 2"), "{backend:?}: {metrics}");
+        assert!(
+            metrics.contains(r#"helpdesk_bridge_inbox_items_total{outcome="handled"} 2"#),
+            "{backend:?}: {metrics}"
+        );
     }
 }
