@@ -105,6 +105,7 @@ impl Application {
                 destructive_patterns: parts.config.destructive_patterns.clone(),
                 abort: parts.abort.clone(),
                 metrics: parts.metrics.clone(),
+                turn_lock: parts.config.dispatch.lease,
             })))
         })
         .await

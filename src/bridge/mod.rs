@@ -119,6 +119,8 @@ struct Inner {
     /// waiting for the agent and finalize what they have.
     abort: CancellationToken,
     metrics: Metrics,
+    /// How long a turn's ticket lock lasts unrenewed.
+    turn_lock: Duration,
 }
 
 impl std::fmt::Debug for Bridge {
@@ -148,12 +150,27 @@ pub struct Ports {
     pub abort: CancellationToken,
     /// Metrics.
     pub metrics: Metrics,
+    /// How long a turn's ticket lock lasts unrenewed (`LEASE_SECONDS`): the lock of a replica
+    /// that died lapses as soon as its inbox leases do, so the replica taking over its
+    /// threads is not held up by it.
+    pub turn_lock: Duration,
 }
 
 impl Bridge {
     /// A bridge over the given ports.
     pub fn new(ports: Ports) -> Self {
-        let Ports { slack, helpdesk, store, identity, defaults, policy, destructive_patterns, abort, metrics } = ports;
+        let Ports {
+            slack,
+            helpdesk,
+            store,
+            identity,
+            defaults,
+            policy,
+            destructive_patterns,
+            abort,
+            metrics,
+            turn_lock,
+        } = ports;
         // The patterns were checked when the configuration was read; one that still fails
         // to compile leaves the set empty rather than stopping the bridge.
         let destructive =
@@ -162,7 +179,18 @@ impl Bridge {
                 regex::RegexSet::empty()
             });
         Self {
-            inner: Arc::new(Inner { slack, helpdesk, store, identity, defaults, policy, destructive, abort, metrics }),
+            inner: Arc::new(Inner {
+                slack,
+                helpdesk,
+                store,
+                identity,
+                defaults,
+                policy,
+                destructive,
+                abort,
+                metrics,
+                turn_lock,
+            }),
             item: None,
         }
     }

@@ -24,8 +24,6 @@ use crate::{
     store::{Lock, SendMark},
 };
 
-/// A turn may hold its ticket this long; agent turns that run tools take minutes.
-const TURN_LOCK_TTL: Duration = Duration::from_secs(15 * 60);
 /// How often a waiting turn checks whether the ticket is free.
 const TURN_POLL: Duration = Duration::from_millis(200);
 
@@ -130,7 +128,7 @@ impl Bridge {
     pub(super) async fn turn(&self, record: TicketRecord, message: PendingMessage) -> Result<(), BridgeError> {
         let store = &self.inner.store;
         let guard = loop {
-            match patiently(|| store.try_lock(Lock::Turn(&record.ticket), TURN_LOCK_TTL)).await {
+            match patiently(|| store.try_lock(Lock::Turn(&record.ticket), self.inner.turn_lock)).await {
                 Ok(Some(guard)) => break guard,
                 Ok(None) => {}
                 Err(err) => {
@@ -155,11 +153,13 @@ impl Bridge {
                 record
             }
         };
-        // A long stream must not outlive its lock: another replica would start a second turn.
+        // The lock lasts as long as an inbox lease, so a dead replica's lapses as fast; a turn
+        // renews it every third of that, so a long stream never outlives it.
+        let ttl = self.inner.turn_lock;
         let renew = async {
             loop {
-                tokio::time::sleep(TURN_LOCK_TTL / 3).await;
-                match store.extend_lock(&guard, TURN_LOCK_TTL).await {
+                tokio::time::sleep(ttl / 3).await;
+                match store.extend_lock(&guard, ttl).await {
                     Ok(true) => {}
                     Ok(false) => tracing::warn!(ticket = %record.ticket.ticket, "the turn lock was lost mid-turn"),
                     Err(err) => tracing::warn!(error = %err, "could not renew the turn lock; trying again"),
