@@ -18,6 +18,7 @@ mod inbox;
 mod ingress;
 mod lifecycle;
 mod render;
+mod replicas;
 mod safety;
 mod socket;
 mod store;

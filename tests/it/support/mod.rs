@@ -1,17 +1,25 @@
 //! Shared test support, by concern: [`app`] spawns the real application against
 //! stand-ins, [`seen`] reads what those stand-ins received, [`payloads`] builds what Slack
 //! sends, [`fakes`] mounts the wiremock Slack and HelpDesk, [`timed`] streams replies over
-//! time, [`store`] and [`redis`] give stores and Redis servers of a test's own.
+//! time, [`store`] and [`redis`] give stores and Redis servers of a test's own. For the
+//! tests that run the real binary as replicas: [`replica`] starts and stops the processes,
+//! [`limited_slack`] is a Slack that enforces rate limits across all of them,
+//! [`recording_helpdesk`] a HelpDesk that records every message, and [`traffic`] delivers
+//! signed events to whichever replicas are up.
 
 use std::{future::Future, time::Duration};
 
 pub mod app;
 pub mod fakes;
+pub mod limited_slack;
 pub mod payloads;
+pub mod recording_helpdesk;
 pub mod redis;
+pub mod replica;
 pub mod seen;
 pub mod store;
 pub mod timed;
+pub mod traffic;
 
 /// Polls `check` until it returns `Some`, for at most `patience`.
 pub async fn eventually<T, F, Fut>(patience: Duration, mut check: F) -> Option<T>
