@@ -25,6 +25,11 @@ use super::{
 };
 use crate::model::now_millis;
 
+/// Memory redb may use to cache pages. Its default (1 GiB) lets a long inbox backlog grow
+/// the process by hundreds of megabytes; the working set (the heads of the waiting keys,
+/// recent tickets and cards) is small, and the operating system caches the file anyway.
+const CACHE_BYTES: usize = 16 * 1024 * 1024;
+
 /// key → expiry-prefixed value.
 pub(super) const KV: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("kv");
 /// (expiry, key) → (): what to sweep, oldest first. May hold stale entries; the sweeper
@@ -82,7 +87,7 @@ impl EmbeddedBackend {
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::Backend(format!("cannot create STATE_DIR {}: {e}", dir.display())))?;
         let path = dir.join("state.redb");
-        let db = Database::create(&path).map_err(|e| match e {
+        let db = Database::builder().set_cache_size(CACHE_BYTES).create(&path).map_err(|e| match e {
             redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked(dir.to_path_buf()),
             other => StoreError::Backend(format!("cannot open {}: {other}", path.display())),
         })?;
