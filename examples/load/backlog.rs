@@ -19,7 +19,7 @@ use std::{
 use crate::{
     Rig,
     bridge::{self, Bridge, INBOX_DEPTH, PeakRss},
-    ingress, mib, ms, secs,
+    ingress, load_average, mib, ms, secs,
 };
 
 /// How the inbox depth fell while the backlog drained.
@@ -77,8 +77,12 @@ pub async fn run(rig: &Rig) -> Result<(), String> {
         "Every worker is kept busy by an agent turn held open by the fake HelpDesk ({} ticket \
          threads get a message); then messages into {} threads that are not tickets are acked \
          at saturation by {} connections until {} were acked, and wait in the inbox. Default \
-         settings.\n",
-        options.hold_threads, options.threads, options.connections, options.backlog
+         settings. Load average (1, 5, 15 min) at the start: {}.\n",
+        options.hold_threads,
+        options.threads,
+        options.connections,
+        options.backlog,
+        load_average()
     );
     let held = rig.seed_on(&backend, "BH", options.hold_threads, 1).await?;
     let bridge = rig.start_on("backlog", &backend, None).await?;

@@ -255,6 +255,10 @@ pub struct Setup<'a> {
     pub token: Option<&'a str>,
     /// Where its log goes.
     pub log: PathBuf,
+    /// Its `RUST_LOG`.
+    pub log_filter: &'a str,
+    /// More settings, as `NAME=value` (for an older binary that needs its own).
+    pub env: &'a [String],
 }
 
 impl Bridge {
@@ -278,7 +282,7 @@ impl Bridge {
             .env("DUPLO_TOKEN", "load-token")
             .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
             .env("SHUTDOWN_GRACE_SECONDS", "3")
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", setup.log_filter)
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(err_log);
@@ -286,6 +290,7 @@ impl Bridge {
             Backend::Redis { url, prefix } => command.env("REDIS_URL", url).env("REDIS_KEY_PREFIX", prefix),
             Backend::Embedded { dir } => command.env("STATE_DIR", dir),
         };
+        command.envs(setup.env.iter().filter_map(|pair| pair.split_once('=')));
         let child = command.spawn().map_err(|e| format!("cannot start {}: {e}", setup.binary.display()))?;
         let bridge = Self { child, url: format!("http://127.0.0.1:{port}"), log: setup.log };
         let client = reqwest::Client::new();

@@ -109,6 +109,13 @@ struct Options {
     /// Tickets that get a message (and stream a reply) at once in the replicas run.
     #[arg(long, default_value = "150")]
     replica_tickets: usize,
+    /// The services' `RUST_LOG` (their logs go to the run's folder).
+    #[arg(long, default_value = "warn")]
+    bridge_log: String,
+    /// A setting for the services, `NAME=value` (repeatable). Figures are taken with the
+    /// defaults; this is for an older binary's settings (see `BENCHMARKS.md`).
+    #[arg(long)]
+    bridge_env: Vec<String>,
     /// Run only these parts: `relay`, `memory`, `ingress`, `backlog`, `takeover`,
     /// `replicas` (comma-separated).
     #[arg(long, value_delimiter = ',', default_value = "relay,memory,ingress,backlog,takeover,replicas")]
@@ -135,6 +142,8 @@ impl Rig {
             helpdesk_url: &self.helpdesk.url,
             token,
             log: self.dir.join(format!("{name}.log")),
+            log_filter: &self.options.bridge_log,
+            env: &self.options.bridge_env,
         })
         .await
     }
@@ -171,12 +180,21 @@ fn summary(mut values: Vec<Duration>) -> (Duration, Duration) {
 
 /// The most of `times` (oldest first) that fall within any `window`.
 fn most_within(times: &[Instant], window: Duration) -> usize {
-    times
-        .iter()
-        .enumerate()
-        .map(|(i, start)| times[i..].iter().take_while(|t| t.duration_since(*start) < window).count())
-        .max()
-        .unwrap_or_default()
+    let (mut end, mut most) = (0, 0);
+    for (start, at) in times.iter().enumerate() {
+        while times.get(end).is_some_and(|t| t.duration_since(*at) < window) {
+            end += 1;
+        }
+        most = most.max(end - start);
+    }
+    most
+}
+
+/// The machine's load averages over 1, 5 and 15 minutes (`/proc/loadavg`): other work on
+/// the machine shows in latencies, so each table says how busy it was.
+fn load_average() -> String {
+    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    text.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
 }
 
 /// Per edited message: the shortest gap between two of its edits and the most edits it got
@@ -336,7 +354,8 @@ async fn ingress_runs(rig: &Rig) -> Result<(), String> {
          verified, it is parsed and it is recorded with its dedup mark in the store's inbox, \
          durably; then a worker relays it to the agent at the pace Slack's limits allow. The \
          service runs with its default settings (`INBOX_MAX_ITEMS` 1 000 000); each run has a \
-         store of its own.\n"
+         store of its own. Load average (1, 5, 15 min) at the start: {}.\n",
+        load_average()
     );
     println!("{INGRESS_HEADER}");
     let mut runs: Vec<(String, Option<u32>)> = options
@@ -377,6 +396,7 @@ async fn ingress_runs(rig: &Rig) -> Result<(), String> {
         bridge.stop().await;
         bridge::purge(&backend).await;
     }
+    println!("\nLoad average at the end: {}.", load_average());
     Ok(())
 }
 
@@ -404,10 +424,11 @@ async fn run(options: Options) -> Result<(), String> {
     let rig = Rig { options, binary, backend, slack, helpdesk, dir };
     println!("# helpdesk-bridge load run\n");
     println!(
-        "Binary `{}`, {} store, {} cores, logs in `{}`.",
+        "Binary `{}`, {} store, {} cores, load average {}, logs in `{}`.",
         rig.binary.display(),
         rig.backend.name(),
         std::thread::available_parallelism().map_or(0, std::num::NonZero::get),
+        load_average(),
         rig.dir.display()
     );
     let wants = |part: &str| rig.options.only.iter().any(|p| p == part);

@@ -23,7 +23,7 @@ use crate::{
     Rig,
     bridge::{self, Backend, Bridge},
     fake_helpdesk::Shape,
-    ingress, most_within, secs, summary,
+    ingress, load_average, most_within, secs, summary,
 };
 
 /// What one take-over took, from the kill.
@@ -197,9 +197,11 @@ pub async fn shared_budgets(rig: &Rig) -> Result<(), String> {
     let shape = Shape { chunks: 20, chunk_size: 50, gap: Duration::from_millis(250) };
     rig.helpdesk.set_shape(shape);
     println!(
-        "{tickets} tickets in {} channels each get one message, sent to the replicas in turn; {}\n",
+        "{tickets} tickets in {} channels each get one message, sent to the replicas in turn. {} \
+         Load average (1, 5, 15 min) at the start: {}.\n",
         tickets.div_ceil(5),
-        shape.describe()
+        shape.describe(),
+        load_average()
     );
     rig.slack.clear_log();
     let limited_before = rig.slack.limited();
@@ -207,10 +209,15 @@ pub async fn shared_budgets(rig: &Rig) -> Result<(), String> {
     let sends = replicas.iter().enumerate().map(|(n, replica)| {
         let mine: Vec<_> = threads.iter().skip(n).step_by(count).cloned().collect();
         let duration = Duration::from_secs_f64(mine.len() as f64 / 50.0);
-        let events = std::sync::Arc::new(ingress::Events::new(mine, &replica.url, "S"));
-        ingress::fixed_rate(events, 50, duration)
+        // Numbered apart: messages of two replicas' senders in one channel must not share a ts.
+        let events = ingress::Events::new(mine, &replica.url, &format!("S{n}")).starting_at((n * tickets) as u64);
+        ingress::fixed_rate(std::sync::Arc::new(events), 50, duration)
     });
     let acked: u64 = join_all(sends).await.iter().map(|r| r.acked).sum();
+    let mut recorded = 0;
+    for replica in &replicas {
+        recorded += replica.counts().await.accepted;
+    }
     let finished =
         wait_until(Duration::from_secs(options.drain_seconds), || rig.slack.calls_of("reactions.add").len() >= tickets)
             .await;
@@ -231,7 +238,7 @@ pub async fn shared_budgets(rig: &Rig) -> Result<(), String> {
         rig.slack.calls_of("reactions.add"),
     );
     println!("| what | value | Slack's budget |\n|---|---|---|");
-    println!("| messages acked | {acked} of {tickets} | — |");
+    println!("| messages acked, recorded | {acked}, {recorded} of {tickets} | — |");
     println!("| items handled, by replica | {} | — |", handled.join(" / "));
     println!(
         "| turns finished (✅ or ⚠️ on the message) | {} of {tickets}, {} after the first message{} | — |",
