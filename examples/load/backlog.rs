@@ -111,7 +111,6 @@ pub async fn run(rig: &Rig) -> Result<(), String> {
     let after = bridge.rss().unwrap_or_default();
     bridge.stop().await;
     bridge::purge(&backend).await;
-    rig.helpdesk.hold(false);
 
     let start = drained.samples.first().map_or(depth, |(_, d)| *d);
     let fraction = |f: f64| floor + ((start.saturating_sub(floor)) as f64 * f) as u64;
