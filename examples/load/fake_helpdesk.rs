@@ -5,6 +5,10 @@
 //! handed to the connection is recorded, so the relay figures can find the first Slack
 //! edit showing it. Everything else the bridge asks (the agent's streaming flag, status
 //! changes) gets a plain success.
+//!
+//! While it is *held*, replies stop after their first delta and stay open until it is
+//! released (or the bridge goes away): an agent turn that takes as long as the benchmark
+//! wants, holding the bridge's worker for its thread.
 
 use std::{
     collections::HashMap,
@@ -22,6 +26,7 @@ use axum::{
     response::Response,
 };
 use serde_json::json;
+use tokio::sync::watch;
 
 /// How replies stream.
 #[derive(Clone, Copy, Debug)]
@@ -53,6 +58,10 @@ impl Shape {
 struct Shared {
     shape: Mutex<Option<Shape>>,
     first_delta: Mutex<HashMap<String, Instant>>,
+    /// Messages sent to each ticket so far.
+    sends_to: Mutex<HashMap<String, usize>>,
+    /// True while replies are held open after their first delta.
+    held: watch::Sender<bool>,
     sends: AtomicUsize,
     open: AtomicUsize,
     most_open: AtomicUsize,
@@ -101,6 +110,16 @@ impl FakeHelpdesk {
         self.shared.sends.load(Ordering::Relaxed)
     }
 
+    /// Messages sent to `ticket` so far.
+    pub fn sends_to(&self, ticket: &str) -> usize {
+        self.shared.sends_to.lock().unwrap().get(ticket).copied().unwrap_or_default()
+    }
+
+    /// Holds replies open after their first delta (`true`) or lets them finish (`false`).
+    pub fn hold(&self, held: bool) {
+        self.shared.held.send_replace(held);
+    }
+
     /// Replies streaming now.
     pub fn open(&self) -> usize {
         self.shared.open.load(Ordering::Relaxed)
@@ -133,6 +152,7 @@ async fn serve(State(shared): State<Arc<Shared>>, request: Request<Body>) -> Res
     // The request body is read so the client sees a normal exchange; its content is not needed.
     let _ = axum::body::to_bytes(request.into_body(), 1 << 20).await;
     shared.sends.fetch_add(1, Ordering::Relaxed);
+    *shared.sends_to.lock().unwrap().entry(ticket.clone()).or_default() += 1;
     let shape = shared.shape.lock().unwrap().expect("a shape is set at start");
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     let open = shared.open.fetch_add(1, Ordering::Relaxed) + 1;
@@ -148,6 +168,13 @@ async fn serve(State(shared): State<Arc<Shared>>, request: Request<Body>) -> Res
             }
             if tx.send(Ok(Bytes::from(frame))).await.is_err() {
                 break;
+            }
+            if i == 0 {
+                let mut held = shared.held.subscribe();
+                tokio::select! {
+                    _ = held.wait_for(|held| !*held) => {}
+                    () = tx.closed() => break,
+                }
             }
         }
         let done = "event: message\ndata: {\"type\":\"done\",\"stop_reason\":\"end_turn\"}\n\n";

@@ -13,7 +13,8 @@
 //! starts gets a token of its own, as if each ran in its own workspace, so one phase's
 //! calls do not count against the next.
 //!
-//! Each `chat.update` is logged with the time it arrived, for the relay figures.
+//! Each `chat.update`, `chat.postMessage` and `reactions.add` let through is logged with the
+//! time it arrived, for the relay figures and to count calls per window afterwards.
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -39,14 +40,19 @@ pub const BOT_USER: &str = "UBOT";
 
 const WINDOW: Duration = Duration::from_secs(60);
 
-/// One `chat.update` as it arrived.
+/// The methods whose calls are logged.
+const LOGGED: [&str; 3] = ["chat.update", "chat.postMessage", "reactions.add"];
+
+/// One logged call as it arrived.
 #[derive(Clone, Debug)]
-pub struct Update {
+pub struct Call {
     /// When it arrived.
     pub at: Instant,
-    /// The message edited.
+    /// The method.
+    pub method: String,
+    /// The channel it was in.
     pub channel: String,
-    /// Its ts.
+    /// The message it edited (`chat.update`) or reacted to, or the thread it posted in.
     pub ts: String,
     /// The whole request body, to look for text in.
     pub body: String,
@@ -57,7 +63,7 @@ struct Shared {
     windows: Mutex<HashMap<(String, String), VecDeque<Instant>>>,
     calls: Mutex<HashMap<String, u64>>,
     limited: Mutex<HashMap<String, u64>>,
-    updates: Mutex<Vec<Update>>,
+    log: Mutex<Vec<Call>>,
     posts: AtomicU64,
 }
 
@@ -95,13 +101,18 @@ impl FakeSlack {
     }
 
     /// The `chat.update` calls that were let through, oldest first.
-    pub fn updates(&self) -> Vec<Update> {
-        self.shared.updates.lock().unwrap().clone()
+    pub fn updates(&self) -> Vec<Call> {
+        self.calls_of("chat.update")
     }
 
-    /// Forgets the update log (between phases).
-    pub fn clear_updates(&self) {
-        self.shared.updates.lock().unwrap().clear();
+    /// The calls of a logged `method` that were let through, oldest first.
+    pub fn calls_of(&self, method: &str) -> Vec<Call> {
+        self.shared.log.lock().unwrap().iter().filter(|c| c.method == method).cloned().collect()
+    }
+
+    /// Forgets the call log (between phases).
+    pub fn clear_log(&self) {
+        self.shared.log.lock().unwrap().clear();
     }
 }
 
@@ -175,6 +186,20 @@ async fn serve(State(shared): State<Arc<Shared>>, request: Request<Body>) -> Res
         )
             .into_response();
     }
+    if LOGGED.contains(&method.as_str()) {
+        let field = |name: &str| body[name].as_str().unwrap_or_default().to_owned();
+        shared.log.lock().unwrap().push(Call {
+            at: now,
+            method: method.clone(),
+            channel: field("channel"),
+            ts: field(match method.as_str() {
+                "chat.postMessage" => "thread_ts",
+                "reactions.add" => "timestamp",
+                _ => "ts",
+            }),
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+        });
+    }
     match method.as_str() {
         "auth.test" => json_response(&json!({
             "ok": true, "url": "https://acme.slack.com/", "team": "Acme", "user": "helpdesk",
@@ -184,15 +209,7 @@ async fn serve(State(shared): State<Arc<Shared>>, request: Request<Body>) -> Res
             let n = shared.posts.fetch_add(1, Ordering::Relaxed);
             json_response(&json!({"ok": true, "channel": body["channel"], "ts": format!("1900000000.{n:06}")}))
         }
-        "chat.update" => {
-            shared.updates.lock().unwrap().push(Update {
-                at: now,
-                channel: body["channel"].as_str().unwrap_or_default().to_owned(),
-                ts: body["ts"].as_str().unwrap_or_default().to_owned(),
-                body: String::from_utf8_lossy(&bytes).into_owned(),
-            });
-            json_response(&json!({"ok": true, "channel": body["channel"], "ts": body["ts"]}))
-        }
+        "chat.update" => json_response(&json!({"ok": true, "channel": body["channel"], "ts": body["ts"]})),
         "users.info" => {
             let id = body["user"].as_str().unwrap_or_default();
             json_response(&json!({"ok": true, "user": {"id": id, "name": id.to_lowercase(),

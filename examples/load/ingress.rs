@@ -25,7 +25,9 @@ pub struct Report {
     pub sent: u64,
     /// Answered 200.
     pub acked: u64,
-    /// Answered otherwise, or not at all.
+    /// Answered, but not 200 (the bridge asked Slack to deliver it again).
+    pub refused: u64,
+    /// Not answered at all (a connection error or a timeout).
     pub errors: u64,
     /// The run's length, from the first request to the last answer.
     pub elapsed: Duration,
@@ -61,9 +63,16 @@ pub struct Events {
 
 impl Events {
     /// Events into `threads`, round robin, for the bridge at `bridge_url`; `run` keeps the
-    /// event ids of different runs apart.
+    /// event ids of different runs apart. Messages are numbered from 0, and a message's
+    /// number makes its ts, which Slack's retries and the dedup mark know it by.
     pub fn new(threads: Vec<Thread>, bridge_url: &str, run: &str) -> Self {
         Self { threads, next: AtomicU64::new(0), run: run.to_owned(), events_url: format!("{bridge_url}/slack/events") }
+    }
+
+    /// The same, numbered from `first`: for another message into threads that had some.
+    pub fn starting_at(self, first: u64) -> Self {
+        self.next.store(first, Ordering::Relaxed);
+        self
     }
 
     /// The next event's body and its signature headers.
@@ -95,24 +104,42 @@ impl Events {
         (body, timestamp, signature)
     }
 
-    /// Sends one event; its ack latency, or `None` if it was not acked.
-    async fn send(&self, client: &reqwest::Client) -> Option<Duration> {
+    /// Sends one event and says how it was answered.
+    async fn send(&self, client: &reqwest::Client) -> Answer {
         let (body, timestamp, signature) = self.next();
         let started = Instant::now();
-        let response = client
+        let sent = client
             .post(&self.events_url)
             .header("content-type", "application/json")
             .header("x-slack-request-timestamp", timestamp)
             .header("x-slack-signature", signature)
             .body(body)
             .send()
-            .await
-            .ok()?;
+            .await;
+        let Ok(response) = sent else { return Answer::None };
         let ok = response.status().is_success();
         // The ack's body is read so the connection can be reused.
         let _ = response.bytes().await;
-        ok.then(|| started.elapsed())
+        if ok { Answer::Acked(started.elapsed()) } else { Answer::Refused }
     }
+}
+
+/// How the bridge answered one event.
+#[derive(Clone, Copy)]
+enum Answer {
+    /// 200, after this long.
+    Acked(Duration),
+    /// Another status: Slack would deliver it again.
+    Refused,
+    /// No answer.
+    None,
+}
+
+/// Sends message number `n` into `thread` through the bridge at `bridge_url`; whether it
+/// was acked.
+pub async fn send_one(thread: &Thread, bridge_url: &str, run: &str, n: u64) -> bool {
+    let events = Events::new(vec![thread.clone()], bridge_url, run).starting_at(n);
+    matches!(events.send(&client()).await, Answer::Acked(_))
 }
 
 fn client() -> reqwest::Client {
@@ -126,7 +153,24 @@ fn client() -> reqwest::Client {
 #[derive(Default)]
 struct Tally {
     latencies: Vec<Duration>,
+    refused: u64,
     errors: u64,
+}
+
+impl Tally {
+    fn count(&mut self, answer: Answer) {
+        match answer {
+            Answer::Acked(latency) => self.latencies.push(latency),
+            Answer::Refused => self.refused += 1,
+            Answer::None => self.errors += 1,
+        }
+    }
+
+    fn add(&mut self, other: Self) {
+        self.latencies.extend(other.latencies);
+        self.refused += other.refused;
+        self.errors += other.errors;
+    }
 }
 
 /// Sends `rate` events a second for `duration`, each on schedule.
@@ -144,12 +188,8 @@ pub async fn fixed_rate(events: Arc<Events>, rate: u32, duration: Duration) -> R
         worst_lag = worst_lag.max(Instant::now().saturating_duration_since(due));
         let (events, client, tally) = (events.clone(), client.clone(), tally.clone());
         tasks.spawn(async move {
-            let result = events.send(&client).await;
-            let mut tally = tally.lock().unwrap();
-            match result {
-                Some(latency) => tally.latencies.push(latency),
-                None => tally.errors += 1,
-            }
+            let answer = events.send(&client).await;
+            tally.lock().unwrap().count(answer);
         });
     }
     tasks.close();
@@ -158,8 +198,8 @@ pub async fn fixed_rate(events: Arc<Events>, rate: u32, duration: Duration) -> R
 }
 
 /// `connections` senders, each sending its next event when the last was answered, for
-/// `duration`.
-pub async fn saturate(events: Arc<Events>, connections: usize, duration: Duration) -> Report {
+/// `duration` or until `most` events were sent, whichever comes first.
+pub async fn saturate(events: Arc<Events>, connections: usize, duration: Duration, most: u64) -> Report {
     let client = client();
     let tally = Arc::new(Mutex::new(Tally::default()));
     let sent = Arc::new(AtomicU64::new(0));
@@ -169,26 +209,30 @@ pub async fn saturate(events: Arc<Events>, connections: usize, duration: Duratio
         let (events, client, tally, sent) = (events.clone(), client.clone(), tally.clone(), sent.clone());
         tasks.spawn(async move {
             let mut mine = Tally::default();
-            while started.elapsed() < duration {
-                sent.fetch_add(1, Ordering::Relaxed);
-                match events.send(&client).await {
-                    Some(latency) => mine.latencies.push(latency),
-                    None => mine.errors += 1,
-                }
+            while started.elapsed() < duration && sent.fetch_add(1, Ordering::Relaxed) < most {
+                mine.count(events.send(&client).await);
             }
-            let mut tally = tally.lock().unwrap();
-            tally.latencies.extend(mine.latencies);
-            tally.errors += mine.errors;
+            tally.lock().unwrap().add(mine);
         });
     }
     tasks.close();
     tasks.wait().await;
-    finish(&tally, sent.load(Ordering::Relaxed), started.elapsed(), Duration::ZERO)
+    // Each sender counted one more than it sent when it stopped for `most`.
+    let sent = sent.load(Ordering::Relaxed).min(most);
+    finish(&tally, sent, started.elapsed(), Duration::ZERO)
 }
 
 fn finish(tally: &Mutex<Tally>, sent: u64, elapsed: Duration, worst_lag: Duration) -> Report {
     let mut tally = tally.lock().unwrap();
     let mut latencies = std::mem::take(&mut tally.latencies);
     latencies.sort_unstable();
-    Report { sent, acked: latencies.len() as u64, errors: tally.errors, elapsed, latencies, worst_lag }
+    Report {
+        sent,
+        acked: latencies.len() as u64,
+        refused: tally.refused,
+        errors: tally.errors,
+        elapsed,
+        latencies,
+        worst_lag,
+    }
 }
