@@ -3,7 +3,7 @@
 use std::{
     sync::{
         Arc,
-        atomic::{AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
     },
     time::Duration,
 };
@@ -15,7 +15,7 @@ use tokio_tungstenite::tungstenite::Message;
 use wiremock::{Mock, ResponseTemplate, matchers::path};
 
 use crate::support::{
-    app::{Options, spawn_app},
+    app::{Backend, Options, Persistent, Recorder, spawn_app},
     eventually,
     payloads::message_event,
 };
@@ -112,6 +112,61 @@ async fn envelopes_are_acked_and_dropped_sockets_reconnect() {
     })
     .await;
     assert!(ready.is_some(), "ready again after reconnecting");
+}
+
+/// Two replicas in Socket Mode on one Redis, each with its own connections: whichever one
+/// Slack delivers an envelope to acks it on that connection, every item is handled exactly
+/// once, and the thread's items one at a time across both replicas (they share one inbox).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_in_socket_mode_share_one_inbox() {
+    let mut sockets = fake_slack_sockets().await;
+    let state = Persistent::new();
+    // One recorder for both replicas, which notices two items of the thread in hand at once.
+    let (busy, overlapped) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicBool::new(false)));
+    let (hook_busy, hook_overlapped) = (busy.clone(), overlapped.clone());
+    let recorder = Recorder {
+        hook: Some(Arc::new(move |_| {
+            let (busy, overlapped) = (hook_busy.clone(), hook_overlapped.clone());
+            Box::pin(async move {
+                if busy.fetch_add(1, Ordering::SeqCst) > 0 {
+                    overlapped.store(true, Ordering::SeqCst);
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                busy.fetch_sub(1, Ordering::SeqCst);
+            })
+        })),
+        ..Default::default()
+    };
+    let socket_mode = |c: &mut helpdesk_bridge::config::Config| c.slack.app_token = Some("xapp-test".to_owned().into());
+    let first = spawn_app(state.recording(recorder.clone(), Backend::Redis).config(socket_mode)).await;
+    let second = spawn_app(state.recording(recorder.clone(), Backend::Redis).config(socket_mode)).await;
+    for app in [&first, &second] {
+        Mock::given(path("/apps.connections.open"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": true, "url": sockets.url})))
+            .mount(&app.slack)
+            .await;
+    }
+    // Two connections each, and the two the fake drops replaced: six envelopes.
+    let mut acked = Vec::new();
+    while acked.len() < 6 {
+        let ack = tokio::time::timeout(Duration::from_secs(15), sockets.acks.recv()).await.expect("an ack").unwrap();
+        assert_eq!(ack.1, format!("env-{}", ack.0));
+        acked.push(ack.0);
+    }
+    let mut handled: Vec<String> = first
+        .taken(acked.len())
+        .await
+        .into_iter()
+        .map(|item| match item.kind {
+            helpdesk_bridge::inbound::InboundKind::Message(m) => m.text,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    handled.sort();
+    let mut expected: Vec<String> = acked.iter().map(|k| format!("via socket {k}")).collect();
+    expected.sort();
+    assert_eq!(handled, expected, "each envelope's message handled once, by one replica or the other");
+    assert!(!overlapped.load(Ordering::SeqCst), "the thread's items were never in hand on both replicas at once");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
