@@ -17,32 +17,9 @@ use helpdesk_bridge::{
 use crate::support::{
     app::{Backend, Options, spawn_app},
     fakes::{assert_valid_message, seed, text_of},
+    on_both_stores,
     payloads::{click, message_event},
 };
-
-/// Runs each listed test body against the Redis backend and the embedded backend.
-macro_rules! on_both_stores {
-    ($($name:ident),* $(,)?) => {
-        mod redis_backend {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let store = crate::support::store::TestStore::redis().await;
-                    super::$name(&store.store).await;
-                }
-            )*
-        }
-        mod embedded_backend {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let store = crate::support::store::TestStore::embedded();
-                    super::$name(&store.store).await;
-                }
-            )*
-        }
-    };
-}
 
 on_both_stores!(
     a_key_is_leased_to_one_worker_and_its_items_come_in_order,

@@ -14,36 +14,12 @@ use helpdesk_bridge::{
 };
 
 use crate::support::{
-    eventually,
+    eventually, on_both_stores,
     redis::{PrivateRedis, redis_url, unique_prefix},
     store::TestStore,
 };
 
-/// Runs each listed test body against the Redis backend and the embedded backend.
-macro_rules! conformance {
-    ($($name:ident),* $(,)?) => {
-        mod redis_backend {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let store = crate::support::store::TestStore::redis().await;
-                    super::$name(&store.store).await;
-                }
-            )*
-        }
-        mod embedded_backend {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let store = crate::support::store::TestStore::embedded();
-                    super::$name(&store.store).await;
-                }
-            )*
-        }
-    };
-}
-
-conformance!(
+on_both_stores!(
     locks_are_renewed_only_by_their_holder,
     card_versions_and_sends_are_compare_and_set,
     marks_are_set_if_absent_and_expire,

@@ -262,8 +262,10 @@ impl Writer {
     /// acknowledged push is on disk; if the commit fails, every operation gets the error and
     /// the in-memory leases are put back as they were.
     fn apply(&mut self, batch: Vec<Op>) {
-        let leases = self.leases.clone();
-        let (orphans, next_token) = (self.orphans.clone(), self.next_token);
+        // Only claims, finishes, releases and renewals change the in-memory leases; a batch of
+        // acks alone (the hot path) has nothing to put back if its commit fails.
+        let changes_leases = batch.iter().any(|op| !matches!(op, Op::Push { .. } | Op::Stats { .. }));
+        let before = changes_leases.then(|| (self.leases.clone(), self.orphans.clone(), self.next_token));
         let mut answers: Vec<Answer> = Vec::with_capacity(batch.len());
         let Some(db) = self.db.upgrade() else {
             let closed = StoreError::Backend("the embedded store is closed".to_owned());
@@ -282,7 +284,9 @@ impl Writer {
         });
         drop(db);
         let failure = outcome.err();
-        if failure.is_some() {
+        if failure.is_some()
+            && let Some((leases, orphans, next_token)) = before
+        {
             self.leases = leases;
             self.orphans = orphans;
             self.next_token = next_token;

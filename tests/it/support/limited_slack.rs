@@ -72,12 +72,7 @@ impl LimitedSlack {
             calls: Mutex::new(Vec::new()),
             posts: AtomicU64::new(1),
         });
-        let app = axum::Router::new().fallback(serve).with_state(shared.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/", listener.local_addr().unwrap());
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let url = super::serve(axum::Router::new().fallback(serve).with_state(shared.clone())).await + "/";
         Self { url, shared }
     }
 

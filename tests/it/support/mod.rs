@@ -21,6 +21,42 @@ pub mod store;
 pub mod timed;
 pub mod traffic;
 
+/// Serves `app` on a free loopback port in the background; returns `http://<addr>`.
+pub async fn serve(app: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    url
+}
+
+/// Runs each listed test body (an `async fn(&Store)` beside the call) against the Redis
+/// backend and the embedded backend, in modules `redis_backend` and `embedded_backend`.
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod redis_backend {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let store = crate::support::store::TestStore::redis().await;
+                    super::$name(&store.store).await;
+                }
+            )*
+        }
+        mod embedded_backend {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let store = crate::support::store::TestStore::embedded();
+                    super::$name(&store.store).await;
+                }
+            )*
+        }
+    };
+}
+pub(crate) use on_both_stores;
+
 /// Polls `check` until it returns `Some`, for at most `patience`.
 pub async fn eventually<T, F, Fut>(patience: Duration, mut check: F) -> Option<T>
 where

@@ -73,12 +73,7 @@ impl TimedHelpdesk {
     /// Other requests (status changes) are answered `200 {}` and not recorded.
     pub async fn start(scripts: Vec<Script>) -> Self {
         let shared = Shared { scripts: Arc::new(Mutex::new(scripts.into())), ..Shared::default() };
-        let app = axum::Router::new().fallback(serve).with_state(shared.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let url = super::serve(axum::Router::new().fallback(serve).with_state(shared.clone())).await;
         Self { url, shared }
     }
 
