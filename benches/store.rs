@@ -36,6 +36,7 @@ async fn seed(store: &Store) {
         title: "Pods crash-looping".to_owned(),
         agent_id: AgentId::new("a1"),
         agent_name: "k8s".to_owned(),
+        agent_streams: None,
         requester: UserId::new("U1"),
         assignee: None,
         status: TicketStatus::Pending,

@@ -266,7 +266,8 @@ impl Application {
 }
 
 /// Calls `auth.test` until it succeeds (backing off to a minute), then remembers who the
-/// bot is and starts taking work from the inbox. Until then `/readyz` is false and events are
+/// bot is and starts taking work from the inbox (and warming the handler up: the first
+/// mention does not wait for lookups that are cached). Until then `/readyz` is false and events are
 /// answered 503, so Slack retries, and a backlog left by an earlier process waits.
 async fn learn_identity(
     slack: SlackApi,

@@ -40,6 +40,14 @@ pub struct Cli {
     /// and, on Redis, by all replicas.
     #[arg(long, env = "SLACK_UPDATES_PER_MINUTE", default_value = "50")]
     pub slack_updates_per_minute: String,
+    /// How replies reach Slack: `auto` (native streaming, falling back to edits where
+    /// Slack refuses it), `native` or `edits`.
+    #[arg(long, env = "SLACK_STREAMING", default_value = "auto")]
+    pub slack_streaming: String,
+    /// Stream appends (`chat.appendStream`) per minute per workspace, shared by all
+    /// streaming replies and, on Redis, by all replicas.
+    #[arg(long, env = "SLACK_APPENDS_PER_MINUTE", default_value = "100")]
+    pub slack_appends_per_minute: String,
     /// Seconds one Slack Web API call may take, waits for rate limits included.
     #[arg(long, env = "SLACK_TIMEOUT_SECONDS", default_value = "30")]
     pub slack_timeout_seconds: String,
@@ -149,6 +157,8 @@ impl std::fmt::Debug for Cli {
             .field("slack_app_token", &redacted(&self.slack_app_token))
             .field("slack_api_url", &self.slack_api_url)
             .field("slack_updates_per_minute", &self.slack_updates_per_minute)
+            .field("slack_streaming", &self.slack_streaming)
+            .field("slack_appends_per_minute", &self.slack_appends_per_minute)
             .field("slack_timeout_seconds", &self.slack_timeout_seconds)
             .field("duplo_host", &self.duplo_host)
             .field("duplo_token", &redacted(&self.duplo_token))
@@ -287,8 +297,25 @@ pub struct SlackConfig {
     pub api_url: String,
     /// `chat.update` calls per minute per workspace (Slack's Tier 3 allows about 50).
     pub updates_per_minute: u32,
+    /// How replies reach Slack.
+    pub streaming: Streaming,
+    /// `chat.appendStream` calls per minute per workspace (Slack's Tier 4 allows about 100).
+    pub appends_per_minute: u32,
     /// How long one Web API call may take, waits for rate limits included.
     pub timeout: Duration,
+}
+
+/// How an agent's reply reaches Slack (`SLACK_STREAMING`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Streaming {
+    /// Slack's native streaming (`chat.startStream`), and message edits in a workspace
+    /// whose Slack refuses it (remembered for that workspace).
+    Auto,
+    /// Native streaming, never given up for the workspace: a refusal is logged as an error
+    /// and that reply is shown with edits (nothing is lost); the next reply tries again.
+    Native,
+    /// A placeholder message edited as the reply arrives.
+    Edits,
 }
 
 /// HelpDesk settings.
@@ -438,6 +465,14 @@ impl Cli {
             return Err(ConfigError::new("ADMINS_ONLY", "is true but ADMINS is empty: nobody could change settings"));
         }
         let destructive_patterns = parse_patterns(&self.destructive_patterns)?;
+        let streaming = match self.slack_streaming.trim().to_ascii_lowercase().as_str() {
+            "auto" => Streaming::Auto,
+            "native" => Streaming::Native,
+            "edits" => Streaming::Edits,
+            other => {
+                return Err(ConfigError::new("SLACK_STREAMING", format!("'{other}' is not auto, native or edits")));
+            }
+        };
         let log_format = match self.log_format.as_str() {
             "text" => LogFormat::Text,
             "json" => LogFormat::Json,
@@ -457,6 +492,12 @@ impl Cli {
                     &self.slack_updates_per_minute,
                 )?)
                 .map_err(|_| ConfigError::new("SLACK_UPDATES_PER_MINUTE", "is too large"))?,
+                streaming,
+                appends_per_minute: u32::try_from(positive(
+                    "SLACK_APPENDS_PER_MINUTE",
+                    &self.slack_appends_per_minute,
+                )?)
+                .map_err(|_| ConfigError::new("SLACK_APPENDS_PER_MINUTE", "is too large"))?,
                 timeout: Duration::from_secs(positive("SLACK_TIMEOUT_SECONDS", &self.slack_timeout_seconds)? as u64),
             },
             helpdesk: HelpdeskConfig {

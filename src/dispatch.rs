@@ -46,6 +46,12 @@ const STORE_BACKOFF: Duration = Duration::from_secs(2);
 pub trait Handler: Send + Sync + 'static {
     /// Handles one item. Items of one order key are never handled concurrently.
     fn handle(&self, item: Inbound, attempt: Attempt) -> BoxFuture<'static, ()>;
+
+    /// Prepares what the first items would otherwise wait for (lookups that are cached),
+    /// once the bot's identity is known; run in the background beside the first items.
+    fn warm_up(&self) -> BoxFuture<'static, ()> {
+        Box::pin(std::future::ready(()))
+    }
 }
 
 /// What the handler is told about this attempt at an item.
@@ -166,8 +172,17 @@ impl Dispatcher {
         }
     }
 
-    /// Starts taking work from the inbox.
+    /// Starts taking work from the inbox, and warms the handler up beside it
+    /// ([`Handler::warm_up`]; given up at shutdown).
     pub fn start(&self) {
+        let warm_up = self.inner.handler.warm_up();
+        let stop = self.inner.stop.clone();
+        self.inner.tracker.spawn(async move {
+            tokio::select! {
+                () = stop.cancelled() => {}
+                () = warm_up => {}
+            }
+        });
         self.inner.tracker.spawn(claim_loop(self.inner.clone()));
     }
 

@@ -33,6 +33,17 @@ pub enum InboundKind {
     ViewSubmission(ViewSubmission),
     /// The message shortcut was used on a message.
     Shortcut(MessageShortcut),
+    /// A reader pressed Stop on a streamed reply (`agent_session_stopped`).
+    StreamStopped {
+        /// Where.
+        channel: ChannelId,
+        /// The streamed messages it stopped.
+        messages: Vec<MessageTs>,
+        /// Who pressed it, when Slack said.
+        user: Option<UserId>,
+        /// The event that carried it.
+        event_id: EventId,
+    },
     /// Someone opened the app's Home tab.
     HomeOpened {
         /// Who.
@@ -220,7 +231,9 @@ impl Inbound {
             InboundKind::Action(a) => format!("act:{}", a.trigger_id),
             InboundKind::ViewSubmission(v) => format!("view:{}", v.view_id),
             InboundKind::Shortcut(s) => format!("short:{}", s.trigger_id),
-            InboundKind::HomeOpened { event_id, .. } => format!("evt:{event_id}"),
+            InboundKind::HomeOpened { event_id, .. } | InboundKind::StreamStopped { event_id, .. } => {
+                format!("evt:{event_id}")
+            }
         }
     }
 
@@ -241,6 +254,8 @@ impl Inbound {
             InboundKind::Command(c) => format!("cmd:{}", c.trigger_id),
             InboundKind::ViewSubmission(v) => format!("view:{}", v.view_id),
             InboundKind::HomeOpened { user, .. } => format!("home:{}:{user}", self.team),
+            // Not behind the thread: the turn it stops is what holds the thread.
+            InboundKind::StreamStopped { event_id, .. } => format!("stop:{event_id}"),
         }
     }
 }
@@ -273,6 +288,12 @@ mod tests {
                 values: BTreeMap::from([(("b".to_owned(), "a".to_owned()), "v".to_owned())]),
             }),
             InboundKind::HomeOpened { user: UserId::new("U1"), event_id: EventId::new("Ev2") },
+            InboundKind::StreamStopped {
+                channel: ChannelId::new("C1"),
+                messages: vec![MessageTs::new("1.2")],
+                user: Some(UserId::new("U1")),
+                event_id: EventId::new("Ev3"),
+            },
         ];
         for kind in kinds {
             let item = Inbound { team: team.clone(), kind };

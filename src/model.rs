@@ -93,6 +93,11 @@ pub struct TicketRecord {
     pub agent_id: AgentId,
     /// That agent's display name.
     pub agent_name: String,
+    /// Whether that agent advertises streamed replies, as last looked up (at the opening,
+    /// the agent switch or a turn). A turn sends with it at once and checks it alongside the
+    /// send; `None` (a record from before it was kept) is looked up before the send.
+    #[serde(default)]
+    pub agent_streams: Option<bool>,
     /// Who asked for help.
     pub requester: UserId,
     /// The Slack user who owns the ticket, if assigned.
@@ -491,6 +496,51 @@ pub enum HistoryEvent {
         /// What changed, in words.
         change: String,
     },
+    /// Someone rated one of the agent's replies with Slack's feedback buttons.
+    Feedback {
+        /// 👍 or 👎.
+        rating: Rating,
+        /// The reply rated (the Slack message clicked).
+        reply_ts: MessageTs,
+    },
+}
+
+/// A rating of one of the agent's replies: 👍 or 👎.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rating {
+    /// 👍: the reply helped.
+    Positive,
+    /// 👎: it did not.
+    Negative,
+}
+
+impl Rating {
+    /// A stable lower-case name, used in store keys and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Positive => "positive",
+            Self::Negative => "negative",
+        }
+    }
+
+    /// The rating as people see it, in Slack and on the HelpDesk ticket alike.
+    pub fn emoji(self) -> &'static str {
+        match self {
+            Self::Positive => "👍",
+            Self::Negative => "👎",
+        }
+    }
+}
+
+/// A prompt the agent suggests starting a conversation with: a short title people click,
+/// and the message it sends.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Suggestion {
+    /// What the suggestion shows.
+    pub title: String,
+    /// What clicking it sends to the agent.
+    pub message: String,
 }
 
 /// How thread messages in a channel reach the agent.

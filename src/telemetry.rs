@@ -99,6 +99,16 @@ pub struct Metrics {
     pub inbox_leases: Gauge,
     /// Inbox keys this replica holds a lease on now.
     pub inbox_leases_held: Gauge,
+    /// Ratings of the agent's replies recorded on tickets, by rating (`positive`,
+    /// `negative`).
+    pub feedback: Family<RatingLabels, Counter>,
+}
+
+/// Labels of a rating count.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RatingLabels {
+    /// `positive` or `negative`.
+    pub rating: &'static str,
 }
 
 /// Labels of an outcome count.
@@ -160,6 +170,8 @@ impl Default for Metrics {
         registry.register("inbox_leases", "Inbox keys under a lease, across replicas", inbox_leases.clone());
         let inbox_leases_held = Gauge::default();
         registry.register("inbox_leases_held", "Inbox keys this replica holds a lease on", inbox_leases_held.clone());
+        let feedback = Family::<RatingLabels, Counter>::default();
+        registry.register("feedback", "Ratings of the agent's replies recorded on tickets", feedback.clone());
         Self {
             registry: Arc::new(registry),
             requests,
@@ -176,6 +188,7 @@ impl Default for Metrics {
             inbox_oldest_wait_seconds,
             inbox_leases,
             inbox_leases_held,
+            feedback,
         }
     }
 }
@@ -201,6 +214,11 @@ impl Metrics {
     /// Counts one agent turn.
     pub fn turn(&self, outcome: &'static str) {
         self.turns.get_or_create(&OutcomeLabels { outcome }).inc();
+    }
+
+    /// Counts one rating recorded on a ticket.
+    pub fn feedback(&self, rating: crate::model::Rating) {
+        self.feedback.get_or_create(&RatingLabels { rating: rating.as_str() }).inc();
     }
 
     /// Counts one finished inbox item.

@@ -229,12 +229,13 @@ impl Bridge {
                 return Err(err.into());
             }
         };
-        let (agent_id, agent_name) = match &found.agent_id {
+        let (agent_id, agent_name, agent_streams) = match &found.agent_id {
             Some(id) if id != &target.agent => {
-                let name = helpdesk.agent(id).await.map_or_else(|_| id.to_string(), |a| a.name);
-                (id.clone(), name)
+                let (name, streams) =
+                    helpdesk.agent(id).await.map_or_else(|_| (id.to_string(), None), |a| (a.name, Some(a.streams)));
+                (id.clone(), name, streams)
             }
-            _ => (target.agent.clone(), target.agent_name.clone()),
+            _ => (target.agent.clone(), target.agent_name.clone(), target.streams),
         };
         if !self.agent_allowed(agent_id.as_str(), &agent_name) {
             self.answer_click(action, &notices::agent_not_usable(name, &agent_name)).await;
@@ -253,6 +254,7 @@ impl Bridge {
             title: if found.title.is_empty() { found.name.to_string() } else { found.title.clone() },
             agent_id,
             agent_name,
+            agent_streams,
             requester: action.user.clone(),
             assignee: None,
             status: found.status.ticket_status(found.disposition),

@@ -235,7 +235,11 @@ impl Bridge {
 
     /// Runs `work` holding the ticket's `life:` lock (or without it, after waiting a little
     /// for it; the work checks the stored state anyway).
-    async fn with_life_lock<T>(&self, record: &TicketRecord, work: impl std::future::Future<Output = T>) -> T {
+    pub(super) async fn with_life_lock<T>(
+        &self,
+        record: &TicketRecord,
+        work: impl std::future::Future<Output = T>,
+    ) -> T {
         let guard = self.wait_lock(Lock::Life(&record.ticket)).await;
         let result = work.await;
         if let Some(guard) = guard {
@@ -274,14 +278,14 @@ impl Bridge {
     }
 
     /// Writes `text` on the HelpDesk ticket without waking the agent.
-    async fn mirror(&self, record: &TicketRecord, text: String) -> Result<(), HelpdeskError> {
+    pub(super) async fn mirror(&self, record: &TicketRecord, text: String) -> Result<(), HelpdeskError> {
         use futures_util::StreamExt;
         let message = OutgoingMessage { content: text, decisions: Vec::new(), record_only: true };
         let (workspace, ticket) = (&record.ticket.workspace, &record.ticket.ticket);
         let mut reply = match self.inner.helpdesk.send_message(workspace, ticket, &message, false).await {
             Ok(reply) => reply,
             Err(err) => {
-                tracing::warn!(ticket = %ticket, error = %err, "could not record a comment on the HelpDesk");
+                tracing::warn!(ticket = %ticket, error = %err, "could not record a message on the HelpDesk ticket");
                 return Err(err);
             }
         };
@@ -393,13 +397,13 @@ impl Bridge {
             return Ok(());
         }
         let helpdesk = &self.inner.helpdesk;
-        let name = match helpdesk.agent(&agent).await {
+        let (name, streams) = match helpdesk.agent(&agent).await {
             Ok(found) if !self.agent_allowed(found.id.as_str(), &found.name) => {
                 tracing::warn!(user = %user, agent = %agent, "refused a switch to an agent that is not allowed");
                 self.tell(&thread, &notices::agent_not_allowed(&found.name)).await;
                 return Ok(());
             }
-            Ok(found) => found.name,
+            Ok(found) => (found.name, found.streams),
             Err(err) => {
                 self.tell(&thread, &notices::agent_not_found(&err)).await;
                 return Err(err.into());
@@ -419,6 +423,7 @@ impl Bridge {
                         .update_ticket(&thread, |r| {
                             r.agent_id = agent.clone();
                             r.agent_name = name.clone();
+                            r.agent_streams = Some(streams);
                             true
                         })
                         .await;

@@ -4,7 +4,8 @@
 //! deduplicated and ordered per thread, and decides: open a ticket ([`open`]), relay a
 //! message as an agent turn and stream the reply back ([`turn`], [`reply`]), decide on
 //! proposed commands ([`approvals`]), change a ticket's status, assignee or agent
-//! ([`lifecycle`]), find tickets ([`finding`]), or answer a slash command ([`commands`]). It talks to three ports: the HelpDesk client, Slack egress
+//! ([`lifecycle`]), record a rating of a reply ([`feedback`]), find tickets ([`finding`]),
+//! or answer a slash command ([`commands`]). It talks to three ports: the HelpDesk client, Slack egress
 //! and the store. It never sees wire JSON; Slack messages are built by
 //! [`crate::slack::blocks`] from view structs.
 //!
@@ -14,6 +15,7 @@
 mod access;
 mod approvals;
 mod commands;
+mod feedback;
 mod finding;
 mod lifecycle;
 mod open;
@@ -27,7 +29,7 @@ use std::{
 };
 
 pub use access::Policy;
-use futures_util::future::BoxFuture;
+use futures_util::future::{BoxFuture, join_all};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
@@ -110,6 +112,9 @@ struct Inner {
     helpdesk: HelpdeskClient,
     store: Store,
     identity: Arc<OnceLock<BotIdentity>>,
+    /// The bot's own display name, learned once: every mention names the bot, and its name
+    /// is not worth a Slack call on the way to the HelpDesk each time the name cache expires.
+    bot_name: OnceLock<String>,
     defaults: Defaults,
     /// Who may decide and administer, and where tickets may go.
     policy: Policy,
@@ -184,6 +189,7 @@ impl Bridge {
                 helpdesk,
                 store,
                 identity,
+                bot_name: OnceLock::new(),
                 defaults,
                 policy,
                 destructive,
@@ -205,6 +211,11 @@ impl Handler for Bridge {
             }
             this.dispatch(item).await;
         })
+    }
+
+    fn warm_up(&self) -> BoxFuture<'static, ()> {
+        let this = self.clone();
+        Box::pin(async move { this.warm_caches().await })
     }
 }
 
@@ -236,6 +247,9 @@ impl Bridge {
             InboundKind::ViewSubmission(view) => self.on_view(&team, view).await,
             InboundKind::Shortcut(shortcut) => self.on_shortcut(&team, shortcut).await,
             InboundKind::HomeOpened { user, .. } => self.on_home(&team, &user).await,
+            InboundKind::StreamStopped { channel, messages, user, .. } => {
+                self.on_stream_stopped(&channel, &messages, user.as_ref()).await
+            }
         };
         if let Err(err) = outcome {
             tracing::warn!(team = %team, error = %err, "handling an inbound item failed");
@@ -274,6 +288,7 @@ impl Bridge {
                 Intent::Continue(what) => self.continue_ticket(team, &action, what).await?,
                 Intent::FollowUp { pending } => self.follow_up(team, &action, &pending).await?,
                 Intent::Header(control) => self.on_header_action(team, &action, control).await?,
+                Intent::Feedback(rating) => self.on_feedback(team, &action, rating).await?,
                 // Link buttons (Open in HelpDesk, agent links) also report their clicks.
                 Intent::None => tracing::debug!(action_id = %item.action_id, "action needs no handling"),
             }
@@ -337,21 +352,33 @@ impl Bridge {
         }
     }
 
-    /// Slack markup as plain text for the agent, with mentioned users' names resolved.
+    /// Slack markup as plain text for the agent, with mentioned users' names resolved
+    /// (together).
     async fn plain_text(&self, text: &str) -> String {
-        let mut names = HashMap::new();
-        for id in markup::mentioned_users(text) {
-            let user = UserId::new(id.clone());
-            if let Some(name) = self.inner.slack.user_name(&user).await {
-                names.insert(id, name);
-            }
-        }
+        let lookups = markup::mentioned_users(text).into_iter().map(|id| async move {
+            let name = self.display_name(&UserId::new(id.clone())).await;
+            name.map(|name| (id, name))
+        });
+        let names: HashMap<String, String> = join_all(lookups).await.into_iter().flatten().collect();
         markup::to_plain(text, &names)
     }
 
     /// A user's name, or their id when Slack cannot say.
     async fn name_of(&self, user: &UserId) -> String {
-        self.inner.slack.user_name(user).await.unwrap_or_else(|| user.to_string())
+        self.display_name(user).await.unwrap_or_else(|| user.to_string())
+    }
+
+    /// A user's display name (`users.info`, remembered a while); the bot's own is asked of
+    /// Slack once and kept.
+    async fn display_name(&self, user: &UserId) -> Option<String> {
+        if self.bot_user() != Some(user) {
+            return self.inner.slack.user_name(user).await;
+        }
+        if let Some(name) = self.inner.bot_name.get() {
+            return Some(name.clone());
+        }
+        let name = self.inner.slack.user_name(user).await?;
+        Some(self.inner.bot_name.get_or_init(|| name).clone())
     }
 
     fn bot_user(&self) -> Option<&UserId> {

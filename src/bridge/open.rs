@@ -34,6 +34,8 @@ pub(super) struct Target {
     pub(super) workspace: WorkspaceId,
     pub(super) agent: AgentId,
     pub(super) agent_name: String,
+    /// Whether the agent advertises streamed replies, when its lookup said so.
+    pub(super) streams: Option<bool>,
 }
 
 /// A ticket to open.
@@ -101,8 +103,8 @@ impl Bridge {
     /// A mention or DM outside a ticket thread opens a ticket in that thread.
     pub(super) async fn open_from_message(&self, team: &TeamId, message: &UserMessage) -> Result<(), BridgeError> {
         let thread = message.thread(team);
-        let title_source = self.plain_text(&without_mention(&message.text, self.bot_user())).await;
-        let content = self.plain_text(&message.text).await;
+        let unmentioned = without_mention(&message.text, self.bot_user());
+        let (title_source, content) = tokio::join!(self.plain_text(&unmentioned), self.plain_text(&message.text));
         let first = PendingMessage {
             place: Place::Thread(thread.clone()),
             author: message.user.clone(),
@@ -189,7 +191,7 @@ impl Bridge {
         result
     }
 
-    async fn open_locked(&self, request: OpenRequest, target: Target) -> Result<(), BridgeError> {
+    async fn open_locked(&self, mut request: OpenRequest, target: Target) -> Result<(), BridgeError> {
         let store = &self.inner.store;
         if let Some(existing) = store.ticket_by_thread(&request.thread).await? {
             return match request.first {
@@ -197,10 +199,32 @@ impl Bridge {
                 None => Ok(()),
             };
         }
-        let created = match self.inner.helpdesk.create_ticket(&target.workspace, &request.title, &target.agent).await {
+        // Alongside the creation: the header's placeholder, so that the header is in place
+        // (above the reply) before the first turn starts, and the agent's streaming flag when
+        // the channel's settings named the agent without looking it up.
+        let helpdesk = &self.inner.helpdesk;
+        let create = helpdesk.create_ticket(&target.workspace, &request.title, &target.agent);
+        let opening = async {
+            match request.header_ts {
+                Some(_) => None,
+                None => self.tell(&request.thread, &notices::opening(&request.title)).await,
+            }
+        };
+        let streams = async {
+            match target.streams {
+                None if !helpdesk.forces_streaming() => helpdesk.should_stream(&target.agent).await.ok(),
+                known => known,
+            }
+        };
+        let (created, opening, streams) = tokio::join!(create, opening, streams);
+        if opening.is_some() {
+            request.header_ts = opening;
+        }
+        let created = match created {
             Ok(created) => created,
             Err(err) => return self.creation_failed(&request, &err).await,
         };
+        let agent_id = created.agent_id.clone().unwrap_or(target.agent.clone());
         let now = now_millis();
         let record = TicketRecord {
             thread: request.thread.clone(),
@@ -210,7 +234,8 @@ impl Bridge {
                 ticket: created.name.clone(),
             },
             title: created.title.clone(),
-            agent_id: created.agent_id.clone().unwrap_or(target.agent.clone()),
+            agent_streams: streams.filter(|_| agent_id == target.agent),
+            agent_id,
             agent_name: target.agent_name.clone(),
             requester: request.requester.clone(),
             assignee: None,
@@ -230,21 +255,36 @@ impl Bridge {
                 if let Err(err) = self.inner.helpdesk.delete_ticket(&target.workspace, &created.name).await {
                     tracing::warn!(ticket = %created.name, error = %err, "could not delete the duplicate ticket");
                 }
+                if let Some(ts) = request.header_ts.as_ref().filter(|ts| existing.header_ts.as_ref() != Some(*ts)) {
+                    let note = notices::already_a_ticket(existing.ticket.ticket.as_str());
+                    if let Err(err) =
+                        self.inner.slack.update(&request.thread.team, &request.thread.channel, ts, &note).await
+                    {
+                        tracing::warn!(code = err.code(), "could not retire the header placeholder");
+                    }
+                }
                 *existing
             }
         };
         tracing::info!(ticket = %record.ticket.ticket, thread = %record.thread, "opened a ticket");
         self.inner.metrics.tickets_opened.inc();
-        let record = self.show_header(record).await;
         self.record(
             &record,
             Actor::User(request.requester.clone()),
             HistoryEvent::Created { title: record.title.clone() },
         )
         .await;
+        // The turn needs nothing of the header: the header is shown alongside it (see
+        // `show_header` for why that is safe).
         match request.first {
-            Some(first) => self.turn(record, first).await,
-            None => Ok(()),
+            Some(first) => {
+                let (_, turned) = tokio::join!(self.show_header(record.clone()), self.turn(record, first));
+                turned
+            }
+            None => {
+                self.show_header(record).await;
+                Ok(())
+            }
         }
     }
 
@@ -269,33 +309,79 @@ impl Bridge {
         {
             settings.agent = None;
         }
-        let defaults = &self.inner.defaults;
-        let workspace = match (settings.workspace, &defaults.workspace) {
-            (Some(id), _) => id,
-            (None, Some(name)) => {
-                let found = self.inner.helpdesk.find_workspace(name).await?;
-                if !self.workspace_allowed(found.id.as_str(), &found.name) {
-                    return Ok(None);
+        let (defaults, helpdesk) = (&self.inner.defaults, &self.inner.helpdesk);
+        // The two lookups do not depend on each other: they run together.
+        let workspace = async {
+            Ok::<_, HelpdeskError>(match (settings.workspace, &defaults.workspace) {
+                (Some(id), _) => Some(id),
+                (None, Some(name)) => {
+                    let found = helpdesk.find_workspace(name).await?;
+                    self.workspace_allowed(found.id.as_str(), &found.name).then_some(found.id)
                 }
-                found.id
-            }
-            (None, None) => return Ok(None),
+                (None, None) => None,
+            })
         };
-        let (agent, agent_name) = match (settings.agent, &defaults.agent) {
-            (Some(id), _) => {
-                let name = settings.agent_name.unwrap_or_else(|| id.to_string());
-                (id, name)
-            }
-            (None, Some(name)) => {
-                let agent = self.inner.helpdesk.find_agent(name).await?;
-                if !self.agent_allowed(agent.id.as_str(), &agent.name) {
-                    return Ok(None);
+        let agent = async {
+            Ok::<_, HelpdeskError>(match (settings.agent, &defaults.agent) {
+                (Some(id), _) => {
+                    let name = settings.agent_name.unwrap_or_else(|| id.to_string());
+                    Some((id, name, None))
                 }
-                (agent.id, agent.name)
-            }
-            (None, None) => return Ok(None),
+                (None, Some(name)) => {
+                    let agent = helpdesk.find_agent(name).await?;
+                    self.agent_allowed(agent.id.as_str(), &agent.name).then_some((
+                        agent.id,
+                        agent.name,
+                        Some(agent.streams),
+                    ))
+                }
+                (None, None) => None,
+            })
         };
-        Ok(Some(Target { workspace, agent, agent_name }))
+        let (workspace, agent) = tokio::try_join!(workspace, agent)?;
+        Ok(workspace.zip(agent).map(|(workspace, (agent, agent_name, streams))| Target {
+            workspace,
+            agent,
+            agent_name,
+            streams,
+        }))
+    }
+
+    /// Resolves the configured default workspace and agent, and the bot's own name, so that
+    /// the first mention after a start finds them known. Failures are only logged: a mention
+    /// looks them up again.
+    pub(super) async fn warm_caches(&self) {
+        let (defaults, helpdesk) = (&self.inner.defaults, &self.inner.helpdesk);
+        let workspace = async {
+            if let Some(name) = &defaults.workspace
+                && let Err(err) = helpdesk.find_workspace(name).await
+            {
+                tracing::warn!(workspace = %name, error = %err, "could not look up the default workspace");
+            }
+        };
+        let agent = async {
+            if let Some(name) = &defaults.agent
+                && let Err(err) = helpdesk.find_agent(name).await
+            {
+                tracing::warn!(agent = %name, error = %err, "could not look up the default agent");
+            }
+        };
+        let me = async {
+            if let Some(me) = self.bot_user()
+                && self.display_name(me).await.is_none()
+            {
+                tracing::debug!("could not learn the bot's own name");
+            }
+        };
+        // Whether this workspace's Slack streams natively: a refusal learned now costs the
+        // first reply nothing.
+        let streams = async {
+            if let Some(me) = self.inner.identity.get() {
+                self.inner.slack.probe_streaming(&me.team_id).await;
+            }
+        };
+        tokio::join!(workspace, agent, me, streams);
+        tracing::debug!("the warm-up is over");
     }
 
     /// Waits (bounded) for another replica to finish opening a thread's ticket.
@@ -342,43 +428,67 @@ impl Bridge {
         Ok(())
     }
 
-    /// Posts the ticket header (or updates it in place) and remembers where it is, with a
-    /// link to the thread for lists.
+    /// Shows the ticket header (in place of the one posted, else as a new message) and
+    /// remembers where it is, then a link to the thread for lists.
+    ///
+    /// It may run alongside the ticket's first turn. It renders the stored record, read under
+    /// the ticket's `life:` lock as every status change is, so a change the turn made (Open
+    /// to Pending) is not overwritten by an older rendering; and it writes only the header's
+    /// own fields, each with `update_ticket`'s compare-and-set, so no change of the turn's is
+    /// lost.
     pub(super) async fn show_header(&self, record: TicketRecord) -> TicketRecord {
-        let message = self.render_header(&record, None);
-        let slack = &self.inner.slack;
-        let thread = &record.thread;
-        let ts = match &record.header_ts {
-            Some(ts) => {
-                if let Err(err) = slack.update(&thread.team, &thread.channel, ts, &message).await {
-                    tracing::warn!(ticket = %record.ticket.ticket, error = %err, "could not update the ticket header");
-                }
-                ts.clone()
-            }
-            None => match self.tell(thread, &message).await {
-                Some(ts) => ts,
-                None => return record,
-            },
-        };
-        let permalink = match &record.permalink {
-            Some(link) => Some(link.clone()),
-            None => slack.permalink(&thread.channel, &thread.thread_ts).await.ok(),
-        };
-        if record.header_ts.as_ref() == Some(&ts) && record.permalink == permalink {
+        let record = self.with_life_lock(&record, self.place_header(record.clone())).await;
+        if record.header_ts.is_none() || record.permalink.is_some() {
             return record;
         }
+        let thread = &record.thread;
+        let Ok(permalink) = self.inner.slack.permalink(&thread.channel, &thread.thread_ts).await else { return record };
         let stored = self
             .inner
             .store
             .update_ticket(thread, |r| {
+                let changed = r.permalink.as_ref() != Some(&permalink);
+                r.permalink = Some(permalink.clone());
+                changed
+            })
+            .await;
+        match stored {
+            Ok(Some(updated)) => updated,
+            _ => TicketRecord { permalink: Some(permalink), ..record },
+        }
+    }
+
+    /// Renders the ticket as stored now into its header, posting the header if there is
+    /// none yet, and stores where it is.
+    async fn place_header(&self, record: TicketRecord) -> TicketRecord {
+        let store = &self.inner.store;
+        let record = match store.ticket_by_thread(&record.thread).await {
+            Ok(Some(current)) => current,
+            // Deleted meanwhile: there is no ticket to show.
+            Ok(None) => return record,
+            Err(err) => {
+                tracing::warn!(error = %err, "could not re-read the ticket; showing the header as it was read before");
+                record
+            }
+        };
+        let message = self.render_header(&record, None);
+        let thread = &record.thread;
+        if let Some(ts) = &record.header_ts {
+            if let Err(err) = self.inner.slack.update(&thread.team, &thread.channel, ts, &message).await {
+                tracing::warn!(ticket = %record.ticket.ticket, error = %err, "could not update the ticket header");
+            }
+            return record;
+        }
+        let Some(ts) = self.tell(thread, &message).await else { return record };
+        let stored = store
+            .update_ticket(thread, |r| {
                 r.header_ts = Some(ts.clone());
-                r.permalink.clone_from(&permalink);
                 true
             })
             .await;
         match stored {
             Ok(Some(updated)) => updated,
-            _ => TicketRecord { header_ts: Some(ts), permalink, ..record },
+            _ => TicketRecord { header_ts: Some(ts), ..record },
         }
     }
 
@@ -476,8 +586,10 @@ impl Bridge {
         let (workspace, agent) = (WorkspaceId::new(workspace), AgentId::new(agent));
         let helpdesk = &self.inner.helpdesk;
         // The form offered only allowed choices; a submission is checked again all the same.
-        let workspace_name = helpdesk.workspace(&workspace).await.map_or_else(|_| workspace.to_string(), |w| w.name);
-        let agent_name = helpdesk.agent(&agent).await.map_or_else(|_| agent.to_string(), |a| a.name);
+        let (found_workspace, found_agent) = tokio::join!(helpdesk.workspace(&workspace), helpdesk.agent(&agent));
+        let workspace_name = found_workspace.map_or_else(|_| workspace.to_string(), |w| w.name);
+        let (agent_name, streams) =
+            found_agent.map_or_else(|_| (agent.to_string(), None), |a| (a.name, Some(a.streams)));
         if !self.workspace_allowed(workspace.as_str(), &workspace_name)
             || !self.agent_allowed(agent.as_str(), &agent_name)
         {
@@ -493,7 +605,7 @@ impl Bridge {
             return Ok(());
         };
         let title = title.unwrap_or(pending.title.clone());
-        let target = Target { workspace, agent, agent_name };
+        let target = Target { workspace, agent, agent_name, streams };
         let (thread, header_ts) = match &pending.place {
             Place::Thread(thread) => (thread.clone(), None),
             Place::NewThreadIn(channel) => {

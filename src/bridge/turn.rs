@@ -166,8 +166,15 @@ impl Bridge {
                 }
             }
         };
+        // The agent's streaming flag kept on the ticket is checked beside the turn (the lookup
+        // is cached), so that a change reaches the next turn and this one waits for nothing.
+        let check = async {
+            if !self.inner.helpdesk.forces_streaming() && record.agent_streams.is_some() {
+                self.learn_streaming(&record).await;
+            }
+        };
         let result = tokio::select! {
-            result = self.turn_locked(&record, &message) => result,
+            (result, ()) = async { tokio::join!(self.turn_locked(&record, &message), check) } => result,
             never = renew => never,
         };
         self.release(&guard).await;
@@ -203,17 +210,30 @@ impl Bridge {
         if let Some(earlier) = self.begin_send(record, message).await? {
             return self.not_resent(record, message, earlier).await;
         }
-        let mut writer = reply::Writer::new(slack.clone(), thread.clone(), record.agent_name.clone());
-        writer.start().await;
-
+        let mut writer = reply::Writer::new(
+            slack.clone(),
+            thread.clone(),
+            record.agent_name.clone(),
+            message.author.clone(),
+            store.clone(),
+            self.item.clone(),
+        );
         let helpdesk = &self.inner.helpdesk;
-        let streaming = helpdesk.should_stream(&record.agent_id).await.unwrap_or_else(|err| {
-            tracing::debug!(error = %err, "could not read the agent's streaming flag; sending unary");
-            false
-        });
         let outgoing = OutgoingMessage { content, decisions, record_only: false };
         let carried = message.card.as_ref().filter(|_| outgoing.answers_proposals());
-        let sent = helpdesk.send_message(&record.ticket.workspace, &record.ticket.ticket, &outgoing, streaming).await;
+        // The send waits on nothing in Slack: the placeholder is posted alongside it (and is
+        // there before the reply is read, or a failure replaces it). The agent's streaming
+        // flag is the ticket's (checked beside the turn, see `turn`); only a ticket that has
+        // none yet has its agent looked up first.
+        let send = async {
+            let streaming = helpdesk.forces_streaming()
+                || match record.agent_streams {
+                    Some(known) => known,
+                    None => self.learn_streaming(record).await.unwrap_or(false),
+                };
+            helpdesk.send_message(&record.ticket.workspace, &record.ticket.ticket, &outgoing, streaming).await
+        };
+        let ((), sent) = tokio::join!(writer.start(), send);
         let events = match sent {
             Ok(events) => events,
             Err(err) => {
@@ -232,13 +252,19 @@ impl Bridge {
         };
         self.mark_send(SendMark::Accepted).await;
         self.record(record, Actor::User(message.author.clone()), HistoryEvent::MessageRelayed).await;
-        let Outcome { writer, markdown, error, executed, links, proposed, capped } =
+        let Outcome { writer, markdown, unsent, error, executed, links, proposed, capped, stopped } =
             reply::stream(writer, events, &self.inner.abort).await;
-        writer.finish(&markdown, error.as_deref(), self.inner.abort.is_cancelled()).await;
+        if let Some(stopped) = stopped {
+            return self.stopped_in_slack(record, message, stopped).await;
+        }
+        let closed = writer.finish(&markdown, &unsent, error.as_deref(), self.inner.abort.is_cancelled()).await;
         if !proposed.is_empty() {
             self.propose(record, proposed).await;
         }
         reply::follow_up(slack, thread, &executed, &links).await;
+        if thread.channel.as_str().starts_with('D') {
+            self.suggest_prompts(record).await;
+        }
         self.inner.metrics.turn(if error.is_some() { "interrupted" } else { "ok" });
         if error.is_none() || !markdown.is_empty() {
             self.first_reply(record).await;
@@ -252,8 +278,62 @@ impl Bridge {
             None => {}
         }
         self.finish_reactions(message, error.is_none()).await;
+        // A reply whose end did not reach Slack (a shutdown's hurry) stays `Accepted`: the
+        // replica that takes the item over finishes its stream.
+        if closed {
+            self.mark_send(SendMark::Finished).await;
+        }
+        Ok(())
+    }
+
+    /// A reader stopped the reply in Slack: the rest of the turn is not relayed (the HelpDesk
+    /// stream is dropped), the thread says who stopped it, and the ticket takes the next
+    /// message as usual.
+    async fn stopped_in_slack(
+        &self,
+        record: &TicketRecord,
+        message: &PendingMessage,
+        stopped: reply::Stopped,
+    ) -> Result<(), BridgeError> {
+        tracing::info!(thread = %record.thread, ticket = %record.ticket.ticket, by = ?stopped.by, "a reader stopped a streamed reply");
+        self.inner.metrics.turn("stopped");
+        self.tell(&record.thread, &notices::reply_stopped(stopped.by.as_ref())).await;
+        self.finish_reactions(message, true).await;
         self.mark_send(SendMark::Finished).await;
         Ok(())
+    }
+
+    /// A reader pressed Stop on a streamed reply (`agent_session_stopped`): noted, so the
+    /// turn whose stream it was stops relaying and says who stopped it. It runs beside the
+    /// turn, not behind it.
+    pub(super) async fn on_stream_stopped(
+        &self,
+        channel: &crate::ids::ChannelId,
+        messages: &[crate::ids::MessageTs],
+        user: Option<&crate::ids::UserId>,
+    ) -> Result<(), BridgeError> {
+        for ts in messages {
+            self.inner.store.note_stream_stopped(channel, ts, user).await?;
+        }
+        Ok(())
+    }
+
+    /// After a reply in a direct message, the agent's own prompt suggestions (its
+    /// `prompt_suggestions`, at most four) are offered as the thread's suggested prompts.
+    async fn suggest_prompts(&self, record: &TicketRecord) {
+        let agent = match self.inner.helpdesk.agent(&record.agent_id).await {
+            Ok(agent) => agent,
+            Err(err) => {
+                tracing::debug!(error = %err, "could not read the agent's prompt suggestions");
+                return;
+            }
+        };
+        let thread = &record.thread;
+        if let Err(err) =
+            self.inner.slack.set_suggested_prompts(&thread.channel, &thread.thread_ts, agent.prompt_suggestions()).await
+        {
+            tracing::debug!(thread = %thread, code = err.code(), "could not set the thread's suggested prompts");
+        }
     }
 
     /// Records, before the send, that this item's send starts. `Some(mark)`: an earlier
@@ -271,6 +351,38 @@ impl Bridge {
                 Err(err.into())
             }
         }
+    }
+
+    /// The agent's streaming flag, looked up (the lookup is cached) and kept on the ticket
+    /// when it changed, so that later turns, after a restart too, send without waiting for
+    /// it. `None` when the HelpDesk could not say.
+    async fn learn_streaming(&self, record: &TicketRecord) -> Option<bool> {
+        let streams = match self.inner.helpdesk.should_stream(&record.agent_id).await {
+            Ok(streams) => streams,
+            Err(err) => {
+                tracing::debug!(error = %err, "could not read the agent's streaming flag");
+                return None;
+            }
+        };
+        if record.agent_streams != Some(streams) {
+            let agent = &record.agent_id;
+            let kept = self
+                .inner
+                .store
+                .update_ticket(&record.thread, |r| {
+                    // Only for the agent looked up: a switch meanwhile brought its own flag.
+                    let changed = r.agent_id == *agent && r.agent_streams != Some(streams);
+                    if changed {
+                        r.agent_streams = Some(streams);
+                    }
+                    changed
+                })
+                .await;
+            if let Err(err) = kept {
+                tracing::debug!(error = %err, "could not keep the agent's streaming flag");
+            }
+        }
+        Some(streams)
     }
 
     /// Records how far this item's send got; a failure only weakens what a take-over can
@@ -298,12 +410,14 @@ impl Bridge {
             SendMark::Finished => return Ok(()),
             SendMark::Started => {
                 tracing::warn!(thread = %record.thread, ticket, "a message may not have reached the agent: its replica stopped mid-send; offering Send again");
+                self.close_left_behind(record).await;
                 self.keep(message)
                     .await
                     .map_or_else(|| notices::may_not_have_reached(None), |id| notices::may_not_have_reached(Some(&id)))
             }
             SendMark::Accepted => {
                 tracing::warn!(thread = %record.thread, ticket, "an agent reply was cut off: its replica stopped mid-reply");
+                self.close_left_behind(record).await;
                 let reason = notices::bridge_restarting();
                 self.keep(message).await.map_or_else(
                     || notices::reply_interrupted(&reason, None),
@@ -314,6 +428,19 @@ impl Bridge {
         self.tell(&record.thread, &note).await;
         self.finish_reactions(message, false).await;
         Ok(())
+    }
+
+    /// Finishes the reply an earlier attempt at this item left in Slack, as far as the store
+    /// recorded where it is.
+    async fn close_left_behind(&self, record: &TicketRecord) {
+        let Some(item) = &self.item else { return };
+        match self.inner.store.reply_mark(item).await {
+            Ok(Some(mark)) => {
+                reply::close_left_behind(&self.inner.slack, &record.thread.team, &record.agent_name, &mark).await;
+            }
+            Ok(None) => {}
+            Err(err) => tracing::warn!(error = %err, "could not read where a cut-off reply is shown"),
+        }
     }
 
     /// Keeps a message for a Retry (or Send again) button.

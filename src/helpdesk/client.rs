@@ -89,7 +89,8 @@ pub struct HelpdeskClient {
     metrics: Metrics,
 }
 
-/// Recent workspace and agent lookups, by "kind:name-or-id", for `HELPDESK_CACHE_SECONDS`.
+/// Recent workspace and agent lookups, by the name or id asked for and by `id:<id>`, for
+/// `HELPDESK_CACHE_SECONDS`.
 /// The lock is only held to read or write the map, never across a request.
 #[derive(Debug, Default)]
 struct Lookups {
@@ -270,12 +271,14 @@ impl HelpdeskClient {
     }
 
     /// Whether a send to a ticket of this agent should stream: forced by configuration, or
-    /// the agent advertises it (duploctl's rule). The agent lookup is cached.
+    /// the agent advertises it (duploctl's rule). The agent lookup is cached, and an agent
+    /// found by name ([`HelpdeskClient::find_agent`]) is cached by id too, so resolving a
+    /// ticket's agent and choosing how to send to it take one lookup.
     pub async fn should_stream(&self, agent: &AgentId) -> Result<bool, HelpdeskError> {
         if self.force_streaming {
             return Ok(true);
         }
-        let key = format!("id:{agent}");
+        let key = id_key(agent.as_str());
         if let Some(hit) = self.cache.get(&self.cache.agents, &key) {
             return Ok(hit.streams);
         }
@@ -283,6 +286,12 @@ impl HelpdeskClient {
         let streams = found.streams;
         self.cache.put(&self.cache.agents, &key, found);
         Ok(streams)
+    }
+
+    /// Whether configuration forces every send to stream (`HELPDESK_FORCE_STREAMING`),
+    /// whatever the agent advertises.
+    pub fn forces_streaming(&self) -> bool {
+        self.force_streaming
     }
 
     /// Creates a ticket; returns it (the name is what later calls use).
@@ -491,6 +500,7 @@ impl HelpdeskClient {
         }
         let found = self.find(c, name_or_id).await?;
         self.cache.put(cache, name_or_id, found.clone());
+        self.cache.put(cache, &id_key((c.id_of)(&found)), found.clone());
         Ok(found)
     }
 
@@ -523,6 +533,7 @@ struct Collection<T> {
     find_op: &'static str,
     parse: fn(&Value) -> Option<T>,
     name_of: fn(&T) -> &str,
+    id_of: fn(&T) -> &str,
     cache: fn(&Lookups) -> &Cache<T>,
 }
 
@@ -534,6 +545,7 @@ const WORKSPACES: Collection<Workspace> = Collection {
     find_op: "find_workspace",
     parse: types::workspace,
     name_of: |w| &w.name,
+    id_of: |w| w.id.as_str(),
     cache: |l| &l.workspaces,
 };
 
@@ -545,8 +557,15 @@ const AGENTS: Collection<Agent> = Collection {
     find_op: "find_agent",
     parse: types::agent,
     name_of: |a| &a.name,
+    id_of: |a| a.id.as_str(),
     cache: |l| &l.agents,
 };
+
+/// The cache key of a record by its id, apart from the keys of names (a name may look
+/// like anything).
+fn id_key(id: &str) -> String {
+    format!("id:{id}")
+}
 
 /// `filters[name]=<value>` with the brackets written literally, as duploctl sends it.
 fn name_filter(name: &str) -> String {

@@ -44,6 +44,10 @@ pub const EXECUTED_BYTES: usize = 2 * MIB;
 pub const LINKS: usize = 50;
 /// Characters of a status line ("Running tool: kubectl") that are kept.
 pub const STATUS_CHARS: usize = 300;
+/// Prompt suggestions taken from an agent's record.
+pub const SUGGESTIONS: usize = 4;
+/// One prompt suggestion's title, or its message.
+pub const SUGGESTION_BYTES: usize = 4 * KIB;
 /// Characters of HelpDesk or agent error text quoted in the thread or the logs.
 pub const QUOTE_CHARS: usize = 200;
 

@@ -4,10 +4,10 @@
 
 use serde_json::Value;
 
-use super::wire;
+use super::{limits, wire};
 use crate::{
     ids::{AgentId, TicketName, WorkspaceId},
-    model::TicketStatus,
+    model::{Suggestion, TicketStatus},
 };
 
 /// Ticket statuses as the API names them.
@@ -130,6 +130,19 @@ pub struct Agent {
     pub name: String,
     /// Whether replies should be read from the streaming endpoint.
     pub streams: bool,
+    /// The prompts it suggests starting with (see [`Agent::prompt_suggestions`]).
+    suggestions: Vec<Suggestion>,
+}
+
+impl Agent {
+    /// The prompts the agent suggests starting a conversation with, from its record's
+    /// `metaData.prompt_suggestions`: at most [`limits::SUGGESTIONS`], each title and
+    /// message at most [`limits::SUGGESTION_BYTES`] (cut between characters); none when the
+    /// record has none or they do not parse. Slack's own limits are applied where they are
+    /// shown.
+    pub fn prompt_suggestions(&self) -> &[Suggestion] {
+        &self.suggestions
+    }
 }
 
 /// Whether a string is a 24-hex Mongo ObjectId, the form of workspace and agent ids.
@@ -175,6 +188,14 @@ pub(super) fn agent(value: &Value) -> Option<Agent> {
         id: AgentId::new(wire::id(value)?),
         name: wire::name(value).unwrap_or_default(),
         streams: wire::agent_streams(value),
+        suggestions: wire::prompt_suggestions(value)
+            .into_iter()
+            .take(limits::SUGGESTIONS)
+            .map(|(title, message)| Suggestion {
+                title: limits::cut(&title, limits::SUGGESTION_BYTES).to_owned(),
+                message: limits::cut(&message, limits::SUGGESTION_BYTES).to_owned(),
+            })
+            .collect(),
     })
 }
 
@@ -201,6 +222,24 @@ mod tests {
         }
         assert_eq!(ApiStatus::WaitingForUserInput.ticket_status(None), TicketStatus::Pending);
         assert_eq!(ApiStatus::Closed.ticket_status(Some(Disposition::UnResolved)), TicketStatus::Closed);
+    }
+
+    #[test]
+    fn agents_offer_at_most_four_bounded_suggestions() {
+        let long = "日".repeat(limits::SUGGESTION_BYTES);
+        let listed: Vec<String> = (0..6).map(|i| format!("prompt {i}")).chain([long]).collect();
+        let record = serde_json::json!({"id": "a", "name": "k8s", "metaData": {
+            "prompt_suggestions": serde_json::to_string(&listed).unwrap()}});
+        let found = agent(&record).unwrap();
+        let titles: Vec<&str> = found.prompt_suggestions().iter().map(|s| s.title.as_str()).collect();
+        assert_eq!(titles, ["prompt 0", "prompt 1", "prompt 2", "prompt 3"]);
+        let long_first = serde_json::json!({"id": "a", "metaData": {
+            "prompt_suggestions": serde_json::to_string(&[&listed[6]]).unwrap()}});
+        let cut = agent(&long_first).unwrap().prompt_suggestions()[0].clone();
+        assert!(cut.title.len() <= limits::SUGGESTION_BYTES && cut.title.chars().all(|c| c == '日'));
+        assert!(!cut.title.is_empty());
+        let garbage = serde_json::json!({"id": "a", "metaData": {"prompt_suggestions": "{oops"}});
+        assert!(agent(&garbage).unwrap().prompt_suggestions().is_empty());
     }
 
     #[test]

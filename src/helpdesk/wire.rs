@@ -52,13 +52,55 @@ pub fn name(object: &Value) -> Option<String> {
     text(object, &["name", "Name"])
 }
 
+/// An agent's metadata map (`metaData`, in any casing).
+fn agent_meta(agent: &Value) -> Option<&Value> {
+    field_value(agent, &["metaData", "metadata", "MetaData", "Metadata"])
+}
+
 /// Whether an agent streams: `metaData.STREAMING_ENABLED` is `"true"` (any case, trimmed).
 /// `doesSupportStreaming` is deliberately ignored: duploctl found it reports false for
 /// agents that do stream.
 pub fn agent_streams(agent: &Value) -> bool {
-    field_value(agent, &["metaData", "metadata", "MetaData", "Metadata"])
+    agent_meta(agent)
         .and_then(|meta| text(meta, &["STREAMING_ENABLED"]))
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+}
+
+/// The prompts an agent suggests, as (title, message): `metaData.prompt_suggestions`,
+/// whose inner shape is not documented. It is a JSON string (the metadata is a string map;
+/// the JSON itself is taken too) holding a list whose entries are strings (each both title
+/// and message) or objects with a `title` and one of `message`, `prompt`, `text`. Anything
+/// else is no list; an entry of another shape, or with an empty title or message, is
+/// skipped. Texts are as the HelpDesk wrote them; the caller bounds them.
+pub fn prompt_suggestions(agent: &Value) -> Vec<(String, String)> {
+    let Some(raw) = agent_meta(agent).and_then(|meta| field_value(meta, &["prompt_suggestions", "PROMPT_SUGGESTIONS"]))
+    else {
+        return Vec::new();
+    };
+    let parsed;
+    let list = match raw {
+        Value::String(json) => match serde_json::from_str::<Value>(json) {
+            Ok(value) => {
+                parsed = value;
+                &parsed
+            }
+            Err(_) => return Vec::new(),
+        },
+        other => other,
+    };
+    let entry = |item: &Value| -> Option<(String, String)> {
+        let (title, message) = match item {
+            Value::String(prompt) => (prompt.clone(), prompt.clone()),
+            Value::Object(_) => (
+                text(item, &["title", "Title"])?,
+                text(item, &["message", "prompt", "text", "Message", "Prompt", "Text"])?,
+            ),
+            _ => return None,
+        };
+        let (title, message) = (title.trim(), message.trim());
+        (!title.is_empty() && !message.is_empty()).then(|| (title.to_owned(), message.to_owned()))
+    };
+    list.as_array().map_or_else(Vec::new, |items| items.iter().filter_map(entry).collect())
 }
 
 /// A time field as Unix seconds: an RFC 3339 string, or a number of seconds or milliseconds.
@@ -106,10 +148,56 @@ mod tests {
     }
 
     #[test]
+    fn prompt_suggestions_are_read_tolerantly() {
+        let agent = |suggestions: Value| json!({"id": "a", "metaData": {"prompt_suggestions": suggestions}});
+        let pair = |title: &str, message: &str| (title.to_owned(), message.to_owned());
+        assert_eq!(
+            prompt_suggestions(&agent(json!(r#"["Check pods", "  Is a disk full?  ", "", 7]"#))),
+            vec![pair("Check pods", "Check pods"), pair("Is a disk full?", "Is a disk full?")]
+        );
+        let objects = r#"[{"title": "Pods", "message": "Which pods crash?"}, {"title": "Disk", "prompt": "Disk usage?"},
+            {"Title": "Logs", "text": "Show errors"}, {"title": "No message"}, {"message": "No title"},
+            {"title": " ", "message": "blank title"}, ["nested"], null]"#;
+        assert_eq!(
+            prompt_suggestions(&agent(json!(objects))),
+            vec![pair("Pods", "Which pods crash?"), pair("Disk", "Disk usage?"), pair("Logs", "Show errors")]
+        );
+        assert_eq!(
+            prompt_suggestions(&agent(json!([{"title": "Raw", "message": "JSON, not a string"}]))),
+            vec![pair("Raw", "JSON, not a string")],
+            "the JSON itself is taken too"
+        );
+        assert_eq!(
+            prompt_suggestions(&json!({"MetaData": {"prompt_suggestions": "[\"Cased\"]"}})),
+            vec![pair("Cased", "Cased")]
+        );
+        for garbage in [
+            json!("not json"),
+            json!("{\"title\": \"an object, not a list\"}"),
+            json!("\"a string\""),
+            json!("[1, 2"),
+            json!(""),
+            json!(42),
+            json!({"prompts": ["wrapped"]}),
+        ] {
+            assert!(prompt_suggestions(&agent(garbage.clone())).is_empty(), "{garbage}");
+        }
+        assert!(prompt_suggestions(&json!({"id": "a"})).is_empty());
+        assert!(prompt_suggestions(&json!({"metaData": "not a map"})).is_empty());
+    }
+
+    #[test]
     fn streaming_is_read_from_metadata_only() {
         assert!(agent_streams(&json!({"metaData": {"STREAMING_ENABLED": " TRUE "}})));
         assert!(agent_streams(&json!({"MetaData": {"STREAMING_ENABLED": true}})));
         assert!(!agent_streams(&json!({"metaData": {"STREAMING_ENABLED": "false"}, "doesSupportStreaming": true})));
         assert!(!agent_streams(&json!({"doesSupportStreaming": true})));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_prompt_suggestions_parse_without_panicking(raw in "(?s)\\PC{0,300}|[\\[\\]{}\",:a-z ]{0,300}") {
+            let _ = prompt_suggestions(&json!({"metaData": {"prompt_suggestions": raw}}));
+        }
     }
 }

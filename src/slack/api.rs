@@ -30,11 +30,14 @@ use slack_morphism::{errors::SlackClientError, prelude::*};
 
 use super::{
     kit::{Message, Upload},
-    pace::Budget,
+    mrkdwn,
+    pace::{Budget, Turnstile},
+    stream::StreamPart,
 };
 use crate::{
-    config::SlackConfig,
+    config::{SlackConfig, Streaming},
     ids::{ChannelId, MessageTs, TeamId, UserId},
+    model::Suggestion,
     slack::identity::BotIdentity,
     store::Store,
     telemetry::Metrics,
@@ -56,10 +59,26 @@ const REACTION_BURST: u32 = 5;
 const POSTS_PER_MINUTE: u32 = 60;
 const POST_BURST: u32 = 3;
 
+/// `chat.startStream` and `chat.stopStream` calls a workspace may make a minute (Tier 2),
+/// and their burst.
+const STREAM_ENDS_PER_MINUTE: u32 = 20;
+const STREAM_END_BURST: u32 = 5;
+/// `chat.appendStream` calls a workspace may make at once (Tier 4).
+const APPEND_BURST: u32 = 10;
+
 /// How often a paced call turned away with 429 is tried again, each time after the hold.
 const PACED_RETRIES: u32 = 3;
 /// How long a 429 without `Retry-After` holds a budget back.
 const RATE_LIMITED_HOLD: Duration = Duration::from_secs(30);
+
+/// The budgets a reply's progress updates draw from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Progress {
+    /// `chat.update` of a placeholder.
+    Edit,
+    /// `chat.appendStream` of a streamed message.
+    Append,
+}
 
 /// Whether a paced call's first draw from its budget was made already.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,6 +147,39 @@ impl SlackError {
         matches!(self.api_code(), Some("not_in_channel" | "channel_not_found"))
     }
 
+    /// Whether Slack refuses native streaming to this token, app or channel: the reply is
+    /// shown with edits instead.
+    pub fn refuses_streaming(&self) -> bool {
+        matches!(
+            self.api_code(),
+            Some(
+                "unknown_method"
+                    | "not_allowed_token_type"
+                    | "method_not_supported_for_channel_type"
+                    | "missing_scope"
+                    | "feature_not_enabled"
+                    | "not_allowed"
+            )
+        )
+    }
+
+    /// Whether Slack ended a streamed message: past its lifetime or its length, or no
+    /// longer streaming. The reply goes on in a new message.
+    pub fn ended_stream(&self) -> bool {
+        matches!(self.api_code(), Some("message_not_in_streaming_state" | "stream_expired"))
+    }
+
+    /// Whether Slack found a streamed message full: it is still streaming, and is finished
+    /// before the reply goes on in a new one.
+    pub fn message_full(&self) -> bool {
+        self.api_code() == Some("msg_too_long")
+    }
+
+    /// Whether a reader stopped the streamed message in Slack.
+    pub fn stopped_by_user(&self) -> bool {
+        self.api_code() == Some("stopped_by_user")
+    }
+
     /// A short label for metrics: the error code, `ratelimited`, `timeout` or `transport`.
     pub fn code(&self) -> &str {
         match self {
@@ -154,6 +206,15 @@ pub struct SlackApi {
     edits: Arc<Budget<TeamId>>,
     reactions: Arc<Budget<TeamId>>,
     posts: Arc<Budget<ChannelId>>,
+    appends: Arc<Budget<TeamId>>,
+    stream_starts: Arc<Budget<TeamId>>,
+    stream_stops: Arc<Budget<TeamId>>,
+    /// Where concurrent replies queue for their progress updates, per budget and workspace.
+    progress: Arc<Turnstile<(Progress, TeamId)>>,
+    streaming: Streaming,
+    /// Workspaces (`T…`) and channels (`T…/C…`) where Slack refused native streaming (in
+    /// `auto`).
+    no_streaming: Arc<Mutex<std::collections::HashSet<String>>>,
     people: Remembered<UserId, Person>,
     groups: Remembered<String, Vec<UserId>>,
 }
@@ -207,7 +268,18 @@ impl SlackApi {
             timeout: config.timeout,
             edits: Arc::new(Budget::new("edits", config.updates_per_minute, UPDATE_BURST, store.clone())),
             reactions: Arc::new(Budget::new("reactions", REACTIONS_PER_MINUTE, REACTION_BURST, store.clone())),
-            posts: Arc::new(Budget::new("posts", POSTS_PER_MINUTE, POST_BURST, store)),
+            posts: Arc::new(Budget::new("posts", POSTS_PER_MINUTE, POST_BURST, store.clone())),
+            appends: Arc::new(Budget::new("appends", config.appends_per_minute, APPEND_BURST, store.clone())),
+            stream_starts: Arc::new(Budget::new(
+                "stream-starts",
+                STREAM_ENDS_PER_MINUTE,
+                STREAM_END_BURST,
+                store.clone(),
+            )),
+            stream_stops: Arc::new(Budget::new("stream-stops", STREAM_ENDS_PER_MINUTE, STREAM_END_BURST, store)),
+            progress: Arc::new(Turnstile::default()),
+            streaming: config.streaming,
+            no_streaming: Arc::new(Mutex::new(std::collections::HashSet::new())),
             people: Arc::new(Mutex::new(HashMap::new())),
             groups: Arc::new(Mutex::new(HashMap::new())),
         })
@@ -256,6 +328,90 @@ impl SlackApi {
         let response = self.call("apps.connections.open", session.apps_connections_open(&request)).await?;
         Ok(response.url.0.to_string())
     }
+
+    /// `assistant.threads.setStatus`: shows the app working in a DM or assistant thread
+    /// ("<app> is working…"), with `loading_messages` rotating under it; an empty `status`
+    /// clears it (Slack also clears it when the app replies, or after two minutes). Every
+    /// text goes out as an inert plain line ([`mrkdwn::inert_plain`]): at most
+    /// [`STATUS_CHARS`] of status and [`LOADING_MESSAGES`] loading messages of at most
+    /// [`LOADING_CHARS`], the empty ones left out. Slack allows 600 a minute per workspace,
+    /// so it draws from none of the bridge's budgets; a caller still sends a change, not
+    /// every event.
+    pub async fn set_status(
+        &self,
+        channel: &ChannelId,
+        thread_ts: &MessageTs,
+        status: &str,
+        loading_messages: &[String],
+    ) -> Result<(), SlackError> {
+        let body = status_body(channel, thread_ts, status, loading_messages);
+        self.post_json::<Ignored>("assistant.threads.setStatus", &body, &SLACK_TIER4_METHOD_CONFIG).await.map(drop)
+    }
+
+    /// `assistant.threads.setSuggestedPrompts`: offers the first [`PROMPTS`] suggestions as
+    /// prompts in a DM or assistant thread, each title and message an inert plain line (at
+    /// most [`PROMPT_TITLE_CHARS`] and [`PROMPT_MESSAGE_CHARS`]); suggestions left empty are
+    /// dropped, and with none left nothing is called. Tier 3.
+    pub async fn set_suggested_prompts(
+        &self,
+        channel: &ChannelId,
+        thread_ts: &MessageTs,
+        prompts: &[Suggestion],
+    ) -> Result<(), SlackError> {
+        let Some(body) = prompts_body(channel, thread_ts, prompts) else { return Ok(()) };
+        let method = "assistant.threads.setSuggestedPrompts";
+        self.post_json::<Ignored>(method, &body, &SLACK_TIER3_METHOD_CONFIG).await.map(drop)
+    }
+}
+
+/// Characters of an assistant thread's status.
+pub const STATUS_CHARS: usize = 100;
+/// Loading messages one status rotates through, at most (Slack's limit).
+pub const LOADING_MESSAGES: usize = 10;
+/// Characters of one loading message.
+pub const LOADING_CHARS: usize = 200;
+/// Suggested prompts one thread shows, at most (Slack's limit).
+pub const PROMPTS: usize = 4;
+/// Characters of a suggested prompt's title.
+pub const PROMPT_TITLE_CHARS: usize = 75;
+/// Characters of the message a suggested prompt sends.
+pub const PROMPT_MESSAGE_CHARS: usize = 1000;
+
+/// The body of `assistant.threads.setStatus`.
+fn status_body(channel: &ChannelId, thread_ts: &MessageTs, status: &str, loading_messages: &[String]) -> Value {
+    let status = mrkdwn::inert_plain(status, STATUS_CHARS);
+    let mut body = json!({"channel_id": channel.as_str(), "thread_ts": thread_ts.as_str(), "status": status});
+    let loading: Vec<String> = loading_messages
+        .iter()
+        .map(|m| mrkdwn::inert_plain(m, LOADING_CHARS))
+        .filter(|m| !m.is_empty())
+        .take(LOADING_MESSAGES)
+        .collect();
+    // A cleared status has nothing to rotate.
+    if !status.is_empty() && !loading.is_empty() {
+        body["loading_messages"] = json!(loading);
+    }
+    body
+}
+
+/// The body of `assistant.threads.setSuggestedPrompts`; `None` when no prompt is left.
+fn prompts_body(channel: &ChannelId, thread_ts: &MessageTs, prompts: &[Suggestion]) -> Option<Value> {
+    let prompts: Vec<Value> = prompts
+        .iter()
+        .map(|p| {
+            (mrkdwn::inert_plain(&p.title, PROMPT_TITLE_CHARS), mrkdwn::inert_plain(&p.message, PROMPT_MESSAGE_CHARS))
+        })
+        .filter(|(title, message)| !title.is_empty() && !message.is_empty())
+        .take(PROMPTS)
+        .map(|(title, message)| json!({"title": title, "message": message}))
+        .collect();
+    (!prompts.is_empty())
+        .then(|| json!({"channel_id": channel.as_str(), "thread_ts": thread_ts.as_str(), "prompts": prompts}))
+}
+
+/// How a channel is remembered among the places Slack does not stream in.
+fn channel_key(team: &TeamId, channel: &ChannelId) -> String {
+    format!("{team}/{channel}")
 }
 
 /// What `chat.postMessage` answers.
@@ -403,22 +559,31 @@ impl SlackApi {
         self.edit(team, channel, ts, message, Drawn::No).await
     }
 
-    /// `chat.update` for an edit that only shows progress (a streaming reply's text so far).
-    /// It never waits for the workspace's edit budget, and is made only if the budget keeps
-    /// a small reserve after it, so that under contention the edits that finish something
-    /// (final replies, cards, headers) go first. `Ok(Some(wait))`: not made; the budget
-    /// will allow it in about `wait`.
-    pub async fn update_progress(
+    /// Waits this reply's turn at the workspace's `kind` budget, behind the replies already
+    /// waiting, and draws one call from it: the budget goes round robin among concurrent
+    /// replies. An edit leaves a small reserve, so that under contention the edits that
+    /// finish something (final replies, cards, headers) go first. The drawn call is then made
+    /// with [`SlackApi::update_drawn`] or [`SlackApi::append_stream`], with the newest
+    /// content at that moment.
+    pub async fn progress_turn(&self, kind: Progress, team: &TeamId) {
+        let draw = async {
+            match kind {
+                Progress::Edit => self.edits.acquire_leaving(team, PROGRESS_RESERVE).await,
+                Progress::Append => self.appends.acquire(team).await,
+            }
+        };
+        self.progress.through(&(kind, team.clone()), draw).await;
+    }
+
+    /// `chat.update` with a call drawn by [`SlackApi::progress_turn`].
+    pub async fn update_drawn(
         &self,
         team: &TeamId,
         channel: &ChannelId,
         ts: &MessageTs,
         message: &Message,
-    ) -> Result<Option<Duration>, SlackError> {
-        if let Err(wait) = self.edits.try_acquire_leaving(team, PROGRESS_RESERVE).await {
-            return Ok(Some(wait));
-        }
-        self.edit(team, channel, ts, message, Drawn::Yes).await.map(|()| None)
+    ) -> Result<(), SlackError> {
+        self.edit(team, channel, ts, message, Drawn::Yes).await
     }
 
     /// `chat.update`, paced by the workspace's edit budget.
@@ -470,6 +635,138 @@ impl SlackApi {
                 other => return other,
             }
         }
+    }
+
+    /// Whether replies in `channel` of `team` stream natively: not with
+    /// `SLACK_STREAMING=edits`, nor in `auto` once Slack refused it for the workspace (or,
+    /// for a kind of channel it does not stream in, for the channel).
+    pub fn streams_in(&self, team: &TeamId, channel: &ChannelId) -> bool {
+        match self.streaming {
+            Streaming::Edits => false,
+            Streaming::Native => true,
+            Streaming::Auto => {
+                let refused = self.no_streaming.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                !refused.contains(team.as_str()) && !refused.contains(&channel_key(team, channel))
+            }
+        }
+    }
+
+    /// Slack refused native streaming in `channel` of `team` with `err`: in `auto` the
+    /// workspace's replies use edits from now on (only the channel's, when Slack refused the
+    /// kind of channel); with `native` it is an error to fix, and the next reply tries again.
+    pub fn streaming_refused(&self, team: &TeamId, channel: &ChannelId, err: &SlackError) {
+        match self.streaming {
+            Streaming::Native => {
+                tracing::error!(team = %team, code = err.code(), "Slack refused native streaming (SLACK_STREAMING=native); this reply is shown with edits");
+            }
+            _ => {
+                let key = if err.api_code() == Some("method_not_supported_for_channel_type") {
+                    channel_key(team, channel)
+                } else {
+                    team.as_str().to_owned()
+                };
+                let mut refused = self.no_streaming.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                if refused.insert(key) {
+                    tracing::warn!(team = %team, code = err.code(), "Slack refused native streaming; replies in this workspace use message edits");
+                }
+            }
+        }
+    }
+
+    /// Asks Slack whether `team`'s token may stream natively, without streaming anything: a
+    /// `chat.startStream` that names no channel. Slack refuses an unknown method or a token
+    /// that may not stream before it looks at the arguments, so a refusal is remembered as a
+    /// real one would be, and any other answer says nothing against streaming.
+    pub async fn probe_streaming(&self, team: &TeamId) {
+        if self.streaming != Streaming::Auto || !self.streams_in(team, &ChannelId::new("")) {
+            return;
+        }
+        let body = json!({"channel": ""});
+        let answer = self.paced::<_, Ignored>(&self.stream_starts, team, "chat.startStream", &body, Drawn::No, 0).await;
+        match answer {
+            Err(err) if err.refuses_streaming() => self.streaming_refused(team, &ChannelId::new(""), &err),
+            Err(err) => tracing::debug!(team = %team, code = err.code(), "Slack's streaming probe answered"),
+            Ok(_) => {}
+        }
+    }
+
+    /// `chat.startStream`: a streamed reply in a thread, to `recipient` (the person whose
+    /// message started the turn; Slack wants one outside DMs), with `part` as its first
+    /// content. Starts only if the workspace's Tier 2 budget has room now: `Ok(None)`
+    /// otherwise, and the reply is better shown with edits than kept waiting.
+    pub async fn start_stream(
+        &self,
+        team: &TeamId,
+        channel: &ChannelId,
+        thread_ts: &MessageTs,
+        recipient: &UserId,
+        part: &StreamPart,
+    ) -> Result<Option<MessageTs>, SlackError> {
+        if self.stream_starts.try_acquire_leaving(team, 0).await.is_err() {
+            return Ok(None);
+        }
+        let mut body = json!({
+            "channel": channel.as_str(),
+            "thread_ts": thread_ts.as_str(),
+            "recipient_user_id": recipient.as_str(),
+            "recipient_team_id": team.as_str(),
+            "task_display_mode": "timeline",
+        });
+        if !part.is_empty() {
+            body["chunks"] = Value::Array(part.chunks());
+        }
+        let started: Posted =
+            self.paced(&self.stream_starts, team, "chat.startStream", &body, Drawn::Yes, PACED_RETRIES).await?;
+        Ok(Some(MessageTs::new(started.ts)))
+    }
+
+    /// `chat.appendStream`, with a call drawn by [`SlackApi::progress_turn`].
+    pub async fn append_stream(
+        &self,
+        team: &TeamId,
+        channel: &ChannelId,
+        ts: &MessageTs,
+        part: &StreamPart,
+    ) -> Result<(), SlackError> {
+        let body = json!({"channel": channel.as_str(), "ts": ts.as_str(), "chunks": part.chunks()});
+        self.paced::<_, Ignored>(&self.appends, team, "chat.appendStream", &body, Drawn::Yes, PACED_RETRIES)
+            .await
+            .map(drop)
+    }
+
+    /// `chat.stopStream`: finishes a streamed message with `part` and `blocks` at its
+    /// bottom, waiting for the workspace's Tier 2 budget.
+    pub async fn stop_stream(
+        &self,
+        team: &TeamId,
+        channel: &ChannelId,
+        ts: &MessageTs,
+        part: &StreamPart,
+        blocks: &[Value],
+    ) -> Result<(), SlackError> {
+        let mut body = json!({"channel": channel.as_str(), "ts": ts.as_str()});
+        if !part.is_empty() {
+            body["chunks"] = Value::Array(part.chunks());
+        }
+        if !blocks.is_empty() {
+            body["blocks"] = Value::Array(blocks.to_vec());
+        }
+        self.paced::<_, Ignored>(&self.stream_stops, team, "chat.stopStream", &body, Drawn::No, PACED_RETRIES)
+            .await
+            .map(drop)
+    }
+
+    /// `chat.update` of a streamed message that Slack stopped streaming on its own: the
+    /// only way to finish one (`markdown_text`, up to 12,000 characters, replaces its text).
+    pub async fn finish_stopped_stream(
+        &self,
+        team: &TeamId,
+        channel: &ChannelId,
+        ts: &MessageTs,
+        markdown: &str,
+    ) -> Result<(), SlackError> {
+        let body = json!({"channel": channel.as_str(), "ts": ts.as_str(), "markdown_text": markdown});
+        self.paced::<_, Ignored>(&self.edits, team, "chat.update", &body, Drawn::No, PACED_RETRIES).await.map(drop)
     }
 
     /// `chat.postEphemeral`: a message only `user` sees.
@@ -612,5 +909,58 @@ impl SlackApi {
             "thread_ts": thread_ts.as_str(),
         });
         self.post_json::<Ignored>("files.completeUploadExternal", &body, &SLACK_TIER4_METHOD_CONFIG).await.map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn place() -> (ChannelId, MessageTs) {
+        (ChannelId::new("D1"), MessageTs::new("1700000000.000100"))
+    }
+
+    #[test]
+    fn statuses_are_inert_lines_within_slacks_limits() {
+        let (channel, ts) = place();
+        let loading: Vec<String> = ["Running tool: kubectl <!here>".to_owned(), "  ".to_owned()]
+            .into_iter()
+            .chain((0..20).map(|i| format!("step {i}")))
+            .collect();
+        let body = status_body(&channel, &ts, "is working… @channel", &loading);
+        assert_eq!(body["channel_id"], "D1");
+        assert_eq!(body["thread_ts"], "1700000000.000100");
+        assert_eq!(body["status"], "is working… @\u{2060}channel");
+        let sent = body["loading_messages"].as_array().unwrap();
+        assert_eq!(sent.len(), LOADING_MESSAGES, "at most ten, the blank one left out");
+        assert_eq!(sent[0], "Running tool: kubectl ‹!here›");
+        assert_eq!(sent[1], "step 0");
+        let long = status_body(&channel, &ts, &"é".repeat(500), &["x".repeat(500)]);
+        assert_eq!(long["status"].as_str().unwrap().chars().count(), STATUS_CHARS);
+        assert_eq!(long["loading_messages"][0].as_str().unwrap().chars().count(), LOADING_CHARS);
+        let cleared = status_body(&channel, &ts, "", &loading);
+        assert_eq!(cleared, json!({"channel_id": "D1", "thread_ts": "1700000000.000100", "status": ""}));
+    }
+
+    #[test]
+    fn prompts_are_at_most_four_inert_lines() {
+        let (channel, ts) = place();
+        let prompt = |title: &str, message: &str| Suggestion { title: title.to_owned(), message: message.to_owned() };
+        let prompts = [
+            prompt("Check pods", "Which pods are crashing?\n<!channel>"),
+            prompt("", "no title"),
+            prompt(&"t".repeat(200), "long title"),
+            prompt("Disk", "Is a disk full?"),
+            prompt("Logs", "Show the errors"),
+            prompt("Fifth", "never shown"),
+        ];
+        let body = prompts_body(&channel, &ts, &prompts).unwrap();
+        let sent = body["prompts"].as_array().unwrap();
+        assert_eq!(sent.len(), PROMPTS);
+        assert_eq!(sent[0], json!({"title": "Check pods", "message": "Which pods are crashing? ‹!channel›"}));
+        assert_eq!(sent[1]["title"].as_str().unwrap().chars().count(), PROMPT_TITLE_CHARS);
+        assert_eq!(sent[3]["title"], "Logs");
+        assert_eq!(prompts_body(&channel, &ts, &[prompt(" ", "x")]), None);
+        assert_eq!(prompts_body(&channel, &ts, &[]), None);
     }
 }

@@ -109,7 +109,7 @@ pub fn reply(view: &ReplyView<'_>) -> ReplyPages {
             let fallback = format!("{agent} replied");
             let mut blocks: Vec<Value> = page.into_iter().map(section).collect();
             if i + 1 < count {
-                blocks.push(context("_continued below_ ⤵"));
+                blocks.extend(continued_below());
             }
             Message { text: fallback, blocks }
         })
@@ -120,13 +120,7 @@ pub fn reply(view: &ReplyView<'_>) -> ReplyPages {
             let status = view.status.filter(|s| !s.trim().is_empty()).unwrap_or("working…");
             footer.push(context(format!("⏳ *{agent}* · {}", mrkdwn::inert_within(status, 300))));
         }
-        ReplyState::Done if messages.is_empty() => {
-            footer.push(context(format!("_{agent} finished without a reply._")));
-        }
-        ReplyState::Done => {}
-        ReplyState::Interrupted(reason) => {
-            footer.push(context(format!("⚠️ _The reply was interrupted: {}_", mrkdwn::inert_within(reason, 500))))
-        }
+        state => footer.extend(ending(&agent, state, !messages.is_empty())),
     }
     if truncated {
         footer.push(context("✂️ _The reply is too long for Slack; the full text is attached as a file._"));
@@ -136,6 +130,35 @@ pub fn reply(view: &ReplyView<'_>) -> ReplyPages {
         None => messages.push(Message { text: format!("{agent} is working"), blocks: footer }),
     }
     ReplyPages { messages, truncated }
+}
+
+/// What closes a finished reply: a note when it was interrupted, or when the agent said
+/// nothing. `agent` is already inert mrkdwn.
+fn ending(agent: &str, state: &ReplyState, wrote: bool) -> Option<Value> {
+    match state {
+        ReplyState::Interrupted(reason) => {
+            Some(context(format!("⚠️ _The reply was interrupted: {}_", mrkdwn::inert_within(reason, 500))))
+        }
+        ReplyState::Done if !wrote => Some(context(format!("_{agent} finished without a reply._"))),
+        ReplyState::Done | ReplyState::Streaming => None,
+    }
+}
+
+/// The note at the bottom of a streamed message that is full, whose reply goes on below.
+pub fn continued_below() -> Vec<Value> {
+    vec![context("_continued below_ ⤵")]
+}
+
+/// The closing note of a streamed reply as a message of its own, for when Slack had ended
+/// the stream before it could carry it.
+pub fn ending_note(agent: &str, blocks: Vec<Value>) -> Message {
+    Message { text: format!("{} replied", mrkdwn::inert_within(agent, AGENT_CHARS)), blocks }
+}
+
+/// The blocks at the bottom of a natively streamed reply when it ends (`chat.stopStream`):
+/// the same closing notes as an edited reply's. `wrote`: whether any text was streamed.
+pub fn stream_ending(agent: &str, state: &ReplyState, wrote: bool) -> Vec<Value> {
+    ending(&mrkdwn::inert_within(agent, AGENT_CHARS), state, wrote).into_iter().collect()
 }
 
 // === what the agent ran, and links ===
@@ -365,6 +388,28 @@ pub fn create_modal(view: &CreateModalView<'_>) -> Value {
             select(super::controls::input::AGENT, "Agent", view.agents, view.agent),
         ],
     })
+}
+
+// === feedback on a reply ===
+
+/// Slack's 👍 / 👎 feedback buttons, as the block to append under an agent's final reply
+/// (on the last message of a reply that takes several, or on `chat.stopStream`'s
+/// `blocks`). A click comes back as the [`super::controls::action::FEEDBACK`] action on
+/// the clicked message, its value naming the rating; the message itself says which reply.
+/// No `block_id`: Slack gives each message its own.
+pub fn feedback() -> Value {
+    use super::controls::{action, feedback_value};
+    use crate::model::Rating;
+    let button = |rating: Rating, label: &str| {
+        json!({"text": plain(rating.emoji(), BUTTON_LABEL_CHARS), "value": feedback_value(rating),
+            "accessibility_label": truncate(label, BUTTON_LABEL_CHARS)})
+    };
+    json!({"type": "context_actions", "elements": [{
+        "type": "feedback_buttons",
+        "action_id": action::FEEDBACK,
+        "positive_button": button(Rating::Positive, "This reply helped"),
+        "negative_button": button(Rating::Negative, "This reply did not help"),
+    }]})
 }
 
 #[cfg(test)]
@@ -743,5 +788,16 @@ mod tests {
             let (m, _) = links(&pairs);
             proptest::prop_assert_eq!(valid_and_inert(&m), Ok(()));
         }
+    }
+
+    #[test]
+    fn feedback_buttons_snapshot() {
+        let block = feedback();
+        validate(std::slice::from_ref(&block), MESSAGE_BLOCKS).unwrap();
+        let typed: slack_morphism::prelude::SlackBlock = serde_json::from_value(block.clone()).unwrap();
+        assert!(matches!(typed, slack_morphism::prelude::SlackBlock::ContextActions(_)), "{typed:?}");
+        let buttons = &block["elements"][0];
+        assert_ne!(buttons["positive_button"]["value"], buttons["negative_button"]["value"]);
+        insta::assert_json_snapshot!(block);
     }
 }

@@ -11,7 +11,7 @@
 use crate::{
     ids::{AgentId, Approver, CardId, ChannelId, MessageTs, PendingId, TeamId, ThreadKey, TicketName, UserId},
     inbound::{ActionItem, MessageShortcut, ViewSubmission},
-    model::{RelayMode, TicketStatus},
+    model::{Rating, RelayMode, TicketStatus},
 };
 
 /// Action ids of buttons, selects and menus.
@@ -54,6 +54,8 @@ pub mod action {
     pub const FOLLOW_UP: &str = "follow_up_ticket";
     /// "Open in HelpDesk" link buttons.
     pub const OPEN_HELPDESK: &str = "open_helpdesk";
+    /// The 👍 / 👎 feedback buttons under an agent's final reply.
+    pub const FEEDBACK: &str = "reply_feedback";
 
     /// The link button for link `index` under an agent's reply.
     pub fn agent_link(index: usize) -> String {
@@ -238,6 +240,16 @@ impl ListArgs {
     }
 }
 
+/// The value a feedback button sends for `rating`.
+pub fn feedback_value(rating: Rating) -> &'static str {
+    rating.as_str()
+}
+
+/// The rating a feedback button's value names; `None` for a value no button sends.
+fn feedback_rating(value: &str) -> Option<Rating> {
+    [Rating::Positive, Rating::Negative].into_iter().find(|r| feedback_value(*r) == value)
+}
+
 /// The value of a "Continue in a new thread here" button: the ticket, and who ran `find`.
 pub fn continue_value(ticket: &TicketName, finder: &UserId) -> String {
     format!("{ticket} {finder}")
@@ -323,6 +335,8 @@ pub enum Intent {
         /// The kept message.
         pending: PendingId,
     },
+    /// 👍 or 👎 under an agent's reply (the clicked message).
+    Feedback(Rating),
     /// A link button or anything else that needs no handling.
     None,
 }
@@ -357,6 +371,7 @@ impl Intent {
             action::HISTORY => Self::Header(HeaderControl::History),
             action::MENU if value == action::DELETE => Self::Header(HeaderControl::Delete),
             action::MENU => Self::Header(HeaderControl::Menu),
+            action::FEEDBACK => feedback_rating(&value).map_or(Self::None, Self::Feedback),
             _ => Self::None,
         }
     }
@@ -657,6 +672,7 @@ mod tests {
             action::CONTINUE,
             action::FOLLOW_UP,
             action::OPEN_HELPDESK,
+            action::FEEDBACK,
         ];
         assert_eq!(
             actions,
@@ -679,8 +695,10 @@ mod tests {
                 "continue_ticket",
                 "follow_up_ticket",
                 "open_helpdesk",
+                "reply_feedback",
             ]
         );
+        assert_eq!([feedback_value(Rating::Positive), feedback_value(Rating::Negative)], ["positive", "negative"]);
         assert_eq!(
             [callback::SHORTCUT, callback::CREATE, callback::REJECT, callback::STATUS, callback::AGENT],
             ["open_ticket", "create_ticket", "reject_reason", "status_change", "agent_switch"]
@@ -736,6 +754,10 @@ mod tests {
         assert_eq!(click("continue_ticket", "DEVOPS-1"), Intent::Continue(None));
         assert_eq!(click("continue_ticket", "DEVOPS-1 <!channel>"), Intent::Continue(None), "the finder is a user id");
         assert_eq!(click("open_helpdesk", ""), Intent::None);
+        assert_eq!(click("reply_feedback", "positive"), Intent::Feedback(Rating::Positive));
+        assert_eq!(click("reply_feedback", "negative"), Intent::Feedback(Rating::Negative));
+        assert_eq!(click("reply_feedback", "Positive"), Intent::None, "only the values the buttons send");
+        assert_eq!(click("reply_feedback", ""), Intent::None);
     }
 
     #[test]

@@ -129,6 +129,22 @@ fn from_callback(callback: SlackPushEventCallback, me: &BotIdentity) -> Parsed {
                 kind: InboundKind::HomeOpened { user: UserId::new(home.user.0), event_id },
             })
         }
+        SlackEventCallbackBody::AgentSessionStopped(stopped) => {
+            let messages: Vec<MessageTs> =
+                stopped.streaming_message_ts.unwrap_or_default().into_iter().map(|ts| MessageTs::new(ts.0)).collect();
+            if messages.is_empty() {
+                return Parsed::Ignored("agent_session_stopped without a streamed message");
+            }
+            Parsed::Inbound(Inbound {
+                team,
+                kind: InboundKind::StreamStopped {
+                    channel: ChannelId::new(stopped.channel.0),
+                    messages,
+                    user: stopped.user.map(|u| UserId::new(u.0)),
+                    event_id,
+                },
+            })
+        }
         _ => Parsed::Ignored("event type not handled"),
     }
 }

@@ -17,8 +17,9 @@
 //! - [`notices`]: every sentence the bridge says in Slack (pure).
 //! - [`ticket`]: the ticket header, lifecycle modals, lists and the Home tab (pure).
 //! - [`mrkdwn`]: agent Markdown into safe, split mrkdwn.
-//! - [`pace`]: the workspace budget for message edits.
+//! - [`pace`]: per-minute budgets for Slack calls, and the turnstile that shares them fairly.
 //! - [`markup`]: Slack markup into plain text for the agent.
+//! - [`stream`]: native streaming chunks, and agent text made inert delta by delta.
 
 pub mod api;
 pub mod blocks;
@@ -33,5 +34,6 @@ pub mod mrkdwn;
 pub mod notices;
 pub mod pace;
 pub mod socket;
+pub mod stream;
 pub mod ticket;
 pub mod verify;

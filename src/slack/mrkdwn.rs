@@ -52,14 +52,18 @@ fn push_char(out: &mut String, mode: Mode, previous: Option<char>, c: char, next
         }
         '@' if mode == Mode::Inert => {
             out.push('@');
-            // An email address (`ops@example.com`) has a word before its `@`; leave it.
-            let starts_word = previous.is_none_or(|p| !p.is_alphanumeric());
-            if starts_word && next.is_some_and(|n| n.is_alphanumeric() || n == '_') {
+            if starts_mention(previous, next) {
                 out.push(JOINER);
             }
         }
         c => out.push(c),
     }
+}
+
+/// Whether an `@` between `previous` and `next` starts a word Slack could read as a
+/// mention. An email address (`ops@example.com`) has a word before its `@`.
+fn starts_mention(previous: Option<char>, next: Option<char>) -> bool {
+    previous.is_none_or(|p| !p.is_alphanumeric()) && next.is_some_and(|n| n.is_alphanumeric() || n == '_')
 }
 
 /// Writes untrusted `text` after what `out` holds already.
@@ -155,6 +159,53 @@ fn fit(text: &str, max: usize, mode: Mode) -> Fitted {
 /// [`escape_inert`], cut so the result has at most `max` characters.
 pub fn inert_within(text: &str, max: usize) -> String {
     fit(text, max, Mode::Inert).text
+}
+
+/// Untrusted text as one line of plain text that cannot ping or form a control sequence,
+/// for the few places Slack shows plain text outside Block Kit (an assistant thread's
+/// status and loading messages): line breaks, control and bidirectional-override
+/// characters become spaces and runs of spaces one, `<` and `>` become `‹` and `›` (so no
+/// `<!here>` or `<@U…>` can form; nothing is escaped, since plain text would show the
+/// entities), every `@word` and run of backticks is broken as in [`escape_inert`], and the
+/// result is cut, between characters, to at most `max` characters.
+pub fn inert_plain(text: &str, max: usize) -> String {
+    let mut line = String::with_capacity(text.len());
+    let mut chars = text.trim().chars().peekable();
+    let mut previous = None;
+    while let Some(c) = chars.next() {
+        match c {
+            c if c.is_whitespace()
+                || c.is_control()
+                || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') =>
+            {
+                if previous.is_some_and(|p| p != ' ') {
+                    line.push(' ');
+                }
+                previous = Some(' ');
+                continue;
+            }
+            '<' => line.push('‹'),
+            '>' => line.push('›'),
+            '`' => {
+                if previous == Some('`') {
+                    line.push(BACKTICK_BREAK);
+                }
+                line.push('`');
+            }
+            '@' => {
+                line.push('@');
+                if starts_mention(previous, chars.peek().copied()) {
+                    line.push(JOINER);
+                }
+            }
+            c => line.push(c),
+        }
+        previous = Some(c);
+    }
+    if max == 0 {
+        return String::new();
+    }
+    super::kit::truncate(line.trim_end(), max)
 }
 
 /// [`escape`], cut so the result has at most `max` characters.
@@ -1117,6 +1168,21 @@ pub(crate) mod tests {
         assert_eq!(cut("short", 200), "short");
     }
 
+    #[test]
+    fn plain_lines_are_inert_single_lines() {
+        assert_eq!(inert_plain("  Running tool:\n kubectl\t get pods  ", 100), "Running tool: kubectl get pods");
+        assert_eq!(
+            inert_plain("ping <!here> and <@U1> @channel", 100),
+            "ping ‹!here› and ‹@\u{2060}U1› @\u{2060}channel"
+        );
+        assert_eq!(inert_plain("mail ops@example.com, R&D", 100), "mail ops@example.com, R&D");
+        assert_eq!(inert_plain("a\u{202e}b\u{0}c", 100), "a b c");
+        assert_eq!(inert_plain("ééééé", 3), "éé…", "cut between characters");
+        assert_eq!(inert_plain(" \n ", 10), "");
+        assert_eq!(inert_plain("x", 0), "");
+        assert_eq!(inert_plain("```", 10), "`\u{200B}`\u{200B}`");
+    }
+
     proptest::proptest! {
         #[test]
         fn conversion_and_splitting_never_panic(input in "\\PC{0,400}", max in 20usize..400) {
@@ -1167,6 +1233,10 @@ pub(crate) mod tests {
             proptest::prop_assert_eq!(inert_problem(&inert), None, "{:?}", inert);
             proptest::prop_assert!(code_block_within(&text, max.max(9)).text.chars().count() <= max.max(9));
             proptest::prop_assert!(inline_code(&text, max.max(3)).chars().count() <= max.max(3));
+            let line = inert_plain(&text, max);
+            proptest::prop_assert!(line.chars().count() <= max);
+            proptest::prop_assert!(!line.contains(['<', '>', '\n']) && !line.chars().any(char::is_control), "{:?}", line);
+            proptest::prop_assert_eq!(inert_problem(&line), None, "{:?}", line);
             let _ = safe_cut(&text, max);
             let _ = misleading_label(&text, "https://good.example/");
             if max >= 20 {

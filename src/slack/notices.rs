@@ -18,7 +18,7 @@ use super::{
 };
 use crate::{
     ids::{Approver, PendingId, UserId},
-    model::{Delivery, RelayMode, TicketStatus},
+    model::{Delivery, Rating, RelayMode, TicketStatus},
 };
 
 /// A person, or a user group, as a live mention.
@@ -139,6 +139,17 @@ pub fn agent_reported(message: &str) -> String {
 /// The reply stopped at a cap.
 pub fn reply_cut_short(reason: &str) -> Message {
     blocks::notice(&format!("⚠️ The agent's reply was cut short ({reason}). Your message reached the ticket."), &[])
+}
+
+/// A reader stopped the reply in Slack (`by`, when Slack said who).
+pub fn reply_stopped(by: Option<&UserId>) -> Message {
+    let who = by.map_or_else(|| "Someone".to_owned(), |user| format!("<@{user}>"));
+    blocks::notice_mrkdwn(
+        &format!(
+            "⏹️ {who} stopped this reply in Slack, so the rest of this turn is not shown here. The ticket stays open: write in the thread to go on."
+        ),
+        &[],
+    )
 }
 
 /// The reply stream broke after the message was delivered.
@@ -793,6 +804,44 @@ pub fn agent_error(name: &str, err: &dyn Display) -> Message {
     blocks::notice(&format!("⚠️ Agent '{name}': {err}"), &[])
 }
 
+// === feedback on the agent's replies ===
+
+/// A rating was recorded on the ticket (said to the clicker alone).
+pub fn feedback_recorded(ticket: &str, rating: Rating) -> Message {
+    blocks::notice(&format!("Thanks — your {} was recorded on ticket {ticket}.", rating.emoji()), &[])
+}
+
+/// The same person gave this reply the same rating before; nothing new was recorded.
+pub fn feedback_already_recorded(ticket: &str, rating: Rating) -> Message {
+    blocks::notice(
+        &format!("Thanks — your {} on this reply is already recorded on ticket {ticket}.", rating.emoji()),
+        &[],
+    )
+}
+
+/// The rating could not be recorded (the HelpDesk or the store failed); `ticket` when it
+/// is known.
+pub fn feedback_not_recorded(ticket: Option<&str>, rating: Rating, err: &dyn Display) -> Message {
+    let on = ticket.map(|t| format!(" on ticket {t}")).unwrap_or_default();
+    blocks::notice(
+        &format!(
+            "⚠️ I could not record your {}{on}: {err}. Nothing was recorded; please try again in a minute.",
+            rating.emoji()
+        ),
+        &[],
+    )
+}
+
+/// A rating in a thread that is no longer a ticket.
+pub fn feedback_no_ticket() -> Message {
+    blocks::notice("This thread is no longer a HelpDesk ticket, so there is nothing to record your rating on.", &[])
+}
+
+/// A rating from someone who may not take part in the ticket.
+pub fn feedback_members_only() -> Message {
+    blocks::notice("Only members of this workspace can rate the agent's replies on this ticket.", &[])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -915,6 +964,12 @@ mod tests {
             ("workspace_error", workspace_error("prod", &err)),
             ("agent_refused", agent_refused("prod-admin")),
             ("agent_error", agent_error("prod-admin", &err)),
+            ("feedback_recorded", feedback_recorded("DEVOPS-1", Rating::Positive)),
+            ("feedback_already_recorded", feedback_already_recorded("DEVOPS-1", Rating::Negative)),
+            ("feedback_not_recorded", feedback_not_recorded(Some("DEVOPS-1"), Rating::Positive, &err)),
+            ("feedback_not_recorded unknown", feedback_not_recorded(None, Rating::Negative, &"the store is down")),
+            ("feedback_no_ticket", feedback_no_ticket()),
+            ("feedback_members_only", feedback_members_only()),
         ];
         for (name, message) in &all {
             kit::validate(&message.blocks, kit::MESSAGE_BLOCKS).unwrap_or_else(|e| panic!("{name}: {e:?}"));

@@ -17,14 +17,21 @@
 //! budget however many replicas draw from it, and a 429 one replica sees holds back all of
 //! them. With the embedded store (one process), and for a draw Redis cannot answer, the
 //! bucket is this process's own [`Pacer`].
+//!
+//! Progress updates of concurrent replies (edits, stream appends) queue for their budget at
+//! a [`Turnstile`], so the budget is shared round robin rather than won by whoever retries
+//! first. The turnstile is this process's: across replicas the budget stays exact, and each
+//! replica's replies share fairly among themselves.
 
 use std::{
     collections::HashMap,
     fmt::Display,
     hash::Hash,
-    sync::Mutex,
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
+
+use tokio::sync::Semaphore;
 
 use crate::store::{Allowance, LONGEST_HOLD, Store, StoreError};
 
@@ -106,6 +113,42 @@ impl<K: Hash + Eq + Clone> Pacer<K> {
     }
 }
 
+/// Serves the callers of one key one at a time, first come, first served.
+///
+/// Concurrent streaming replies draw their progress updates from one workspace budget.
+/// Were each to wait and retry on its own, the reply whose timer happened to fire after a
+/// refill would win again and again. Through a turnstile, a reply asks for its next update
+/// behind every reply already waiting: the budget goes round robin, and no reply waits
+/// longer than the others between its updates. (tokio's semaphore hands out permits in the
+/// order they were asked for.)
+#[derive(Debug)]
+pub struct Turnstile<K> {
+    lanes: Mutex<HashMap<K, Arc<Semaphore>>>,
+}
+
+impl<K: Hash + Eq + Clone> Default for Turnstile<K> {
+    fn default() -> Self {
+        Self { lanes: Mutex::new(HashMap::new()) }
+    }
+}
+
+impl<K: Hash + Eq + Clone> Turnstile<K> {
+    /// Runs `work` when every caller of `key` that came before has had its turn.
+    pub async fn through<F: Future>(&self, key: &K, work: F) -> F::Output {
+        let lane = {
+            let mut lanes = self.lanes.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if lanes.len() > REMEMBERED_KEYS {
+                // Lanes nobody holds or waits on are forgotten.
+                lanes.retain(|_, lane| Arc::strong_count(lane) > 1);
+            }
+            Arc::clone(lanes.entry(key.clone()).or_insert_with(|| Arc::new(Semaphore::new(1))))
+        };
+        // The semaphore is never closed, so acquiring only waits.
+        let _turn = lane.acquire_owned().await;
+        work.await
+    }
+}
+
 /// A per-minute budget per key, shared by every replica and restart when the store is
 /// Redis, and this process's own otherwise.
 #[derive(Debug)]
@@ -171,7 +214,13 @@ impl<K: Hash + Eq + Clone + Display> Budget<K> {
 
     /// Waits until `key` may make one more call, and takes it.
     pub async fn acquire(&self, key: &K) {
-        while let Err(wait) = self.take(key, 0).await {
+        self.acquire_leaving(key, 0).await;
+    }
+
+    /// Waits until `key` may make one more call that leaves `reserve` calls over, and
+    /// takes it.
+    pub async fn acquire_leaving(&self, key: &K, reserve: u32) {
+        while let Err(wait) = self.take(key, reserve).await {
             tokio::time::sleep(wait).await;
         }
     }
@@ -290,6 +339,34 @@ mod tests {
         assert!(wait > Duration::from_millis(1000), "the local bucket's wait: {wait:?}");
         budget.back_off(&channel, Duration::from_secs(5)).await;
         assert!(budget.try_acquire_leaving(&channel, 0).await.unwrap_err() > Duration::from_secs(4));
+    }
+
+    /// Waiters are served in the order they came, so a caller that had its turn queues
+    /// behind those already waiting.
+    #[tokio::test]
+    async fn a_turnstile_serves_in_arrival_order() {
+        let turnstile = Arc::new(Turnstile::default());
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let gate = Arc::new(tokio::sync::Notify::new());
+        let first = {
+            let (turnstile, gate) = (Arc::clone(&turnstile), Arc::clone(&gate));
+            tokio::spawn(async move { turnstile.through(&"T1", gate.notified()).await })
+        };
+        tokio::task::yield_now().await;
+        let mut waiters = Vec::new();
+        for n in 0..5 {
+            let (turnstile, order) = (Arc::clone(&turnstile), Arc::clone(&order));
+            waiters.push(tokio::spawn(async move {
+                turnstile.through(&"T1", async { order.lock().unwrap().push(n) }).await;
+            }));
+            tokio::task::yield_now().await;
+        }
+        gate.notify_one();
+        first.await.unwrap();
+        for waiter in waiters {
+            waiter.await.unwrap();
+        }
+        assert_eq!(*order.lock().unwrap(), vec![0, 1, 2, 3, 4]);
     }
 
     proptest! {

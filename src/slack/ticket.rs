@@ -253,6 +253,7 @@ pub fn describe(entry: &HistoryEntry) -> String {
         },
         HistoryEvent::CommandsSubmitted { .. } => "sent the command decisions to the agent".to_owned(),
         HistoryEvent::MetadataUpdated { change } => mrkdwn::inert_within(change, QUOTE_CHARS),
+        HistoryEvent::Feedback { rating, .. } => format!("rated the agent's reply {}", rating.emoji()),
     };
     format!("{} · {} {what}", when(entry.at.div_euclid(1000)), actor(&entry.actor))
 }
@@ -585,6 +586,18 @@ mod tests {
         let v = history_modal("DEVOPS-42", "Disk full", &many);
         view_is_valid(&v);
         assert!(v.to_string().contains("200 older entries"));
+    }
+
+    #[test]
+    fn feedback_reads_as_who_rated_what() {
+        let entry = |rating| HistoryEntry {
+            at: 1_800_000_000_000,
+            actor: Actor::User(UserId::new("U1")),
+            event: HistoryEvent::Feedback { rating, reply_ts: crate::ids::MessageTs::new("1800000000.000100") },
+        };
+        let up = describe(&entry(crate::model::Rating::Positive));
+        assert!(up.ends_with("<@U1> rated the agent's reply 👍"), "{up}");
+        assert!(describe(&entry(crate::model::Rating::Negative)).ends_with("rated the agent's reply 👎"));
     }
 
     #[test]

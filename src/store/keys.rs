@@ -5,8 +5,8 @@
 //! different versions during an upgrade, so each one must stay byte-for-byte what it is.
 
 use crate::{
-    ids::{CardId, ThreadKey, TicketKey},
-    model::{ChannelRef, TicketStatus},
+    ids::{CardId, ChannelId, MessageTs, ThreadKey, TicketKey, UserId},
+    model::{ChannelRef, Rating, TicketStatus},
 };
 
 /// A named lock, as the bridge asks for it; [`crate::store::Store::try_lock`] names it.
@@ -82,6 +82,12 @@ impl Keys {
         self.key(format_args!("mark:{key}"))
     }
 
+    /// The mark of a rating recorded on a reply: by whom, which rating, on which message
+    /// (a message ts is unique in its channel, so the thread is not part of it).
+    pub(crate) fn feedback(&self, thread: &ThreadKey, reply: &MessageTs, user: &UserId, rating: Rating) -> String {
+        self.mark(&format!("feedback:{}:{}:{reply}:{user}:{}", thread.team, thread.channel, rating.as_str()))
+    }
+
     /// A lock.
     pub(crate) fn lock(&self, lock: Lock<'_>) -> String {
         match lock {
@@ -129,6 +135,16 @@ impl Keys {
     /// How many items the inbox holds.
     pub(crate) fn inbox_count(&self) -> String {
         self.key(format_args!("inbox:count"))
+    }
+
+    /// Who stopped a streamed message in Slack.
+    pub(crate) fn stopped(&self, channel: &ChannelId, ts: &MessageTs) -> String {
+        self.key(format_args!("stopped:{channel}:{ts}"))
+    }
+
+    /// Where an inbound message's reply is shown in Slack, and how far it got.
+    pub(crate) fn reply(&self, key: &str) -> String {
+        self.key(format_args!("reply:{key}"))
     }
 
     /// Whether an inbound message's send to the HelpDesk started, was accepted or finished.
@@ -188,6 +204,10 @@ mod tests {
             ["p:inbox:ready", "p:inbox:leased", "p:inbox:owners", "p:inbox:fence", "p:inbox:count"]
         );
         assert_eq!(keys.send("msg:T1:C1:1.2"), "p:send:msg:T1:C1:1.2");
+        assert_eq!(
+            keys.feedback(&thread, &MessageTs::new("1800000000.000001"), &UserId::new("U9"), Rating::Negative),
+            "p:mark:feedback:T1:C1:1800000000.000001:U9:negative"
+        );
     }
 
     #[test]

@@ -23,7 +23,7 @@ mod txn;
 
 use std::{future::Future, path::PathBuf, time::Duration};
 
-use serde::{Serialize, de::DeserializeOwned};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 pub use self::{
     budget::{Allowance, LONGEST_HOLD},
@@ -39,9 +39,9 @@ use self::{
 };
 use crate::{
     config::StoreConfig,
-    ids::{CardId, ChannelId, PendingId, TeamId, ThreadKey, TicketKey, UserId},
+    ids::{CardId, ChannelId, MessageTs, PendingId, TeamId, ThreadKey, TicketKey, UserId},
     model::{
-        Card, CardState, ChannelRef, ChannelSettings, Decision, HistoryEntry, PendingMessage, TicketRecord,
+        Card, CardState, ChannelRef, ChannelSettings, Decision, HistoryEntry, PendingMessage, Rating, TicketRecord,
         TicketStatus, UnixMillis, now_millis,
     },
 };
@@ -52,9 +52,14 @@ pub const HISTORY_CAP: usize = 500;
 /// decisions, so without this they would pile up forever; a click on an expired card is
 /// answered like a click on a card that never existed.
 pub const CARD_TTL: Duration = Duration::from_secs(90 * 24 * 60 * 60);
+/// How long a reader's Stop on a streamed message is remembered: longer than any turn.
+const STOPPED_TTL: Duration = Duration::from_secs(60 * 60);
 /// How long the record of a message's send to the HelpDesk is kept: far longer than any
 /// lease, so an item taken over after its holder died always finds it.
 pub const SEND_MARK_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+/// How long a recorded rating is remembered, so that the same click again records nothing:
+/// as long as a card, since a reply can be rated long after it was written.
+pub const FEEDBACK_TTL: Duration = CARD_TTL;
 /// How often a compare-and-set is retried under contention before giving up.
 const CAS_ATTEMPTS: usize = 100;
 
@@ -194,6 +199,21 @@ impl SendMark {
             _ => Self::Started,
         }
     }
+}
+
+/// Where a reply is shown in Slack and how far it got, kept while its turn runs so that a
+/// replica taking the turn over after a restart can finish the message cleanly (see
+/// [`Store::mark_reply`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplyMark {
+    /// The channel of the message.
+    pub channel: ChannelId,
+    /// The message showing the reply now.
+    pub ts: MessageTs,
+    /// Whether it is a natively streamed message (else a placeholder being edited).
+    pub streamed: bool,
+    /// Characters of the agent's reply written to Slack so far.
+    pub written: usize,
 }
 
 /// What a decision on a card came to.
@@ -397,6 +417,31 @@ impl Store {
         self.set_nx(&self.keys.mark(key), b"1", ttl).await
     }
 
+    /// Marks `user`'s `rating` of the reply `reply` in `thread` as recorded, for
+    /// [`FEEDBACK_TTL`]; true only for the first caller, across replicas. A rating whose
+    /// recording then fails is given back with [`Store::release_feedback`], so that the next
+    /// click records it.
+    pub async fn claim_feedback(
+        &self,
+        thread: &ThreadKey,
+        reply: &MessageTs,
+        user: &UserId,
+        rating: Rating,
+    ) -> Result<bool, StoreError> {
+        self.set_nx(&self.keys.feedback(thread, reply, user, rating), b"1", FEEDBACK_TTL).await
+    }
+
+    /// Forgets a claimed rating that could not be recorded.
+    pub async fn release_feedback(
+        &self,
+        thread: &ThreadKey,
+        reply: &MessageTs,
+        user: &UserId,
+        rating: Rating,
+    ) -> Result<(), StoreError> {
+        self.commit(Txn::default().delete(self.keys.feedback(thread, reply, user, rating))).await.map(drop)
+    }
+
     /// Takes `lock` for at most `ttl`, or returns `None` if someone holds it.
     pub async fn try_lock(&self, lock: Lock<'_>, ttl: Duration) -> Result<Option<LockGuard>, StoreError> {
         let key = self.keys.lock(lock);
@@ -444,6 +489,45 @@ impl Store {
         let key = self.keys.send(key);
         let txn = Txn::default().write(Write::Put { key, value: mark.as_bytes().to_vec(), ttl: Some(SEND_MARK_TTL) });
         self.commit(txn).await.map(drop)
+    }
+
+    /// Records where the reply to the message keyed `key` is shown and how far it got.
+    pub async fn mark_reply(&self, key: &str, mark: &ReplyMark) -> Result<(), StoreError> {
+        let txn = Txn::default().write(Write::Put {
+            key: self.keys.reply(key),
+            value: encode(mark),
+            ttl: Some(SEND_MARK_TTL),
+        });
+        self.commit(txn).await.map(drop)
+    }
+
+    /// Where the reply to the message keyed `key` was shown, if a turn recorded it.
+    pub async fn reply_mark(&self, key: &str) -> Result<Option<ReplyMark>, StoreError> {
+        self.get(&self.keys.reply(key)).await?.map(|raw| decode(&raw)).transpose()
+    }
+
+    /// Records that `user` (when Slack said who) stopped the streamed message `ts`.
+    pub async fn note_stream_stopped(
+        &self,
+        channel: &ChannelId,
+        ts: &MessageTs,
+        user: Option<&UserId>,
+    ) -> Result<(), StoreError> {
+        let value = user.map_or_else(Vec::new, |u| u.as_str().as_bytes().to_vec());
+        let txn =
+            Txn::default().write(Write::Put { key: self.keys.stopped(channel, ts), value, ttl: Some(STOPPED_TTL) });
+        self.commit(txn).await.map(drop)
+    }
+
+    /// Whether a reader stopped the streamed message `ts`: `Some(who)` if so, `who` when
+    /// Slack said.
+    pub async fn stream_stopped_by(
+        &self,
+        channel: &ChannelId,
+        ts: &MessageTs,
+    ) -> Result<Option<Option<UserId>>, StoreError> {
+        let raw = self.get(&self.keys.stopped(channel, ts)).await?;
+        Ok(raw.map(|raw| String::from_utf8(raw).ok().filter(|u| !u.is_empty()).map(UserId::new)))
     }
 
     // === tickets ===

@@ -46,6 +46,17 @@ async fn shown(app: &TestApp, needle: &str) -> Value {
     }
 }
 
+/// The header shown is the ticket's stored header, in place of the placeholder posted in
+/// thread `root` while the ticket was created; the bridge posted in that thread only.
+async fn assert_header_in_thread(app: &TestApp, header: &Value, root: &str) {
+    let record = app.store.ticket_by_thread(&thread(root)).await.unwrap().expect("mapped");
+    let header_ts = record.header_ts.expect("the header is stored");
+    assert_eq!(header["ts"], header_ts.as_str(), "the header is edited in place: {header:#}");
+    let opening = app.wait_slack("chat.postMessage", 1, |p| text_of(p).contains("Opening a ticket")).await;
+    assert_eq!(opening[0]["thread_ts"], root, "the bridge answers in the mention's thread");
+    assert_posts_in_thread(app, "C1", root, 0).await;
+}
+
 /// Every post after the first `skip` went to `channel`, in the thread `thread_ts`.
 async fn assert_posts_in_thread(app: &TestApp, channel: &str, thread_ts: &str, skip: usize) {
     let posts = app.slack_calls("chat.postMessage").await;
@@ -79,7 +90,7 @@ async fn a_mention_opens_exactly_one_ticket_and_the_reply_comes_back() {
         assert_eq!(created[0]["workspaceId"], WORKSPACE_ID);
 
         let header = shown(&app, "DEVOPS-1").await;
-        assert_eq!(header["thread_ts"], "1700000000.000100", "the bridge answers in the mention's thread");
+        assert_header_in_thread(&app, &header, "1700000000.000100").await;
         let header_text = text_of(&header);
         for part in ["Pods crash in prod", "generic-agent", "Open", "<@U1>"] {
             assert!(header_text.contains(part), "{part} missing from the header: {header_text}");
@@ -441,7 +452,7 @@ async fn without_defaults_a_create_button_opens_a_modal_that_creates_the_ticket(
     assert_eq!(created[0]["title"], "DNS flaky in staging");
     assert_eq!(created[0]["aiAgentId"], fakes::AGENT_ID);
     let header = shown(&app, "DEVOPS-1").await;
-    assert_eq!(header["thread_ts"], "1700000000.000100");
+    assert_header_in_thread(&app, &header, "1700000000.000100").await;
 }
 
 #[tokio::test]

@@ -102,7 +102,8 @@ async fn ids_are_fetched_directly_and_streaming_comes_from_metadata() {
         .and(path(format!("{AGENTS_PATH}/65f0c0ffee00000000000001")))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"success": true, "data": {
             "id": "65f0c0ffee00000000000001", "name": "k8s-agent", "doesSupportStreaming": false,
-            "metaData": {"STREAMING_ENABLED": "true"}
+            "metaData": {"STREAMING_ENABLED": "true",
+                "prompt_suggestions": r#"[{"title": "Crashing pods", "message": "Which pods are crashing?"}, "Disk usage"]"#}
         }})))
         .expect(1)
         .mount(&server)
@@ -116,6 +117,9 @@ async fn ids_are_fetched_directly_and_streaming_comes_from_metadata() {
     let agent = helpdesk.find_agent("65f0c0ffee00000000000001").await.unwrap();
     assert!(agent.streams, "metaData.STREAMING_ENABLED wins over doesSupportStreaming");
     assert_eq!(agent.name, "k8s-agent");
+    let suggested: Vec<(&str, &str)> =
+        agent.prompt_suggestions().iter().map(|s| (s.title.as_str(), s.message.as_str())).collect();
+    assert_eq!(suggested, [("Crashing pods", "Which pods are crashing?"), ("Disk usage", "Disk usage")]);
     assert!(
         matches!(helpdesk.find_workspace("65f0c0ffee00000000000002").await, Err(HelpdeskError::NotFound(_))),
         "a record without an id means not found"
@@ -549,7 +553,7 @@ mod choice {
     use serde_json::json;
     use wiremock::{
         Mock, MockServer, ResponseTemplate,
-        matchers::{method, path},
+        matchers::{method, path, query_param},
     };
 
     fn client(server: &MockServer, cache_ttl: Duration, force_streaming: bool) -> HelpdeskClient {
@@ -586,6 +590,32 @@ mod choice {
 
         let forced = client(&server, Duration::from_secs(60), true);
         assert!(forced.should_stream(&AgentId::new("a2")).await.unwrap(), "forced without a lookup");
+    }
+
+    /// Opening a ticket finds the agent by name; choosing how to send to it then asks the
+    /// HelpDesk nothing more.
+    #[tokio::test]
+    async fn an_agent_found_by_name_answers_the_streaming_choice_from_the_cache() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/v1/aiservicedesk/admin/data/aiagents"))
+            .and(query_param("filters[name]", "k8s"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": {"items": [
+                {"id": "a1", "name": "k8s", "metaData": {"STREAMING_ENABLED": "true"}}
+            ]}})))
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/v1/aiservicedesk/admin/data/aiagents/a1"))
+            .respond_with(ResponseTemplate::new(500))
+            .expect(0)
+            .mount(&server)
+            .await;
+        let helpdesk = client(&server, Duration::from_secs(60), false);
+        let found = helpdesk.find_agent("k8s").await.unwrap();
+        assert!(helpdesk.should_stream(&found.id).await.unwrap(), "the agent's flag, from the cache");
+        assert!(!helpdesk.forces_streaming());
     }
 }
 

@@ -8,7 +8,7 @@ use helpdesk_bridge::{
     },
     model::{
         Actor, Card, CardState, ChannelRef, ChannelSettings, Decision, HistoryEntry, HistoryEvent, ProposedCommand,
-        RelayMode, TicketRecord, TicketStatus,
+        Rating, RelayMode, TicketRecord, TicketStatus,
     },
     store::{CreateOutcome, DecideOutcome, HISTORY_CAP, ListQuery, Lock, Store, StoreError, SubmitOutcome, Viewer},
 };
@@ -24,6 +24,7 @@ on_both_stores!(
     card_versions_and_sends_are_compare_and_set,
     marks_are_set_if_absent_and_expire,
     concurrent_marks_have_exactly_one_winner,
+    ratings_are_claimed_once_and_given_back,
     locks_exclude_expire_and_release_only_their_own,
     tickets_map_both_ways_and_only_once,
     concurrent_ticket_creation_has_one_winner,
@@ -61,6 +62,7 @@ fn record(n: usize) -> TicketRecord {
         title: format!("Pods crash-looping in ns-{n}"),
         agent_id: AgentId::new("agent-1"),
         agent_name: "k8s-agent".to_owned(),
+        agent_streams: Some(true),
         requester: UserId::new("U1"),
         assignee: None,
         status: TicketStatus::Open,
@@ -102,6 +104,22 @@ async fn marks_are_set_if_absent_and_expire(store: &Store) {
     })
     .await;
     assert!(expired.is_some(), "a mark must expire after its TTL");
+}
+
+async fn ratings_are_claimed_once_and_given_back(store: &Store) {
+    let (reply, ann, bob) = (MessageTs::new("1700000000.000200"), UserId::new("U1"), UserId::new("U2"));
+    assert!(store.claim_feedback(&thread(1), &reply, &ann, Rating::Positive).await.unwrap());
+    assert!(!store.claim_feedback(&thread(1), &reply, &ann, Rating::Positive).await.unwrap(), "the same rating again");
+    assert!(store.claim_feedback(&thread(1), &reply, &ann, Rating::Negative).await.unwrap(), "a change of mind");
+    assert!(store.claim_feedback(&thread(1), &reply, &bob, Rating::Positive).await.unwrap(), "someone else");
+    let other_reply = MessageTs::new("1700000000.000300");
+    assert!(store.claim_feedback(&thread(1), &other_reply, &ann, Rating::Positive).await.unwrap(), "another reply");
+    store.release_feedback(&thread(1), &reply, &ann, Rating::Positive).await.unwrap();
+    assert!(
+        store.claim_feedback(&thread(1), &reply, &ann, Rating::Positive).await.unwrap(),
+        "given back, claimed again"
+    );
+    assert!(!store.claim_feedback(&thread(1), &reply, &bob, Rating::Positive).await.unwrap(), "others stay claimed");
 }
 
 async fn concurrent_marks_have_exactly_one_winner(store: &Store) {

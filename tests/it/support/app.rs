@@ -17,6 +17,7 @@ use helpdesk_bridge::{
     app::Application,
     config::{
         AccessConfig, Config, DispatchConfig, HelpdeskConfig, IngressConfig, LogFormat, SlackConfig, StoreConfig,
+        Streaming,
     },
     dispatch::{Attempt, Handler},
     inbound::Inbound,
@@ -30,6 +31,7 @@ use super::{
     payloads::click_from,
     redis::{redis_url, unique_prefix},
     store::purge_on_drop,
+    streaming_slack::StreamingSlack,
 };
 
 /// The signing secret every test app uses.
@@ -90,6 +92,7 @@ pub struct Options<'a> {
     recorder: Option<Recorder>,
     auth_ok: bool,
     configure: Vec<Configure<'a>>,
+    native_streaming: bool,
 }
 
 impl Default for Options<'_> {
@@ -101,7 +104,7 @@ impl Default for Options<'_> {
 impl<'a> Options<'a> {
     /// The real bridge on the given backend.
     pub fn bridge(backend: Backend) -> Self {
-        Self { backend, recorder: None, auth_ok: true, configure: Vec::new() }
+        Self { backend, recorder: None, auth_ok: true, configure: Vec::new(), native_streaming: false }
     }
 
     /// `recorder` in place of the bridge, on Redis.
@@ -117,6 +120,12 @@ impl<'a> Options<'a> {
     /// The fake Slack refuses the bot token (`auth.test` answers `invalid_auth`).
     pub fn without_slack_auth(self) -> Self {
         Self { auth_ok: false, ..self }
+    }
+
+    /// The fake Slack streams natively ([`StreamingSlack`], in [`TestApp::streaming`]),
+    /// from before the app starts, so its start-up probe finds streaming.
+    pub fn natively_streaming(self) -> Self {
+        Self { native_streaming: true, ..self }
     }
 
     /// Changes the configuration after [`test_config`] built it (changes apply in order).
@@ -175,6 +184,8 @@ pub struct TestApp {
     pub helpdesk: MockServer,
     /// What the dispatcher handed over, when the app records instead of bridging.
     pub recorder: Recorder,
+    /// The fake Slack's native streaming, when the options asked for it.
+    pub streaming: Option<StreamingSlack>,
     /// The app's own store.
     pub store: Store,
     /// A client for calling the app.
@@ -198,6 +209,8 @@ pub fn test_config(slack_url: &str, helpdesk_url: &str, backend: Backend, state_
             app_token: None,
             api_url: format!("{slack_url}/"),
             updates_per_minute: 600,
+            streaming: Streaming::Auto,
+            appends_per_minute: 600,
             timeout: Duration::from_secs(10),
         },
         helpdesk: HelpdeskConfig {
@@ -248,6 +261,10 @@ pub async fn spawn_app(options: Options<'_>) -> TestApp {
         fakes::mount_slack(&slack).await;
         fakes::mount_helpdesk(&helpdesk).await;
     }
+    let streaming = match options.native_streaming {
+        true => Some(StreamingSlack::mount(&slack).await),
+        false => None,
+    };
     let dir = tempfile::tempdir().unwrap();
     let mut config = test_config(&slack.uri(), &helpdesk.uri(), options.backend, &dir.path().join("state"));
     for change in options.configure {
@@ -277,6 +294,7 @@ pub async fn spawn_app(options: Options<'_>) -> TestApp {
         slack,
         helpdesk,
         recorder: options.recorder.unwrap_or_default(),
+        streaming,
         store,
         http: reqwest::Client::new(),
         verifier: Verifier::new(SECRET.to_owned().into()),

@@ -1,14 +1,83 @@
 //! The stand-ins for Slack's Web API and the HelpDesk, as wiremock mounts, plus readers of
 //! what they received and of the messages the bridge sent, and tickets seeded as the bridge
-//! stores them.
+//! stores them. A stand-in can also answer on a [`Clock`]: late by a set delay, noting when
+//! each request arrived.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::{
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
 
 use serde_json::{Value, json};
 use wiremock::{
     Mock, MockServer, Request, Respond, ResponseTemplate,
-    matchers::{method, path, path_regex},
+    matchers::{any, method, path, path_regex},
 };
+
+/// wiremock's priority for mounts that say none.
+const USUAL: u8 = 5;
+/// The priority of mounts in front of the usual ones.
+const IN_FRONT: u8 = 1;
+/// The priority of a fallback behind every other mount.
+const BEHIND: u8 = 10;
+
+/// A request a stand-in received, and when.
+#[derive(Clone, Debug)]
+pub struct Arrival {
+    /// When it arrived (before its answer's delay).
+    pub at: Instant,
+    /// Its path.
+    pub path: String,
+    /// Its body (see [`body_of`]).
+    pub body: Value,
+}
+
+/// A stand-in's own clock: the mounts it wraps note each request as it arrives, and answer
+/// `delay` later.
+#[derive(Clone, Default)]
+pub struct Clock {
+    delay: Duration,
+    arrivals: Arc<Mutex<Vec<Arrival>>>,
+}
+
+impl Clock {
+    /// A clock whose answers are `delay` late.
+    pub fn late_by(delay: Duration) -> Self {
+        Self { delay, ..Self::default() }
+    }
+
+    /// How late the answers are.
+    pub fn delay(&self) -> Duration {
+        self.delay
+    }
+
+    /// `answer`, noted and delayed on this clock.
+    pub fn wrap<R: Respond>(&self, answer: R) -> impl Respond + use<R> {
+        Clocked { clock: self.clone(), answer }
+    }
+
+    /// What arrived so far, in order.
+    pub fn arrivals(&self) -> Vec<Arrival> {
+        self.arrivals.lock().unwrap().clone()
+    }
+}
+
+/// An answer on a [`Clock`].
+struct Clocked<R> {
+    clock: Clock,
+    answer: R,
+}
+
+impl<R: Respond> Respond for Clocked<R> {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let arrival = Arrival { at: Instant::now(), path: request.url.path().to_owned(), body: body_of(request) };
+        self.clock.arrivals.lock().unwrap().push(arrival);
+        self.answer.respond(request).set_delay(self.clock.delay)
+    }
+}
 
 /// The HelpDesk workspace the fake knows.
 pub const WORKSPACE_NAME: &str = "devops";
@@ -62,7 +131,20 @@ fn ok() -> ResponseTemplate {
 
 /// Every Web API method the bridge calls, answering as Slack does when all is well.
 pub async fn mount_slack(slack: &MockServer) {
-    Mock::given(path("/chat.postMessage")).respond_with(Post(AtomicU64::new(1))).mount(slack).await;
+    mount_slack_answering(slack, &Clock::default(), USUAL).await;
+}
+
+/// The methods of [`mount_slack`] answered on `clock`, in front of those, and every other
+/// method as Slack answers one it does not know (`unknown_method`), on `clock` too.
+pub async fn mount_slack_on(slack: &MockServer, clock: &Clock) {
+    mount_slack_answering(slack, clock, IN_FRONT).await;
+    let unknown = ResponseTemplate::new(200).set_body_json(json!({"ok": false, "error": "unknown_method"}));
+    Mock::given(any()).respond_with(clock.wrap(unknown)).with_priority(BEHIND).mount(slack).await;
+}
+
+async fn mount_slack_answering(slack: &MockServer, clock: &Clock, priority: u8) {
+    let mount = |route: Mock| route.with_priority(priority).mount(slack);
+    mount(Mock::given(path("/chat.postMessage")).respond_with(clock.wrap(Post(AtomicU64::new(1))))).await;
     for m in [
         "chat.update",
         "chat.postEphemeral",
@@ -71,35 +153,40 @@ pub async fn mount_slack(slack: &MockServer) {
         "views.open",
         "views.update",
         "views.publish",
+        "assistant.threads.setStatus",
+        "assistant.threads.setSuggestedPrompts",
     ] {
-        Mock::given(path(format!("/{m}"))).respond_with(ok()).mount(slack).await;
+        mount(Mock::given(path(format!("/{m}"))).respond_with(clock.wrap(ok()))).await;
     }
-    Mock::given(path("/users.info")).respond_with(Users).mount(slack).await;
-    Mock::given(path("/chat.getPermalink"))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(
-                json!({"ok": true, "channel": "C1", "permalink": "https://acme.slack.com/archives/C1/p1"}),
-            ),
-        )
-        .mount(slack)
-        .await;
-    Mock::given(path("/files.getUploadURLExternal"))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(
-                json!({"ok": true, "upload_url": format!("{}/upload/F1", slack.uri()), "file_id": "F1"}),
-            ),
-        )
-        .mount(slack)
-        .await;
-    Mock::given(path_regex("^/upload/"))
-        .respond_with(ResponseTemplate::new(200).set_body_string("OK - 1"))
-        .mount(slack)
-        .await;
-    Mock::given(path("/files.completeUploadExternal")).respond_with(ok()).mount(slack).await;
-    Mock::given(path_regex("^/respond/"))
-        .respond_with(ResponseTemplate::new(200).set_body_string("ok"))
-        .mount(slack)
-        .await;
+    // A workspace whose Slack does not stream natively; `StreamingSlack` mounts one that does.
+    for m in ["chat.startStream", "chat.appendStream", "chat.stopStream"] {
+        let refused = ResponseTemplate::new(200).set_body_json(json!({"ok": false, "error": "unknown_method"}));
+        mount(Mock::given(path(format!("/{m}"))).respond_with(clock.wrap(refused))).await;
+    }
+    mount(Mock::given(path("/users.info")).respond_with(clock.wrap(Users))).await;
+    let permalink = json!({"ok": true, "channel": "C1", "permalink": "https://acme.slack.com/archives/C1/p1"});
+    mount(
+        Mock::given(path("/chat.getPermalink"))
+            .respond_with(clock.wrap(ResponseTemplate::new(200).set_body_json(permalink))),
+    )
+    .await;
+    let upload = json!({"ok": true, "upload_url": format!("{}/upload/F1", slack.uri()), "file_id": "F1"});
+    mount(
+        Mock::given(path("/files.getUploadURLExternal"))
+            .respond_with(clock.wrap(ResponseTemplate::new(200).set_body_json(upload))),
+    )
+    .await;
+    mount(
+        Mock::given(path_regex("^/upload/"))
+            .respond_with(clock.wrap(ResponseTemplate::new(200).set_body_string("OK - 1"))),
+    )
+    .await;
+    mount(Mock::given(path("/files.completeUploadExternal")).respond_with(clock.wrap(ok()))).await;
+    mount(
+        Mock::given(path_regex("^/respond/"))
+            .respond_with(clock.wrap(ResponseTemplate::new(200).set_body_string("ok"))),
+    )
+    .await;
 }
 
 /// `POST tickets/{ws}`: a new ticket name per call, echoing the title.
@@ -123,41 +210,36 @@ pub fn agent(streams: bool) -> Value {
 
 /// The HelpDesk's workspace, agent and ticket-creation routes. Sends are mounted per test.
 pub async fn mount_helpdesk(helpdesk: &MockServer) {
+    mount_helpdesk_answering(helpdesk, &Clock::default(), USUAL).await;
+}
+
+/// The routes of [`mount_helpdesk`] answered on `clock`, in front of those.
+pub async fn mount_helpdesk_on(helpdesk: &MockServer, clock: &Clock) {
+    mount_helpdesk_answering(helpdesk, clock, IN_FRONT).await;
+}
+
+async fn mount_helpdesk_answering(helpdesk: &MockServer, clock: &Clock, priority: u8) {
+    let mount = |route: Mock| route.with_priority(priority).mount(helpdesk);
+    let data =
+        |data: Value| clock.wrap(ResponseTemplate::new(200).set_body_json(json!({"success": true, "data": data})));
     let workspace = json!({"id": WORKSPACE_ID, "name": WORKSPACE_NAME});
-    Mock::given(method("GET"))
-        .and(path(format!("{API}/admin/data/workspaces")))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(json!({"success": true, "data": {"items": [workspace]}})),
-        )
-        .mount(helpdesk)
-        .await;
-    Mock::given(method("GET"))
-        .and(path(format!("{API}/admin/data/workspaces/{WORKSPACE_ID}")))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"success": true, "data": workspace})))
-        .mount(helpdesk)
-        .await;
-    Mock::given(method("GET"))
-        .and(path(format!("{API}/admin/data/aiagents")))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(json!({"success": true, "data": {"items": [agent(false)]}})),
-        )
-        .mount(helpdesk)
-        .await;
-    Mock::given(method("GET"))
-        .and(path(format!("{API}/admin/data/aiagents/{AGENT_ID}")))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"success": true, "data": agent(false)})))
-        .mount(helpdesk)
-        .await;
-    Mock::given(method("POST"))
-        .and(path(format!("{API}/tickets/{WORKSPACE_ID}")))
-        .respond_with(CreateTicket(AtomicU64::new(1)))
-        .mount(helpdesk)
-        .await;
-    Mock::given(method("PUT"))
-        .and(path_regex(format!("^{API}/tickets/{WORKSPACE_ID}/[^/]+/status$")))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"success": true, "data": {}})))
-        .mount(helpdesk)
-        .await;
+    let get = |route: String| Mock::given(method("GET")).and(path(route));
+    mount(get(format!("{API}/admin/data/workspaces")).respond_with(data(json!({"items": [workspace]})))).await;
+    mount(get(format!("{API}/admin/data/workspaces/{WORKSPACE_ID}")).respond_with(data(workspace))).await;
+    mount(get(format!("{API}/admin/data/aiagents")).respond_with(data(json!({"items": [agent(false)]})))).await;
+    mount(get(format!("{API}/admin/data/aiagents/{AGENT_ID}")).respond_with(data(agent(false)))).await;
+    mount(
+        Mock::given(method("POST"))
+            .and(path(format!("{API}/tickets/{WORKSPACE_ID}")))
+            .respond_with(clock.wrap(CreateTicket(AtomicU64::new(1)))),
+    )
+    .await;
+    mount(
+        Mock::given(method("PUT"))
+            .and(path_regex(format!("^{API}/tickets/{WORKSPACE_ID}/[^/]+/status$")))
+            .respond_with(data(json!({}))),
+    )
+    .await;
 }
 
 /// Mounts a unary reply on `sendMessage` of `ticket`.
@@ -230,26 +312,19 @@ pub fn assert_valid_message(body: &Value) {
 
 /// Records every `chat.update` with the time it arrived (for pacing checks).
 #[derive(Clone, Default)]
-pub struct UpdateLog(std::sync::Arc<std::sync::Mutex<Vec<(std::time::Instant, Value)>>>);
-
-impl Respond for UpdateLog {
-    fn respond(&self, request: &Request) -> ResponseTemplate {
-        self.0.lock().unwrap().push((std::time::Instant::now(), body_of(request)));
-        ok()
-    }
-}
+pub struct UpdateLog(Clock);
 
 impl UpdateLog {
     /// Mounts the log in front of the default `chat.update` answer.
     pub async fn mount(slack: &MockServer) -> Self {
         let log = Self::default();
-        Mock::given(path("/chat.update")).respond_with(log.clone()).with_priority(1).mount(slack).await;
+        Mock::given(path("/chat.update")).respond_with(log.0.wrap(ok())).with_priority(IN_FRONT).mount(slack).await;
         log
     }
 
     /// The updates so far, oldest first.
-    pub fn updates(&self) -> Vec<(std::time::Instant, Value)> {
-        self.0.lock().unwrap().clone()
+    pub fn updates(&self) -> Vec<(Instant, Value)> {
+        self.0.arrivals().into_iter().map(|arrival| (arrival.at, arrival.body)).collect()
     }
 }
 
@@ -283,6 +358,7 @@ pub async fn seed(
         title: format!("Seeded {name}"),
         agent_id: AgentId::new(AGENT_ID),
         agent_name: AGENT_NAME.to_owned(),
+        agent_streams: None,
         requester: UserId::new(requester),
         assignee: None,
         status,

@@ -18,6 +18,7 @@ pub mod redis;
 pub mod replica;
 pub mod seen;
 pub mod store;
+pub mod streaming_slack;
 pub mod timed;
 pub mod traffic;
 

@@ -2,7 +2,13 @@
 //! events, and interaction payloads (button clicks, selects, modal submissions, shortcuts).
 //! Signing them is [`super::app::TestApp::post_signed`]'s part.
 
-use helpdesk_bridge::slack::controls::{callback, input};
+use helpdesk_bridge::{
+    model::Rating,
+    slack::{
+        blocks,
+        controls::{action, callback, feedback_value, input},
+    },
+};
 use serde_json::{Map, Value, json};
 
 use super::{
@@ -31,6 +37,17 @@ pub fn message_event(
         event["thread_ts"] = json!(thread_ts);
     }
     callback(event_id, event)
+}
+
+/// An `agent_session_stopped` event: `user` pressed Stop on the streamed message `ts`.
+pub fn stream_stopped_event(event_id: &str, channel: &str, thread_ts: &str, ts: &str, user: &str) -> Value {
+    callback(
+        event_id,
+        json!({
+            "type": "agent_session_stopped", "channel": channel, "thread_ts": thread_ts,
+            "streaming_message_ts": [ts], "user": user, "event_ts": "1800000100.000100"
+        }),
+    )
 }
 
 /// An `app_mention` event.
@@ -105,6 +122,34 @@ pub fn block_action(
     payload["actions"] = Value::Array(vec![action]);
     payload["state"] = json!({});
     payload["state"]["values"] = state;
+    payload
+}
+
+/// A `block_actions` payload of Slack's feedback buttons: `user` of `user_team` gave the
+/// agent's reply `reply_ts` (in `thread_ts`, its message carrying the bridge's feedback
+/// block as Slack echoes it back, with the `block_id` Slack gave it) a `rating`, answered at
+/// `{respond}/respond/{trigger}`.
+#[allow(clippy::too_many_arguments)]
+pub fn feedback_click(
+    user: &str,
+    user_team: &str,
+    reply_ts: &str,
+    thread_ts: &str,
+    rating: Rating,
+    trigger: &str,
+    respond: &str,
+) -> Value {
+    let mut block = blocks::feedback();
+    block["block_id"] = json!("Fb8Qx");
+    let clicked = json!({"type": "feedback_buttons", "action_id": action::FEEDBACK, "block_id": "Fb8Qx",
+        "text": {"type": "plain_text", "text": rating.emoji(), "emoji": true}, "value": feedback_value(rating),
+        "action_ts": "1700000001.000000"});
+    let mut payload = block_action(user, user_team, reply_ts, thread_ts, clicked, json!({}), trigger, respond);
+    payload["message"]["blocks"] = json!([
+        {"type": "section", "block_id": "r1", "text": {"type": "mrkdwn", "text": "Restarted web-1.", "verbatim": false}},
+        block
+    ]);
+    payload["message"]["bot_id"] = json!(super::app::BOT_ID);
     payload
 }
 
