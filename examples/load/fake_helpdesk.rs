@@ -3,8 +3,11 @@
 //!
 //! The first delta of each reply carries a marker naming the ticket, and the time it was
 //! handed to the connection is recorded, so the relay figures can find the first Slack
-//! edit showing it. Everything else the bridge asks (the agent's streaming flag, status
-//! changes) gets a plain success.
+//! edit showing it. It knows one workspace ([`WORKSPACE_NAME`]) and one streaming agent
+//! ([`AGENT_NAME`]), creates tickets (`LOAD-1`, `LOAD-2`, …), and gives everything else the
+//! bridge asks (status changes, say) a plain success. It can answer every request late
+//! ([`FakeHelpdesk::set_latency`]; a reply's stream starts that late), for the slow-backend
+//! critical path.
 //!
 //! While it is *held*, replies stop after their first delta and stay open until it is
 //! released (or the bridge goes away): an agent turn that takes as long as the benchmark
@@ -27,6 +30,13 @@ use axum::{
 };
 use serde_json::json;
 use tokio::sync::watch;
+
+use crate::bridge::{AGENT, WORKSPACE};
+
+/// The name of the one workspace it knows, for `HELPDESK_WORKSPACE`.
+pub const WORKSPACE_NAME: &str = "load";
+/// The name of the one agent it knows, for `HELPDESK_AGENT`.
+pub const AGENT_NAME: &str = "load-agent";
 
 /// How replies stream.
 #[derive(Clone, Copy, Debug)]
@@ -58,11 +68,16 @@ impl Shape {
 struct Shared {
     shape: Mutex<Option<Shape>>,
     first_delta: Mutex<HashMap<String, Instant>>,
+    done: Mutex<HashMap<String, Instant>>,
     /// Messages sent to each ticket so far.
     sends_to: Mutex<HashMap<String, usize>>,
     /// True while replies are held open after their first delta.
     held: watch::Sender<bool>,
     sends: AtomicUsize,
+    /// Tickets created so far.
+    created: AtomicUsize,
+    /// How late every answer is, in milliseconds.
+    latency_ms: AtomicUsize,
     open: AtomicUsize,
     most_open: AtomicUsize,
 }
@@ -105,6 +120,11 @@ impl FakeHelpdesk {
         self.shared.first_delta.lock().unwrap().get(ticket).copied()
     }
 
+    /// When `ticket`'s latest reply ended (its `done` left).
+    pub fn done(&self, ticket: &str) -> Option<Instant> {
+        self.shared.done.lock().unwrap().get(ticket).copied()
+    }
+
     /// Messages sent to tickets so far.
     pub fn sends(&self) -> usize {
         self.shared.sends.load(Ordering::Relaxed)
@@ -113,6 +133,11 @@ impl FakeHelpdesk {
     /// Messages sent to `ticket` so far.
     pub fn sends_to(&self, ticket: &str) -> usize {
         self.shared.sends_to.lock().unwrap().get(ticket).copied().unwrap_or_default()
+    }
+
+    /// Answers every request this late from now on.
+    pub fn set_latency(&self, latency: Duration) {
+        self.shared.latency_ms.store(usize::try_from(latency.as_millis()).unwrap_or(usize::MAX), Ordering::Relaxed);
     }
 
     /// Holds replies open after their first delta (`true`) or lets them finish (`false`).
@@ -140,13 +165,31 @@ fn json_body(value: &serde_json::Value) -> Response {
 
 async fn serve(State(shared): State<Arc<Shared>>, request: Request<Body>) -> Response {
     let path = request.uri().path().to_owned();
+    tokio::time::sleep(Duration::from_millis(shared.latency_ms.load(Ordering::Relaxed) as u64)).await;
+    let found = |data: serde_json::Value| json_body(&json!({"success": true, "data": data}));
+    let workspace = json!({"id": WORKSPACE, "name": WORKSPACE_NAME});
+    let agent = json!({"id": AGENT, "name": AGENT_NAME, "metaData": {"STREAMING_ENABLED": "true"}});
     if path.contains("/admin/data/aiagents/") {
-        let id = path.rsplit('/').next().unwrap_or_default();
-        return json_body(&json!({"success": true, "data": {"id": id, "name": "load-agent",
-            "metaData": {"STREAMING_ENABLED": "true"}}}));
+        return found(agent);
+    }
+    if path.ends_with("/admin/data/aiagents") {
+        return found(json!({"items": [agent]}));
+    }
+    if path.ends_with("/admin/data/workspaces") {
+        return found(json!({"items": [workspace]}));
+    }
+    if path.contains("/admin/data/workspaces/") {
+        return found(workspace);
+    }
+    if request.method() == axum::http::Method::POST && path.ends_with(&format!("/tickets/{WORKSPACE}")) {
+        let n = shared.created.fetch_add(1, Ordering::Relaxed) + 1;
+        let body = axum::body::to_bytes(request.into_body(), 1 << 20).await.unwrap_or_default();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        return found(json!({"id": format!("t{n}"), "name": format!("LOAD-{n}"), "title": body["title"],
+            "aiAgentId": AGENT, "workspaceId": WORKSPACE}));
     }
     if !path.ends_with("/sendMessageStreaming") {
-        return json_body(&json!({"success": true, "data": {}}));
+        return found(json!({}));
     }
     let ticket = path.rsplit('/').nth(1).unwrap_or_default().to_owned();
     // The request body is read so the client sees a normal exchange; its content is not needed.
@@ -179,6 +222,7 @@ async fn serve(State(shared): State<Arc<Shared>>, request: Request<Body>) -> Res
         }
         let done = "event: message\ndata: {\"type\":\"done\",\"stop_reason\":\"end_turn\"}\n\n";
         let _ = tx.send(Ok(Bytes::from(done))).await;
+        shared.done.lock().unwrap().insert(ticket.clone(), Instant::now());
         shared.open.fetch_sub(1, Ordering::Relaxed);
     });
     let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });

@@ -6,21 +6,30 @@
 //! (stricter than Slack's per-minute windows):
 //!
 //! - `chat.postMessage`: 60 a minute per channel ("one message per second per channel");
+//! - Tier 2 (`chat.startStream`, `chat.stopStream`): 20 a minute per workspace, per method;
 //! - Tier 3 (`chat.update`, `reactions.add`): 50 a minute per workspace, per method;
-//! - Tier 4 (`users.info`, `chat.getPermalink`, `chat.postEphemeral`, `views.*`): 100.
+//! - Tier 4 (`chat.appendStream`, `users.info`, `chat.getPermalink`, `chat.postEphemeral`,
+//!   `views.*`): 100.
+//!
+//! It streams natively as Slack does (`chat.startStream` answers a new message's ts, and a
+//! start naming no channel `channel_not_found`), unless told to refuse streaming; then the
+//! three stream methods answer `unknown_method`, as for a workspace or token without them.
+//! It can also answer every call late ([`FakeSlack::set_latency`]), for the slow-backend
+//! critical path.
 //!
 //! Slack counts "per app per workspace", that is per bot token; each service the load tool
 //! starts gets a token of its own, as if each ran in its own workspace, so one phase's
 //! calls do not count against the next.
 //!
-//! Each `chat.update`, `chat.postMessage` and `reactions.add` let through is logged with the
-//! time it arrived, for the relay figures and to count calls per window afterwards.
+//! Each call that writes a reply (`chat.update`, `chat.postMessage`, `reactions.add` and
+//! the three stream methods) let through is logged with the time it arrived, for the relay
+//! figures and to count calls per window afterwards.
 
 use std::{
     collections::{HashMap, VecDeque},
     sync::{
         Arc, Mutex,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -41,7 +50,15 @@ pub const BOT_USER: &str = "UBOT";
 const WINDOW: Duration = Duration::from_secs(60);
 
 /// The methods whose calls are logged.
-const LOGGED: [&str; 3] = ["chat.update", "chat.postMessage", "reactions.add"];
+const LOGGED: [&str; 6] =
+    ["chat.update", "chat.postMessage", "reactions.add", "chat.startStream", "chat.appendStream", "chat.stopStream"];
+
+/// Slack's native streaming methods.
+const STREAM_METHODS: [&str; 3] = ["chat.startStream", "chat.appendStream", "chat.stopStream"];
+
+/// The methods that change what a reply shows: its placeholder's edits and its stream's
+/// start, appends and stop.
+pub const UPDATES: [&str; 4] = ["chat.update", "chat.startStream", "chat.appendStream", "chat.stopStream"];
 
 /// One logged call as it arrived.
 #[derive(Clone, Debug)]
@@ -52,7 +69,8 @@ pub struct Call {
     pub method: String,
     /// The channel it was in.
     pub channel: String,
-    /// The message it edited (`chat.update`) or reacted to, or the thread it posted in.
+    /// The message it edited (`chat.update`), streamed (the stream methods; for a start,
+    /// the ts it answered) or reacted to, or the thread it posted in.
     pub ts: String,
     /// The whole request body, to look for text in.
     pub body: String,
@@ -65,6 +83,10 @@ struct Shared {
     limited: Mutex<HashMap<String, u64>>,
     log: Mutex<Vec<Call>>,
     posts: AtomicU64,
+    /// How late every answer is, in milliseconds.
+    latency_ms: AtomicU64,
+    /// Whether the stream methods answer `unknown_method`.
+    refuses_streaming: AtomicBool,
 }
 
 /// The running fake.
@@ -100,9 +122,31 @@ impl FakeSlack {
         self.shared.limited.lock().unwrap().clone()
     }
 
-    /// The `chat.update` calls that were let through, oldest first.
+    /// The calls that changed what a reply shows ([`UPDATES`]) that were let through, oldest
+    /// first.
     pub fn updates(&self) -> Vec<Call> {
-        self.calls_of("chat.update")
+        self.shared.log.lock().unwrap().iter().filter(|c| UPDATES.contains(&c.method.as_str())).cloned().collect()
+    }
+
+    /// All calls let through since the log was last cleared, oldest first.
+    pub fn log(&self) -> Vec<Call> {
+        self.shared.log.lock().unwrap().clone()
+    }
+
+    /// Answers every call this late from now on.
+    pub fn set_latency(&self, latency: Duration) {
+        self.shared.latency_ms.store(u64::try_from(latency.as_millis()).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    /// How late every call is answered.
+    pub fn latency(&self) -> Duration {
+        Duration::from_millis(self.shared.latency_ms.load(Ordering::Relaxed))
+    }
+
+    /// Refuses Slack's stream methods from now on (`true`), as a workspace without them
+    /// does, or serves them (`false`).
+    pub fn refuse_streaming(&self, refuse: bool) {
+        self.shared.refuses_streaming.store(refuse, Ordering::Relaxed);
     }
 
     /// The calls of a logged `method` that were let through, oldest first.
@@ -121,10 +165,10 @@ impl FakeSlack {
 fn limit(method: &str, token: &str, body: &Value) -> Option<(usize, String)> {
     match method {
         "chat.postMessage" => Some((60, format!("{token} {}", body["channel"].as_str().unwrap_or_default()))),
+        "chat.startStream" | "chat.stopStream" => Some((20, token.to_owned())),
         "chat.update" | "reactions.add" => Some((50, token.to_owned())),
-        "users.info" | "chat.getPermalink" | "chat.postEphemeral" | "views.open" | "views.update" | "views.publish" => {
-            Some((100, token.to_owned()))
-        }
+        "chat.appendStream" | "users.info" | "chat.getPermalink" | "chat.postEphemeral" | "views.open"
+        | "views.update" | "views.publish" => Some((100, token.to_owned())),
         _ => None,
     }
 }
@@ -176,6 +220,20 @@ async fn serve(State(shared): State<Arc<Shared>>, request: Request<Body>) -> Res
     let bytes = axum::body::to_bytes(request.into_body(), 4 << 20).await.unwrap_or_default();
     let body = fields(query.as_deref(), &bytes);
     *shared.calls.lock().unwrap().entry(method.clone()).or_default() += 1;
+    let latency = Duration::from_millis(shared.latency_ms.load(Ordering::Relaxed));
+    if STREAM_METHODS.contains(&method.as_str()) {
+        let refusal = if shared.refuses_streaming.load(Ordering::Relaxed) {
+            Some("unknown_method")
+        } else if body["channel"].as_str().unwrap_or_default().is_empty() {
+            Some("channel_not_found")
+        } else {
+            None
+        };
+        if let Some(error) = refusal {
+            tokio::time::sleep(latency).await;
+            return json_response(&json!({"ok": false, "error": error}));
+        }
+    }
     if let Err(wait) = admit(&shared, &method, &token, &body, now) {
         *shared.limited.lock().unwrap().entry(method).or_default() += 1;
         let seconds = wait.as_secs().max(1).to_string();
@@ -186,30 +244,36 @@ async fn serve(State(shared): State<Arc<Shared>>, request: Request<Body>) -> Res
         )
             .into_response();
     }
+    // A new message's ts, for a post or a stream's start.
+    let new_ts = || format!("1900000000.{:06}", shared.posts.fetch_add(1, Ordering::Relaxed));
+    let created = matches!(method.as_str(), "chat.postMessage" | "chat.startStream").then(new_ts);
     if LOGGED.contains(&method.as_str()) {
         let field = |name: &str| body[name].as_str().unwrap_or_default().to_owned();
         shared.log.lock().unwrap().push(Call {
             at: now,
             method: method.clone(),
             channel: field("channel"),
-            ts: field(match method.as_str() {
-                "chat.postMessage" => "thread_ts",
-                "reactions.add" => "timestamp",
-                _ => "ts",
-            }),
+            ts: match method.as_str() {
+                "chat.postMessage" => field("thread_ts"),
+                "chat.startStream" => created.clone().unwrap_or_default(),
+                "reactions.add" => field("timestamp"),
+                _ => field("ts"),
+            },
             body: String::from_utf8_lossy(&bytes).into_owned(),
         });
     }
+    tokio::time::sleep(latency).await;
     match method.as_str() {
         "auth.test" => json_response(&json!({
             "ok": true, "url": "https://acme.slack.com/", "team": "Acme", "user": "helpdesk",
             "team_id": TEAM, "user_id": BOT_USER, "bot_id": "BBOT"
         })),
-        "chat.postMessage" => {
-            let n = shared.posts.fetch_add(1, Ordering::Relaxed);
-            json_response(&json!({"ok": true, "channel": body["channel"], "ts": format!("1900000000.{n:06}")}))
+        "chat.postMessage" | "chat.startStream" => {
+            json_response(&json!({"ok": true, "channel": body["channel"], "ts": created.unwrap_or_default()}))
         }
-        "chat.update" => json_response(&json!({"ok": true, "channel": body["channel"], "ts": body["ts"]})),
+        "chat.update" | "chat.appendStream" | "chat.stopStream" => {
+            json_response(&json!({"ok": true, "channel": body["channel"], "ts": body["ts"]}))
+        }
         "users.info" => {
             let id = body["user"].as_str().unwrap_or_default();
             json_response(&json!({"ok": true, "user": {"id": id, "name": id.to_lowercase(),

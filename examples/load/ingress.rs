@@ -80,48 +80,72 @@ impl Events {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         let thread = &self.threads[(n as usize) % self.threads.len()];
         let ts = format!("1800000000.{n:06}");
-        let mut body = json!({
-            "token": "deprecated", "team_id": TEAM, "api_app_id": "A1", "type": "event_callback",
-            "event_id": format!("Ev{}{n}", self.run), "event_time": 1_800_000_000,
-            "authorizations": [{"enterprise_id": null, "team_id": TEAM, "user_id": BOT_USER, "is_bot": true,
-                "is_enterprise_install": false}],
-            "is_ext_shared_channel": false, "event_context": "4-eyJldCI6Im1lc3NhZ2UifQ"
-        });
-        body["event"] = json!({
+        let event = json!({
             "type": "message", "channel": thread.channel, "user": thread.requester,
             "text": format!("load message {n}: is the deployment healthy?"), "ts": ts, "event_ts": ts,
             "thread_ts": thread.ts, "channel_type": "channel", "client_msg_id": format!("cm-{}-{n}", self.run)
         });
-        let body = body.to_string();
-        let timestamp = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or_default()
-            .to_string();
-        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).expect("any key length");
-        mac.update(format!("v0:{timestamp}:{body}").as_bytes());
-        let signature = format!("v0={}", hex::encode(mac.finalize().into_bytes()));
-        (body, timestamp, signature)
+        signed(&event, &format!("Ev{}{n}", self.run))
     }
 
     /// Sends one event and says how it was answered.
     async fn send(&self, client: &reqwest::Client) -> Answer {
         let (body, timestamp, signature) = self.next();
-        let started = Instant::now();
-        let sent = client
-            .post(&self.events_url)
-            .header("content-type", "application/json")
-            .header("x-slack-request-timestamp", timestamp)
-            .header("x-slack-signature", signature)
-            .body(body)
-            .send()
-            .await;
-        let Ok(response) = sent else { return Answer::None };
-        let ok = response.status().is_success();
-        // The ack's body is read so the connection can be reused.
-        let _ = response.bytes().await;
-        if ok { Answer::Acked(started.elapsed()) } else { Answer::Refused }
+        post(client, &self.events_url, body, timestamp, signature).await
     }
+}
+
+/// `event` in Slack's Events API envelope under `event_id`, with its signature headers:
+/// the body, its timestamp and its signature.
+fn signed(event: &serde_json::Value, event_id: &str) -> (String, String, String) {
+    let body = json!({
+        "token": "deprecated", "team_id": TEAM, "api_app_id": "A1", "type": "event_callback",
+        "event_id": event_id, "event_time": 1_800_000_000,
+        "authorizations": [{"enterprise_id": null, "team_id": TEAM, "user_id": BOT_USER, "is_bot": true,
+            "is_enterprise_install": false}],
+        "is_ext_shared_channel": false, "event_context": "4-eyJldCI6Im1lc3NhZ2UifQ",
+        "event": event
+    })
+    .to_string();
+    let timestamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+        .to_string();
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).expect("any key length");
+    mac.update(format!("v0:{timestamp}:{body}").as_bytes());
+    let signature = format!("v0={}", hex::encode(mac.finalize().into_bytes()));
+    (body, timestamp, signature)
+}
+
+/// Posts a signed event and says how it was answered.
+async fn post(client: &reqwest::Client, url: &str, body: String, timestamp: String, signature: String) -> Answer {
+    let started = Instant::now();
+    let sent = client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("x-slack-request-timestamp", timestamp)
+        .header("x-slack-signature", signature)
+        .body(body)
+        .send()
+        .await;
+    let Ok(response) = sent else { return Answer::None };
+    let ok = response.status().is_success();
+    // The ack's body is read so the connection can be reused.
+    let _ = response.bytes().await;
+    if ok { Answer::Acked(started.elapsed()) } else { Answer::Refused }
+}
+
+/// Sends `user`'s mention of the bot as a new message `ts` in `channel` (not in a thread:
+/// it opens a ticket) to the bridge at `bridge_url`; whether it was acked.
+pub async fn mention(bridge_url: &str, channel: &str, user: &str, ts: &str) -> bool {
+    let event = json!({
+        "type": "app_mention", "channel": channel, "user": user, "ts": ts, "event_ts": ts,
+        "text": format!("<@{BOT_USER}> the checkout pods crash-loop in prod"), "client_msg_id": format!("cm-{ts}")
+    });
+    let (body, timestamp, signature) = signed(&event, &format!("EvMention{channel}{ts}"));
+    let answer = post(&client(), &format!("{bridge_url}/slack/events"), body, timestamp, signature).await;
+    matches!(answer, Answer::Acked(_))
 }
 
 /// How the bridge answered one event.

@@ -22,7 +22,11 @@
 //! - **takeover** ([`replicas`]): two replicas on one store, the one handling a thread's
 //!   turn killed with `kill -9`: how soon the other takes the thread over;
 //! - **replicas** ([`replicas`]): three replicas of one workspace streaming replies at
-//!   once: 429s and the most edits in any minute, against Slack's budget.
+//!   once: 429s and the most edits in any minute, against Slack's budget;
+//! - **streaming** ([`streaming`]): first visible text on Slack's native streaming, update
+//!   pace and fairness of 2, 20 and 200 concurrent replies (and of 2 on the edit path), and
+//!   the critical path of a mention and a thread message with both backends answering 4 s
+//!   late, on both paths.
 //!
 //! Every phase but relay and memory has a store of its own ([`Backend::fresh`]), removed
 //! afterwards. It is a benchmark, not a test: it prints figures and judges nothing.
@@ -33,6 +37,7 @@ mod fake_helpdesk;
 mod fake_slack;
 mod ingress;
 mod replicas;
+mod streaming;
 
 use std::{
     collections::HashMap,
@@ -80,7 +85,8 @@ struct Options {
     /// Tickets streaming at once in the memory run.
     #[arg(long, default_value = "200")]
     streams: usize,
-    /// Replies measured one after another in the relay run.
+    /// Replies measured one after another in the relay run, and in the streaming run's
+    /// first-text part (0: no such part).
     #[arg(long, default_value = "10")]
     relays: usize,
     /// How long to let the memory run's replies finish in Slack (they wait for Slack's
@@ -116,9 +122,23 @@ struct Options {
     /// defaults; this is for an older binary's settings (see `BENCHMARKS.md`).
     #[arg(long)]
     bridge_env: Vec<String>,
+    /// Concurrent replies in the streaming runs (0: none).
+    #[arg(long, value_delimiter = ',', default_value = "2,20,200")]
+    concurrent: Vec<usize>,
+    /// Concurrent replies in the streaming runs on the edit path, Slack refusing to stream
+    /// (0: none).
+    #[arg(long, value_delimiter = ',', default_value = "2,20")]
+    edit_concurrent: Vec<usize>,
+    /// Print, for streaming runs of at most 20 replies, when each reply was updated.
+    #[arg(long)]
+    timelines: bool,
+    /// Mentions (and thread messages) measured on each path in the critical-path runs (0:
+    /// no such runs).
+    #[arg(long, default_value = "10")]
+    critical: usize,
     /// Run only these parts: `relay`, `memory`, `ingress`, `backlog`, `takeover`,
-    /// `replicas` (comma-separated).
-    #[arg(long, value_delimiter = ',', default_value = "relay,memory,ingress,backlog,takeover,replicas")]
+    /// `replicas`, `streaming` (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "relay,memory,ingress,backlog,takeover,replicas,streaming")]
     only: Vec<String>,
 }
 
@@ -135,6 +155,23 @@ struct Rig {
 impl Rig {
     /// Starts a service on `backend`; `token` names its workspace (`None`: one of its own).
     async fn start_on(&self, name: &str, backend: &Backend, token: Option<&str>) -> Result<Bridge, String> {
+        self.start_as(name, backend, token, &[]).await
+    }
+
+    /// Starts a service of its own workspace on `backend` with `settings` (`NAME=value`) as
+    /// well, e.g. the default HelpDesk workspace and agent a mention opens tickets with.
+    async fn start_with(&self, name: &str, backend: &Backend, settings: &[String]) -> Result<Bridge, String> {
+        self.start_as(name, backend, None, settings).await
+    }
+
+    async fn start_as(
+        &self,
+        name: &str,
+        backend: &Backend,
+        token: Option<&str>,
+        settings: &[String],
+    ) -> Result<Bridge, String> {
+        let env: Vec<String> = settings.iter().chain(&self.options.bridge_env).cloned().collect();
         Bridge::start(Setup {
             binary: &self.binary,
             backend,
@@ -143,7 +180,7 @@ impl Rig {
             token,
             log: self.dir.join(format!("{name}.log")),
             log_filter: &self.options.bridge_log,
-            env: &self.options.bridge_env,
+            env: &env,
         })
         .await
     }
@@ -457,6 +494,9 @@ async fn run(options: Options) -> Result<(), String> {
     }
     if wants("replicas") {
         replicas::shared_budgets(&rig).await?;
+    }
+    if wants("streaming") {
+        streaming::run(&rig).await?;
     }
     let limited = rig.slack.limited();
     println!("\n## Slack calls over the whole run\n");

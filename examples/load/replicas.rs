@@ -251,6 +251,14 @@ pub async fn shared_budgets(rig: &Rig) -> Result<(), String> {
         updates.len(),
         most_in_a_minute(&updates, |_| String::new())
     );
+    for (method, budget) in [("chat.appendStream", 100), ("chat.startStream", 20), ("chat.stopStream", 20)] {
+        let calls = rig.slack.calls_of(method);
+        println!(
+            "| `{method}`: calls, most in any 60 s (workspace) | {}, {} | {budget} |",
+            calls.len(),
+            most_in_a_minute(&calls, |_| String::new())
+        );
+    }
     println!(
         "| `reactions.add`: calls, most in any 60 s (workspace) | {}, {} | 50 |",
         reactions.len(),

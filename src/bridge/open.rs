@@ -374,10 +374,17 @@ impl Bridge {
             }
         };
         // Whether this workspace's Slack streams natively: a refusal learned now costs the
-        // first reply nothing.
+        // first reply nothing. One replica probes for all (a probe spends a stream start); the
+        // others learn a refusal from their first reply.
         let streams = async {
             if let Some(me) = self.inner.identity.get() {
-                self.inner.slack.probe_streaming(&me.team_id).await;
+                let claimed = self.inner.store.claim_streaming_probe(&me.team_id).await;
+                if let Err(err) = &claimed {
+                    tracing::debug!(error = %err, "could not claim the streaming probe; probing anyway");
+                }
+                if claimed.unwrap_or(true) {
+                    self.inner.slack.probe_streaming(&me.team_id).await;
+                }
             }
         };
         tokio::join!(workspace, agent, me, streams);

@@ -82,6 +82,11 @@ impl Keys {
         self.key(format_args!("mark:{key}"))
     }
 
+    /// The mark of the replica that probes whether `team`'s Slack streams natively.
+    pub(crate) fn streaming_probe(&self, team: &crate::ids::TeamId) -> String {
+        self.mark(&format!("probe:{team}"))
+    }
+
     /// The mark of a rating recorded on a reply: by whom, which rating, on which message
     /// (a message ts is unique in its channel, so the thread is not part of it).
     pub(crate) fn feedback(&self, thread: &ThreadKey, reply: &MessageTs, user: &UserId, rating: Rating) -> String {
@@ -208,6 +213,7 @@ mod tests {
             keys.feedback(&thread, &MessageTs::new("1800000000.000001"), &UserId::new("U9"), Rating::Negative),
             "p:mark:feedback:T1:C1:1800000000.000001:U9:negative"
         );
+        assert_eq!(keys.streaming_probe(&TeamId::new("T1")), "p:mark:probe:T1");
     }
 
     #[test]

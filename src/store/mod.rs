@@ -60,6 +60,10 @@ pub const SEND_MARK_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 /// How long a recorded rating is remembered, so that the same click again records nothing:
 /// as long as a card, since a reply can be rated long after it was written.
 pub const FEEDBACK_TTL: Duration = CARD_TTL;
+/// How long one replica's streaming probe stands for all: replicas started within it do not
+/// probe again (each probe is a `chat.startStream`, from Slack's Tier 2 budget of 20 a minute
+/// that streamed replies start from).
+pub const PROBE_TTL: Duration = Duration::from_secs(60 * 60);
 /// How often a compare-and-set is retried under contention before giving up.
 const CAS_ATTEMPTS: usize = 100;
 
@@ -429,6 +433,12 @@ impl Store {
         rating: Rating,
     ) -> Result<bool, StoreError> {
         self.set_nx(&self.keys.feedback(thread, reply, user, rating), b"1", FEEDBACK_TTL).await
+    }
+
+    /// Claims the probe of whether `team`'s Slack streams natively, for [`PROBE_TTL`]; true
+    /// only for the first caller, across replicas.
+    pub async fn claim_streaming_probe(&self, team: &TeamId) -> Result<bool, StoreError> {
+        self.set_nx(&self.keys.streaming_probe(team), b"1", PROBE_TTL).await
     }
 
     /// Forgets a claimed rating that could not be recorded.

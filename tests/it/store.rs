@@ -25,6 +25,7 @@ on_both_stores!(
     marks_are_set_if_absent_and_expire,
     concurrent_marks_have_exactly_one_winner,
     ratings_are_claimed_once_and_given_back,
+    the_streaming_probe_is_claimed_once_per_workspace,
     locks_exclude_expire_and_release_only_their_own,
     tickets_map_both_ways_and_only_once,
     concurrent_ticket_creation_has_one_winner,
@@ -120,6 +121,13 @@ async fn ratings_are_claimed_once_and_given_back(store: &Store) {
         "given back, claimed again"
     );
     assert!(!store.claim_feedback(&thread(1), &reply, &bob, Rating::Positive).await.unwrap(), "others stay claimed");
+}
+
+async fn the_streaming_probe_is_claimed_once_per_workspace(store: &Store) {
+    let (team, other) = (TeamId::new("T1"), TeamId::new("T2"));
+    assert!(store.claim_streaming_probe(&team).await.unwrap(), "the first replica probes");
+    assert!(!store.claim_streaming_probe(&team).await.unwrap(), "the next does not");
+    assert!(store.claim_streaming_probe(&other).await.unwrap(), "another workspace probes for itself");
 }
 
 async fn concurrent_marks_have_exactly_one_winner(store: &Store) {
