@@ -11,7 +11,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use clap::{Parser, Subcommand};
 use secrecy::SecretString;
 
-use crate::ids::Approver;
+use crate::{bridge::rules, ids::Approver};
 
 /// The command line and environment, as parsed; see [`Cli::validate`].
 ///
@@ -97,6 +97,13 @@ pub struct Cli {
     /// are marked destructive and ask for confirmation before approval.
     #[arg(long, env = "DESTRUCTIVE_PATTERNS", default_value = DEFAULT_DESTRUCTIVE)]
     pub destructive_patterns: String,
+    /// Commands matching any of these (`;`-separated, case-insensitive) are approved without
+    /// a click, unless destructive or blocked.
+    #[arg(long, env = "COMMAND_ALLOW", default_value = "")]
+    pub command_allow: String,
+    /// Commands matching any of these are rejected, and nobody may approve them.
+    #[arg(long, env = "COMMAND_BLOCK", default_value = "")]
+    pub command_block: String,
     /// Log format: `text` or `json`.
     #[arg(long, env = "LOG_FORMAT", default_value = "text")]
     pub log_format: String,
@@ -175,6 +182,8 @@ impl std::fmt::Debug for Cli {
             .field("http_max_connections", &self.http_max_connections)
             .field("approvers", &self.approvers)
             .field("destructive_patterns", &self.destructive_patterns)
+            .field("command_allow", &self.command_allow)
+            .field("command_block", &self.command_block)
             .field("log_format", &self.log_format)
             .field("shutdown_grace_seconds", &self.shutdown_grace_seconds)
             .field("helpdesk_timeout_seconds", &self.helpdesk_timeout_seconds)
@@ -247,6 +256,8 @@ pub struct Config {
     pub access: AccessConfig,
     /// Regular expressions (already checked) marking commands as destructive.
     pub destructive_patterns: Vec<String>,
+    /// The command policy's allow and block rules (already checked).
+    pub command_rules: CommandRules,
     /// Log format.
     pub log_format: LogFormat,
     /// How long in-flight work may take to finish at shutdown.
@@ -464,7 +475,11 @@ impl Cli {
         if access.admins_only && access.admins.is_empty() {
             return Err(ConfigError::new("ADMINS_ONLY", "is true but ADMINS is empty: nobody could change settings"));
         }
-        let destructive_patterns = parse_patterns(&self.destructive_patterns)?;
+        let destructive_patterns = parse_patterns("DESTRUCTIVE_PATTERNS", &self.destructive_patterns)?;
+        let command_rules = CommandRules {
+            allow: parse_patterns("COMMAND_ALLOW", &self.command_allow)?,
+            block: parse_patterns("COMMAND_BLOCK", &self.command_block)?,
+        };
         let streaming = match self.slack_streaming.trim().to_ascii_lowercase().as_str() {
             "auto" => Streaming::Auto,
             "native" => Streaming::Native,
@@ -521,6 +536,7 @@ impl Cli {
             approvers,
             access,
             destructive_patterns,
+            command_rules,
             log_format,
             shutdown_grace: seconds("SHUTDOWN_GRACE_SECONDS", &self.shutdown_grace_seconds)?,
             dispatch: DispatchConfig {
@@ -632,20 +648,21 @@ fn positive(var: &'static str, value: &str) -> Result<usize, ConfigError> {
     }
 }
 
-/// Destructive patterns: `;`-separated regular expressions, each of which must compile.
-fn parse_patterns(value: &str) -> Result<Vec<String>, ConfigError> {
-    value
-        .split(';')
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            regex::RegexBuilder::new(p)
-                .case_insensitive(true)
-                .build()
-                .map(|_| p.to_owned())
-                .map_err(|e| ConfigError::new("DESTRUCTIVE_PATTERNS", format!("'{p}' is not a valid pattern: {e}")))
-        })
-        .collect()
+/// `;`-separated regular expressions, each of which must compile (one that does not is
+/// named, with `var`).
+fn parse_patterns(var: &'static str, value: &str) -> Result<Vec<String>, ConfigError> {
+    let patterns = rules::split(value);
+    rules::check(&patterns).map_err(|e| ConfigError::new(var, e.to_string()))?;
+    Ok(patterns)
+}
+
+/// The command policy's rules from the environment: `COMMAND_ALLOW` and `COMMAND_BLOCK`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CommandRules {
+    /// Allow rules.
+    pub allow: Vec<String>,
+    /// Block rules.
+    pub block: Vec<String>,
 }
 
 /// A comma-separated list of names or ids, trimmed, empty entries dropped.

@@ -86,6 +86,22 @@ pub enum DispatchError {
     ShuttingDown,
 }
 
+/// Records `item` in `store`'s inbox, deduplicated, unless `max_items` wait.
+async fn push(store: &Store, item: Inbound, max_items: u64) -> Result<Pushed, StoreError> {
+    let dedup = item.idempotency_key();
+    let order_key = item.order_key();
+    let envelope = serde_json::to_vec(&Envelope { at: now_millis(), item })
+        .map_err(|e| StoreError::Backend(format!("cannot encode an inbound item: {e}")))?;
+    store.inbox_push(&dedup, DEDUP_TTL, &order_key, &envelope, max_items).await
+}
+
+/// Records an item the service makes itself (see [`crate::inbound::InboundKind::PolicySubmission`]) in
+/// the inbox, durably and once: the workers find it as they find Slack's. Such items are
+/// few (one per card), so they are not turned away when the inbox is full.
+pub async fn enqueue(store: &Store, item: Inbound) -> Result<(), StoreError> {
+    push(store, item, u64::MAX).await.map(drop)
+}
+
 /// An item as the inbox holds it.
 #[derive(Serialize, Deserialize)]
 struct Envelope {
@@ -150,15 +166,7 @@ impl Dispatcher {
         if self.inner.stop.is_cancelled() {
             return Err(DispatchError::ShuttingDown);
         }
-        let dedup = item.idempotency_key();
-        let order_key = item.order_key();
-        let envelope = serde_json::to_vec(&Envelope { at: now_millis(), item })
-            .map_err(|e| StoreError::Backend(format!("cannot encode an inbound item: {e}")))?;
-        let pushed = self
-            .inner
-            .store
-            .inbox_push(&dedup, DEDUP_TTL, &order_key, &envelope, self.inner.config.inbox_max_items)
-            .await?;
+        let pushed = push(&self.inner.store, item, self.inner.config.inbox_max_items).await?;
         match pushed {
             Pushed::Accepted => {
                 self.inner.wake.notify_one();

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{ChannelId, EventId, MessageTs, TeamId, ThreadKey, UserId};
+use crate::ids::{CardId, ChannelId, EventId, MessageTs, TeamId, ThreadKey, UserId};
 
 /// Something a person did in Slack that the bridge may act on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -43,6 +43,15 @@ pub enum InboundKind {
         user: Option<UserId>,
         /// The event that carried it.
         event_id: EventId,
+    },
+    /// The service's own: a card whose every command the command policy decided, to be
+    /// submitted once the turn that proposed it has ended (it waits behind that turn in the
+    /// thread's order).
+    PolicySubmission {
+        /// The card.
+        card: CardId,
+        /// The ticket's thread, whose order it waits in.
+        thread: ThreadKey,
     },
     /// Someone opened the app's Home tab.
     HomeOpened {
@@ -234,6 +243,7 @@ impl Inbound {
             InboundKind::HomeOpened { event_id, .. } | InboundKind::StreamStopped { event_id, .. } => {
                 format!("evt:{event_id}")
             }
+            InboundKind::PolicySubmission { card, .. } => format!("policy:{card}"),
         }
     }
 
@@ -256,6 +266,8 @@ impl Inbound {
             InboundKind::HomeOpened { user, .. } => format!("home:{}:{user}", self.team),
             // Not behind the thread: the turn it stops is what holds the thread.
             InboundKind::StreamStopped { event_id, .. } => format!("stop:{event_id}"),
+            // Behind the thread: after the turn that proposed the card.
+            InboundKind::PolicySubmission { thread, .. } => format!("thread:{thread}"),
         }
     }
 }

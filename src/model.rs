@@ -223,6 +223,29 @@ pub struct ProposedCommand {
     /// When.
     #[serde(default)]
     pub decided_at: Option<UnixMillis>,
+    /// The command policy's verdict, when a rule decided it instead of a person.
+    #[serde(default)]
+    pub policy: Option<PolicyMark>,
+}
+
+/// What the command policy decided about a proposal, and by which rule.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyMark {
+    /// Approved or rejected by the rule.
+    pub verdict: PolicyVerdict,
+    /// The rule, as it was written.
+    pub rule: String,
+}
+
+/// A command policy's verdict on a proposal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PolicyVerdict {
+    /// An allow rule matched (and no block rule; the command is not destructive): approved
+    /// without a click.
+    Allowed,
+    /// A block rule matched: rejected, and nobody may approve it.
+    Blocked,
 }
 
 impl ProposedCommand {
@@ -239,7 +262,13 @@ impl ProposedCommand {
             decision: Decision::Undecided,
             decided_by: None,
             decided_at: None,
+            policy: None,
         }
+    }
+
+    /// Whether a block rule rejected it: no click may approve it.
+    pub fn blocked(&self) -> bool {
+        self.policy.as_ref().is_some_and(|p| p.verdict == PolicyVerdict::Blocked)
     }
 }
 
@@ -575,6 +604,13 @@ pub struct ChannelSettings {
     /// Extra approvers for this channel (user or user-group ids).
     #[serde(default, deserialize_with = "lenient_approvers")]
     pub approvers: Vec<crate::ids::Approver>,
+    /// This channel's command allow rules (case-insensitive regular expressions), besides
+    /// `COMMAND_ALLOW`.
+    #[serde(default)]
+    pub command_allow: Vec<String>,
+    /// This channel's command block rules, besides `COMMAND_BLOCK`.
+    #[serde(default)]
+    pub command_block: Vec<String>,
 }
 
 /// Stored approvers; one that no longer parses is left out (and logged) rather than making

@@ -13,13 +13,13 @@
 //! before the card is posted, and cannot be approved if that failed; the answer carries only
 //! the fields the card shows (the HelpDesk client writes them from `OutgoingMessage::decisions`).
 
-use super::{Bridge, BridgeError, now_millis, seconds};
+use super::{Bridge, BridgeError, now_millis, rules, seconds};
 use crate::{
-    ids::{CardId, TeamId, UserId},
-    inbound::BlockAction,
+    ids::{CardId, TeamId, ThreadKey, UserId},
+    inbound::{BlockAction, Inbound, InboundKind},
     model::{
-        Actor, Attachment, Card, CardState, Decision, HistoryEvent, PendingMessage, Place, ProposedCommand,
-        TicketRecord, TicketStatus,
+        Actor, Attachment, Card, CardState, Decision, HistoryEvent, PendingMessage, Place, PolicyVerdict,
+        ProposedCommand, TicketRecord, TicketStatus,
     },
     slack::{
         card::{self, AttachmentView, CardClosed, CardStatus, CardView, CommandView, DecisionView},
@@ -57,11 +57,13 @@ impl Bridge {
                 text: &c.command,
                 form: c.form,
                 files: c.files.iter().map(|f| (f.path.as_str(), f.content.as_str())).collect(),
-                decision: match &c.decision {
-                    Decision::Undecided => DecisionView::Undecided,
-                    Decision::Approve => DecisionView::Approved,
-                    Decision::Reject { reason } => DecisionView::Rejected(reason.as_deref()),
-                    Decision::Ignore => DecisionView::Ignored,
+                decision: match (&c.policy, &c.decision) {
+                    (Some(mark), _) if mark.verdict == PolicyVerdict::Blocked => DecisionView::Blocked(&mark.rule),
+                    (Some(mark), _) => DecisionView::AutoApproved(&mark.rule),
+                    (None, Decision::Undecided) => DecisionView::Undecided,
+                    (None, Decision::Approve) => DecisionView::Approved,
+                    (None, Decision::Reject { reason }) => DecisionView::Rejected(reason.as_deref()),
+                    (None, Decision::Ignore) => DecisionView::Ignored,
                 },
                 decided: c.decided_by.as_ref().zip(c.decided_at.map(seconds)),
                 destructive: self.destructive(&c.command),
@@ -97,6 +99,7 @@ impl Bridge {
     /// the thread first, then a new card replaces the ticket's open one.
     pub(super) async fn propose(&self, record: &TicketRecord, mut commands: Vec<ProposedCommand>) {
         self.attach_in_full(record, &mut commands).await;
+        self.apply_rules(record, &mut commands).await;
         let card = Card {
             id: CardId::new(format!("{:016x}", rand::random::<u64>())),
             ticket: record.ticket.clone(),
@@ -159,6 +162,74 @@ impl Bridge {
             HistoryEvent::CommandsProposed { card: card.id.clone(), count: card.commands.len() },
         )
         .await;
+        // Nothing left for a person: the card goes back at once, in its own turn once this
+        // one has ended (it waits behind it in the thread's order), durably and once.
+        if card.commands.iter().all(|c| c.policy.is_some()) {
+            let item = Inbound {
+                team: record.thread.team.clone(),
+                kind: InboundKind::PolicySubmission { card: card.id.clone(), thread: record.thread.clone() },
+            };
+            if let Err(err) = crate::dispatch::enqueue(&self.inner.store, item).await {
+                tracing::warn!(card = %card.id, error = %err, "could not queue the submission of a card decided by rules");
+            }
+        }
+    }
+
+    /// Lets the command policy (the service's rules, then the channel's) decide what it can:
+    /// a blocked command is rejected with the rule as its reason, an allowed one approved.
+    async fn apply_rules(&self, record: &TicketRecord, commands: &mut [ProposedCommand]) {
+        let settings = self.channel_settings(record).await;
+        let channel = rules::Rules::lenient(&settings.command_allow, &settings.command_block);
+        let levels = [&self.inner.rules, &channel];
+        let now = now_millis();
+        for (index, command) in commands.iter_mut().enumerate() {
+            let Some(mark) = rules::judge(&levels, command, self.destructive(&command.command)) else { continue };
+            command.decision = match mark.verdict {
+                PolicyVerdict::Allowed => Decision::Approve,
+                PolicyVerdict::Blocked => Decision::Reject { reason: Some(rules::blocked_reason(&mark.rule)) },
+            };
+            command.decided_at = Some(now);
+            tracing::info!(
+                event = "approval",
+                ticket = %record.ticket.ticket,
+                index,
+                verdict = ?mark.verdict,
+                rule = %mark.rule,
+                "the command policy decided a proposal"
+            );
+            command.policy = Some(mark);
+        }
+    }
+
+    /// Submits a card whose every command the command policy decided (queued by
+    /// [`Bridge::propose`]): once, if it is still the ticket's open card and the ticket is
+    /// open, as the rules decided it.
+    pub(super) async fn submit_by_policy(&self, card_id: &CardId, thread: &ThreadKey) -> Result<(), BridgeError> {
+        let store = &self.inner.store;
+        let Some(record) = store.ticket_by_thread(thread).await? else { return Ok(()) };
+        let Some(card) = store.card(card_id).await?.filter(|c| c.ticket == record.ticket && c.thread == *thread) else {
+            return Ok(());
+        };
+        if record.status == TicketStatus::Closed || card.commands.iter().any(|c| c.policy.is_none()) {
+            return Ok(());
+        }
+        // The card is submitted by the service itself (the bot), not by a person.
+        let Some(bot) = self.bot_user().cloned() else {
+            tracing::warn!(card = %card_id, "cannot submit a card decided by rules before knowing the bot's own id");
+            return Ok(());
+        };
+        let outcome = store.submit_seen(card_id, &bot, now_millis(), card.version).await?;
+        let Some(submitted) = self.closed_for_sending(&record, &bot, outcome).await else { return Ok(()) };
+        let message = PendingMessage {
+            place: Place::Thread(record.thread.clone()),
+            // The reply is the requester's to read, as the turn that proposed the card was.
+            author: record.requester.clone(),
+            message_ts: None,
+            content: summary(&submitted.commands),
+            title: String::new(),
+            card: Some(submitted.id.clone()),
+        };
+        self.turn(record, message).await
     }
 
     /// Attaches, in the thread, the whole of every proposal the card cannot show in full, and
@@ -242,6 +313,10 @@ impl Bridge {
             }
             None => None,
         };
+        if let Some(rule) = command.and_then(|i| blocked_by(&card.commands[i])) {
+            self.answer_click(action, &notices::blocked_by_rule(rule)).await;
+            return Ok(());
+        }
         let by = &action.user;
         let outcome = match (button, command) {
             (CardButton::Approve, Some(i)) if card.commands[i].attachment == Attachment::Failed => {
@@ -292,6 +367,7 @@ impl Bridge {
         };
         if card.thread.team != *team
             || index >= card.commands.len()
+            || card.commands[index].blocked()
             || record.status == TicketStatus::Closed
             || !self.may_decide(&record, user, user_team).await
         {
@@ -336,7 +412,7 @@ impl Bridge {
             }
             DecideOutcome::Closed(closed) => self.show_card(&closed, &record.agent_name, None).await,
             DecideOutcome::Changed(current) => return Ok(Some(current)),
-            DecideOutcome::NoSuchCommand(_) | DecideOutcome::Missing => {}
+            DecideOutcome::NoSuchCommand(_) | DecideOutcome::Blocked(_) | DecideOutcome::Missing => {}
         }
         Ok(None)
     }
@@ -452,6 +528,11 @@ impl Bridge {
         self.answer_click(action, &note).await;
         self.show_card(card, &record.agent_name, None).await;
     }
+}
+
+/// The block rule that rejected a command, if one did.
+fn blocked_by(command: &ProposedCommand) -> Option<&str> {
+    command.policy.as_ref().filter(|p| p.verdict == PolicyVerdict::Blocked).map(|p| p.rule.as_str())
 }
 
 /// A one-line summary of a card's decisions, sent as the message's text.

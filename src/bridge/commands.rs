@@ -5,7 +5,7 @@
 use super::{
     Bridge, BridgeError, PENDING_TTL,
     open::{OpenRequest, title_from},
-    thread_of,
+    rules, thread_of,
 };
 use crate::{
     ids::TeamId,
@@ -100,11 +100,12 @@ impl Bridge {
         let key = ChannelRef { team: team.clone(), channel: channel.clone() };
         let store = &self.inner.store;
         let mut settings = store.channel_settings(&key).await?;
-        let ConfigArgs { workspace, agent, approvers, relay } = match ConfigArgs::parse(args) {
+        let ConfigArgs { workspace, agent, approvers, relay, allow, block } = match ConfigArgs::parse(args) {
             Ok(parsed) => parsed,
             Err(problem) => return Ok(notices::config_usage(&problem)),
         };
-        if workspace.is_none() && agent.is_none() && approvers.is_none() && relay.is_none() {
+        let nothing_to_change = [workspace.is_none(), agent.is_none(), approvers.is_none(), relay.is_none()];
+        if nothing_to_change.iter().all(|none| *none) && allow.is_none() && block.is_none() {
             let defaults = &self.inner.defaults;
             return Ok(notices::settings(&Settings {
                 workspace: settings.workspace_name.as_deref(),
@@ -113,6 +114,8 @@ impl Bridge {
                 default_agent: defaults.agent.as_deref(),
                 approvers: self.inner.policy.approvers.iter().chain(settings.approvers.iter()).collect(),
                 relay: settings.relay_mode,
+                allow: self.rules_shown(&settings.command_allow, true),
+                block: self.rules_shown(&settings.command_block, false),
             }));
         }
         if !self.may_administer(team, &command.user, None).await {
@@ -120,6 +123,22 @@ impl Bridge {
             return Ok(notices::settings_refused(&self.administrators(), &command.command));
         }
         let before = settings.clone();
+        // New rules are added to the channel's list, all or none of them; `none` clears it.
+        for (typed, list) in [(allow, &mut settings.command_allow), (block, &mut settings.command_block)] {
+            let Some(typed) = typed else { continue };
+            let added = rules::split(&typed);
+            if let Err(err) = rules::check(&added) {
+                return Ok(notices::rule_invalid(&err.to_string()));
+            }
+            if added.is_empty() {
+                list.clear();
+            }
+            for rule in added {
+                if !list.contains(&rule) {
+                    list.push(rule);
+                }
+            }
+        }
         if let Some(approvers) = approvers {
             settings.approvers = approvers;
         }
@@ -169,6 +188,14 @@ impl Bridge {
             default_agent: None,
             approvers: self.inner.policy.approvers.iter().chain(settings.approvers.iter()).collect(),
             relay: settings.relay_mode,
+            allow: self.rules_shown(&settings.command_allow, true),
+            block: self.rules_shown(&settings.command_block, false),
         }))
+    }
+
+    /// The command rules in force: `COMMAND_ALLOW` (or `COMMAND_BLOCK`) then the channel's.
+    fn rules_shown<'a>(&'a self, channel: &'a [String], allow: bool) -> Vec<&'a str> {
+        let service = if allow { &self.inner.command_rules.allow } else { &self.inner.command_rules.block };
+        service.iter().chain(channel).map(String::as_str).collect()
     }
 }

@@ -20,6 +20,7 @@ mod finding;
 mod lifecycle;
 mod open;
 mod reply;
+pub mod rules;
 mod turn;
 
 use std::{
@@ -120,6 +121,10 @@ struct Inner {
     policy: Policy,
     /// Commands matching these are marked destructive.
     destructive: regex::RegexSet,
+    /// `COMMAND_ALLOW` and `COMMAND_BLOCK`, compiled.
+    rules: rules::Rules,
+    /// The same as written, to show them.
+    command_rules: crate::config::CommandRules,
     /// Fires when the shutdown grace period is nearly over: streaming replies stop
     /// waiting for the agent and finalize what they have.
     abort: CancellationToken,
@@ -151,6 +156,8 @@ pub struct Ports {
     pub policy: Policy,
     /// Regular expressions marking commands as destructive (case-insensitive).
     pub destructive_patterns: Vec<String>,
+    /// The command policy's service-wide rules.
+    pub command_rules: crate::config::CommandRules,
     /// Cancelled when in-flight replies must finalize (end of the shutdown grace).
     pub abort: CancellationToken,
     /// Metrics.
@@ -172,10 +179,13 @@ impl Bridge {
             defaults,
             policy,
             destructive_patterns,
+            command_rules,
             abort,
             metrics,
             turn_lock,
         } = ports;
+        // Checked when the configuration was read, like the destructive patterns.
+        let rules = rules::Rules::lenient(&command_rules.allow, &command_rules.block);
         // The patterns were checked when the configuration was read; one that still fails
         // to compile leaves the set empty rather than stopping the bridge.
         let destructive =
@@ -193,6 +203,8 @@ impl Bridge {
                 defaults,
                 policy,
                 destructive,
+                rules,
+                command_rules,
                 abort,
                 metrics,
                 turn_lock,
@@ -247,6 +259,7 @@ impl Bridge {
             InboundKind::ViewSubmission(view) => self.on_view(&team, view).await,
             InboundKind::Shortcut(shortcut) => self.on_shortcut(&team, shortcut).await,
             InboundKind::HomeOpened { user, .. } => self.on_home(&team, &user).await,
+            InboundKind::PolicySubmission { card, thread } => self.submit_by_policy(&card, &thread).await,
             InboundKind::StreamStopped { channel, messages, user, .. } => {
                 self.on_stream_stopped(&channel, &messages, user.as_ref()).await
             }

@@ -40,6 +40,10 @@ pub enum DecisionView<'a> {
     Rejected(Option<&'a str>),
     /// Ignored.
     Ignored,
+    /// Approved by this allow rule, without a click.
+    AutoApproved(&'a str),
+    /// Rejected by this block rule; nobody may approve it.
+    Blocked(&'a str),
 }
 
 /// One proposed command on the card.
@@ -254,12 +258,25 @@ fn command_blocks(view: &CardView<'_>, index: usize, command: &CommandView<'_>) 
             Some(format!("❌ *Rejected*: {}", mrkdwn::escape_inert(&kit::truncate(reason, 500))))
         }
         DecisionView::Ignored => Some("➖ *Ignored*".to_owned()),
+        DecisionView::AutoApproved(rule) => {
+            Some(format!("✅ *Auto-approved* by rule {}", mrkdwn::inline_code(rule, 200)))
+        }
+        DecisionView::Blocked(rule) => {
+            Some(format!("⛔ *Blocked* by rule {}: nobody may approve it", mrkdwn::inline_code(rule, 200)))
+        }
+    };
+    // Where rules decided some commands, the ones left say so, so nobody misses them.
+    let ruled =
+        view.commands.iter().any(|c| matches!(c.decision, DecisionView::AutoApproved(_) | DecisionView::Blocked(_)));
+    let label = match label {
+        None if ruled && live => Some("⏳ *Needs you*".to_owned()),
+        other => other,
     };
     if let Some(label) = label {
         out.push(json!({"type": "context", "elements": [{"type": "mrkdwn",
             "text": format!("{label}{}", decided.unwrap_or_default())}]}));
     }
-    if live {
+    if live && !matches!(command.decision, DecisionView::Blocked(_)) {
         let v = card_value(view.id, Some(index), view.version);
         let elements = if command.decision == DecisionView::Undecided {
             let mut elements = Vec::new();

@@ -14,6 +14,8 @@ use crate::{
     model::{Rating, RelayMode, TicketStatus},
 };
 
+use super::markup;
+
 /// Action ids of buttons, selects and menus.
 pub mod action {
     /// Resend a message that failed.
@@ -502,6 +504,33 @@ pub struct ConfigArgs {
     pub approvers: Option<Vec<Approver>>,
     /// How thread messages reach the agent.
     pub relay: Option<RelayMode>,
+    /// Command rules to add to the channel's allow list (`;`-separated, as typed);
+    /// `Some("")` clears the list.
+    pub allow: Option<String>,
+    /// The same for the block list.
+    pub block: Option<String>,
+}
+
+/// `allow <rules>` / `block <rules>` / `… none`: the rest of the text is the rules, whole
+/// (spaces and the other settings' keywords may be part of a regular expression). Slack's
+/// escaping (`&lt;`, `&gt;`, `&amp;`) is undone, and one pair of backticks around them is
+/// taken off.
+fn rules_part(text: &str) -> Option<Result<(bool, String), String>> {
+    let text = text.trim_start();
+    let (keyword, rest) = text.split_once(char::is_whitespace).unwrap_or((text, ""));
+    let allow = match keyword.to_ascii_lowercase().as_str() {
+        "allow" => true,
+        "block" => false,
+        _ => return None,
+    };
+    let rest = markup::unescape(rest.trim_start());
+    let rest = rest.trim_end_matches(['\n', '\r']);
+    let rest = rest.strip_prefix('`').and_then(|r| r.strip_suffix('`')).unwrap_or(rest);
+    if rest.trim().is_empty() {
+        return Some(Err(format!("give a rule (a regular expression) after `{keyword}`, or `none`.")));
+    }
+    let rules = if rest.trim().eq_ignore_ascii_case("none") { String::new() } else { rest.to_owned() };
+    Some(Ok((allow, rules)))
 }
 
 /// An approver as typed: a mention (`<@U1|ann>`, `<!subteam^S1|@ops>`) or a bare id.
@@ -515,6 +544,11 @@ impl ConfigArgs {
     /// Splits `workspace <name> agent <name> approvers <@user> <@group>…` (each part
     /// optional); the error says what is wrong, for the person who typed it.
     pub fn parse(text: &str) -> Result<Self, String> {
+        if let Some(rules) = rules_part(text) {
+            let (allow, rules) = rules?;
+            let (allow, block) = if allow { (Some(rules), None) } else { (None, Some(rules)) };
+            return Ok(Self { allow, block, ..Self::default() });
+        }
         #[derive(Clone, Copy)]
         enum Part {
             Workspace,
@@ -568,7 +602,14 @@ impl ConfigArgs {
             Some([mode]) if mode.eq_ignore_ascii_case("all") => Some(RelayMode::All),
             Some(_) => return Err("`relay` takes `mentions` or `all`.".to_owned()),
         };
-        Ok(Self { workspace: name(workspace, "workspace")?, agent: name(agent, "agent")?, approvers, relay })
+        Ok(Self {
+            workspace: name(workspace, "workspace")?,
+            agent: name(agent, "agent")?,
+            approvers,
+            relay,
+            allow: None,
+            block: None,
+        })
     }
 }
 
@@ -626,7 +667,9 @@ mod tests {
                 workspace: Some("dev ops".to_owned()),
                 agent: Some("generic-agent".to_owned()),
                 approvers: None,
-                relay: None
+                relay: None,
+                allow: None,
+                block: None,
             })
         );
         assert_eq!(
@@ -646,6 +689,21 @@ mod tests {
         assert!(ConfigArgs::parse("approvers bob").is_err());
         assert!(ConfigArgs::parse("devops").is_err());
         assert!(ConfigArgs::parse("workspace").is_err());
+    }
+
+    #[test]
+    fn rule_arguments_keep_the_rules_whole() {
+        let allow = |text: &str| ConfigArgs::parse(text).map(|a| a.allow);
+        // Spaces and other settings' keywords are part of the rule; backticks keep a space
+        // at its end; Slack's escapes are undone.
+        assert_eq!(allow("allow `^kubectl get `"), Ok(Some("^kubectl get ".to_owned())));
+        assert_eq!(allow("ALLOW ^helm list agent x"), Ok(Some("^helm list agent x".to_owned())));
+        assert_eq!(
+            ConfigArgs::parse("block ^curl .* &gt; /etc;rm").map(|a| a.block),
+            Ok(Some("^curl .* > /etc;rm".to_owned()))
+        );
+        assert_eq!(allow("allow none"), Ok(Some(String::new())), "none clears");
+        assert!(allow("allow").is_err() && allow("block   ").is_err(), "a rule is needed");
     }
 
     /// The ids Slack knows the app by: the shortcut's is in `manifest.yml`, and buttons and

@@ -404,6 +404,21 @@ pub fn no_such_command() -> Message {
     blocks::notice("That command is not on this card.", &[])
 }
 
+/// A click on a command a block rule rejected.
+pub fn blocked_by_rule(rule: &str) -> Message {
+    let text = format!(
+        "This command is blocked by the rule {}: it goes back to the agent rejected, and nobody may approve it.",
+        mrkdwn::inline_code(rule, 200)
+    );
+    blocks::notice(&text, &[])
+}
+
+/// A rule typed into `/helpdesk config allow|block` that is not a valid regular expression.
+pub fn rule_invalid(problem: &str) -> Message {
+    let text = format!("{}. Nothing was changed.", mrkdwn::escape_inert(problem));
+    blocks::notice(&text, &[])
+}
+
 /// Approve on a proposal nobody could see in full.
 pub fn not_attached() -> Message {
     blocks::notice(
@@ -719,7 +734,7 @@ fn mentions(approvers: &[&Approver]) -> String {
 }
 
 /// A channel's settings, as `/helpdesk config` shows them.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Settings<'a> {
     /// The workspace's name, if set.
     pub workspace: Option<&'a str>,
@@ -733,6 +748,23 @@ pub struct Settings<'a> {
     pub approvers: Vec<&'a Approver>,
     /// How thread messages are relayed.
     pub relay: RelayMode,
+    /// Command allow rules, bridge-wide then for the channel.
+    pub allow: Vec<&'a str>,
+    /// Command block rules, bridge-wide then for the channel.
+    pub block: Vec<&'a str>,
+}
+
+/// The command rules in force, as a sentence (empty when there are none).
+fn rules_words(settings: &Settings<'_>) -> String {
+    let list = |rules: &[&str]| rules.iter().map(|r| mrkdwn::inline_code(r, 200)).collect::<Vec<_>>().join(", ");
+    let mut words = String::new();
+    if !settings.allow.is_empty() {
+        words.push_str(&format!(" Approved without a click (unless destructive): {}.", list(&settings.allow)));
+    }
+    if !settings.block.is_empty() {
+        words.push_str(&format!(" Blocked, nobody may approve: {}.", list(&settings.block)));
+    }
+    words
 }
 
 /// `/helpdesk config` with nothing to change.
@@ -744,11 +776,12 @@ pub fn settings(settings: &Settings<'_>) -> Message {
     };
     blocks::notice_mrkdwn(
         &format!(
-            "This channel's tickets go to workspace: {}; agent: {}. Approvers here, besides who asked: {}. {}",
+            "This channel's tickets go to workspace: {}; agent: {}. Approvers here, besides who asked: {}. {}{}",
             escape_inert(&describe(settings.workspace, settings.default_workspace)),
             escape_inert(&describe(settings.agent, settings.default_agent)),
             mentions(&settings.approvers),
-            relay_words(settings.relay)
+            relay_words(settings.relay),
+            rules_words(settings)
         ),
         &[],
     )
@@ -758,11 +791,12 @@ pub fn settings(settings: &Settings<'_>) -> Message {
 pub fn settings_changed(settings: &Settings<'_>) -> Message {
     blocks::notice_mrkdwn(
         &format!(
-            "✅ New tickets in this channel go to workspace {} with agent {}. Approvers here, besides who asked: {}. {}",
+            "✅ New tickets in this channel go to workspace {} with agent {}. Approvers here, besides who asked: {}. {}{}",
             escape_inert(settings.workspace.unwrap_or("(the bridge's default)")),
             escape_inert(settings.agent.unwrap_or("(the bridge's default)")),
             mentions(&settings.approvers),
-            relay_words(settings.relay)
+            relay_words(settings.relay),
+            rules_words(settings)
         ),
         &[],
     )
@@ -863,6 +897,8 @@ mod tests {
             default_agent: None,
             approvers: vec![&person, &group],
             relay: RelayMode::Mentions,
+            allow: Vec::new(),
+            block: Vec::new(),
         };
         let change = StatusChange {
             by: &ann,
@@ -922,6 +958,8 @@ mod tests {
             ("ticket_closed", ticket_closed("DEVOPS-1")),
             ("no_such_command", no_such_command()),
             ("not_attached", not_attached()),
+            ("blocked_by_rule", blocked_by_rule("rm -rf `/`")),
+            ("rule_invalid", rule_invalid("`(oops` is not a valid regular expression: unclosed group")),
             ("decide_first", decide_first()),
             ("card_changed", card_changed()),
             ("already_submitted", already_submitted(Some(&bob))),
@@ -955,6 +993,14 @@ mod tests {
             ("cannot_post_here other", cannot_post_here(false, &err)),
             ("config_usage", config_usage("I did not understand `x`.")),
             ("settings", settings(&settings_shown)),
+            (
+                "settings with rules",
+                settings(&Settings {
+                    allow: vec!["^kubectl get "],
+                    block: vec!["rm -rf", "<!here> `x`"],
+                    ..settings_shown.clone()
+                }),
+            ),
             ("settings_changed", settings_changed(&Settings { relay: RelayMode::All, ..settings_shown })),
             (
                 "settings_refused",

@@ -229,6 +229,8 @@ pub enum DecideOutcome {
     Closed(Card),
     /// The card has no command at that position.
     NoSuchCommand(Card),
+    /// A block rule rejected that command; nobody may decide on it.
+    Blocked(Card),
     /// The card changed since the version the decider saw; nothing was recorded.
     Changed(Card),
     /// No such card.
@@ -756,9 +758,15 @@ impl Store {
                 let Some(command) = card.commands.get_mut(index) else {
                     return Change::Keep(DecideOutcome::NoSuchCommand(card.clone()));
                 };
+                // A block rule's rejection stands whoever asks.
+                if command.blocked() {
+                    return Change::Keep(DecideOutcome::Blocked(card.clone()));
+                }
                 command.decision = decision.clone();
                 command.decided_by = Some(by.clone());
                 command.decided_at = Some(at);
+                // A person's decision replaces an allow rule's.
+                command.policy = None;
                 card.version += 1;
                 Change::Commit(Txn::default(), DecideOutcome::Decided(card.clone()))
             },

@@ -36,6 +36,12 @@ fn approvers(ids: &[&str]) -> Vec<Approver> {
 
 async fn card_app(options: Options<'_>, commands: &[&str]) -> (TestApp, Card) {
     let app = spawn_app(options).await;
+    let card = propose(&app, commands).await;
+    (app, card)
+}
+
+/// A mention in C1 opens a ticket whose first reply proposes `commands`; the card.
+async fn propose(app: &TestApp, commands: &[&str]) -> Card {
     Mock::given(method("POST"))
         .and(path(format!("{API}/tickets/{WORKSPACE_ID}/DEVOPS-1/sendMessage")))
         .respond_with(ResponseTemplate::new(200).set_body_json(proposal(commands)))
@@ -45,8 +51,7 @@ async fn card_app(options: Options<'_>, commands: &[&str]) -> (TestApp, Card) {
         .await;
     mount_reply(&app.helpdesk, "DEVOPS-1", json!({"role": "assistant", "content": "Done.", "data": {}})).await;
     app.post_event(&mention_event("Ev1", "C1", "U1", ROOT, "<@UBOT> fix it")).await;
-    let card = open_card(&app).await;
-    (app, card)
+    open_card(app).await
 }
 
 async fn open_card(app: &TestApp) -> Card {
@@ -712,4 +717,136 @@ async fn a_card_posted_only_in_part_is_withdrawn() {
     assert!(!withdrawn[0].to_string().contains(action::APPROVE), "nothing left to click");
     let record = app.store.ticket_by_thread(&thread(ROOT)).await.unwrap().unwrap();
     assert!(app.store.open_card(&record.ticket).await.unwrap().is_none(), "no open card to decide on");
+}
+
+/// `COMMAND_ALLOW` and `COMMAND_BLOCK` as the configuration parses them.
+fn with_rules(allow: &[&str], block: &[&str]) -> impl FnOnce(&mut helpdesk_bridge::config::Config) {
+    let rules = helpdesk_bridge::config::CommandRules {
+        allow: allow.iter().map(|r| (*r).to_owned()).collect(),
+        block: block.iter().map(|r| (*r).to_owned()).collect(),
+    };
+    move |c| c.command_rules = rules
+}
+
+#[tokio::test]
+async fn rules_decide_what_they_can_and_one_click_sends_the_rest_once() {
+    for backend in [Backend::Redis, Backend::Embedded] {
+        let options = Options::bridge(backend).config(with_rules(&["^kubectl get "], &["rm -rf"]));
+        let (app, card) = card_app(
+            options,
+            &["kubectl get pods -n prod", "rm -rf /var/cache/app", "kubectl rollout restart deploy/web"],
+        )
+        .await;
+        // The rules decided two commands before the card was shown; the card says so.
+        let commands = &card.commands;
+        assert_eq!(commands[0].decision, Decision::Approve);
+        assert_eq!(commands[0].policy.as_ref().map(|p| p.rule.as_str()), Some("^kubectl get "));
+        assert_eq!(commands[1].decision, Decision::Reject { reason: Some("blocked by policy: rm -rf".to_owned()) });
+        assert!(commands[1].blocked());
+        assert_eq!((&commands[2].decision, &commands[2].policy), (&Decision::Undecided, &None));
+        let posted = app.wait_slack("chat.postMessage", 1, |m| text_of(m).contains("asks to run 3 commands")).await;
+        assert_valid_message(&posted[0]);
+        let shown = text_of(&posted[0]);
+        assert!(shown.contains("✅ *Auto-approved* by rule `^kubectl get `"), "{shown}");
+        assert!(shown.contains("⛔ *Blocked* by rule `rm -rf`"), "{shown}");
+        assert!(shown.contains("⏳ *Needs you*"), "{shown}");
+        let buttons = posted[0]["blocks"].to_string();
+        assert!(!buttons.contains(&block::card_buttons(1)), "a blocked command has no buttons: {buttons}");
+
+        // Nobody may approve (or otherwise decide) a blocked command, even with a forged click.
+        click(&app, "U1", "T1", &card, action::APPROVE, &value(&app, &card, 1).await, "forced").await;
+        assert!(app.first_answer("forced").await.contains("blocked by the rule `rm -rf`"));
+        click(&app, "U1", "T1", &card, action::CHANGE, &value(&app, &card, 1).await, "undo").await;
+        assert!(app.first_answer("undo").await.contains("blocked by the rule"));
+        assert!(stored(&app, &card).await.commands[1].blocked(), "the block stands");
+
+        // One click for the command left, one Submit: one send with every decision.
+        click(&app, "U1", "T1", &card, action::APPROVE, &value(&app, &card, 2).await, "a2").await;
+        assert_eq!(decided(&app, &card, 2).await, Decision::Approve);
+        click(&app, "U1", "T1", &card, action::SUBMIT, &submit_value(&app, &card).await, "s").await;
+        let sent = app.sends("DEVOPS-1", 2).await;
+        assert_eq!(
+            sent[1]["data"],
+            json!({"cmds": [
+                {"command": "kubectl get pods -n prod", "execute": true},
+                {"command": "rm -rf /var/cache/app", "execute": false, "rejection_reason": "blocked by policy: rm -rf"},
+                {"command": "kubectl rollout restart deploy/web", "execute": true}
+            ]}),
+            "{backend:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(app.sends("DEVOPS-1", 2).await.len(), 2, "exactly one submission");
+    }
+}
+
+#[tokio::test]
+async fn a_card_the_rules_decide_whole_goes_back_at_once() {
+    for backend in [Backend::Redis, Backend::Embedded] {
+        let options = Options::bridge(backend).config(with_rules(&["^kubectl get "], &["^curl .*\\| *sh"]));
+        let (app, card) = card_app(options, &["kubectl get nodes", "curl https://get.example.sh | sh"]).await;
+        let sent = app.sends("DEVOPS-1", 2).await;
+        assert_eq!(sent[1]["content"], "Approved 1 command, rejected 1 command.");
+        assert_eq!(
+            sent[1]["data"],
+            json!({"cmds": [
+                {"command": "kubectl get nodes", "execute": true},
+                {"command": "curl https://get.example.sh | sh", "execute": false,
+                 "rejection_reason": "blocked by policy: ^curl .*\\| *sh"}
+            ]}),
+            "{backend:?}"
+        );
+        let submitted = eventually(Duration::from_secs(10), || async {
+            let card = stored(&app, &card).await;
+            (card.state == CardState::Submitted).then_some(card)
+        })
+        .await
+        .expect("the card is submitted");
+        assert_eq!(submitted.submitted_by.as_ref().map(|u| u.as_str()), Some(crate::support::app::BOT_USER));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(app.sends("DEVOPS-1", 2).await.len(), 2, "exactly one submission");
+    }
+}
+
+#[tokio::test]
+async fn channel_rules_are_set_by_admins_whole_or_not_at_all() {
+    let app = spawn_app(Options::bridge(Backend::Redis)).await;
+    let channel = helpdesk_bridge::model::ChannelRef {
+        team: helpdesk_bridge::ids::TeamId::new("T1"),
+        channel: helpdesk_bridge::ids::ChannelId::new("C1"),
+    };
+    let rules = || async { app.store.channel_settings(&channel).await.unwrap() };
+
+    app.post_command("UA1", "C1", "config allow `^kubectl get `", "cfg-1").await;
+    assert!(app.first_answer("cfg-1").await.contains("`^kubectl get `"), "{}", app.first_answer("cfg-1").await);
+    // Slack escapes `<`, `>` and `&` in what people type; the rule is what they typed.
+    app.post_command("UA1", "C1", "config block rm -rf;^curl .* &gt; /etc", "cfg-2").await;
+    app.first_answer("cfg-2").await;
+    let settings = rules().await;
+    assert_eq!(settings.command_allow, vec!["^kubectl get ".to_owned()]);
+    assert_eq!(settings.command_block, vec!["rm -rf".to_owned(), "^curl .* > /etc".to_owned()]);
+
+    // An invalid rule changes nothing, not even the valid rules beside it.
+    app.post_command("UA1", "C1", "config block ^ok;(unclosed", "cfg-3").await;
+    let refused = app.first_answer("cfg-3").await;
+    assert!(
+        refused.contains("`(unclosed` is not a valid regular expression") && refused.contains("Nothing was changed")
+    );
+    // Only administrators change rules.
+    app.post_command("U1", "C1", "config allow .*", "cfg-4").await;
+    assert!(app.first_answer("cfg-4").await.contains("Only"), "{}", app.first_answer("cfg-4").await);
+    assert_eq!(rules().await, settings);
+
+    app.post_command("UA1", "C1", "config", "cfg-5").await;
+    let shown = app.first_answer("cfg-5").await;
+    assert!(shown.contains("Blocked, nobody may approve: `rm -rf`"), "{shown}");
+    app.post_command("UA1", "C1", "config block none", "cfg-6").await;
+    app.first_answer("cfg-6").await;
+    assert!(rules().await.command_block.is_empty());
+    assert_eq!(rules().await.command_allow, vec!["^kubectl get ".to_owned()]);
+
+    // The channel's rule decides proposals in its tickets.
+    let card = propose(&app, &["kubectl get pods", "kubectl logs web-1"]).await;
+    assert_eq!(card.commands[0].decision, Decision::Approve);
+    assert_eq!(card.commands[0].policy.as_ref().map(|p| p.rule.as_str()), Some("^kubectl get "));
+    assert_eq!(card.commands[1].decision, Decision::Undecided);
 }

@@ -40,6 +40,9 @@ fn configuration_errors_exit_2_naming_the_variable() {
         (&[("SLACK_SIGNING_SECRET", "")], "SLACK_SIGNING_SECRET"),
         (&[("LISTEN_ADDR", "everywhere")], "LISTEN_ADDR"),
         (&[("REDIS_URL", "localhost")], "REDIS_URL"),
+        (&[("COMMAND_ALLOW", "^kubectl get ;(unclosed")], "COMMAND_ALLOW"),
+        (&[("COMMAND_BLOCK", "[z-a]")], "COMMAND_BLOCK"),
+        (&[("DESTRUCTIVE_PATTERNS", "\\bdelete\\b;*oops")], "DESTRUCTIVE_PATTERNS"),
     ];
     for (overrides, var) in cases {
         let mut command = binary();

@@ -533,6 +533,8 @@ async fn channel_settings_round_trip(store: &Store) {
         agent_name: Some("k8s".to_owned()),
         relay_mode: RelayMode::Mentions,
         approvers: vec![Approver::parse("S123").expect("a group id")],
+        command_allow: vec!["^kubectl get ".to_owned()],
+        command_block: vec!["rm -rf".to_owned()],
     };
     store.set_channel_settings(&channel, &settings).await.unwrap();
     assert_eq!(store.channel_settings(&channel).await.unwrap(), settings);
