@@ -118,6 +118,7 @@ fn benches(c: &mut Criterion) {
                         decision: if i % 2 == 0 { DecisionView::Approved } else { DecisionView::Undecided },
                         decided: (i % 2 == 0).then_some((&user, 1_800_000_000)),
                         destructive: i == 9,
+                        always: i != 9 && i % 3 != 0,
                         attachment: AttachmentView::NotNeeded,
                     })
                     .collect(),

@@ -44,6 +44,7 @@ async fn seed(store: &Store) {
         permalink: None,
         participants: Vec::new(),
         adopted: false,
+        always_allow: Vec::new(),
         created_at: 1,
         updated_at: 1,
     };

@@ -118,6 +118,10 @@ pub struct TicketRecord {
     /// who continued it, which gives no right to decide on its commands.
     #[serde(default)]
     pub adopted: bool,
+    /// Commands approved with *Always for this ticket*, exactly as proposed: the same
+    /// command proposed again on this ticket is approved without a click.
+    #[serde(default)]
+    pub always_allow: Vec<String>,
     /// When the ticket was created.
     pub created_at: UnixMillis,
     /// When anything about the ticket last changed.
@@ -233,8 +237,22 @@ pub struct ProposedCommand {
 pub struct PolicyMark {
     /// Approved or rejected by the rule.
     pub verdict: PolicyVerdict,
-    /// The rule, as it was written.
+    /// The rule, as it was written (for the ticket's own list, the command itself).
     pub rule: String,
+    /// Where the rule comes from.
+    #[serde(default)]
+    pub source: RuleSource,
+}
+
+/// Where a command rule comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleSource {
+    /// `COMMAND_ALLOW` / `COMMAND_BLOCK`, or the channel's lists.
+    #[default]
+    Rules,
+    /// The ticket's own list: someone chose *Always for this ticket* on this command.
+    Ticket,
 }
 
 /// A command policy's verdict on a proposal.

@@ -124,6 +124,7 @@ pub async fn seed(
             permalink: Some(format!("https://acme.slack.com/archives/{}/p{n}", thread.channel)),
             participants: vec![UserId::new(&thread.requester)],
             adopted: false,
+            always_allow: Vec::new(),
             created_at: 1_700_000_000_000,
             updated_at: 1_700_000_000_000,
         };

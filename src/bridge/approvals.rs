@@ -19,7 +19,7 @@ use crate::{
     inbound::{BlockAction, Inbound, InboundKind},
     model::{
         Actor, Attachment, Card, CardState, Decision, HistoryEvent, PendingMessage, Place, PolicyVerdict,
-        ProposedCommand, TicketRecord, TicketStatus,
+        ProposedCommand, RuleSource, TicketRecord, TicketStatus,
     },
     slack::{
         card::{self, AttachmentView, CardClosed, CardStatus, CardView, CommandView, DecisionView},
@@ -59,6 +59,7 @@ impl Bridge {
                 files: c.files.iter().map(|f| (f.path.as_str(), f.content.as_str())).collect(),
                 decision: match (&c.policy, &c.decision) {
                     (Some(mark), _) if mark.verdict == PolicyVerdict::Blocked => DecisionView::Blocked(&mark.rule),
+                    (Some(mark), _) if mark.source == RuleSource::Ticket => DecisionView::AlwaysApproved,
                     (Some(mark), _) => DecisionView::AutoApproved(&mark.rule),
                     (None, Decision::Undecided) => DecisionView::Undecided,
                     (None, Decision::Approve) => DecisionView::Approved,
@@ -67,6 +68,7 @@ impl Bridge {
                 },
                 decided: c.decided_by.as_ref().zip(c.decided_at.map(seconds)),
                 destructive: self.destructive(&c.command),
+                always: rules::may_always_allow(c, self.destructive(&c.command)),
                 attachment: match c.attachment {
                     Attachment::NotNeeded => AttachmentView::NotNeeded,
                     Attachment::Attached => AttachmentView::Attached(name),
@@ -183,7 +185,8 @@ impl Bridge {
         let levels = [&self.inner.rules, &channel];
         let now = now_millis();
         for (index, command) in commands.iter_mut().enumerate() {
-            let Some(mark) = rules::judge(&levels, command, self.destructive(&command.command)) else { continue };
+            let destructive = self.destructive(&command.command);
+            let Some(mark) = rules::judge(&levels, &record.always_allow, command, destructive) else { continue };
             command.decision = match mark.verdict {
                 PolicyVerdict::Allowed => Decision::Approve,
                 PolicyVerdict::Blocked => Decision::Reject { reason: Some(rules::blocked_reason(&mark.rule)) },
@@ -324,6 +327,17 @@ impl Bridge {
                 return Ok(());
             }
             (CardButton::Approve, Some(i)) => self.decide(&record, &card, i, Decision::Approve, by, seen).await?,
+            (CardButton::Always, Some(i)) => {
+                if !rules::may_always_allow(&card.commands[i], self.destructive(&card.commands[i].command)) {
+                    self.answer_click(action, &notices::not_always()).await;
+                    return Ok(());
+                }
+                let changed = self.decide(&record, &card, i, Decision::Approve, by, seen).await?;
+                if changed.is_none() {
+                    self.always_allow(action, &record, &card.id, i).await?;
+                }
+                changed
+            }
             (CardButton::Ignore, Some(i)) => self.decide(&record, &card, i, Decision::Ignore, by, seen).await?,
             (CardButton::Change, Some(i)) => self.decide(&record, &card, i, Decision::Undecided, by, seen).await?,
             (CardButton::Reject, Some(i)) => {
@@ -415,6 +429,44 @@ impl Bridge {
             DecideOutcome::NoSuchCommand(_) | DecideOutcome::Blocked(_) | DecideOutcome::Missing => {}
         }
         Ok(None)
+    }
+
+    /// After *Always for this ticket* on command `index`: if the clicker's approval is the
+    /// one recorded, the command joins the ticket's list, and the clicker is told.
+    async fn always_allow(
+        &self,
+        action: &BlockAction,
+        record: &TicketRecord,
+        card: &CardId,
+        index: usize,
+    ) -> Result<(), BridgeError> {
+        let store = &self.inner.store;
+        let Some(command) = store.card(card).await?.and_then(|c| c.commands.into_iter().nth(index)) else {
+            return Ok(());
+        };
+        if command.decision != Decision::Approve || command.decided_by.as_ref() != Some(&action.user) {
+            return Ok(());
+        }
+        let text = command.command;
+        store
+            .update_ticket(&record.thread, |r| {
+                let new = r.ticket == record.ticket && !r.always_allow.contains(&text);
+                if new {
+                    r.always_allow.push(text.clone());
+                }
+                new
+            })
+            .await?;
+        tracing::info!(
+            event = "approval",
+            ticket = %record.ticket.ticket,
+            card = %card,
+            index,
+            user = %action.user,
+            "a command is approved for good on its ticket"
+        );
+        self.answer_click(action, &notices::always_allowed(&text, record.ticket.ticket.as_str())).await;
+        Ok(())
     }
 
     /// The card changed since the clicker's rendering: say so, and show it as it is now.

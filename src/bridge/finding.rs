@@ -262,6 +262,7 @@ impl Bridge {
             permalink: None,
             participants: Vec::new(),
             adopted: true,
+            always_allow: Vec::new(),
             created_at: found.created.map_or(now, |s| s * 1000),
             updated_at: now,
         };

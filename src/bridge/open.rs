@@ -244,6 +244,7 @@ impl Bridge {
             permalink: None,
             participants: request.first.iter().map(|f| f.author.clone()).collect(),
             adopted: false,
+            always_allow: Vec::new(),
             created_at: now,
             updated_at: now,
         };

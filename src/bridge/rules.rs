@@ -14,7 +14,7 @@
 
 use regex::{Regex, RegexBuilder};
 
-use crate::model::{Attachment, PolicyMark, PolicyVerdict, ProposedCommand};
+use crate::model::{Attachment, PolicyMark, PolicyVerdict, ProposedCommand, RuleSource};
 
 /// A rule that does not compile.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -101,21 +101,30 @@ impl Rules {
     }
 }
 
-/// The verdict of the rules of every level in `levels` (the service's first) on `command`;
-/// `destructive` says whether it matches a destructive pattern. `None`: a person decides.
-pub fn judge(levels: &[&Rules], command: &ProposedCommand, destructive: bool) -> Option<PolicyMark> {
+/// Whether a person may make `command` approved for good on its ticket (*Always for this
+/// ticket*): only what an allow rule could approve, so never a destructive command.
+pub fn may_always_allow(command: &ProposedCommand, destructive: bool) -> bool {
+    !destructive && command.attachment == Attachment::NotNeeded && command.files.is_empty()
+}
+
+/// The verdict of the rules of every level in `levels` (the service's first) and of the
+/// ticket's own list `always` (exact commands) on `command`; `destructive` says whether it
+/// matches a destructive pattern. `None`: a person decides.
+pub fn judge(levels: &[&Rules], always: &[String], command: &ProposedCommand, destructive: bool) -> Option<PolicyMark> {
     let text = command.command.as_str();
     let first = |pick: fn(&Rules) -> &[Rule]| {
         levels.iter().flat_map(|level| pick(level)).find(|rule| rule.regex.is_match(text)).map(|r| r.written.clone())
     };
     if let Some(rule) = first(|r| &r.block) {
-        return Some(PolicyMark { verdict: PolicyVerdict::Blocked, rule });
+        return Some(PolicyMark { verdict: PolicyVerdict::Blocked, rule, source: RuleSource::Rules });
     }
-    let shown_whole = command.attachment == Attachment::NotNeeded && command.files.is_empty();
-    if destructive || !shown_whole {
+    if !may_always_allow(command, destructive) {
         return None;
     }
-    first(|r| &r.allow).map(|rule| PolicyMark { verdict: PolicyVerdict::Allowed, rule })
+    if always.iter().any(|a| a == text) {
+        return Some(PolicyMark { verdict: PolicyVerdict::Allowed, rule: text.to_owned(), source: RuleSource::Ticket });
+    }
+    first(|r| &r.allow).map(|rule| PolicyMark { verdict: PolicyVerdict::Allowed, rule, source: RuleSource::Rules })
 }
 
 /// The rejection reason the agent reads for a command blocked by `rule`.
@@ -137,7 +146,7 @@ mod tests {
     }
 
     fn verdict(levels: &[&Rules], text: &str, destructive: bool) -> Option<(PolicyVerdict, String)> {
-        judge(levels, &proposal(text), destructive).map(|m| (m.verdict, m.rule))
+        judge(levels, &[], &proposal(text), destructive).map(|m| (m.verdict, m.rule))
     }
 
     #[test]
@@ -171,12 +180,27 @@ mod tests {
         let allow = rules("^cat ", "");
         let mut with_file = proposal("cat notes.txt");
         with_file.files.push(ProposedFile { path: "notes.txt".to_owned(), content: "x".to_owned() });
-        assert_eq!(judge(&[&allow], &with_file, false), None);
+        assert_eq!(judge(&[&allow], &[], &with_file, false), None);
         let mut attached = proposal("cat notes.txt");
         attached.attachment = Attachment::Attached;
-        assert_eq!(judge(&[&allow], &attached, false), None);
+        assert_eq!(judge(&[&allow], &[], &attached, false), None);
         let block = rules("", "^cat ");
-        assert_eq!(judge(&[&block], &attached, false).map(|m| m.verdict), Some(PolicyVerdict::Blocked));
+        assert_eq!(judge(&[&block], &[], &attached, false).map(|m| m.verdict), Some(PolicyVerdict::Blocked));
+    }
+
+    #[test]
+    fn the_tickets_own_list_approves_exactly_its_commands_and_blocks_still_win() {
+        let always = vec!["kubectl rollout restart deploy/web".to_owned()];
+        let block = rules("", "rollout restart deploy/db");
+        let judged = |text: &str, destructive| judge(&[&block], &always, &proposal(text), destructive);
+        let mark = judged("kubectl rollout restart deploy/web", false).expect("approved");
+        assert_eq!((mark.verdict, mark.source), (PolicyVerdict::Allowed, RuleSource::Ticket));
+        assert_eq!(judged("kubectl rollout restart deploy/web2", false), None, "exactly the command");
+        assert_eq!(judged("KUBECTL rollout restart deploy/web", false), None, "exactly, case and all");
+        assert_eq!(judged("kubectl rollout restart deploy/web", true), None, "never a destructive one");
+        let both = vec!["kubectl rollout restart deploy/db".to_owned()];
+        let blocked = judge(&[&block], &both, &proposal("kubectl rollout restart deploy/db"), false);
+        assert_eq!(blocked.map(|m| m.verdict), Some(PolicyVerdict::Blocked));
     }
 
     #[test]

@@ -42,6 +42,8 @@ pub enum DecisionView<'a> {
     Ignored,
     /// Approved by this allow rule, without a click.
     AutoApproved(&'a str),
+    /// Approved without a click: someone chose *Always for this ticket* on it before.
+    AlwaysApproved,
     /// Rejected by this block rule; nobody may approve it.
     Blocked(&'a str),
 }
@@ -61,6 +63,9 @@ pub struct CommandView<'a> {
     pub decided: Option<(&'a UserId, i64)>,
     /// Matches a destructive pattern.
     pub destructive: bool,
+    /// Offers *Always for this ticket* (never for a destructive command, nor for one the
+    /// card cannot show whole).
+    pub always: bool,
     /// Whether the whole proposal is attached in the thread (when the card cannot show it).
     pub attachment: AttachmentView<'a>,
 }
@@ -261,13 +266,15 @@ fn command_blocks(view: &CardView<'_>, index: usize, command: &CommandView<'_>) 
         DecisionView::AutoApproved(rule) => {
             Some(format!("✅ *Auto-approved* by rule {}", mrkdwn::inline_code(rule, 200)))
         }
+        DecisionView::AlwaysApproved => Some("✅ *Auto-approved*: always allowed on this ticket".to_owned()),
         DecisionView::Blocked(rule) => {
             Some(format!("⛔ *Blocked* by rule {}: nobody may approve it", mrkdwn::inline_code(rule, 200)))
         }
     };
     // Where rules decided some commands, the ones left say so, so nobody misses them.
-    let ruled =
-        view.commands.iter().any(|c| matches!(c.decision, DecisionView::AutoApproved(_) | DecisionView::Blocked(_)));
+    let ruled = view.commands.iter().any(|c| {
+        matches!(c.decision, DecisionView::AutoApproved(_) | DecisionView::AlwaysApproved | DecisionView::Blocked(_))
+    });
     let label = match label {
         None if ruled && live => Some("⏳ *Needs you*".to_owned()),
         other => other,
@@ -293,6 +300,9 @@ fn command_blocks(view: &CardView<'_>, index: usize, command: &CommandView<'_>) 
                     });
                 }
                 elements.push(approve);
+                if command.always {
+                    elements.push(kit::button(&Button::action("Always for this ticket", action::ALWAYS, v.as_str())));
+                }
             }
             elements.push(kit::button(&Button::action("Reject", action::REJECT, v.as_str()).danger()));
             elements.push(kit::button(&Button::action("Ignore", action::IGNORE, v.as_str())));
@@ -382,6 +392,7 @@ mod tests {
                     decision: DecisionView::Undecided,
                     decided: None,
                     destructive: false,
+                    always: false,
                     attachment: AttachmentView::NotNeeded,
                 },
                 CommandView {
@@ -391,6 +402,7 @@ mod tests {
                     decision: DecisionView::Rejected(Some("not during business hours")),
                     decided: Some((user, 1_700_000_000)),
                     destructive: true,
+                    always: false,
                     attachment: AttachmentView::NotNeeded,
                 },
                 CommandView {
@@ -400,6 +412,7 @@ mod tests {
                     decision: DecisionView::Undecided,
                     decided: None,
                     destructive: false,
+                    always: false,
                     attachment: AttachmentView::NotNeeded,
                 },
             ],
@@ -471,6 +484,7 @@ mod tests {
                     decision: DecisionView::Undecided,
                     decided: None,
                     destructive: false,
+                    always: false,
                     attachment: AttachmentView::Attached("command-1.txt"),
                 })
                 .collect(),
@@ -551,6 +565,7 @@ mod tests {
                     decision: DecisionView::Undecided,
                     decided: None,
                     destructive: true,
+                    always: false,
                     attachment: AttachmentView::NotNeeded,
                 }],
                 status: CardStatus::Open,

@@ -30,6 +30,9 @@ pub mod action {
     pub const REJECT: &str = "card_reject";
     /// Ignore a command on a card.
     pub const IGNORE: &str = "card_ignore";
+    /// Approve a command on a card, and the same command whenever it is proposed again on
+    /// this ticket.
+    pub const ALWAYS: &str = "card_always";
     /// Take a decision on a card back.
     pub const CHANGE: &str = "card_change";
     /// Send a card's decisions.
@@ -168,6 +171,8 @@ impl CardRef {
 pub enum CardButton {
     /// Approve a command.
     Approve,
+    /// Approve a command, and the same command on this ticket from now on.
+    Always,
     /// Reject a command (asks why first).
     Reject,
     /// Ignore a command.
@@ -354,6 +359,7 @@ impl Intent {
             id if action::is_card(id) => {
                 let button = match id {
                     action::APPROVE => CardButton::Approve,
+                    action::ALWAYS => CardButton::Always,
                     action::REJECT => CardButton::Reject,
                     action::IGNORE => CardButton::Ignore,
                     action::CHANGE => CardButton::Change,

@@ -413,6 +413,24 @@ pub fn blocked_by_rule(rule: &str) -> Message {
     blocks::notice(&text, &[])
 }
 
+/// *Always for this ticket* on a command that cannot have it (destructive, or not shown whole).
+pub fn not_always() -> Message {
+    blocks::notice(
+        "This command cannot be approved for good: it is destructive, or the card cannot show all of it. Approve it once instead.",
+        &[],
+    )
+}
+
+/// *Always for this ticket* was recorded.
+pub fn always_allowed(command: &str, ticket: &str) -> Message {
+    let text = format!(
+        "Approved. From now on {} is approved without a click whenever the agent proposes it on {}.",
+        mrkdwn::inline_code(command, 300),
+        escape_inert(ticket)
+    );
+    blocks::notice(&text, &[])
+}
+
 /// A rule typed into `/helpdesk config allow|block` that is not a valid regular expression.
 pub fn rule_invalid(problem: &str) -> Message {
     let text = format!("{}. Nothing was changed.", mrkdwn::escape_inert(problem));
@@ -959,6 +977,8 @@ mod tests {
             ("no_such_command", no_such_command()),
             ("not_attached", not_attached()),
             ("blocked_by_rule", blocked_by_rule("rm -rf `/`")),
+            ("not_always", not_always()),
+            ("always_allowed", always_allowed("kubectl rollout restart deploy/web <!here>", "DEVOPS-1")),
             ("rule_invalid", rule_invalid("`(oops` is not a valid regular expression: unclosed group")),
             ("decide_first", decide_first()),
             ("card_changed", card_changed()),

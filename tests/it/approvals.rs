@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use helpdesk_bridge::{
     ids::Approver,
-    model::{Attachment, Card, CardState, Decision, HistoryEvent},
+    model::{Attachment, Card, CardState, Decision, HistoryEvent, RuleSource},
     slack::controls::{action, block, callback, card_value},
 };
 use serde_json::{Value, json};
@@ -849,4 +849,53 @@ async fn channel_rules_are_set_by_admins_whole_or_not_at_all() {
     assert_eq!(card.commands[0].decision, Decision::Approve);
     assert_eq!(card.commands[0].policy.as_ref().map(|p| p.rule.as_str()), Some("^kubectl get "));
     assert_eq!(card.commands[1].decision, Decision::Undecided);
+}
+
+#[tokio::test]
+async fn always_for_this_ticket_approves_the_same_command_when_proposed_again() {
+    for backend in [Backend::Redis, Backend::Embedded] {
+        let restart = "kubectl rollout restart deploy/web";
+        let (app, card) = card_app(Options::bridge(backend), &[restart, "kubectl delete pod web-1"]).await;
+        let posted = app.wait_slack("chat.postMessage", 1, |m| text_of(m).contains("asks to run 2 commands")).await;
+        let buttons = posted[0]["blocks"].to_string();
+        assert_eq!(buttons.matches(action::ALWAYS).count(), 1, "offered for the first, not the destructive one");
+
+        // A forged click cannot make a destructive command approved for good.
+        click(&app, "U1", "T1", &card, action::ALWAYS, &value(&app, &card, 1).await, "forged").await;
+        assert!(app.first_answer("forged").await.contains("cannot be approved for good"));
+        assert_eq!(stored(&app, &card).await.commands[1].decision, Decision::Undecided);
+
+        click(&app, "U1", "T1", &card, action::ALWAYS, &value(&app, &card, 0).await, "always").await;
+        assert!(app.first_answer("always").await.contains("From now on"));
+        assert_eq!(decided(&app, &card, 0).await, Decision::Approve);
+        let record = app.store.ticket_by_thread(&thread(ROOT)).await.unwrap().unwrap();
+        assert_eq!(record.always_allow, vec![restart.to_owned()]);
+        click(&app, "U1", "T1", &card, action::IGNORE, &value(&app, &card, 1).await, "i1").await;
+        decided(&app, &card, 1).await;
+        click(&app, "U1", "T1", &card, action::SUBMIT, &submit_value(&app, &card).await, "s").await;
+        let sent = app.sends("DEVOPS-1", 2).await;
+        assert_eq!(sent[1]["data"], json!({"cmds": [{"command": restart, "execute": true}]}), "{backend:?}");
+
+        // The agent proposes the same command again: approved without a click, and said so.
+        Mock::given(method("POST"))
+            .and(path(format!("{API}/tickets/{WORKSPACE_ID}/DEVOPS-1/sendMessage")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(proposal(&[restart, "kubectl logs web-1"])))
+            .up_to_n_times(1)
+            .with_priority(1)
+            .mount(&app.helpdesk)
+            .await;
+        app.post_event(&message_event("Ev2", "C1", "U1", "1700000000.000300", Some(ROOT), "still broken")).await;
+        let next = eventually(Duration::from_secs(15), || async {
+            let next = app.store.open_card(&record.ticket).await.ok()??;
+            (next.id != card.id && !next.messages.is_empty()).then_some(next)
+        })
+        .await
+        .expect("a second card");
+        assert_eq!(next.commands[0].decision, Decision::Approve);
+        assert_eq!(next.commands[0].policy.as_ref().map(|p| p.source), Some(RuleSource::Ticket));
+        assert_eq!(next.commands[1].decision, Decision::Undecided);
+        let shown =
+            app.wait_slack("chat.postMessage", 1, |m| text_of(m).contains("always allowed on this ticket")).await;
+        assert!(text_of(&shown[0]).contains("⏳ *Needs you*"));
+    }
 }

@@ -95,6 +95,7 @@ async fn seed(store: &Store, thread: &Thread, helpdesk_url: &str) {
         permalink: Some(format!("https://acme.slack.com/archives/{}/p{}", thread.channel, thread.root)),
         participants: vec![UserId::new(&thread.requester)],
         adopted: false,
+        always_allow: Vec::new(),
         created_at: 1,
         updated_at: 1,
     };

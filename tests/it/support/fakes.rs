@@ -366,6 +366,7 @@ pub async fn seed(
         permalink: Some(format!("https://acme.slack.com/archives/C1/p{}", ts.replace('.', ""))),
         participants: vec![UserId::new(requester)],
         adopted: false,
+        always_allow: Vec::new(),
         created_at: updated_at,
         updated_at,
     };
