@@ -104,6 +104,7 @@ impl Application {
                 policy: Policy { approvers: parts.config.approvers.clone(), access: parts.config.access.clone() },
                 destructive_patterns: parts.config.destructive_patterns.clone(),
                 command_rules: parts.config.command_rules.clone(),
+                approval_ttl: parts.config.approval_ttl,
                 abort: parts.abort.clone(),
                 metrics: parts.metrics.clone(),
                 turn_lock: parts.config.dispatch.lease,

@@ -107,6 +107,9 @@ pub struct Cli {
     /// Log format: `text` or `json`.
     #[arg(long, env = "LOG_FORMAT", default_value = "text")]
     pub log_format: String,
+    /// How long an approval card takes decisions: `24h`, `90m`, `3600s` or `3600`.
+    #[arg(long, env = "APPROVAL_TTL", default_value = "24h")]
+    pub approval_ttl: String,
     /// Seconds to finish in-flight work after SIGTERM or ctrl-c.
     #[arg(long, env = "SHUTDOWN_GRACE_SECONDS", default_value = "20")]
     pub shutdown_grace_seconds: String,
@@ -184,6 +187,7 @@ impl std::fmt::Debug for Cli {
             .field("destructive_patterns", &self.destructive_patterns)
             .field("command_allow", &self.command_allow)
             .field("command_block", &self.command_block)
+            .field("approval_ttl", &self.approval_ttl)
             .field("log_format", &self.log_format)
             .field("shutdown_grace_seconds", &self.shutdown_grace_seconds)
             .field("helpdesk_timeout_seconds", &self.helpdesk_timeout_seconds)
@@ -258,6 +262,8 @@ pub struct Config {
     pub destructive_patterns: Vec<String>,
     /// The command policy's allow and block rules (already checked).
     pub command_rules: CommandRules,
+    /// How long an approval card takes decisions; after that it is closed, unsent.
+    pub approval_ttl: Duration,
     /// Log format.
     pub log_format: LogFormat,
     /// How long in-flight work may take to finish at shutdown.
@@ -537,6 +543,7 @@ impl Cli {
             access,
             destructive_patterns,
             command_rules,
+            approval_ttl: duration("APPROVAL_TTL", &self.approval_ttl)?,
             log_format,
             shutdown_grace: seconds("SHUTDOWN_GRACE_SECONDS", &self.shutdown_grace_seconds)?,
             dispatch: DispatchConfig {
@@ -633,6 +640,25 @@ fn seconds(var: &'static str, value: &str) -> Result<Duration, ConfigError> {
         .map_err(|_| ConfigError::new(var, format!("'{value}' is not a whole number of seconds")))
 }
 
+/// A positive duration: a whole number with an optional unit, `s`, `m`, `h` or `d`
+/// (seconds when none).
+fn duration(var: &'static str, value: &str) -> Result<Duration, ConfigError> {
+    let value = value.trim();
+    let split = value.find(|c: char| !c.is_ascii_digit()).unwrap_or(value.len());
+    let (number, unit) = value.split_at(split);
+    let unit = match unit.trim() {
+        "" | "s" => Some(1),
+        "m" => Some(60),
+        "h" => Some(60 * 60),
+        "d" => Some(24 * 60 * 60),
+        _ => None,
+    };
+    match (number.parse::<u64>(), unit) {
+        (Ok(n), Some(unit)) if n > 0 => Ok(Duration::from_secs(n.saturating_mul(unit))),
+        _ => Err(ConfigError::new(var, format!("'{value}' is not a duration like 24h, 90m or 3600s"))),
+    }
+}
+
 fn boolean(var: &'static str, value: &str) -> Result<bool, ConfigError> {
     match value.trim().to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" => Ok(true),
@@ -687,6 +713,21 @@ fn parse_approvers(var: &'static str, value: &str) -> Result<Vec<Approver>, Conf
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_take_a_unit_or_mean_seconds() {
+        let hours = |h: u64| Duration::from_secs(h * 3600);
+        let ok = |value: &str| duration("APPROVAL_TTL", value).ok();
+        assert_eq!(ok("24h"), Some(hours(24)));
+        assert_eq!(ok(" 90m "), Some(Duration::from_secs(5400)));
+        assert_eq!(ok("2d"), Some(hours(48)));
+        assert_eq!(ok("3600"), Some(hours(1)));
+        assert_eq!(ok("45s"), Some(Duration::from_secs(45)));
+        for bad in ["", "0h", "h", "1.5h", "10 weeks", "-1s"] {
+            let err = duration("APPROVAL_TTL", bad).unwrap_err();
+            assert!(err.to_string().contains("APPROVAL_TTL"), "{bad}: {err}");
+        }
+    }
 
     fn cli(args: &[&str]) -> Cli {
         let mut all = vec!["helpdesk-bridge"];

@@ -31,6 +31,18 @@ use crate::{
 };
 
 impl Bridge {
+    /// Whether an open card is past `APPROVAL_TTL`: it takes no decision and sends nothing.
+    fn expired(&self, card: &Card) -> bool {
+        let age = u128::try_from(now_millis().saturating_sub(card.created_at)).unwrap_or(0);
+        age >= self.inner.approval_ttl.as_millis()
+    }
+
+    /// Closes an expired card (shown without buttons, saying so) and logs it.
+    async fn expire(&self, card: &Card) -> Result<(), BridgeError> {
+        tracing::info!(event = "approval", ticket = %card.ticket.ticket, card = %card.id, verdict = "expired", "an approval card expired");
+        self.close_card(card, CardClosed::Expired).await
+    }
+
     /// Whether a command matches a destructive pattern.
     fn destructive(&self, command: &str) -> bool {
         self.inner.destructive.is_match(command)
@@ -216,6 +228,9 @@ impl Bridge {
         if record.status == TicketStatus::Closed || card.commands.iter().any(|c| c.policy.is_none()) {
             return Ok(());
         }
+        if card.state == CardState::Open && self.expired(&card) {
+            return self.expire(&card).await;
+        }
         // The card is submitted by the service itself (the bot), not by a person.
         let Some(bot) = self.bot_user().cloned() else {
             tracing::warn!(card = %card_id, "cannot submit a card decided by rules before knowing the bot's own id");
@@ -295,6 +310,11 @@ impl Bridge {
         }
         if card.state != CardState::Open {
             self.stale(action, &card, &record).await;
+            return Ok(());
+        }
+        if self.expired(&card) {
+            self.expire(&card).await?;
+            self.answer_click(action, &notices::card_expired()).await;
             return Ok(());
         }
         if !self.may_decide(&record, &action.user, action.user_team.as_ref()).await {
@@ -379,6 +399,9 @@ impl Bridge {
         let Some(record) = store.ticket_by_thread(&card.thread).await?.filter(|r| r.ticket == card.ticket) else {
             return Ok(());
         };
+        if self.expired(&card) && card.state == CardState::Open {
+            return self.expire(&card).await;
+        }
         if card.thread.team != *team
             || index >= card.commands.len()
             || card.commands[index].blocked()
@@ -545,6 +568,12 @@ impl Bridge {
         if card.commands.iter().all(|c| c.decision == Decision::Undecided) {
             return None;
         }
+        if self.expired(&card) {
+            if let Err(err) = self.expire(&card).await {
+                tracing::warn!(card = %card.id, error = %err, "could not close an expired card");
+            }
+            return None;
+        }
         if !self.may_decide(record, by, None).await {
             return None;
         }
@@ -572,13 +601,16 @@ impl Bridge {
 
     /// A click on a card that is no longer open: say so, and show the card as it is.
     async fn stale(&self, action: &BlockAction, card: &Card, record: &TicketRecord) {
+        // A card closed unsubmitted past its TTL is said to have expired, whatever closed it.
+        let expired = card.state == CardState::Superseded && self.expired(card);
         let note = match card.state {
             CardState::Submitted => notices::already_submitted(card.submitted_by.as_ref()),
+            CardState::Superseded if expired => notices::card_expired(),
             CardState::Superseded => notices::card_superseded(),
             CardState::Open => return,
         };
         self.answer_click(action, &note).await;
-        self.show_card(card, &record.agent_name, None).await;
+        self.show_card(card, &record.agent_name, expired.then_some(CardClosed::Expired)).await;
     }
 }
 

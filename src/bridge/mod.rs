@@ -125,6 +125,8 @@ struct Inner {
     rules: rules::Rules,
     /// The same as written, to show them.
     command_rules: crate::config::CommandRules,
+    /// How long a card takes decisions.
+    approval_ttl: Duration,
     /// Fires when the shutdown grace period is nearly over: streaming replies stop
     /// waiting for the agent and finalize what they have.
     abort: CancellationToken,
@@ -158,6 +160,8 @@ pub struct Ports {
     pub destructive_patterns: Vec<String>,
     /// The command policy's service-wide rules.
     pub command_rules: crate::config::CommandRules,
+    /// How long an approval card takes decisions (`APPROVAL_TTL`).
+    pub approval_ttl: Duration,
     /// Cancelled when in-flight replies must finalize (end of the shutdown grace).
     pub abort: CancellationToken,
     /// Metrics.
@@ -180,6 +184,7 @@ impl Bridge {
             policy,
             destructive_patterns,
             command_rules,
+            approval_ttl,
             abort,
             metrics,
             turn_lock,
@@ -205,6 +210,7 @@ impl Bridge {
                 destructive,
                 rules,
                 command_rules,
+                approval_ttl,
                 abort,
                 metrics,
                 turn_lock,

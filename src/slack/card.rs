@@ -109,6 +109,8 @@ pub enum CardClosed {
     MovedAgent,
     /// Submitted, by someone the store no longer names.
     Submitted,
+    /// Nobody submitted it within `APPROVAL_TTL`.
+    Expired,
 }
 
 impl CardClosed {
@@ -121,6 +123,7 @@ impl CardClosed {
             Self::TicketDeleted => "the ticket was deleted",
             Self::MovedAgent => "the ticket moved to another agent",
             Self::Submitted => "Submitted.",
+            Self::Expired => "Expired before it was submitted: nothing was sent. Ask the agent to propose these again.",
         }
     }
 }

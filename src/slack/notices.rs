@@ -413,6 +413,14 @@ pub fn blocked_by_rule(rule: &str) -> Message {
     blocks::notice(&text, &[])
 }
 
+/// A click on a card past `APPROVAL_TTL`.
+pub fn card_expired() -> Message {
+    blocks::notice(
+        "This card expired before it was submitted, so nothing on it was sent. Ask the agent to propose the commands again.",
+        &[],
+    )
+}
+
 /// *Always for this ticket* on a command that cannot have it (destructive, or not shown whole).
 pub fn not_always() -> Message {
     blocks::notice(
@@ -978,6 +986,7 @@ mod tests {
             ("not_attached", not_attached()),
             ("blocked_by_rule", blocked_by_rule("rm -rf `/`")),
             ("not_always", not_always()),
+            ("card_expired", card_expired()),
             ("always_allowed", always_allowed("kubectl rollout restart deploy/web <!here>", "DEVOPS-1")),
             ("rule_invalid", rule_invalid("`(oops` is not a valid regular expression: unclosed group")),
             ("decide_first", decide_first()),

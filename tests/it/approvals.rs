@@ -899,3 +899,45 @@ async fn always_for_this_ticket_approves_the_same_command_when_proposed_again() 
         assert!(text_of(&shown[0]).contains("⏳ *Needs you*"));
     }
 }
+
+#[tokio::test]
+async fn an_expired_card_takes_no_decision_and_sends_nothing() {
+    // The click path on a card still open when it is clicked after the TTL.
+    let ttl = Duration::from_secs(2);
+    let (app, card) = card_app(Options::bridge(Backend::Redis).config(move |c| c.approval_ttl = ttl), &["ls"]).await;
+    tokio::time::sleep(ttl + Duration::from_millis(300)).await;
+    click(&app, "U1", "T1", &card, action::APPROVE, &value(&app, &card, 0).await, "late0").await;
+    assert!(app.first_answer("late0").await.contains("expired"));
+    assert_eq!(stored(&app, &card).await.state, CardState::Superseded);
+    assert_eq!(stored(&app, &card).await.commands[0].decision, Decision::Undecided);
+
+    for backend in [Backend::Redis, Backend::Embedded] {
+        // The card's clock: `APPROVAL_TTL` short enough to pass within the test.
+        let ttl = Duration::from_secs(2);
+        let options = Options::bridge(backend).config(move |c| c.approval_ttl = ttl);
+        let (app, card) = card_app(options, &["kubectl get pods", "kubectl logs web-1"]).await;
+        click(&app, "U1", "T1", &card, action::APPROVE, &value(&app, &card, 0).await, "a0").await;
+        assert_eq!(decided(&app, &card, 0).await, Decision::Approve);
+        tokio::time::sleep(ttl + Duration::from_millis(300)).await;
+        let submit = submit_value(&app, &card).await;
+
+        // A thread message from a decider after the TTL carries no stale decision, and the
+        // card closes without live buttons.
+        app.post_event(&message_event("Ev2", "C1", "U1", "1700000000.000300", Some(ROOT), "any news?")).await;
+        let sent = app.sends("DEVOPS-1", 2).await;
+        assert_eq!(sent[1]["content"], "any news?");
+        assert!(sent[1]["data"].get("cmds").is_none(), "no decisions: {}", sent[1]);
+        let closed = app
+            .wait_slack("chat.update", 1, |u| u["ts"] == card.messages[0].as_str() && text_of(u).contains("Expired"))
+            .await;
+        let json = closed[0].to_string();
+        assert!(!json.contains(action::APPROVE) && !json.contains(action::SUBMIT), "no live buttons: {json}");
+        assert_eq!(stored(&app, &card).await.state, CardState::Superseded, "{backend:?}");
+
+        // A click on it after that: told it expired; nothing is sent.
+        click(&app, "U1", "T1", &card, action::SUBMIT, &submit, "late").await;
+        assert!(app.first_answer("late").await.contains("expired"), "{}", app.first_answer("late").await);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(app.sends("DEVOPS-1", 2).await.len(), 2, "{backend:?}");
+    }
+}

@@ -42,6 +42,7 @@ fn configuration_errors_exit_2_naming_the_variable() {
         (&[("REDIS_URL", "localhost")], "REDIS_URL"),
         (&[("COMMAND_ALLOW", "^kubectl get ;(unclosed")], "COMMAND_ALLOW"),
         (&[("COMMAND_BLOCK", "[z-a]")], "COMMAND_BLOCK"),
+        (&[("APPROVAL_TTL", "a day")], "APPROVAL_TTL"),
         (&[("DESTRUCTIVE_PATTERNS", "\\bdelete\\b;*oops")], "DESTRUCTIVE_PATTERNS"),
     ];
     for (overrides, var) in cases {
