@@ -119,6 +119,7 @@ fn benches(c: &mut Criterion) {
                         decided: (i % 2 == 0).then_some((&user, 1_800_000_000)),
                         destructive: i == 9,
                         always: i != 9 && i % 3 != 0,
+                        approvals: (Vec::new(), if i == 9 { 2 } else { 1 }),
                         attachment: AttachmentView::NotNeeded,
                     })
                     .collect(),

@@ -105,6 +105,7 @@ impl Application {
                 destructive_patterns: parts.config.destructive_patterns.clone(),
                 command_rules: parts.config.command_rules.clone(),
                 approval_ttl: parts.config.approval_ttl,
+                two_person: parts.config.two_person.clone(),
                 abort: parts.abort.clone(),
                 metrics: parts.metrics.clone(),
                 turn_lock: parts.config.dispatch.lease,

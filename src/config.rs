@@ -97,6 +97,13 @@ pub struct Cli {
     /// are marked destructive and ask for confirmation before approval.
     #[arg(long, env = "DESTRUCTIVE_PATTERNS", default_value = DEFAULT_DESTRUCTIVE)]
     pub destructive_patterns: String,
+    /// Commands needing approvals from two different people (`;`-separated regular
+    /// expressions); unset: those matching `DESTRUCTIVE_PATTERNS`.
+    #[arg(long, env = "TWO_PERSON_PATTERNS")]
+    pub two_person_patterns: Option<String>,
+    /// Approvals a two-person command needs (1 turns the rule off).
+    #[arg(long, env = "APPROVALS_REQUIRED", default_value = "2")]
+    pub approvals_required: String,
     /// Commands matching any of these (`;`-separated, case-insensitive) are approved without
     /// a click, unless destructive or blocked.
     #[arg(long, env = "COMMAND_ALLOW", default_value = "")]
@@ -188,6 +195,8 @@ impl std::fmt::Debug for Cli {
             .field("command_allow", &self.command_allow)
             .field("command_block", &self.command_block)
             .field("approval_ttl", &self.approval_ttl)
+            .field("two_person_patterns", &self.two_person_patterns)
+            .field("approvals_required", &self.approvals_required)
             .field("log_format", &self.log_format)
             .field("shutdown_grace_seconds", &self.shutdown_grace_seconds)
             .field("helpdesk_timeout_seconds", &self.helpdesk_timeout_seconds)
@@ -262,6 +271,8 @@ pub struct Config {
     pub destructive_patterns: Vec<String>,
     /// The command policy's allow and block rules (already checked).
     pub command_rules: CommandRules,
+    /// Who must approve what (already checked).
+    pub two_person: TwoPerson,
     /// How long an approval card takes decisions; after that it is closed, unsent.
     pub approval_ttl: Duration,
     /// Log format.
@@ -544,6 +555,19 @@ impl Cli {
             destructive_patterns,
             command_rules,
             approval_ttl: duration("APPROVAL_TTL", &self.approval_ttl)?,
+            two_person: TwoPerson {
+                patterns: match &self.two_person_patterns {
+                    Some(value) if !value.trim().is_empty() => Some(parse_patterns("TWO_PERSON_PATTERNS", value)?),
+                    _ => None,
+                },
+                approvals: match self.approvals_required.trim().parse::<u32>() {
+                    Ok(n @ 1..=5) => n,
+                    _ => {
+                        let problem = format!("'{}' is not a number of approvals from 1 to 5", self.approvals_required);
+                        return Err(ConfigError::new("APPROVALS_REQUIRED", problem));
+                    }
+                },
+            },
             log_format,
             shutdown_grace: seconds("SHUTDOWN_GRACE_SECONDS", &self.shutdown_grace_seconds)?,
             dispatch: DispatchConfig {
@@ -680,6 +704,21 @@ fn parse_patterns(var: &'static str, value: &str) -> Result<Vec<String>, ConfigE
     let patterns = rules::split(value);
     rules::check(&patterns).map_err(|e| ConfigError::new(var, e.to_string()))?;
     Ok(patterns)
+}
+
+/// The two-person rule: which commands need more than one approval, and how many.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TwoPerson {
+    /// `TWO_PERSON_PATTERNS`; `None`: the destructive patterns.
+    pub patterns: Option<Vec<String>>,
+    /// `APPROVALS_REQUIRED`: approvals from different people such a command needs.
+    pub approvals: u32,
+}
+
+impl Default for TwoPerson {
+    fn default() -> Self {
+        Self { patterns: None, approvals: 2 }
+    }
 }
 
 /// The command policy's rules from the environment: `COMMAND_ALLOW` and `COMMAND_BLOCK`.

@@ -230,6 +230,21 @@ pub struct ProposedCommand {
     /// The command policy's verdict, when a rule decided it instead of a person.
     #[serde(default)]
     pub policy: Option<PolicyMark>,
+    /// Approvals from different people it needs (the two-person rule); 0 or 1: one.
+    #[serde(default)]
+    pub needs: u32,
+    /// Approvals given so far, while it needs more than one.
+    #[serde(default)]
+    pub approvals: Vec<Approval>,
+}
+
+/// One person's approval of a command that needs several.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Approval {
+    /// Who.
+    pub by: UserId,
+    /// When.
+    pub at: UnixMillis,
 }
 
 /// What the command policy decided about a proposal, and by which rule.
@@ -281,7 +296,14 @@ impl ProposedCommand {
             decided_by: None,
             decided_at: None,
             policy: None,
+            needs: 1,
+            approvals: Vec::new(),
         }
+    }
+
+    /// Whether it waits for more approvals: some given, not yet enough.
+    pub fn partly_approved(&self) -> bool {
+        self.decision == Decision::Undecided && !self.approvals.is_empty()
     }
 
     /// Whether a block rule rejected it: no click may approve it.

@@ -43,6 +43,16 @@ impl Bridge {
         self.close_card(card, CardClosed::Expired).await
     }
 
+    /// How many approvals from different people `command` needs.
+    fn approvals_needed(&self, command: &str) -> u32 {
+        let (patterns, required) = &self.inner.two_person;
+        let matches = match patterns {
+            Some(set) => set.is_match(command),
+            None => self.destructive(command),
+        };
+        if matches { *required } else { 1 }
+    }
+
     /// Whether a command matches a destructive pattern.
     fn destructive(&self, command: &str) -> bool {
         self.inner.destructive.is_match(command)
@@ -80,7 +90,8 @@ impl Bridge {
                 },
                 decided: c.decided_by.as_ref().zip(c.decided_at.map(seconds)),
                 destructive: self.destructive(&c.command),
-                always: rules::may_always_allow(c, self.destructive(&c.command)),
+                always: c.needs <= 1 && rules::may_always_allow(c, self.destructive(&c.command)),
+                approvals: (c.approvals.iter().map(|a| &a.by).collect(), c.needs),
                 attachment: match c.attachment {
                     Attachment::NotNeeded => AttachmentView::NotNeeded,
                     Attachment::Attached => AttachmentView::Attached(name),
@@ -197,7 +208,9 @@ impl Bridge {
         let levels = [&self.inner.rules, &channel];
         let now = now_millis();
         for (index, command) in commands.iter_mut().enumerate() {
-            let destructive = self.destructive(&command.command);
+            command.needs = self.approvals_needed(&command.command);
+            // A command that needs several people is never approved by a rule.
+            let destructive = self.destructive(&command.command) || command.needs > 1;
             let Some(mark) = rules::judge(&levels, &record.always_allow, command, destructive) else { continue };
             command.decision = match mark.verdict {
                 PolicyVerdict::Allowed => Decision::Approve,
@@ -348,7 +361,10 @@ impl Bridge {
             }
             (CardButton::Approve, Some(i)) => self.decide(&record, &card, i, Decision::Approve, by, seen).await?,
             (CardButton::Always, Some(i)) => {
-                if !rules::may_always_allow(&card.commands[i], self.destructive(&card.commands[i].command)) {
+                let needs_more = card.commands[i].needs > 1;
+                if needs_more
+                    || !rules::may_always_allow(&card.commands[i], self.destructive(&card.commands[i].command))
+                {
                     self.answer_click(action, &notices::not_always()).await;
                     return Ok(());
                 }
@@ -366,6 +382,12 @@ impl Bridge {
                 return Ok(());
             }
             (CardButton::Submit, None) => {
+                if let Some(i) = card.commands.iter().position(ProposedCommand::partly_approved) {
+                    let c = &card.commands[i];
+                    let note = notices::needs_more_approvals(i + 1, c.approvals.len(), c.needs as usize);
+                    self.answer_click(action, &note).await;
+                    return Ok(());
+                }
                 if card.commands.iter().all(|c| c.decision == Decision::Undecided) {
                     self.answer_click(action, &notices::decide_first()).await;
                     return Ok(());
@@ -449,6 +471,14 @@ impl Bridge {
             }
             DecideOutcome::Closed(closed) => self.show_card(&closed, &record.agent_name, None).await,
             DecideOutcome::Changed(current) => return Ok(Some(current)),
+            DecideOutcome::AlreadyApproved(current) => {
+                let thread = &card.thread;
+                let note = notices::approved_already(current.commands[index].needs as usize);
+                if let Err(err) = self.inner.slack.ephemeral(&thread.channel, by, Some(&thread.thread_ts), &note).await
+                {
+                    tracing::warn!(code = err.code(), "could not tell an approver they approved already");
+                }
+            }
             DecideOutcome::NoSuchCommand(_) | DecideOutcome::Blocked(_) | DecideOutcome::Missing => {}
         }
         Ok(None)

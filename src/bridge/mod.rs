@@ -127,6 +127,8 @@ struct Inner {
     command_rules: crate::config::CommandRules,
     /// How long a card takes decisions.
     approval_ttl: Duration,
+    /// Commands that need several approvals (`None`: the destructive ones), and how many.
+    two_person: (Option<regex::RegexSet>, u32),
     /// Fires when the shutdown grace period is nearly over: streaming replies stop
     /// waiting for the agent and finalize what they have.
     abort: CancellationToken,
@@ -162,6 +164,8 @@ pub struct Ports {
     pub command_rules: crate::config::CommandRules,
     /// How long an approval card takes decisions (`APPROVAL_TTL`).
     pub approval_ttl: Duration,
+    /// The two-person rule.
+    pub two_person: crate::config::TwoPerson,
     /// Cancelled when in-flight replies must finalize (end of the shutdown grace).
     pub abort: CancellationToken,
     /// Metrics.
@@ -185,6 +189,7 @@ impl Bridge {
             destructive_patterns,
             command_rules,
             approval_ttl,
+            two_person,
             abort,
             metrics,
             turn_lock,
@@ -193,11 +198,14 @@ impl Bridge {
         let rules = rules::Rules::lenient(&command_rules.allow, &command_rules.block);
         // The patterns were checked when the configuration was read; one that still fails
         // to compile leaves the set empty rather than stopping the bridge.
-        let destructive =
-            regex::RegexSetBuilder::new(&destructive_patterns).case_insensitive(true).build().unwrap_or_else(|err| {
-                tracing::error!(error = %err, "destructive patterns do not compile; none will be marked");
+        let compile = |patterns: &[String], what: &str| {
+            regex::RegexSetBuilder::new(patterns).case_insensitive(true).build().unwrap_or_else(|err| {
+                tracing::error!(error = %err, "{what} patterns do not compile; none will match");
                 regex::RegexSet::empty()
-            });
+            })
+        };
+        let destructive = compile(&destructive_patterns, "destructive");
+        let two_person = (two_person.patterns.as_deref().map(|p| compile(p, "two-person")), two_person.approvals);
         Self {
             inner: Arc::new(Inner {
                 slack,
@@ -211,6 +219,7 @@ impl Bridge {
                 rules,
                 command_rules,
                 approval_ttl,
+                two_person,
                 abort,
                 metrics,
                 turn_lock,

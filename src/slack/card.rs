@@ -66,6 +66,9 @@ pub struct CommandView<'a> {
     /// Offers *Always for this ticket* (never for a destructive command, nor for one the
     /// card cannot show whole).
     pub always: bool,
+    /// Who approved it so far, and how many approvals from different people it needs
+    /// (more than one: the two-person rule).
+    pub approvals: (Vec<&'a UserId>, u32),
     /// Whether the whole proposal is attached in the thread (when the card cannot show it).
     pub attachment: AttachmentView<'a>,
 }
@@ -278,7 +281,17 @@ fn command_blocks(view: &CardView<'_>, index: usize, command: &CommandView<'_>) 
     let ruled = view.commands.iter().any(|c| {
         matches!(c.decision, DecisionView::AutoApproved(_) | DecisionView::AlwaysApproved | DecisionView::Blocked(_))
     });
+    let (approvers, needs) = (&command.approvals.0, command.approvals.1 as usize);
     let label = match label {
+        None if needs > 1 && !approvers.is_empty() => {
+            let who: Vec<String> = approvers.iter().map(|u| format!("<@{}>", mrkdwn::escape(u.as_str()))).collect();
+            Some(format!(
+                "👥 *{} of {needs} approvals* ({}): it needs someone else too",
+                approvers.len(),
+                who.join(", ")
+            ))
+        }
+        None if needs > 1 && live => Some(format!("👥 *Needs {needs} approvals* from different people")),
         None if ruled && live => Some("⏳ *Needs you*".to_owned()),
         other => other,
     };
@@ -396,6 +409,7 @@ mod tests {
                     decided: None,
                     destructive: false,
                     always: false,
+                    approvals: (Vec::new(), 1),
                     attachment: AttachmentView::NotNeeded,
                 },
                 CommandView {
@@ -406,6 +420,7 @@ mod tests {
                     decided: Some((user, 1_700_000_000)),
                     destructive: true,
                     always: false,
+                    approvals: (Vec::new(), 1),
                     attachment: AttachmentView::NotNeeded,
                 },
                 CommandView {
@@ -416,6 +431,7 @@ mod tests {
                     decided: None,
                     destructive: false,
                     always: false,
+                    approvals: (Vec::new(), 1),
                     attachment: AttachmentView::NotNeeded,
                 },
             ],
@@ -488,6 +504,7 @@ mod tests {
                     decided: None,
                     destructive: false,
                     always: false,
+                    approvals: (Vec::new(), 1),
                     attachment: AttachmentView::Attached("command-1.txt"),
                 })
                 .collect(),
@@ -569,6 +586,7 @@ mod tests {
                     decided: None,
                     destructive: true,
                     always: false,
+                    approvals: (Vec::new(), 1),
                     attachment: AttachmentView::NotNeeded,
                 }],
                 status: CardStatus::Open,

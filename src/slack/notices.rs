@@ -413,6 +413,20 @@ pub fn blocked_by_rule(rule: &str) -> Message {
     blocks::notice(&text, &[])
 }
 
+/// Submit while command `number` has some of the approvals it needs, not all.
+pub fn needs_more_approvals(number: usize, given: usize, needs: usize) -> Message {
+    let text = format!(
+        "Command {number} has {given} of the {needs} approvals it needs from different people. Get the rest, or reject or ignore it, then Submit."
+    );
+    blocks::notice(&text, &[])
+}
+
+/// A second Approve from the same person on a command that needs several people.
+pub fn approved_already(needs: usize) -> Message {
+    let text = format!("You approved this command already; it needs {needs} approvals from different people.");
+    blocks::notice(&text, &[])
+}
+
 /// A click on a card past `APPROVAL_TTL`.
 pub fn card_expired() -> Message {
     blocks::notice(
@@ -987,6 +1001,8 @@ mod tests {
             ("blocked_by_rule", blocked_by_rule("rm -rf `/`")),
             ("not_always", not_always()),
             ("card_expired", card_expired()),
+            ("needs_more_approvals", needs_more_approvals(2, 1, 2)),
+            ("approved_already", approved_already(2)),
             ("always_allowed", always_allowed("kubectl rollout restart deploy/web <!here>", "DEVOPS-1")),
             ("rule_invalid", rule_invalid("`(oops` is not a valid regular expression: unclosed group")),
             ("decide_first", decide_first()),

@@ -41,8 +41,8 @@ use crate::{
     config::StoreConfig,
     ids::{CardId, ChannelId, MessageTs, PendingId, TeamId, ThreadKey, TicketKey, UserId},
     model::{
-        Card, CardState, ChannelRef, ChannelSettings, Decision, HistoryEntry, PendingMessage, Rating, TicketRecord,
-        TicketStatus, UnixMillis, now_millis,
+        Approval, Card, CardState, ChannelRef, ChannelSettings, Decision, HistoryEntry, PendingMessage, Rating,
+        TicketRecord, TicketStatus, UnixMillis, now_millis,
     },
 };
 
@@ -231,6 +231,8 @@ pub enum DecideOutcome {
     NoSuchCommand(Card),
     /// A block rule rejected that command; nobody may decide on it.
     Blocked(Card),
+    /// The command needs approvals from different people, and this one approved already.
+    AlreadyApproved(Card),
     /// The card changed since the version the decider saw; nothing was recorded.
     Changed(Card),
     /// No such card.
@@ -761,6 +763,20 @@ impl Store {
                 // A block rule's rejection stands whoever asks.
                 if command.blocked() {
                     return Change::Keep(DecideOutcome::Blocked(card.clone()));
+                }
+                // A command that needs several approvals is approved by the last one needed,
+                // each from a different person; anything else starts its count again.
+                if decision == Decision::Approve && command.needs > 1 {
+                    if command.approvals.iter().any(|a| a.by == *by) {
+                        return Change::Keep(DecideOutcome::AlreadyApproved(card.clone()));
+                    }
+                    command.approvals.push(Approval { by: by.clone(), at });
+                    if command.approvals.len() < command.needs as usize {
+                        card.version += 1;
+                        return Change::Commit(Txn::default(), DecideOutcome::Decided(card.clone()));
+                    }
+                } else {
+                    command.approvals.clear();
                 }
                 command.decision = decision.clone();
                 command.decided_by = Some(by.clone());

@@ -941,3 +941,68 @@ async fn an_expired_card_takes_no_decision_and_sends_nothing() {
         assert_eq!(app.sends("DEVOPS-1", 2).await.len(), 2, "{backend:?}");
     }
 }
+
+#[tokio::test]
+async fn a_destructive_command_needs_two_people_and_many_clicks_submit_it_once() {
+    for backend in [Backend::Redis, Backend::Embedded] {
+        let options = Options::bridge(backend).config(|c| c.approvers = approvers(&["U7"]));
+        let delete = "kubectl delete pod web-1";
+        let (app, card) = card_app(options, &[delete]).await;
+        assert_eq!(card.commands[0].needs, 2);
+        let posted = app.wait_slack("chat.postMessage", 1, |m| text_of(m).contains("asks to run 1 command")).await;
+        assert!(text_of(&posted[0]).contains("Needs 2 approvals"), "{}", text_of(&posted[0]));
+        assert!(!posted[0].to_string().contains(action::ALWAYS), "never always for a destructive command");
+
+        // The requester alone cannot pass it: one approval counts once, and Submit waits.
+        click(&app, "U1", "T1", &card, action::APPROVE, &value(&app, &card, 0).await, "a1").await;
+        let partly = eventually(Duration::from_secs(10), || async {
+            let c = stored(&app, &card).await;
+            (!c.commands[0].approvals.is_empty()).then_some(c)
+        })
+        .await
+        .expect("one approval recorded");
+        assert_eq!(partly.commands[0].decision, Decision::Undecided);
+        app.wait_slack("chat.update", 1, |u| text_of(u).contains("1 of 2 approvals")).await;
+        click(&app, "U1", "T1", &card, action::APPROVE, &value(&app, &card, 0).await, "again").await;
+        click(&app, "U1", "T1", &card, action::SUBMIT, &submit_value(&app, &card).await, "early").await;
+        assert!(
+            app.first_answer("early").await.contains("1 of the 2 approvals"),
+            "{}",
+            app.first_answer("early").await
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let still = stored(&app, &card).await;
+        assert_eq!((still.state, still.commands[0].approvals.len()), (CardState::Open, 1), "{backend:?}");
+
+        // A second person completes it; then twenty concurrent Submits send it once.
+        click(&app, "U7", "T1", &card, action::APPROVE, &value(&app, &card, 0).await, "a7").await;
+        assert_eq!(decided(&app, &card, 0).await, Decision::Approve);
+        let current = submit_value(&app, &card).await;
+        let (message, uri) = (card.messages[0].as_str(), app.slack.uri());
+        let clicks: Vec<Value> = (0..20)
+            .map(|i| {
+                let who = if i % 2 == 0 { "U1" } else { "U7" };
+                click_from(who, "T1", message, ROOT, action::SUBMIT, &current, &format!("s{i}"), &uri)
+            })
+            .collect();
+        for response in futures_util::future::join_all(clicks.iter().map(|c| app.post_interaction(c))).await {
+            assert_eq!(response.status(), 200);
+        }
+        let sent = app.sends("DEVOPS-1", 2).await;
+        assert_eq!(sent[1]["data"], json!({"cmds": [{"command": delete, "execute": true}]}), "{backend:?}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(app.sends("DEVOPS-1", 2).await.len(), 2, "exactly one submission");
+        let done = stored(&app, &card).await;
+        let by: Vec<&str> = done.commands[0].approvals.iter().map(|a| a.by.as_str()).collect();
+        assert_eq!(by, ["U1", "U7"]);
+    }
+}
+
+#[tokio::test]
+async fn approvals_required_1_turns_the_two_person_rule_off() {
+    let options = Options::bridge(Backend::Redis).config(|c| c.two_person.approvals = 1);
+    let (app, card) = card_app(options, &["kubectl delete pod web-1"]).await;
+    assert_eq!(card.commands[0].needs, 1);
+    click(&app, "U1", "T1", &card, action::APPROVE, &value(&app, &card, 0).await, "a1").await;
+    assert_eq!(decided(&app, &card, 0).await, Decision::Approve);
+}

@@ -43,6 +43,8 @@ fn configuration_errors_exit_2_naming_the_variable() {
         (&[("COMMAND_ALLOW", "^kubectl get ;(unclosed")], "COMMAND_ALLOW"),
         (&[("COMMAND_BLOCK", "[z-a]")], "COMMAND_BLOCK"),
         (&[("APPROVAL_TTL", "a day")], "APPROVAL_TTL"),
+        (&[("APPROVALS_REQUIRED", "0")], "APPROVALS_REQUIRED"),
+        (&[("TWO_PERSON_PATTERNS", "delete;(")], "TWO_PERSON_PATTERNS"),
         (&[("DESTRUCTIVE_PATTERNS", "\\bdelete\\b;*oops")], "DESTRUCTIVE_PATTERNS"),
     ];
     for (overrides, var) in cases {

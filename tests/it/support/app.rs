@@ -236,6 +236,7 @@ pub fn test_config(slack_url: &str, helpdesk_url: &str, backend: Backend, state_
         destructive_patterns: helpdesk_bridge::config::DEFAULT_DESTRUCTIVE.split(';').map(str::to_owned).collect(),
         command_rules: helpdesk_bridge::config::CommandRules::default(),
         approval_ttl: Duration::from_secs(24 * 60 * 60),
+        two_person: helpdesk_bridge::config::TwoPerson::default(),
         log_format: LogFormat::Text,
         shutdown_grace: Duration::from_secs(5),
         dispatch: DispatchConfig { inbox_max_items: 1_000_000, lease: Duration::from_secs(30), workers: 64 },
