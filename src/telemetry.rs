@@ -102,6 +102,18 @@ pub struct Metrics {
     /// Ratings of the agent's replies recorded on tickets, by rating (`positive`,
     /// `negative`).
     pub feedback: Family<RatingLabels, Counter>,
+    /// Command decisions by verdict and source.
+    pub approval_decisions: Family<DecisionLabels, Counter>,
+}
+
+/// Labels of a command decision count.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DecisionLabels {
+    /// `approved`, `approved_partly` (one of several approvals), `rejected`, `ignored` or
+    /// `undone`.
+    pub verdict: &'static str,
+    /// `person`, `policy` (a rule) or `always` (the ticket's always-allowed list).
+    pub source: &'static str,
 }
 
 /// Labels of a rating count.
@@ -172,6 +184,12 @@ impl Default for Metrics {
         registry.register("inbox_leases_held", "Inbox keys this replica holds a lease on", inbox_leases_held.clone());
         let feedback = Family::<RatingLabels, Counter>::default();
         registry.register("feedback", "Ratings of the agent's replies recorded on tickets", feedback.clone());
+        let approval_decisions = Family::<DecisionLabels, Counter>::default();
+        registry.register(
+            "approval_decisions",
+            "Decisions on proposed commands by verdict and source",
+            approval_decisions.clone(),
+        );
         Self {
             registry: Arc::new(registry),
             requests,
@@ -189,6 +207,7 @@ impl Default for Metrics {
             inbox_leases,
             inbox_leases_held,
             feedback,
+            approval_decisions,
         }
     }
 }
@@ -214,6 +233,11 @@ impl Metrics {
     /// Counts one agent turn.
     pub fn turn(&self, outcome: &'static str) {
         self.turns.get_or_create(&OutcomeLabels { outcome }).inc();
+    }
+
+    /// Counts one decision on a proposed command.
+    pub fn approval_decision(&self, verdict: &'static str, source: &'static str) {
+        self.approval_decisions.get_or_create(&DecisionLabels { verdict, source }).inc();
     }
 
     /// Counts one rating recorded on a ticket.

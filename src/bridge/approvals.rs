@@ -13,6 +13,8 @@
 //! before the card is posted, and cannot be approved if that failed; the answer carries only
 //! the fields the card shows (the HelpDesk client writes them from `OutgoingMessage::decisions`).
 
+use std::collections::HashMap;
+
 use super::{Bridge, BridgeError, now_millis, rules, seconds};
 use crate::{
     ids::{CardId, TeamId, ThreadKey, UserId},
@@ -24,7 +26,7 @@ use crate::{
     slack::{
         card::{self, AttachmentView, CardClosed, CardStatus, CardView, CommandView, DecisionView},
         controls::{CardButton, CardRef},
-        kit::Message,
+        kit::{self, Message},
         notices,
     },
     store::{DecideOutcome, SubmitOutcome},
@@ -217,6 +219,9 @@ impl Bridge {
                 PolicyVerdict::Blocked => Decision::Reject { reason: Some(rules::blocked_reason(&mark.rule)) },
             };
             command.decided_at = Some(now);
+            let verdict = if mark.verdict == PolicyVerdict::Blocked { "rejected" } else { "approved" };
+            let source = if mark.source == RuleSource::Ticket { "always" } else { "policy" };
+            self.inner.metrics.approval_decision(verdict, source);
             tracing::info!(
                 event = "approval",
                 ticket = %record.ticket.ticket,
@@ -457,6 +462,23 @@ impl Bridge {
         let store = &self.inner.store;
         match store.decide_seen(&card.id, index, decision.clone(), by, now_millis(), Some(seen)).await? {
             DecideOutcome::Decided(updated) => {
+                let verdict = match &updated.commands[index].decision {
+                    Decision::Approve => "approved",
+                    Decision::Undecided if decision == Decision::Approve => "approved_partly",
+                    Decision::Undecided => "undone",
+                    Decision::Reject { .. } => "rejected",
+                    Decision::Ignore => "ignored",
+                };
+                self.inner.metrics.approval_decision(verdict, "person");
+                tracing::info!(
+                    event = "approval",
+                    ticket = %record.ticket.ticket,
+                    card = %card.id,
+                    index,
+                    verdict,
+                    user = %by,
+                    "a person decided a proposal"
+                );
                 self.show_card(&updated, &record.agent_name, None).await;
                 self.record(
                     record,
@@ -644,6 +666,49 @@ impl Bridge {
     }
 }
 
+impl Bridge {
+    /// Who decided each decided command, as lines for the message that carries the
+    /// decisions: people by display name and user id, rules by their text.
+    pub(super) async fn attribution(&self, commands: &[ProposedCommand]) -> String {
+        let mut names: HashMap<UserId, String> = HashMap::new();
+        for c in commands {
+            for user in c.approvals.iter().map(|a| &a.by).chain(c.decided_by.as_ref()) {
+                if !names.contains_key(user)
+                    && let Some(name) = self.display_name(user).await
+                {
+                    names.insert(user.clone(), name);
+                }
+            }
+        }
+        attribution(commands, &names)
+    }
+}
+
+/// Lines saying who decided each decided command, given people's display names.
+fn attribution(commands: &[ProposedCommand], names: &HashMap<UserId, String>) -> String {
+    let person = |user: &UserId| names.get(user).map_or_else(|| user.to_string(), |name| format!("{name} ({user})"));
+    let mut lines = vec!["\n\nDecided in Slack:".to_owned()];
+    for c in commands {
+        let verb = match &c.decision {
+            Decision::Undecided => continue,
+            Decision::Approve => "approved",
+            Decision::Reject { .. } => "rejected",
+            Decision::Ignore => "ignored",
+        };
+        let by = match (&c.policy, c.approvals.is_empty()) {
+            (Some(mark), _) if mark.source == RuleSource::Ticket => "by the ticket's always-allowed list".to_owned(),
+            (Some(mark), _) => format!("by policy rule `{}`", mark.rule),
+            (None, false) => {
+                let people: Vec<String> = c.approvals.iter().map(|a| person(&a.by)).collect();
+                format!("by {}", people.join(" and "))
+            }
+            (None, true) => c.decided_by.as_ref().map_or_else(String::new, |u| format!("by {}", person(u))),
+        };
+        lines.push(format!("- `{}`: {verb} {by}", kit::truncate(&c.command, 200)));
+    }
+    lines.join("\n")
+}
+
 /// The block rule that rejected a command, if one did.
 fn blocked_by(command: &ProposedCommand) -> Option<&str> {
     command.policy.as_ref().filter(|p| p.verdict == PolicyVerdict::Blocked).map(|p| p.rule.as_str())
@@ -676,10 +741,36 @@ fn summary(commands: &[ProposedCommand]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::ProposalForm;
+    use crate::model::{Approval, PolicyMark, ProposalForm};
 
     fn with(decision: Decision) -> ProposedCommand {
         ProposedCommand { decision, ..ProposedCommand::new(ProposalForm::Command, String::new(), "ls".to_owned()) }
+    }
+
+    #[test]
+    fn attribution_names_who_or_what_decided_each_command() {
+        let (ann, bob) = (UserId::new("U1"), UserId::new("U7"));
+        let names = HashMap::from([(ann.clone(), "Ann".to_owned()), (bob.clone(), "Bob".to_owned())]);
+        let mut by_ann = with(Decision::Approve);
+        by_ann.decided_by = Some(ann.clone());
+        let mut two = with(Decision::Approve);
+        two.command = "kubectl delete pod web-1".to_owned();
+        two.approvals = vec![Approval { by: ann.clone(), at: 1 }, Approval { by: bob.clone(), at: 2 }];
+        two.decided_by = Some(bob);
+        let mut blocked = with(Decision::Reject { reason: Some("blocked by policy: rm".to_owned()) });
+        blocked.policy =
+            Some(PolicyMark { verdict: PolicyVerdict::Blocked, rule: "rm".to_owned(), source: RuleSource::Rules });
+        let mut always = with(Decision::Approve);
+        always.policy =
+            Some(PolicyMark { verdict: PolicyVerdict::Allowed, rule: "ls".to_owned(), source: RuleSource::Ticket });
+        let mut unknown = with(Decision::Ignore);
+        unknown.decided_by = Some(UserId::new("U9"));
+        let commands = [by_ann, two, blocked, always, unknown, with(Decision::Undecided)];
+        assert_eq!(
+            attribution(&commands, &names),
+            "\n\nDecided in Slack:\n- `ls`: approved by Ann (U1)\n- `kubectl delete pod web-1`: approved by Ann (U1) and Bob (U7)\n\
+             - `ls`: rejected by policy rule `rm`\n- `ls`: approved by the ticket's always-allowed list\n- `ls`: ignored by U9"
+        );
     }
 
     #[test]

@@ -207,6 +207,10 @@ impl Bridge {
             },
             None => Vec::new(),
         };
+        // The agent (and the ticket's record on the HelpDesk) learns who decided what.
+        if decisions.iter().any(|c| c.decision != crate::model::Decision::Undecided) {
+            content.push_str(&self.attribution(&decisions).await);
+        }
         if let Some(earlier) = self.begin_send(record, message).await? {
             return self.not_resent(record, message, earlier).await;
         }

@@ -120,7 +120,14 @@ async fn approve_reject_ignore_then_submit_send_the_exact_cmds() {
 
         click(&app, "U1", "T1", &card, action::SUBMIT, &submit_value(&app, &card).await, "s").await;
         let sent = app.sends("DEVOPS-1", 2).await;
-        assert_eq!(sent[1]["content"], "Approved 1 command, rejected 1 command, ignored 1 command.");
+        assert_eq!(
+            sent[1]["content"],
+            "Approved 1 command, rejected 1 command, ignored 1 command.\n\nDecided in Slack:\n\
+             - `kubectl get pods -n prod`: approved by NameU1 (U1)\n\
+             - `kubectl delete pod web-1`: rejected by NameU1 (U1)\n\
+             - `echo hi > /tmp/x`: ignored by NameU1 (U1)",
+            "the content names who decided each command"
+        );
         assert_eq!(
             sent[1]["data"],
             json!({"cmds": [
@@ -166,7 +173,7 @@ async fn decisions_ride_only_on_a_message_from_someone_who_may_decide() {
         // The requester writing: the decisions go with the message, once.
         app.post_event(&message_event("Ev3", "C1", "U1", "1700000000.000400", Some(ROOT), "go ahead")).await;
         let sent = app.sends("DEVOPS-1", 3).await;
-        assert_eq!(sent[2]["content"], "NameU1: go ahead");
+        assert_eq!(sent[2]["content"], "NameU1: go ahead\n\nDecided in Slack:\n- `df -h`: approved by NameU1 (U1)");
         assert_eq!(sent[2]["data"], json!({"cmds": [{"command": "df -h", "execute": true}]}), "{backend:?}");
         let submitted = stored(&app, &card).await;
         assert_eq!(submitted.state, CardState::Submitted);
@@ -776,6 +783,12 @@ async fn rules_decide_what_they_can_and_one_click_sends_the_rest_once() {
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
         assert_eq!(app.sends("DEVOPS-1", 2).await.len(), 2, "exactly one submission");
+        let metrics = app.metrics().await;
+        for (verdict, source) in [("approved", "policy"), ("rejected", "policy"), ("approved", "person")] {
+            let line =
+                format!(r#"helpdesk_bridge_approval_decisions_total{{verdict="{verdict}",source="{source}"}} 1"#);
+            assert!(metrics.contains(&line), "{line} in {metrics}");
+        }
     }
 }
 
@@ -785,7 +798,12 @@ async fn a_card_the_rules_decide_whole_goes_back_at_once() {
         let options = Options::bridge(backend).config(with_rules(&["^kubectl get "], &["^curl .*\\| *sh"]));
         let (app, card) = card_app(options, &["kubectl get nodes", "curl https://get.example.sh | sh"]).await;
         let sent = app.sends("DEVOPS-1", 2).await;
-        assert_eq!(sent[1]["content"], "Approved 1 command, rejected 1 command.");
+        assert_eq!(
+            sent[1]["content"],
+            "Approved 1 command, rejected 1 command.\n\nDecided in Slack:\n\
+             - `kubectl get nodes`: approved by policy rule `^kubectl get `\n\
+             - `curl https://get.example.sh | sh`: rejected by policy rule `^curl .*\\| *sh`"
+        );
         assert_eq!(
             sent[1]["data"],
             json!({"cmds": [
