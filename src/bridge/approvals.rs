@@ -19,8 +19,9 @@ use super::{Bridge, BridgeError, now_millis, rules, seconds};
 use crate::{
     ids::{CardId, TeamId, ThreadKey, UserId},
     inbound::{BlockAction, Inbound, InboundKind},
+    model::ChannelRef,
     model::{
-        Actor, Attachment, Card, CardState, Decision, HistoryEvent, PendingMessage, Place, PolicyVerdict,
+        Actor, Attachment, Card, CardState, Decision, HistoryEvent, PendingMessage, Place, PolicyMark, PolicyVerdict,
         ProposedCommand, RuleSource, TicketRecord, TicketStatus,
     },
     slack::{
@@ -205,8 +206,12 @@ impl Bridge {
     /// Lets the command policy (the service's rules, then the channel's) decide what it can:
     /// a blocked command is rejected with the rule as its reason, an allowed one approved.
     async fn apply_rules(&self, record: &TicketRecord, commands: &mut [ProposedCommand]) {
-        let settings = self.channel_settings(record).await;
-        let channel = rules::Rules::lenient(&settings.command_allow, &settings.command_block);
+        // Without the channel's rules (the store failed), its block rules are unknown, so no
+        // rule approves anything; the service's block rules still apply.
+        let (channel, known) = match self.channel_rules(record).await {
+            Some(channel) => (channel, true),
+            None => (rules::Rules::default(), false),
+        };
         let levels = [&self.inner.rules, &channel];
         let now = now_millis();
         for (index, command) in commands.iter_mut().enumerate() {
@@ -214,6 +219,9 @@ impl Bridge {
             // A command that needs several people is never approved by a rule.
             let destructive = self.destructive(&command.command) || command.needs > 1;
             let Some(mark) = rules::judge(&levels, &record.always_allow, command, destructive) else { continue };
+            if !known && mark.verdict == PolicyVerdict::Allowed {
+                continue;
+            }
             command.decision = match mark.verdict {
                 PolicyVerdict::Allowed => Decision::Approve,
                 PolicyVerdict::Blocked => Decision::Reject { reason: Some(rules::blocked_reason(&mark.rule)) },
@@ -222,15 +230,50 @@ impl Bridge {
             let verdict = if mark.verdict == PolicyVerdict::Blocked { "rejected" } else { "approved" };
             let source = if mark.source == RuleSource::Ticket { "always" } else { "policy" };
             self.inner.metrics.approval_decision(verdict, source);
+            // The ticket's own list holds commands, not rules: those are not logged.
+            let rule = (mark.source == RuleSource::Rules).then_some(mark.rule.as_str());
             tracing::info!(
                 event = "approval",
                 ticket = %record.ticket.ticket,
                 index,
                 verdict = ?mark.verdict,
-                rule = %mark.rule,
+                source,
+                rule,
                 "the command policy decided a proposal"
             );
             command.policy = Some(mark);
+        }
+    }
+
+    /// The channel's command rules; `None` when the store cannot say.
+    async fn channel_rules(&self, record: &TicketRecord) -> Option<rules::Rules> {
+        let channel = ChannelRef { team: record.thread.team.clone(), channel: record.thread.channel.clone() };
+        match self.inner.store.channel_settings(&channel).await {
+            Ok(settings) => Some(rules::Rules::lenient(&settings.command_allow, &settings.command_block)),
+            Err(err) => {
+                tracing::warn!(ticket = %record.ticket.ticket, error = %err, "could not read the channel's command rules");
+                None
+            }
+        }
+    }
+
+    /// The block rule in force now that matches `command`, if any: rules added since its
+    /// card was shown count too (the channel's, when the store can say).
+    async fn blocked_now(&self, record: &TicketRecord, command: &ProposedCommand) -> Option<PolicyMark> {
+        let channel = self.channel_rules(record).await.unwrap_or_default();
+        // Judged as if destructive, so that only a block rule can answer.
+        rules::judge(&[&self.inner.rules, &channel], &[], command, true).filter(|m| m.verdict == PolicyVerdict::Blocked)
+    }
+
+    /// The last gate before decisions go out: an approved command that a block rule in
+    /// force now matches (one added since the card was shown) goes rejected instead.
+    pub(super) async fn block_now(&self, record: &TicketRecord, commands: &mut [ProposedCommand]) {
+        for command in commands.iter_mut().filter(|c| c.decision == Decision::Approve) {
+            if let Some(mark) = self.blocked_now(record, command).await {
+                tracing::info!(event = "approval", ticket = %record.ticket.ticket, verdict = "blocked_at_send", rule = %mark.rule, "a block rule in force now rejected an approved command");
+                command.decision = Decision::Reject { reason: Some(rules::blocked_reason(&mark.rule)) };
+                command.policy = Some(mark);
+            }
         }
     }
 
@@ -358,6 +401,13 @@ impl Bridge {
             self.answer_click(action, &notices::blocked_by_rule(rule)).await;
             return Ok(());
         }
+        // A block rule added since the card was shown stops an approval too.
+        if let (CardButton::Approve | CardButton::Always, Some(i)) = (button, command)
+            && let Some(mark) = self.blocked_now(&record, &card.commands[i]).await
+        {
+            self.answer_click(action, &notices::blocked_by_rule(&mark.rule)).await;
+            return Ok(());
+        }
         let by = &action.user;
         let outcome = match (button, command) {
             (CardButton::Approve, Some(i)) if card.commands[i].attachment == Attachment::Failed => {
@@ -460,7 +510,9 @@ impl Bridge {
         seen: u64,
     ) -> Result<Option<Card>, BridgeError> {
         let store = &self.inner.store;
-        match store.decide_seen(&card.id, index, decision.clone(), by, now_millis(), Some(seen)).await? {
+        let needs = self.approvals_needed(&card.commands[index].command);
+        let decided = (decision.clone(), by, now_millis());
+        match store.decide_needing(&card.id, index, decided, Some(seen), needs).await? {
             DecideOutcome::Decided(updated) => {
                 let verdict = match &updated.commands[index].decision {
                     Decision::Approve => "approved",
@@ -617,7 +669,11 @@ impl Bridge {
                 return None;
             }
         };
-        if card.commands.iter().all(|c| c.decision == Decision::Undecided) {
+        // Nothing to carry, or a command still waiting for more approvals (a submission now
+        // would drop the ones given): the card stays open.
+        if card.commands.iter().all(|c| c.decision == Decision::Undecided)
+            || card.commands.iter().any(ProposedCommand::partly_approved)
+        {
             return None;
         }
         if self.expired(&card) {
@@ -640,14 +696,19 @@ impl Bridge {
 
     /// Closes a card whose ticket is closed or deleted, and shows why.
     pub(super) async fn close_card(&self, card: &Card, why: CardClosed) -> Result<(), BridgeError> {
-        if card.state == CardState::Open {
-            self.inner.store.supersede(&card.id).await?;
-        }
+        // Closed by someone else meanwhile (a Submit that won): shown as it is, not as `why`.
+        let (shown, why) = match card.state {
+            CardState::Open => match self.inner.store.supersede(&card.id).await? {
+                SubmitOutcome::Closed(current) | SubmitOutcome::Changed(current) => (current, None),
+                _ => (card.clone(), Some(why)),
+            },
+            _ => (card.clone(), Some(why)),
+        };
         let agent = match self.inner.store.ticket_by_thread(&card.thread).await? {
             Some(record) => record.agent_name,
             None => card::UNKNOWN_AGENT.to_owned(),
         };
-        self.show_card(card, &agent, Some(why)).await;
+        self.show_card(&shown, &agent, why).await;
         Ok(())
     }
 

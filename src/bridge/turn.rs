@@ -207,6 +207,8 @@ impl Bridge {
             },
             None => Vec::new(),
         };
+        let mut decisions = decisions;
+        self.block_now(record, &mut decisions).await;
         // The agent (and the ticket's record on the HelpDesk) learns who decided what.
         if decisions.iter().any(|c| c.decision != crate::model::Decision::Undecided) {
             content.push_str(&self.attribution(&decisions).await);

@@ -410,7 +410,7 @@ pub fn blocked_by_rule(rule: &str) -> Message {
         "This command is blocked by the rule {}: it goes back to the agent rejected, and nobody may approve it.",
         mrkdwn::inline_code(rule, 200)
     );
-    blocks::notice(&text, &[])
+    blocks::notice_mrkdwn(&text, &[])
 }
 
 /// Submit while command `number` has some of the approvals it needs, not all.
@@ -450,13 +450,13 @@ pub fn always_allowed(command: &str, ticket: &str) -> Message {
         mrkdwn::inline_code(command, 300),
         escape_inert(ticket)
     );
-    blocks::notice(&text, &[])
+    blocks::notice_mrkdwn(&text, &[])
 }
 
 /// A rule typed into `/helpdesk config allow|block` that is not a valid regular expression.
 pub fn rule_invalid(problem: &str) -> Message {
     let text = format!("{}. Nothing was changed.", mrkdwn::escape_inert(problem));
-    blocks::notice(&text, &[])
+    blocks::notice_mrkdwn(&text, &[])
 }
 
 /// Approve on a proposal nobody could see in full.

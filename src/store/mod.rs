@@ -747,6 +747,20 @@ impl Store {
         at: UnixMillis,
         seen: Option<u64>,
     ) -> Result<DecideOutcome, StoreError> {
+        self.decide_needing(id, index, (decision, by, at), seen, 1).await
+    }
+
+    /// [`Store::decide_seen`], with an approval counting only once `needs` different people
+    /// (or the command's own `needs`, if more) approved: a card stored before the two-person
+    /// rule knows no `needs` of its own.
+    pub async fn decide_needing(
+        &self,
+        id: &CardId,
+        index: usize,
+        (decision, by, at): (Decision, &UserId, UnixMillis),
+        seen: Option<u64>,
+        needs: u32,
+    ) -> Result<DecideOutcome, StoreError> {
         self.modify_card(
             id,
             || DecideOutcome::Missing,
@@ -766,6 +780,7 @@ impl Store {
                 }
                 // A command that needs several approvals is approved by the last one needed,
                 // each from a different person; anything else starts its count again.
+                command.needs = command.needs.max(needs);
                 if decision == Decision::Approve && command.needs > 1 {
                     if command.approvals.iter().any(|a| a.by == *by) {
                         return Change::Keep(DecideOutcome::AlreadyApproved(card.clone()));

@@ -42,6 +42,13 @@ async fn card_app(options: Options<'_>, commands: &[&str]) -> (TestApp, Card) {
 
 /// A mention in C1 opens a ticket whose first reply proposes `commands`; the card.
 async fn propose(app: &TestApp, commands: &[&str]) -> Card {
+    mention_proposing(app, commands).await;
+    open_card(app).await
+}
+
+/// A mention in C1 opens a ticket whose first reply proposes `commands`; later sends
+/// answer "Done.".
+async fn mention_proposing(app: &TestApp, commands: &[&str]) {
     Mock::given(method("POST"))
         .and(path(format!("{API}/tickets/{WORKSPACE_ID}/DEVOPS-1/sendMessage")))
         .respond_with(ResponseTemplate::new(200).set_body_json(proposal(commands)))
@@ -51,7 +58,6 @@ async fn propose(app: &TestApp, commands: &[&str]) -> Card {
         .await;
     mount_reply(&app.helpdesk, "DEVOPS-1", json!({"role": "assistant", "content": "Done.", "data": {}})).await;
     app.post_event(&mention_event("Ev1", "C1", "U1", ROOT, "<@UBOT> fix it")).await;
-    open_card(app).await
 }
 
 async fn open_card(app: &TestApp) -> Card {
@@ -796,7 +802,10 @@ async fn rules_decide_what_they_can_and_one_click_sends_the_rest_once() {
 async fn a_card_the_rules_decide_whole_goes_back_at_once() {
     for backend in [Backend::Redis, Backend::Embedded] {
         let options = Options::bridge(backend).config(with_rules(&["^kubectl get "], &["^curl .*\\| *sh"]));
-        let (app, card) = card_app(options, &["kubectl get nodes", "curl https://get.example.sh | sh"]).await;
+        let app = spawn_app(options).await;
+        // The card may be submitted before anyone could see it open: it is found by the
+        // ticket's history.
+        mention_proposing(&app, &["kubectl get nodes", "curl https://get.example.sh | sh"]).await;
         let sent = app.sends("DEVOPS-1", 2).await;
         assert_eq!(
             sent[1]["content"],
@@ -813,8 +822,16 @@ async fn a_card_the_rules_decide_whole_goes_back_at_once() {
             ]}),
             "{backend:?}"
         );
+        let record = app.store.ticket_by_thread(&thread(ROOT)).await.unwrap().unwrap();
+        let history = app.store.history(&record.ticket).await.unwrap();
+        let Some(card) = history.iter().find_map(|e| match &e.event {
+            HistoryEvent::CommandsProposed { card, .. } => Some(card.clone()),
+            _ => None,
+        }) else {
+            panic!("the proposal is in the history: {history:?}")
+        };
         let submitted = eventually(Duration::from_secs(10), || async {
-            let card = stored(&app, &card).await;
+            let card = app.store.card(&card).await.unwrap()?;
             (card.state == CardState::Submitted).then_some(card)
         })
         .await
@@ -867,6 +884,23 @@ async fn channel_rules_are_set_by_admins_whole_or_not_at_all() {
     assert_eq!(card.commands[0].decision, Decision::Approve);
     assert_eq!(card.commands[0].policy.as_ref().map(|p| p.rule.as_str()), Some("^kubectl get "));
     assert_eq!(card.commands[1].decision, Decision::Undecided);
+
+    // Block rules added after the card was shown still count: an Approve is refused, and an
+    // approval made before goes back rejected.
+    app.post_command("UA1", "C1", "config block logs", "cfg-7").await;
+    app.first_answer("cfg-7").await;
+    click(&app, "U1", "T1", &card, action::APPROVE, &value(&app, &card, 1).await, "late-block").await;
+    assert!(app.first_answer("late-block").await.contains("blocked by the rule `logs`"));
+    click(&app, "U1", "T1", &card, action::IGNORE, &value(&app, &card, 1).await, "i1").await;
+    decided(&app, &card, 1).await;
+    app.post_command("UA1", "C1", "config block get pods", "cfg-8").await;
+    app.first_answer("cfg-8").await;
+    click(&app, "U1", "T1", &card, action::SUBMIT, &submit_value(&app, &card).await, "s").await;
+    let sent = app.sends("DEVOPS-1", 2).await;
+    assert_eq!(
+        sent[1]["data"],
+        json!({"cmds": [{"command": "kubectl get pods", "execute": false, "rejection_reason": "blocked by policy: get pods"}]})
+    );
 }
 
 #[tokio::test]

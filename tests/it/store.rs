@@ -34,6 +34,7 @@ on_both_stores!(
     listing_filters_orders_and_pages,
     listing_shows_a_ticket_only_to_who_can_see_its_thread,
     card_decisions_are_recorded_until_submission,
+    two_person_approvals_count_different_people_even_on_old_cards,
     concurrent_clicks_submit_a_card_exactly_once,
     a_new_card_supersedes_the_open_one,
     history_appends_in_order_and_is_capped,
@@ -462,6 +463,31 @@ async fn card_decisions_are_recorded_until_submission(store: &Store) {
         store.decide_seen(&CardId::new("nope"), 0, Decision::Approve, &alice, 1, None).await.unwrap(),
         DecideOutcome::Missing
     );
+}
+
+async fn two_person_approvals_count_different_people_even_on_old_cards(store: &Store) {
+    // A card stored before the two-person rule: its command knows no `needs`.
+    let mut c = card("c2p", 3, &["kubectl delete pod web-1"]);
+    c.commands[0].needs = 0;
+    store.put_card(&c).await.unwrap();
+    let (ann, bob) = (UserId::new("UANN"), UserId::new("UBOB"));
+    let approve = |by: UserId, at| {
+        let id = c.id.clone();
+        async move { store.decide_needing(&id, 0, (Decision::Approve, &by, at), None, 2).await.unwrap() }
+    };
+    let DecideOutcome::Decided(one) = approve(ann.clone(), 1).await else { panic!("the first approval counts") };
+    assert_eq!((one.commands[0].decision.clone(), one.commands[0].needs), (Decision::Undecided, 2));
+    assert!(matches!(approve(ann.clone(), 2).await, DecideOutcome::AlreadyApproved(_)), "once per person");
+    let DecideOutcome::Decided(two) = approve(bob.clone(), 3).await else { panic!("the second approval counts") };
+    assert_eq!(two.commands[0].decision, Decision::Approve);
+    assert_eq!(two.commands[0].approvals.iter().map(|a| a.by.as_str()).collect::<Vec<_>>(), ["UANN", "UBOB"]);
+    // Taking it back starts the count again.
+    let DecideOutcome::Decided(undone) =
+        store.decide_needing(&c.id, 0, (Decision::Undecided, &bob, 4), None, 2).await.unwrap()
+    else {
+        panic!("a change is recorded")
+    };
+    assert!(undone.commands[0].approvals.is_empty());
 }
 
 async fn concurrent_clicks_submit_a_card_exactly_once(store: &Store) {
