@@ -554,6 +554,18 @@ pub enum HistoryEvent {
         command: String,
         /// The decision.
         decision: Decision,
+        /// The rule that decided it, when a rule did (the ticket's own list: `None` with the
+        /// bridge as the actor and `always` set).
+        #[serde(default)]
+        rule: Option<String>,
+        /// Decided by the ticket's always-allowed list.
+        #[serde(default)]
+        always: bool,
+    },
+    /// An approval card expired before anyone submitted it; nothing on it was sent.
+    CardExpired {
+        /// The card.
+        card: CardId,
     },
     /// A card's decisions went to the agent.
     CommandsSubmitted {

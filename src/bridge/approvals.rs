@@ -43,7 +43,12 @@ impl Bridge {
     /// Closes an expired card (shown without buttons, saying so) and logs it.
     async fn expire(&self, card: &Card) -> Result<(), BridgeError> {
         tracing::info!(event = "approval", ticket = %card.ticket.ticket, card = %card.id, verdict = "expired", "an approval card expired");
-        self.close_card(card, CardClosed::Expired).await
+        self.close_card(card, CardClosed::Expired).await?;
+        if let Some(record) = self.inner.store.ticket_by_thread(&card.thread).await?.filter(|r| r.ticket == card.ticket)
+        {
+            self.record(&record, Actor::Bridge, HistoryEvent::CardExpired { card: card.id.clone() }).await;
+        }
+        Ok(())
     }
 
     /// How many approvals from different people `command` needs.
@@ -190,6 +195,19 @@ impl Bridge {
             HistoryEvent::CommandsProposed { card: card.id.clone(), count: card.commands.len() },
         )
         .await;
+        // What the rules decided is in the ticket's trail too, with the rule.
+        for command in &card.commands {
+            let Some(mark) = &command.policy else { continue };
+            let always = mark.source == RuleSource::Ticket;
+            let event = HistoryEvent::CommandDecided {
+                card: card.id.clone(),
+                command: command.command.clone(),
+                decision: command.decision.clone(),
+                rule: (!always).then(|| mark.rule.clone()),
+                always,
+            };
+            self.record(record, Actor::Bridge, event).await;
+        }
         // Nothing left for a person: the card goes back at once, in its own turn once this
         // one has ended (it waits behind it in the thread's order), durably and once.
         if card.commands.iter().all(|c| c.policy.is_some()) {
@@ -539,6 +557,8 @@ impl Bridge {
                         card: card.id.clone(),
                         command: updated.commands[index].command.clone(),
                         decision,
+                        rule: None,
+                        always: false,
                     },
                 )
                 .await;

@@ -242,15 +242,28 @@ pub fn describe(entry: &HistoryEntry) -> String {
         }
         HistoryEvent::Comment { text } => format!("commented:{}", quoted(text)),
         HistoryEvent::CommandsProposed { count, .. } => format!("proposed {}", plural(*count, "command")),
-        HistoryEvent::CommandDecided { command, decision, .. } => match decision {
-            Decision::Approve => format!("approved {}", code(command)),
-            Decision::Reject { reason: Some(reason) } => {
-                format!("rejected {}{}", code(command), quoted(reason))
-            }
-            Decision::Reject { reason: None } => format!("rejected {}", code(command)),
-            Decision::Ignore => format!("ignored {}", code(command)),
-            Decision::Undecided => format!("took back the decision on {}", code(command)),
-        },
+        HistoryEvent::CommandDecided { command, decision, rule, always, .. } => {
+            let by = match (rule, always) {
+                (Some(rule), _) => format!(" by rule {}", mrkdwn::inline_code(rule, 200)),
+                (None, true) => " (always allowed on this ticket)".to_owned(),
+                (None, false) => String::new(),
+            };
+            let what = match decision {
+                Decision::Approve => format!("approved {}", code(command)),
+                // A rule's rejection reason only repeats the rule.
+                Decision::Reject { .. } if rule.is_some() => format!("rejected {}", code(command)),
+                Decision::Reject { reason: Some(reason) } => {
+                    format!("rejected {}{}", code(command), quoted(reason))
+                }
+                Decision::Reject { reason: None } => format!("rejected {}", code(command)),
+                Decision::Ignore => format!("ignored {}", code(command)),
+                Decision::Undecided => format!("took back the decision on {}", code(command)),
+            };
+            format!("{what}{by}")
+        }
+        HistoryEvent::CardExpired { .. } => {
+            "closed an approval card that expired unsubmitted: nothing on it was sent".to_owned()
+        }
         HistoryEvent::CommandsSubmitted { .. } => "sent the command decisions to the agent".to_owned(),
         HistoryEvent::MetadataUpdated { change } => mrkdwn::inert_within(change, QUOTE_CHARS),
         HistoryEvent::Feedback { rating, .. } => format!("rated the agent's reply {}", rating.emoji()),
@@ -563,7 +576,36 @@ mod tests {
                     card: CardId::new("c1"),
                     command: "kubectl delete pod `web-1`".into(),
                     decision: Decision::Reject { reason: Some("not in prod <!here>".into()) },
+                    rule: None,
+                    always: false,
                 },
+            },
+            HistoryEntry {
+                at: at + 3100,
+                actor: Actor::Bridge,
+                event: HistoryEvent::CommandDecided {
+                    card: CardId::new("c2"),
+                    command: "rm -rf /".into(),
+                    decision: Decision::Reject { reason: Some("blocked by policy: rm -rf".into()) },
+                    rule: Some("rm -rf".into()),
+                    always: false,
+                },
+            },
+            HistoryEntry {
+                at: at + 3200,
+                actor: Actor::Bridge,
+                event: HistoryEvent::CommandDecided {
+                    card: CardId::new("c2"),
+                    command: "kubectl get pods".into(),
+                    decision: Decision::Approve,
+                    rule: None,
+                    always: true,
+                },
+            },
+            HistoryEntry {
+                at: at + 3300,
+                actor: Actor::Bridge,
+                event: HistoryEvent::CardExpired { card: CardId::new("c3") },
             },
             HistoryEntry {
                 at: at + 4000,
@@ -673,6 +715,8 @@ mod tests {
                 card: CardId::new("c1"),
                 command: format!("echo ``` {hostile}"),
                 decision: Decision::Reject { reason: Some(hostile.clone()) },
+                rule: None,
+                always: false,
             },
         ];
         for event in kinds {
@@ -686,6 +730,8 @@ mod tests {
             card: CardId::new("c1"),
             command: format!("echo ``` {hostile}"),
             decision: Decision::Reject { reason: Some(format!("{}\n{hostile}", "why\n".repeat(8))) },
+            rule: None,
+            always: false,
         };
         let entries: Vec<HistoryEntry> = (0..HISTORY_SHOWN)
             .map(|i| HistoryEntry {

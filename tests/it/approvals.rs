@@ -789,6 +789,16 @@ async fn rules_decide_what_they_can_and_one_click_sends_the_rest_once() {
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
         assert_eq!(app.sends("DEVOPS-1", 2).await.len(), 2, "exactly one submission");
+        let record = app.store.ticket_by_thread(&thread(ROOT)).await.unwrap().unwrap();
+        let history = app.store.history(&record.ticket).await.unwrap();
+        let by_rule: Vec<Option<&str>> = history
+            .iter()
+            .filter_map(|e| match &e.event {
+                HistoryEvent::CommandDecided { rule, .. } => Some(rule.as_deref()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(by_rule, [Some("^kubectl get "), Some("rm -rf"), None], "the trail names the rules");
         let metrics = app.metrics().await;
         for (verdict, source) in [("approved", "policy"), ("rejected", "policy"), ("approved", "person")] {
             let line =
@@ -985,6 +995,9 @@ async fn an_expired_card_takes_no_decision_and_sends_nothing() {
         let json = closed[0].to_string();
         assert!(!json.contains(action::APPROVE) && !json.contains(action::SUBMIT), "no live buttons: {json}");
         assert_eq!(stored(&app, &card).await.state, CardState::Superseded, "{backend:?}");
+        let record = app.store.ticket_by_thread(&thread(ROOT)).await.unwrap().unwrap();
+        let history = app.store.history(&record.ticket).await.unwrap();
+        assert!(history.iter().any(|e| e.event == HistoryEvent::CardExpired { card: card.id.clone() }), "{history:?}");
 
         // A click on it after that: told it expired; nothing is sent.
         click(&app, "U1", "T1", &card, action::SUBMIT, &submit, "late").await;
