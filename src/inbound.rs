@@ -3,7 +3,9 @@
 //! HTTP requests and Socket Mode envelopes are both turned into an [`Inbound`] by
 //! `slack::ingress`; everything after that (dedup, ordering, the bridge) sees only this.
 //! It carries no wire JSON: ids are newtypes, text is text. The inbox stores it serialized
-//! (serde's derived form, a storage format like the store's records).
+//! (serde's derived form, a storage format like the store's records). One kind is the
+//! service's own, never Slack's: [`InboundKind::PolicySubmission`], queued by the bridge
+//! (`dispatch::enqueue`) so that it is handled durably and in its thread's order.
 
 use std::collections::BTreeMap;
 

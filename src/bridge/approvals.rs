@@ -279,15 +279,25 @@ impl Bridge {
     /// card was shown count too (the channel's, when the store can say).
     async fn blocked_now(&self, record: &TicketRecord, command: &ProposedCommand) -> Option<PolicyMark> {
         let channel = self.channel_rules(record).await.unwrap_or_default();
+        self.blocked_by_rules(&channel, command)
+    }
+
+    /// The block rule of the service or of `channel` that matches `command`, if any.
+    fn blocked_by_rules(&self, channel: &rules::Rules, command: &ProposedCommand) -> Option<PolicyMark> {
         // Judged as if destructive, so that only a block rule can answer.
-        rules::judge(&[&self.inner.rules, &channel], &[], command, true).filter(|m| m.verdict == PolicyVerdict::Blocked)
+        rules::judge(&[&self.inner.rules, channel], &[], command, true).filter(|m| m.verdict == PolicyVerdict::Blocked)
     }
 
     /// The last gate before decisions go out: an approved command that a block rule in
-    /// force now matches (one added since the card was shown) goes rejected instead.
+    /// force now matches (one added since the card was shown) goes rejected instead. The
+    /// channel's rules are read once, and only when something was approved.
     pub(super) async fn block_now(&self, record: &TicketRecord, commands: &mut [ProposedCommand]) {
+        if commands.iter().all(|c| c.decision != Decision::Approve) {
+            return;
+        }
+        let channel = self.channel_rules(record).await.unwrap_or_default();
         for command in commands.iter_mut().filter(|c| c.decision == Decision::Approve) {
-            if let Some(mark) = self.blocked_now(record, command).await {
+            if let Some(mark) = self.blocked_by_rules(&channel, command) {
                 tracing::info!(event = "approval", ticket = %record.ticket.ticket, verdict = "blocked_at_send", rule = %mark.rule, "a block rule in force now rejected an approved command");
                 command.decision = Decision::Reject { reason: Some(rules::blocked_reason(&mark.rule)) };
                 command.policy = Some(mark);
