@@ -27,6 +27,7 @@ use crate::{
         AppState, Shared,
         listener::{Limits, Server},
     },
+    model::Clock,
     slack::{
         api::{SlackApi, SlackError},
         identity::BotIdentity,
@@ -85,6 +86,7 @@ struct Parts<'a> {
     metrics: &'a Metrics,
     identity: &'a Arc<OnceLock<BotIdentity>>,
     abort: &'a CancellationToken,
+    clock: &'a Clock,
 }
 
 impl Application {
@@ -109,6 +111,7 @@ impl Application {
                 abort: parts.abort.clone(),
                 metrics: parts.metrics.clone(),
                 turn_lock: parts.config.dispatch.lease,
+                clock: parts.clock.clone(),
             })))
         })
         .await
@@ -128,6 +131,7 @@ impl Application {
         let slack = SlackApi::new(&config.slack, metrics.clone(), Some(store.clone()))?;
         let identity = Arc::new(OnceLock::new());
         let abort = CancellationToken::new();
+        let clock = Clock::default();
         let handler = handler(&Parts {
             config: &config,
             slack: &slack,
@@ -135,6 +139,7 @@ impl Application {
             metrics: &metrics,
             identity: &identity,
             abort: &abort,
+            clock: &clock,
         })?;
         let tracker = TaskTracker::new();
         let dispatcher = Dispatcher::new(config.dispatch, store.clone(), handler, metrics.clone(), tracker.clone());
@@ -151,6 +156,7 @@ impl Application {
             store,
             metrics,
             identity,
+            clock,
             socket_connections: config.socket_mode().then(|| Arc::new(AtomicUsize::new(0))),
             body_timeout: config.ingress.body_timeout,
         });

@@ -52,7 +52,17 @@ pub trait Handler: Send + Sync + 'static {
     fn warm_up(&self) -> BoxFuture<'static, ()> {
         Box::pin(std::future::ready(()))
     }
+
+    /// Periodic upkeep that no inbound item starts (closing approval cards whose time ran
+    /// out); run every [`HOUSEKEEPING_EVERY`] once started, on every replica, so it must be
+    /// safe to run concurrently with itself.
+    fn housekeep(&self) -> BoxFuture<'static, ()> {
+        Box::pin(std::future::ready(()))
+    }
 }
+
+/// How often [`Handler::housekeep`] runs.
+pub const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(60);
 
 /// What the handler is told about this attempt at an item.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -192,6 +202,21 @@ impl Dispatcher {
             }
         });
         self.inner.tracker.spawn(claim_loop(self.inner.clone()));
+        let (handler, stop) = (self.inner.handler.clone(), self.inner.stop.clone());
+        self.inner.tracker.spawn(async move {
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(HOUSEKEEPING_EVERY) => handler.housekeep().await,
+                }
+            }
+        });
+    }
+
+    /// Runs the handler's upkeep once, now (the loop started by [`Dispatcher::start`] runs
+    /// it every [`HOUSEKEEPING_EVERY`]).
+    pub async fn housekeep(&self) {
+        self.inner.handler.housekeep().await;
     }
 
     /// Stops taking items and waits up to `grace` for the items in hand (and everything else

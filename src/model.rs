@@ -20,6 +20,27 @@ pub fn now_millis() -> UnixMillis {
     })
 }
 
+/// The clock approvals are timed by: the system clock, moved on by however much it was
+/// [`Clock::advance`]d. Nothing in the service advances it; tests do, to pass an
+/// `APPROVAL_TTL` of hours without waiting for it. Clones share the offset.
+#[derive(Debug, Clone, Default)]
+pub struct Clock {
+    offset: std::sync::Arc<std::sync::atomic::AtomicI64>,
+}
+
+impl Clock {
+    /// Now, in milliseconds since the Unix epoch.
+    pub fn now_millis(&self) -> UnixMillis {
+        now_millis().saturating_add(self.offset.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    /// Moves this clock (and its clones) on by `by`.
+    pub fn advance(&self, by: std::time::Duration) {
+        let by = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
+        self.offset.fetch_add(by, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// Where a ticket is in its life, per the ticket management model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 
-use super::{Bridge, BridgeError, now_millis, rules, seconds};
+use super::{Bridge, BridgeError, rules, seconds};
 use crate::{
     ids::{CardId, TeamId, ThreadKey, UserId},
     inbound::{BlockAction, Inbound, InboundKind},
@@ -36,19 +36,48 @@ use crate::{
 impl Bridge {
     /// Whether an open card is past `APPROVAL_TTL`: it takes no decision and sends nothing.
     fn expired(&self, card: &Card) -> bool {
-        let age = u128::try_from(now_millis().saturating_sub(card.created_at)).unwrap_or(0);
+        let age = u128::try_from(self.now().saturating_sub(card.created_at)).unwrap_or(0);
         age >= self.inner.approval_ttl.as_millis()
     }
 
-    /// Closes an expired card (shown without buttons, saying so) and logs it.
+    /// Closes an expired card (shown without buttons, saying so); whoever closes it (a
+    /// click, a message, the upkeep of any replica) logs it and writes it in the history.
     async fn expire(&self, card: &Card) -> Result<(), BridgeError> {
+        if !self.close_card(card, CardClosed::Expired).await? {
+            return Ok(());
+        }
         tracing::info!(event = "approval", ticket = %card.ticket.ticket, card = %card.id, verdict = "expired", "an approval card expired");
-        self.close_card(card, CardClosed::Expired).await?;
         if let Some(record) = self.inner.store.ticket_by_thread(&card.thread).await?.filter(|r| r.ticket == card.ticket)
         {
             self.record(&record, Actor::Bridge, HistoryEvent::CardExpired { card: card.id.clone() }).await;
         }
         Ok(())
+    }
+
+    /// Upkeep: closes the open cards whose `APPROVAL_TTL` ran out, so that nobody sees live
+    /// buttons on a card that takes no decision (a card is also closed when clicked late).
+    pub(super) async fn expire_due(&self) {
+        const BATCH: usize = 100;
+        let ttl = i64::try_from(self.inner.approval_ttl.as_millis()).unwrap_or(i64::MAX);
+        let before = self.now().saturating_sub(ttl);
+        loop {
+            let due = match self.inner.store.open_cards_before(before, BATCH).await {
+                Ok(due) => due,
+                Err(err) => {
+                    tracing::warn!(error = %err, "could not list the approval cards that expired");
+                    return;
+                }
+            };
+            for card in &due {
+                if let Err(err) = self.expire(card).await {
+                    tracing::warn!(card = %card.id, error = %err, "could not close an expired card");
+                    return;
+                }
+            }
+            if due.len() < BATCH {
+                return;
+            }
+        }
     }
 
     /// How many approvals from different people `command` needs.
@@ -140,7 +169,7 @@ impl Bridge {
             messages: Vec::new(),
             commands,
             state: CardState::Open,
-            created_at: now_millis(),
+            created_at: self.now(),
             version: 0,
             sent: false,
             submitted_by: None,
@@ -231,7 +260,7 @@ impl Bridge {
             None => (rules::Rules::default(), false),
         };
         let levels = [&self.inner.rules, &channel];
-        let now = now_millis();
+        let now = self.now();
         for (index, command) in commands.iter_mut().enumerate() {
             command.needs = self.approvals_needed(&command.command);
             // A command that needs several people is never approved by a rule.
@@ -325,7 +354,7 @@ impl Bridge {
             tracing::warn!(card = %card_id, "cannot submit a card decided by rules before knowing the bot's own id");
             return Ok(());
         };
-        let outcome = store.submit_seen(card_id, &bot, now_millis(), card.version).await?;
+        let outcome = store.submit_seen(card_id, &bot, self.now(), card.version).await?;
         let Some(submitted) = self.closed_for_sending(&record, &bot, outcome).await else { return Ok(()) };
         let message = PendingMessage {
             place: Place::Thread(record.thread.clone()),
@@ -539,7 +568,7 @@ impl Bridge {
     ) -> Result<Option<Card>, BridgeError> {
         let store = &self.inner.store;
         let needs = self.approvals_needed(&card.commands[index].command);
-        let decided = (decision.clone(), by, now_millis());
+        let decided = (decision.clone(), by, self.now());
         match store.decide_needing(&card.id, index, decided, Some(seen), needs).await? {
             DecideOutcome::Decided(updated) => {
                 let verdict = match &updated.commands[index].decision {
@@ -642,7 +671,7 @@ impl Bridge {
         seen: u64,
     ) -> Result<(), BridgeError> {
         let by = &action.user;
-        let submitted = match self.inner.store.submit_seen(card, by, now_millis(), seen).await? {
+        let submitted = match self.inner.store.submit_seen(card, by, self.now(), seen).await? {
             SubmitOutcome::Changed(current) => {
                 self.changed(action, &current, record).await;
                 return Ok(());
@@ -715,7 +744,7 @@ impl Bridge {
         if !self.may_decide(record, by, None).await {
             return None;
         }
-        match self.inner.store.submit(&card.id, by, now_millis()).await {
+        match self.inner.store.submit(&card.id, by, self.now()).await {
             Ok(outcome) => self.closed_for_sending(record, by, outcome).await.map(|submitted| submitted.id),
             Err(err) => {
                 tracing::warn!(card = %card.id, error = %err, "could not submit the card's decisions");
@@ -724,22 +753,24 @@ impl Bridge {
         }
     }
 
-    /// Closes a card whose ticket is closed or deleted, and shows why.
-    pub(super) async fn close_card(&self, card: &Card, why: CardClosed) -> Result<(), BridgeError> {
+    /// Closes a card (its ticket closed or deleted, its time ran out), and shows why.
+    /// Returns whether this call closed it (it was open until now).
+    pub(super) async fn close_card(&self, card: &Card, why: CardClosed) -> Result<bool, BridgeError> {
         // Closed by someone else meanwhile (a Submit that won): shown as it is, not as `why`.
-        let (shown, why) = match card.state {
+        let (shown, why, closed) = match card.state {
             CardState::Open => match self.inner.store.supersede(&card.id).await? {
-                SubmitOutcome::Closed(current) | SubmitOutcome::Changed(current) => (current, None),
-                _ => (card.clone(), Some(why)),
+                SubmitOutcome::Closed(current) | SubmitOutcome::Changed(current) => (current, None, false),
+                SubmitOutcome::Submitted(closed) => (closed, Some(why), true),
+                SubmitOutcome::Missing => (card.clone(), Some(why), false),
             },
-            _ => (card.clone(), Some(why)),
+            _ => (card.clone(), Some(why), false),
         };
         let agent = match self.inner.store.ticket_by_thread(&card.thread).await? {
             Some(record) => record.agent_name,
             None => card::UNKNOWN_AGENT.to_owned(),
         };
         self.show_card(&shown, &agent, why).await;
-        Ok(())
+        Ok(closed)
     }
 
     /// A click on a card that is no longer open: say so, and show the card as it is.

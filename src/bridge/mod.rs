@@ -38,7 +38,7 @@ use crate::{
     helpdesk::{HelpdeskClient, HelpdeskError},
     ids::{ChannelId, MessageTs, TeamId, ThreadKey, UserId},
     inbound::{BlockAction, Inbound, InboundKind, UserMessage, ViewSubmission},
-    model::{Actor, HistoryEntry, HistoryEvent, TicketRecord, now_millis},
+    model::{Actor, Clock, HistoryEntry, HistoryEvent, TicketRecord, UnixMillis, now_millis},
     slack::{
         api::{SlackApi, SlackError},
         controls::{Intent, Submission},
@@ -135,6 +135,8 @@ struct Inner {
     metrics: Metrics,
     /// How long a turn's ticket lock lasts unrenewed.
     turn_lock: Duration,
+    /// What approvals are timed by.
+    clock: Clock,
 }
 
 impl std::fmt::Debug for Bridge {
@@ -174,6 +176,8 @@ pub struct Ports {
     /// that died lapses as soon as its inbox leases do, so the replica taking over its
     /// threads is not held up by it.
     pub turn_lock: Duration,
+    /// The clock approval cards are timed by.
+    pub clock: Clock,
 }
 
 impl Bridge {
@@ -193,6 +197,7 @@ impl Bridge {
             abort,
             metrics,
             turn_lock,
+            clock,
         } = ports;
         // Checked when the configuration was read, like the destructive patterns.
         let rules = rules::Rules::lenient(&command_rules.allow, &command_rules.block);
@@ -223,6 +228,7 @@ impl Bridge {
                 abort,
                 metrics,
                 turn_lock,
+                clock,
             }),
             item: None,
         }
@@ -243,6 +249,11 @@ impl Handler for Bridge {
     fn warm_up(&self) -> BoxFuture<'static, ()> {
         let this = self.clone();
         Box::pin(async move { this.warm_caches().await })
+    }
+
+    fn housekeep(&self) -> BoxFuture<'static, ()> {
+        let this = self.clone();
+        Box::pin(async move { this.expire_due().await })
     }
 }
 
@@ -372,9 +383,15 @@ impl Bridge {
         }
     }
 
+    /// Now, by the clock approvals are timed by (history is stamped by it too, so that a
+    /// ticket's trail reads in the order its cards were decided).
+    fn now(&self) -> UnixMillis {
+        self.inner.clock.now_millis()
+    }
+
     /// Appends to a ticket's history; a failure is logged, not fatal.
     async fn record(&self, record: &TicketRecord, actor: Actor, event: HistoryEvent) {
-        let entry = HistoryEntry { at: now_millis(), actor, event };
+        let entry = HistoryEntry { at: self.now(), actor, event };
         if let Err(err) = self.inner.store.append_history(&record.ticket, &entry).await {
             tracing::warn!(ticket = %record.ticket.ticket, error = %err, "could not record ticket history");
         }

@@ -52,6 +52,8 @@ pub struct Shared {
     pub metrics: Metrics,
     /// The bot's identity, once `auth.test` succeeded.
     pub identity: Arc<OnceLock<BotIdentity>>,
+    /// The clock approvals are timed by (tests move it on).
+    pub clock: crate::model::Clock,
     /// Live Socket Mode connections; `None` when events come over HTTP.
     pub socket_connections: Option<Arc<AtomicUsize>>,
     /// How long a client may take to send the body of a request to a Slack route.

@@ -72,6 +72,12 @@ impl Keys {
         self.key(format_args!("opencard:{ticket}"))
     }
 
+    /// Every open approval card, oldest first (the younger, the lower its score), so that
+    /// the ones whose time ran out are found without a scan.
+    pub(crate) fn open_cards(&self) -> String {
+        self.key(format_args!("idx:opencards"))
+    }
+
     /// A ticket's timeline.
     pub(crate) fn history(&self, ticket: &TicketKey) -> String {
         self.key(format_args!("hist:{ticket}"))

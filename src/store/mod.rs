@@ -64,6 +64,9 @@ pub const FEEDBACK_TTL: Duration = CARD_TTL;
 /// probe again (each probe is a `chat.startStream`, from Slack's Tier 2 budget of 20 a minute
 /// that streamed replies start from).
 pub const PROBE_TTL: Duration = Duration::from_secs(60 * 60);
+/// The open-cards index scores a card by this minus its creation time, so that the oldest
+/// lists first while the score stays positive and exact as a Redis score (a double).
+const OPEN_CARDS_BASE: i64 = 1 << 52;
 /// How often a compare-and-set is retried under contention before giving up.
 const CAS_ATTEMPTS: usize = 100;
 
@@ -688,6 +691,12 @@ impl Store {
                 value: card.id.as_str().as_bytes().to_vec(),
                 ttl: Some(CARD_TTL),
             });
+            let listed = Write::IndexAdd {
+                index: self.keys.open_cards(),
+                member: card.id.as_str().to_owned(),
+                score: OPEN_CARDS_BASE.saturating_sub(card.created_at),
+            };
+            txn = txn.write(listed);
             let mut superseded = None;
             if let Some(old_id) = &current {
                 let old_key = self.keys.card(&CardId::new(String::from_utf8_lossy(old_id)));
@@ -695,7 +704,10 @@ impl Store {
                     let mut old: Card = decode(&raw)?;
                     if old.state == CardState::Open && old.id != card.id {
                         old.state = CardState::Superseded;
-                        txn = txn.check(&old_key, Expect::Equals(raw)).write(put_card(old_key, &old));
+                        txn = txn
+                            .check(&old_key, Expect::Equals(raw))
+                            .write(put_card(old_key, &old))
+                            .write(Write::IndexRemove { index: self.keys.open_cards(), member: old.id.to_string() });
                         superseded = Some(old);
                     }
                 }
@@ -703,6 +715,27 @@ impl Store {
             Ok(Change::Commit(txn, superseded))
         })
         .await
+    }
+
+    /// Up to `count` open cards created at or before `before`, oldest first. A card that
+    /// has gone (its key expired) or closed without leaving the list is dropped from it.
+    pub async fn open_cards_before(&self, before: UnixMillis, count: usize) -> Result<Vec<Card>, StoreError> {
+        let index = self.keys.open_cards();
+        let ids = self.index_range(&index, 0, count).await?;
+        let keys: Vec<String> = ids.iter().map(|id| self.keys.card(&CardId::new(id.clone()))).collect();
+        let mut due = Vec::new();
+        for (id, raw) in ids.into_iter().zip(self.get_many(&keys).await?) {
+            let card = raw.as_deref().map(decode::<Card>).transpose()?.filter(|c| c.state == CardState::Open);
+            match card {
+                Some(card) if card.created_at <= before => due.push(card),
+                // The list is oldest first: the rest are younger.
+                Some(_) => break,
+                None => {
+                    self.commit(Txn::default().write(Write::IndexRemove { index: index.clone(), member: id })).await?;
+                }
+            }
+        }
+        Ok(due)
     }
 
     /// A card by id.
@@ -883,7 +916,8 @@ impl Store {
             let current = self.get(&pointer).await?;
             let mut txn = Txn::default()
                 .check(&pointer, current.clone().map_or(Expect::Absent, Expect::Equals))
-                .write(put_card(key.clone(), &card));
+                .write(put_card(key.clone(), &card))
+                .write(Write::IndexRemove { index: self.keys.open_cards(), member: id.to_string() });
             if current.as_deref() == Some(id.as_str().as_bytes()) {
                 txn = txn.delete(&pointer);
             }

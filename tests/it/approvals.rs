@@ -964,42 +964,47 @@ async fn always_for_this_ticket_approves_the_same_command_when_proposed_again() 
 
 #[tokio::test]
 async fn an_expired_card_takes_no_decision_and_sends_nothing() {
-    // The click path on a card still open when it is clicked after the TTL.
-    let ttl = Duration::from_secs(2);
-    let (app, card) = card_app(Options::bridge(Backend::Redis).config(move |c| c.approval_ttl = ttl), &["ls"]).await;
-    tokio::time::sleep(ttl + Duration::from_millis(300)).await;
+    const DAY: Duration = Duration::from_secs(24 * 60 * 60);
+    // The click path: a card still open when it is clicked after the (default) TTL.
+    let (app, card) = card_app(Options::bridge(Backend::Redis), &["ls"]).await;
+    app.clock.advance(DAY);
     click(&app, "U1", "T1", &card, action::APPROVE, &value(&app, &card, 0).await, "late0").await;
     assert!(app.first_answer("late0").await.contains("expired"));
     assert_eq!(stored(&app, &card).await.state, CardState::Superseded);
     assert_eq!(stored(&app, &card).await.commands[0].decision, Decision::Undecided);
 
     for backend in [Backend::Redis, Backend::Embedded] {
-        // The card's clock: `APPROVAL_TTL` short enough to pass within the test.
-        let ttl = Duration::from_secs(2);
-        let options = Options::bridge(backend).config(move |c| c.approval_ttl = ttl);
-        let (app, card) = card_app(options, &["kubectl get pods", "kubectl logs web-1"]).await;
+        let (app, card) = card_app(Options::bridge(backend), &["kubectl get pods", "kubectl logs web-1"]).await;
         click(&app, "U1", "T1", &card, action::APPROVE, &value(&app, &card, 0).await, "a0").await;
         assert_eq!(decided(&app, &card, 0).await, Decision::Approve);
-        tokio::time::sleep(ttl + Duration::from_millis(300)).await;
         let submit = submit_value(&app, &card).await;
+        let expired_shown = |u: &Value| u["ts"] == card.messages[0].as_str() && text_of(u).contains("Expired");
 
-        // A thread message from a decider after the TTL carries no stale decision, and the
-        // card closes without live buttons.
+        // A minute short of the TTL, the upkeep leaves it open.
+        app.clock.advance(DAY - Duration::from_secs(60));
+        app.housekeep().await;
+        assert_eq!(stored(&app, &card).await.state, CardState::Open, "{backend:?}");
+
+        // Past it, the upkeep closes it without live buttons, once however often it runs.
+        app.clock.advance(Duration::from_secs(61));
+        app.housekeep().await;
+        app.housekeep().await;
+        assert_eq!(stored(&app, &card).await.state, CardState::Superseded, "{backend:?}");
+        let closed = app.wait_slack("chat.update", 1, expired_shown).await;
+        let json = closed[0].to_string();
+        assert!(!json.contains(action::APPROVE) && !json.contains(action::SUBMIT), "no live buttons: {json}");
+        let record = app.store.ticket_by_thread(&thread(ROOT)).await.unwrap().unwrap();
+        let history = app.store.history(&record.ticket).await.unwrap();
+        let expiries = history.iter().filter(|e| e.event == HistoryEvent::CardExpired { card: card.id.clone() });
+        assert_eq!(expiries.count(), 1, "{history:?}");
+
+        // A thread message from a decider after that carries no stale decision.
         app.post_event(&message_event("Ev2", "C1", "U1", "1700000000.000300", Some(ROOT), "any news?")).await;
         let sent = app.sends("DEVOPS-1", 2).await;
         assert_eq!(sent[1]["content"], "any news?");
         assert!(sent[1]["data"].get("cmds").is_none(), "no decisions: {}", sent[1]);
-        let closed = app
-            .wait_slack("chat.update", 1, |u| u["ts"] == card.messages[0].as_str() && text_of(u).contains("Expired"))
-            .await;
-        let json = closed[0].to_string();
-        assert!(!json.contains(action::APPROVE) && !json.contains(action::SUBMIT), "no live buttons: {json}");
-        assert_eq!(stored(&app, &card).await.state, CardState::Superseded, "{backend:?}");
-        let record = app.store.ticket_by_thread(&thread(ROOT)).await.unwrap().unwrap();
-        let history = app.store.history(&record.ticket).await.unwrap();
-        assert!(history.iter().any(|e| e.event == HistoryEvent::CardExpired { card: card.id.clone() }), "{history:?}");
 
-        // A click on it after that: told it expired; nothing is sent.
+        // A click on it: told it expired; nothing is sent.
         click(&app, "U1", "T1", &card, action::SUBMIT, &submit, "late").await;
         assert!(app.first_answer("late").await.contains("expired"), "{}", app.first_answer("late").await);
         tokio::time::sleep(Duration::from_millis(300)).await;

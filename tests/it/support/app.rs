@@ -188,6 +188,9 @@ pub struct TestApp {
     pub streaming: Option<StreamingSlack>,
     /// The app's own store.
     pub store: Store,
+    /// The clock the app times approvals by; a test moves it on to pass `APPROVAL_TTL`.
+    pub clock: helpdesk_bridge::model::Clock,
+    dispatcher: helpdesk_bridge::dispatch::Dispatcher,
     /// A client for calling the app.
     pub http: reqwest::Client,
     verifier: Verifier,
@@ -287,6 +290,7 @@ pub async fn spawn_app(options: Options<'_>) -> TestApp {
     let addr = app.local_addr();
     let admin_addr = app.admin_addr();
     let store = app.state().store.clone();
+    let (clock, dispatcher) = (app.state().clock.clone(), app.state().dispatcher.clone());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until_stopped(async move {
         let _ = rx.await;
@@ -299,6 +303,8 @@ pub async fn spawn_app(options: Options<'_>) -> TestApp {
         recorder: options.recorder.unwrap_or_default(),
         streaming,
         store,
+        clock,
+        dispatcher,
         http: reqwest::Client::new(),
         verifier: Verifier::new(SECRET.to_owned().into()),
         stop: Some(tx),
@@ -313,6 +319,11 @@ pub async fn spawn_app(options: Options<'_>) -> TestApp {
 }
 
 impl TestApp {
+    /// Runs the app's periodic upkeep now, as its timer would within a minute.
+    pub async fn housekeep(&self) {
+        self.dispatcher.housekeep().await;
+    }
+
     /// The URL of `path` on the public listener.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
