@@ -41,6 +41,15 @@ impl Clock {
     }
 }
 
+/// A short, stable fingerprint of a command's text (the first 16 hex digits of its
+/// SHA-256): log lines and the audit trail name a command by it, so that the two can be
+/// matched without the text (which may hold a secret) being logged.
+pub fn command_hash(command: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(command.as_bytes());
+    hex::encode(&digest[..8])
+}
+
 /// Where a ticket is in its life, per the ticket management model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -566,6 +575,9 @@ pub enum HistoryEvent {
         card: CardId,
         /// How many.
         count: usize,
+        /// The commands, as shown on the card.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        commands: Vec<String>,
     },
     /// Someone decided on a command.
     CommandDecided {
@@ -582,6 +594,13 @@ pub enum HistoryEvent {
         /// Decided by the ticket's always-allowed list.
         #[serde(default)]
         always: bool,
+        /// For a command that needs several approvals (`needs` > 1), who has approved it so
+        /// far, this approval included.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        approvals: Vec<UserId>,
+        /// How many approvals from different people the command needs (0 or 1: one).
+        #[serde(default)]
+        needs: u32,
     },
     /// An approval card expired before anyone submitted it; nothing on it was sent.
     CardExpired {
@@ -592,6 +611,9 @@ pub enum HistoryEvent {
     CommandsSubmitted {
         /// The card.
         card: CardId,
+        /// What was sent, in a line ("Approved 2 commands, rejected 1 command.").
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        summary: Option<String>,
     },
     /// Title or other fields changed.
     MetadataUpdated {

@@ -22,7 +22,7 @@ use crate::{
     model::ChannelRef,
     model::{
         Actor, Attachment, Card, CardState, Decision, HistoryEvent, PendingMessage, Place, PolicyMark, PolicyVerdict,
-        ProposedCommand, RuleSource, TicketRecord, TicketStatus,
+        ProposedCommand, RuleSource, TicketRecord, TicketStatus, command_hash,
     },
     slack::{
         card::{self, AttachmentView, CardClosed, CardStatus, CardView, CommandView, DecisionView},
@@ -160,10 +160,27 @@ impl Bridge {
     /// The agent proposed commands: each proposal the card cannot show in full is attached to
     /// the thread first, then a new card replaces the ticket's open one.
     pub(super) async fn propose(&self, record: &TicketRecord, mut commands: Vec<ProposedCommand>) {
+        let id = CardId::new(format!("{:016x}", rand::random::<u64>()));
         self.attach_in_full(record, &mut commands).await;
-        self.apply_rules(record, &mut commands).await;
+        for (index, command) in commands.iter_mut().enumerate() {
+            command.needs = self.approvals_needed(&command.command);
+            let hash = command_hash(&command.command);
+            tracing::info!(
+                event = "approval",
+                ticket = %record.ticket.ticket,
+                card = %id,
+                index,
+                command_hash = %hash,
+                needs = command.needs,
+                verdict = "proposed",
+                "the agent proposed a command"
+            );
+            // The text only at debug: a command may carry a secret.
+            tracing::debug!(event = "approval", card = %id, index, command_hash = %hash, command = %command.command, "proposed command text");
+        }
+        self.apply_rules(record, &id, &mut commands).await;
         let card = Card {
-            id: CardId::new(format!("{:016x}", rand::random::<u64>())),
+            id,
             ticket: record.ticket.clone(),
             thread: record.thread.clone(),
             messages: Vec::new(),
@@ -221,20 +238,18 @@ impl Bridge {
         self.record(
             record,
             Actor::Agent(record.agent_name.clone()),
-            HistoryEvent::CommandsProposed { card: card.id.clone(), count: card.commands.len() },
+            HistoryEvent::CommandsProposed {
+                card: card.id.clone(),
+                count: card.commands.len(),
+                commands: card.commands.iter().map(|c| c.command.clone()).collect(),
+            },
         )
         .await;
         // What the rules decided is in the ticket's trail too, with the rule.
         for command in &card.commands {
             let Some(mark) = &command.policy else { continue };
-            let always = mark.source == RuleSource::Ticket;
-            let event = HistoryEvent::CommandDecided {
-                card: card.id.clone(),
-                command: command.command.clone(),
-                decision: command.decision.clone(),
-                rule: (!always).then(|| mark.rule.clone()),
-                always,
-            };
+            let rule = (mark.source == RuleSource::Rules).then(|| mark.rule.clone());
+            let event = decided_event(&card.id, command, command.decision.clone(), rule);
             self.record(record, Actor::Bridge, event).await;
         }
         // Nothing left for a person: the card goes back at once, in its own turn once this
@@ -252,7 +267,7 @@ impl Bridge {
 
     /// Lets the command policy (the service's rules, then the channel's) decide what it can:
     /// a blocked command is rejected with the rule as its reason, an allowed one approved.
-    async fn apply_rules(&self, record: &TicketRecord, commands: &mut [ProposedCommand]) {
+    async fn apply_rules(&self, record: &TicketRecord, card: &CardId, commands: &mut [ProposedCommand]) {
         // Without the channel's rules (the store failed), its block rules are unknown, so no
         // rule approves anything; the service's block rules still apply.
         let (channel, known) = match self.channel_rules(record).await {
@@ -262,7 +277,6 @@ impl Bridge {
         let levels = [&self.inner.rules, &channel];
         let now = self.now();
         for (index, command) in commands.iter_mut().enumerate() {
-            command.needs = self.approvals_needed(&command.command);
             // A command that needs several people is never approved by a rule.
             let destructive = self.destructive(&command.command) || command.needs > 1;
             let Some(mark) = rules::judge(&levels, &record.always_allow, command, destructive) else { continue };
@@ -282,8 +296,10 @@ impl Bridge {
             tracing::info!(
                 event = "approval",
                 ticket = %record.ticket.ticket,
+                card = %card,
                 index,
-                verdict = ?mark.verdict,
+                command_hash = %command_hash(&command.command),
+                verdict,
                 source,
                 rule,
                 "the command policy decided a proposal"
@@ -320,17 +336,28 @@ impl Bridge {
     /// The last gate before decisions go out: an approved command that a block rule in
     /// force now matches (one added since the card was shown) goes rejected instead. The
     /// channel's rules are read once, and only when something was approved.
-    pub(super) async fn block_now(&self, record: &TicketRecord, commands: &mut [ProposedCommand]) {
+    pub(super) async fn block_now(&self, record: &TicketRecord, card: &CardId, commands: &mut [ProposedCommand]) {
         if commands.iter().all(|c| c.decision != Decision::Approve) {
             return;
         }
         let channel = self.channel_rules(record).await.unwrap_or_default();
-        for command in commands.iter_mut().filter(|c| c.decision == Decision::Approve) {
-            if let Some(mark) = self.blocked_by_rules(&channel, command) {
-                tracing::info!(event = "approval", ticket = %record.ticket.ticket, verdict = "blocked_at_send", rule = %mark.rule, "a block rule in force now rejected an approved command");
-                command.decision = Decision::Reject { reason: Some(rules::blocked_reason(&mark.rule)) };
-                command.policy = Some(mark);
-            }
+        for (index, command) in commands.iter_mut().enumerate().filter(|(_, c)| c.decision == Decision::Approve) {
+            let Some(mark) = self.blocked_by_rules(&channel, command) else { continue };
+            tracing::info!(
+                event = "approval",
+                ticket = %record.ticket.ticket,
+                card = %card,
+                index,
+                command_hash = %command_hash(&command.command),
+                verdict = "blocked_at_send",
+                rule = %mark.rule,
+                "a block rule in force now rejected an approved command"
+            );
+            self.inner.metrics.approval_decision("rejected", "policy");
+            command.decision = Decision::Reject { reason: Some(rules::blocked_reason(&mark.rule)) };
+            let event = decided_event(card, command, command.decision.clone(), Some(mark.rule.clone()));
+            command.policy = Some(mark);
+            self.record(record, Actor::Bridge, event).await;
         }
     }
 
@@ -579,28 +606,23 @@ impl Bridge {
                     Decision::Ignore => "ignored",
                 };
                 self.inner.metrics.approval_decision(verdict, "person");
+                let command = &updated.commands[index];
                 tracing::info!(
                     event = "approval",
                     ticket = %record.ticket.ticket,
                     card = %card.id,
                     index,
+                    command_hash = %command_hash(&command.command),
                     verdict,
+                    approvals = command.approvals.len(),
+                    needs = command.needs,
                     user = %by,
                     "a person decided a proposal"
                 );
                 self.show_card(&updated, &record.agent_name, None).await;
-                self.record(
-                    record,
-                    Actor::User(by.clone()),
-                    HistoryEvent::CommandDecided {
-                        card: card.id.clone(),
-                        command: updated.commands[index].command.clone(),
-                        decision,
-                        rule: None,
-                        always: false,
-                    },
-                )
-                .await;
+                // The person's own decision (an approval that awaits another is one too).
+                let event = decided_event(&card.id, command, decision, None);
+                self.record(record, Actor::User(by.clone()), event).await;
             }
             DecideOutcome::Closed(closed) => self.show_card(&closed, &record.agent_name, None).await,
             DecideOutcome::Changed(current) => return Ok(Some(current)),
@@ -648,6 +670,7 @@ impl Bridge {
             ticket = %record.ticket.ticket,
             card = %card,
             index,
+            command_hash = %command_hash(&text),
             user = %action.user,
             "a command is approved for good on its ticket"
         );
@@ -698,13 +721,19 @@ impl Bridge {
     async fn closed_for_sending(&self, record: &TicketRecord, by: &UserId, outcome: SubmitOutcome) -> Option<Card> {
         match outcome {
             SubmitOutcome::Submitted(submitted) => {
+                let summary = summary(&submitted.commands);
+                tracing::info!(
+                    event = "approval",
+                    ticket = %record.ticket.ticket,
+                    card = %submitted.id,
+                    verdict = "submitted",
+                    user = %by,
+                    commands = submitted.commands.len(),
+                    "a card's decisions go to the agent"
+                );
                 self.show_card(&submitted, &record.agent_name, None).await;
-                self.record(
-                    record,
-                    Actor::User(by.clone()),
-                    HistoryEvent::CommandsSubmitted { card: submitted.id.clone() },
-                )
-                .await;
+                let event = HistoryEvent::CommandsSubmitted { card: submitted.id.clone(), summary: Some(summary) };
+                self.record(record, Actor::User(by.clone()), event).await;
                 Some(submitted)
             }
             SubmitOutcome::Closed(current) | SubmitOutcome::Changed(current) => {
@@ -790,25 +819,40 @@ impl Bridge {
 
 impl Bridge {
     /// Who decided each decided command, as lines for the message that carries the
-    /// decisions: people by display name and user id, rules by their text.
+    /// decisions: people by display name, user id and (with `users:read.email`) e-mail,
+    /// rules by their text.
     pub(super) async fn attribution(&self, commands: &[ProposedCommand]) -> String {
-        let mut names: HashMap<UserId, String> = HashMap::new();
+        let mut people: HashMap<UserId, String> = HashMap::new();
         for c in commands {
             for user in c.approvals.iter().map(|a| &a.by).chain(c.decided_by.as_ref()) {
-                if !names.contains_key(user)
-                    && let Some(name) = self.display_name(user).await
-                {
-                    names.insert(user.clone(), name);
+                if people.contains_key(user) {
+                    continue;
                 }
+                let (name, email) = match self.inner.slack.person(user).await {
+                    Ok(person) => (person.name, person.email),
+                    Err(_) => (None, None),
+                };
+                people.insert(user.clone(), person_label(user, name.as_deref(), email.as_deref()));
             }
         }
-        attribution(commands, &names)
+        attribution(commands, &people)
     }
 }
 
-/// Lines saying who decided each decided command, given people's display names.
-fn attribution(commands: &[ProposedCommand], names: &HashMap<UserId, String>) -> String {
-    let person = |user: &UserId| names.get(user).map_or_else(|| user.to_string(), |name| format!("{name} ({user})"));
+/// How the decisions' message names a person: "Ann (U1, ann@example.com)", "Ann (U1)", or
+/// the id alone when Slack could not say more.
+fn person_label(user: &UserId, name: Option<&str>, email: Option<&str>) -> String {
+    match (name, email) {
+        (Some(name), Some(email)) => format!("{name} ({user}, {email})"),
+        (Some(name), None) => format!("{name} ({user})"),
+        (None, Some(email)) => format!("{user} ({email})"),
+        (None, None) => user.to_string(),
+    }
+}
+
+/// Lines saying who decided each decided command, given how to name each person.
+fn attribution(commands: &[ProposedCommand], people: &HashMap<UserId, String>) -> String {
+    let person = |user: &UserId| people.get(user).cloned().unwrap_or_else(|| user.to_string());
     let mut lines = vec!["\n\nDecided in Slack:".to_owned()];
     for c in commands {
         let verb = match &c.decision {
@@ -829,6 +873,25 @@ fn attribution(commands: &[ProposedCommand], names: &HashMap<UserId, String>) ->
         lines.push(format!("- `{}`: {verb} {by}", kit::truncate(&c.command, 200)));
     }
     lines.join("\n")
+}
+
+/// The history entry of `decision` on `command` (as it now stands on `card`); `rule` names
+/// the policy rule that made it, if one did.
+fn decided_event(card: &CardId, command: &ProposedCommand, decision: Decision, rule: Option<String>) -> HistoryEvent {
+    let always = command.policy.as_ref().is_some_and(|m| m.source == RuleSource::Ticket);
+    HistoryEvent::CommandDecided {
+        card: card.clone(),
+        command: command.command.clone(),
+        decision,
+        rule,
+        always,
+        approvals: if command.needs > 1 {
+            command.approvals.iter().map(|a| a.by.clone()).collect()
+        } else {
+            Vec::new()
+        },
+        needs: command.needs,
+    }
 }
 
 /// The block rule that rejected a command, if one did.
@@ -872,7 +935,10 @@ mod tests {
     #[test]
     fn attribution_names_who_or_what_decided_each_command() {
         let (ann, bob) = (UserId::new("U1"), UserId::new("U7"));
-        let names = HashMap::from([(ann.clone(), "Ann".to_owned()), (bob.clone(), "Bob".to_owned())]);
+        let names = HashMap::from([
+            (ann.clone(), person_label(&ann, Some("Ann"), None)),
+            (bob.clone(), person_label(&bob, Some("Bob"), Some("bob@example.com"))),
+        ]);
         let mut by_ann = with(Decision::Approve);
         by_ann.decided_by = Some(ann.clone());
         let mut two = with(Decision::Approve);
@@ -890,7 +956,7 @@ mod tests {
         let commands = [by_ann, two, blocked, always, unknown, with(Decision::Undecided)];
         assert_eq!(
             attribution(&commands, &names),
-            "\n\nDecided in Slack:\n- `ls`: approved by Ann (U1)\n- `kubectl delete pod web-1`: approved by Ann (U1) and Bob (U7)\n\
+            "\n\nDecided in Slack:\n- `ls`: approved by Ann (U1)\n- `kubectl delete pod web-1`: approved by Ann (U1) and Bob (U7, bob@example.com)\n\
              - `ls`: rejected by policy rule `rm`\n- `ls`: approved by the ticket's always-allowed list\n- `ls`: ignored by U9"
         );
     }

@@ -26,6 +26,7 @@ impl Bridge {
             Subcommand::Config(args) => self.command_config(team, &command, args).await?,
             Subcommand::List(args) => self.command_list(team, &command, args).await?,
             Subcommand::Find(args) => self.command_find(team, &command, args).await?,
+            Subcommand::Audit(args) => self.command_audit(team, &command, args).await?,
             Subcommand::Help => notices::help(&command.command),
             Subcommand::Unknown(other) => notices::unknown_subcommand(&command.command, &other),
         };

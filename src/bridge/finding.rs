@@ -150,6 +150,54 @@ impl Bridge {
         }
     }
 
+    /// `/helpdesk audit <TICKET>`: the ticket's approval trail, for its requester, the
+    /// people who may decide on its commands and administrators; the newest entries in the
+    /// answer and, when they are not all, the whole trail as a file in the asker's direct
+    /// messages with the app (never in the channel).
+    pub(super) async fn command_audit(
+        &self,
+        team: &TeamId,
+        command: &SlashCommand,
+        args: &str,
+    ) -> Result<Message, BridgeError> {
+        let Some(name) = args.split_whitespace().next() else {
+            return Ok(notices::audit_usage(&command.command));
+        };
+        let user = &command.user;
+        let Some(record) = self.known_ticket(team, name).await? else {
+            return Ok(notices::audit_unknown(name));
+        };
+        let allowed = record.requester == *user
+            || self.may_decide(&record, user, None).await
+            || self.may_administer(team, user, None).await;
+        if !allowed {
+            let seen = command_viewer(command).sees(&record);
+            return Ok(if seen { notices::audit_refused(name) } else { notices::audit_unknown(name) });
+        }
+        let entries: Vec<_> =
+            self.inner.store.history(&record.ticket).await?.into_iter().filter(ticket::in_audit).collect();
+        tracing::info!(ticket = %record.ticket.ticket, user = %user, entries = entries.len(), "approval trail read");
+        let ticket_name = record.ticket.ticket.as_str();
+        let file = if ticket::audit_fits(&entries) {
+            ticket::AuditFile::NotNeeded
+        } else {
+            let file = ticket::audit_file(ticket_name, &entries);
+            let slack = &self.inner.slack;
+            let sent = match slack.open_dm(user).await {
+                Ok(dm) => slack.upload_into(&dm, None, &file).await,
+                Err(err) => Err(err),
+            };
+            match sent {
+                Ok(()) => ticket::AuditFile::Sent,
+                Err(err) => {
+                    tracing::warn!(ticket = %ticket_name, code = err.code(), "could not send an approval trail as a file");
+                    ticket::AuditFile::Failed
+                }
+            }
+        };
+        Ok(ticket::audit(ticket_name, &record.title, &entries, file))
+    }
+
     /// A ticket the bridge has a thread for, by name (any case), in this Slack workspace,
     /// whoever may see it. What is shown to a person goes through
     /// [`Bridge::visible_ticket`] instead.

@@ -208,7 +208,9 @@ impl Bridge {
             None => Vec::new(),
         };
         let mut decisions = decisions;
-        self.block_now(record, &mut decisions).await;
+        if let Some(card) = &message.card {
+            self.block_now(record, card, &mut decisions).await;
+        }
         // The agent (and the ticket's record on the HelpDesk) learns who decided what.
         if decisions.iter().any(|c| c.decision != crate::model::Decision::Undecided) {
             content.push_str(&self.attribution(&decisions).await);

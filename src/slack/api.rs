@@ -420,6 +420,17 @@ struct Posted {
     ts: String,
 }
 
+/// What `conversations.open` answers.
+#[derive(Deserialize)]
+struct Opened {
+    channel: OpenedChannel,
+}
+
+#[derive(Deserialize)]
+struct OpenedChannel {
+    id: String,
+}
+
 /// What `chat.getPermalink` answers.
 #[derive(Deserialize)]
 struct Permalink {
@@ -470,6 +481,8 @@ pub struct Person {
     /// Slack marks the person as a stranger (an external user this workspace does not share a
     /// channel with).
     pub stranger: bool,
+    /// Their e-mail address: Slack gives it only when the app has `users:read.email`.
+    pub email: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -478,6 +491,8 @@ struct UserProfile {
     display_name: Option<String>,
     #[serde(default)]
     real_name: Option<String>,
+    #[serde(default)]
+    email: Option<String>,
 }
 
 /// What `usergroups.users.list` answers.
@@ -834,6 +849,13 @@ impl SlackApi {
         self.post_json::<Ignored>("views.publish", &body, &SLACK_TIER4_METHOD_CONFIG).await.map(drop)
     }
 
+    /// `conversations.open`: the app's direct-message channel with `user`.
+    pub async fn open_dm(&self, user: &UserId) -> Result<ChannelId, SlackError> {
+        let body = json!({"users": user.as_str()});
+        let opened: Opened = self.post_json("conversations.open", &body, &SLACK_TIER3_METHOD_CONFIG).await?;
+        Ok(ChannelId::new(opened.channel.id))
+    }
+
     /// `chat.getPermalink`: a link to a message.
     pub async fn permalink(&self, channel: &ChannelId, ts: &MessageTs) -> Result<String, SlackError> {
         let params = [("channel", channel.as_str()), ("message_ts", ts.as_str())];
@@ -855,7 +877,8 @@ impl SlackApi {
         let params = [("user", user.as_str())];
         let info: UserInfo = self.get_json("users.info", &params, &SLACK_TIER4_METHOD_CONFIG).await?;
         let record = info.user;
-        let profile = record.profile.unwrap_or(UserProfile { display_name: None, real_name: None });
+        let profile = record.profile.unwrap_or(UserProfile { display_name: None, real_name: None, email: None });
+        let email = profile.email.filter(|e| !e.trim().is_empty());
         let name = [profile.display_name, profile.real_name, record.real_name, Some(record.name)]
             .into_iter()
             .flatten()
@@ -867,6 +890,7 @@ impl SlackApi {
             admin: record.is_admin || record.is_owner || record.is_primary_owner,
             guest: record.is_restricted || record.is_ultra_restricted,
             stranger: record.is_stranger,
+            email,
         };
         remember(&self.people, user.clone(), person.clone());
         Ok(person)
@@ -887,6 +911,16 @@ impl SlackApi {
     /// Uploads `content` as a file into a thread (Slack's external upload flow:
     /// get an upload URL, send the bytes, complete the upload into the channel).
     pub async fn upload(&self, channel: &ChannelId, thread_ts: &MessageTs, file: &Upload) -> Result<(), SlackError> {
+        self.upload_into(channel, Some(thread_ts), file).await
+    }
+
+    /// Uploads `content` as a file into a channel, in a thread when `thread_ts` is given.
+    pub async fn upload_into(
+        &self,
+        channel: &ChannelId,
+        thread_ts: Option<&MessageTs>,
+        file: &Upload,
+    ) -> Result<(), SlackError> {
         let Upload { name: filename, title, content } = file;
         let length = content.len().to_string();
         let params = [("filename", filename.as_str()), ("length", length.as_str())];
@@ -903,11 +937,13 @@ impl SlackApi {
         );
         let session = self.client.open_session(&self.bot_token);
         self.call("files.upload", session.files_upload_via_url(&request)).await?;
-        let body = json!({
+        let mut body = json!({
             "files": [{"id": target.file_id, "title": title}],
             "channel_id": channel.as_str(),
-            "thread_ts": thread_ts.as_str(),
         });
+        if let Some(ts) = thread_ts {
+            body["thread_ts"] = json!(ts.as_str());
+        }
         self.post_json::<Ignored>("files.completeUploadExternal", &body, &SLACK_TIER4_METHOD_CONFIG).await.map(drop)
     }
 }

@@ -471,6 +471,8 @@ pub enum Subcommand<'a> {
     List(&'a str),
     /// `find <TICKET>`.
     Find(&'a str),
+    /// `audit <TICKET>`.
+    Audit(&'a str),
     /// `help`, or nothing.
     Help,
     /// Anything else (the word, in lower case).
@@ -493,6 +495,7 @@ impl<'a> Subcommand<'a> {
             "config" => Self::Config(rest.trim()),
             "list" => Self::List(rest),
             "find" => Self::Find(rest),
+            "audit" => Self::Audit(rest),
             "" | "help" => Self::Help,
             other => Self::Unknown(other.to_owned()),
         }

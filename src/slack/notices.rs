@@ -660,6 +660,27 @@ pub fn find_usage(command: &str) -> Message {
     blocks::notice(&format!("Usage: {command} find <TICKET>, e.g. {command} find DEVOPS-42"), &[])
 }
 
+/// `/helpdesk audit` without a ticket.
+pub fn audit_usage(command: &str) -> Message {
+    blocks::notice(&format!("Usage: {command} audit <TICKET>, e.g. {command} audit DEVOPS-42"), &[])
+}
+
+/// `/helpdesk audit` of a ticket the bridge has no thread for, or whose thread the caller
+/// cannot see (answered alike, so that its existence is not told).
+pub fn audit_unknown(name: &str) -> Message {
+    blocks::notice(&format!("I have no ticket {name} whose approval trail you can see."), &[])
+}
+
+/// `/helpdesk audit` by someone who sees the ticket but may not read its trail.
+pub fn audit_refused(name: &str) -> Message {
+    blocks::notice(
+        &format!(
+            "Only the requester of {name}, the people who may approve its commands and administrators can read its approval trail."
+        ),
+        &[],
+    )
+}
+
 /// A ticket `find` does not show: unknown, or not the caller's to see.
 pub fn no_such_ticket(name: &str) -> Message {
     blocks::notice(&format!("There is no ticket {name} in this channel's HelpDesk workspace."), &[])
@@ -709,6 +730,8 @@ pub fn help(command: &str) -> Message {
              • `{c} config workspace <name> agent <name>`: where this channel's tickets go, e.g. `{c} config workspace devops agent generic-agent`\n\
              • `{c} config approvers @person @group`: who besides the requester may approve commands here (`none` clears)\n\
              • `{c} config relay mentions`: only thread messages that mention me wake the agent; the rest are recorded as comments (`relay all` undoes it)\n\
+             • `{c} config allow <regex>` / `{c} config block <regex>`: commands approved without a click here, or never run (`none` clears)\n\
+             • `{c} audit <TICKET>`: who proposed, approved, rejected and sent each command of a ticket, e.g. `{c} audit DEVOPS-42`\n\
              • `{c} config`: show this channel's settings (changing them is for administrators)\n\
              • `{c} help`: this list, e.g. `{c} help`\n\
              In a ticket's thread, start a message with `note:` to record a comment without waking the agent, e.g. `note: restarted web-1 by hand`. \

@@ -34,6 +34,10 @@ const AGENT_CHARS: usize = 100;
 /// Characters of a quoted comment or reason in the history, and its lines.
 const QUOTE_CHARS: usize = 500;
 const QUOTE_LINES: usize = 10;
+/// Entries of an approval trail `/helpdesk audit` shows in its answer (the newest ones).
+pub const AUDIT_SHOWN: usize = 40;
+/// Proposed commands a history line names (the rest are counted).
+const PROPOSALS_LISTED: usize = 5;
 /// Characters of one history line.
 const HISTORY_LINE_CHARS: usize = 1500;
 
@@ -241,11 +245,30 @@ pub fn describe(entry: &HistoryEntry) -> String {
             )
         }
         HistoryEvent::Comment { text } => format!("commented:{}", quoted(text)),
-        HistoryEvent::CommandsProposed { count, .. } => format!("proposed {}", plural(*count, "command")),
-        HistoryEvent::CommandDecided { command, decision, rule, always, .. } => {
+        HistoryEvent::CommandsProposed { count, commands, .. } => {
+            let mut line = format!("proposed {}", plural(*count, "command"));
+            if !commands.is_empty() {
+                let shown: Vec<String> = commands.iter().take(PROPOSALS_LISTED).map(|c| code(c)).collect();
+                line = format!("{line}: {}", shown.join(", "));
+                if commands.len() > PROPOSALS_LISTED {
+                    line.push_str(&format!(" and {} more", commands.len() - PROPOSALS_LISTED));
+                }
+            }
+            line
+        }
+        HistoryEvent::CommandDecided { command, decision, rule, always, approvals, needs, .. } => {
             let by = match (rule, always) {
                 (Some(rule), _) => format!(" by rule {}", mrkdwn::inline_code(rule, 200)),
                 (None, true) => " (always allowed on this ticket)".to_owned(),
+                (None, false) if *needs > 1 && *decision == Decision::Approve => {
+                    let mut tally = format!(" (approval {} of {needs}", approvals.len());
+                    let before: Vec<String> = approvals.iter().rev().skip(1).rev().map(user).collect();
+                    if !before.is_empty() {
+                        tally.push_str(&format!(", after {}", before.join(", ")));
+                    }
+                    tally.push(')');
+                    tally
+                }
                 (None, false) => String::new(),
             };
             let what = match decision {
@@ -264,7 +287,10 @@ pub fn describe(entry: &HistoryEntry) -> String {
         HistoryEvent::CardExpired { .. } => {
             "closed an approval card that expired unsubmitted: nothing on it was sent".to_owned()
         }
-        HistoryEvent::CommandsSubmitted { .. } => "sent the command decisions to the agent".to_owned(),
+        HistoryEvent::CommandsSubmitted { summary, .. } => match summary {
+            Some(summary) => format!("sent the command decisions to the agent: {}", mrkdwn::inert_within(summary, 200)),
+            None => "sent the command decisions to the agent".to_owned(),
+        },
         HistoryEvent::MetadataUpdated { change } => mrkdwn::inert_within(change, QUOTE_CHARS),
         HistoryEvent::Feedback { rating, .. } => format!("rated the agent's reply {}", rating.emoji()),
     };
@@ -309,6 +335,135 @@ pub fn history_modal(ticket: &str, title: &str, entries: &[HistoryEntry]) -> Val
         "close": plain("Close", 24),
         "blocks": out,
     })
+}
+
+/// Whether a history entry belongs to a ticket's approval trail: proposals, decisions (by
+/// people and by rules), submissions and expiries.
+pub fn in_audit(entry: &HistoryEntry) -> bool {
+    matches!(
+        entry.event,
+        HistoryEvent::CommandsProposed { .. }
+            | HistoryEvent::CommandDecided { .. }
+            | HistoryEvent::CommandsSubmitted { .. }
+            | HistoryEvent::CardExpired { .. }
+    )
+}
+
+/// How the whole of a long trail reached the person who asked for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditFile {
+    /// The trail fits the answer: no file.
+    NotNeeded,
+    /// Sent as a file in the person's direct messages with the app.
+    Sent,
+    /// It could not be sent.
+    Failed,
+}
+
+/// Where the part of a trail an answer shows starts: the newest entries, at most
+/// [`AUDIT_SHOWN`] of them and as many as fit a message beside the heading.
+fn audit_start(entries: &[HistoryEntry]) -> usize {
+    let mut room = kit::MESSAGE_CHARS - 1000;
+    let mut start = entries.len();
+    for entry in entries.iter().rev().take(AUDIT_SHOWN) {
+        let line = mrkdwn::cut(&describe(entry), HISTORY_LINE_CHARS).chars().count() + 3;
+        if line > room {
+            break;
+        }
+        room -= line;
+        start -= 1;
+    }
+    start
+}
+
+/// Whether a trail is answered in a message alone (else also as [`audit_file`]).
+pub fn audit_fits(entries: &[HistoryEntry]) -> bool {
+    audit_start(entries) == 0
+}
+
+/// The answer to `/helpdesk audit`: the ticket's approval trail (`entries`, oldest first,
+/// as [`in_audit`] picks them), the newest [`AUDIT_SHOWN`] when there are more, saying how
+/// the whole reached the asker.
+pub fn audit(ticket: &str, title: &str, entries: &[HistoryEntry], file: AuditFile) -> Message {
+    let shown = entries.get(audit_start(entries)..).unwrap_or_default();
+    let mut lines =
+        vec![format!("*Approval trail of {}*  {}", ticket_name(ticket), mrkdwn::inert_within(title, TITLE_CHARS))];
+    if entries.is_empty() {
+        lines.push("No command has been proposed on this ticket.".to_owned());
+    }
+    match file {
+        AuditFile::NotNeeded => {}
+        AuditFile::Sent => lines.push(format!(
+            "The newest {} of {} entries; the whole trail is in a file I sent you in a direct message.",
+            shown.len(),
+            entries.len()
+        )),
+        AuditFile::Failed => lines.push(format!(
+            "The newest {} of {} entries; I could not send you the whole trail as a file.",
+            shown.len(),
+            entries.len()
+        )),
+    }
+    lines.extend(shown.iter().map(|e| format!("• {}", mrkdwn::cut(&describe(e), HISTORY_LINE_CHARS))));
+    super::blocks::notice_mrkdwn(&lines.join("\n"), &[])
+}
+
+/// The whole approval trail as a plain-text file: one line per entry with its UTC time,
+/// who acted (a user id, the agent, or the bridge for rules and expiry), the card, and each
+/// command in full with its [`crate::model::command_hash`].
+pub fn audit_file(ticket: &str, entries: &[HistoryEntry]) -> kit::Upload {
+    let mut out = format!("Approval trail of ticket {ticket}: {} entries, oldest first.\n\n", entries.len());
+    for entry in entries {
+        let at = jiff::Timestamp::from_millisecond(entry.at).map_or_else(|_| entry.at.to_string(), |t| t.to_string());
+        let who = match &entry.actor {
+            Actor::User(id) => id.to_string(),
+            Actor::Agent(name) => format!("agent {name}"),
+            Actor::Bridge => "bridge".to_owned(),
+        };
+        out.push_str(&format!("{at}\t{who}\t{}\n", audit_line(&entry.event)));
+    }
+    kit::Upload { name: format!("{ticket}-approvals.txt"), title: format!("Approval trail of {ticket}"), content: out }
+}
+
+/// One trail entry as plain text (no markup: it goes in a file).
+fn audit_line(event: &HistoryEvent) -> String {
+    let command = |c: &str| format!("[{}] {c}", crate::model::command_hash(c));
+    match event {
+        HistoryEvent::CommandsProposed { card, count, commands } => {
+            let mut line = format!("card {card}\tproposed {}", plural(*count, "command"));
+            for (i, c) in commands.iter().enumerate() {
+                line.push_str(&format!("\n\t\t  {}. {}", i + 1, command(c)));
+            }
+            line
+        }
+        HistoryEvent::CommandDecided { card, command: c, decision, rule, always, approvals, needs } => {
+            let verb = match decision {
+                Decision::Approve => "approved".to_owned(),
+                Decision::Reject { reason: Some(reason) } => format!("rejected ({reason})"),
+                Decision::Reject { reason: None } => "rejected".to_owned(),
+                Decision::Ignore => "ignored".to_owned(),
+                Decision::Undecided => "took back the decision on".to_owned(),
+            };
+            let how = match (rule, always) {
+                (Some(rule), _) => format!(" by rule {rule}"),
+                (None, true) => " (always allowed on this ticket)".to_owned(),
+                (None, false) if *needs > 1 && *decision == Decision::Approve => {
+                    let who: Vec<String> = approvals.iter().map(ToString::to_string).collect();
+                    format!(" (approval {} of {needs}: {})", approvals.len(), who.join(", "))
+                }
+                (None, false) => String::new(),
+            };
+            format!("card {card}\t{verb}{how}: {}", command(c))
+        }
+        HistoryEvent::CommandsSubmitted { card, summary } => {
+            format!(
+                "card {card}\tsent the decisions to the agent{}",
+                summary.as_ref().map_or_else(String::new, |s| format!(": {s}"))
+            )
+        }
+        HistoryEvent::CardExpired { card } => format!("card {card}\texpired unsubmitted; nothing on it was sent"),
+        _ => String::new(),
+    }
 }
 
 /// A ticket as a list shows it.
@@ -578,6 +733,8 @@ mod tests {
                     decision: Decision::Reject { reason: Some("not in prod <!here>".into()) },
                     rule: None,
                     always: false,
+                    approvals: vec![],
+                    needs: 0,
                 },
             },
             HistoryEntry {
@@ -589,6 +746,8 @@ mod tests {
                     decision: Decision::Reject { reason: Some("blocked by policy: rm -rf".into()) },
                     rule: Some("rm -rf".into()),
                     always: false,
+                    approvals: vec![],
+                    needs: 0,
                 },
             },
             HistoryEntry {
@@ -600,6 +759,34 @@ mod tests {
                     decision: Decision::Approve,
                     rule: None,
                     always: true,
+                    approvals: vec![],
+                    needs: 0,
+                },
+            },
+            HistoryEntry {
+                at: at + 3210,
+                actor: Actor::User(u.clone()),
+                event: HistoryEvent::CommandDecided {
+                    card: CardId::new("c2"),
+                    command: "kubectl delete ns staging".into(),
+                    decision: Decision::Approve,
+                    rule: None,
+                    always: false,
+                    approvals: vec![u.clone()],
+                    needs: 2,
+                },
+            },
+            HistoryEntry {
+                at: at + 3220,
+                actor: Actor::User(UserId::new("U2")),
+                event: HistoryEvent::CommandDecided {
+                    card: CardId::new("c2"),
+                    command: "kubectl delete ns staging".into(),
+                    decision: Decision::Approve,
+                    rule: None,
+                    always: false,
+                    approvals: vec![u.clone(), UserId::new("U2")],
+                    needs: 2,
                 },
             },
             HistoryEntry {
@@ -702,6 +889,121 @@ mod tests {
         assert!(v.to_string().contains("…and 8 more"), "rows past the tab are counted, not dropped silently");
     }
 
+    fn trail(at: i64) -> Vec<HistoryEntry> {
+        let (ann, bob) = (UserId::new("U1"), UserId::new("U2"));
+        let card = CardId::new("c1");
+        let decided = |command: &str, decision: Decision, rule: Option<&str>, approvals: Vec<UserId>, needs| {
+            HistoryEvent::CommandDecided {
+                card: card.clone(),
+                command: command.into(),
+                decision,
+                rule: rule.map(Into::into),
+                always: false,
+                approvals,
+                needs,
+            }
+        };
+        let events = [
+            (
+                Actor::Agent("generic-agent".into()),
+                HistoryEvent::CommandsProposed {
+                    card: card.clone(),
+                    count: 3,
+                    commands: vec![
+                        "kubectl get pods".into(),
+                        "rm -rf /tmp/x <!here>".into(),
+                        "kubectl delete ns old".into(),
+                    ],
+                },
+            ),
+            (Actor::Bridge, decided("kubectl get pods", Decision::Approve, Some("^kubectl get "), vec![], 1)),
+            (
+                Actor::Bridge,
+                decided(
+                    "rm -rf /tmp/x <!here>",
+                    Decision::Reject { reason: Some("blocked by policy: rm -rf".into()) },
+                    Some("rm -rf"),
+                    vec![],
+                    1,
+                ),
+            ),
+            (Actor::User(ann.clone()), decided("kubectl delete ns old", Decision::Approve, None, vec![ann.clone()], 2)),
+            (
+                Actor::User(bob.clone()),
+                decided("kubectl delete ns old", Decision::Approve, None, vec![ann, bob.clone()], 2),
+            ),
+            (
+                Actor::User(bob),
+                HistoryEvent::CommandsSubmitted {
+                    card: card.clone(),
+                    summary: Some("Approved 2 commands, rejected 1 command.".into()),
+                },
+            ),
+            (Actor::Bridge, HistoryEvent::CardExpired { card: CardId::new("c2") }),
+        ];
+        events
+            .into_iter()
+            .zip(0..)
+            .map(|((actor, event), i)| HistoryEntry { at: at + i * 1000, actor, event })
+            .collect()
+    }
+
+    #[test]
+    fn the_audit_trail_names_who_decided_what_and_files_a_long_one() {
+        let at = 1_800_000_000_000;
+        let entries = trail(at);
+        assert!(entries.iter().all(in_audit));
+        assert!(!in_audit(&HistoryEntry { at, actor: Actor::Bridge, event: HistoryEvent::MessageRelayed }));
+        assert!(audit_fits(&entries));
+        let m = audit("DEVOPS-42", "Disk @channel", &entries, AuditFile::NotNeeded);
+        kit::validate(&m.blocks, kit::MESSAGE_BLOCKS).unwrap();
+        assert_inert(&Value::Array(m.blocks.clone()));
+        insta::assert_json_snapshot!(m.blocks);
+
+        // Past what a message holds: the newest entries, and the whole in a file.
+        let long: Vec<HistoryEntry> = (0..10).flat_map(|i| trail(at + i * 10_000)).collect();
+        assert!(!audit_fits(&long));
+        let m = audit("DEVOPS-42", "Disk", &long, AuditFile::Sent);
+        kit::validate(&m.blocks, kit::MESSAGE_BLOCKS).unwrap();
+        let text = m.blocks.iter().map(|b| b.to_string()).collect::<String>();
+        assert!(text.contains("The newest 40 of 70 entries; the whole trail is in a file"), "{text}");
+        let failed = audit("DEVOPS-42", "Disk", &long, AuditFile::Failed);
+        assert!(failed.text.contains("could not send you the whole trail"), "{}", failed.text);
+
+        let file = audit_file("DEVOPS-42", &long);
+        assert_eq!(file.name, "DEVOPS-42-approvals.txt");
+        let lines: Vec<&str> = file.content.lines().collect();
+        assert_eq!(lines[0], "Approval trail of ticket DEVOPS-42: 70 entries, oldest first.");
+        // Every entry, each proposal followed by its commands with their hashes.
+        assert_eq!(lines.iter().filter(|l| l.starts_with("2027-01-15T")).count(), 70);
+        let hash = crate::model::command_hash("kubectl delete ns old");
+        assert_eq!(
+            &lines[2..10],
+            [
+                "2027-01-15T08:00:00Z\tagent generic-agent\tcard c1\tproposed 3 commands",
+                "\t\t  1. [65fc12be8f0f47e2] kubectl get pods",
+                &format!("\t\t  2. [{}] rm -rf /tmp/x <!here>", crate::model::command_hash("rm -rf /tmp/x <!here>")),
+                &format!("\t\t  3. [{hash}] kubectl delete ns old"),
+                "2027-01-15T08:00:01Z\tbridge\tcard c1\tapproved by rule ^kubectl get : [65fc12be8f0f47e2] kubectl get pods",
+                &format!(
+                    "2027-01-15T08:00:02Z\tbridge\tcard c1\trejected (blocked by policy: rm -rf) by rule rm -rf: [{}] rm -rf /tmp/x <!here>",
+                    crate::model::command_hash("rm -rf /tmp/x <!here>")
+                ),
+                &format!(
+                    "2027-01-15T08:00:03Z\tU1\tcard c1\tapproved (approval 1 of 2: U1): [{hash}] kubectl delete ns old"
+                ),
+                &format!(
+                    "2027-01-15T08:00:04Z\tU2\tcard c1\tapproved (approval 2 of 2: U1, U2): [{hash}] kubectl delete ns old"
+                ),
+            ]
+        );
+        assert_eq!(
+            lines[10],
+            "2027-01-15T08:00:05Z\tU2\tcard c1\tsent the decisions to the agent: Approved 2 commands, rejected 1 command."
+        );
+        assert_eq!(lines[11], "2027-01-15T08:00:06Z\tbridge\tcard c2\texpired unsubmitted; nothing on it was sent");
+    }
+
     #[test]
     fn long_history_keeps_the_newest_and_says_what_it_leaves_out() {
         let hostile = format!("{}<!here>\n@channel", "&".repeat(3000));
@@ -717,6 +1019,8 @@ mod tests {
                 decision: Decision::Reject { reason: Some(hostile.clone()) },
                 rule: None,
                 always: false,
+                approvals: vec![],
+                needs: 0,
             },
         ];
         for event in kinds {
@@ -732,6 +1036,8 @@ mod tests {
             decision: Decision::Reject { reason: Some(format!("{}\n{hostile}", "why\n".repeat(8))) },
             rule: None,
             always: false,
+            approvals: vec![],
+            needs: 0,
         };
         let entries: Vec<HistoryEntry> = (0..HISTORY_SHOWN)
             .map(|i| HistoryEntry {

@@ -1065,6 +1065,22 @@ async fn a_destructive_command_needs_two_people_and_many_clicks_submit_it_once()
         let done = stored(&app, &card).await;
         let by: Vec<&str> = done.commands[0].approvals.iter().map(|a| a.by.as_str()).collect();
         assert_eq!(by, ["U1", "U7"]);
+        // The trail keeps each approval with who had approved so far.
+        let record = app.store.ticket_by_thread(&thread(ROOT)).await.unwrap().unwrap();
+        let approvals: Vec<Vec<String>> = app
+            .store
+            .history(&record.ticket)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter_map(|e| match e.event {
+                HistoryEvent::CommandDecided { approvals, needs: 2, decision: Decision::Approve, .. } => {
+                    Some(approvals.iter().map(ToString::to_string).collect())
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(approvals, [vec!["U1"], vec!["U1", "U7"]], "{backend:?}");
     }
 }
 
@@ -1075,4 +1091,77 @@ async fn approvals_required_1_turns_the_two_person_rule_off() {
     assert_eq!(card.commands[0].needs, 1);
     click(&app, "U1", "T1", &card, action::APPROVE, &value(&app, &card, 0).await, "a1").await;
     assert_eq!(decided(&app, &card, 0).await, Decision::Approve);
+}
+
+#[tokio::test]
+async fn the_audit_trail_answers_who_may_read_it_and_files_a_long_one() {
+    for backend in [Backend::Redis, Backend::Embedded] {
+        let options = Options::bridge(backend)
+            .config(with_rules(&["^kubectl get "], &["rm -rf"]))
+            .config(|c| c.approvers = approvers(&["UE1"]));
+        let (app, card) = card_app(options, &["kubectl get pods", "rm -rf /var/cache/app", "uptime"]).await;
+        // An approver whose e-mail Slack gives decides; the agent learns it with their name.
+        click(&app, "UE1", "T1", &card, action::APPROVE, &value(&app, &card, 2).await, "a2").await;
+        assert_eq!(decided(&app, &card, 2).await, Decision::Approve);
+        click(&app, "UE1", "T1", &card, action::SUBMIT, &submit_value(&app, &card).await, "s").await;
+        let sent = app.sends("DEVOPS-1", 2).await;
+        let content = sent[1]["content"].as_str().unwrap();
+        assert!(content.ends_with("- `uptime`: approved by NameUE1 (UE1, ue1@example.com)"), "{content}");
+
+        // The requester, an approver and an administrator read the trail.
+        for (user, trigger) in [("U1", "au-1"), ("UE1", "au-2"), ("UA1", "au-3")] {
+            app.post_command(user, "C1", "audit devops-1", trigger).await;
+            let trail = app.valid_answer(trigger).await;
+            for line in [
+                "Approval trail of DEVOPS-1",
+                "proposed 3 commands: `kubectl get pods`, `rm -rf /var/cache/app`, `uptime`",
+                "The bridge approved `kubectl get pods` by rule `^kubectl get `",
+                "The bridge rejected `rm -rf /var/cache/app` by rule `rm -rf`",
+                "<@UE1> approved `uptime`",
+                "<@UE1> sent the command decisions to the agent: Approved 2 commands, rejected 1 command.",
+            ] {
+                assert!(trail.contains(line), "{line:?} in {trail}");
+            }
+        }
+        // Someone else in the channel is told who may; someone who cannot see the thread is
+        // told nothing about it; a bare `audit` says how.
+        app.post_command("U5", "C1", "audit DEVOPS-1", "au-4").await;
+        assert!(app.valid_answer("au-4").await.contains("Only the requester of DEVOPS-1"));
+        app.post_command("U5", "C9", "audit DEVOPS-1", "au-5").await;
+        assert!(app.valid_answer("au-5").await.contains("I have no ticket DEVOPS-1 whose approval trail you can see"));
+        app.post_command("U1", "C1", "audit", "au-6").await;
+        assert!(app.valid_answer("au-6").await.contains("Usage: /helpdesk audit"));
+        assert!(app.slack_calls("conversations.open").await.is_empty(), "a short trail needs no file");
+
+        // A long trail: the newest entries in the answer, the whole as a file in a DM.
+        let record = app.store.ticket_by_thread(&thread(ROOT)).await.unwrap().unwrap();
+        let before = app.store.history(&record.ticket).await.unwrap();
+        for i in 0..60 {
+            let entry = helpdesk_bridge::model::HistoryEntry {
+                at: 1_800_000_000_000 + i,
+                actor: helpdesk_bridge::model::Actor::Bridge,
+                event: HistoryEvent::CardExpired { card: helpdesk_bridge::ids::CardId::new(format!("old{i}")) },
+            };
+            app.store.append_history(&record.ticket, &entry).await.unwrap();
+        }
+        let total = before.iter().filter(|e| helpdesk_bridge::slack::ticket::in_audit(e)).count() + 60;
+        assert_eq!(total, 65, "a proposal, two rule verdicts, an approval, a submission, and the 60");
+        app.post_command("U1", "C1", "audit DEVOPS-1", "au-7").await;
+        let answer = app.valid_answer("au-7").await;
+        assert!(
+            answer.contains(&format!("The newest 40 of {total} entries; the whole trail is in a file")),
+            "{answer}"
+        );
+        assert_eq!(app.slack_calls("conversations.open").await, [json!({"users": "U1"})]);
+        let completed = app.wait_slack("files.completeUploadExternal", 1, |_| true).await;
+        assert_eq!(completed[0]["channel_id"], "D0DM", "into the DM, not the channel");
+        assert!(completed[0].get("thread_ts").is_none());
+        let file = uploaded(&app, 1).await.remove(0);
+        assert!(
+            file.starts_with(&format!("Approval trail of ticket DEVOPS-1: {total} entries, oldest first.")),
+            "{file}"
+        );
+        assert!(file.contains(&format!("[{}] uptime", helpdesk_bridge::model::command_hash("uptime"))), "{file}");
+        assert_eq!(file.matches("expired unsubmitted").count(), 60);
+    }
 }

@@ -35,6 +35,7 @@ on_both_stores!(
     listing_shows_a_ticket_only_to_who_can_see_its_thread,
     card_decisions_are_recorded_until_submission,
     two_person_approvals_count_different_people_even_on_old_cards,
+    open_cards_are_listed_oldest_first_until_they_close,
     concurrent_clicks_submit_a_card_exactly_once,
     a_new_card_supersedes_the_open_one,
     history_appends_in_order_and_is_capped,
@@ -488,6 +489,23 @@ async fn two_person_approvals_count_different_people_even_on_old_cards(store: &S
         panic!("a change is recorded")
     };
     assert!(undone.commands[0].approvals.is_empty());
+}
+
+async fn open_cards_are_listed_oldest_first_until_they_close(store: &Store) {
+    let at = |id: &str, ticket, created_at| Card { created_at, ..card(id, ticket, &["uptime"]) };
+    let ids = |cards: Vec<Card>| cards.into_iter().map(|c| c.id.to_string()).collect::<Vec<_>>();
+    for c in [at("young", 41, 9_000), at("old", 42, 1_000), at("middle", 43, 5_000)] {
+        store.put_card(&c).await.unwrap();
+    }
+    assert_eq!(ids(store.open_cards_before(5_000, 10).await.unwrap()), ["old", "middle"]);
+    assert_eq!(ids(store.open_cards_before(20_000, 2).await.unwrap()), ["old", "middle"], "at most `count`");
+    assert!(store.open_cards_before(999, 10).await.unwrap().is_empty());
+    // Submitted, superseded by a newer card of its ticket, or closed: no longer listed.
+    store.submit(&CardId::new("old"), &UserId::new("U1"), 2).await.unwrap();
+    store.put_card(&at("newer", 43, 6_000)).await.unwrap();
+    assert_eq!(ids(store.open_cards_before(20_000, 10).await.unwrap()), ["newer", "young"]);
+    store.supersede(&CardId::new("newer")).await.unwrap();
+    assert_eq!(ids(store.open_cards_before(20_000, 10).await.unwrap()), ["young"]);
 }
 
 async fn concurrent_clicks_submit_a_card_exactly_once(store: &Store) {

@@ -113,8 +113,10 @@ impl Respond for Users {
         let mut user = json!({"id": id, "name": format!("user-{}", id.to_lowercase()), "real_name": format!("Real {id}"),
                      "profile": {"display_name": format!("Name{id}"), "real_name": format!("Real {id}")}});
         // Who someone is follows from their id: `UA…` workspace admins, `UO…` owners, `UG…`
-        // guests, `UX…` people from another organisation (Slack Connect).
+        // guests, `UX…` people from another organisation (Slack Connect), `UE…` people whose
+        // e-mail Slack gives (as it does to an app with `users:read.email`).
         match id.get(..2) {
+            Some("UE") => user["profile"]["email"] = json!(format!("{}@example.com", id.to_lowercase())),
             Some("UA") => user["is_admin"] = json!(true),
             Some("UO") => user["is_owner"] = json!(true),
             Some("UG") => user["is_restricted"] = json!(true),
@@ -164,6 +166,11 @@ async fn mount_slack_answering(slack: &MockServer, clock: &Clock, priority: u8) 
         mount(Mock::given(path(format!("/{m}"))).respond_with(clock.wrap(refused))).await;
     }
     mount(Mock::given(path("/users.info")).respond_with(clock.wrap(Users))).await;
+    let dm = json!({"ok": true, "channel": {"id": "D0DM"}});
+    mount(
+        Mock::given(path("/conversations.open")).respond_with(clock.wrap(ResponseTemplate::new(200).set_body_json(dm))),
+    )
+    .await;
     let permalink = json!({"ok": true, "channel": "C1", "permalink": "https://acme.slack.com/archives/C1/p1"});
     mount(
         Mock::given(path("/chat.getPermalink"))
