@@ -341,8 +341,10 @@ impl Bridge {
             return;
         }
         let channel = self.channel_rules(record).await.unwrap_or_default();
+        let mut blocked = false;
         for (index, command) in commands.iter_mut().enumerate().filter(|(_, c)| c.decision == Decision::Approve) {
             let Some(mark) = self.blocked_by_rules(&channel, command) else { continue };
+            blocked = true;
             tracing::info!(
                 event = "approval",
                 ticket = %record.ticket.ticket,
@@ -358,6 +360,17 @@ impl Bridge {
             let event = decided_event(card, command, command.decision.clone(), Some(mark.rule.clone()));
             command.policy = Some(mark);
             self.record(record, Actor::Bridge, event).await;
+        }
+        // The card shows what goes out: the command it showed approved, blocked.
+        if blocked {
+            match self.inner.store.card(card).await {
+                Ok(Some(mut shown)) => {
+                    shown.commands = commands.to_vec();
+                    self.show_card(&shown, &record.agent_name, None).await;
+                }
+                Ok(None) => {}
+                Err(err) => tracing::warn!(card = %card, error = %err, "could not show a card blocked at send"),
+            }
         }
     }
 

@@ -911,6 +911,16 @@ async fn channel_rules_are_set_by_admins_whole_or_not_at_all() {
         sent[1]["data"],
         json!({"cmds": [{"command": "kubectl get pods", "execute": false, "rejection_reason": "blocked by policy: get pods"}]})
     );
+    // The card shows what went out, and the trail says which rule changed it.
+    let redrawn =
+        |u: &Value| u["ts"] == card.messages[0].as_str() && text_of(u).contains("*Blocked* by rule `get pods`");
+    app.wait_slack("chat.update", 1, redrawn).await;
+    let record = app.store.ticket_by_thread(&thread(ROOT)).await.unwrap().unwrap();
+    let history = app.store.history(&record.ticket).await.unwrap();
+    assert!(
+        history.iter().any(|e| matches!(&e.event, HistoryEvent::CommandDecided { rule: Some(r), decision: Decision::Reject { .. }, .. } if r == "get pods")),
+        "{history:?}"
+    );
 }
 
 #[tokio::test]
