@@ -41,13 +41,38 @@ impl Clock {
     }
 }
 
-/// A short, stable fingerprint of a command's text (the first 16 hex digits of its
-/// SHA-256): log lines and the audit trail name a command by it, so that the two can be
-/// matched without the text (which may hold a secret) being logged.
-pub fn command_hash(command: &str) -> String {
-    use sha2::Digest;
-    let digest = sha2::Sha256::digest(command.as_bytes());
-    hex::encode(&digest[..8])
+/// Fingerprints of commands: log lines and the audit trail name a command by the first 16
+/// hex digits of its HMAC-SHA-256 under the service's own key (kept in the store, shared
+/// by replicas), so that the two can be matched without the text, which may hold a
+/// secret, being logged, and without the fingerprint letting anyone who reads the logs
+/// confirm a guess of the text.
+#[derive(Clone)]
+pub struct CommandHasher {
+    key: std::sync::Arc<[u8]>,
+}
+
+impl std::fmt::Debug for CommandHasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CommandHasher")
+    }
+}
+
+impl CommandHasher {
+    /// A hasher keyed with `key`.
+    pub fn new(key: &[u8]) -> Self {
+        Self { key: key.into() }
+    }
+
+    /// The fingerprint of `command`.
+    pub fn hash(&self, command: &str) -> String {
+        use hmac::{KeyInit, Mac};
+        // HMAC takes a key of any length, so this never answers empty.
+        let Ok(mut mac) = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(&self.key) else {
+            return String::new();
+        };
+        mac.update(command.as_bytes());
+        hex::encode(&mac.finalize().into_bytes()[..8])
+    }
 }
 
 /// Where a ticket is in its life, per the ticket management model.
@@ -601,6 +626,17 @@ pub enum HistoryEvent {
         /// How many approvals from different people the command needs (0 or 1: one).
         #[serde(default)]
         needs: u32,
+        /// How the person who decided was known when they did: display name, user id and,
+        /// when Slack gives it, e-mail (`None` for rules and for older entries).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        who: Option<String>,
+    },
+    /// Someone chose *Always for this ticket*: the command joined the ticket's list.
+    CommandAlwaysAllowed {
+        /// The card it was chosen on.
+        card: CardId,
+        /// The command, exactly.
+        command: String,
     },
     /// An approval card expired before anyone submitted it; nothing on it was sent.
     CardExpired {
@@ -627,6 +663,21 @@ pub enum HistoryEvent {
         /// The reply rated (the Slack message clicked).
         reply_ts: MessageTs,
     },
+}
+
+impl HistoryEvent {
+    /// Whether the entry belongs to a ticket's approval trail: proposals, decisions (by
+    /// people and by rules), *Always for this ticket*, submissions and expiries.
+    pub fn is_approval(&self) -> bool {
+        matches!(
+            self,
+            Self::CommandsProposed { .. }
+                | Self::CommandDecided { .. }
+                | Self::CommandAlwaysAllowed { .. }
+                | Self::CommandsSubmitted { .. }
+                | Self::CardExpired { .. }
+        )
+    }
 }
 
 /// A rating of one of the agent's replies: 👍 or 👎.

@@ -150,8 +150,8 @@ impl Bridge {
         }
     }
 
-    /// `/helpdesk audit <TICKET>`: the ticket's approval trail, for its requester, the
-    /// people who may decide on its commands and administrators; the newest entries in the
+    /// `/helpdesk audit <TICKET>`: the ticket's approval trail, for its requester and the
+    /// people who may decide on its commands; the newest entries in the
     /// answer and, when they are not all, the whole trail as a file in the asker's direct
     /// messages with the app (never in the channel).
     pub(super) async fn command_audit(
@@ -167,21 +167,20 @@ impl Bridge {
         let Some(record) = self.known_ticket(team, name).await? else {
             return Ok(notices::audit_unknown(name));
         };
-        let allowed = record.requester == *user
-            || self.may_decide(&record, user, None).await
-            || self.may_administer(team, user, None).await;
+        // The trail holds every command in full: it is for the people the card was for.
+        let allowed = record.requester == *user || self.may_decide(&record, user, None).await;
         if !allowed {
             let seen = command_viewer(command).sees(&record);
             return Ok(if seen { notices::audit_refused(name) } else { notices::audit_unknown(name) });
         }
-        let entries: Vec<_> =
-            self.inner.store.history(&record.ticket).await?.into_iter().filter(ticket::in_audit).collect();
+        let entries = self.inner.store.approval_trail(&record.ticket).await?;
         tracing::info!(ticket = %record.ticket.ticket, user = %user, entries = entries.len(), "approval trail read");
         let ticket_name = record.ticket.ticket.as_str();
         let file = if ticket::audit_fits(&entries) {
             ticket::AuditFile::NotNeeded
         } else {
-            let file = ticket::audit_file(ticket_name, &entries);
+            let hasher = self.hasher().await;
+            let file = ticket::audit_file(ticket_name, &entries, &|c| hasher.hash(c));
             let slack = &self.inner.slack;
             let sent = match slack.open_dm(user).await {
                 Ok(dm) => slack.upload_into(&dm, None, &file).await,

@@ -36,9 +36,9 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     dispatch::{Attempt, Handler},
     helpdesk::{HelpdeskClient, HelpdeskError},
-    ids::{ChannelId, MessageTs, TeamId, ThreadKey, UserId},
+    ids::{ChannelId, MessageTs, TeamId, ThreadKey, TicketKey, UserId},
     inbound::{BlockAction, Inbound, InboundKind, UserMessage, ViewSubmission},
-    model::{Actor, Clock, HistoryEntry, HistoryEvent, TicketRecord, UnixMillis, now_millis},
+    model::{Actor, Clock, CommandHasher, HistoryEntry, HistoryEvent, TicketRecord, UnixMillis, now_millis},
     slack::{
         api::{SlackApi, SlackError},
         controls::{Intent, Submission},
@@ -137,6 +137,8 @@ struct Inner {
     turn_lock: Duration,
     /// What approvals are timed by.
     clock: Clock,
+    /// Command fingerprints for logs and the audit trail, once the key is read.
+    hasher: tokio::sync::OnceCell<CommandHasher>,
 }
 
 impl std::fmt::Debug for Bridge {
@@ -229,6 +231,7 @@ impl Bridge {
                 metrics,
                 turn_lock,
                 clock,
+                hasher: tokio::sync::OnceCell::new(),
             }),
             item: None,
         }
@@ -391,9 +394,32 @@ impl Bridge {
 
     /// Appends to a ticket's history; a failure is logged, not fatal.
     async fn record(&self, record: &TicketRecord, actor: Actor, event: HistoryEvent) {
+        self.record_on(&record.ticket, actor, event).await;
+    }
+
+    /// [`Bridge::record`] by the ticket's key alone.
+    async fn record_on(&self, ticket: &TicketKey, actor: Actor, event: HistoryEvent) {
         let entry = HistoryEntry { at: self.now(), actor, event };
-        if let Err(err) = self.inner.store.append_history(&record.ticket, &entry).await {
-            tracing::warn!(ticket = %record.ticket.ticket, error = %err, "could not record ticket history");
+        if let Err(err) = self.inner.store.append_history(ticket, &entry).await {
+            tracing::warn!(ticket = %ticket.ticket, error = %err, "could not record ticket history");
+        }
+    }
+
+    /// The service's command fingerprints, keyed from the store once; while the store
+    /// cannot give the key, a key of this process's own (its fingerprints match no other
+    /// replica's, and are not kept).
+    async fn hasher(&self) -> CommandHasher {
+        let made = self
+            .inner
+            .hasher
+            .get_or_try_init(|| async { self.inner.store.hash_key().await.map(|key| CommandHasher::new(&key)) })
+            .await;
+        match made {
+            Ok(hasher) => hasher.clone(),
+            Err(err) => {
+                tracing::warn!(error = %err, "could not read the command fingerprint key");
+                CommandHasher::new(&rand::random::<[u8; 32]>())
+            }
         }
     }
 

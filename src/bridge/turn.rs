@@ -36,6 +36,11 @@ const FAILED: &str = "warning";
 const NOT_RESENT: &str = "\n\n(Note from the Slack bridge: the decisions on your earlier proposals may already have \
      reached you and are not sent again. If those commands are still needed, propose them again.)";
 
+/// Said to the agent instead of decisions that are no longer current.
+const NOT_CURRENT: &str = "\n\n(Note from the Slack bridge: the decisions on your earlier proposals are not sent: \
+     they are no longer current (the approval card expired, the ticket closed, or newer proposals replaced them). \
+     If those commands are still needed, propose them again.)";
+
 /// Whether a failed send can have reached the HelpDesk. Only a send the HelpDesk refused
 /// before the agent saw it counts as not delivered; a server error or a broken connection may
 /// come after the message was taken.
@@ -193,6 +198,16 @@ impl Bridge {
             // Only to the ticket the card was proposed on (the thread may have a new one since),
             // and only by whoever claims it first; a submitted card's decisions no longer change.
             Some(id) => match store.card(id).await? {
+                // Decisions no longer current (the card expired, the ticket closed, the agent
+                // proposed anew since) are not sent, however late this send comes (a Retry).
+                Some(card)
+                    if card.ticket == record.ticket
+                        && card.thread == record.thread
+                        && !self.still_current(record, &card).await =>
+                {
+                    content.push_str(NOT_CURRENT);
+                    Vec::new()
+                }
                 Some(card)
                     if card.ticket == record.ticket
                         && card.thread == record.thread

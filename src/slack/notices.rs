@@ -404,6 +404,15 @@ pub fn no_such_command() -> Message {
     blocks::notice("That command is not on this card.", &[])
 }
 
+/// An Approve while the channel's command rules cannot be read: its block rules are
+/// unknown, so nothing is approved.
+pub fn rules_unreadable() -> Message {
+    blocks::notice(
+        "⚠️ I cannot read this channel's command rules right now, so I cannot tell whether a rule blocks this command. Nothing was approved; try again in a moment.",
+        &[],
+    )
+}
+
 /// A click on a command a block rule rejected.
 pub fn blocked_by_rule(rule: &str) -> Message {
     let text = format!(
@@ -675,7 +684,7 @@ pub fn audit_unknown(name: &str) -> Message {
 pub fn audit_refused(name: &str) -> Message {
     blocks::notice(
         &format!(
-            "Only the requester of {name}, the people who may approve its commands and administrators can read its approval trail."
+            "Only the requester of {name} and the people who may approve its commands can read its approval trail."
         ),
         &[],
     )
@@ -1022,6 +1031,7 @@ mod tests {
             ("no_such_command", no_such_command()),
             ("not_attached", not_attached()),
             ("blocked_by_rule", blocked_by_rule("rm -rf `/`")),
+            ("rules_unreadable", rules_unreadable()),
             ("not_always", not_always()),
             ("card_expired", card_expired()),
             ("needs_more_approvals", needs_more_approvals(2, 1, 2)),
@@ -1047,6 +1057,9 @@ mod tests {
             ("not_deleted", not_deleted("DEVOPS-1", &err)),
             ("deleted", deleted(&ann, "DEVOPS-1")),
             ("find_usage", find_usage("/helpdesk")),
+            ("audit_usage", audit_usage("/helpdesk")),
+            ("audit_unknown", audit_unknown("DEVOPS-9")),
+            ("audit_refused", audit_refused("DEVOPS-1")),
             ("no_such_ticket", no_such_ticket("DEVOPS-9")),
             ("nowhere_to_look", nowhere_to_look("DEVOPS-9")),
             ("cannot_look_up", cannot_look_up("DEVOPS-9", &err)),

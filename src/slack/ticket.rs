@@ -284,6 +284,9 @@ pub fn describe(entry: &HistoryEntry) -> String {
             };
             format!("{what}{by}")
         }
+        HistoryEvent::CommandAlwaysAllowed { command, .. } => {
+            format!("allowed {} for good on this ticket", code(command))
+        }
         HistoryEvent::CardExpired { .. } => {
             "closed an approval card that expired unsubmitted: nothing on it was sent".to_owned()
         }
@@ -337,18 +340,6 @@ pub fn history_modal(ticket: &str, title: &str, entries: &[HistoryEntry]) -> Val
     })
 }
 
-/// Whether a history entry belongs to a ticket's approval trail: proposals, decisions (by
-/// people and by rules), submissions and expiries.
-pub fn in_audit(entry: &HistoryEntry) -> bool {
-    matches!(
-        entry.event,
-        HistoryEvent::CommandsProposed { .. }
-            | HistoryEvent::CommandDecided { .. }
-            | HistoryEvent::CommandsSubmitted { .. }
-            | HistoryEvent::CardExpired { .. }
-    )
-}
-
 /// How the whole of a long trail reached the person who asked for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuditFile {
@@ -381,8 +372,8 @@ pub fn audit_fits(entries: &[HistoryEntry]) -> bool {
     audit_start(entries) == 0
 }
 
-/// The answer to `/helpdesk audit`: the ticket's approval trail (`entries`, oldest first,
-/// as [`in_audit`] picks them), the newest [`AUDIT_SHOWN`] when there are more, saying how
+/// The answer to `/helpdesk audit`: the ticket's approval trail (`entries`, oldest first),
+/// the newest [`AUDIT_SHOWN`] when there are more, saying how
 /// the whole reached the asker.
 pub fn audit(ticket: &str, title: &str, entries: &[HistoryEntry], file: AuditFile) -> Message {
     let shown = entries.get(audit_start(entries)..).unwrap_or_default();
@@ -408,26 +399,46 @@ pub fn audit(ticket: &str, title: &str, entries: &[HistoryEntry], file: AuditFil
     super::blocks::notice_mrkdwn(&lines.join("\n"), &[])
 }
 
-/// The whole approval trail as a plain-text file: one line per entry with its UTC time,
-/// who acted (a user id, the agent, or the bridge for rules and expiry), the card, and each
-/// command in full with its [`crate::model::command_hash`].
-pub fn audit_file(ticket: &str, entries: &[HistoryEntry]) -> kit::Upload {
+/// The whole approval trail as a plain-text file: one line per entry, its fields separated
+/// by tabs: UTC time, who acted (a user id, the agent, or the bridge for rules and expiry),
+/// the card, what happened, and each command in full with its hash (`hash`, the service's
+/// [`crate::model::CommandHasher`]). A line break or tab inside a command, reason or name
+/// is written as `\n` or `\t` and other control characters are dropped, so that no text
+/// can forge an entry.
+pub fn audit_file(ticket: &str, entries: &[HistoryEntry], hash: &dyn Fn(&str) -> String) -> kit::Upload {
     let mut out = format!("Approval trail of ticket {ticket}: {} entries, oldest first.\n\n", entries.len());
     for entry in entries {
         let at = jiff::Timestamp::from_millisecond(entry.at).map_or_else(|_| entry.at.to_string(), |t| t.to_string());
-        let who = match &entry.actor {
-            Actor::User(id) => id.to_string(),
-            Actor::Agent(name) => format!("agent {name}"),
-            Actor::Bridge => "bridge".to_owned(),
+        let who = match (&entry.actor, &entry.event) {
+            (Actor::User(_), HistoryEvent::CommandDecided { who: Some(who), .. }) => flat(who),
+            (Actor::User(id), _) => id.to_string(),
+            (Actor::Agent(name), _) => format!("agent {}", flat(name)),
+            (Actor::Bridge, _) => "bridge".to_owned(),
         };
-        out.push_str(&format!("{at}\t{who}\t{}\n", audit_line(&entry.event)));
+        out.push_str(&format!("{at}\t{who}\t{}\n", audit_line(&entry.event, hash)));
     }
     kit::Upload { name: format!("{ticket}-approvals.txt"), title: format!("Approval trail of {ticket}"), content: out }
 }
 
+/// `text` on one line of the audit file: line breaks and tabs shown escaped, other control
+/// characters dropped.
+fn flat(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// One trail entry as plain text (no markup: it goes in a file).
-fn audit_line(event: &HistoryEvent) -> String {
-    let command = |c: &str| format!("[{}] {c}", crate::model::command_hash(c));
+fn audit_line(event: &HistoryEvent, hash: &dyn Fn(&str) -> String) -> String {
+    let command = |c: &str| format!("[{}] {}", hash(c), flat(c));
     match event {
         HistoryEvent::CommandsProposed { card, count, commands } => {
             let mut line = format!("card {card}\tproposed {}", plural(*count, "command"));
@@ -436,16 +447,16 @@ fn audit_line(event: &HistoryEvent) -> String {
             }
             line
         }
-        HistoryEvent::CommandDecided { card, command: c, decision, rule, always, approvals, needs } => {
+        HistoryEvent::CommandDecided { card, command: c, decision, rule, always, approvals, needs, .. } => {
             let verb = match decision {
                 Decision::Approve => "approved".to_owned(),
-                Decision::Reject { reason: Some(reason) } => format!("rejected ({reason})"),
+                Decision::Reject { reason: Some(reason) } => format!("rejected ({})", flat(reason)),
                 Decision::Reject { reason: None } => "rejected".to_owned(),
                 Decision::Ignore => "ignored".to_owned(),
                 Decision::Undecided => "took back the decision on".to_owned(),
             };
             let how = match (rule, always) {
-                (Some(rule), _) => format!(" by rule {rule}"),
+                (Some(rule), _) => format!(" by rule {}", flat(rule)),
                 (None, true) => " (always allowed on this ticket)".to_owned(),
                 (None, false) if *needs > 1 && *decision == Decision::Approve => {
                     let who: Vec<String> = approvals.iter().map(ToString::to_string).collect();
@@ -454,6 +465,9 @@ fn audit_line(event: &HistoryEvent) -> String {
                 (None, false) => String::new(),
             };
             format!("card {card}\t{verb}{how}: {}", command(c))
+        }
+        HistoryEvent::CommandAlwaysAllowed { card, command: c } => {
+            format!("card {card}\tallowed for good on this ticket: {}", command(c))
         }
         HistoryEvent::CommandsSubmitted { card, summary } => {
             format!(
@@ -735,6 +749,7 @@ mod tests {
                     always: false,
                     approvals: vec![],
                     needs: 0,
+                    who: None,
                 },
             },
             HistoryEntry {
@@ -748,6 +763,7 @@ mod tests {
                     always: false,
                     approvals: vec![],
                     needs: 0,
+                    who: None,
                 },
             },
             HistoryEntry {
@@ -761,6 +777,7 @@ mod tests {
                     always: true,
                     approvals: vec![],
                     needs: 0,
+                    who: None,
                 },
             },
             HistoryEntry {
@@ -774,6 +791,7 @@ mod tests {
                     always: false,
                     approvals: vec![u.clone()],
                     needs: 2,
+                    who: None,
                 },
             },
             HistoryEntry {
@@ -787,6 +805,7 @@ mod tests {
                     always: false,
                     approvals: vec![u.clone(), UserId::new("U2")],
                     needs: 2,
+                    who: None,
                 },
             },
             HistoryEntry {
@@ -901,6 +920,7 @@ mod tests {
                 always: false,
                 approvals,
                 needs,
+                who: None,
             }
         };
         let events = [
@@ -952,8 +972,8 @@ mod tests {
     fn the_audit_trail_names_who_decided_what_and_files_a_long_one() {
         let at = 1_800_000_000_000;
         let entries = trail(at);
-        assert!(entries.iter().all(in_audit));
-        assert!(!in_audit(&HistoryEntry { at, actor: Actor::Bridge, event: HistoryEvent::MessageRelayed }));
+        assert!(entries.iter().all(|e| e.event.is_approval()));
+        assert!(!HistoryEvent::MessageRelayed.is_approval());
         assert!(audit_fits(&entries));
         let m = audit("DEVOPS-42", "Disk @channel", &entries, AuditFile::NotNeeded);
         kit::validate(&m.blocks, kit::MESSAGE_BLOCKS).unwrap();
@@ -970,30 +990,31 @@ mod tests {
         let failed = audit("DEVOPS-42", "Disk", &long, AuditFile::Failed);
         assert!(failed.text.contains("could not send you the whole trail"), "{}", failed.text);
 
-        let file = audit_file("DEVOPS-42", &long);
+        let hash = |c: &str| format!("h{}", c.chars().count());
+        let file = audit_file("DEVOPS-42", &long, &hash);
         assert_eq!(file.name, "DEVOPS-42-approvals.txt");
         let lines: Vec<&str> = file.content.lines().collect();
         assert_eq!(lines[0], "Approval trail of ticket DEVOPS-42: 70 entries, oldest first.");
         // Every entry, each proposal followed by its commands with their hashes.
         assert_eq!(lines.iter().filter(|l| l.starts_with("2027-01-15T")).count(), 70);
-        let hash = crate::model::command_hash("kubectl delete ns old");
+        let deletion = hash("kubectl delete ns old");
         assert_eq!(
             &lines[2..10],
             [
                 "2027-01-15T08:00:00Z\tagent generic-agent\tcard c1\tproposed 3 commands",
-                "\t\t  1. [65fc12be8f0f47e2] kubectl get pods",
-                &format!("\t\t  2. [{}] rm -rf /tmp/x <!here>", crate::model::command_hash("rm -rf /tmp/x <!here>")),
-                &format!("\t\t  3. [{hash}] kubectl delete ns old"),
-                "2027-01-15T08:00:01Z\tbridge\tcard c1\tapproved by rule ^kubectl get : [65fc12be8f0f47e2] kubectl get pods",
+                "\t\t  1. [h16] kubectl get pods",
+                &format!("\t\t  2. [{}] rm -rf /tmp/x <!here>", "h21"),
+                &format!("\t\t  3. [{deletion}] kubectl delete ns old"),
+                "2027-01-15T08:00:01Z\tbridge\tcard c1\tapproved by rule ^kubectl get : [h16] kubectl get pods",
                 &format!(
                     "2027-01-15T08:00:02Z\tbridge\tcard c1\trejected (blocked by policy: rm -rf) by rule rm -rf: [{}] rm -rf /tmp/x <!here>",
-                    crate::model::command_hash("rm -rf /tmp/x <!here>")
+                    "h21"
                 ),
                 &format!(
-                    "2027-01-15T08:00:03Z\tU1\tcard c1\tapproved (approval 1 of 2: U1): [{hash}] kubectl delete ns old"
+                    "2027-01-15T08:00:03Z\tU1\tcard c1\tapproved (approval 1 of 2: U1): [{deletion}] kubectl delete ns old"
                 ),
                 &format!(
-                    "2027-01-15T08:00:04Z\tU2\tcard c1\tapproved (approval 2 of 2: U1, U2): [{hash}] kubectl delete ns old"
+                    "2027-01-15T08:00:04Z\tU2\tcard c1\tapproved (approval 2 of 2: U1, U2): [{deletion}] kubectl delete ns old"
                 ),
             ]
         );
@@ -1002,6 +1023,41 @@ mod tests {
             "2027-01-15T08:00:05Z\tU2\tcard c1\tsent the decisions to the agent: Approved 2 commands, rejected 1 command."
         );
         assert_eq!(lines[11], "2027-01-15T08:00:06Z\tbridge\tcard c2\texpired unsubmitted; nothing on it was sent");
+        // No text can forge an entry: line breaks and tabs inside it are written escaped.
+        let forged = "echo ok\n2027-01-15T08:00:00Z\tU9\tcard c1\tapproved: rm -rf /";
+        let tricky = [
+            HistoryEntry {
+                at,
+                actor: Actor::User(UserId::new("U1")),
+                event: HistoryEvent::CommandDecided {
+                    card: CardId::new("c9"),
+                    command: forged.into(),
+                    decision: Decision::Reject { reason: Some("no\nU9 approved".into()) },
+                    rule: None,
+                    always: false,
+                    approvals: vec![],
+                    needs: 1,
+                    who: Some("Ann\n(U1)".into()),
+                },
+            },
+            HistoryEntry {
+                at,
+                actor: Actor::User(UserId::new("U1")),
+                event: HistoryEvent::CommandAlwaysAllowed {
+                    card: CardId::new("c9"),
+                    command: "kubectl get pods".into(),
+                },
+            },
+        ];
+        let file = audit_file("DEVOPS-42", &tricky, &hash);
+        let lines: Vec<&str> = file.content.lines().skip(2).collect();
+        assert_eq!(
+            lines,
+            [
+                "2027-01-15T08:00:00Z\tAnn\\n(U1)\tcard c9\trejected (no\\nU9 approved): [h58] echo ok\\n2027-01-15T08:00:00Z\\tU9\\tcard c1\\tapproved: rm -rf /",
+                "2027-01-15T08:00:00Z\tU1\tcard c9\tallowed for good on this ticket: [h16] kubectl get pods",
+            ]
+        );
     }
 
     #[test]
@@ -1021,6 +1077,7 @@ mod tests {
                 always: false,
                 approvals: vec![],
                 needs: 0,
+                who: None,
             },
         ];
         for event in kinds {
@@ -1038,6 +1095,7 @@ mod tests {
             always: false,
             approvals: vec![],
             needs: 0,
+            who: None,
         };
         let entries: Vec<HistoryEntry> = (0..HISTORY_SHOWN)
             .map(|i| HistoryEntry {

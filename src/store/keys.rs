@@ -78,6 +78,17 @@ impl Keys {
         self.key(format_args!("idx:opencards"))
     }
 
+    /// The key of the service's command fingerprints ([`crate::model::CommandHasher`]).
+    pub(crate) fn hash_key(&self) -> String {
+        self.key(format_args!("meta:hashkey"))
+    }
+
+    /// A ticket's approval trail: its approval entries, kept apart from the timeline so
+    /// that a busy thread does not push them out.
+    pub(crate) fn approval_trail(&self, ticket: &TicketKey) -> String {
+        self.key(format_args!("trail:{ticket}"))
+    }
+
     /// A ticket's timeline.
     pub(crate) fn history(&self, ticket: &TicketKey) -> String {
         self.key(format_args!("hist:{ticket}"))

@@ -48,6 +48,8 @@ use crate::{
 
 /// How many history entries a ticket keeps; older ones are trimmed.
 pub const HISTORY_CAP: usize = 500;
+/// How many entries a ticket's approval trail keeps (the newest).
+pub const APPROVAL_TRAIL_CAP: usize = 10_000;
 /// How long a card is kept after its last change. Cards are not deleted with their
 /// decisions, so without this they would pile up forever; a click on an expired card is
 /// answered like a click on a card that never existed.
@@ -428,6 +430,21 @@ impl Store {
         self.set_nx(&self.keys.mark(key), b"1", ttl).await
     }
 
+    /// The key the service fingerprints commands with, made on first use and shared by
+    /// every replica.
+    pub async fn hash_key(&self) -> Result<Vec<u8>, StoreError> {
+        // As good as forever; a key that never expires is not something the store has.
+        const KEEP: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+        let key = self.keys.hash_key();
+        if let Some(existing) = self.get(&key).await? {
+            return Ok(existing);
+        }
+        let fresh: [u8; 32] = rand::random();
+        self.set_nx(&key, &fresh, KEEP).await?;
+        // Whoever set it first, this is the key.
+        Ok(self.get(&key).await?.unwrap_or_else(|| fresh.to_vec()))
+    }
+
     /// Marks `user`'s `rating` of the reply `reply` in `thread` as recorded, for
     /// [`FEEDBACK_TTL`]; true only for the first caller, across replicas. A rating whose
     /// recording then fails is given back with [`Store::release_feedback`], so that the next
@@ -633,6 +650,7 @@ impl Store {
                 .delete(self.keys.legacy_ticket(&record.ticket))
                 .delete(self.keys.open_card(&record.ticket))
                 .write(Write::DeleteList { key: self.keys.history(&record.ticket) })
+                .write(Write::DeleteList { key: self.keys.approval_trail(&record.ticket) })
                 .write(Write::IndexRemove { index: self.keys.index(&thread.team, None), member: member.clone() })
                 .write(Write::IndexRemove { index: self.keys.index(&thread.team, Some(record.status)), member });
             Ok(Change::Commit(txn, Some(record)))
@@ -725,7 +743,15 @@ impl Store {
         let keys: Vec<String> = ids.iter().map(|id| self.keys.card(&CardId::new(id.clone()))).collect();
         let mut due = Vec::new();
         for (id, raw) in ids.into_iter().zip(self.get_many(&keys).await?) {
-            let card = raw.as_deref().map(decode::<Card>).transpose()?.filter(|c| c.state == CardState::Open);
+            // A card that does not decode cannot be closed here: it leaves the list rather
+            // than stop every later pass at it.
+            let card = match raw.as_deref().map(decode::<Card>).transpose() {
+                Ok(card) => card.filter(|c| c.state == CardState::Open),
+                Err(err) => {
+                    tracing::warn!(card = %id, error = %err, "an open card does not decode; no longer expiring it");
+                    None
+                }
+            };
             match card {
                 Some(card) if card.created_at <= before => due.push(card),
                 // The list is oldest first: the rest are younger.
@@ -929,13 +955,35 @@ impl Store {
     // === history ===
 
     /// Appends to a ticket's timeline (trimmed to the newest [`HISTORY_CAP`] entries).
+    /// An approval entry also joins the ticket's approval trail (up to
+    /// [`APPROVAL_TRAIL_CAP`] entries), in the same transaction.
     pub async fn append_history(&self, ticket: &TicketKey, entry: &HistoryEntry) -> Result<(), StoreError> {
-        let txn = Txn::default().write(Write::Append {
+        let value = encode(entry);
+        let mut txn = Txn::default().write(Write::Append {
             key: self.keys.history(ticket),
-            value: encode(entry),
+            value: value.clone(),
             cap: HISTORY_CAP,
         });
+        if entry.event.is_approval() {
+            txn = txn.write(Write::Append { key: self.keys.approval_trail(ticket), value, cap: APPROVAL_TRAIL_CAP });
+        }
         self.commit(txn).await.map(drop)
+    }
+
+    /// A ticket's approval trail, oldest first: its own list, or, for a ticket whose
+    /// approvals were all recorded before there was one, the approval entries of its
+    /// timeline.
+    pub async fn approval_trail(&self, ticket: &TicketKey) -> Result<Vec<HistoryEntry>, StoreError> {
+        let trail: Vec<HistoryEntry> = self
+            .list_range(&self.keys.approval_trail(ticket))
+            .await?
+            .iter()
+            .map(|b| decode(b))
+            .collect::<Result<_, _>>()?;
+        if !trail.is_empty() {
+            return Ok(trail);
+        }
+        Ok(self.history(ticket).await?.into_iter().filter(|e| e.event.is_approval()).collect())
     }
 
     /// A ticket's timeline, oldest first.
