@@ -660,18 +660,25 @@ async fn retry_into_a_closed_ticket_is_refused() {
     assert_eq!(app.helpdesk_calls("POST", "/DEVOPS-1/sendMessage").await.len(), 1, "nothing more was sent");
 }
 
+/// An app whose card (approving `uptime`) was submitted and refused outright by the
+/// HelpDesk: its decisions are kept, unsent, for the Retry whose value is returned.
+async fn kept_for_retry(backend: Backend) -> (TestApp, Card, String) {
+    let (app, card) = card_app(Options::bridge(backend), &["uptime"]).await;
+    click(&app, "U1", "T1", &card, action::APPROVE, &value(&app, &card, 0).await, "a").await;
+    decided(&app, &card, 0).await;
+    fail_next_send(&app, 400, "bad request").await;
+    click(&app, "U1", "T1", &card, action::SUBMIT, &submit_value(&app, &card).await, "s").await;
+    let pending = retry_value(&app).await;
+    assert!(!stored(&app, &card).await.sent, "{backend:?}: released for a resend to its own ticket");
+    (app, card, pending)
+}
+
 #[tokio::test]
 async fn decisions_kept_for_a_retry_are_not_sent_once_stale() {
     const DAY: Duration = Duration::from_secs(24 * 60 * 60);
     for backend in [Backend::Redis, Backend::Embedded] {
-        let (app, card) = card_app(Options::bridge(backend), &["uptime"]).await;
-        click(&app, "U1", "T1", &card, action::APPROVE, &value(&app, &card, 0).await, "a").await;
-        decided(&app, &card, 0).await;
         // Certainly not delivered, so kept for a Retry with its decisions...
-        fail_next_send(&app, 400, "bad request").await;
-        click(&app, "U1", "T1", &card, action::SUBMIT, &submit_value(&app, &card).await, "s").await;
-        let pending = retry_value(&app).await;
-        assert!(!stored(&app, &card).await.sent, "{backend:?}");
+        let (app, card, pending) = kept_for_retry(backend).await;
         // ...but the Retry comes after the card's TTL: the message goes, its decisions not.
         app.clock.advance(DAY);
         let retry = click_from("U1", "T1", "1800000000.000009", ROOT, action::RETRY, &pending, "r", &app.slack.uri());
@@ -687,15 +694,9 @@ async fn decisions_kept_for_a_retry_are_not_sent_once_stale() {
 #[tokio::test]
 async fn decisions_kept_for_a_retry_never_go_to_another_ticket_of_the_thread() {
     for backend in [Backend::Redis, Backend::Embedded] {
-        let (app, card) = card_app(Options::bridge(backend), &["uptime"]).await;
-        click(&app, "U1", "T1", &card, action::APPROVE, &value(&app, &card, 0).await, "a").await;
-        decided(&app, &card, 0).await;
         // The HelpDesk refuses the submission outright: certainly not delivered, so a Retry
         // could carry the decisions again, to this ticket.
-        fail_next_send(&app, 400, "bad request").await;
-        click(&app, "U1", "T1", &card, action::SUBMIT, &submit_value(&app, &card).await, "s").await;
-        let pending = retry_value(&app).await;
-        assert!(!stored(&app, &card).await.sent, "{backend:?}: released for a resend to its own ticket");
+        let (app, _, pending) = kept_for_retry(backend).await;
         // Meanwhile the thread became another ticket.
         app.store.delete_ticket(&thread(ROOT)).await.unwrap();
         seed(&app.store, ROOT, "DEVOPS-2", helpdesk_bridge::model::TicketStatus::Pending, "U1", 5).await;
