@@ -55,6 +55,9 @@ pub enum InboundKind {
         /// The ticket's thread, whose order it waits in.
         thread: ThreadKey,
     },
+    /// A person edited or deleted one of their messages (`message_changed` with new text,
+    /// `message_deleted`).
+    MessageChanged(MessageChange),
     /// Someone opened the app's Home tab.
     HomeOpened {
         /// Who.
@@ -62,6 +65,34 @@ pub enum InboundKind {
         /// The event that carried it.
         event_id: EventId,
     },
+}
+
+/// An edit or deletion of a person's message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MessageChange {
+    /// The event that carried it.
+    pub event_id: EventId,
+    /// Where.
+    pub channel: ChannelId,
+    /// The message that changed.
+    pub ts: MessageTs,
+    /// The thread it is in, if it is a reply.
+    pub thread_ts: Option<MessageTs>,
+    /// Who wrote it, when Slack says.
+    pub user: Option<UserId>,
+    /// Its new text, in Slack markup; `None` when it was deleted.
+    pub text: Option<String>,
+}
+
+impl MessageChange {
+    /// The thread the message is in (its own, if it is not a reply).
+    pub fn thread(&self, team: &TeamId) -> ThreadKey {
+        ThreadKey {
+            team: team.clone(),
+            channel: self.channel.clone(),
+            thread_ts: self.thread_ts.clone().unwrap_or_else(|| self.ts.clone()),
+        }
+    }
 }
 
 /// A human message.
@@ -245,6 +276,7 @@ impl Inbound {
             InboundKind::HomeOpened { event_id, .. } | InboundKind::StreamStopped { event_id, .. } => {
                 format!("evt:{event_id}")
             }
+            InboundKind::MessageChanged(change) => format!("evt:{}", change.event_id),
             InboundKind::PolicySubmission { card, .. } => format!("policy:{card}"),
         }
     }
@@ -256,6 +288,8 @@ impl Inbound {
     pub fn order_key(&self) -> String {
         match &self.kind {
             InboundKind::Message(m) => format!("thread:{}", m.thread(&self.team)),
+            // Behind the relay of the message it changes.
+            InboundKind::MessageChanged(change) => format!("thread:{}", change.thread(&self.team)),
             InboundKind::Shortcut(s) => {
                 format!("thread:{}:{}:{}", self.team, s.channel, s.thread_ts.as_ref().unwrap_or(&s.message_ts))
             }
@@ -283,6 +317,14 @@ mod tests {
     fn items_read_back_as_they_were_stored() {
         let team = TeamId::new("T1");
         let kinds = [
+            InboundKind::MessageChanged(MessageChange {
+                event_id: EventId::new("Ev9"),
+                channel: ChannelId::new("C1"),
+                ts: MessageTs::new("1.3"),
+                thread_ts: Some(MessageTs::new("1.2")),
+                user: Some(UserId::new("U1")),
+                text: None,
+            }),
             InboundKind::Message(UserMessage {
                 event_id: Some(EventId::new("Ev1")),
                 channel: ChannelId::new("C1"),

@@ -651,6 +651,18 @@ pub enum HistoryEvent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         summary: Option<String>,
     },
+    /// A person edited, in Slack, a message that had reached the ticket; the new text was
+    /// recorded on the ticket without waking the agent.
+    MessageEdited {
+        /// The message.
+        ts: MessageTs,
+    },
+    /// A person deleted, in Slack, a message that had reached the ticket; that was recorded
+    /// on the ticket without waking the agent.
+    MessageDeleted {
+        /// The message.
+        ts: MessageTs,
+    },
     /// Title or other fields changed.
     MetadataUpdated {
         /// What changed, in words.

@@ -325,6 +325,7 @@ impl Bridge {
             Ok(()) => {
                 let event = HistoryEvent::Comment { text: plain };
                 self.record(record, Actor::User(message.user.clone()), event).await;
+                self.note_relayed(record, Some(&message.ts)).await;
                 let _ = self.inner.slack.react(&record.thread.team, &message.channel, &message.ts, NOTED).await;
             }
             Err(err) => {

@@ -15,6 +15,7 @@
 mod access;
 mod approvals;
 mod commands;
+mod edits;
 mod feedback;
 mod finding;
 mod lifecycle;
@@ -288,6 +289,7 @@ impl Bridge {
             InboundKind::ViewSubmission(view) => self.on_view(&team, view).await,
             InboundKind::Shortcut(shortcut) => self.on_shortcut(&team, shortcut).await,
             InboundKind::HomeOpened { user, .. } => self.on_home(&team, &user).await,
+            InboundKind::MessageChanged(change) => self.on_message_changed(&team, &change).await,
             InboundKind::PolicySubmission { card, thread } => self.submit_by_policy(&card, &thread).await,
             InboundKind::StreamStopped { channel, messages, user, .. } => {
                 self.on_stream_stopped(&channel, &messages, user.as_ref()).await

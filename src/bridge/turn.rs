@@ -274,7 +274,10 @@ impl Bridge {
             }
         };
         self.mark_send(SendMark::Accepted).await;
-        self.record(record, Actor::User(message.author.clone()), HistoryEvent::MessageRelayed).await;
+        tokio::join!(
+            self.record(record, Actor::User(message.author.clone()), HistoryEvent::MessageRelayed),
+            self.note_relayed(record, message.message_ts.as_ref()),
+        );
         let Outcome { writer, markdown, unsent, error, executed, links, proposed, capped, stopped } =
             reply::stream(writer, events, &self.inner.abort).await;
         if let Some(stopped) = stopped {

@@ -17,8 +17,8 @@ use slack_morphism::prelude::{
 use crate::{
     ids::{ChannelId, EventId, MessageTs, TeamId, UserId},
     inbound::{
-        ActionItem, BlockAction, Inbound, InboundKind, MessageShortcut, ResponseUrl, SlashCommand, UserMessage,
-        ViewSubmission,
+        ActionItem, BlockAction, Inbound, InboundKind, MessageChange, MessageShortcut, ResponseUrl, SlashCommand,
+        UserMessage, ViewSubmission,
     },
     slack::identity::BotIdentity,
 };
@@ -61,6 +61,14 @@ pub fn event_from_value(value: Value, me: Option<&BotIdentity>) -> Result<Parsed
             Ok(Parsed::Challenge(challenge.to_owned()))
         }
         Some("event_callback") => {
+            if let Some(subtype @ ("message_changed" | "message_deleted")) =
+                value.pointer("/event/subtype").and_then(Value::as_str)
+            {
+                let Some(me) = me else {
+                    return Ok(Parsed::NotReady);
+                };
+                return Ok(change(&value, subtype == "message_deleted", me));
+            }
             // Bolt drops any event from a bot; app_mention's model does not carry bot_id,
             // so look at the raw event.
             if value.pointer("/event/bot_id").is_some_and(|b| !b.is_null()) {
@@ -77,6 +85,53 @@ pub fn event_from_value(value: Value, me: Option<&BotIdentity>) -> Result<Parsed
         Some("app_rate_limited") => Ok(Parsed::Ignored("app_rate_limited")),
         _ => Ok(Parsed::Ignored("unknown payload type")),
     }
+}
+
+/// A `message_changed` or `message_deleted` event as an edit or deletion of a person's
+/// message. Edits of bots' messages (the bridge's own included) and edits that leave the
+/// text as it was (Slack sends those for unfurls and new replies) are ignored.
+fn change(callback: &Value, deleted: bool, me: &BotIdentity) -> Parsed {
+    let text_at = |v: &Value, field: &str| v.get(field).and_then(Value::as_str).map(str::to_owned);
+    let (Some(team), Some(event_id), Some(event)) =
+        (text_at(callback, "team_id"), text_at(callback, "event_id"), callback.get("event"))
+    else {
+        return Parsed::Ignored("message change without team, event id or event");
+    };
+    // The message as it was (for a deletion) or is (for an edit), and as it was before.
+    let previous = event.get("previous_message").unwrap_or(&Value::Null);
+    let message = if deleted { previous } else { event.get("message").unwrap_or(&Value::Null) };
+    let by_bot = |m: &Value| {
+        m.get("bot_id").is_some_and(|b| !b.is_null())
+            || m.get("subtype").and_then(Value::as_str) == Some("bot_message")
+            || text_at(m, "user").as_deref() == Some(me.user_id.as_str())
+    };
+    if by_bot(message) || by_bot(previous) {
+        return Parsed::Ignored("change of a bot's message");
+    }
+    let ts = if deleted { text_at(event, "deleted_ts") } else { text_at(message, "ts") };
+    let (Some(channel), Some(ts)) = (text_at(event, "channel"), ts) else {
+        return Parsed::Ignored("message change without channel or ts");
+    };
+    let text = if deleted {
+        None
+    } else {
+        let now = text_at(message, "text").unwrap_or_default();
+        if text_at(previous, "text").as_deref() == Some(now.as_str()) {
+            return Parsed::Ignored("message change that left the text as it was");
+        }
+        Some(now)
+    };
+    Parsed::Inbound(Inbound {
+        team: TeamId::new(team),
+        kind: InboundKind::MessageChanged(MessageChange {
+            event_id: EventId::new(event_id),
+            channel: ChannelId::new(channel),
+            ts: MessageTs::new(ts),
+            thread_ts: text_at(message, "thread_ts").map(MessageTs::new),
+            user: text_at(message, "user").map(UserId::new),
+            text,
+        }),
+    })
 }
 
 fn from_callback(callback: SlackPushEventCallback, me: &BotIdentity) -> Parsed {

@@ -232,6 +232,15 @@ pub fn comment_not_recorded(ticket: &str, err: &dyn Display) -> Message {
     )
 }
 
+/// An edit or deletion of a relayed message that could not be recorded on the ticket.
+pub fn change_not_recorded(ticket: &str, deleted: bool, err: &dyn Display) -> Message {
+    let what = if deleted { "that a message was deleted" } else { "the edited message" };
+    blocks::notice(
+        &format!("⚠️ I could not record {what} on ticket {ticket}: {err}. The agent has the earlier text."),
+        &[],
+    )
+}
+
 // === opening tickets ===
 
 /// The placeholder a new ticket's header starts as.
@@ -1001,6 +1010,8 @@ mod tests {
             ("resolved_members_only", resolved_members_only("DEVOPS-1")),
             ("closed_thread", closed_thread("DEVOPS-1", Some(&p1))),
             ("comment_not_recorded", comment_not_recorded("DEVOPS-1", &err)),
+            ("change_not_recorded edit", change_not_recorded("DEVOPS-1", false, &err)),
+            ("change_not_recorded delete", change_not_recorded("DEVOPS-1", true, &err)),
             ("opening", opening("Disk full <!here>")),
             ("continuing", continuing("DEVOPS-1", "Disk full")),
             ("already_a_ticket", already_a_ticket("DEVOPS-1")),

@@ -224,6 +224,8 @@ pub fn describe(entry: &HistoryEntry) -> String {
             format!("opened the ticket: _{}_", mrkdwn::inert_within(title, TITLE_CHARS))
         }
         HistoryEvent::MessageRelayed => "sent a message to the agent".to_owned(),
+        HistoryEvent::MessageEdited { .. } => "edited a message in Slack; the new text is on the ticket".to_owned(),
+        HistoryEvent::MessageDeleted { .. } => "deleted a message in Slack; the ticket notes it".to_owned(),
         HistoryEvent::StatusChanged { from, to, comment } => {
             let mut line = format!("changed the status from *{}* to *{}*", from.label(), to.label());
             if let Some(comment) = comment.as_deref().filter(|c| !c.trim().is_empty()) {

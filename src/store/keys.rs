@@ -99,6 +99,11 @@ impl Keys {
         self.key(format_args!("mark:{key}"))
     }
 
+    /// Which ticket a person's message was relayed to.
+    pub(crate) fn relayed(&self, thread: &ThreadKey, ts: &MessageTs) -> String {
+        self.key(format_args!("relayed:{thread}:{ts}"))
+    }
+
     /// The mark of the replica that probes whether `team`'s Slack streams natively.
     pub(crate) fn streaming_probe(&self, team: &crate::ids::TeamId) -> String {
         self.mark(&format!("probe:{team}"))

@@ -39,7 +39,7 @@ use self::{
 };
 use crate::{
     config::StoreConfig,
-    ids::{CardId, ChannelId, MessageTs, PendingId, TeamId, ThreadKey, TicketKey, UserId},
+    ids::{CardId, ChannelId, MessageTs, PendingId, TeamId, ThreadKey, TicketKey, TicketName, UserId},
     model::{
         Approval, Card, CardState, ChannelRef, ChannelSettings, Decision, HistoryEntry, PendingMessage, Rating,
         TicketRecord, TicketStatus, UnixMillis, now_millis,
@@ -69,6 +69,9 @@ pub const PROBE_TTL: Duration = Duration::from_secs(60 * 60);
 /// The open-cards index scores a card by this minus its creation time, so that the oldest
 /// lists first while the score stays positive and exact as a Redis score (a double).
 const OPEN_CARDS_BASE: i64 = 1 << 52;
+/// How long the bridge remembers which ticket a message was relayed to: its edit or
+/// deletion within this time is recorded on the ticket.
+pub const RELAYED_TTL: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 /// How often a compare-and-set is retried under contention before giving up.
 const CAS_ATTEMPTS: usize = 100;
 
@@ -457,6 +460,29 @@ impl Store {
         rating: Rating,
     ) -> Result<bool, StoreError> {
         self.set_nx(&self.keys.feedback(thread, reply, user, rating), b"1", FEEDBACK_TTL).await
+    }
+
+    /// Remembers, for [`RELAYED_TTL`], that the message `ts` in `thread` reached `ticket`, so
+    /// that its later edit or deletion is recorded there.
+    pub async fn note_relayed(
+        &self,
+        thread: &ThreadKey,
+        ts: &MessageTs,
+        ticket: &TicketName,
+    ) -> Result<(), StoreError> {
+        let txn = Txn::default().write(Write::Put {
+            key: self.keys.relayed(thread, ts),
+            value: ticket.as_str().as_bytes().to_vec(),
+            ttl: Some(RELAYED_TTL),
+        });
+        self.commit(txn).await.map(drop)
+    }
+
+    /// The ticket the message `ts` in `thread` was relayed to, if it was (within
+    /// [`RELAYED_TTL`]).
+    pub async fn relayed_to(&self, thread: &ThreadKey, ts: &MessageTs) -> Result<Option<TicketName>, StoreError> {
+        let raw = self.get(&self.keys.relayed(thread, ts)).await?;
+        Ok(raw.map(|r| TicketName::new(String::from_utf8_lossy(&r).into_owned())))
     }
 
     /// Claims the probe of whether `team`'s Slack streams natively, for [`PROBE_TTL`]; true

@@ -634,3 +634,60 @@ async fn a_helpdesk_that_does_not_answer_in_time_is_explained() {
     assert!(text_of(&notice).contains("may or may not have reached"), "{}", text_of(&notice));
     assert_eq!(notice["blocks"][1]["elements"][0]["text"]["text"], "Retry");
 }
+
+#[tokio::test]
+async fn edits_and_deletions_of_relayed_messages_are_recorded_once_without_waking_the_agent() {
+    use crate::support::payloads::{delete_event, edit_event};
+    const ROOT: &str = "1700000000.000100";
+    const REPLY: &str = "1700000000.000200";
+    for backend in BOTH {
+        let app = spawn_app(Options::bridge(backend)).await;
+        mount_reply(&app.helpdesk, "DEVOPS-1", reply("On it.")).await;
+        app.post_event(&mention_event("Ev1", "C1", "U1", ROOT, "<@UBOT> web is down")).await;
+        app.sends("DEVOPS-1", 1).await;
+        app.post_event(&message_event("Ev2", "C1", "U1", REPLY, Some(ROOT), "restart web-1")).await;
+        app.sends("DEVOPS-1", 2).await;
+
+        // Nothing to record: the text did not change (an unfurl), the message is a bot's,
+        // or it never reached the ticket.
+        app.post_event(&edit_event("Ev3", "C1", "U1", REPLY, ROOT, "restart web-1", "restart web-1")).await;
+        let mut by_bot = edit_event("Ev4", "C1", "U1", REPLY, ROOT, "restart web-1", "spam");
+        by_bot["event"]["message"]["bot_id"] = json!("B9");
+        app.post_event(&by_bot).await;
+        app.post_event(&edit_event("Ev5", "C1", "U1", "1700000000.000900", ROOT, "a", "b")).await;
+
+        // An edit: one record-only message with the new text, even when Slack delivers it twice.
+        let edit = edit_event("Ev6", "C1", "U1", REPLY, ROOT, "restart web-1", "restart web-2 <!here>");
+        app.post_event(&edit).await;
+        app.post_event(&edit).await;
+        let sent = app.sends("DEVOPS-1", 3).await;
+        assert_eq!(sent[2]["content"], "NameU1 edited a message in Slack: restart web-2 @here", "{backend:?}");
+        assert_eq!(sent[2]["message_mode"], 1, "the agent is not woken");
+
+        // A deletion (of the ticket's first message, too): one record-only note each.
+        app.post_event(&delete_event("Ev7", "C1", "U1", REPLY, ROOT, "restart web-2")).await;
+        app.post_event(&delete_event("Ev8", "C1", "U1", ROOT, ROOT, "<@UBOT> web is down")).await;
+        let sent = app.sends("DEVOPS-1", 5).await;
+        for note in &sent[3..] {
+            assert_eq!(note["content"], "NameU1 deleted a message in Slack.");
+            assert_eq!(note["message_mode"], 1);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(app.sends("DEVOPS-1", 5).await.len(), 5, "{backend:?}: nothing else reached the ticket");
+        let record = app.store.ticket_by_thread(&thread(ROOT)).await.unwrap().unwrap();
+        let history = app.store.history(&record.ticket).await.unwrap();
+        let changes: Vec<_> = history
+            .iter()
+            .filter_map(|e| match &e.event {
+                helpdesk_bridge::model::HistoryEvent::MessageEdited { ts } => Some(("edited", ts.to_string())),
+                helpdesk_bridge::model::HistoryEvent::MessageDeleted { ts } => Some(("deleted", ts.to_string())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            changes,
+            [("edited", REPLY.to_owned()), ("deleted", REPLY.to_owned()), ("deleted", ROOT.to_owned())],
+            "{backend:?}"
+        );
+    }
+}

@@ -39,6 +39,39 @@ pub fn message_event(
     callback(event_id, event)
 }
 
+/// A `message_changed` event: `user`'s message `ts` (in `thread_ts`) now reads `text`
+/// instead of `before`; `bot` makes it a bot's message.
+pub fn edit_event(
+    event_id: &str,
+    channel: &str,
+    user: &str,
+    ts: &str,
+    thread_ts: &str,
+    before: &str,
+    text: &str,
+) -> Value {
+    let message = |text: &str| {
+        json!({"type": "message", "user": user, "text": text, "ts": ts, "thread_ts": thread_ts,
+               "edited": {"user": user, "ts": "1800000000.000001"}})
+    };
+    callback(
+        event_id,
+        json!({"type": "message", "subtype": "message_changed", "hidden": true, "channel": channel,
+               "ts": "1800000000.000002", "event_ts": "1800000000.000002", "channel_type": "channel",
+               "message": message(text), "previous_message": message(before)}),
+    )
+}
+
+/// A `message_deleted` event: `user`'s message `ts` (in `thread_ts`), which read `before`.
+pub fn delete_event(event_id: &str, channel: &str, user: &str, ts: &str, thread_ts: &str, before: &str) -> Value {
+    callback(
+        event_id,
+        json!({"type": "message", "subtype": "message_deleted", "hidden": true, "channel": channel,
+               "ts": "1800000000.000003", "event_ts": "1800000000.000003", "deleted_ts": ts, "channel_type": "channel",
+               "previous_message": {"type": "message", "user": user, "text": before, "ts": ts, "thread_ts": thread_ts}}),
+    )
+}
+
 /// An `agent_session_stopped` event: `user` pressed Stop on the streamed message `ts`.
 pub fn stream_stopped_event(event_id: &str, channel: &str, thread_ts: &str, ts: &str, user: &str) -> Value {
     callback(
