@@ -638,6 +638,12 @@ pub enum HistoryEvent {
         /// The command, exactly.
         command: String,
     },
+    /// A submitted card's decisions were not sent: by the time they would have gone, they
+    /// were no longer current (past the TTL, the ticket closed, or a newer card).
+    CommandsWithheld {
+        /// The card.
+        card: CardId,
+    },
     /// An approval card expired before anyone submitted it; nothing on it was sent.
     CardExpired {
         /// The card.
@@ -687,6 +693,7 @@ impl HistoryEvent {
                 | Self::CommandDecided { .. }
                 | Self::CommandAlwaysAllowed { .. }
                 | Self::CommandsSubmitted { .. }
+                | Self::CommandsWithheld { .. }
                 | Self::CardExpired { .. }
         )
     }

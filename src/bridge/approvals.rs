@@ -33,9 +33,6 @@ use crate::{
     store::{DecideOutcome, SubmitOutcome},
 };
 
-/// How long the upkeep's claim on closing an expired card lasts.
-const EXPIRY_CLAIM: std::time::Duration = std::time::Duration::from_secs(60 * 60);
-
 impl Bridge {
     /// Whether an open card is past `APPROVAL_TTL`: it takes no decision and sends nothing.
     fn expired(&self, card: &Card) -> bool {
@@ -43,31 +40,45 @@ impl Bridge {
         age >= self.inner.approval_ttl.as_millis()
     }
 
-    /// Whether a submitted card's decisions may still go out: the card is submitted and not
-    /// past its TTL, the ticket is not closed, and no newer card was proposed since. When
-    /// the store cannot say, they may not.
-    pub(super) async fn still_current(&self, record: &TicketRecord, card: &Card) -> bool {
-        if card.state != CardState::Submitted || self.expired(card) || record.status == TicketStatus::Closed {
-            return false;
+    /// Whether a submitted card's decisions may still go out: it was submitted within its
+    /// TTL and that is less than a TTL ago (a Retry comes hours later), the ticket is not
+    /// closed, and it is the ticket's latest card (the agent has not proposed since).
+    pub(super) async fn still_current(&self, record: &TicketRecord, card: &Card) -> Result<bool, BridgeError> {
+        let ttl = i64::try_from(self.inner.approval_ttl.as_millis()).unwrap_or(i64::MAX);
+        let in_time = card.submitted_at.is_some_and(|at| at.saturating_sub(card.created_at) < ttl);
+        let fresh = card.submitted_at.is_some_and(|at| self.now().saturating_sub(at) < ttl);
+        if card.state != CardState::Submitted || !in_time || !fresh || record.status == TicketStatus::Closed {
+            return Ok(false);
         }
-        match self.inner.store.open_card(&card.ticket).await {
-            Ok(open) => open.is_none_or(|open| open.id == card.id),
-            Err(err) => {
-                tracing::warn!(card = %card.id, error = %err, "could not check for a newer card");
-                false
-            }
-        }
+        let latest = self.inner.store.latest_card(&card.ticket).await?;
+        Ok(latest.is_none_or(|latest| latest == card.id))
+    }
+
+    /// A submitted card's decisions were not sent, being no longer current: the trail and
+    /// the thread say so.
+    pub(super) async fn withheld(&self, record: &TicketRecord, card: &CardId) {
+        tracing::info!(event = "approval", ticket = %record.ticket.ticket, card = %card, verdict = "withheld", "a card's decisions were no longer current and were not sent");
+        self.record(record, Actor::Bridge, HistoryEvent::CommandsWithheld { card: card.clone() }).await;
+        self.tell(&record.thread, &notices::decisions_withheld()).await;
     }
 
     /// Closes an expired card (shown without buttons, saying so); whoever closes it (a
     /// click, a message, the upkeep of any replica) logs it and writes it in the history.
     async fn expire(&self, card: &Card) -> Result<(), BridgeError> {
-        if !self.close_card(card, CardClosed::Expired).await? {
-            return Ok(());
+        if self.close_card(card, CardClosed::Expired).await? {
+            self.expired_now(card).await;
         }
-        tracing::info!(event = "approval", ticket = %card.ticket.ticket, card = %card.id, verdict = "expired", "an approval card expired");
-        self.record_on(&card.ticket, Actor::Bridge, HistoryEvent::CardExpired { card: card.id.clone() }).await;
         Ok(())
+    }
+
+    /// Logs and records that `card` expired, on its ticket unless that is gone.
+    async fn expired_now(&self, card: &Card) {
+        tracing::info!(event = "approval", ticket = %card.ticket.ticket, card = %card.id, verdict = "expired", "an approval card expired");
+        // A deleted ticket's trail is not written again; when the store cannot say, it is.
+        let gone = matches!(self.inner.store.ticket_by_thread(&card.thread).await, Ok(r) if r.as_ref().is_none_or(|r| r.ticket != card.ticket));
+        if !gone {
+            self.record_on(&card.ticket, Actor::Bridge, HistoryEvent::CardExpired { card: card.id.clone() }).await;
+        }
     }
 
     /// Upkeep: closes the open cards whose `APPROVAL_TTL` ran out, so that nobody sees live
@@ -86,18 +97,19 @@ impl Bridge {
             }
         };
         for card in &due {
-            // Each card is closed by one replica's upkeep: the others neither race it nor
-            // redraw it.
-            match self.inner.store.mark_once(&format!("expire:{}", card.id), EXPIRY_CLAIM).await {
-                Ok(true) => {}
-                Ok(false) => continue,
-                Err(err) => {
-                    tracing::warn!(error = %err, "could not claim an expired card");
-                    return;
+            // The card's compare-and-set picks the one replica that closes it; only that one
+            // redraws it and writes the trail.
+            match self.inner.store.supersede(&card.id).await {
+                Ok(SubmitOutcome::Submitted(closed)) => {
+                    self.expired_now(&closed).await;
+                    let agent = match self.inner.store.ticket_by_thread(&closed.thread).await {
+                        Ok(Some(record)) => record.agent_name,
+                        _ => card::UNKNOWN_AGENT.to_owned(),
+                    };
+                    self.show_card(&closed, &agent, Some(CardClosed::Expired)).await;
                 }
-            }
-            if let Err(err) = self.expire(card).await {
-                tracing::warn!(card = %card.id, error = %err, "could not close an expired card");
+                Ok(_) => {}
+                Err(err) => tracing::warn!(card = %card.id, error = %err, "could not close an expired card"),
             }
         }
     }
@@ -351,26 +363,39 @@ impl Bridge {
         rules::judge(&[&self.inner.rules, channel], &[], command, true).filter(|m| m.verdict == PolicyVerdict::Blocked)
     }
 
-    /// The last gate before decisions go out: an approved command that a block rule in
-    /// force now matches (one added since the card was shown) goes rejected instead; so does
-    /// every approved command when the channel's rules cannot be read (its block rules are
-    /// unknown). The channel's rules are read once, and only when something was approved.
-    pub(super) async fn block_now(&self, record: &TicketRecord, card: &CardId, commands: &mut [ProposedCommand]) {
-        if commands.iter().all(|c| c.decision != Decision::Approve) {
+    /// The block rules in force now that match the approved commands (rules added since the
+    /// card was shown count), by position; `None` when the channel's rules cannot be read,
+    /// so that nothing approved goes out unchecked. Reads the channel's rules only when
+    /// something was approved.
+    pub(super) async fn blocks_now(
+        &self,
+        record: &TicketRecord,
+        commands: &[ProposedCommand],
+    ) -> Option<Vec<(usize, PolicyMark)>> {
+        let approved = || commands.iter().enumerate().filter(|(_, c)| c.decision == Decision::Approve);
+        if approved().next().is_none() {
+            return Some(Vec::new());
+        }
+        let channel = self.channel_rules(record).await?;
+        Some(approved().filter_map(|(i, c)| self.blocked_by_rules(&channel, c).map(|mark| (i, mark))).collect())
+    }
+
+    /// The last gate before decisions go out: each approved command a block rule in force
+    /// now matches ([`Bridge::blocks_now`]) goes rejected instead, is logged and written in
+    /// the trail, and the card is redrawn to show what goes out.
+    pub(super) async fn apply_blocks(
+        &self,
+        record: &TicketRecord,
+        card: &CardId,
+        commands: &mut [ProposedCommand],
+        blocks: Vec<(usize, PolicyMark)>,
+    ) {
+        if blocks.is_empty() {
             return;
         }
-        let channel = self.channel_rules(record).await;
         let hasher = self.hasher().await;
-        let mut blocked = false;
-        for (index, command) in commands.iter_mut().enumerate().filter(|(_, c)| c.decision == Decision::Approve) {
-            let (reason, mark) = match &channel {
-                Some(channel) => match self.blocked_by_rules(channel, command) {
-                    Some(mark) => (rules::blocked_reason(&mark.rule), Some(mark)),
-                    None => continue,
-                },
-                None => (rules::UNCHECKED.to_owned(), None),
-            };
-            blocked = true;
+        for (index, mark) in blocks {
+            let Some(command) = commands.get_mut(index) else { continue };
             tracing::info!(
                 event = "approval",
                 ticket = %record.ticket.ticket,
@@ -378,26 +403,22 @@ impl Bridge {
                 index,
                 command_hash = %hasher.hash(&command.command),
                 verdict = "blocked_at_send",
-                rule = mark.as_ref().map(|m| tracing::field::display(&m.rule)),
-                "a block rule in force now (or rules that cannot be read) rejected an approved command"
+                rule = %mark.rule,
+                "a block rule in force now rejected an approved command"
             );
             self.inner.metrics.approval_decision("rejected", "policy");
-            command.decision = Decision::Reject { reason: Some(reason) };
-            let rule = mark.as_ref().map(|m| m.rule.clone());
-            let event = decided_event(card, command, command.decision.clone(), rule, None);
-            command.policy = mark;
+            command.decision = Decision::Reject { reason: Some(rules::blocked_reason(&mark.rule)) };
+            let event = decided_event(card, command, command.decision.clone(), Some(mark.rule.clone()), None);
+            command.policy = Some(mark);
             self.record(record, Actor::Bridge, event).await;
         }
-        // The card shows what goes out: the command it showed approved, blocked.
-        if blocked {
-            match self.inner.store.card(card).await {
-                Ok(Some(mut shown)) => {
-                    shown.commands = commands.to_vec();
-                    self.show_card(&shown, &record.agent_name, None).await;
-                }
-                Ok(None) => {}
-                Err(err) => tracing::warn!(card = %card, error = %err, "could not show a card blocked at send"),
+        match self.inner.store.card(card).await {
+            Ok(Some(mut shown)) => {
+                shown.commands = commands.to_vec();
+                self.show_card(&shown, &record.agent_name, None).await;
             }
+            Ok(None) => {}
+            Err(err) => tracing::warn!(card = %card, error = %err, "could not show a card blocked at send"),
         }
     }
 

@@ -140,6 +140,8 @@ struct Inner {
     clock: Clock,
     /// Command fingerprints for logs and the audit trail, once the key is read.
     hasher: tokio::sync::OnceCell<CommandHasher>,
+    /// This process's own key, while the store cannot give the shared one.
+    own_hasher: OnceLock<CommandHasher>,
 }
 
 impl std::fmt::Debug for Bridge {
@@ -233,6 +235,7 @@ impl Bridge {
                 turn_lock,
                 clock,
                 hasher: tokio::sync::OnceCell::new(),
+                own_hasher: OnceLock::new(),
             }),
             item: None,
         }
@@ -420,7 +423,7 @@ impl Bridge {
             Ok(hasher) => hasher.clone(),
             Err(err) => {
                 tracing::warn!(error = %err, "could not read the command fingerprint key");
-                CommandHasher::new(&rand::random::<[u8; 32]>())
+                self.inner.own_hasher.get_or_init(|| CommandHasher::new(&rand::random::<[u8; 32]>())).clone()
             }
         }
     }

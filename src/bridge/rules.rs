@@ -147,10 +147,6 @@ pub fn judge(levels: &[&Rules], always: &[String], command: &ProposedCommand, de
     first(|r| &r.allow).map(|rule| PolicyMark { verdict: PolicyVerdict::Allowed, rule, source: RuleSource::Rules })
 }
 
-/// The rejection reason the agent reads for an approved command that went back rejected
-/// because the channel's block rules could not be read when the decisions went out.
-pub const UNCHECKED: &str = "not run: the command rules could not be checked; propose it again";
-
 /// The rejection reason the agent reads for a command blocked by `rule`.
 pub fn blocked_reason(rule: &str) -> String {
     format!("blocked by policy: {rule}")

@@ -14,9 +14,9 @@ use super::{
 };
 use crate::{
     helpdesk::{HelpdeskError, OutgoingMessage},
-    ids::PendingId,
+    ids::{CardId, PendingId},
     inbound::{BlockAction, UserMessage},
-    model::{Actor, Delivery, HistoryEvent, PendingMessage, Place, TicketRecord, TicketStatus},
+    model::{Actor, Delivery, HistoryEvent, PendingMessage, Place, ProposedCommand, TicketRecord, TicketStatus},
     slack::{
         kit,
         notices::{self, SendFailure},
@@ -35,6 +35,16 @@ const FAILED: &str = "warning";
 /// (or may have been): they are not sent again.
 const NOT_RESENT: &str = "\n\n(Note from the Slack bridge: the decisions on your earlier proposals may already have \
      reached you and are not sent again. If those commands are still needed, propose them again.)";
+
+/// What a message answering a card carries.
+enum Carried {
+    /// The card's decisions.
+    Decisions(Vec<ProposedCommand>),
+    /// None, and this note for the agent instead.
+    Not(&'static str),
+    /// None yet: the block rules in force cannot be read, so the message waits for a Retry.
+    Unchecked,
+}
 
 /// Said to the agent instead of decisions that are no longer current.
 const NOT_CURRENT: &str = "\n\n(Note from the Slack bridge: the decisions on your earlier proposals are not sent: \
@@ -186,6 +196,35 @@ impl Bridge {
         result
     }
 
+    /// What a message answering card `id` carries. Only to the ticket the card was proposed
+    /// on (the thread may have a new one since), only while current (not past its TTL, the
+    /// ticket not closed, no newer card: however late the send, a Retry), only once the
+    /// block rules in force now are known, and only by whoever claims the card first; a
+    /// submitted card's decisions no longer change.
+    async fn carried(&self, record: &TicketRecord, id: &CardId) -> Result<Carried, BridgeError> {
+        let store = &self.inner.store;
+        let Some(card) = store.card(id).await?.filter(|c| c.ticket == record.ticket && c.thread == record.thread)
+        else {
+            return Ok(Carried::Not(NOT_RESENT));
+        };
+        if card.sent {
+            return Ok(Carried::Not(NOT_RESENT));
+        }
+        if !self.still_current(record, &card).await? {
+            self.withheld(record, id).await;
+            return Ok(Carried::Not(NOT_CURRENT));
+        }
+        let Some(blocks) = self.blocks_now(record, &card.commands).await else {
+            return Ok(Carried::Unchecked);
+        };
+        if !store.claim_card_send(id).await? {
+            return Ok(Carried::Not(NOT_RESENT));
+        }
+        let mut commands = card.commands;
+        self.apply_blocks(record, id, &mut commands, blocks).await;
+        Ok(Carried::Decisions(commands))
+    }
+
     async fn turn_locked(&self, record: &TicketRecord, message: &PendingMessage) -> Result<(), BridgeError> {
         let slack = &self.inner.slack;
         let thread = &record.thread;
@@ -195,37 +234,21 @@ impl Bridge {
         let mut content = message.content.clone();
         let store = &self.inner.store;
         let decisions = match &message.card {
-            // Only to the ticket the card was proposed on (the thread may have a new one since),
-            // and only by whoever claims it first; a submitted card's decisions no longer change.
-            Some(id) => match store.card(id).await? {
-                // Decisions no longer current (the card expired, the ticket closed, the agent
-                // proposed anew since) are not sent, however late this send comes (a Retry).
-                Some(card)
-                    if card.ticket == record.ticket
-                        && card.thread == record.thread
-                        && !self.still_current(record, &card).await =>
-                {
-                    content.push_str(NOT_CURRENT);
+            Some(id) => match self.carried(record, id).await? {
+                Carried::Decisions(decisions) => decisions,
+                Carried::Not(note) => {
+                    content.push_str(note);
                     Vec::new()
                 }
-                Some(card)
-                    if card.ticket == record.ticket
-                        && card.thread == record.thread
-                        && store.claim_card_send(id).await? =>
-                {
-                    card.commands
-                }
-                _ => {
-                    content.push_str(NOT_RESENT);
-                    Vec::new()
+                Carried::Unchecked => {
+                    // Nothing approved goes out unchecked, nor is the card spent: a Retry
+                    // sends it once the rules can be read.
+                    self.offer_retry(record, message, notices::not_sent_store_down).await;
+                    return Ok(());
                 }
             },
             None => Vec::new(),
         };
-        let mut decisions = decisions;
-        if let Some(card) = &message.card {
-            self.block_now(record, card, &mut decisions).await;
-        }
         // The agent (and the ticket's record on the HelpDesk) learns who decided what.
         if decisions.iter().any(|c| c.decision != crate::model::Decision::Undecided) {
             content.push_str(&self.attribution(&decisions).await);

@@ -413,6 +413,14 @@ pub fn no_such_command() -> Message {
     blocks::notice("That command is not on this card.", &[])
 }
 
+/// A submitted card's decisions were not sent, being no longer current.
+pub fn decisions_withheld() -> Message {
+    blocks::notice(
+        "The decisions on the earlier approval card were not sent: they are no longer current (the card expired, the ticket closed, or the agent proposed newer commands). Decide on the newest card if those commands are still needed.",
+        &[],
+    )
+}
+
 /// An Approve while the channel's command rules cannot be read: its block rules are
 /// unknown, so nothing is approved.
 pub fn rules_unreadable() -> Message {
@@ -1043,6 +1051,7 @@ mod tests {
             ("not_attached", not_attached()),
             ("blocked_by_rule", blocked_by_rule("rm -rf `/`")),
             ("rules_unreadable", rules_unreadable()),
+            ("decisions_withheld", decisions_withheld()),
             ("not_always", not_always()),
             ("card_expired", card_expired()),
             ("needs_more_approvals", needs_more_approvals(2, 1, 2)),

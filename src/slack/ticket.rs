@@ -292,6 +292,9 @@ pub fn describe(entry: &HistoryEntry) -> String {
         HistoryEvent::CardExpired { .. } => {
             "closed an approval card that expired unsubmitted: nothing on it was sent".to_owned()
         }
+        HistoryEvent::CommandsWithheld { .. } => {
+            "did not send the decisions of a card that was no longer current".to_owned()
+        }
         HistoryEvent::CommandsSubmitted { summary, .. } => match summary {
             Some(summary) => format!("sent the command decisions to the agent: {}", mrkdwn::inert_within(summary, 200)),
             None => "sent the command decisions to the agent".to_owned(),
@@ -422,16 +425,19 @@ pub fn audit_file(ticket: &str, entries: &[HistoryEntry], hash: &dyn Fn(&str) ->
     kit::Upload { name: format!("{ticket}-approvals.txt"), title: format!("Approval trail of {ticket}"), content: out }
 }
 
-/// `text` on one line of the audit file: line breaks and tabs shown escaped, other control
-/// characters dropped.
+/// `text` on one line of the audit file: a backslash doubled, line breaks and tabs as
+/// `\n`, `\r`, `\t`, other control characters (and Unicode line separators) as `\u{…}`.
 fn flat(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
             '\n' => out.push_str("\\n"),
             '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
             '\\' => out.push_str("\\\\"),
-            c if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') => {}
+            c if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') => {
+                out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+            }
             c => out.push(c),
         }
     }
@@ -478,6 +484,9 @@ fn audit_line(event: &HistoryEvent, hash: &dyn Fn(&str) -> String) -> String {
             )
         }
         HistoryEvent::CardExpired { card } => format!("card {card}\texpired unsubmitted; nothing on it was sent"),
+        HistoryEvent::CommandsWithheld { card } => {
+            format!("card {card}\tdecisions not sent: no longer current when they would have gone")
+        }
         _ => String::new(),
     }
 }
@@ -1026,7 +1035,7 @@ mod tests {
         );
         assert_eq!(lines[11], "2027-01-15T08:00:06Z\tbridge\tcard c2\texpired unsubmitted; nothing on it was sent");
         // No text can forge an entry: line breaks and tabs inside it are written escaped.
-        let forged = "echo ok\n2027-01-15T08:00:00Z\tU9\tcard c1\tapproved: rm -rf /";
+        let forged = "echo ok\\\n2027-01-15T08:00:00Z\tU9\tcard c1\tapproved: rm -rf /\r\u{7}";
         let tricky = [
             HistoryEntry {
                 at,
@@ -1056,7 +1065,7 @@ mod tests {
         assert_eq!(
             lines,
             [
-                "2027-01-15T08:00:00Z\tAnn\\n(U1)\tcard c9\trejected (no\\nU9 approved): [h58] echo ok\\n2027-01-15T08:00:00Z\\tU9\\tcard c1\\tapproved: rm -rf /",
+                "2027-01-15T08:00:00Z\tAnn\\n(U1)\tcard c9\trejected (no\\nU9 approved): [h61] echo ok\\\\\\n2027-01-15T08:00:00Z\\tU9\\tcard c1\\tapproved: rm -rf /\\r\\u{7}",
                 "2027-01-15T08:00:00Z\tU1\tcard c9\tallowed for good on this ticket: [h16] kubectl get pods",
             ]
         );

@@ -67,6 +67,11 @@ impl Keys {
         self.key(format_args!("card:{card}"))
     }
 
+    /// The id of a ticket's latest card, open or not.
+    pub(crate) fn latest_card(&self, ticket: &TicketKey) -> String {
+        self.key(format_args!("lastcard:{ticket}"))
+    }
+
     /// The pointer to a ticket's open card.
     pub(crate) fn open_card(&self, ticket: &TicketKey) -> String {
         self.key(format_args!("opencard:{ticket}"))

@@ -436,14 +436,18 @@ impl Store {
     /// The key the service fingerprints commands with, made on first use and shared by
     /// every replica.
     pub async fn hash_key(&self) -> Result<Vec<u8>, StoreError> {
-        // As good as forever; a key that never expires is not something the store has.
-        const KEEP: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
         let key = self.keys.hash_key();
         if let Some(existing) = self.get(&key).await? {
             return Ok(existing);
         }
         let fresh: [u8; 32] = rand::random();
-        self.set_nx(&key, &fresh, KEEP).await?;
+        // Durably and without a time to live: a lost key would change every fingerprint.
+        let txn = Txn::default().check(&key, Expect::Absent).write(Write::Put {
+            key: key.clone(),
+            value: fresh.to_vec(),
+            ttl: None,
+        });
+        self.commit(txn).await?;
         // Whoever set it first, this is the key.
         Ok(self.get(&key).await?.unwrap_or_else(|| fresh.to_vec()))
     }
@@ -677,6 +681,7 @@ impl Store {
                 .delete(self.keys.open_card(&record.ticket))
                 .write(Write::DeleteList { key: self.keys.history(&record.ticket) })
                 .write(Write::DeleteList { key: self.keys.approval_trail(&record.ticket) })
+                .delete(self.keys.latest_card(&record.ticket))
                 .write(Write::IndexRemove { index: self.keys.index(&thread.team, None), member: member.clone() })
                 .write(Write::IndexRemove { index: self.keys.index(&thread.team, Some(record.status)), member });
             Ok(Change::Commit(txn, Some(record)))
@@ -735,6 +740,13 @@ impl Store {
                 value: card.id.as_str().as_bytes().to_vec(),
                 ttl: Some(CARD_TTL),
             });
+            // The latest card stays named after it closes: a late send of an older one can
+            // tell it is no longer current.
+            txn = txn.write(Write::Put {
+                key: self.keys.latest_card(&card.ticket),
+                value: card.id.as_str().as_bytes().to_vec(),
+                ttl: Some(CARD_TTL),
+            });
             let listed = Write::IndexAdd {
                 index: self.keys.open_cards(),
                 member: card.id.as_str().to_owned(),
@@ -788,6 +800,13 @@ impl Store {
             }
         }
         Ok(due)
+    }
+
+    /// The id of the ticket's latest card, open or not (`None` for a ticket whose cards all
+    /// predate this record).
+    pub async fn latest_card(&self, ticket: &TicketKey) -> Result<Option<CardId>, StoreError> {
+        let raw = self.get(&self.keys.latest_card(ticket)).await?;
+        Ok(raw.map(|r| CardId::new(String::from_utf8_lossy(&r).into_owned())))
     }
 
     /// A card by id.
@@ -996,9 +1015,8 @@ impl Store {
         self.commit(txn).await.map(drop)
     }
 
-    /// A ticket's approval trail, oldest first: its own list, or, for a ticket whose
-    /// approvals were all recorded before there was one, the approval entries of its
-    /// timeline.
+    /// A ticket's approval trail, oldest first: its own list, after the approval entries of
+    /// its timeline from before the list began (recorded by an older version).
     pub async fn approval_trail(&self, ticket: &TicketKey) -> Result<Vec<HistoryEntry>, StoreError> {
         let trail: Vec<HistoryEntry> = self
             .list_range(&self.keys.approval_trail(ticket))
@@ -1006,10 +1024,11 @@ impl Store {
             .iter()
             .map(|b| decode(b))
             .collect::<Result<_, _>>()?;
-        if !trail.is_empty() {
-            return Ok(trail);
-        }
-        Ok(self.history(ticket).await?.into_iter().filter(|e| e.event.is_approval()).collect())
+        let began = trail.first().map_or(UnixMillis::MAX, |first| first.at);
+        let mut earlier: Vec<HistoryEntry> =
+            self.history(ticket).await?.into_iter().filter(|e| e.event.is_approval() && e.at < began).collect();
+        earlier.extend(trail);
+        Ok(earlier)
     }
 
     /// A ticket's timeline, oldest first.

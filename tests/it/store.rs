@@ -36,6 +36,7 @@ on_both_stores!(
     card_decisions_are_recorded_until_submission,
     two_person_approvals_count_different_people_even_on_old_cards,
     open_cards_are_listed_oldest_first_until_they_close,
+    the_approval_trail_outlives_the_capped_timeline,
     concurrent_clicks_submit_a_card_exactly_once,
     a_new_card_supersedes_the_open_one,
     history_appends_in_order_and_is_capped,
@@ -506,6 +507,20 @@ async fn open_cards_are_listed_oldest_first_until_they_close(store: &Store) {
     assert_eq!(ids(store.open_cards_before(20_000, 10).await.unwrap()), ["newer", "young"]);
     store.supersede(&CardId::new("newer")).await.unwrap();
     assert_eq!(ids(store.open_cards_before(20_000, 10).await.unwrap()), ["young"]);
+}
+
+async fn the_approval_trail_outlives_the_capped_timeline(store: &Store) {
+    let ticket = ticket_key(44);
+    let entry = |at, event| HistoryEntry { at, actor: Actor::Bridge, event };
+    store.append_history(&ticket, &entry(1, HistoryEvent::CardExpired { card: CardId::new("c1") })).await.unwrap();
+    for at in 2..(HISTORY_CAP as i64 + 10) {
+        store.append_history(&ticket, &entry(at, HistoryEvent::MessageRelayed)).await.unwrap();
+    }
+    let history = store.history(&ticket).await.unwrap();
+    assert_eq!(history.len(), HISTORY_CAP);
+    assert!(!history.iter().any(|e| e.event.is_approval()), "the busy timeline dropped it");
+    let trail = store.approval_trail(&ticket).await.unwrap();
+    assert_eq!(trail, [entry(1, HistoryEvent::CardExpired { card: CardId::new("c1") })]);
 }
 
 async fn concurrent_clicks_submit_a_card_exactly_once(store: &Store) {
