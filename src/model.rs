@@ -776,6 +776,10 @@ pub struct ChannelSettings {
     /// This channel's command block rules, besides `COMMAND_BLOCK`.
     #[serde(default)]
     pub command_block: Vec<String>,
+    /// A ticket opened by a mention inside an existing thread starts without the thread's
+    /// earlier messages (`/helpdesk config context off`).
+    #[serde(default)]
+    pub context_off: bool,
 }
 
 /// Stored approvers; one that no longer parses is left out (and logged) rather than making

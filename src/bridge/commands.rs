@@ -101,12 +101,12 @@ impl Bridge {
         let key = ChannelRef { team: team.clone(), channel: channel.clone() };
         let store = &self.inner.store;
         let mut settings = store.channel_settings(&key).await?;
-        let ConfigArgs { workspace, agent, approvers, relay, allow, block } = match ConfigArgs::parse(args) {
+        let ConfigArgs { workspace, agent, approvers, relay, context, allow, block } = match ConfigArgs::parse(args) {
             Ok(parsed) => parsed,
             Err(problem) => return Ok(notices::config_usage(&problem)),
         };
         let nothing_to_change = [workspace.is_none(), agent.is_none(), approvers.is_none(), relay.is_none()];
-        if nothing_to_change.iter().all(|none| *none) && allow.is_none() && block.is_none() {
+        if nothing_to_change.iter().all(|none| *none) && allow.is_none() && block.is_none() && context.is_none() {
             let defaults = &self.inner.defaults;
             return Ok(notices::settings(&Settings {
                 workspace: settings.workspace_name.as_deref(),
@@ -115,6 +115,7 @@ impl Bridge {
                 default_agent: defaults.agent.as_deref(),
                 approvers: self.inner.policy.approvers.iter().chain(settings.approvers.iter()).collect(),
                 relay: settings.relay_mode,
+                context: !settings.context_off,
                 allow: self.rules_shown(&settings.command_allow, true),
                 block: self.rules_shown(&settings.command_block, false),
             }));
@@ -145,6 +146,9 @@ impl Bridge {
         }
         if let Some(relay) = relay {
             settings.relay_mode = relay;
+        }
+        if let Some(on) = context {
+            settings.context_off = !on;
         }
         let helpdesk = &self.inner.helpdesk;
         if let Some(name) = &workspace {
@@ -189,6 +193,7 @@ impl Bridge {
             default_agent: None,
             approvers: self.inner.policy.approvers.iter().chain(settings.approvers.iter()).collect(),
             relay: settings.relay_mode,
+            context: !settings.context_off,
             allow: self.rules_shown(&settings.command_allow, true),
             block: self.rules_shown(&settings.command_block, false),
         }))

@@ -15,6 +15,7 @@
 mod access;
 mod approvals;
 mod commands;
+mod context;
 mod edits;
 mod feedback;
 mod finding;

@@ -104,7 +104,16 @@ impl Bridge {
     pub(super) async fn open_from_message(&self, team: &TeamId, message: &UserMessage) -> Result<(), BridgeError> {
         let thread = message.thread(team);
         let unmentioned = without_mention(&message.text, self.bot_user());
-        let (title_source, content) = tokio::join!(self.plain_text(&unmentioned), self.plain_text(&message.text));
+        let (title_source, content, context) = tokio::join!(
+            self.plain_text(&unmentioned),
+            self.plain_text(&message.text),
+            self.thread_context(team, message)
+        );
+        // The request first, then the conversation that led to it.
+        let content = match context {
+            Some(context) => format!("{content}\n\n{context}"),
+            None => content,
+        };
         let first = PendingMessage {
             place: Place::Thread(thread.clone()),
             author: message.user.clone(),

@@ -437,6 +437,48 @@ struct Permalink {
     permalink: String,
 }
 
+/// One page of `conversations.replies`.
+#[derive(Deserialize)]
+struct Replies {
+    #[serde(default)]
+    messages: Vec<Reply>,
+    #[serde(default)]
+    response_metadata: Option<NextCursor>,
+}
+
+#[derive(Deserialize)]
+struct NextCursor {
+    #[serde(default)]
+    next_cursor: String,
+}
+
+#[derive(Deserialize)]
+struct Reply {
+    #[serde(default)]
+    user: Option<String>,
+    #[serde(default)]
+    ts: String,
+    #[serde(default)]
+    text: String,
+    #[serde(default)]
+    bot_id: Option<String>,
+    #[serde(default)]
+    subtype: Option<String>,
+}
+
+/// A message of a thread, as `conversations.replies` gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThreadReply {
+    /// Who wrote it (`None` for some bots and system messages).
+    pub user: Option<UserId>,
+    /// When.
+    pub ts: MessageTs,
+    /// Its text, in Slack markup.
+    pub text: String,
+    /// Written by a bot (or an app), or a system message rather than a person's.
+    pub bot: bool,
+}
+
 /// What `users.info` answers, as far as names, roles and organisations go.
 #[derive(Deserialize)]
 struct UserInfo {
@@ -854,6 +896,45 @@ impl SlackApi {
         let body = json!({"users": user.as_str()});
         let opened: Opened = self.post_json("conversations.open", &body, &SLACK_TIER3_METHOD_CONFIG).await?;
         Ok(ChannelId::new(opened.channel.id))
+    }
+
+    /// `conversations.replies`: the messages of a thread written before `before`, oldest
+    /// first; at most `REPLY_PAGES` pages of 200, so a thread longer than that is read to
+    /// that bound and no further.
+    pub async fn replies(
+        &self,
+        channel: &ChannelId,
+        thread_ts: &MessageTs,
+        before: &MessageTs,
+    ) -> Result<Vec<ThreadReply>, SlackError> {
+        const REPLY_PAGES: usize = 5;
+        let mut all = Vec::new();
+        let mut cursor = String::new();
+        for _ in 0..REPLY_PAGES {
+            let mut params = vec![
+                ("channel", channel.as_str()),
+                ("ts", thread_ts.as_str()),
+                ("latest", before.as_str()),
+                ("inclusive", "false"),
+                ("limit", "200"),
+            ];
+            if !cursor.is_empty() {
+                params.push(("cursor", cursor.as_str()));
+            }
+            let page: Replies = self.get_json("conversations.replies", &params, &SLACK_TIER3_METHOD_CONFIG).await?;
+            all.extend(page.messages.into_iter().map(|m| ThreadReply {
+                bot: m.bot_id.is_some()
+                    || m.subtype.as_deref().is_some_and(|s| s != "thread_broadcast" && s != "file_share"),
+                user: m.user.filter(|u| !u.is_empty()).map(UserId::new),
+                ts: MessageTs::new(m.ts),
+                text: m.text,
+            }));
+            match page.response_metadata.map(|m| m.next_cursor).filter(|c| !c.is_empty()) {
+                Some(next) => cursor = next,
+                None => break,
+            }
+        }
+        Ok(all)
     }
 
     /// `chat.getPermalink`: a link to a message.

@@ -513,6 +513,8 @@ pub struct ConfigArgs {
     pub approvers: Option<Vec<Approver>>,
     /// How thread messages reach the agent.
     pub relay: Option<RelayMode>,
+    /// Whether a ticket opened mid-thread takes the thread's earlier messages along.
+    pub context: Option<bool>,
     /// Command rules to add to the channel's allow list (`;`-separated, as typed);
     /// `Some("")` clears the list.
     pub allow: Option<String>,
@@ -564,8 +566,9 @@ impl ConfigArgs {
             Agent,
             Approvers,
             Relay,
+            Context,
         }
-        let mut words: [Option<Vec<&str>>; 4] = [None, None, None, None];
+        let mut words: [Option<Vec<&str>>; 5] = [None, None, None, None, None];
         let mut current: Option<Part> = None;
         for word in text.split_whitespace() {
             let part = match word.to_ascii_lowercase().as_str() {
@@ -573,6 +576,7 @@ impl ConfigArgs {
                 "agent" => Some(Part::Agent),
                 "approvers" => Some(Part::Approvers),
                 "relay" => Some(Part::Relay),
+                "context" => Some(Part::Context),
                 _ => None,
             };
             match (part, current) {
@@ -584,7 +588,7 @@ impl ConfigArgs {
                 (None, None) => return Err(format!("I did not understand `{word}`.")),
             }
         }
-        let [workspace, agent, approvers, relay] = words;
+        let [workspace, agent, approvers, relay, context] = words;
         let name = |words: Option<Vec<&str>>, what: &str| -> Result<Option<String>, String> {
             match words {
                 None => Ok(None),
@@ -611,11 +615,18 @@ impl ConfigArgs {
             Some([mode]) if mode.eq_ignore_ascii_case("all") => Some(RelayMode::All),
             Some(_) => return Err("`relay` takes `mentions` or `all`.".to_owned()),
         };
+        let context = match context.as_deref() {
+            None => None,
+            Some([on]) if on.eq_ignore_ascii_case("on") => Some(true),
+            Some([off]) if off.eq_ignore_ascii_case("off") => Some(false),
+            Some(_) => return Err("`context` takes `on` or `off`.".to_owned()),
+        };
         Ok(Self {
             workspace: name(workspace, "workspace")?,
             agent: name(agent, "agent")?,
             approvers,
             relay,
+            context,
             allow: None,
             block: None,
         })
@@ -677,10 +688,14 @@ mod tests {
                 agent: Some("generic-agent".to_owned()),
                 approvers: None,
                 relay: None,
+                context: None,
                 allow: None,
                 block: None,
             })
         );
+        assert_eq!(ConfigArgs::parse("context OFF"), Ok(ConfigArgs { context: Some(false), ..ConfigArgs::default() }));
+        assert_eq!(ConfigArgs::parse("context on"), Ok(ConfigArgs { context: Some(true), ..ConfigArgs::default() }));
+        assert!(ConfigArgs::parse("context").is_err() && ConfigArgs::parse("context maybe").is_err());
         assert_eq!(
             ConfigArgs::parse("agent k8s"),
             Ok(ConfigArgs { agent: Some("k8s".to_owned()), ..ConfigArgs::default() })

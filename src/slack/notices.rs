@@ -243,6 +243,16 @@ pub fn change_not_recorded(ticket: &str, deleted: bool, err: &dyn Display) -> Me
 
 // === opening tickets ===
 
+/// The thread's earlier messages could not be read for a ticket opened inside it.
+pub fn context_unread(err: &dyn Display) -> Message {
+    blocks::notice(
+        &format!(
+            "⚠️ I could not read this thread's earlier messages ({err}), so the agent sees only the message that opened the ticket."
+        ),
+        &[],
+    )
+}
+
 /// The placeholder a new ticket's header starts as.
 pub fn opening(title: &str) -> Message {
     blocks::notice(&format!("🎫 Opening a ticket: {title}"), &[])
@@ -757,6 +767,7 @@ pub fn help(command: &str) -> Message {
              • `{c} config approvers @person @group`: who besides the requester may approve commands here (`none` clears)\n\
              • `{c} config relay mentions`: only thread messages that mention me wake the agent; the rest are recorded as comments (`relay all` undoes it)\n\
              • `{c} config allow <regex>` / `{c} config block <regex>`: commands approved without a click here, or never run (`none` clears)\n\
+             • `{c} config context off`: a ticket opened inside a thread starts from the mention alone, without the thread's earlier messages (`context on` undoes it)\n\
              • `{c} audit <TICKET>`: who proposed, approved, rejected and sent each command of a ticket, e.g. `{c} audit DEVOPS-42`\n\
              • `{c} config`: show this channel's settings (changing them is for administrators)\n\
              • `{c} help`: this list, e.g. `{c} help`\n\
@@ -837,16 +848,21 @@ pub struct Settings<'a> {
     pub approvers: Vec<&'a Approver>,
     /// How thread messages are relayed.
     pub relay: RelayMode,
+    /// Whether a ticket opened mid-thread takes the thread's earlier messages along.
+    pub context: bool,
     /// Command allow rules, bridge-wide then for the channel.
     pub allow: Vec<&'a str>,
     /// Command block rules, bridge-wide then for the channel.
     pub block: Vec<&'a str>,
 }
 
-/// The command rules in force, as a sentence (empty when there are none).
+/// The command rules in force, and whether thread context is shared, as sentences.
 fn rules_words(settings: &Settings<'_>) -> String {
     let list = |rules: &[&str]| rules.iter().map(|r| mrkdwn::inline_code(r, 200)).collect::<Vec<_>>().join(", ");
     let mut words = String::new();
+    if !settings.context {
+        words.push_str(" A ticket opened inside a thread starts from the mention alone (`context off`).");
+    }
     if !settings.allow.is_empty() {
         words.push_str(&format!(" Approved without a click (unless destructive): {}.", list(&settings.allow)));
     }
@@ -986,6 +1002,7 @@ mod tests {
             default_agent: None,
             approvers: vec![&person, &group],
             relay: RelayMode::Mentions,
+            context: false,
             allow: Vec::new(),
             block: Vec::new(),
         };
@@ -1020,6 +1037,7 @@ mod tests {
             ("comment_not_recorded", comment_not_recorded("DEVOPS-1", &err)),
             ("change_not_recorded edit", change_not_recorded("DEVOPS-1", false, &err)),
             ("change_not_recorded delete", change_not_recorded("DEVOPS-1", true, &err)),
+            ("context_unread", context_unread(&err)),
             ("opening", opening("Disk full <!here>")),
             ("continuing", continuing("DEVOPS-1", "Disk full")),
             ("already_a_ticket", already_a_ticket("DEVOPS-1")),

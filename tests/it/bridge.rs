@@ -691,3 +691,57 @@ async fn edits_and_deletions_of_relayed_messages_are_recorded_once_without_wakin
         );
     }
 }
+
+#[tokio::test]
+async fn a_ticket_opened_mid_thread_takes_the_earlier_messages_along_unless_the_channel_says_not() {
+    const ROOT: &str = "1700000000.000100";
+    const MENTION: &str = "1700000000.000400";
+    let app = spawn_app(Options::bridge(Backend::Redis)).await;
+    let said = |user: &str, ts: &str, text: &str| json!({"type": "message", "user": user, "ts": ts, "text": text, "thread_ts": ROOT});
+    let mut from_bot = said("UB0T", "1700000000.000200", "Deploy finished <!channel>");
+    from_bot["bot_id"] = json!("B1");
+    let thread = json!({"ok": true, "has_more": false, "messages": [
+        said("U2", ROOT, "web-1 keeps restarting <@U3>"),
+        from_bot,
+        said("U3", "1700000000.000300", "since the deploy at 10:00"),
+        said("U1", MENTION, "<@UBOT> can you look?"),
+    ]});
+    Mock::given(path("/conversations.replies"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(thread))
+        .with_priority(1)
+        .mount(&app.slack)
+        .await;
+    mount_reply(&app.helpdesk, "DEVOPS-1", reply("Looking.")).await;
+    app.post_event(&in_thread(mention_event("Ev1", "C1", "U1", MENTION, "<@UBOT> can you look?"), ROOT)).await;
+    let sent = app.sends("DEVOPS-1", 1).await;
+    let content = sent[0]["content"].as_str().unwrap();
+    assert!(
+        content.ends_with(
+            "\n\nEarlier in this Slack thread (2 messages, oldest first):\n\
+             [2023-11-14 22:13 UTC] NameU2: web-1 keeps restarting @NameU3\n\
+             [2023-11-14 22:13 UTC] NameU3: since the deploy at 10:00"
+        ),
+        "{content}"
+    );
+    let asked = app.slack_calls("conversations.replies").await;
+    assert_eq!(asked.len(), 1);
+    assert_eq!(
+        (&asked[0]["channel"], &asked[0]["ts"], &asked[0]["latest"]),
+        (&json!("C1"), &json!(ROOT), &json!(MENTION))
+    );
+
+    // A channel that keeps its threads to itself: the ticket starts from the mention alone.
+    app.post_command("UA1", "C2", "config context off", "cfg").await;
+    assert!(app.first_answer("cfg").await.contains("starts from the mention alone"));
+    mount_reply(&app.helpdesk, "DEVOPS-2", reply("Looking.")).await;
+    app.post_event(&in_thread(mention_event("Ev2", "C2", "U1", MENTION, "<@UBOT> and here?"), ROOT)).await;
+    let sent = app.sends("DEVOPS-2", 1).await;
+    assert!(!sent[0]["content"].as_str().unwrap().contains("Earlier in this Slack thread"), "{}", sent[0]);
+    assert_eq!(app.slack_calls("conversations.replies").await.len(), 1, "the thread was not even read");
+}
+
+/// `event`, its message put in the thread `thread_ts`.
+fn in_thread(mut event: Value, thread_ts: &str) -> Value {
+    event["event"]["thread_ts"] = json!(thread_ts);
+    event
+}

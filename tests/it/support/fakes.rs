@@ -166,6 +166,13 @@ async fn mount_slack_answering(slack: &MockServer, clock: &Clock, priority: u8) 
         mount(Mock::given(path(format!("/{m}"))).respond_with(clock.wrap(refused))).await;
     }
     mount(Mock::given(path("/users.info")).respond_with(clock.wrap(Users))).await;
+    // A thread with nothing before the message (a test that needs more mounts its own).
+    let replies = json!({"ok": true, "messages": [], "has_more": false});
+    mount(
+        Mock::given(path("/conversations.replies"))
+            .respond_with(clock.wrap(ResponseTemplate::new(200).set_body_json(replies))),
+    )
+    .await;
     let dm = json!({"ok": true, "channel": {"id": "D0DM"}});
     mount(
         Mock::given(path("/conversations.open")).respond_with(clock.wrap(ResponseTemplate::new(200).set_body_json(dm))),
