@@ -51,6 +51,10 @@ pub struct Cli {
     /// Seconds one Slack Web API call may take, waits for rate limits included.
     #[arg(long, env = "SLACK_TIMEOUT_SECONDS", default_value = "30")]
     pub slack_timeout_seconds: String,
+    /// Bytes of a text file shared in a ticket thread that the agent gets inline; larger
+    /// files are named, not read.
+    #[arg(long, env = "FILE_INLINE_MAX_BYTES", default_value = "65536")]
+    pub file_inline_max_bytes: String,
     /// HelpDesk portal base URL.
     #[arg(long, env = "DUPLO_HOST")]
     pub duplo_host: Option<String>,
@@ -177,6 +181,7 @@ impl std::fmt::Debug for Cli {
             .field("slack_streaming", &self.slack_streaming)
             .field("slack_appends_per_minute", &self.slack_appends_per_minute)
             .field("slack_timeout_seconds", &self.slack_timeout_seconds)
+            .field("file_inline_max_bytes", &self.file_inline_max_bytes)
             .field("duplo_host", &self.duplo_host)
             .field("duplo_token", &redacted(&self.duplo_token))
             .field("helpdesk_workspace", &self.helpdesk_workspace)
@@ -331,6 +336,8 @@ pub struct SlackConfig {
     pub appends_per_minute: u32,
     /// How long one Web API call may take, waits for rate limits included.
     pub timeout: Duration,
+    /// Bytes of a shared text file the agent gets inline (`FILE_INLINE_MAX_BYTES`).
+    pub file_inline_max_bytes: usize,
 }
 
 /// How an agent's reply reaches Slack (`SLACK_STREAMING`).
@@ -531,6 +538,7 @@ impl Cli {
                 )?)
                 .map_err(|_| ConfigError::new("SLACK_APPENDS_PER_MINUTE", "is too large"))?,
                 timeout: Duration::from_secs(positive("SLACK_TIMEOUT_SECONDS", &self.slack_timeout_seconds)? as u64),
+                file_inline_max_bytes: positive("FILE_INLINE_MAX_BYTES", &self.file_inline_max_bytes)?,
             },
             helpdesk: HelpdeskConfig {
                 host,

@@ -114,6 +114,24 @@ pub struct UserMessage {
     pub mentions_bot: bool,
     /// Whether it is in a direct message with the bot.
     pub is_dm: bool,
+    /// Files shared with it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<SharedFile>,
+}
+
+/// A file shared with a message, as the event describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SharedFile {
+    /// Its name.
+    pub name: String,
+    /// Its MIME type, as Slack says (may be empty).
+    pub mimetype: String,
+    /// Slack's file type (`text`, `yaml`, `png`, …; may be empty).
+    pub filetype: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Where its bytes are (`url_private_download`), read with the bot token.
+    pub url: Option<String>,
 }
 
 impl UserMessage {
@@ -334,6 +352,7 @@ mod tests {
                 text: "héllo 🙂".to_owned(),
                 mentions_bot: true,
                 is_dm: false,
+                files: Vec::new(),
             }),
             InboundKind::ViewSubmission(ViewSubmission {
                 user: UserId::new("U1"),

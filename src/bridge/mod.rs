@@ -18,6 +18,7 @@ mod commands;
 mod context;
 mod edits;
 mod feedback;
+mod files;
 mod finding;
 mod lifecycle;
 mod open;

@@ -104,16 +104,17 @@ impl Bridge {
     pub(super) async fn open_from_message(&self, team: &TeamId, message: &UserMessage) -> Result<(), BridgeError> {
         let thread = message.thread(team);
         let unmentioned = without_mention(&message.text, self.bot_user());
-        let (title_source, content, context) = tokio::join!(
+        let (title_source, mut content, files, context) = tokio::join!(
             self.plain_text(&unmentioned),
             self.plain_text(&message.text),
+            self.read_files(&thread, &message.files),
             self.thread_context(team, message)
         );
-        // The request first, then the conversation that led to it.
-        let content = match context {
-            Some(context) => format!("{content}\n\n{context}"),
-            None => content,
-        };
+        // The request first (with its files), then the conversation that led to it.
+        content.push_str(&files);
+        if let Some(context) = context {
+            content = format!("{content}\n\n{context}");
+        }
         let first = PendingMessage {
             place: Place::Thread(thread.clone()),
             author: message.user.clone(),

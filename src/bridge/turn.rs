@@ -122,10 +122,12 @@ impl Bridge {
                 .await?;
             updated.unwrap_or(record)
         };
-        let mut content = self.plain_text(&message.text).await;
+        let (mut content, files) =
+            tokio::join!(self.plain_text(&message.text), self.read_files(&record.thread, &message.files));
         if record.participants.len() > 1 {
             content = format!("{}: {content}", self.name_of(&author).await);
         }
+        content.push_str(&files);
         let card = self.ride_along(&record, &author).await;
         let pending = PendingMessage {
             place: Place::Thread(record.thread.clone()),

@@ -217,6 +217,22 @@ pub struct SlackApi {
     no_streaming: Arc<Mutex<std::collections::HashSet<String>>>,
     people: Remembered<UserId, Person>,
     groups: Remembered<String, Vec<UserId>>,
+    /// Downloads of shared files (slack-morphism reads JSON answers, not file bytes), with
+    /// the bot token, only from Slack itself ([`SlackApi::download`]).
+    files: reqwest::Client,
+    /// The Web API's origin: a file there (a local stand-in) may be read too.
+    api_origin: Option<reqwest::Url>,
+    /// Bytes of a shared file read at most (`FILE_INLINE_MAX_BYTES`).
+    file_max: usize,
+}
+
+/// A shared file, downloaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Download {
+    /// Its bytes, all of them.
+    Whole(Vec<u8>),
+    /// It is larger than the bridge reads.
+    TooLarge,
 }
 
 /// Remembered answers, by key, with the time they were fetched.
@@ -257,6 +273,15 @@ impl SlackApi {
             SlackApiRateControlConfig::new().with_max_retries(3).with_max_delay_timeout(Duration::from_secs(30));
         // slack-morphism joins the base and the method with its own slash.
         let base = config.api_url.trim_end_matches('/');
+        let api_origin = reqwest::Url::parse(base).ok();
+        let files = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(config.timeout)
+            // Slack may send a download on to its CDN; a redirect to another host drops the
+            // Authorization header.
+            .redirect(reqwest::redirect::Policy::limited(3))
+            .build()
+            .map_err(|e| SlackError::Transport { method: "init", detail: format!("file client: {e}") })?;
         let plain = SlackClientHyperConnector::from(https).with_slack_api_url(base);
         let connector = plain.clone().with_rate_control(rate_control);
         Ok(Self {
@@ -282,7 +307,63 @@ impl SlackApi {
             no_streaming: Arc::new(Mutex::new(std::collections::HashSet::new())),
             people: Arc::new(Mutex::new(HashMap::new())),
             groups: Arc::new(Mutex::new(HashMap::new())),
+            files,
+            api_origin,
+            file_max: config.file_inline_max_bytes,
         })
+    }
+
+    /// Bytes of a shared file read at most.
+    pub fn file_max(&self) -> usize {
+        self.file_max
+    }
+
+    /// Downloads a file shared in Slack (`url_private_download`, with `files:read`): at most
+    /// [`SlackApi::file_max`] bytes, else [`Download::TooLarge`]. The bot token goes only to
+    /// Slack's own file host (`https://files.slack.com`) or the Web API's origin; any other
+    /// URL is refused unread.
+    pub async fn download(&self, url: &str) -> Result<Download, SlackError> {
+        const METHOD: &str = "files.download";
+        let transport = |detail: String| SlackError::Transport { method: METHOD, detail };
+        let url = reqwest::Url::parse(url).map_err(|_| transport("not a URL".to_owned()))?;
+        let slack_files = url.scheme() == "https" && url.host_str() == Some("files.slack.com");
+        let api = self.api_origin.as_ref().is_some_and(|api| api.origin() == url.origin());
+        if !slack_files && !api {
+            return Err(transport(format!("{} is not Slack's file host", url.host_str().unwrap_or("?"))));
+        }
+        let token = self.bot_token.token_value.0.as_str();
+        let host = url.host_str().map(str::to_owned);
+        let mut response = match self.files.get(url).bearer_auth(token).send().await {
+            Ok(response) => response,
+            Err(err) if err.is_timeout() => return Err(SlackError::Timeout { method: METHOD }),
+            Err(err) => return Err(transport(err.without_url().to_string())),
+        };
+        if !response.status().is_success() {
+            self.metrics.slack_call(METHOD, "error");
+            return Err(transport(format!("HTTP {}", response.status().as_u16())));
+        }
+        // Without `files:read` Slack sends the download on to a sign-in page elsewhere.
+        if response.url().host_str() != host.as_deref() {
+            self.metrics.slack_call(METHOD, "error");
+            return Err(transport("Slack did not give the file (is the files:read scope granted?)".to_owned()));
+        }
+        let mut bytes = Vec::new();
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    if bytes.len() + chunk.len() > self.file_max {
+                        self.metrics.slack_call(METHOD, "ok");
+                        return Ok(Download::TooLarge);
+                    }
+                    bytes.extend_from_slice(&chunk);
+                }
+                Ok(None) => break,
+                Err(err) if err.is_timeout() => return Err(SlackError::Timeout { method: METHOD }),
+                Err(err) => return Err(transport(err.without_url().to_string())),
+            }
+        }
+        self.metrics.slack_call(METHOD, "ok");
+        Ok(Download::Whole(bytes))
     }
 
     /// Makes a call within the timeout, counts its outcome and converts its error.

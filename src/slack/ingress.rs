@@ -17,8 +17,8 @@ use slack_morphism::prelude::{
 use crate::{
     ids::{ChannelId, EventId, MessageTs, TeamId, UserId},
     inbound::{
-        ActionItem, BlockAction, Inbound, InboundKind, MessageChange, MessageShortcut, ResponseUrl, SlashCommand,
-        UserMessage, ViewSubmission,
+        ActionItem, BlockAction, Inbound, InboundKind, MessageChange, MessageShortcut, ResponseUrl, SharedFile,
+        SlashCommand, UserMessage, ViewSubmission,
     },
     slack::identity::BotIdentity,
 };
@@ -77,8 +77,10 @@ pub fn event_from_value(value: Value, me: Option<&BotIdentity>) -> Result<Parsed
             let Some(me) = me else {
                 return Ok(Parsed::NotReady);
             };
+            // slack-morphism's file model has no size: the files are read from the raw event.
+            let files = shared_files(value.pointer("/event/files"));
             match serde_json::from_value::<SlackPushEventCallback>(value) {
-                Ok(callback) => Ok(from_callback(callback, me)),
+                Ok(callback) => Ok(from_callback(callback, me, files)),
                 Err(_) => Ok(Parsed::Ignored("event_callback of an unknown shape")),
             }
         }
@@ -134,7 +136,27 @@ fn change(callback: &Value, deleted: bool, me: &BotIdentity) -> Parsed {
     })
 }
 
-fn from_callback(callback: SlackPushEventCallback, me: &BotIdentity) -> Parsed {
+/// The files an event's message shares (those Slack describes well enough to name).
+fn shared_files(files: Option<&Value>) -> Vec<SharedFile> {
+    let Some(files) = files.and_then(Value::as_array) else { return Vec::new() };
+    let text = |f: &Value, field: &str| f.get(field).and_then(Value::as_str).unwrap_or_default().to_owned();
+    files
+        .iter()
+        .filter(|f| f.get("mode").and_then(Value::as_str) != Some("tombstone"))
+        .map(|f| SharedFile {
+            name: Some(text(f, "name")).filter(|n| !n.is_empty()).unwrap_or_else(|| text(f, "title")),
+            mimetype: text(f, "mimetype"),
+            filetype: text(f, "filetype"),
+            size: f.get("size").and_then(Value::as_u64).unwrap_or(0),
+            url: ["url_private_download", "url_private"]
+                .iter()
+                .find_map(|k| f.get(*k).and_then(Value::as_str).map(str::to_owned)),
+        })
+        .filter(|f| !f.name.is_empty() || f.url.is_some())
+        .collect()
+}
+
+fn from_callback(callback: SlackPushEventCallback, me: &BotIdentity, files: Vec<SharedFile>) -> Parsed {
     let team = TeamId::new(callback.team_id.0);
     let event_id = EventId::new(callback.event_id.0);
     match callback.event {
@@ -167,6 +189,7 @@ fn from_callback(callback: SlackPushEventCallback, me: &BotIdentity) -> Parsed {
                 is_dm,
                 me,
             )
+            .with_files(files)
         }
         SlackEventCallbackBody::AppMention(mention) => {
             let channel = ChannelId::new(mention.channel.0);
@@ -174,6 +197,7 @@ fn from_callback(callback: SlackPushEventCallback, me: &BotIdentity) -> Parsed {
             let thread_ts = mention.origin.thread_ts.map(|t| t.0);
             let is_dm = channel.as_str().starts_with('D');
             message(team, Some(event_id), channel, mention.user.0, mention.origin.ts.0, thread_ts, text, is_dm, me)
+                .with_files(files)
         }
         SlackEventCallbackBody::AppHomeOpened(home) => {
             if home.tab.as_deref().is_some_and(|t| t != "home") {
@@ -235,8 +259,19 @@ fn message(
             text,
             mentions_bot,
             is_dm,
+            files: Vec::new(),
         }),
     })
+}
+
+impl Parsed {
+    /// A parsed message with the files it shares.
+    fn with_files(mut self, files: Vec<SharedFile>) -> Self {
+        if let Parsed::Inbound(Inbound { kind: InboundKind::Message(message), .. }) = &mut self {
+            message.files = files;
+        }
+        self
+    }
 }
 
 /// Whether Slack markup mentions this user (`<@U1>` or `<@U1|name>`).

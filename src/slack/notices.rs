@@ -243,6 +243,14 @@ pub fn change_not_recorded(ticket: &str, deleted: bool, err: &dyn Display) -> Me
 
 // === opening tickets ===
 
+/// Files shared with a message that the agent did not get: each with why.
+pub fn files_unread(files: &[(String, String)]) -> Message {
+    let list: Vec<String> = files.iter().map(|(name, why)| format!("{name}: {why}")).collect();
+    let lead =
+        if files.len() == 1 { "The agent could not read this file" } else { "The agent could not read these files" };
+    blocks::notice(&format!("📎 {lead} (it was told their names): {}.", list.join("; ")), &[])
+}
+
 /// The thread's earlier messages could not be read for a ticket opened inside it.
 pub fn context_unread(err: &dyn Display) -> Message {
     blocks::notice(
@@ -1038,6 +1046,13 @@ mod tests {
             ("change_not_recorded edit", change_not_recorded("DEVOPS-1", false, &err)),
             ("change_not_recorded delete", change_not_recorded("DEVOPS-1", true, &err)),
             ("context_unread", context_unread(&err)),
+            (
+                "files_unread",
+                files_unread(&[
+                    ("core <!here>".to_owned(), "it is not a text file".to_owned()),
+                    ("big.log".to_owned(), "it is larger than 64 KB".to_owned()),
+                ]),
+            ),
             ("opening", opening("Disk full <!here>")),
             ("continuing", continuing("DEVOPS-1", "Disk full")),
             ("already_a_ticket", already_a_ticket("DEVOPS-1")),

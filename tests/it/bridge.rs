@@ -745,3 +745,69 @@ fn in_thread(mut event: Value, thread_ts: &str) -> Value {
     event["event"]["thread_ts"] = json!(thread_ts);
     event
 }
+
+#[tokio::test]
+async fn files_shared_in_a_ticket_thread_reach_the_agent_or_are_named() {
+    use wiremock::matchers::header;
+    const ROOT: &str = "1700000000.000100";
+    for backend in BOTH {
+        let app = spawn_app(Options::bridge(backend)).await;
+        mount_reply(&app.helpdesk, "DEVOPS-1", reply("Reading.")).await;
+        app.post_event(&mention_event("Ev1", "C1", "U1", ROOT, "<@UBOT> web is down")).await;
+        app.sends("DEVOPS-1", 1).await;
+        let log = "ERROR ``` boom\nretrying\n";
+        Mock::given(method("GET"))
+            .and(path("/files/app.log"))
+            .and(header("authorization", "Bearer xoxb-test"))
+            .respond_with(ResponseTemplate::new(200).set_body_string(log))
+            .mount(&app.slack)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/files/values.yaml"))
+            .respond_with(ResponseTemplate::new(500))
+            .mount(&app.slack)
+            .await;
+        let base = app.slack.uri();
+        let file = |name: &str, mimetype: &str, filetype: &str, size: u64, url: String| {
+            json!({"id": format!("F-{name}"), "name": name, "title": name, "mimetype": mimetype, "filetype": filetype,
+                   "size": size, "mode": "hosted", "url_private": url.clone(), "url_private_download": url})
+        };
+        let mut shared = message_event("Ev2", "C1", "U1", "1700000000.000200", Some(ROOT), "the logs");
+        shared["event"]["subtype"] = json!("file_share");
+        shared["event"]["files"] = json!([
+            file("app.log", "text/plain", "text", log.len() as u64, format!("{base}/files/app.log")),
+            file("core", "application/octet-stream", "binary", 2_000_000, format!("{base}/files/core")),
+            file("huge.log", "text/plain", "text", 100_000, format!("{base}/files/huge.log")),
+            file("values.yaml", "application/x-yaml", "yaml", 300, format!("{base}/files/values.yaml")),
+            file("token.txt", "text/plain", "text", 10, "https://attacker.example/steal".to_owned()),
+        ]);
+        app.post_event(&shared).await;
+        let sent = app.sends("DEVOPS-1", 2).await;
+        let content = sent[1]["content"].as_str().unwrap();
+        assert_eq!(
+            content,
+            "the logs\n\nFile `app.log` (24 B):\n````\nERROR ``` boom\nretrying\n````\
+             \n\nFile `core` (1.9 MB, application/octet-stream) was shared but not included: it is not a text file.\
+             \n\nFile `huge.log` (97.7 KB, text/plain) was shared but not included: it is larger than 64 KB.\
+             \n\nFile `values.yaml` (300 B, application/x-yaml) was shared but not included: it could not be downloaded (could not call Slack files.download: HTTP 500).\
+             \n\nFile `token.txt` (10 B, text/plain) was shared but not included: it could not be downloaded (could not call Slack files.download: attacker.example is not Slack's file host).",
+            "{backend:?}"
+        );
+        // The thread says which files the agent could not read.
+        let told = shown(&app, "could not read these files").await;
+        let told = text_of(&told);
+        for name in ["core", "huge.log", "values.yaml", "token.txt"] {
+            assert!(told.contains(name), "{name} in {told}");
+        }
+        assert!(!told.contains("app.log"));
+
+        // A message that only shares a file is a message.
+        let mut only = message_event("Ev3", "C1", "U1", "1700000000.000300", Some(ROOT), "");
+        only["event"]["subtype"] = json!("file_share");
+        only["event"]["files"] =
+            json!([file("app.log", "text/plain", "text", log.len() as u64, format!("{base}/files/app.log"))]);
+        app.post_event(&only).await;
+        let sent = app.sends("DEVOPS-1", 3).await;
+        assert!(sent[2]["content"].as_str().unwrap().trim_start().starts_with("File `app.log` (24 B):"), "{}", sent[2]);
+    }
+}
