@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 
-use super::{Bridge, BridgeError, rules, seconds};
+use super::{Bridge, BridgeError, one_line, rules, seconds};
 use crate::{
     ids::{CardId, TeamId, ThreadKey, UserId},
     inbound::{BlockAction, Inbound, InboundKind},
@@ -957,22 +957,6 @@ fn attribution(commands: &[ProposedCommand], people: &HashMap<UserId, String>) -
         lines.push(format!("- `{}`: {verb} {by}", kit::truncate(&one_line(&c.command), 200)));
     }
     lines.join("\n")
-}
-
-/// `text` on one line and free of backticks, for a code span in the decisions' message:
-/// line breaks and other control characters become spaces, a backtick a look-alike.
-fn one_line(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if c == '`' {
-                'ˋ'
-            } else if c.is_control() {
-                ' '
-            } else {
-                c
-            }
-        })
-        .collect()
 }
 
 /// The history entry of `decision` on `command` (as it now stands on `card`); `rule` names

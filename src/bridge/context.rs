@@ -4,15 +4,28 @@
 //! [`CONTEXT_MESSAGES`] and [`CONTEXT_BYTES`], each with its author's display name and
 //! time; a channel can turn this off (`/helpdesk config context off`).
 
+use std::collections::HashMap;
+
 use futures_util::future::join_all;
 
 use super::Bridge;
-use crate::{ids::TeamId, inbound::UserMessage, model::ChannelRef, slack::notices};
+use crate::{
+    ids::{MessageTs, TeamId, UserId},
+    inbound::UserMessage,
+    model::ChannelRef,
+    slack::notices,
+};
 
 /// Earlier messages a ticket opened mid-thread takes along, at most (the newest).
 pub const CONTEXT_MESSAGES: usize = 50;
 /// Bytes of them, at most (the newest that fit).
 pub const CONTEXT_BYTES: usize = 20 * 1024;
+
+/// A message's ts as (seconds, fraction), to order and date it.
+fn ts_key(ts: &MessageTs) -> (i64, u64) {
+    let (seconds, fraction) = ts.as_str().split_once('.').unwrap_or((ts.as_str(), "0"));
+    (seconds.parse().unwrap_or(0), fraction.parse().unwrap_or(0))
+}
 
 /// One earlier message: who (display name), when (Unix seconds), what (plain text).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,7 +53,9 @@ pub(super) fn context_block(earlier: &[Earlier]) -> Option<String> {
     for message in earlier.iter().rev().take(CONTEXT_MESSAGES) {
         let when = jiff::Timestamp::from_second(message.at)
             .map_or_else(|_| message.at.to_string(), |t| t.strftime("%Y-%m-%d %H:%M UTC").to_string());
-        let line = format!("[{when}] {}: {}", message.name, message.text.trim());
+        // A message's own line breaks are indented, so no text can pass for another message.
+        let text = message.text.trim().replace('\n', "\n    ");
+        let line = format!("[{when}] {}: {text}", message.name);
         let room = CONTEXT_BYTES.saturating_sub(bytes);
         if line.len() + 1 > room {
             // The newest message alone may be cut to fit; older ones that do not fit are left out.
@@ -91,19 +106,31 @@ impl Bridge {
             }
         };
         let me = self.bot_user();
+        let before = ts_key(&message.ts);
         let people: Vec<_> = replies
             .into_iter()
-            .filter(|r| !r.bot && r.ts != message.ts && r.user.is_some() && r.user.as_ref() != me)
+            .filter(|r| !r.bot && ts_key(&r.ts) < before && !r.text.trim().is_empty())
+            .filter(|r| r.user.is_some() && r.user.as_ref() != me)
             .collect();
         let newest = &people[people.len().saturating_sub(CONTEXT_MESSAGES)..];
-        let earlier = join_all(newest.iter().map(|r| async move {
-            let user = r.user.as_ref()?;
-            let (name, text) = tokio::join!(self.name_of(user), self.plain_text(&r.text));
-            let at = r.ts.as_str().split('.').next().and_then(|s| s.parse().ok()).unwrap_or(0);
-            Some(Earlier { name, at, text })
-        }))
-        .await;
-        let earlier: Vec<Earlier> = earlier.into_iter().flatten().filter(|e| !e.text.trim().is_empty()).collect();
+        // Each author's name once, then the texts (their mentions resolved).
+        let mut authors: Vec<&UserId> = newest.iter().filter_map(|r| r.user.as_ref()).collect();
+        authors.sort();
+        authors.dedup();
+        let names: HashMap<&UserId, String> =
+            join_all(authors.into_iter().map(|u| async move { (u, self.name_of(u).await) }))
+                .await
+                .into_iter()
+                .collect();
+        let texts = join_all(newest.iter().map(|r| self.plain_text(&r.text))).await;
+        let earlier: Vec<Earlier> = newest
+            .iter()
+            .zip(texts)
+            .filter_map(|(r, text)| {
+                let name = names.get(r.user.as_ref()?)?.clone();
+                Some(Earlier { name, at: ts_key(&r.ts).0, text })
+            })
+            .collect();
         context_block(&earlier)
     }
 }

@@ -11,7 +11,7 @@ use super::{Bridge, BridgeError};
 use crate::{
     ids::{MessageTs, TeamId},
     inbound::MessageChange,
-    model::{Actor, HistoryEvent, TicketRecord},
+    model::{Actor, HistoryEvent, TicketRecord, TicketStatus},
     slack::notices,
 };
 
@@ -29,7 +29,10 @@ impl Bridge {
     pub(super) async fn on_message_changed(&self, team: &TeamId, change: &MessageChange) -> Result<(), BridgeError> {
         let store = &self.inner.store;
         let thread = change.thread(team);
-        let Some(record) = store.ticket_by_thread(&thread).await? else { return Ok(()) };
+        // A closed ticket's thread no longer reaches it.
+        let Some(record) = store.ticket_by_thread(&thread).await?.filter(|r| r.status != TicketStatus::Closed) else {
+            return Ok(());
+        };
         if store.relayed_to(&thread, &change.ts).await?.as_ref() != Some(&record.ticket.ticket) {
             return Ok(());
         }
@@ -46,10 +49,18 @@ impl Bridge {
                 )
             }
             None => {
-                (format!("{who} deleted a message in Slack."), HistoryEvent::MessageDeleted { ts: change.ts.clone() })
+                // Whoever deleted it (its author, or an admin), it was this person's message.
+                (
+                    format!("A message by {who} was deleted in Slack."),
+                    HistoryEvent::MessageDeleted { ts: change.ts.clone() },
+                )
             }
         };
-        let actor = change.user.clone().map_or(Actor::Bridge, Actor::User);
+        let actor = match (&change.text, &change.user) {
+            (Some(_), Some(user)) => Actor::User(user.clone()),
+            // Who deleted it Slack does not say.
+            _ => Actor::Bridge,
+        };
         match self.mirror(&record, content).await {
             Ok(()) => {
                 tracing::info!(ticket = %record.ticket.ticket, thread = %thread, deleted = change.text.is_none(), "recorded a change to a relayed message");

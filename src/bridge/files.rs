@@ -6,11 +6,11 @@
 
 use futures_util::future::join_all;
 
-use super::Bridge;
+use super::{Bridge, one_line};
 use crate::{
     ids::ThreadKey,
     inbound::SharedFile,
-    slack::{api::Download, notices},
+    slack::{api::Download, kit, notices},
 };
 
 /// Slack file types read as text (besides `text/*` and a few textual MIME types).
@@ -75,6 +75,8 @@ const TEXT_MIME: &[&str] = &[
 ];
 /// Files of one message read at most (Slack shares at most ten).
 const FILES_READ: usize = 10;
+/// Characters of a file's name in the thread's notice.
+const NAME_CHARS: usize = 100;
 
 /// Whether a shared file is one to read as text.
 fn text_like(file: &SharedFile) -> bool {
@@ -103,21 +105,6 @@ pub(super) fn fenced(text: &str) -> String {
     format!("{fence}\n{}\n{fence}", text.trim_end_matches('\n'))
 }
 
-/// A file's name as the agent reads it: one line, no backticks (it sits in a code span).
-fn shown_name(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c == '`' {
-                'ˋ'
-            } else if c.is_control() {
-                ' '
-            } else {
-                c
-            }
-        })
-        .collect()
-}
-
 /// What became of one file: inlined, or not read, and why.
 enum Read {
     Inline(String),
@@ -138,23 +125,24 @@ impl Bridge {
         for (file, read) in files.iter().zip(results) {
             match read {
                 Read::Inline(text) => {
-                    let name = shown_name(&file.name);
+                    let name = one_line(&file.name);
                     out.push_str(&format!("\n\nFile `{name}` ({}):\n{}", size(file.size), fenced(&text)));
                 }
                 Read::Unread(why) => {
                     let kind = if file.mimetype.is_empty() { file.filetype.clone() } else { file.mimetype.clone() };
                     out.push_str(&format!(
                         "\n\nFile `{}` ({}, {}) was shared but not included: {why}.",
-                        shown_name(&file.name),
+                        one_line(&file.name),
                         size(file.size),
                         if kind.is_empty() { "unknown type" } else { kind.as_str() }
                     ));
-                    unread.push((file.name.clone(), why));
+                    unread.push((kit::truncate(&one_line(&file.name), NAME_CHARS), why));
                 }
             }
         }
         for file in files.iter().skip(FILES_READ) {
-            unread.push((file.name.clone(), format!("only the first {FILES_READ} files are read")));
+            let name = kit::truncate(&one_line(&file.name), NAME_CHARS);
+            unread.push((name, format!("only the first {FILES_READ} files are read")));
         }
         if !unread.is_empty() {
             self.tell(thread, &notices::files_unread(&unread)).await;
@@ -172,7 +160,8 @@ impl Bridge {
         let Some(url) = &file.url else {
             return Read::Unread("Slack gave no link to download it".to_owned());
         };
-        match self.inner.slack.download(url).await {
+        let html = file.mimetype.eq_ignore_ascii_case("text/html");
+        match self.inner.slack.download(url, html).await {
             Ok(Download::Whole(bytes)) => match String::from_utf8(bytes) {
                 Ok(text) => Read::Inline(text),
                 Err(_) => Read::Unread("it is not UTF-8 text".to_owned()),

@@ -316,11 +316,11 @@ impl Bridge {
     /// Records a comment on the HelpDesk ticket (record-only, the agent is not woken) and
     /// in the ticket's history, and marks the message 📝.
     pub(super) async fn comment(&self, record: &TicketRecord, message: &UserMessage, text: &str) {
-        let plain = self.plain_text(text).await;
-        if plain.trim().is_empty() {
+        let (plain, files) = tokio::join!(self.plain_text(text), self.read_files(&record.thread, &message.files));
+        if plain.trim().is_empty() && files.is_empty() {
             return;
         }
-        let content = format!("{}: {plain}", self.name_of(&message.user).await);
+        let content = format!("{}: {plain}{files}", self.name_of(&message.user).await);
         match self.mirror(record, content).await {
             Ok(()) => {
                 let event = HistoryEvent::Comment { text: plain };

@@ -277,9 +277,9 @@ impl SlackApi {
         let files = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .timeout(config.timeout)
-            // Slack may send a download on to its CDN; a redirect to another host drops the
-            // Authorization header.
-            .redirect(reqwest::redirect::Policy::limited(3))
+            // A download Slack sends elsewhere is not the file (a sign-in page without
+            // `files:read`): not followed.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| SlackError::Transport { method: "init", detail: format!("file client: {e}") })?;
         let plain = SlackClientHyperConnector::from(https).with_slack_api_url(base);
@@ -321,12 +321,14 @@ impl SlackApi {
     /// Downloads a file shared in Slack (`url_private_download`, with `files:read`): at most
     /// [`SlackApi::file_max`] bytes, else [`Download::TooLarge`]. The bot token goes only to
     /// Slack's own file host (`https://files.slack.com`) or the Web API's origin; any other
-    /// URL is refused unread.
-    pub async fn download(&self, url: &str) -> Result<Download, SlackError> {
+    /// URL is refused unread. A web page is taken for Slack's sign-in page unless the file
+    /// is one (`html_ok`).
+    pub async fn download(&self, url: &str, html_ok: bool) -> Result<Download, SlackError> {
         const METHOD: &str = "files.download";
         let transport = |detail: String| SlackError::Transport { method: METHOD, detail };
         let url = reqwest::Url::parse(url).map_err(|_| transport("not a URL".to_owned()))?;
-        let slack_files = url.scheme() == "https" && url.host_str() == Some("files.slack.com");
+        let slack_files =
+            url.scheme() == "https" && matches!(url.host_str(), Some("files.slack.com" | "files.slack-gov.com"));
         let api = self.api_origin.as_ref().is_some_and(|api| api.origin() == url.origin());
         if !slack_files && !api {
             return Err(transport(format!("{} is not Slack's file host", url.host_str().unwrap_or("?"))));
@@ -338,14 +340,20 @@ impl SlackApi {
             Err(err) if err.is_timeout() => return Err(SlackError::Timeout { method: METHOD }),
             Err(err) => return Err(transport(err.without_url().to_string())),
         };
+        // Without `files:read` Slack sends the download on to a sign-in page, or serves one.
+        let page = response.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+        let page = page.is_some_and(|t| t.starts_with("text/html")) && !html_ok;
+        if response.status().is_redirection() || page || response.url().host_str() != host.as_deref() {
+            self.metrics.slack_call(METHOD, "error");
+            return Err(transport("Slack did not give the file (is the files:read scope granted?)".to_owned()));
+        }
         if !response.status().is_success() {
             self.metrics.slack_call(METHOD, "error");
             return Err(transport(format!("HTTP {}", response.status().as_u16())));
         }
-        // Without `files:read` Slack sends the download on to a sign-in page elsewhere.
-        if response.url().host_str() != host.as_deref() {
-            self.metrics.slack_call(METHOD, "error");
-            return Err(transport("Slack did not give the file (is the files:read scope granted?)".to_owned()));
+        if response.content_length().is_some_and(|n| n > self.file_max as u64) {
+            self.metrics.slack_call(METHOD, "ok");
+            return Ok(Download::TooLarge);
         }
         let mut bytes = Vec::new();
         loop {

@@ -90,8 +90,11 @@ pub fn event_from_value(value: Value, me: Option<&BotIdentity>) -> Result<Parsed
 }
 
 /// A `message_changed` or `message_deleted` event as an edit or deletion of a person's
-/// message. Edits of bots' messages (the bridge's own included) and edits that leave the
-/// text as it was (Slack sends those for unfurls and new replies) are ignored.
+/// message. Only a person's edit counts as one (Slack marks it `edited`; it also sends
+/// `message_changed` for unfurls and new replies), and only if the text changed; a message
+/// with replies that is deleted becomes a tombstone (`message_changed` with subtype
+/// `tombstone`), which is its deletion; bots' messages (the bridge's own included) are
+/// ignored.
 fn change(callback: &Value, deleted: bool, me: &BotIdentity) -> Parsed {
     let text_at = |v: &Value, field: &str| v.get(field).and_then(Value::as_str).map(str::to_owned);
     let (Some(team), Some(event_id), Some(event)) =
@@ -101,7 +104,16 @@ fn change(callback: &Value, deleted: bool, me: &BotIdentity) -> Parsed {
     };
     // The message as it was (for a deletion) or is (for an edit), and as it was before.
     let previous = event.get("previous_message").unwrap_or(&Value::Null);
-    let message = if deleted { previous } else { event.get("message").unwrap_or(&Value::Null) };
+    let tombstone = |m: &Value| m.get("subtype").and_then(Value::as_str) == Some("tombstone");
+    if deleted && tombstone(previous) {
+        return Parsed::Ignored("deletion of a message already shown as deleted");
+    }
+    let now = event.get("message").unwrap_or(&Value::Null);
+    let deleted = deleted || tombstone(now);
+    let message = if deleted { previous } else { now };
+    if !deleted && (now.get("edited").is_none() || now.get("edited") == previous.get("edited")) {
+        return Parsed::Ignored("message change that is not a person's edit");
+    }
     let by_bot = |m: &Value| {
         m.get("bot_id").is_some_and(|b| !b.is_null())
             || m.get("subtype").and_then(Value::as_str) == Some("bot_message")
@@ -110,7 +122,7 @@ fn change(callback: &Value, deleted: bool, me: &BotIdentity) -> Parsed {
     if by_bot(message) || by_bot(previous) {
         return Parsed::Ignored("change of a bot's message");
     }
-    let ts = if deleted { text_at(event, "deleted_ts") } else { text_at(message, "ts") };
+    let ts = text_at(event, "deleted_ts").filter(|_| deleted).or_else(|| text_at(message, "ts"));
     let (Some(channel), Some(ts)) = (text_at(event, "channel"), ts) else {
         return Parsed::Ignored("message change without channel or ts");
     };
@@ -152,7 +164,13 @@ fn shared_files(files: Option<&Value>) -> Vec<SharedFile> {
                 .iter()
                 .find_map(|k| f.get(*k).and_then(Value::as_str).map(str::to_owned)),
         })
-        .filter(|f| !f.name.is_empty() || f.url.is_some())
+        .map(|mut f| {
+            // A file Slack does not describe (another organisation's) is still named.
+            if f.name.is_empty() {
+                f.name = "a file Slack did not describe".to_owned();
+            }
+            f
+        })
         .collect()
 }
 

@@ -248,7 +248,7 @@ pub fn files_unread(files: &[(String, String)]) -> Message {
     let list: Vec<String> = files.iter().map(|(name, why)| format!("{name}: {why}")).collect();
     let lead =
         if files.len() == 1 { "The agent could not read this file" } else { "The agent could not read these files" };
-    blocks::notice(&format!("📎 {lead} (it was told their names): {}.", list.join("; ")), &[])
+    blocks::notice(&format!("📎 {lead}: {}.", list.join("; ")), &[])
 }
 
 /// The thread's earlier messages could not be read for a ticket opened inside it.

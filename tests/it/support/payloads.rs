@@ -39,8 +39,8 @@ pub fn message_event(
     callback(event_id, event)
 }
 
-/// A `message_changed` event: `user`'s message `ts` (in `thread_ts`) now reads `text`
-/// instead of `before`; `bot` makes it a bot's message.
+/// A `message_changed` event: `user` edited their message `ts` (in `thread_ts`), which
+/// read `before`, to read `text`.
 pub fn edit_event(
     event_id: &str,
     channel: &str,
@@ -50,15 +50,27 @@ pub fn edit_event(
     before: &str,
     text: &str,
 ) -> Value {
-    let message = |text: &str| {
-        json!({"type": "message", "user": user, "text": text, "ts": ts, "thread_ts": thread_ts,
-               "edited": {"user": user, "ts": "1800000000.000001"}})
-    };
+    let message = |text: &str| json!({"type": "message", "user": user, "text": text, "ts": ts, "thread_ts": thread_ts});
+    let mut now = message(text);
+    now["edited"] = json!({"user": user, "ts": "1800000000.000001"});
     callback(
         event_id,
         json!({"type": "message", "subtype": "message_changed", "hidden": true, "channel": channel,
                "ts": "1800000000.000002", "event_ts": "1800000000.000002", "channel_type": "channel",
-               "message": message(text), "previous_message": message(before)}),
+               "message": now, "previous_message": message(before)}),
+    )
+}
+
+/// A `message_changed` event as Slack sends it when a message with replies is deleted: the
+/// message `ts` of `user`, which read `before`, becomes a tombstone.
+pub fn tombstone_event(event_id: &str, channel: &str, user: &str, ts: &str, before: &str) -> Value {
+    callback(
+        event_id,
+        json!({"type": "message", "subtype": "message_changed", "hidden": true, "channel": channel,
+               "ts": "1800000000.000004", "event_ts": "1800000000.000004", "channel_type": "channel",
+               "message": {"type": "message", "subtype": "tombstone", "user": "USLACKBOT", "hidden": true,
+                           "text": "This message was deleted.", "ts": ts, "thread_ts": ts, "reply_count": 2},
+               "previous_message": {"type": "message", "user": user, "text": before, "ts": ts, "thread_ts": ts}}),
     )
 }
 
