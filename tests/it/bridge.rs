@@ -820,3 +820,46 @@ async fn files_shared_in_a_ticket_thread_reach_the_agent_or_are_named() {
         assert!(sent[2]["content"].as_str().unwrap().trim_start().starts_with("File `app.log` (24 B):"), "{}", sent[2]);
     }
 }
+
+#[tokio::test]
+async fn a_thread_slack_will_not_give_and_files_slack_will_not_give_are_explained() {
+    const ROOT: &str = "1700000000.000100";
+    let app = spawn_app(Options::bridge(Backend::Embedded)).await;
+    Mock::given(path("/conversations.replies"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": false, "error": "missing_scope"})))
+        .with_priority(1)
+        .mount(&app.slack)
+        .await;
+    // A sign-in page where the file should be, and bytes that are not UTF-8.
+    Mock::given(method("GET"))
+        .and(path("/files/notes.txt"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(b"<html>Sign in</html>".to_vec(), "text/html"))
+        .mount(&app.slack)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/files/latin1.log"))
+        .respond_with(ResponseTemplate::new(200).set_body_bytes(vec![b'c', b'a', b'f', 0xE9]))
+        .mount(&app.slack)
+        .await;
+    mount_reply(&app.helpdesk, "DEVOPS-1", reply("Looking.")).await;
+    let base = app.slack.uri();
+    let file = |name: &str| {
+        json!({"id": format!("F-{name}"), "name": name, "mimetype": "text/plain", "filetype": "text", "size": 20,
+               "url_private_download": format!("{base}/files/{name}")})
+    };
+    // The mention that opens the ticket mid-thread shares the files itself.
+    let mut mention = mention_event("Ev1", "C1", "U1", "1700000000.000300", "<@UBOT> see attached");
+    mention["event"]["thread_ts"] = json!(ROOT);
+    mention["event"]["files"] = json!([file("notes.txt"), file("latin1.log")]);
+    app.post_event(&mention).await;
+    let sent = app.sends("DEVOPS-1", 1).await;
+    let content = sent[0]["content"].as_str().unwrap();
+    assert!(content.contains("File `notes.txt` (20 B, text/plain) was shared but not included: it could not be downloaded (could not call Slack files.download: Slack did not give the file (is the files:read scope granted?))"), "{content}");
+    assert!(
+        content.contains("File `latin1.log` (20 B, text/plain) was shared but not included: it is not UTF-8 text."),
+        "{content}"
+    );
+    assert!(!content.contains("Earlier in this Slack thread"), "{content}");
+    shown(&app, "could not read this thread's earlier messages").await;
+    shown(&app, "could not read these files").await;
+}
