@@ -19,7 +19,7 @@ use tokio::{net::TcpListener, time::Instant};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
-    bridge::{Bridge, Defaults, Policy, Ports},
+    bridge::{Bridge, Defaults, Policy, Portal, Portals, Ports},
     config::Config,
     dispatch::{Dispatcher, Handler},
     helpdesk::{HelpdeskClient, HelpdeskError},
@@ -53,6 +53,9 @@ pub enum BuildError {
     /// The HelpDesk client could not be built.
     #[error(transparent)]
     Helpdesk(#[from] HelpdeskError),
+    /// No HelpDesk portal is configured.
+    #[error("no HelpDesk portal is configured")]
+    NoPortal,
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -93,16 +96,24 @@ impl Application {
     /// Builds the application with the bridge as the handler of inbound items.
     pub async fn build(config: Config) -> Result<Self, BuildError> {
         Self::assemble(config, |parts| {
-            let helpdesk = HelpdeskClient::new(&parts.config.helpdesk, parts.metrics.clone())?;
+            // One client per portal, made once.
+            let mut portals = Vec::new();
+            for portal in parts.config.all_portals() {
+                portals.push(Portal {
+                    client: HelpdeskClient::new(&portal.helpdesk, parts.metrics.clone())?,
+                    defaults: Defaults {
+                        workspace: portal.helpdesk.default_workspace.clone(),
+                        agent: portal.helpdesk.default_agent.clone(),
+                    },
+                    name: portal.name,
+                });
+            }
+            let portals = Portals::new(portals).ok_or(BuildError::NoPortal)?;
             Ok(Arc::new(Bridge::new(Ports {
                 slack: parts.slack.clone(),
-                helpdesk,
+                portals,
                 store: parts.store.clone(),
                 identity: parts.identity.clone(),
-                defaults: Defaults {
-                    workspace: parts.config.helpdesk.default_workspace.clone(),
-                    agent: parts.config.helpdesk.default_agent.clone(),
-                },
                 policy: Policy { approvers: parts.config.approvers.clone(), access: parts.config.access.clone() },
                 destructive_patterns: parts.config.destructive_patterns.clone(),
                 command_rules: parts.config.command_rules.clone(),

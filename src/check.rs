@@ -42,32 +42,43 @@ pub async fn run(config: &Config) -> Result<(), CheckFailed> {
     };
     line("slack", slack);
 
-    match HelpdeskClient::new(&config.helpdesk, Metrics::default()) {
-        Err(err) => line("helpdesk", Err(err.to_string())),
-        Ok(helpdesk) => {
-            let workspace = match &config.helpdesk.default_workspace {
-                Some(name) => helpdesk
-                    .find_workspace(name)
-                    .await
-                    .map(|w| format!("default workspace '{}' is {}", w.name, w.id))
-                    .map_err(|e| format!("HELPDESK_WORKSPACE: {e}")),
-                None => helpdesk
-                    .list_workspaces()
-                    .await
-                    .map(|all| format!("token accepted; {} workspace(s); no HELPDESK_WORKSPACE set", all.len()))
-                    .map_err(|e| e.to_string()),
-            };
-            line("helpdesk workspace", workspace);
-            if let Some(name) = &config.helpdesk.default_agent {
-                let agent = helpdesk
-                    .find_agent(name)
-                    .await
-                    .map(|a| {
-                        let mode = if a.streams { "streaming" } else { "unary" };
-                        format!("default agent '{}' is {} ({mode})", a.name, a.id)
-                    })
-                    .map_err(|e| format!("HELPDESK_AGENT: {e}"));
-                line("helpdesk agent", agent);
+    for portal in config.all_portals() {
+        // One portal is named for what it is; several, by name.
+        let name = |what: &str| {
+            if config.portals.is_empty() { what.to_owned() } else { format!("{what} [{}]", portal.name) }
+        };
+        // Where the default came from: the environment, or the portal's entry in the file.
+        let setting = |var: &str, key: &str| {
+            if config.portals.is_empty() { var.to_owned() } else { format!("PORTALS_FILE {key}") }
+        };
+        let helpdesk_config = &portal.helpdesk;
+        match HelpdeskClient::new(helpdesk_config, Metrics::default()) {
+            Err(err) => line(&name("helpdesk"), Err(err.to_string())),
+            Ok(helpdesk) => {
+                let workspace = match &helpdesk_config.default_workspace {
+                    Some(workspace) => helpdesk
+                        .find_workspace(workspace)
+                        .await
+                        .map(|w| format!("default workspace '{}' is {}", w.name, w.id))
+                        .map_err(|e| format!("{}: {e}", setting("HELPDESK_WORKSPACE", "workspace"))),
+                    None => helpdesk
+                        .list_workspaces()
+                        .await
+                        .map(|all| format!("token accepted; {} workspace(s); no default workspace set", all.len()))
+                        .map_err(|e| e.to_string()),
+                };
+                line(&name("helpdesk workspace"), workspace);
+                if let Some(agent) = &helpdesk_config.default_agent {
+                    let agent = helpdesk
+                        .find_agent(agent)
+                        .await
+                        .map(|a| {
+                            let mode = if a.streams { "streaming" } else { "unary" };
+                            format!("default agent '{}' is {} ({mode})", a.name, a.id)
+                        })
+                        .map_err(|e| format!("{}: {e}", setting("HELPDESK_AGENT", "agent")));
+                    line(&name("helpdesk agent"), agent);
+                }
             }
         }
     }

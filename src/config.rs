@@ -55,6 +55,11 @@ pub struct Cli {
     /// files are named, not read.
     #[arg(long, env = "FILE_INLINE_MAX_BYTES", default_value = "65536")]
     pub file_inline_max_bytes: String,
+    /// A TOML file listing several HelpDesk portals (instead of `DUPLO_HOST` and
+    /// `DUPLO_TOKEN`): `[[portal]]` entries with `name`, `host`, `token_env` and optional
+    /// `workspace`, `agent` and `default`.
+    #[arg(long, env = "PORTALS_FILE")]
+    pub portals_file: Option<PathBuf>,
     /// HelpDesk portal base URL.
     #[arg(long, env = "DUPLO_HOST")]
     pub duplo_host: Option<String>,
@@ -182,6 +187,7 @@ impl std::fmt::Debug for Cli {
             .field("slack_appends_per_minute", &self.slack_appends_per_minute)
             .field("slack_timeout_seconds", &self.slack_timeout_seconds)
             .field("file_inline_max_bytes", &self.file_inline_max_bytes)
+            .field("portals_file", &self.portals_file)
             .field("duplo_host", &self.duplo_host)
             .field("duplo_token", &redacted(&self.duplo_token))
             .field("helpdesk_workspace", &self.helpdesk_workspace)
@@ -258,8 +264,11 @@ pub enum LogFormat {
 pub struct Config {
     /// Slack tokens and endpoints.
     pub slack: SlackConfig,
-    /// The HelpDesk portal and defaults.
+    /// The default HelpDesk portal and its defaults.
     pub helpdesk: HelpdeskConfig,
+    /// `PORTALS_FILE`'s portals, the default (`helpdesk`) first; empty in the one-portal
+    /// form of `DUPLO_HOST` and `DUPLO_TOKEN` (see [`Config::all_portals`]).
+    pub portals: Vec<PortalConfig>,
     /// Where state lives.
     pub store: StoreConfig,
     /// HTTP listen address.
@@ -374,6 +383,103 @@ pub struct HelpdeskConfig {
     pub force_streaming: bool,
 }
 
+impl Config {
+    /// Every portal, the default first: `PORTALS_FILE`'s, or the one of `helpdesk`, named
+    /// [`DEFAULT_PORTAL`].
+    pub fn all_portals(&self) -> Vec<PortalConfig> {
+        if self.portals.is_empty() {
+            vec![PortalConfig { name: DEFAULT_PORTAL.to_owned(), helpdesk: self.helpdesk.clone() }]
+        } else {
+            self.portals.clone()
+        }
+    }
+}
+
+/// The name of the one portal of `DUPLO_HOST` and `DUPLO_TOKEN`.
+pub const DEFAULT_PORTAL: &str = "default";
+
+/// One HelpDesk portal.
+#[derive(Debug, Clone)]
+pub struct PortalConfig {
+    /// Its name, as `/helpdesk config portal <name>` and the creation form use it.
+    pub name: String,
+    /// How to reach it, and its default workspace and agent.
+    pub helpdesk: HelpdeskConfig,
+}
+
+/// A `[[portal]]` entry of `PORTALS_FILE`, as written.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PortalEntry {
+    name: String,
+    host: String,
+    token_env: String,
+    #[serde(default)]
+    workspace: Option<String>,
+    #[serde(default)]
+    agent: Option<String>,
+    #[serde(default)]
+    default: bool,
+}
+
+/// `PORTALS_FILE`, as written.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PortalsFile {
+    #[serde(default)]
+    portal: Vec<PortalEntry>,
+}
+
+/// The portals of a `PORTALS_FILE` (its text), the default first, each built on `shared`
+/// (timeouts and caching) with the token read through `token`; an error names the entry.
+fn portals_from(
+    text: &str,
+    shared: &HelpdeskConfig,
+    allow_insecure: bool,
+    token: impl Fn(&str) -> Option<String>,
+) -> Result<Vec<PortalConfig>, ConfigError> {
+    const VAR: &str = "PORTALS_FILE";
+    let file: PortalsFile =
+        toml::from_str(text).map_err(|e| ConfigError::new(VAR, format!("is not valid: {}", e.message())))?;
+    if file.portal.is_empty() {
+        return Err(ConfigError::new(VAR, "lists no [[portal]]"));
+    }
+    if file.portal.iter().filter(|p| p.default).count() > 1 {
+        return Err(ConfigError::new(VAR, "marks more than one portal as the default"));
+    }
+    let mut portals: Vec<PortalConfig> = Vec::new();
+    for entry in file.portal {
+        let name = entry.name.trim().to_owned();
+        let at = |what: String| ConfigError::new(VAR, format!("portal '{name}': {what}"));
+        if name.is_empty() || name.chars().any(char::is_whitespace) {
+            return Err(ConfigError::new(VAR, format!("portal name '{name}' must be one word")));
+        }
+        if portals.iter().any(|p| p.name.eq_ignore_ascii_case(&name)) {
+            return Err(ConfigError::new(VAR, format!("portal '{name}' is listed twice")));
+        }
+        let host = normalise_host(&entry.host, allow_insecure).map_err(|e| at(format!("host {}", e.problem)))?;
+        let Some(secret) = token(&entry.token_env).filter(|t| !t.trim().is_empty()) else {
+            return Err(at(format!("token_env {} is not set", entry.token_env)));
+        };
+        let portal = PortalConfig {
+            name,
+            helpdesk: HelpdeskConfig {
+                host,
+                token: secret.trim().to_owned().into(),
+                default_workspace: entry.workspace.filter(|w| !w.trim().is_empty()),
+                default_agent: entry.agent.filter(|a| !a.trim().is_empty()),
+                ..shared.clone()
+            },
+        };
+        if entry.default {
+            portals.insert(0, portal);
+        } else {
+            portals.push(portal);
+        }
+    }
+    Ok(portals)
+}
+
 /// Store settings.
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
@@ -452,10 +558,42 @@ impl Cli {
         let api_url = http_url("SLACK_API_URL", &self.slack_api_url, allow_insecure)?;
         let api_url = if api_url.ends_with('/') { api_url } else { format!("{api_url}/") };
 
-        let host =
-            required("DUPLO_HOST", &self.duplo_host, "the HelpDesk portal URL, e.g. https://acme.duplocloud.net")?;
-        let host = normalise_host(&host, allow_insecure)?;
-        let duplo_token = required("DUPLO_TOKEN", &self.duplo_token, "the HelpDesk bearer token")?;
+        let shared = HelpdeskConfig {
+            host: String::new(),
+            token: String::new().into(),
+            default_workspace: non_empty(&self.helpdesk_workspace),
+            default_agent: non_empty(&self.helpdesk_agent),
+            request_timeout: seconds("HELPDESK_TIMEOUT_SECONDS", &self.helpdesk_timeout_seconds)?,
+            stream_idle_timeout: seconds("HELPDESK_STREAM_IDLE_SECONDS", &self.helpdesk_stream_idle_seconds)?,
+            cache_ttl: seconds("HELPDESK_CACHE_SECONDS", &self.helpdesk_cache_seconds)?,
+            force_streaming: boolean("HELPDESK_FORCE_STREAMING", &self.helpdesk_force_streaming)?,
+        };
+        let portals = match &self.portals_file {
+            Some(path) => {
+                if non_empty(&self.duplo_host).is_some() || non_empty(&self.duplo_token).is_some() {
+                    return Err(ConfigError::new(
+                        "PORTALS_FILE",
+                        "is set together with DUPLO_HOST or DUPLO_TOKEN; list every portal in the file instead",
+                    ));
+                }
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| ConfigError::new("PORTALS_FILE", format!("cannot read {}: {e}", path.display())))?;
+                portals_from(&text, &shared, allow_insecure, |var| std::env::var(var).ok())?
+            }
+            None => {
+                let host = required(
+                    "DUPLO_HOST",
+                    &self.duplo_host,
+                    "the HelpDesk portal URL, e.g. https://acme.duplocloud.net (or list portals in PORTALS_FILE)",
+                )?;
+                let host = normalise_host(&host, allow_insecure)?;
+                let token = required("DUPLO_TOKEN", &self.duplo_token, "the HelpDesk bearer token")?;
+                let helpdesk = HelpdeskConfig { host, token: token.into(), ..shared };
+                vec![PortalConfig { name: DEFAULT_PORTAL.to_owned(), helpdesk }]
+            }
+        };
+        let helpdesk = portals[0].helpdesk.clone();
+        let portals = if self.portals_file.is_some() { portals } else { Vec::new() };
 
         let redis_url = non_empty(&self.redis_url);
         if let Some(url) = &redis_url
@@ -540,16 +678,8 @@ impl Cli {
                 timeout: Duration::from_secs(positive("SLACK_TIMEOUT_SECONDS", &self.slack_timeout_seconds)? as u64),
                 file_inline_max_bytes: positive("FILE_INLINE_MAX_BYTES", &self.file_inline_max_bytes)?,
             },
-            helpdesk: HelpdeskConfig {
-                host,
-                token: duplo_token.into(),
-                default_workspace: non_empty(&self.helpdesk_workspace),
-                default_agent: non_empty(&self.helpdesk_agent),
-                request_timeout: seconds("HELPDESK_TIMEOUT_SECONDS", &self.helpdesk_timeout_seconds)?,
-                stream_idle_timeout: seconds("HELPDESK_STREAM_IDLE_SECONDS", &self.helpdesk_stream_idle_seconds)?,
-                cache_ttl: seconds("HELPDESK_CACHE_SECONDS", &self.helpdesk_cache_seconds)?,
-                force_streaming: boolean("HELPDESK_FORCE_STREAMING", &self.helpdesk_force_streaming)?,
-            },
+            helpdesk,
+            portals,
             store: StoreConfig {
                 redis_url: redis_url.map(Into::into),
                 key_prefix: self.redis_key_prefix.clone(),
@@ -760,6 +890,84 @@ fn parse_approvers(var: &'static str, value: &str) -> Result<Vec<Approver>, Conf
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn shared() -> HelpdeskConfig {
+        HelpdeskConfig {
+            host: String::new(),
+            token: String::new().into(),
+            default_workspace: Some("env-workspace".to_owned()),
+            default_agent: None,
+            request_timeout: Duration::from_secs(5),
+            stream_idle_timeout: Duration::from_secs(5),
+            cache_ttl: Duration::from_secs(60),
+            force_streaming: false,
+        }
+    }
+
+    fn portals(text: &str) -> Result<Vec<PortalConfig>, ConfigError> {
+        let tokens = |var: &str| match var {
+            "PROD_TOKEN" => Some("tok-prod".to_owned()),
+            "QA_TOKEN" => Some("tok-qa".to_owned()),
+            _ => None,
+        };
+        portals_from(text, &shared(), false, tokens)
+    }
+
+    #[test]
+    fn portal_files_list_portals_the_default_first_and_name_the_bad_entry() {
+        let listed = portals(
+            r#"
+            [[portal]]
+            name = "qa"
+            host = "https://qa.duplocloud.net/"
+            token_env = "QA_TOKEN"
+
+            [[portal]]
+            name = "prod"
+            host = "https://prod.duplocloud.net"
+            token_env = "PROD_TOKEN"
+            workspace = "devops"
+            agent = "k8s"
+            default = true
+            "#,
+        )
+        .unwrap();
+        let names: Vec<&str> = listed.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["prod", "qa"], "the default first");
+        assert_eq!(listed[0].helpdesk.host, "https://prod.duplocloud.net");
+        assert_eq!(secrecy::ExposeSecret::expose_secret(&listed[0].helpdesk.token), "tok-prod");
+        assert_eq!(listed[0].helpdesk.default_agent.as_deref(), Some("k8s"));
+        assert_eq!(listed[1].helpdesk.host, "https://qa.duplocloud.net");
+        assert_eq!(listed[1].helpdesk.default_workspace, None, "each portal its own defaults");
+
+        let entry = |name: &str, host: &str, token: &str| {
+            format!("[[portal]]\nname = \"{name}\"\nhost = \"{host}\"\ntoken_env = \"{token}\"\n")
+        };
+        let refused = [
+            (entry("prod", "https://p.example", "NOPE"), "portal 'prod': token_env NOPE is not set"),
+            (
+                entry("prod", "https://p.example", "PROD_TOKEN") + &entry("Prod", "https://q.example", "QA_TOKEN"),
+                "portal 'Prod' is listed twice",
+            ),
+            (
+                entry("qa", "ftp://q.example", "QA_TOKEN"),
+                "portal 'qa': host 'ftp://q.example' must start with https://",
+            ),
+            (entry("qa", "http://q.example", "QA_TOKEN"), "portal 'qa': host 'http://q.example' must use https://"),
+            (entry("two words", "https://q.example", "QA_TOKEN"), "portal name 'two words' must be one word"),
+            (String::new(), "lists no [[portal]]"),
+            ("[[portal]]\nname = \"x\"\n".to_owned(), "is not valid: missing field `host`"),
+            (
+                entry("qa", "https://q.example", "QA_TOKEN") + "colour = \"red\"\n",
+                "is not valid: unknown field `colour`",
+            ),
+        ];
+        for (text, problem) in refused {
+            let err = portals(&text).expect_err(&text);
+            assert_eq!(err.var, "PORTALS_FILE");
+            assert!(err.problem.starts_with(problem), "{:?} for {text}", err.problem);
+        }
+    }
 
     #[test]
     fn durations_take_a_unit_or_mean_seconds() {

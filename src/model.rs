@@ -780,6 +780,9 @@ pub struct ChannelSettings {
     /// earlier messages (`/helpdesk config context off`).
     #[serde(default)]
     pub context_off: bool,
+    /// The HelpDesk portal this channel's new tickets go to (`None`: the default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub portal: Option<String>,
 }
 
 /// Stored approvers; one that no longer parses is left out (and logged) rather than making

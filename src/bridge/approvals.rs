@@ -131,7 +131,7 @@ impl Bridge {
 
     /// The card's messages, as they should look now.
     fn render_card(&self, card: &Card, agent: &str, closed: Option<CardClosed>) -> Vec<Message> {
-        let url = self.inner.helpdesk.chat_url(&card.ticket.workspace, &card.ticket.ticket);
+        let url = crate::helpdesk::chat_url(&card.ticket.host, &card.ticket.workspace, &card.ticket.ticket);
         let status = match (card.state, closed) {
             (_, Some(why)) => CardStatus::Closed(why),
             (CardState::Open, None) => CardStatus::Open,

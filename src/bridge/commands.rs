@@ -101,14 +101,18 @@ impl Bridge {
         let key = ChannelRef { team: team.clone(), channel: channel.clone() };
         let store = &self.inner.store;
         let mut settings = store.channel_settings(&key).await?;
-        let ConfigArgs { workspace, agent, approvers, relay, context, allow, block } = match ConfigArgs::parse(args) {
-            Ok(parsed) => parsed,
-            Err(problem) => return Ok(notices::config_usage(&problem)),
-        };
+        let ConfigArgs { workspace, agent, approvers, relay, context, portal, allow, block } =
+            match ConfigArgs::parse(args) {
+                Ok(parsed) => parsed,
+                Err(problem) => return Ok(notices::config_usage(&problem)),
+            };
         let nothing_to_change = [workspace.is_none(), agent.is_none(), approvers.is_none(), relay.is_none()];
-        if nothing_to_change.iter().all(|none| *none) && allow.is_none() && block.is_none() && context.is_none() {
-            let defaults = &self.inner.defaults;
+        let unchanged = allow.is_none() && block.is_none() && context.is_none() && portal.is_none();
+        if nothing_to_change.iter().all(|none| *none) && unchanged {
+            let current = self.inner.portals.for_channel(settings.portal.as_deref());
+            let defaults = &current.defaults;
             return Ok(notices::settings(&Settings {
+                portal: self.inner.portals.several().then_some(current.name.as_str()),
                 workspace: settings.workspace_name.as_deref(),
                 agent: settings.agent_name.as_deref(),
                 default_workspace: defaults.workspace.as_deref(),
@@ -150,7 +154,21 @@ impl Bridge {
         if let Some(on) = context {
             settings.context_off = !on;
         }
-        let helpdesk = &self.inner.helpdesk;
+        // Another portal: the workspace and agent set for the old one do not carry over.
+        if let Some(name) = &portal {
+            let Some(chosen) = self.inner.portals.named(name) else {
+                return Ok(notices::portal_unknown(name, &self.inner.portals.names().collect::<Vec<_>>()));
+            };
+            if settings.portal.as_deref().is_none_or(|p| !p.eq_ignore_ascii_case(&chosen.name)) {
+                settings.workspace = None;
+                settings.workspace_name = None;
+                settings.agent = None;
+                settings.agent_name = None;
+            }
+            settings.portal = Some(chosen.name.clone());
+        }
+        let portal = self.inner.portals.for_channel(settings.portal.as_deref());
+        let helpdesk = &portal.client;
         if let Some(name) = &workspace {
             match helpdesk.find_workspace(name).await {
                 Ok(found) if !self.workspace_allowed(found.id.as_str(), &found.name) => {
@@ -187,6 +205,7 @@ impl Bridge {
             "channel settings changed"
         );
         Ok(notices::settings_changed(&Settings {
+            portal: self.inner.portals.several().then_some(portal.name.as_str()),
             workspace: settings.workspace_name.as_deref(),
             agent: settings.agent_name.as_deref(),
             default_workspace: None,

@@ -132,7 +132,8 @@ impl Bridge {
         let Some(target) = self.resolve_target(team, &command.channel).await? else {
             return Ok(notices::nowhere_to_look(name));
         };
-        match self.inner.helpdesk.ticket(&target.workspace, &TicketName::new(name)).await {
+        let helpdesk = &self.inner.portals.for_channel(Some(&target.portal)).client;
+        match helpdesk.ticket(&target.workspace, &TicketName::new(name)).await {
             Ok(found) => {
                 let view = TicketRow {
                     ticket: found.name.as_str(),
@@ -268,7 +269,7 @@ impl Bridge {
             return Ok(());
         }
         let Some(target) = self.resolve_target(team, &channel).await? else { return Ok(()) };
-        let helpdesk = &self.inner.helpdesk;
+        let helpdesk = &self.inner.portals.for_channel(Some(&target.portal)).client;
         let found = match helpdesk.ticket(&target.workspace, &TicketName::new(name)).await {
             Ok(found) => found,
             Err(err) => {

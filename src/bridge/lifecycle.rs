@@ -61,7 +61,7 @@ impl Refusal {
 impl Bridge {
     /// Renders the header of a ticket as it stands.
     pub(super) fn render_header(&self, record: &TicketRecord, deleted_by: Option<&UserId>) -> kit::Message {
-        let url = self.inner.helpdesk.chat_url(&record.ticket.workspace, &record.ticket.ticket);
+        let url = crate::helpdesk::chat_url(&record.ticket.host, &record.ticket.workspace, &record.ticket.ticket);
         ticket::header(&HeaderView {
             ticket: record.ticket.ticket.as_str(),
             title: &record.title,
@@ -185,9 +185,12 @@ impl Bridge {
                 return Err(Refusal::Invalid { ticket: name, from: record.status, to });
             }
             let (status, disposition) = ApiStatus::for_status(to, None);
-            let helpdesk = &self.inner.helpdesk;
             let (workspace, ticket) = (&record.ticket.workspace, &record.ticket.ticket);
-            if let Err(err) = helpdesk.set_status(workspace, ticket, status, disposition).await {
+            let set = match self.helpdesk_of(&record.ticket) {
+                Ok(helpdesk) => helpdesk.set_status(workspace, ticket, status, disposition).await,
+                Err(err) => Err(err),
+            };
+            if let Err(err) = set {
                 tracing::warn!(ticket = %name, error = %err, "the HelpDesk refused a status change");
                 return Err(Refusal::Helpdesk { ticket: name, from, to, err });
             }
@@ -282,7 +285,11 @@ impl Bridge {
         use futures_util::StreamExt;
         let message = OutgoingMessage { content: text, decisions: Vec::new(), record_only: true };
         let (workspace, ticket) = (&record.ticket.workspace, &record.ticket.ticket);
-        let mut reply = match self.inner.helpdesk.send_message(workspace, ticket, &message, false).await {
+        let sent = match self.helpdesk_of(&record.ticket) {
+            Ok(helpdesk) => helpdesk.send_message(workspace, ticket, &message, false).await,
+            Err(err) => Err(err),
+        };
+        let mut reply = match sent {
             Ok(reply) => reply,
             Err(err) => {
                 tracing::warn!(ticket = %ticket, error = %err, "could not record a message on the HelpDesk ticket");
@@ -363,7 +370,11 @@ impl Bridge {
 
     /// "Switch agent": a modal listing the HelpDesk's agents.
     async fn ask_agent(&self, action: &BlockAction, record: &TicketRecord) -> Result<(), BridgeError> {
-        let agents = match self.inner.helpdesk.list_agents().await {
+        let listed = match self.helpdesk_of(&record.ticket) {
+            Ok(helpdesk) => helpdesk.list_agents().await,
+            Err(err) => Err(err),
+        };
+        let agents = match listed {
             Ok(agents) => agents,
             Err(err) => {
                 self.answer_click(action, &notices::cannot_list_agents(&err)).await;
@@ -397,7 +408,7 @@ impl Bridge {
         if !self.may_manage(&record, user, user_team).await || record.agent_id == agent {
             return Ok(());
         }
-        let helpdesk = &self.inner.helpdesk;
+        let helpdesk = self.helpdesk_of(&record.ticket)?;
         let (name, streams) = match helpdesk.agent(&agent).await {
             Ok(found) if !self.agent_allowed(found.id.as_str(), &found.name) => {
                 tracing::warn!(user = %user, agent = %agent, "refused a switch to an agent that is not allowed");
@@ -467,7 +478,11 @@ impl Bridge {
             return Ok(());
         }
         let (workspace, name) = (&record.ticket.workspace, &record.ticket.ticket);
-        match self.inner.helpdesk.delete_ticket(workspace, name).await {
+        let deleted = match self.helpdesk_of(&record.ticket) {
+            Ok(helpdesk) => helpdesk.delete_ticket(workspace, name).await,
+            Err(err) => Err(err),
+        };
+        match deleted {
             // Already gone there: finish the job here.
             Ok(()) | Err(HelpdeskError::NotFound(_)) => {}
             Err(err) => {

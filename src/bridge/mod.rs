@@ -22,6 +22,7 @@ mod files;
 mod finding;
 mod lifecycle;
 mod open;
+pub mod portals;
 mod reply;
 pub mod rules;
 mod turn;
@@ -34,6 +35,7 @@ use std::{
 
 pub use access::Policy;
 use futures_util::future::{BoxFuture, join_all};
+pub use portals::{Portal, Portals};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
@@ -113,13 +115,13 @@ pub struct Bridge {
 
 struct Inner {
     slack: SlackApi,
-    helpdesk: HelpdeskClient,
+    /// The HelpDesk portals, one client each.
+    portals: Portals,
     store: Store,
     identity: Arc<OnceLock<BotIdentity>>,
     /// The bot's own display name, learned once: every mention names the bot, and its name
     /// is not worth a Slack call on the way to the HelpDesk each time the name cache expires.
     bot_name: OnceLock<String>,
-    defaults: Defaults,
     /// Who may decide and administer, and where tickets may go.
     policy: Policy,
     /// Commands matching these are marked destructive.
@@ -157,14 +159,12 @@ impl std::fmt::Debug for Bridge {
 pub struct Ports {
     /// Slack egress.
     pub slack: SlackApi,
-    /// The HelpDesk.
-    pub helpdesk: HelpdeskClient,
+    /// The HelpDesk portals, the default first.
+    pub portals: Portals,
     /// The store.
     pub store: Store,
     /// The bot's identity, once known.
     pub identity: Arc<OnceLock<BotIdentity>>,
-    /// Default workspace and agent.
-    pub defaults: Defaults,
     /// Who may decide and administer, and where tickets may go.
     pub policy: Policy,
     /// Regular expressions marking commands as destructive (case-insensitive).
@@ -192,10 +192,9 @@ impl Bridge {
     pub fn new(ports: Ports) -> Self {
         let Ports {
             slack,
-            helpdesk,
+            portals,
             store,
             identity,
-            defaults,
             policy,
             destructive_patterns,
             command_rules,
@@ -221,11 +220,10 @@ impl Bridge {
         Self {
             inner: Arc::new(Inner {
                 slack,
-                helpdesk,
+                portals,
                 store,
                 identity,
                 bot_name: OnceLock::new(),
-                defaults,
                 policy,
                 destructive,
                 rules,
@@ -391,6 +389,12 @@ impl Bridge {
         if let Err(err) = sent {
             tracing::warn!(code = err.code(), "could not answer a click");
         }
+    }
+
+    /// The client of the portal `ticket` was opened on; a portal no longer configured is
+    /// refused rather than asked in another portal's place.
+    fn helpdesk_of(&self, ticket: &TicketKey) -> Result<&HelpdeskClient, HelpdeskError> {
+        self.inner.portals.of(ticket).map(|p| &p.client).ok_or_else(|| HelpdeskError::Unconfigured(ticket.host.clone()))
     }
 
     /// Now, by the clock approvals are timed by (history is stamped by it too, so that a

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use super::{Bridge, BridgeError, PENDING_TTL, now_millis, thread_of};
+use super::{Bridge, BridgeError, PENDING_TTL, Portal, now_millis, thread_of};
 use crate::{
     helpdesk::HelpdeskError,
     ids::{AgentId, ChannelId, MessageTs, PendingId, TeamId, ThreadKey, TicketKey, UserId, WorkspaceId},
@@ -31,6 +31,8 @@ const TITLE_CHARS: usize = 100;
 /// Where a ticket is opened and who works it.
 #[derive(Debug, Clone)]
 pub(super) struct Target {
+    /// The portal's name.
+    pub(super) portal: String,
     pub(super) workspace: WorkspaceId,
     pub(super) agent: AgentId,
     pub(super) agent_name: String,
@@ -212,7 +214,7 @@ impl Bridge {
         // Alongside the creation: the header's placeholder, so that the header is in place
         // (above the reply) before the first turn starts, and the agent's streaming flag when
         // the channel's settings named the agent without looking it up.
-        let helpdesk = &self.inner.helpdesk;
+        let helpdesk = &self.target_portal(&target).client;
         let create = helpdesk.create_ticket(&target.workspace, &request.title, &target.agent);
         let opening = async {
             match request.header_ts {
@@ -239,7 +241,7 @@ impl Bridge {
         let record = TicketRecord {
             thread: request.thread.clone(),
             ticket: TicketKey {
-                host: self.inner.helpdesk.host().to_owned(),
+                host: helpdesk.host().to_owned(),
                 workspace: target.workspace.clone(),
                 ticket: created.name.clone(),
             },
@@ -263,7 +265,7 @@ impl Bridge {
             CreateOutcome::Exists(existing) => {
                 // Only possible if the open lock expired mid-creation; undo ours.
                 tracing::warn!(thread = %request.thread, "thread got a ticket while this one was created; deleting ours");
-                if let Err(err) = self.inner.helpdesk.delete_ticket(&target.workspace, &created.name).await {
+                if let Err(err) = helpdesk.delete_ticket(&target.workspace, &created.name).await {
                     tracing::warn!(ticket = %created.name, error = %err, "could not delete the duplicate ticket");
                 }
                 if let Some(ts) = request.header_ts.as_ref().filter(|ts| existing.header_ts.as_ref() != Some(*ts)) {
@@ -320,7 +322,8 @@ impl Bridge {
         {
             settings.agent = None;
         }
-        let (defaults, helpdesk) = (&self.inner.defaults, &self.inner.helpdesk);
+        let portal = self.inner.portals.for_channel(settings.portal.as_deref());
+        let (defaults, helpdesk) = (&portal.defaults, &portal.client);
         // The two lookups do not depend on each other: they run together.
         let workspace = async {
             Ok::<_, HelpdeskError>(match (settings.workspace, &defaults.workspace) {
@@ -351,6 +354,7 @@ impl Bridge {
         };
         let (workspace, agent) = tokio::try_join!(workspace, agent)?;
         Ok(workspace.zip(agent).map(|(workspace, (agent, agent_name, streams))| Target {
+            portal: portal.name.clone(),
             workspace,
             agent,
             agent_name,
@@ -362,7 +366,8 @@ impl Bridge {
     /// the first mention after a start finds them known. Failures are only logged: a mention
     /// looks them up again.
     pub(super) async fn warm_caches(&self) {
-        let (defaults, helpdesk) = (&self.inner.defaults, &self.inner.helpdesk);
+        let portal = self.inner.portals.default_portal();
+        let (defaults, helpdesk) = (&portal.defaults, &portal.client);
         let workspace = async {
             if let Some(name) = &defaults.workspace
                 && let Err(err) = helpdesk.find_workspace(name).await
@@ -400,6 +405,21 @@ impl Bridge {
         };
         tokio::join!(workspace, agent, me, streams);
         tracing::debug!("the warm-up is over");
+    }
+
+    /// The portal `target` names (it came from the configuration; the default otherwise).
+    fn target_portal(&self, target: &Target) -> &Portal {
+        self.inner.portals.for_channel(Some(&target.portal))
+    }
+
+    /// The portal of the channel where `place` is.
+    pub(super) async fn channel_portal(&self, place: &Place) -> Result<&Portal, BridgeError> {
+        let channel = match place {
+            Place::Thread(thread) => ChannelRef { team: thread.team.clone(), channel: thread.channel.clone() },
+            Place::NewThreadIn(channel) => channel.clone(),
+        };
+        let settings = self.inner.store.channel_settings(&channel).await?;
+        Ok(self.inner.portals.for_channel(settings.portal.as_deref()))
     }
 
     /// Waits (bounded) for another replica to finish opening a thread's ticket.
@@ -539,7 +559,8 @@ impl Bridge {
         title: &str,
         response_url: Option<&str>,
     ) -> Result<(), BridgeError> {
-        let helpdesk = &self.inner.helpdesk;
+        let Some(kept) = self.inner.store.pending(pending_id).await? else { return Ok(()) };
+        let helpdesk = &self.channel_portal(&kept.place).await?.client;
         let lists = tokio::try_join!(helpdesk.list_workspaces(), helpdesk.list_agents());
         let (workspaces, agents) = match lists {
             Ok(lists) => lists,
@@ -602,7 +623,9 @@ impl Bridge {
             return Ok(());
         };
         let (workspace, agent) = (WorkspaceId::new(workspace), AgentId::new(agent));
-        let helpdesk = &self.inner.helpdesk;
+        // The form listed the channel's portal's workspaces and agents.
+        let portal = self.channel_portal(&kept.place).await?;
+        let helpdesk = &portal.client;
         // The form offered only allowed choices; a submission is checked again all the same.
         let (found_workspace, found_agent) = tokio::join!(helpdesk.workspace(&workspace), helpdesk.agent(&agent));
         let workspace_name = found_workspace.map_or_else(|_| workspace.to_string(), |w| w.name);
@@ -623,7 +646,7 @@ impl Bridge {
             return Ok(());
         };
         let title = title.unwrap_or(pending.title.clone());
-        let target = Target { workspace, agent, agent_name, streams };
+        let target = Target { portal: portal.name.clone(), workspace, agent, agent_name, streams };
         let (thread, header_ts) = match &pending.place {
             Place::Thread(thread) => (thread.clone(), None),
             Place::NewThreadIn(channel) => {
@@ -667,7 +690,11 @@ impl Bridge {
                 self.answer_click(action, &notices::closed_mention_me(old.ticket.ticket.as_str())).await;
                 return Ok(());
             }
-            let gone = self.inner.helpdesk.ticket(&old.ticket.workspace, &old.ticket.ticket).await;
+            let gone = match self.helpdesk_of(&old.ticket) {
+                Ok(helpdesk) => helpdesk.ticket(&old.ticket.workspace, &old.ticket.ticket).await,
+                // A portal no longer configured cannot have it either.
+                Err(_) => Err(HelpdeskError::NotFound(old.ticket.ticket.to_string())),
+            };
             if !matches!(gone, Err(HelpdeskError::NotFound(_))) {
                 self.answer_click(action, &notices::still_on_helpdesk(old.ticket.ticket.as_str())).await;
                 return Ok(());

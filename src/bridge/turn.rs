@@ -186,7 +186,7 @@ impl Bridge {
         // The agent's streaming flag kept on the ticket is checked beside the turn (the lookup
         // is cached), so that a change reaches the next turn and this one waits for nothing.
         let check = async {
-            if !self.inner.helpdesk.forces_streaming() && record.agent_streams.is_some() {
+            if !self.inner.portals.default_portal().client.forces_streaming() && record.agent_streams.is_some() {
                 self.learn_streaming(&record).await;
             }
         };
@@ -266,7 +266,13 @@ impl Bridge {
             store.clone(),
             self.item.clone(),
         );
-        let helpdesk = &self.inner.helpdesk;
+        let helpdesk = match self.helpdesk_of(&record.ticket) {
+            Ok(helpdesk) => helpdesk,
+            Err(err) => {
+                self.tell(thread, &notices::portal_gone(&err)).await;
+                return Err(err.into());
+            }
+        };
         let outgoing = OutgoingMessage { content, decisions, record_only: false };
         let carried = message.card.as_ref().filter(|_| outgoing.answers_proposals());
         // The send waits on nothing in Slack: the placeholder is posted alongside it (and is
@@ -372,7 +378,11 @@ impl Bridge {
     /// After a reply in a direct message, the agent's own prompt suggestions (its
     /// `prompt_suggestions`, at most four) are offered as the thread's suggested prompts.
     async fn suggest_prompts(&self, record: &TicketRecord) {
-        let agent = match self.inner.helpdesk.agent(&record.agent_id).await {
+        let found = match self.helpdesk_of(&record.ticket) {
+            Ok(helpdesk) => helpdesk.agent(&record.agent_id).await,
+            Err(err) => Err(err),
+        };
+        let agent = match found {
             Ok(agent) => agent,
             Err(err) => {
                 tracing::debug!(error = %err, "could not read the agent's prompt suggestions");
@@ -408,7 +418,11 @@ impl Bridge {
     /// when it changed, so that later turns, after a restart too, send without waiting for
     /// it. `None` when the HelpDesk could not say.
     async fn learn_streaming(&self, record: &TicketRecord) -> Option<bool> {
-        let streams = match self.inner.helpdesk.should_stream(&record.agent_id).await {
+        let asked = match self.helpdesk_of(&record.ticket) {
+            Ok(helpdesk) => helpdesk.should_stream(&record.agent_id).await,
+            Err(err) => Err(err),
+        };
+        let streams = match asked {
             Ok(streams) => streams,
             Err(err) => {
                 tracing::debug!(error = %err, "could not read the agent's streaming flag");

@@ -152,20 +152,7 @@ impl HelpdeskClient {
 
     /// The ticket's chat page in the HelpDesk UI.
     pub fn chat_url(&self, workspace: &WorkspaceId, ticket: &TicketName) -> String {
-        let mut url = Url::parse(&self.host).unwrap_or_else(|_| self.api.clone());
-        url.set_query(None);
-        if let Ok(mut segments) = url.path_segments_mut() {
-            segments.clear().extend([
-                "app",
-                "ai",
-                "service-desk",
-                workspace.as_str(),
-                "tickets",
-                "chat",
-                ticket.as_str(),
-            ]);
-        }
-        url.to_string()
+        chat_url(&self.host, workspace, ticket)
     }
 
     /// The URL of an API path given as segments (each percent-encoded), plus a raw query.
@@ -603,6 +590,16 @@ fn json_body(text: &str) -> Result<Value, HelpdeskError> {
         return Ok(Value::Null);
     }
     serde_json::from_str(text).map_err(|e| HelpdeskError::Malformed(format!("{e}: {}", limits::quote(text))))
+}
+
+/// A ticket's chat page in the UI of the portal at `host` (its base URL).
+pub fn chat_url(host: &str, workspace: &WorkspaceId, ticket: &TicketName) -> String {
+    let Ok(mut url) = Url::parse(host) else { return host.to_owned() };
+    url.set_query(None);
+    if let Ok(mut segments) = url.path_segments_mut() {
+        segments.clear().extend(["app", "ai", "service-desk", workspace.as_str(), "tickets", "chat", ticket.as_str()]);
+    }
+    url.to_string()
 }
 
 #[cfg(test)]

@@ -31,6 +31,9 @@ pub enum HelpdeskError {
     /// The request took too long.
     #[error("the HelpDesk did not answer in time")]
     Timeout,
+    /// The ticket belongs to a portal that is no longer configured (`PORTALS_FILE`).
+    #[error("this ticket's HelpDesk portal ({0}) is no longer configured")]
+    Unconfigured(String),
     /// The portal could not be reached.
     #[error("cannot reach the HelpDesk: {0}")]
     Connection(String),
@@ -67,6 +70,7 @@ impl HelpdeskError {
             Self::BadRequest(_) => "bad_request",
             Self::Server { .. } => "server_error",
             Self::Timeout => "timeout",
+            Self::Unconfigured(_) => "unconfigured",
             Self::Connection(_) => "connection",
             Self::Stream(_) => "stream_error",
             Self::Malformed(_) => "malformed",

@@ -22,7 +22,7 @@ mod types;
 mod wire;
 
 pub use self::{
-    client::{HelpdeskClient, OutgoingMessage},
+    client::{HelpdeskClient, OutgoingMessage, chat_url},
     error::HelpdeskError,
     sse::ReplyStream,
     types::{Agent, ApiStatus, Disposition, Ticket, Workspace},

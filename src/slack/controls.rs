@@ -515,6 +515,8 @@ pub struct ConfigArgs {
     pub relay: Option<RelayMode>,
     /// Whether a ticket opened mid-thread takes the thread's earlier messages along.
     pub context: Option<bool>,
+    /// The HelpDesk portal this channel's tickets go to.
+    pub portal: Option<String>,
     /// Command rules to add to the channel's allow list (`;`-separated, as typed);
     /// `Some("")` clears the list.
     pub allow: Option<String>,
@@ -567,8 +569,9 @@ impl ConfigArgs {
             Approvers,
             Relay,
             Context,
+            Portal,
         }
-        let mut words: [Option<Vec<&str>>; 5] = [None, None, None, None, None];
+        let mut words: [Option<Vec<&str>>; 6] = [None, None, None, None, None, None];
         let mut current: Option<Part> = None;
         for word in text.split_whitespace() {
             let part = match word.to_ascii_lowercase().as_str() {
@@ -577,6 +580,7 @@ impl ConfigArgs {
                 "approvers" => Some(Part::Approvers),
                 "relay" => Some(Part::Relay),
                 "context" => Some(Part::Context),
+                "portal" => Some(Part::Portal),
                 _ => None,
             };
             match (part, current) {
@@ -588,7 +592,7 @@ impl ConfigArgs {
                 (None, None) => return Err(format!("I did not understand `{word}`.")),
             }
         }
-        let [workspace, agent, approvers, relay, context] = words;
+        let [workspace, agent, approvers, relay, context, portal] = words;
         let name = |words: Option<Vec<&str>>, what: &str| -> Result<Option<String>, String> {
             match words {
                 None => Ok(None),
@@ -627,6 +631,7 @@ impl ConfigArgs {
             approvers,
             relay,
             context,
+            portal: name(portal, "portal")?,
             allow: None,
             block: None,
         })
@@ -689,6 +694,7 @@ mod tests {
                 approvers: None,
                 relay: None,
                 context: None,
+                portal: None,
                 allow: None,
                 block: None,
             })

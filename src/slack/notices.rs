@@ -431,6 +431,11 @@ pub fn no_such_command() -> Message {
     blocks::notice("That command is not on this card.", &[])
 }
 
+/// A ticket whose portal is no longer configured: its thread no longer reaches it.
+pub fn portal_gone(err: &dyn Display) -> Message {
+    blocks::notice(&format!("⚠️ Nothing was sent: {err}. Open a new ticket to go on."), &[])
+}
+
 /// A submitted card's decisions were not sent, being no longer current.
 pub fn decisions_withheld() -> Message {
     blocks::notice(
@@ -844,6 +849,8 @@ fn mentions(approvers: &[&Approver]) -> String {
 /// A channel's settings, as `/helpdesk config` shows them.
 #[derive(Debug, Clone)]
 pub struct Settings<'a> {
+    /// The HelpDesk portal, when there are several.
+    pub portal: Option<&'a str>,
     /// The workspace's name, if set.
     pub workspace: Option<&'a str>,
     /// The agent's name, if set.
@@ -864,10 +871,14 @@ pub struct Settings<'a> {
     pub block: Vec<&'a str>,
 }
 
-/// The command rules in force, and whether thread context is shared, as sentences.
+/// The command rules in force, whether thread context is shared, and the portal, as
+/// sentences.
 fn rules_words(settings: &Settings<'_>) -> String {
     let list = |rules: &[&str]| rules.iter().map(|r| mrkdwn::inline_code(r, 200)).collect::<Vec<_>>().join(", ");
     let mut words = String::new();
+    if let Some(portal) = settings.portal {
+        words.push_str(&format!(" HelpDesk portal: {}.", escape_inert(portal)));
+    }
     if !settings.context {
         words.push_str(" A ticket opened inside a thread starts from the mention alone (`context off`).");
     }
@@ -929,6 +940,11 @@ pub fn settings_refused(admins: &Administrators<'_>, command: &str) -> Message {
         ),
         &[],
     )
+}
+
+/// `/helpdesk config portal <name>` naming no configured portal.
+pub fn portal_unknown(name: &str, known: &[&str]) -> Message {
+    blocks::notice(&format!("There is no HelpDesk portal '{name}'. The portals are: {}.", known.join(", ")), &[])
 }
 
 /// A workspace that is not allowed.
@@ -1004,6 +1020,7 @@ mod tests {
         let deciders = Deciders { requester: Some(&ann), approvers: vec![&group, &person] };
         let nobody = Deciders { requester: None, approvers: Vec::new() };
         let settings_shown = Settings {
+            portal: Some("prod"),
             workspace: None,
             agent: Some("k8s <!here>"),
             default_workspace: Some("devops"),
@@ -1085,6 +1102,11 @@ mod tests {
             ("blocked_by_rule", blocked_by_rule("rm -rf `/`")),
             ("rules_unreadable", rules_unreadable()),
             ("decisions_withheld", decisions_withheld()),
+            ("portal_unknown", portal_unknown("qa", &["prod", "staging"])),
+            (
+                "portal_gone",
+                portal_gone(&"this ticket's HelpDesk portal (https://old.example) is no longer configured"),
+            ),
             ("not_always", not_always()),
             ("card_expired", card_expired()),
             ("needs_more_approvals", needs_more_approvals(2, 1, 2)),

@@ -235,3 +235,76 @@ async fn sigterm_is_not_held_by_connections_trickling_headers() {
         assert!(seen.written < head.len());
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn portals_files_are_checked_whole_at_start_and_each_portal_by_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("portals.toml");
+    // A portal whose token variable is not set stops the start, naming the entry.
+    std::fs::write(
+        &file,
+        "[[portal]]\nname = \"qa\"\nhost = \"https://qa.example\"\ntoken_env = \"HB_TEST_NO_SUCH_TOKEN\"\n",
+    )
+    .unwrap();
+    let mut command = binary();
+    base_env(&mut command, "http://127.0.0.1:9", dir.path());
+    command.env_remove("DUPLO_HOST").env_remove("DUPLO_TOKEN").env("PORTALS_FILE", &file);
+    let output = tokio::task::spawn_blocking(move || command.output().unwrap()).await.unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("PORTALS_FILE") && stderr.contains("portal 'qa': token_env HB_TEST_NO_SUCH_TOKEN is not set"),
+        "{stderr}"
+    );
+    // Both forms at once are refused too.
+    let mut command = binary();
+    base_env(&mut command, "http://127.0.0.1:9", dir.path());
+    command.env("PORTALS_FILE", &file);
+    let output = tokio::task::spawn_blocking(move || command.output().unwrap()).await.unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("is set together with DUPLO_HOST"));
+
+    // `check` asks every portal, with its own token.
+    let slack = MockServer::start().await;
+    mount_auth_test(&slack, true).await;
+    let prod = MockServer::start().await;
+    Mock::given(path("/v1/aiservicedesk/admin/data/workspaces"))
+        .and(wiremock::matchers::header("authorization", "Bearer tok-prod"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"success": true, "data": {"items": [{"id": "65f0c0ffee0000000000abcd", "name": "DevOps"}]}}),
+        ))
+        .mount(&prod)
+        .await;
+    let qa = MockServer::start().await;
+    Mock::given(path("/v1/aiservicedesk/admin/data/workspaces"))
+        .respond_with(ResponseTemplate::new(401).set_body_string("bad token"))
+        .mount(&qa)
+        .await;
+    std::fs::write(
+        &file,
+        format!(
+            "[[portal]]\nname = \"prod\"\nhost = \"{}\"\ntoken_env = \"HB_TEST_PROD_TOKEN\"\nworkspace = \"devops\"\n\n\
+             [[portal]]\nname = \"qa\"\nhost = \"{}\"\ntoken_env = \"HB_TEST_QA_TOKEN\"\n",
+            prod.uri(),
+            qa.uri()
+        ),
+    )
+    .unwrap();
+    let mut command = binary();
+    base_env(&mut command, &slack.uri(), dir.path());
+    command
+        .env_remove("DUPLO_HOST")
+        .env_remove("DUPLO_TOKEN")
+        .env("PORTALS_FILE", &file)
+        .env("HB_TEST_PROD_TOKEN", "tok-prod")
+        .env("HB_TEST_QA_TOKEN", "tok-qa");
+    let output = tokio::task::spawn_blocking(move || command.arg("check").output().unwrap()).await.unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(!output.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("ok      helpdesk workspace [prod]: default workspace 'DevOps' is 65f0c0ffee0000000000abcd"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("FAILED  helpdesk workspace [qa]:"), "{stdout}");
+    assert!(!stdout.contains("tok-"), "no token in {stdout}");
+}

@@ -863,3 +863,71 @@ async fn a_thread_slack_will_not_give_and_files_slack_will_not_give_are_explaine
     shown(&app, "could not read this thread's earlier messages").await;
     shown(&app, "could not read these files").await;
 }
+
+#[tokio::test]
+async fn each_channel_tickets_go_to_its_portal_with_its_token() {
+    use helpdesk_bridge::config::PortalConfig;
+    let qa = wiremock::MockServer::start().await;
+    fakes::mount_helpdesk(&qa).await;
+    let qa_uri = qa.uri();
+    for backend in BOTH {
+        let qa_uri = qa_uri.clone();
+        let options = Options::bridge(backend).config(move |c| {
+            let qa_portal = helpdesk_bridge::config::HelpdeskConfig {
+                host: qa_uri,
+                token: "qa-token".to_owned().into(),
+                ..c.helpdesk.clone()
+            };
+            c.portals = vec![
+                PortalConfig { name: "prod".to_owned(), helpdesk: c.helpdesk.clone() },
+                PortalConfig { name: "qa".to_owned(), helpdesk: qa_portal },
+            ];
+        });
+        let app = spawn_app(options).await;
+        app.post_command("UA1", "C2", "config portal nope", "p0").await;
+        assert!(
+            app.first_answer("p0").await.contains("There is no HelpDesk portal 'nope'. The portals are: prod, qa.")
+        );
+        app.post_command("UA1", "C2", "config portal QA", "p1").await;
+        assert!(app.first_answer("p1").await.contains("HelpDesk portal: qa."), "{}", app.first_answer("p1").await);
+        mount_reply(&app.helpdesk, "DEVOPS-1", reply("From prod.")).await;
+        mount_reply(&qa, "DEVOPS-1", reply("From qa.")).await;
+        app.post_event(&mention_event("Ev1", "C1", "U1", "1700000000.000100", "<@UBOT> prod is slow")).await;
+        app.post_event(&mention_event("Ev2", "C2", "U1", "1700000000.000200", "<@UBOT> qa is slow")).await;
+        shown(&app, "From prod.").await;
+        shown(&app, "From qa.").await;
+        app.post_event(&message_event("Ev3", "C2", "U1", "1700000000.000300", Some("1700000000.000200"), "still slow"))
+            .await;
+        let on_qa = eventually(Duration::from_secs(15), || async {
+            let seen = sends_bearing(&qa, "still slow").await;
+            (!seen.is_empty()).then_some(seen)
+        })
+        .await
+        .expect("the thread's message reached the qa portal");
+        assert_eq!(on_qa, [Some("Bearer qa-token".to_owned())], "{backend:?}");
+        assert_eq!(sends_bearing(&qa, "qa is slow").await, [Some("Bearer qa-token".to_owned())]);
+        assert_eq!(sends_bearing(&app.helpdesk, "prod is slow").await, [Some("Bearer duplo-token".to_owned())]);
+        assert!(sends_bearing(&app.helpdesk, "qa is slow").await.is_empty(), "nothing of C2 went to prod");
+        let in_c2 = helpdesk_bridge::ids::ThreadKey {
+            team: TeamId::new("T1"),
+            channel: ChannelId::new("C2"),
+            thread_ts: helpdesk_bridge::ids::MessageTs::new("1700000000.000200"),
+        };
+        let record = app.store.ticket_by_thread(&in_c2).await.unwrap().unwrap();
+        assert_eq!(record.ticket.host, qa.uri());
+        qa.reset().await;
+        fakes::mount_helpdesk(&qa).await;
+    }
+}
+
+/// The Authorization headers of the `sendMessage` requests `server` received whose body
+/// holds `content`.
+async fn sends_bearing(server: &wiremock::MockServer, content: &str) -> Vec<Option<String>> {
+    let requests = server.received_requests().await.unwrap_or_default();
+    requests
+        .into_iter()
+        .filter(|r| r.url.path().ends_with("/sendMessage"))
+        .filter(|r| String::from_utf8_lossy(&r.body).contains(content))
+        .map(|r| r.headers.get("authorization").map(|h| h.to_str().unwrap_or_default().to_owned()))
+        .collect()
+}

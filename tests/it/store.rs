@@ -596,6 +596,7 @@ async fn channel_settings_round_trip(store: &Store) {
         command_allow: vec!["^kubectl get ".to_owned()],
         command_block: vec!["rm -rf".to_owned()],
         context_off: true,
+        portal: Some("prod".to_owned()),
     };
     store.set_channel_settings(&channel, &settings).await.unwrap();
     assert_eq!(store.channel_settings(&channel).await.unwrap(), settings);

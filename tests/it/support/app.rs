@@ -227,6 +227,7 @@ pub fn test_config(slack_url: &str, helpdesk_url: &str, backend: Backend, state_
             cache_ttl: Duration::from_secs(60),
             force_streaming: false,
         },
+        portals: Vec::new(),
         store: StoreConfig {
             redis_url: (backend == Backend::Redis).then(|| redis_url().into()),
             key_prefix: unique_prefix(),
