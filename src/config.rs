@@ -407,6 +407,10 @@ pub struct PortalConfig {
     pub helpdesk: HelpdeskConfig,
 }
 
+/// Words of `/helpdesk config` that cannot name a portal.
+const PORTAL_WORDS: &[&str] =
+    &["workspace", "agent", "approvers", "relay", "context", "portal", "allow", "block", "none"];
+
 /// A `[[portal]]` entry of `PORTALS_FILE`, as written.
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -457,7 +461,16 @@ fn portals_from(
         if portals.iter().any(|p| p.name.eq_ignore_ascii_case(&name)) {
             return Err(ConfigError::new(VAR, format!("portal '{name}' is listed twice")));
         }
+        if PORTAL_WORDS.contains(&name.to_ascii_lowercase().as_str()) {
+            return Err(ConfigError::new(VAR, format!("portal name '{name}' is a word of /helpdesk config")));
+        }
         let host = normalise_host(&entry.host, allow_insecure).map_err(|e| at(format!("host {}", e.problem)))?;
+        if reqwest::Url::parse(&host).is_err() {
+            return Err(at(format!("host '{}' is not a valid URL", entry.host)));
+        }
+        if let Some(other) = portals.iter().find(|p| crate::bridge::portals::same_origin(&p.helpdesk.host, &host)) {
+            return Err(at(format!("host {host} is also portal '{}''s", other.name)));
+        }
         let Some(secret) = token(&entry.token_env).filter(|t| !t.trim().is_empty()) else {
             return Err(at(format!("token_env {} is not set", entry.token_env)));
         };
@@ -956,6 +969,20 @@ mod tests {
             (entry("qa", "http://q.example", "QA_TOKEN"), "portal 'qa': host 'http://q.example' must use https://"),
             (entry("two words", "https://q.example", "QA_TOKEN"), "portal name 'two words' must be one word"),
             (String::new(), "lists no [[portal]]"),
+            (
+                entry("prod", "https://p.example", "PROD_TOKEN") + &entry("qa", "https://P.example:443", "QA_TOKEN"),
+                "portal 'qa': host https://P.example:443 is also portal 'prod''s",
+            ),
+            (
+                entry("qa", "https://q.example:99999", "QA_TOKEN"),
+                "portal 'qa': host 'https://q.example:99999' is not a valid URL",
+            ),
+            (entry("agent", "https://q.example", "QA_TOKEN"), "portal name 'agent' is a word of /helpdesk config"),
+            (
+                entry("a", "https://a.example", "QA_TOKEN").replace("[[portal]]", "[[portal]]\ndefault = true")
+                    + &entry("b", "https://b.example", "QA_TOKEN").replace("[[portal]]", "[[portal]]\ndefault = true"),
+                "marks more than one portal as the default",
+            ),
             ("[[portal]]\nname = \"x\"\n".to_owned(), "is not valid: missing field `host`"),
             (
                 entry("qa", "https://q.example", "QA_TOKEN") + "colour = \"red\"\n",

@@ -159,7 +159,8 @@ impl Bridge {
             let Some(chosen) = self.inner.portals.named(name) else {
                 return Ok(notices::portal_unknown(name, &self.inner.portals.names().collect::<Vec<_>>()));
             };
-            if settings.portal.as_deref().is_none_or(|p| !p.eq_ignore_ascii_case(&chosen.name)) {
+            let current = self.inner.portals.for_channel(settings.portal.as_deref());
+            if !current.name.eq_ignore_ascii_case(&chosen.name) {
                 settings.workspace = None;
                 settings.workspace_name = None;
                 settings.agent = None;

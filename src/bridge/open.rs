@@ -322,6 +322,13 @@ impl Bridge {
         {
             settings.agent = None;
         }
+        // A portal the configuration no longer has: the channel's workspace and agent were
+        // its, so they are not asked of another; the default portal's defaults apply.
+        if let Some(name) = settings.portal.as_deref().filter(|n| self.inner.portals.named(n).is_none()) {
+            tracing::warn!(channel = %channel.channel, portal = %name, "the channel's portal is no longer configured; using the default portal");
+            settings.workspace = None;
+            settings.agent = None;
+        }
         let portal = self.inner.portals.for_channel(settings.portal.as_deref());
         let (defaults, helpdesk) = (&portal.defaults, &portal.client);
         // The two lookups do not depend on each other: they run together.
@@ -366,22 +373,20 @@ impl Bridge {
     /// the first mention after a start finds them known. Failures are only logged: a mention
     /// looks them up again.
     pub(super) async fn warm_caches(&self) {
-        let portal = self.inner.portals.default_portal();
-        let (defaults, helpdesk) = (&portal.defaults, &portal.client);
-        let workspace = async {
+        // Every portal's defaults, together.
+        let defaults = futures_util::future::join_all(self.inner.portals.all().iter().map(|portal| async move {
+            let (defaults, helpdesk) = (&portal.defaults, &portal.client);
             if let Some(name) = &defaults.workspace
                 && let Err(err) = helpdesk.find_workspace(name).await
             {
-                tracing::warn!(workspace = %name, error = %err, "could not look up the default workspace");
+                tracing::warn!(portal = %portal.name, workspace = %name, error = %err, "could not look up the default workspace");
             }
-        };
-        let agent = async {
             if let Some(name) = &defaults.agent
                 && let Err(err) = helpdesk.find_agent(name).await
             {
-                tracing::warn!(agent = %name, error = %err, "could not look up the default agent");
+                tracing::warn!(portal = %portal.name, agent = %name, error = %err, "could not look up the default agent");
             }
-        };
+        }));
         let me = async {
             if let Some(me) = self.bot_user()
                 && self.display_name(me).await.is_none()
@@ -403,7 +408,7 @@ impl Bridge {
                 }
             }
         };
-        tokio::join!(workspace, agent, me, streams);
+        tokio::join!(defaults, me, streams);
         tracing::debug!("the warm-up is over");
     }
 

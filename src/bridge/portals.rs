@@ -6,6 +6,14 @@
 //! default.
 
 use super::Defaults;
+
+/// Whether two portal URLs are the same origin, however written (case, default port).
+pub(crate) fn same_origin(a: &str, b: &str) -> bool {
+    match (reqwest::Url::parse(a), reqwest::Url::parse(b)) {
+        (Ok(a), Ok(b)) => a.origin() == b.origin(),
+        _ => a == b,
+    }
+}
 use crate::{helpdesk::HelpdeskClient, ids::TicketKey};
 
 /// One portal.
@@ -48,13 +56,18 @@ impl Portals {
     pub fn of(&self, ticket: &TicketKey) -> Option<&Portal> {
         match self.list.as_slice() {
             [only] => Some(only),
-            list => list.iter().find(|p| p.client.host() == ticket.host),
+            list => list.iter().find(|p| same_origin(p.client.host(), &ticket.host)),
         }
     }
 
     /// The portal a channel's settings name, else the default.
     pub fn for_channel(&self, name: Option<&str>) -> &Portal {
         name.and_then(|n| self.named(n)).unwrap_or_else(|| self.default_portal())
+    }
+
+    /// Every portal, the default first.
+    pub fn all(&self) -> &[Portal] {
+        &self.list
     }
 
     /// Every portal's name, the default first.
@@ -65,5 +78,18 @@ impl Portals {
     /// Whether there is more than one.
     pub fn several(&self) -> bool {
         self.list.len() > 1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_origin;
+
+    #[test]
+    fn origins_compare_however_written() {
+        assert!(same_origin("https://Prod.Example", "https://prod.example:443"));
+        assert!(same_origin("http://127.0.0.1:8080", "http://127.0.0.1:8080"));
+        assert!(!same_origin("https://prod.example", "https://qa.example"));
+        assert!(!same_origin("https://prod.example", "http://prod.example"));
     }
 }

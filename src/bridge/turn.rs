@@ -186,7 +186,7 @@ impl Bridge {
         // The agent's streaming flag kept on the ticket is checked beside the turn (the lookup
         // is cached), so that a change reaches the next turn and this one waits for nothing.
         let check = async {
-            if !self.inner.portals.default_portal().client.forces_streaming() && record.agent_streams.is_some() {
+            if self.helpdesk_of(&record.ticket).is_ok_and(|h| !h.forces_streaming()) && record.agent_streams.is_some() {
                 self.learn_streaming(&record).await;
             }
         };
@@ -230,6 +230,15 @@ impl Bridge {
     async fn turn_locked(&self, record: &TicketRecord, message: &PendingMessage) -> Result<(), BridgeError> {
         let slack = &self.inner.slack;
         let thread = &record.thread;
+        // A ticket whose portal is gone: said before anything (a card's decisions) is spent.
+        let helpdesk = match self.helpdesk_of(&record.ticket) {
+            Ok(helpdesk) => helpdesk,
+            Err(err) => {
+                self.tell(thread, &notices::portal_gone(&err)).await;
+                return Err(err.into());
+            }
+        };
+
         // A submitted card's decisions go with the message, read from the store, at most once
         // ever: the card is claimed before the send, and a card claimed before (a Retry after
         // a send that may have arrived) goes without them, asking the agent to propose again.
@@ -266,13 +275,6 @@ impl Bridge {
             store.clone(),
             self.item.clone(),
         );
-        let helpdesk = match self.helpdesk_of(&record.ticket) {
-            Ok(helpdesk) => helpdesk,
-            Err(err) => {
-                self.tell(thread, &notices::portal_gone(&err)).await;
-                return Err(err.into());
-            }
-        };
         let outgoing = OutgoingMessage { content, decisions, record_only: false };
         let carried = message.card.as_ref().filter(|_| outgoing.answers_proposals());
         // The send waits on nothing in Slack: the placeholder is posted alongside it (and is

@@ -915,6 +915,33 @@ async fn each_channel_tickets_go_to_its_portal_with_its_token() {
         };
         let record = app.store.ticket_by_thread(&in_c2).await.unwrap().unwrap();
         assert_eq!(record.ticket.host, qa.uri());
+
+        // A channel whose portal left the file: the default portal, with its own defaults,
+        // never the gone portal's workspace.
+        let c3 = ChannelRef { team: TeamId::new("T1"), channel: ChannelId::new("C3") };
+        let stale = ChannelSettings {
+            portal: Some("gone".to_owned()),
+            workspace: Some(helpdesk_bridge::ids::WorkspaceId::new("ws-of-gone")),
+            ..ChannelSettings::default()
+        };
+        app.store.set_channel_settings(&c3, &stale).await.unwrap();
+        mount_reply(&app.helpdesk, "DEVOPS-2", reply("From prod again.")).await;
+        app.post_event(&mention_event("Ev4", "C3", "U1", "1700000000.000400", "<@UBOT> and here")).await;
+        shown(&app, "From prod again.").await;
+        let created = app.helpdesk_calls("POST", &format!("/tickets/{}", fakes::WORKSPACE_ID)).await;
+        assert_eq!(created.len(), 2, "{backend:?}: the second prod ticket is C3's, in prod's default workspace");
+        assert!(app.helpdesk_calls("POST", "/tickets/ws-of-gone").await.is_empty());
+
+        // A ticket of a portal no longer configured: nothing is sent anywhere, and the thread
+        // says why.
+        fakes::seed(&app.store, "1700000000.000500", "OLD-1", helpdesk_bridge::model::TicketStatus::Open, "U1", 1)
+            .await;
+        app.post_event(&message_event("Ev5", "C1", "U1", "1700000000.000600", Some("1700000000.000500"), "hello?"))
+            .await;
+        shown(&app, "is no longer configured").await;
+        assert!(
+            sends_bearing(&app.helpdesk, "hello?").await.is_empty() && sends_bearing(&qa, "hello?").await.is_empty()
+        );
         qa.reset().await;
         fakes::mount_helpdesk(&qa).await;
     }
