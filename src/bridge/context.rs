@@ -41,8 +41,7 @@ fn cut_to_bytes(text: &str, max: usize) -> String {
         return text.to_owned();
     }
     let room = max.saturating_sub('…'.len_utf8());
-    let end = text.char_indices().map(|(i, c)| i + c.len_utf8()).take_while(|end| *end <= room).last().unwrap_or(0);
-    format!("{}…", &text[..end])
+    format!("{}…", crate::helpdesk::limits::cut(text, room))
 }
 
 /// The context block that follows the first message: the newest messages that fit the

@@ -331,8 +331,10 @@ impl Bridge {
         match self.mirror(record, content).await {
             Ok(()) => {
                 let event = HistoryEvent::Comment { text: plain };
-                self.record(record, Actor::User(message.user.clone()), event).await;
-                self.note_relayed(record, Some(&message.ts)).await;
+                tokio::join!(
+                    self.record(record, Actor::User(message.user.clone()), event),
+                    self.note_relayed(record, Some(&message.ts))
+                );
                 let _ = self.inner.slack.react(&record.thread.team, &message.channel, &message.ts, NOTED).await;
             }
             Err(err) => {

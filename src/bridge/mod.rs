@@ -478,25 +478,21 @@ impl Bridge {
     }
 }
 
-/// Unix seconds of a stored time (milliseconds), as the renderers take times.
 /// `text` on one line and free of backticks, for a code span in what the agent reads (a
 /// command, a rule, a person's or a file's name): line breaks and other control characters
 /// become spaces, a backtick a look-alike, so that it can neither end the span nor pass
 /// for another line.
 fn one_line(text: &str) -> String {
     text.chars()
-        .map(|c| {
-            if c == '`' {
-                'ˋ'
-            } else if c.is_control() {
-                ' '
-            } else {
-                c
-            }
+        .map(|c| match c {
+            '`' => 'ˋ',
+            c if c.is_control() => ' ',
+            c => c,
         })
         .collect()
 }
 
+/// Unix seconds of a stored time (milliseconds), as the renderers take times.
 fn seconds(millis: i64) -> i64 {
     millis.div_euclid(1000)
 }

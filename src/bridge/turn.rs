@@ -85,6 +85,11 @@ impl Bridge {
         if record.status == TicketStatus::Closed {
             return self.closed_thread(&record, message).await;
         }
+        // A ticket whose portal is gone: said before its files are read or its card spent.
+        if let Err(err) = self.helpdesk_of(&record.ticket) {
+            self.tell(&record.thread, &notices::portal_gone(&err)).await;
+            return Err(err.into());
+        }
         if let Some(text) = self.comment_text(&record, message).await {
             self.comment(&record, message, &text).await;
             return Ok(());

@@ -284,7 +284,7 @@ fn command_blocks(view: &CardView<'_>, index: usize, command: &CommandView<'_>) 
     let (approvers, needs) = (&command.approvals.0, command.approvals.1 as usize);
     let label = match label {
         None if needs > 1 && !approvers.is_empty() => {
-            let who: Vec<String> = approvers.iter().map(|u| format!("<@{}>", mrkdwn::escape(u.as_str()))).collect();
+            let who: Vec<String> = approvers.iter().map(|u| kit::user(u)).collect();
             Some(format!(
                 "👥 *{} of {needs} approvals* ({}): it needs someone else too",
                 approvers.len(),

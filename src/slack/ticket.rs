@@ -408,8 +408,8 @@ pub fn audit(ticket: &str, title: &str, entries: &[HistoryEntry], file: AuditFil
 /// by tabs: UTC time, who acted (a user id, the agent, or the bridge for rules and expiry),
 /// the card, what happened, and each command in full with its hash (`hash`, the service's
 /// [`crate::model::CommandHasher`]). A line break or tab inside a command, reason or name
-/// is written as `\n` or `\t` and other control characters are dropped, so that no text
-/// can forge an entry.
+/// is written as `\n` or `\t`, a backslash doubled, other control characters as `\u{…}`
+/// ([`flat`]), so that no text can forge an entry.
 pub fn audit_file(ticket: &str, entries: &[HistoryEntry], hash: &dyn Fn(&str) -> String) -> kit::Upload {
     let mut out = format!("Approval trail of ticket {ticket}: {} entries, oldest first.\n\n", entries.len());
     for entry in entries {

@@ -739,6 +739,9 @@ async fn a_ticket_opened_mid_thread_takes_the_earlier_messages_along_unless_the_
         (&json!("C1"), &json!(ROOT), &json!(MENTION))
     );
 
+    // Only administrators change it.
+    app.post_command("U1", "C2", "config context off", "cfg-0").await;
+    assert!(app.first_answer("cfg-0").await.contains("Only"), "{}", app.first_answer("cfg-0").await);
     // A channel that keeps its threads to itself: the ticket starts from the mention alone.
     app.post_command("UA1", "C2", "config context off", "cfg").await;
     assert!(app.first_answer("cfg").await.contains("starts from the mention alone"));
@@ -884,6 +887,8 @@ async fn each_channel_tickets_go_to_its_portal_with_its_token() {
             ];
         });
         let app = spawn_app(options).await;
+        app.post_command("U1", "C2", "config portal qa", "p-1").await;
+        assert!(app.first_answer("p-1").await.contains("Only"), "only administrators choose the portal");
         app.post_command("UA1", "C2", "config portal nope", "p0").await;
         assert!(
             app.first_answer("p0").await.contains("There is no HelpDesk portal 'nope'. The portals are: prod, qa.")
