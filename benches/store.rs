@@ -45,6 +45,7 @@ async fn seed(store: &Store) {
         participants: Vec::new(),
         adopted: false,
         always_allow: Vec::new(),
+        previous: Vec::new(),
         created_at: 1,
         updated_at: 1,
     };

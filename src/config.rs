@@ -455,8 +455,13 @@ fn portals_from(
     for entry in file.portal {
         let name = entry.name.trim().to_owned();
         let at = |what: String| ConfigError::new(VAR, format!("portal '{name}': {what}"));
-        if name.is_empty() || name.chars().any(char::is_whitespace) {
-            return Err(ConfigError::new(VAR, format!("portal name '{name}' must be one word")));
+        // A name is typed after `/helpdesk config portal` and starts forms' option values
+        // (`portal/id`): one word, and no `/`.
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
+            return Err(ConfigError::new(
+                VAR,
+                format!("portal name '{name}' must be one word of letters, digits, '-', '_' or '.'"),
+            ));
         }
         if portals.iter().any(|p| p.name.eq_ignore_ascii_case(&name)) {
             return Err(ConfigError::new(VAR, format!("portal '{name}' is listed twice")));
@@ -967,7 +972,14 @@ mod tests {
                 "portal 'qa': host 'ftp://q.example' must start with https://",
             ),
             (entry("qa", "http://q.example", "QA_TOKEN"), "portal 'qa': host 'http://q.example' must use https://"),
-            (entry("two words", "https://q.example", "QA_TOKEN"), "portal name 'two words' must be one word"),
+            (
+                entry("two words", "https://q.example", "QA_TOKEN"),
+                "portal name 'two words' must be one word of letters, digits, '-', '_' or '.'",
+            ),
+            (
+                entry("qa/eu", "https://q.example", "QA_TOKEN"),
+                "portal name 'qa/eu' must be one word of letters, digits, '-', '_' or '.'",
+            ),
             (String::new(), "lists no [[portal]]"),
             (
                 entry("prod", "https://p.example", "PROD_TOKEN") + &entry("qa", "https://P.example:443", "QA_TOKEN"),

@@ -7,7 +7,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{AgentId, CardId, ChannelId, MessageTs, TeamId, ThreadKey, TicketKey, UserId, WorkspaceId};
+use crate::ids::{
+    AgentId, CardId, ChannelId, MessageTs, TeamId, ThreadKey, TicketKey, TicketName, UserId, WorkspaceId,
+};
 
 /// Milliseconds since the Unix epoch; the store's only notion of time.
 pub type UnixMillis = i64;
@@ -177,6 +179,11 @@ pub struct TicketRecord {
     /// command proposed again on this ticket is approved without a click.
     #[serde(default)]
     pub always_allow: Vec<String>,
+    /// The tickets this thread worked before this one, oldest first (*Update context* moved
+    /// it to another portal or workspace): they stay on their HelpDesks, and their approval
+    /// trails stay the thread's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub previous: Vec<TicketKey>,
     /// When the ticket was created.
     pub created_at: UnixMillis,
     /// When anything about the ticket last changed.
@@ -668,6 +675,16 @@ pub enum HistoryEvent {
     MessageDeleted {
         /// The message.
         ts: MessageTs,
+    },
+    /// The thread moved to another ticket (*Update context*, to another portal or workspace);
+    /// recorded on both tickets.
+    Moved {
+        /// The ticket the thread left (it stays on its HelpDesk as it was).
+        from: TicketName,
+        /// The ticket the thread went to.
+        to: TicketName,
+        /// Where `to` is, in words ("portal qa, workspace devops").
+        place: String,
     },
     /// Title or other fields changed.
     MetadataUpdated {

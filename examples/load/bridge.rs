@@ -125,6 +125,7 @@ pub async fn seed(
             participants: vec![UserId::new(&thread.requester)],
             adopted: false,
             always_allow: Vec::new(),
+            previous: Vec::new(),
             created_at: 1_700_000_000_000,
             updated_at: 1_700_000_000_000,
         };

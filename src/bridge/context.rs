@@ -10,10 +10,10 @@ use futures_util::future::join_all;
 
 use super::Bridge;
 use crate::{
-    ids::{MessageTs, TeamId, UserId},
+    ids::{MessageTs, TeamId, ThreadKey, UserId},
     inbound::UserMessage,
     model::ChannelRef,
-    slack::notices,
+    slack::{api::SlackError, notices},
 };
 
 /// Earlier messages a ticket opened mid-thread takes along, at most (the newest).
@@ -96,19 +96,31 @@ impl Bridge {
                 return None;
             }
         }
-        let replies = match self.inner.slack.replies(&message.channel, thread_ts, &message.ts).await {
-            Ok(replies) => replies,
+        let thread = ThreadKey { team: team.clone(), channel: message.channel.clone(), thread_ts: thread_ts.clone() };
+        match self.thread_messages(&thread, Some(&message.ts)).await {
+            Ok(block) => block,
             Err(err) => {
                 tracing::warn!(code = err.code(), "could not read the thread's earlier messages");
-                self.tell(&message.thread(team), &notices::context_unread(&err)).await;
-                return None;
+                self.tell(&thread, &notices::context_unread(&err)).await;
+                None
             }
-        };
+        }
+    }
+
+    /// The thread's messages by people, written before `before` (all so far with `None`),
+    /// as a context block: the newest within the caps, oldest first; `None` when there are
+    /// none.
+    pub(super) async fn thread_messages(
+        &self,
+        thread: &ThreadKey,
+        before: Option<&MessageTs>,
+    ) -> Result<Option<String>, SlackError> {
+        let replies = self.inner.slack.replies(&thread.channel, &thread.thread_ts, before).await?;
         let me = self.bot_user();
-        let before = ts_key(&message.ts);
+        let before = before.map(ts_key);
         let people: Vec<_> = replies
             .into_iter()
-            .filter(|r| !r.bot && ts_key(&r.ts) < before && !r.text.trim().is_empty())
+            .filter(|r| !r.bot && before.is_none_or(|b| ts_key(&r.ts) < b) && !r.text.trim().is_empty())
             .filter(|r| r.user.is_some() && r.user.as_ref() != me)
             .collect();
         let newest = &people[people.len().saturating_sub(CONTEXT_MESSAGES)..];
@@ -130,7 +142,7 @@ impl Bridge {
                 Some(Earlier { name, at: ts_key(&r.ts).0, text })
             })
             .collect();
-        context_block(&earlier)
+        Ok(context_block(&earlier))
     }
 }
 

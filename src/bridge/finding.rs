@@ -174,7 +174,11 @@ impl Bridge {
             let seen = command_viewer(command).sees(&record);
             return Ok(if seen { notices::audit_refused(name) } else { notices::audit_unknown(name) });
         }
-        let entries = self.inner.store.approval_trail(&record.ticket).await?;
+        // A thread moved by *Update context* keeps the trails of the tickets it worked before.
+        let mut entries = Vec::new();
+        for key in record.previous.iter().chain([&record.ticket]) {
+            entries.extend(self.inner.store.approval_trail(key).await?);
+        }
         tracing::info!(ticket = %record.ticket.ticket, user = %user, entries = entries.len(), "approval trail read");
         let ticket_name = record.ticket.ticket.as_str();
         let file = if ticket::audit_fits(&entries) {
@@ -225,8 +229,9 @@ impl Bridge {
             ListQuery { text: Some(name.to_owned()), visible_to: viewer, limit: 50, ..ListQuery::default() };
         loop {
             let page = self.inner.store.list_tickets(team, &query).await?;
-            if let Some(record) = page.tickets.into_iter().find(|r| r.ticket.ticket.as_str().eq_ignore_ascii_case(name))
-            {
+            // A thread that moved to another ticket is found by the names it had too.
+            let named = |key: &TicketKey| key.ticket.as_str().eq_ignore_ascii_case(name);
+            if let Some(record) = page.tickets.into_iter().find(|r| named(&r.ticket) || r.previous.iter().any(named)) {
                 return Ok(Some(record));
             }
             match page.next {
@@ -311,6 +316,7 @@ impl Bridge {
             participants: Vec::new(),
             adopted: true,
             always_allow: Vec::new(),
+            previous: Vec::new(),
             created_at: found.created.map_or(now, |s| s * 1000),
             updated_at: now,
         };

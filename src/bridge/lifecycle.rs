@@ -20,9 +20,9 @@ use crate::{
     slack::{
         card::CardClosed,
         controls::{HeaderControl, ModalTarget},
-        kit::{self, Choice},
+        kit,
         notices::{self, StatusChange},
-        ticket::{self, HeaderView},
+        ticket::{self, HeaderView, Retired},
     },
     store::Lock,
 };
@@ -60,7 +60,7 @@ impl Refusal {
 
 impl Bridge {
     /// Renders the header of a ticket as it stands.
-    pub(super) fn render_header(&self, record: &TicketRecord, deleted_by: Option<&UserId>) -> kit::Message {
+    pub(super) fn render_header(&self, record: &TicketRecord, retired: Option<Retired<'_>>) -> kit::Message {
         let url = crate::helpdesk::chat_url(&record.ticket.host, &record.ticket.workspace, &record.ticket.ticket);
         ticket::header(&HeaderView {
             ticket: record.ticket.ticket.as_str(),
@@ -70,14 +70,14 @@ impl Bridge {
             requester: &record.requester,
             assignee: record.assignee.as_ref(),
             url: &url,
-            deleted_by,
+            retired,
         })
     }
 
     /// Re-renders a posted header in place.
-    async fn refresh_header(&self, record: &TicketRecord, deleted_by: Option<&UserId>) {
+    pub(super) async fn refresh_header(&self, record: &TicketRecord, retired: Option<Retired<'_>>) {
         let Some(ts) = &record.header_ts else { return };
-        let message = self.render_header(record, deleted_by);
+        let message = self.render_header(record, retired);
         if let Err(err) = self.inner.slack.update(&record.thread.team, &record.thread.channel, ts, &message).await {
             tracing::warn!(ticket = %record.ticket.ticket, code = err.code(), "could not update the ticket header");
         }
@@ -115,7 +115,7 @@ impl Bridge {
         match control {
             HeaderControl::Status(Some(to)) => self.ask_status(action, &record, to).await,
             HeaderControl::Assign(Some(to)) => self.assign(action, &record, to).await,
-            HeaderControl::SwitchAgent => self.ask_agent(action, &record).await,
+            HeaderControl::UpdateContext => self.ask_context(action, &record).await,
             HeaderControl::Delete => self.delete(action, &record).await,
             HeaderControl::Status(None)
             | HeaderControl::Assign(None)
@@ -370,32 +370,7 @@ impl Bridge {
         Ok(())
     }
 
-    /// "Switch agent": a modal listing the HelpDesk's agents.
-    async fn ask_agent(&self, action: &BlockAction, record: &TicketRecord) -> Result<(), BridgeError> {
-        let listed = match self.helpdesk_of(&record.ticket) {
-            Ok(helpdesk) => helpdesk.list_agents().await,
-            Err(err) => Err(err),
-        };
-        let agents = match listed {
-            Ok(agents) => agents,
-            Err(err) => {
-                self.answer_click(action, &notices::cannot_list_agents(&err)).await;
-                return Err(err.into());
-            }
-        };
-        let choices: Vec<Choice> = agents
-            .into_iter()
-            .filter(|a| self.agent_allowed(a.id.as_str(), &a.name))
-            .map(|a| (a.id.to_string(), a.name))
-            .collect();
-        let target = ModalTarget::new(&record.thread, None);
-        let view =
-            ticket::agent_modal(record.ticket.ticket.as_str(), &choices, Some(record.agent_id.as_str()), &target);
-        self.inner.slack.open_view(&action.trigger_id, &view).await?;
-        Ok(())
-    }
-
-    /// The agent modal was submitted: reassign on the HelpDesk, then here.
+    /// A switch-agent modal opened before *Update context* replaced it was submitted.
     pub(super) async fn on_agent_view(
         &self,
         team: &TeamId,
@@ -405,21 +380,35 @@ impl Bridge {
         agent: AgentId,
     ) -> Result<(), BridgeError> {
         let thread = target.thread(team);
-        let store = &self.inner.store;
-        let Some(record) = store.ticket_by_thread(&thread).await? else { return Ok(()) };
-        if !self.may_manage(&record, user, user_team).await || record.agent_id == agent {
+        let Some(record) = self.inner.store.ticket_by_thread(&thread).await? else { return Ok(()) };
+        if !self.may_manage(&record, user, user_team).await {
             return Ok(());
         }
+        self.switch_agent(&record, user, agent).await
+    }
+
+    /// Reassigns a ticket to another agent on its HelpDesk, then here. The caller checked
+    /// who may.
+    pub(super) async fn switch_agent(
+        &self,
+        record: &TicketRecord,
+        user: &UserId,
+        agent: AgentId,
+    ) -> Result<(), BridgeError> {
+        if record.agent_id == agent {
+            return Ok(());
+        }
+        let (thread, store) = (&record.thread, &self.inner.store);
         let helpdesk = self.helpdesk_of(&record.ticket)?;
         let (name, streams) = match helpdesk.agent(&agent).await {
             Ok(found) if !self.agent_allowed(found.id.as_str(), &found.name) => {
                 tracing::warn!(user = %user, agent = %agent, "refused a switch to an agent that is not allowed");
-                self.tell(&thread, &notices::agent_not_allowed(&found.name)).await;
+                self.tell(thread, &notices::agent_not_allowed(&found.name)).await;
                 return Ok(());
             }
             Ok(found) => (found.name, found.streams),
             Err(err) => {
-                self.tell(&thread, &notices::agent_not_found(&err)).await;
+                self.tell(thread, &notices::agent_not_found(&err)).await;
                 return Err(err.into());
             }
         };
@@ -428,13 +417,13 @@ impl Bridge {
             match switched {
                 Err(err) => {
                     let ticket = record.ticket.ticket.as_str();
-                    self.tell(&thread, &notices::agent_not_switched(ticket, &name, &err, &record.agent_name)).await;
+                    self.tell(thread, &notices::agent_not_switched(ticket, &name, &err, &record.agent_name)).await;
                     Err(err.into())
                 }
                 Ok(()) => {
                     let before = record.agent_name.clone();
                     let updated = store
-                        .update_ticket(&thread, |r| {
+                        .update_ticket(thread, |r| {
                             r.agent_id = agent.clone();
                             r.agent_name = name.clone();
                             r.agent_streams = Some(streams);
@@ -449,7 +438,7 @@ impl Bridge {
                             self.record(&updated, Actor::User(user.clone()), event).await;
                             self.refresh_header(&updated, None).await;
                             let ticket = updated.ticket.ticket.as_str();
-                            self.tell(&thread, &notices::agent_switched(user, ticket, &before, &name)).await;
+                            self.tell(thread, &notices::agent_switched(user, ticket, &before, &name)).await;
                             Ok(())
                         }
                         Ok(None) => Ok(()),
@@ -458,7 +447,7 @@ impl Bridge {
                 }
             }
         };
-        self.with_life_lock(&record, work).await
+        self.with_life_lock(record, work).await
     }
 
     /// "History": the ticket's timeline in a modal.
@@ -495,7 +484,7 @@ impl Bridge {
         let card = self.inner.store.open_card(&record.ticket).await?;
         self.inner.store.delete_ticket(&record.thread).await?;
         tracing::info!(ticket = %name, thread = %record.thread, "deleted a ticket");
-        self.refresh_header(record, Some(&action.user)).await;
+        self.refresh_header(record, Some(Retired::Deleted { by: &action.user })).await;
         if let Some(card) = card
             && let Err(err) = self.close_card(&card, CardClosed::TicketDeleted).await
         {
@@ -532,7 +521,7 @@ impl Bridge {
     }
 
     /// Closes the ticket's open card, if any, saying why.
-    async fn close_open_card(&self, record: &TicketRecord, why: CardClosed) {
+    pub(super) async fn close_open_card(&self, record: &TicketRecord, why: CardClosed) {
         match self.inner.store.open_card(&record.ticket).await {
             Ok(Some(card)) if card.state == CardState::Open => {
                 if let Err(err) = self.close_card(&card, why).await {

@@ -26,6 +26,7 @@ pub mod portals;
 mod reply;
 pub mod rules;
 mod turn;
+mod update_context;
 
 use std::{
     collections::HashMap,
@@ -359,9 +360,14 @@ impl Bridge {
             Submission::Agent { target: Some(target), agent: Some(agent) } => {
                 self.on_agent_view(team, user, user_team, &target, agent).await
             }
-            Submission::Reject { .. } | Submission::Status { .. } | Submission::Agent { .. } | Submission::Unknown => {
-                Ok(())
+            Submission::Context { target: Some(target), choice, share } => {
+                self.on_context_view(team, (user, user_team), &target, choice, share).await
             }
+            Submission::Reject { .. }
+            | Submission::Status { .. }
+            | Submission::Agent { .. }
+            | Submission::Context { .. }
+            | Submission::Unknown => Ok(()),
         }
     }
 

@@ -15,6 +15,7 @@ use crate::{
     model::{Actor, ChannelRef, HistoryEvent, PendingMessage, Place, TicketRecord, TicketStatus},
     slack::{
         blocks::{self, CreateModalView},
+        controls::Placed,
         controls::Shortcut,
         kit::{self, Choice},
         markup::without_mention,
@@ -257,6 +258,7 @@ impl Bridge {
             participants: request.first.iter().map(|f| f.author.clone()).collect(),
             adopted: false,
             always_allow: Vec::new(),
+            previous: Vec::new(),
             created_at: now,
             updated_at: now,
         };
@@ -565,10 +567,10 @@ impl Bridge {
         response_url: Option<&str>,
     ) -> Result<(), BridgeError> {
         let Some(kept) = self.inner.store.pending(pending_id).await? else { return Ok(()) };
-        let helpdesk = &self.channel_portal(&kept.place).await?.client;
-        let lists = tokio::try_join!(helpdesk.list_workspaces(), helpdesk.list_agents());
-        let (workspaces, agents) = match lists {
-            Ok(lists) => lists,
+        // Every portal is offered, the channel's first.
+        let portal = self.channel_portal(&kept.place).await?;
+        let lists = match self.portal_lists(portal).await {
+            Ok((lists, _)) => lists,
             Err(err) => {
                 if let Some(url) = response_url {
                     self.inner.slack.respond(url, &notices::cannot_list_targets(&err), false).await?;
@@ -576,31 +578,29 @@ impl Bridge {
                 return Err(err.into());
             }
         };
-        let workspaces: Vec<Choice> = workspaces
-            .into_iter()
-            .filter(|w| self.workspace_allowed(w.id.as_str(), &w.name))
-            .map(|w| (w.id.to_string(), w.name))
-            .collect();
-        let agents: Vec<Choice> = agents
-            .into_iter()
-            .filter(|a| self.agent_allowed(a.id.as_str(), &a.name))
-            .map(|a| (a.id.to_string(), a.name))
-            .collect();
-        if workspaces.is_empty() || agents.is_empty() {
+        let Some(first) = lists.first() else {
             // An empty menu is not valid Block Kit, and there is nothing to choose anyway.
             tracing::warn!("no HelpDesk workspace or agent is allowed; check ALLOWED_WORKSPACES and ALLOWED_AGENTS");
             if let Some(url) = response_url {
                 self.inner.slack.respond(url, &notices::nothing_allowed(), false).await?;
             }
             return Ok(());
+        };
+        // A lone choice on the channel's portal is made already.
+        fn only<'a>(portal: &'a str, choices: &'a [Choice]) -> Option<(&'a str, &'a str)> {
+            (choices.len() == 1).then(|| (portal, choices[0].0.as_str()))
         }
-        let only = |c: &[Choice]| (c.len() == 1).then(|| c[0].0.clone());
+        let channel_first = first.portal == portal.name;
+        let (workspace, agent) = if channel_first {
+            (only(&first.portal, &first.workspaces), only(&first.portal, &first.agents))
+        } else {
+            (None, None)
+        };
         let view = blocks::create_modal(&CreateModalView {
             title,
-            workspaces: &workspaces,
-            agents: &agents,
-            workspace: only(&workspaces).as_deref(),
-            agent: only(&agents).as_deref(),
+            lists: &lists,
+            workspace,
+            agent,
             private_metadata: pending_id.as_str(),
         });
         self.inner.slack.open_view(trigger_id, &view).await?;
@@ -614,7 +614,7 @@ impl Bridge {
         user: &UserId,
         pending_id: &PendingId,
         title: Option<String>,
-        target: Option<(String, String)>,
+        target: Option<(Placed, Placed)>,
     ) -> Result<(), BridgeError> {
         let store = &self.inner.store;
         let Some(kept) = store.pending(pending_id).await? else {
@@ -627,9 +627,20 @@ impl Bridge {
         let Some((workspace, agent)) = target else {
             return Ok(());
         };
-        let (workspace, agent) = (WorkspaceId::new(workspace), AgentId::new(agent));
-        // The form listed the channel's portal's workspaces and agents.
-        let portal = self.channel_portal(&kept.place).await?;
+        // The form names the portal of each choice (the two are the same: Slack was told to
+        // keep the form open otherwise); a form without names offered the channel's portal.
+        let portal = match workspace.portal.as_deref() {
+            Some(name) if agent.portal.as_deref().is_none_or(|a| a == name) => {
+                let Some(portal) = self.inner.portals.named(name) else {
+                    tracing::warn!(user = %user, portal = %name, "a creation form named a portal that is not configured");
+                    return Ok(());
+                };
+                portal
+            }
+            Some(_) => return Ok(()),
+            None => self.channel_portal(&kept.place).await?,
+        };
+        let (workspace, agent) = (WorkspaceId::new(workspace.id), AgentId::new(agent.id));
         let helpdesk = &portal.client;
         // The form offered only allowed choices; a submission is checked again all the same.
         let (found_workspace, found_agent) = tokio::join!(helpdesk.workspace(&workspace), helpdesk.agent(&agent));

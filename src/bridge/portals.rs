@@ -6,6 +6,7 @@
 //! default.
 
 use super::Defaults;
+use crate::{helpdesk::HelpdeskClient, ids::TicketKey};
 
 /// Whether two portal URLs are the same origin, however written (case, default port).
 pub(crate) fn same_origin(a: &str, b: &str) -> bool {
@@ -14,7 +15,6 @@ pub(crate) fn same_origin(a: &str, b: &str) -> bool {
         _ => a == b,
     }
 }
-use crate::{helpdesk::HelpdeskClient, ids::TicketKey};
 
 /// One portal.
 #[derive(Debug, Clone)]

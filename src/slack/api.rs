@@ -987,26 +987,23 @@ impl SlackApi {
         Ok(ChannelId::new(opened.channel.id))
     }
 
-    /// `conversations.replies`: the messages of a thread written before `before`, oldest
-    /// first; at most `REPLY_PAGES` pages of 200, so a thread longer than that is read to
-    /// that bound and no further.
+    /// `conversations.replies`: the messages of a thread written before `before` (all of
+    /// them with `None`), oldest first; at most `REPLY_PAGES` pages of 200, so a thread
+    /// longer than that is read to that bound and no further.
     pub async fn replies(
         &self,
         channel: &ChannelId,
         thread_ts: &MessageTs,
-        before: &MessageTs,
+        before: Option<&MessageTs>,
     ) -> Result<Vec<ThreadReply>, SlackError> {
         const REPLY_PAGES: usize = 5;
         let mut all = Vec::new();
         let mut cursor = String::new();
         for _ in 0..REPLY_PAGES {
-            let mut params = vec![
-                ("channel", channel.as_str()),
-                ("ts", thread_ts.as_str()),
-                ("latest", before.as_str()),
-                ("inclusive", "false"),
-                ("limit", "200"),
-            ];
+            let mut params = vec![("channel", channel.as_str()), ("ts", thread_ts.as_str()), ("limit", "200")];
+            if let Some(before) = before {
+                params.extend([("latest", before.as_str()), ("inclusive", "false")]);
+            }
             if !cursor.is_empty() {
                 params.push(("cursor", cursor.as_str()));
             }

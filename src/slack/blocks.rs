@@ -13,8 +13,8 @@ use serde_json::{Value, json};
 
 use super::{
     kit::{
-        ACTION_ELEMENTS, BUTTON_LABEL_CHARS, Button, Choice, FALLBACK_CHARS, MESSAGE_BLOCKS, MESSAGE_CHARS, Message,
-        SECTION_CHARS, URL_CHARS, Upload, actions, context, plain, section, sections, select, truncate,
+        self, ACTION_ELEMENTS, BUTTON_LABEL_CHARS, Button, Choice, FALLBACK_CHARS, MESSAGE_BLOCKS, MESSAGE_CHARS,
+        Message, SECTION_CHARS, URL_CHARS, Upload, actions, context, plain, section, sections, truncate,
     },
     mrkdwn,
 };
@@ -354,25 +354,54 @@ pub fn notice_mrkdwn(text: &str, buttons: &[Button]) -> Message {
 
 // === the "create ticket" modal ===
 
+/// One portal's workspaces and agents, as the creation and *Update context* forms offer
+/// them: (id, name) each.
+#[derive(Debug, Clone, Default)]
+pub struct PortalLists {
+    /// The portal's name.
+    pub portal: String,
+    /// Its workspaces to choose from.
+    pub workspaces: Vec<Choice>,
+    /// Its agents to choose from.
+    pub agents: Vec<Choice>,
+}
+
+/// The workspace and agent inputs of a form, grouped by portal when there are several;
+/// `workspace` and `agent` preselect (portal, id).
+pub(crate) fn target_inputs(
+    lists: &[PortalLists],
+    workspace: Option<(&str, &str)>,
+    agent: Option<(&str, &str)>,
+) -> [Value; 2] {
+    use super::controls::input;
+    let portals = |pick: fn(&PortalLists) -> &[Choice]| -> Vec<kit::PortalChoices<'_>> {
+        lists.iter().map(|l| (l.portal.as_str(), pick(l))).collect()
+    };
+    let where_label = if lists.len() > 1 { "Portal and workspace" } else { "Workspace" };
+    [
+        kit::placed_select(input::WORKSPACE, where_label, &portals(|l| &l.workspaces), workspace),
+        kit::placed_select(input::AGENT, "Agent", &portals(|l| &l.agents), agent),
+    ]
+}
+
 /// What the ticket-creation modal offers.
 #[derive(Debug, Clone)]
 pub struct CreateModalView<'a> {
     /// The title to start from.
     pub title: &'a str,
-    /// HelpDesk workspaces to choose from.
-    pub workspaces: &'a [Choice],
-    /// Agents to choose from.
-    pub agents: &'a [Choice],
-    /// Preselected workspace id.
-    pub workspace: Option<&'a str>,
-    /// Preselected agent id.
-    pub agent: Option<&'a str>,
+    /// Each portal's workspaces and agents, the channel's portal first.
+    pub lists: &'a [PortalLists],
+    /// Preselected workspace, as (portal, id).
+    pub workspace: Option<(&'a str, &'a str)>,
+    /// Preselected agent, as (portal, id).
+    pub agent: Option<(&'a str, &'a str)>,
     /// Opaque context handed back on submission.
     pub private_metadata: &'a str,
 }
 
 /// The modal that creates a ticket when the channel has no defaults.
 pub fn create_modal(view: &CreateModalView<'_>) -> Value {
+    let [workspace, agent] = target_inputs(view.lists, view.workspace, view.agent);
     json!({
         "type": "modal",
         "callback_id": super::controls::callback::CREATE,
@@ -384,8 +413,8 @@ pub fn create_modal(view: &CreateModalView<'_>) -> Value {
             {"type": "input", "block_id": super::controls::input::TITLE.0, "label": plain("Title", 2000), "element": {
                 "type": "plain_text_input", "action_id": super::controls::input::TITLE.1, "max_length": 100,
                 "initial_value": truncate(view.title, 100)}},
-            select(super::controls::input::WORKSPACE, "Workspace", view.workspaces, view.workspace),
-            select(super::controls::input::AGENT, "Agent", view.agents, view.agent),
+            workspace,
+            agent,
         ],
     })
 }
@@ -664,13 +693,15 @@ mod tests {
 
     #[test]
     fn create_modal_snapshot() {
-        let workspaces = vec![("ws1".to_owned(), "devops".to_owned())];
-        let agents = vec![("ag1".to_owned(), "generic-agent".to_owned()), ("ag2".to_owned(), "k8s".to_owned())];
+        let prod = PortalLists {
+            portal: "prod".to_owned(),
+            workspaces: vec![("ws1".to_owned(), "devops".to_owned())],
+            agents: vec![("ag1".to_owned(), "generic-agent".to_owned()), ("ag2".to_owned(), "k8s".to_owned())],
+        };
         let v = create_modal(&CreateModalView {
             title: "Disk full",
-            workspaces: &workspaces,
-            agents: &agents,
-            workspace: Some("ws1"),
+            lists: std::slice::from_ref(&prod),
+            workspace: Some(("prod", "ws1")),
             agent: None,
             private_metadata: "p1",
         });
@@ -678,6 +709,47 @@ mod tests {
         assert!(matches!(view, slack_morphism::prelude::SlackView::Modal(_)));
         validate(v["blocks"].as_array().unwrap(), VIEW_BLOCKS).unwrap();
         insta::assert_json_snapshot!(v);
+    }
+
+    #[test]
+    fn create_modal_groups_the_choices_of_several_portals() {
+        let lists = [
+            PortalLists {
+                portal: "prod".to_owned(),
+                workspaces: vec![("ws1".to_owned(), "devops".to_owned())],
+                agents: vec![("ag1".to_owned(), "generic-agent".to_owned())],
+            },
+            PortalLists {
+                portal: "qa".to_owned(),
+                // The same id on another portal is another choice.
+                workspaces: vec![("ws1".to_owned(), "devops".to_owned()), ("x".repeat(160), "long".to_owned())],
+                agents: Vec::new(),
+            },
+        ];
+        let v = create_modal(&CreateModalView {
+            title: "Disk full",
+            lists: &lists,
+            workspace: Some(("qa", "ws1")),
+            agent: Some(("qa", "ag1")),
+            private_metadata: "p1",
+        });
+        let _: slack_morphism::prelude::SlackView = serde_json::from_value(v.clone()).unwrap();
+        validate(v["blocks"].as_array().unwrap(), VIEW_BLOCKS).unwrap();
+        let workspace = &v["blocks"][1];
+        assert_eq!(workspace["label"]["text"], "Portal and workspace");
+        let groups = workspace["element"]["option_groups"].as_array().unwrap();
+        let labels: Vec<&str> = groups.iter().map(|g| g["label"]["text"].as_str().unwrap()).collect();
+        assert_eq!(labels, ["Portal prod", "Portal qa"]);
+        let values: Vec<&str> = groups
+            .iter()
+            .flat_map(|g| g["options"].as_array().unwrap())
+            .map(|o| o["value"].as_str().unwrap())
+            .collect();
+        assert_eq!(values, ["prod/ws1", "qa/ws1"], "an id too long for a value is left out, not cut");
+        assert_eq!(workspace["element"]["initial_option"]["value"], "qa/ws1");
+        let agent = &v["blocks"][2]["element"];
+        assert_eq!(agent["options"].as_array().unwrap().len(), 1, "a portal without agents is no group");
+        assert!(agent.get("initial_option").is_none(), "qa has no such agent to preselect");
     }
 
     #[test]

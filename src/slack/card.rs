@@ -110,6 +110,8 @@ pub enum CardClosed {
     TicketDeleted,
     /// Its ticket moved to another agent.
     MovedAgent,
+    /// Its thread moved to another ticket (another portal or workspace).
+    MovedTicket,
     /// Submitted, by someone the store no longer names.
     Submitted,
     /// Nobody submitted it within `APPROVAL_TTL`.
@@ -125,6 +127,7 @@ impl CardClosed {
             Self::TicketClosed => "the ticket was closed",
             Self::TicketDeleted => "the ticket was deleted",
             Self::MovedAgent => "the ticket moved to another agent",
+            Self::MovedTicket => "the thread moved to another ticket",
             Self::Submitted => "Submitted.",
             Self::Expired => "Expired before it was submitted: nothing was sent. Ask the agent to propose these again.",
         }

@@ -43,8 +43,10 @@ pub mod action {
     pub const STATUS: &str = "ticket_status";
     /// The header's users select.
     pub const ASSIGN: &str = "ticket_assign";
-    /// The header's "Switch agent" button.
+    /// The "Switch agent" button of headers posted before *Update context* replaced it.
     pub const AGENT: &str = "ticket_agent";
+    /// The header's "Update context" button.
+    pub const CONTEXT: &str = "ticket_context";
     /// The header's "History" button.
     pub const HISTORY: &str = "ticket_history";
     /// The header's overflow menu.
@@ -101,8 +103,10 @@ pub mod callback {
     pub const REJECT: &str = "reject_reason";
     /// The status-change modal.
     pub const STATUS: &str = "status_change";
-    /// The switch-agent modal.
+    /// The switch-agent modal (opened before *Update context* replaced it).
     pub const AGENT: &str = "agent_switch";
+    /// The *Update context* modal.
+    pub const CONTEXT: &str = "update_context";
 }
 
 /// Block and action ids of modal inputs, as (block id, action id).
@@ -117,6 +121,36 @@ pub mod input {
     pub const REASON: (&str, &str) = ("reason", "reason_input");
     /// The status modal's comment.
     pub const COMMENT: (&str, &str) = ("comment", "comment_input");
+    /// The *Update context* modal's "Share this thread's messages" checkbox.
+    pub const SHARE: (&str, &str) = ("share", "share_thread");
+}
+
+/// The value of the *Update context* modal's share checkbox.
+pub const SHARE_VALUE: &str = "share";
+
+/// A workspace or agent as a form offers it: the portal it is on and its id. The portal is
+/// `None` for a value without one (forms rendered before forms named portals).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placed {
+    /// The portal's name, as the form named it.
+    pub portal: Option<String>,
+    /// The workspace's or agent's id on that portal.
+    pub id: String,
+}
+
+impl Placed {
+    /// The option value for `id` on `portal`. Portal names have no `/` (the configuration
+    /// refuses one), so the first `/` ends the name whatever the id holds.
+    pub fn value(portal: &str, id: &str) -> String {
+        format!("{portal}/{id}")
+    }
+
+    fn parse(value: &str) -> Self {
+        match value.split_once('/') {
+            Some((portal, id)) if !portal.is_empty() => Self { portal: Some(portal.to_owned()), id: id.to_owned() },
+            _ => Self { portal: None, id: value.to_owned() },
+        }
+    }
 }
 
 /// Longest rejection reason.
@@ -192,8 +226,8 @@ pub enum HeaderControl {
     Status(Option<TicketStatus>),
     /// The assignee select; `None` when the chosen value is no user id.
     Assign(Option<UserId>),
-    /// "Switch agent".
-    SwitchAgent,
+    /// "Update context" (and the "Switch agent" button of older headers).
+    UpdateContext,
     /// "History".
     History,
     /// The overflow menu's "Delete ticket…".
@@ -375,7 +409,7 @@ impl Intent {
             action::FOLLOW_UP => Self::FollowUp { pending: PendingId::new(value) },
             action::STATUS => Self::Header(HeaderControl::Status(TicketStatus::parse(&value))),
             action::ASSIGN => Self::Header(HeaderControl::Assign(user_id(&value))),
-            action::AGENT => Self::Header(HeaderControl::SwitchAgent),
+            action::AGENT | action::CONTEXT => Self::Header(HeaderControl::UpdateContext),
             action::HISTORY => Self::Header(HeaderControl::History),
             action::MENU if value == action::DELETE => Self::Header(HeaderControl::Delete),
             action::MENU => Self::Header(HeaderControl::Menu),
@@ -403,7 +437,7 @@ pub enum Submission {
         /// The title, when one was typed.
         title: Option<String>,
         /// The chosen workspace and agent, when both were chosen.
-        target: Option<(String, String)>,
+        target: Option<(Placed, Placed)>,
     },
     /// The rejection modal; `card` is `None` unless it names a command at a version.
     Reject {
@@ -426,6 +460,15 @@ pub enum Submission {
         /// The chosen agent.
         agent: Option<AgentId>,
     },
+    /// The *Update context* modal.
+    Context {
+        /// Its thread and ticket, when the metadata names them.
+        target: Option<ContextTarget>,
+        /// The chosen workspace and agent, when both were chosen.
+        choice: Option<(Placed, Placed)>,
+        /// Whether "Share this thread's messages" was ticked.
+        share: bool,
+    },
     /// A modal this version does not know.
     Unknown,
 }
@@ -434,11 +477,12 @@ impl Submission {
     /// What a view submission means.
     pub fn from_view(view: &ViewSubmission) -> Self {
         let value = |ids: (&str, &str)| view.values.get(&(ids.0.to_owned(), ids.1.to_owned())).cloned();
+        let placed = |ids: (&str, &str)| value(ids).map(|v| Placed::parse(&v));
         match view.callback_id.as_str() {
             callback::CREATE => Self::Create {
                 pending: PendingId::new(view.private_metadata.clone()),
                 title: value(input::TITLE).filter(|t| !t.trim().is_empty()),
-                target: value(input::WORKSPACE).zip(value(input::AGENT)),
+                target: placed(input::WORKSPACE).zip(placed(input::AGENT)),
             },
             callback::REJECT => Self::Reject {
                 card: CardRef::parse(&view.private_metadata).and_then(|r| Some((r.card, r.index?, r.version?))),
@@ -454,8 +498,67 @@ impl Submission {
                 target: ModalTarget::decode(&view.private_metadata),
                 agent: value(input::AGENT).map(AgentId::new),
             },
+            callback::CONTEXT => Self::Context {
+                target: ContextTarget::decode(&view.private_metadata),
+                choice: placed(input::WORKSPACE).zip(placed(input::AGENT)),
+                share: value(input::SHARE).is_some_and(|v| v.split(',').any(|o| o == SHARE_VALUE)),
+            },
             _ => Self::Unknown,
         }
+    }
+
+    /// What the form must show instead of closing, as (block id, message): a workspace and
+    /// an agent of two different portals cannot open a ticket. Empty when it may close.
+    pub fn form_errors(&self) -> Vec<(&'static str, String)> {
+        let (Self::Create { target: Some((workspace, agent)), .. }
+        | Self::Context { choice: Some((workspace, agent)), .. }) = self
+        else {
+            return Vec::new();
+        };
+        match (&workspace.portal, &agent.portal) {
+            (Some(of_workspace), Some(of_agent)) if of_workspace != of_agent => {
+                let portal = super::kit::truncate(of_workspace, 60);
+                vec![(input::AGENT.0, format!("Choose an agent of portal {portal}, the workspace's portal."))]
+            }
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// Where an *Update context* submission applies: the header's thread, and the ticket the
+/// person saw there (a thread that has moved on to another ticket since is not changed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContextTarget {
+    /// The thread's channel.
+    pub channel: ChannelId,
+    /// The thread.
+    pub thread_ts: MessageTs,
+    /// The ticket the modal was opened for.
+    pub ticket: TicketName,
+}
+
+impl ContextTarget {
+    /// The target for `ticket` in `thread`.
+    pub fn new(thread: &ThreadKey, ticket: &TicketName) -> Self {
+        Self { channel: thread.channel.clone(), thread_ts: thread.thread_ts.clone(), ticket: ticket.clone() }
+    }
+
+    /// The modal's `private_metadata`.
+    pub fn encode(&self) -> String {
+        format!("{} {} {}", self.channel, self.thread_ts, self.ticket)
+    }
+
+    fn decode(text: &str) -> Option<Self> {
+        let mut words = text.split(' ');
+        let channel = ChannelId::new(words.next().filter(|w| !w.is_empty())?);
+        let thread_ts = MessageTs::new(words.next().filter(|w| !w.is_empty())?);
+        let ticket = TicketName::new(words.next().filter(|w| !w.is_empty())?);
+        words.next().is_none().then_some(Self { channel, thread_ts, ticket })
+    }
+
+    /// The thread in workspace `team`.
+    pub fn thread(&self, team: &TeamId) -> ThreadKey {
+        ThreadKey { team: team.clone(), channel: self.channel.clone(), thread_ts: self.thread_ts.clone() }
     }
 }
 
@@ -753,6 +856,7 @@ mod tests {
             action::STATUS,
             action::ASSIGN,
             action::AGENT,
+            action::CONTEXT,
             action::HISTORY,
             action::MENU,
             action::DELETE,
@@ -776,6 +880,7 @@ mod tests {
                 "ticket_status",
                 "ticket_assign",
                 "ticket_agent",
+                "ticket_context",
                 "ticket_history",
                 "ticket_menu",
                 "delete",
@@ -788,19 +893,28 @@ mod tests {
         );
         assert_eq!([feedback_value(Rating::Positive), feedback_value(Rating::Negative)], ["positive", "negative"]);
         assert_eq!(
-            [callback::SHORTCUT, callback::CREATE, callback::REJECT, callback::STATUS, callback::AGENT],
-            ["open_ticket", "create_ticket", "reject_reason", "status_change", "agent_switch"]
+            [
+                callback::SHORTCUT,
+                callback::CREATE,
+                callback::REJECT,
+                callback::STATUS,
+                callback::AGENT,
+                callback::CONTEXT
+            ],
+            ["open_ticket", "create_ticket", "reject_reason", "status_change", "agent_switch", "update_context"]
         );
         assert_eq!(
-            [input::TITLE, input::WORKSPACE, input::AGENT, input::REASON, input::COMMENT],
+            [input::TITLE, input::WORKSPACE, input::AGENT, input::REASON, input::COMMENT, input::SHARE],
             [
                 ("title", "title_input"),
                 ("workspace", "workspace_select"),
                 ("agent", "agent_select"),
                 ("reason", "reason_input"),
-                ("comment", "comment_input")
+                ("comment", "comment_input"),
+                ("share", "share_thread")
             ]
         );
+        assert_eq!((SHARE_VALUE, Placed::value("qa", "w/1")), ("share", "qa/w/1".to_owned()));
         assert_eq!(
             [block::TICKET_CONTROLS, block::CARD_SUBMIT, &block::card_command(2), &block::card_buttons(2)],
             ["ticket_controls", "card-submit", "cmd-2", "act-2"]
@@ -835,6 +949,8 @@ mod tests {
         assert_eq!(click("ticket_assign", "U123"), Intent::Header(HeaderControl::Assign(Some(UserId::new("U123")))));
         assert_eq!(click("ticket_assign", "C123"), Intent::Header(HeaderControl::Assign(None)));
         assert_eq!(click("ticket_menu", "delete"), Intent::Header(HeaderControl::Delete));
+        assert_eq!(click("ticket_context", "DEVOPS-1"), Intent::Header(HeaderControl::UpdateContext));
+        assert_eq!(click("ticket_agent", "DEVOPS-1"), Intent::Header(HeaderControl::UpdateContext), "older headers");
         assert_eq!(
             click("continue_ticket", "DEVOPS-1 U9"),
             Intent::Continue(Some((TicketName::new("DEVOPS-1"), UserId::new("U9"))))
@@ -875,6 +991,10 @@ mod tests {
         assert!(ModalTarget::decode("").is_none());
         assert!(ModalTarget::decode("C1 1.2 open nonsense").is_none());
         assert!(ModalTarget::decode(&ModalTarget::new(&thread, None).encode()).unwrap().transition.is_none());
+        let target = ContextTarget::new(&thread, &TicketName::new("DEVOPS-1"));
+        assert_eq!(ContextTarget::decode(&target.encode()), Some(target));
+        assert_eq!(ContextTarget::decode("C1 1.2"), None, "a context target names its ticket");
+        assert_eq!(ContextTarget::decode("C1 1.2 D-1 more"), None);
     }
 
     #[test]
@@ -902,6 +1022,39 @@ mod tests {
             Submission::from_view(&view("create_ticket", "p1", &[(input::WORKSPACE, "w"), (input::TITLE, " ")])),
             Submission::Create { pending: PendingId::new("p1"), title: None, target: None }
         );
+        let placed = |portal: Option<&str>, id: &str| Placed { portal: portal.map(str::to_owned), id: id.to_owned() };
+        let create = view("create_ticket", "p1", &[(input::WORKSPACE, "w1"), (input::AGENT, "qa/a1")]);
+        let create = Submission::from_view(&create);
+        assert_eq!(
+            create,
+            Submission::Create {
+                pending: PendingId::new("p1"),
+                title: None,
+                target: Some((placed(None, "w1"), placed(Some("qa"), "a1")))
+            },
+            "a bare value (an older form) names no portal"
+        );
+        assert!(create.form_errors().is_empty());
+        let context = [(input::WORKSPACE, "prod/w1"), (input::AGENT, "qa/a1"), (input::SHARE, "share")];
+        let context = Submission::from_view(&view("update_context", "C1 1.2 D-1", &context));
+        assert_eq!(
+            context,
+            Submission::Context {
+                target: Some(ContextTarget {
+                    channel: ChannelId::new("C1"),
+                    thread_ts: MessageTs::new("1.2"),
+                    ticket: TicketName::new("D-1")
+                }),
+                choice: Some((placed(Some("prod"), "w1"), placed(Some("qa"), "a1"))),
+                share: true,
+            }
+        );
+        assert_eq!(
+            context.form_errors(),
+            [("agent", "Choose an agent of portal prod, the workspace's portal.".to_owned())]
+        );
+        let unshared = Submission::from_view(&view("update_context", "C1 1.2 D-1", &[(input::SHARE, "")]));
+        assert!(matches!(unshared, Submission::Context { share: false, choice: None, .. }));
         assert_eq!(Submission::from_view(&view("other", "", &[])), Submission::Unknown);
     }
 }

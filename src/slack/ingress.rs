@@ -37,6 +37,9 @@ pub enum Parsed {
     /// An event arrived before the bot knows who it is (`auth.test` pending); Slack should
     /// deliver it again later.
     NotReady,
+    /// A form submitted with inputs it cannot have: Slack keeps the form open and shows
+    /// these (block id, message) under the inputs; nothing is handled.
+    FormErrors(Vec<(&'static str, String)>),
 }
 
 /// A body that is not what Slack sends at all.
@@ -394,17 +397,21 @@ pub fn interaction_from_value(value: Value) -> Result<Parsed, Malformed> {
                     h.private_metadata.clone().unwrap_or_default(),
                 ),
             };
-            Parsed::Inbound(Inbound {
-                team: TeamId::new(event.team.id.0),
-                kind: InboundKind::ViewSubmission(ViewSubmission {
-                    user: UserId::new(event.user.id.0),
-                    user_team: event.user.team_id.map(|t| TeamId::new(t.0)),
-                    view_id: event.view.state_params.id.0,
-                    callback_id,
-                    private_metadata,
-                    values,
-                }),
-            })
+            let view = ViewSubmission {
+                user: UserId::new(event.user.id.0),
+                user_team: event.user.team_id.map(|t| TeamId::new(t.0)),
+                view_id: event.view.state_params.id.0,
+                callback_id,
+                private_metadata,
+                values,
+            };
+            // Checked here, where Slack still waits for the answer: only then can the form
+            // stay open with the problem shown under its input.
+            let errors = super::controls::Submission::from_view(&view).form_errors();
+            if !errors.is_empty() {
+                return Ok(Parsed::FormErrors(errors));
+            }
+            Parsed::Inbound(Inbound { team: TeamId::new(event.team.id.0), kind: InboundKind::ViewSubmission(view) })
         }
         SlackInteractionEvent::MessageAction(event) => {
             let (Some(channel), Some(message)) = (event.channel, event.message) else {
@@ -444,6 +451,10 @@ fn state_value(value: &SlackViewStateValue) -> Option<String> {
         .or_else(|| value.selected_user.as_ref().map(|u| u.0.clone()))
         .or_else(|| value.selected_conversation.as_ref().map(|c| c.0.clone()))
         .or_else(|| value.selected_channel.as_ref().map(|c| c.0.clone()))
+        // Checkboxes: the ticked options' values, comma-separated ("" when none is ticked).
+        .or_else(|| {
+            value.selected_options.as_ref().map(|o| o.iter().map(|o| o.value.as_str()).collect::<Vec<_>>().join(","))
+        })
 }
 
 /// Whether a slash-command body is Slack's unsigned `ssl_check` probe.

@@ -33,6 +33,8 @@ pub enum Intake {
     NotReady,
     /// Offered to the dispatcher, with its answer.
     Submitted(Result<Admission, DispatchError>),
+    /// A form that must stay open, showing these (block id, message) problems.
+    FormErrors(Vec<(&'static str, String)>),
 }
 
 impl Intake {
@@ -46,6 +48,7 @@ impl Intake {
                 Self::Ignored(why)
             }
             Parsed::NotReady => Self::NotReady,
+            Parsed::FormErrors(errors) => Self::FormErrors(errors),
             Parsed::Inbound(item) => {
                 let submitted = dispatcher.submit(item).await;
                 match &submitted {
@@ -62,10 +65,19 @@ impl Intake {
         }
     }
 
+    /// What the acknowledgement carries, when it carries something: a form's problems, as
+    /// Slack's `response_action: errors` (an HTTP body, or a Socket Mode ack's `payload`).
+    pub fn ack_payload(&self) -> Option<serde_json::Value> {
+        let Self::FormErrors(errors) = self else { return None };
+        let errors: serde_json::Map<String, serde_json::Value> =
+            errors.iter().map(|(block, message)| ((*block).to_owned(), message.clone().into())).collect();
+        Some(serde_json::json!({ "response_action": "errors", "errors": errors }))
+    }
+
     /// Acknowledge, or let Slack redeliver: the rule both transports answer by.
     pub fn ack(&self) -> Ack {
         match self {
-            Self::Challenge(_) | Self::Ignored(_) | Self::Submitted(Ok(_)) => Ack::Now,
+            Self::Challenge(_) | Self::Ignored(_) | Self::FormErrors(_) | Self::Submitted(Ok(_)) => Ack::Now,
             Self::NotReady => Ack::Redeliver("not ready: waiting for Slack auth.test"),
             Self::Submitted(Err(DispatchError::Full)) => Ack::Redeliver("the inbox is full; retry later"),
             Self::Submitted(Err(DispatchError::ShuttingDown)) => Ack::Redeliver("shutting down"),
@@ -78,6 +90,7 @@ impl Intake {
         match self {
             Self::Challenge(_) => "challenge",
             Self::Ignored(_) => "ignored",
+            Self::FormErrors(_) => "form_errors",
             Self::NotReady => "not_ready",
             Self::Submitted(Ok(Admission::Accepted)) => "ok",
             Self::Submitted(Ok(Admission::Duplicate)) => "duplicate",
@@ -109,5 +122,18 @@ mod tests {
             Intake::Submitted(Err(DispatchError::Store(StoreError::Unavailable("down".to_owned())))),
         ];
         assert!(later.iter().all(|intake| matches!(intake.ack(), Ack::Redeliver(_))));
+    }
+
+    #[test]
+    fn a_form_with_errors_is_acknowledged_with_them() {
+        let intake = Intake::FormErrors(vec![("agent", "Choose an agent of portal qa.".to_owned())]);
+        assert_eq!(intake.ack(), Ack::Now);
+        assert_eq!(
+            intake.ack_payload(),
+            Some(
+                serde_json::json!({"response_action": "errors", "errors": {"agent": "Choose an agent of portal qa."}})
+            )
+        );
+        assert_eq!(Intake::Ignored("x").ack_payload(), None);
     }
 }

@@ -25,6 +25,8 @@ pub const ACTION_ELEMENTS: usize = 25;
 pub const BUTTON_LABEL_CHARS: usize = 75;
 /// Longest button value.
 pub const BUTTON_VALUE_BYTES: usize = 2000;
+/// Longest value of a select's option.
+pub const OPTION_VALUE_BYTES: usize = 150;
 /// Characters of a header block's text.
 pub const HEADER_CHARS: usize = 150;
 /// Characters of a section's field.
@@ -188,16 +190,50 @@ pub(crate) fn user(id: &UserId) -> String {
 /// A choice in a select menu: (value, label).
 pub type Choice = (String, String);
 
-pub(crate) fn select(ids: (&str, &str), label: &str, choices: &[Choice], selected: Option<&str>) -> Value {
-    let option = |(value, text): &Choice| json!({"text": plain(text, 75), "value": truncate(value, 150)});
+/// One portal's choices for a select: the portal's name and its (id, label) choices.
+pub type PortalChoices<'a> = (&'a str, &'a [Choice]);
+
+/// An input with a select of workspaces or agents, each option's value naming its portal
+/// ([`super::controls::Placed`]); grouped by portal when there are several. `selected` is
+/// (portal, id). An id too long for an option value is left out rather than cut into
+/// another id; portals without choices are left out (an empty group is not valid).
+pub(crate) fn placed_select(
+    ids: (&str, &str),
+    label: &str,
+    portals: &[PortalChoices<'_>],
+    selected: Option<(&str, &str)>,
+) -> Value {
+    use super::controls::Placed;
+    const OPTIONS: usize = 100;
+    let options = |portal: &str, choices: &[Choice]| -> Vec<Value> {
+        choices
+            .iter()
+            .map(|(id, text)| (Placed::value(portal, id), text))
+            .filter(|(value, _)| value.len() <= OPTION_VALUE_BYTES)
+            .take(OPTIONS)
+            .map(|(value, text)| json!({"text": plain(text, 75), "value": value}))
+            .collect()
+    };
+    let portals: Vec<(&str, Vec<Value>)> =
+        portals.iter().map(|(p, c)| (*p, options(p, c))).filter(|(_, o)| !o.is_empty()).take(OPTIONS).collect();
     let mut element = json!({
         "type": "static_select",
         "action_id": ids.1,
         "placeholder": plain(&format!("Choose {}", label.to_lowercase()), 150),
-        "options": choices.iter().take(100).map(option).collect::<Vec<_>>(),
     });
-    if let Some(chosen) = selected.and_then(|s| choices.iter().take(100).find(|(v, _)| v == s)) {
-        element["initial_option"] = option(chosen);
+    match portals.as_slice() {
+        [(_, options)] => element["options"] = json!(options),
+        many => {
+            let group = |(portal, options): &(&str, Vec<Value>)| json!({"label": plain(&format!("Portal {portal}"), 75), "options": options});
+            element["option_groups"] = json!(many.iter().map(group).collect::<Vec<_>>());
+        }
+    }
+    if let Some((portal, id)) = selected {
+        let value = Placed::value(portal, id);
+        let chosen = portals.iter().flat_map(|(_, o)| o).find(|o| o["value"] == value.as_str());
+        if let Some(chosen) = chosen {
+            element["initial_option"] = chosen.clone();
+        }
     }
     json!({"type": "input", "block_id": ids.0, "label": plain(label, 2000), "element": element})
 }

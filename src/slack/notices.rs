@@ -374,6 +374,25 @@ pub fn only_deciders_delete(deciders: &Deciders<'_>) -> Message {
     )
 }
 
+/// Someone who may not move a thread to a ticket in another workspace or portal.
+pub fn only_deciders_move(deciders: &Deciders<'_>) -> Message {
+    blocks::notice_mrkdwn(
+        &format!(
+            "Only {} can move this thread to a ticket in another workspace or portal. Switching its agent is open to everyone here.",
+            deciders.words()
+        ),
+        &[],
+    )
+}
+
+/// The thread's messages could not be read to share them with the ticket it moved to.
+pub fn share_unread(err: &dyn Display) -> Message {
+    blocks::notice(
+        &format!("⚠️ I could not read this thread's messages ({err}), so they were not shared with the new ticket."),
+        &[],
+    )
+}
+
 /// Someone who may not change a ticket from its header.
 pub fn members_only() -> Message {
     blocks::notice("Only members of this workspace can change this ticket.", &[])
@@ -635,11 +654,6 @@ pub fn assigned(by: &UserId, ticket: &str, to: &UserId, was: Option<&UserId>) ->
     blocks::notice_mrkdwn(&format!("👤 <@{by}> assigned ticket {ticket} to <@{to}>{was}."), &[])
 }
 
-/// The HelpDesk could not list its agents.
-pub fn cannot_list_agents(err: &dyn Display) -> Message {
-    blocks::notice(&format!("⚠️ I could not list the HelpDesk's agents: {err}"), &[])
-}
-
 /// A switch to an agent that is not allowed.
 pub fn agent_not_allowed(agent: &str) -> Message {
     blocks::notice(&format!("{agent} is not an agent this bridge may give tickets to; the agent is unchanged."), &[])
@@ -667,6 +681,65 @@ pub fn agent_switched(by: &UserId, ticket: &str, from: &str, to: &str) -> Messag
             escape_inert(from),
             escape_inert(to),
             escape_inert(to)
+        ),
+        &[],
+    )
+}
+
+/// What became of a thread moved to a ticket elsewhere (*Update context*).
+pub struct Moved<'a> {
+    /// Who moved it.
+    pub by: &'a UserId,
+    /// The ticket it left.
+    pub from: &'a str,
+    /// The ticket it went to.
+    pub to: &'a str,
+    /// Where that ticket is, in words ("portal qa, workspace devops").
+    pub place: &'a str,
+    /// Whether the thread's messages went to the new ticket.
+    pub shared: bool,
+    /// Why the old ticket could not be given its note, when it could not.
+    pub note_failed: Option<&'a (dyn Display + Sync)>,
+}
+
+/// A person moved the thread to a ticket elsewhere.
+pub fn moved(moved: &Moved<'_>) -> Message {
+    let (from, to) = (escape_inert(moved.from), escape_inert(moved.to));
+    let mut text = format!(
+        "↪️ <@{}> moved this thread from ticket {from} to *{to}* ({}). Messages here go to {to} from now on; \
+         {from} stays on the HelpDesk as it was.",
+        moved.by,
+        escape_inert(moved.place)
+    );
+    text.push_str(if moved.shared {
+        " The thread's earlier messages were shared with the new ticket."
+    } else {
+        " The thread's earlier messages were not shared."
+    });
+    if let Some(err) = moved.note_failed {
+        text.push_str(&format!(" ⚠️ {from} could not be given a note saying so: {}.", escape_inert(&err.to_string())));
+    }
+    blocks::notice_mrkdwn(&text, &[])
+}
+
+/// A move the HelpDesk did not take: the thread stays on its ticket.
+pub fn not_moved(ticket: &str, place: &str, err: &dyn Display) -> Message {
+    blocks::notice(
+        &format!("⚠️ I could not open a ticket in {place}: {err}. This thread stays on ticket {ticket}."),
+        &[],
+    )
+}
+
+/// An *Update context* that changes nothing.
+pub fn context_unchanged(ticket: &str) -> Message {
+    blocks::notice(&format!("Nothing changed: that is where ticket {ticket} already is, and who works it."), &[])
+}
+
+/// An *Update context* form for a ticket the thread no longer works, or a closed one.
+pub fn context_stale(ticket: &str) -> Message {
+    blocks::notice(
+        &format!(
+            "Nothing changed: this thread no longer works ticket {ticket} as the form showed it (it moved, closed or was deleted)."
         ),
         &[],
     )
@@ -1089,6 +1162,8 @@ mod tests {
             ("only_deciders", only_deciders(&deciders)),
             ("only_deciders none", only_deciders(&nobody)),
             ("only_deciders_delete", only_deciders_delete(&deciders)),
+            ("only_deciders_move", only_deciders_move(&deciders)),
+            ("share_unread", share_unread(&err)),
             ("members_only", members_only()),
             ("proposals_not_recorded", proposals_not_recorded(3)),
             ("card_withdrawn", card_withdrawn()),
@@ -1124,7 +1199,31 @@ mod tests {
             ("not_in_slack", not_in_slack()),
             ("status_changed", status_changed(&change)),
             ("assigned", assigned(&ann, "DEVOPS-1 <!here>", &bob, Some(&ann))),
-            ("cannot_list_agents", cannot_list_agents(&err)),
+            (
+                "moved",
+                moved(&Moved {
+                    by: &ann,
+                    from: "DEVOPS-1",
+                    to: "QA-7 <!here>",
+                    place: "portal qa, workspace *devops*",
+                    shared: true,
+                    note_failed: None,
+                }),
+            ),
+            (
+                "moved unshared, note failed",
+                moved(&Moved {
+                    by: &ann,
+                    from: "DEVOPS-1",
+                    to: "QA-7",
+                    place: "workspace devops",
+                    shared: false,
+                    note_failed: Some(&err),
+                }),
+            ),
+            ("not_moved", not_moved("DEVOPS-1", "portal qa, workspace devops", &err)),
+            ("context_unchanged", context_unchanged("DEVOPS-1")),
+            ("context_stale", context_stale("DEVOPS-1")),
             ("agent_not_allowed", agent_not_allowed("prod-admin")),
             ("agent_not_found", agent_not_found(&err)),
             ("agent_not_switched", agent_not_switched("DEVOPS-1", "k8s", &err, "generic")),

@@ -173,9 +173,13 @@ impl SocketMode {
                 _ => {
                     let started = std::time::Instant::now();
                     let Envelope { kind, envelope_id, payload, .. } = envelope;
-                    let ack = self.take(&kind, payload.unwrap_or(Value::Null)).await;
+                    let (ack, answer) = self.take(&kind, payload.unwrap_or(Value::Null)).await;
                     if let (true, Some(id)) = (ack, envelope_id.as_deref()) {
-                        let frame = serde_json::json!({ "envelope_id": id }).to_string();
+                        let mut frame = serde_json::json!({ "envelope_id": id });
+                        if let Some(answer) = answer {
+                            frame["payload"] = answer;
+                        }
+                        let frame = frame.to_string();
                         if let Err(err) = socket.send(Message::text(frame)).await {
                             return ended(&live, &err.to_string());
                         }
@@ -189,30 +193,31 @@ impl SocketMode {
         }
     }
 
-    /// Takes an envelope into the dispatcher; returns whether to ack it.
-    async fn take(&self, kind: &str, payload: Value) -> bool {
+    /// Takes an envelope into the dispatcher; returns whether to ack it, and what the ack
+    /// carries.
+    async fn take(&self, kind: &str, payload: Value) -> (bool, Option<Value>) {
         let parsed = match kind {
             "events_api" => ingress::event_from_value(payload, self.identity.get()),
             "interactive" => ingress::interaction_from_value(payload),
             "slash_commands" => ingress::command_from_value(payload),
             other => {
                 tracing::debug!(kind = other, "ignoring an unknown Socket Mode envelope type");
-                return true;
+                return (true, None);
             }
         };
-        let (outcome, ack) = match parsed {
+        let (outcome, ack, answer) = match parsed {
             Ok(parsed) => {
                 let intake = Intake::take(&self.dispatcher, parsed, "socket").await;
-                (intake.outcome(), intake.ack() == Ack::Now)
+                (intake.outcome(), intake.ack() == Ack::Now, intake.ack_payload())
             }
             // Acked: Slack would only deliver the same unreadable payload again.
             Err(err) => {
                 tracing::debug!(error = %err, "malformed Socket Mode payload");
-                ("malformed", true)
+                ("malformed", true, None)
             }
         };
         self.metrics.request("socket", outcome);
-        ack
+        (ack, answer)
     }
 }
 

@@ -11,9 +11,10 @@
 use serde_json::{Value, json};
 
 use super::{
+    blocks::{PortalLists, target_inputs},
     card::when,
-    controls::{ListArgs, ModalTarget, action, block, callback, continue_value, input},
-    kit::{self, Button, Choice, FALLBACK_CHARS, Message, context, plain, section, user},
+    controls::{ContextTarget, ListArgs, ModalTarget, SHARE_VALUE, action, block, callback, continue_value, input},
+    kit::{self, Button, FALLBACK_CHARS, Message, context, plain, section, user},
     mrkdwn,
 };
 use crate::{
@@ -62,8 +63,28 @@ pub struct HeaderView<'a> {
     pub assignee: Option<&'a UserId>,
     /// The ticket's chat page on the HelpDesk.
     pub url: &'a str,
-    /// Who deleted the ticket, once it is deleted: the header then has no controls.
-    pub deleted_by: Option<&'a UserId>,
+    /// Why the thread no longer works this ticket, once it does not: the header then has
+    /// no controls.
+    pub retired: Option<Retired<'a>>,
+}
+
+/// Why a header's ticket is no longer its thread's.
+#[derive(Debug, Clone, Copy)]
+pub enum Retired<'a> {
+    /// The ticket was deleted, by this person.
+    Deleted {
+        /// Who deleted it.
+        by: &'a UserId,
+    },
+    /// The thread moved to another ticket (*Update context*).
+    Moved {
+        /// Who moved it.
+        by: &'a UserId,
+        /// The ticket it moved to.
+        to: &'a str,
+        /// Where that ticket is, in words ("portal qa, workspace devops").
+        place: &'a str,
+    },
 }
 
 /// A status as an option of a select.
@@ -79,14 +100,37 @@ pub fn header(view: &HeaderView<'_>) -> Message {
     let title = mrkdwn::inert_within(view.title, TITLE_CHARS);
     let ticket = ticket_name(view.ticket);
     let text = mrkdwn::inert_within(&format!("Ticket {}: {}", view.ticket, view.title), FALLBACK_CHARS);
-    if let Some(by) = view.deleted_by {
-        return Message {
-            text,
-            blocks: vec![
-                section(format!("🗑️ ~*{ticket}*  {title}~")),
-                context(format!("Deleted by {} on the HelpDesk. This thread no longer reaches an agent.", user(by))),
-            ],
-        };
+    match view.retired {
+        Some(Retired::Deleted { by }) => {
+            return Message {
+                text,
+                blocks: vec![
+                    section(format!("🗑️ ~*{ticket}*  {title}~")),
+                    context(format!(
+                        "Deleted by {} on the HelpDesk. This thread no longer reaches an agent.",
+                        user(by)
+                    )),
+                ],
+            };
+        }
+        Some(Retired::Moved { by, to, place }) => {
+            let to = ticket_name(to);
+            let place = mrkdwn::inert_within(place, TITLE_CHARS);
+            return Message {
+                text,
+                blocks: vec![
+                    section(format!("↪️ *{ticket}*  {title}")),
+                    context(format!(
+                        "{} moved this thread to *{to}* ({place}); its messages go there now. \
+                         *{ticket}* stays on the HelpDesk as it was.",
+                        user(by)
+                    )),
+                    json!({"type": "actions", "block_id": block::TICKET_CONTROLS, "elements": [
+                        kit::button(&Button::link("Open in HelpDesk", action::OPEN_HELPDESK, view.url))]}),
+                ],
+            };
+        }
+        None => {}
     }
     let mut facts = format!(
         "*Status:* {}  ·  *Agent:* {}  ·  *Requested by* {}",
@@ -114,7 +158,7 @@ pub fn header(view: &HeaderView<'_>) -> Message {
             assign["initial_user"] = json!(assignee.as_str());
         }
         controls.push(assign);
-        controls.push(kit::button(&Button::action("Switch agent", action::AGENT, view.ticket)));
+        controls.push(kit::button(&Button::action("Update context", action::CONTEXT, view.ticket)));
     }
     controls.push(kit::button(&Button::action("History", action::HISTORY, view.ticket)));
     controls.push(kit::button(&Button::link("Open in HelpDesk", action::OPEN_HELPDESK, view.url)));
@@ -167,22 +211,83 @@ pub fn status_modal(ticket: &str, from: TicketStatus, to: TicketStatus, target: 
     })
 }
 
-/// The modal that switches a ticket's agent: the HelpDesk's agents, the current one chosen.
-pub fn agent_modal(ticket: &str, agents: &[Choice], current: Option<&str>, target: &ModalTarget) -> Value {
+/// What the *Update context* modal shows: where the ticket is, and where it may go.
+#[derive(Debug, Clone)]
+pub struct ContextModalView<'a> {
+    /// The ticket's name.
+    pub ticket: &'a str,
+    /// Its portal's name.
+    pub portal: &'a str,
+    /// Its workspace, by name (its id when the name is unknown).
+    pub workspace: &'a str,
+    /// Its agent's name.
+    pub agent: &'a str,
+    /// Each portal's workspaces and agents, the ticket's portal first.
+    pub lists: &'a [PortalLists],
+    /// The ticket's workspace and agent as (portal, id), preselected.
+    pub current: ((&'a str, &'a str), (&'a str, &'a str)),
+    /// Portals that could not list their workspaces and agents (not offered).
+    pub unlisted: &'a [String],
+    /// Whether the channel shares thread messages at all (`/helpdesk config context`): the
+    /// share box is offered only then.
+    pub share_allowed: bool,
+    /// The header's thread and ticket, handed back on submission.
+    pub target: &'a ContextTarget,
+}
+
+/// The *Update context* modal: another agent for this ticket, or another portal or
+/// workspace (a new ticket there for this thread), and whether the thread's messages go
+/// along, off unless ticked, with the warning next to it.
+pub fn context_modal(view: &ContextModalView<'_>) -> Value {
+    let ticket = ticket_name(view.ticket);
+    let several = view.lists.len() + view.unlisted.len() > 1;
+    let portal =
+        if several { format!("portal *{}*, ", mrkdwn::inert_within(view.portal, AGENT_CHARS)) } else { String::new() };
+    let [workspace, agent] = target_inputs(view.lists, Some(view.current.0), Some(view.current.1));
+    let mut blocks = vec![
+        section(format!(
+            "*{ticket}* is in {portal}workspace *{}*, worked by *{}*.",
+            mrkdwn::inert_within(view.workspace, AGENT_CHARS),
+            mrkdwn::inert_within(view.agent, AGENT_CHARS)
+        )),
+        workspace,
+        agent,
+        context(format!(
+            "Another agent alone switches the agent of *{ticket}*. Another workspace or portal opens a new ticket \
+             there for this thread; *{ticket}* stays on the HelpDesk as it is, with a note saying where the \
+             thread went."
+        )),
+    ];
+    if view.share_allowed {
+        blocks.push(json!({"type": "input", "block_id": input::SHARE.0, "optional": true,
+            "label": plain("Thread messages", 2000),
+            "hint": plain("Only for a new ticket. What people wrote in this thread (not the agent's replies) \
+                goes to the new ticket's agent, which answers it. Messages may hold secrets, passwords or \
+                personal data: share them only if the new portal may see them.", 2000),
+            "element": {"type": "checkboxes", "action_id": input::SHARE.1, "options": [{
+                "text": plain("Share this thread's messages", 75),
+                "description": plain("Off by default: they may contain secrets.", 75),
+                "value": SHARE_VALUE}]}}));
+    } else {
+        blocks.push(context(
+            "This channel does not share thread messages with tickets (`/helpdesk config context`), so the new \
+             ticket starts without them."
+                .to_owned(),
+        ));
+    }
+    if !view.unlisted.is_empty() {
+        let names: Vec<String> = view.unlisted.iter().map(|p| mrkdwn::inert_within(p, AGENT_CHARS)).collect();
+        blocks
+            .push(context(format!("Not offered: portal {} did not list its workspaces and agents.", names.join(", "))));
+    }
     json!({
         "type": "modal",
-        "callback_id": callback::AGENT,
-        "title": plain("Switch agent", 24),
-        "submit": plain("Switch", 24),
+        "callback_id": callback::CONTEXT,
+        "title": plain("Update context", 24),
+        "submit": plain("Update", 24),
         "close": plain("Cancel", 24),
-        "private_metadata": target.encode(),
-        "blocks": [
-            section(format!(
-                "Choose the agent that works *{}* from its next message on.",
-                ticket_name(ticket)
-            )),
-            kit::select(input::AGENT, "Agent", agents, current),
-        ],
+        "private_metadata": view.target.encode(),
+        "blocks": blocks,
     })
 }
 
@@ -247,6 +352,12 @@ pub fn describe(entry: &HistoryEntry) -> String {
             )
         }
         HistoryEvent::Comment { text } => format!("commented:{}", quoted(text)),
+        HistoryEvent::Moved { from, to, place } => format!(
+            "moved this Slack thread from *{}* to *{}* ({})",
+            ticket_name(from.as_str()),
+            ticket_name(to.as_str()),
+            mrkdwn::inert_within(place, TITLE_CHARS)
+        ),
         HistoryEvent::CommandsProposed { count, commands, .. } => {
             let mut line = format!("proposed {}", plural(*count, "command"));
             if !commands.is_empty() {
@@ -661,7 +772,7 @@ mod tests {
             requester,
             assignee,
             url: "https://portal.example.com/app/ai/service-desk/ws/tickets/chat/DEVOPS-42",
-            deleted_by: None,
+            retired: None,
         })
     }
 
@@ -709,20 +820,98 @@ mod tests {
             requester: &requester,
             assignee: None,
             url: "https://x",
-            deleted_by: Some(&by),
+            retired: Some(Retired::Deleted { by: &by }),
         });
         kit::validate(&m.blocks, kit::MESSAGE_BLOCKS).unwrap();
         assert!(m.blocks.iter().all(|b| b["type"] != "actions"));
         assert!(m.blocks[1].to_string().contains("<@U9>"));
+        // A moved thread's old header keeps only the way to the old ticket.
+        let m = header(&HeaderView {
+            retired: Some(Retired::Moved { by: &by, to: "QA-7", place: "portal qa, workspace devops" }),
+            ..HeaderView {
+                ticket: "DEVOPS-42",
+                title: "t",
+                agent: "a",
+                status: TicketStatus::Pending,
+                requester: &requester,
+                assignee: None,
+                url: "https://x",
+                retired: None,
+            }
+        });
+        kit::validate(&m.blocks, kit::MESSAGE_BLOCKS).unwrap();
+        assert_eq!(
+            m.blocks[1]["elements"][0]["text"],
+            "<@U9> moved this thread to *QA-7* (portal qa, workspace devops); its messages go there now. \
+             *DEVOPS-42* stays on the HelpDesk as it was."
+        );
+        let controls = m.blocks[2]["elements"].as_array().unwrap();
+        assert_eq!(controls.len(), 1);
+        assert_eq!(
+            (&controls[0]["action_id"], &controls[0]["url"]),
+            (&json!(action::OPEN_HELPDESK), &json!("https://x"))
+        );
     }
 
     #[test]
     fn lifecycle_modals_are_valid_views() {
         view_is_valid(&status_modal("DEVOPS-1", TicketStatus::Pending, TicketStatus::Resolved, &target()));
-        let agents = vec![("a1".to_owned(), "generic".to_owned()), ("a2".to_owned(), "k8s".to_owned())];
-        let v = agent_modal("DEVOPS-1", &agents, Some("a2"), &target());
+    }
+
+    fn context_view<'a>(
+        ticket: &'a str,
+        lists: &'a [PortalLists],
+        unlisted: &'a [String],
+        target: &'a ContextTarget,
+    ) -> ContextModalView<'a> {
+        ContextModalView {
+            ticket,
+            portal: "prod",
+            workspace: "devops",
+            agent: "generic-agent",
+            lists,
+            current: (("prod", "ws1"), ("prod", "a2")),
+            unlisted,
+            share_allowed: true,
+            target,
+        }
+    }
+
+    fn portal(name: &str) -> PortalLists {
+        PortalLists {
+            portal: name.to_owned(),
+            workspaces: vec![("ws1".to_owned(), "devops".to_owned())],
+            agents: vec![("a1".to_owned(), "generic".to_owned()), ("a2".to_owned(), "k8s".to_owned())],
+        }
+    }
+
+    #[test]
+    fn context_modal_snapshot() {
+        let thread = crate::ids::ThreadKey {
+            team: crate::ids::TeamId::new("T1"),
+            channel: crate::ids::ChannelId::new("C1"),
+            thread_ts: crate::ids::MessageTs::new("1.2"),
+        };
+        let target = ContextTarget::new(&thread, &TicketName::new("DEVOPS-1"));
+        let lists = [portal("prod"), portal("qa")];
+        let v = context_modal(&context_view("DEVOPS-1", &lists, &["dev".to_owned()], &target));
         view_is_valid(&v);
-        assert_eq!(v["blocks"][1]["element"]["initial_option"]["value"], "a2");
+        assert_eq!(v["private_metadata"], "C1 1.2 DEVOPS-1");
+        assert_eq!(v["blocks"][1]["element"]["initial_option"]["value"], "prod/ws1");
+        assert_eq!(v["blocks"][2]["element"]["initial_option"]["value"], "prod/a2");
+        let share = &v["blocks"][4];
+        assert_eq!(share["optional"], true);
+        assert!(share["element"].get("initial_options").is_none(), "sharing is off unless ticked");
+        insta::assert_json_snapshot!(v);
+        // One portal: nothing says "portal", and the options are not grouped.
+        let one = context_modal(&ContextModalView {
+            share_allowed: false,
+            ..context_view("DEVOPS-1", &lists[..1], &[], &target)
+        });
+        view_is_valid(&one);
+        assert!(one["blocks"].as_array().unwrap().iter().all(|b| b["block_id"] != input::SHARE.0), "no share box");
+        assert!(!one["blocks"][0]["text"]["text"].as_str().unwrap().contains("portal"));
+        assert!(one["blocks"][1]["element"]["options"].is_array());
     }
 
     #[test]
@@ -874,7 +1063,7 @@ mod tests {
                 requester: &u,
                 assignee: Some(&u),
                 url: "https://x",
-                deleted_by: None,
+                retired: None,
             });
             message_is_valid(&m);
         }
@@ -886,11 +1075,35 @@ mod tests {
             requester: &u,
             assignee: None,
             url: "https://x",
-            deleted_by: None,
+            retired: None,
         });
         assert_eq!(m.text, "Ticket DEVOPS-1: &lt;!here&gt; down", "the notification is escaped too");
         view_is_valid(&status_modal(&hostile, TicketStatus::Open, TicketStatus::Pending, &target()));
-        view_is_valid(&agent_modal(&hostile, &[], None, &target()));
+        let lists = [portal(&hostile)];
+        let unlisted = [hostile.clone()];
+        let context_target = ContextTarget {
+            channel: crate::ids::ChannelId::new("C1"),
+            thread_ts: crate::ids::MessageTs::new("1.2"),
+            ticket: TicketName::new("D-1"),
+        };
+        let hostile_view = ContextModalView {
+            workspace: &hostile,
+            agent: &hostile,
+            portal: &hostile,
+            ..context_view(&hostile, &lists, &unlisted, &context_target)
+        };
+        view_is_valid(&context_modal(&hostile_view));
+        let moved = header(&HeaderView {
+            ticket: &name,
+            title: &hostile,
+            agent: "a",
+            status: TicketStatus::Open,
+            requester: &u,
+            assignee: None,
+            url: "https://x",
+            retired: Some(Retired::Moved { by: &u, to: &name, place: &hostile }),
+        });
+        message_is_valid(&moved);
 
         let row = TicketRow {
             ticket: &hostile,
@@ -1182,7 +1395,7 @@ mod tests {
             for status in TicketStatus::ALL {
                 let m = header(&HeaderView {
                     ticket: &name, title: &title, agent: &title, status, requester: &u, assignee: Some(&u),
-                    url: "https://x", deleted_by: None,
+                    url: "https://x", retired: None,
                 });
                 message_is_valid(&m);
                 proptest::prop_assert!(!m.blocks[0].to_string().contains("<!"));

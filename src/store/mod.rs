@@ -709,7 +709,10 @@ impl Store {
                 let Some(raw) = raw else { continue };
                 let record: TicketRecord = decode(&raw)?;
                 let text_ok = text.as_deref().is_none_or(|t| {
-                    record.title.to_lowercase().contains(t) || record.ticket.ticket.as_str().to_lowercase().contains(t)
+                    let named = |key: &TicketKey| key.ticket.as_str().to_lowercase().contains(t);
+                    record.title.to_lowercase().contains(t)
+                        || named(&record.ticket)
+                        || record.previous.iter().any(named)
                 });
                 let user_ok = query
                     .involving

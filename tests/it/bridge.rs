@@ -963,3 +963,229 @@ async fn sends_bearing(server: &wiremock::MockServer, content: &str) -> Vec<Opti
         .map(|r| r.headers.get("authorization").map(|h| h.to_str().unwrap_or_default().to_owned()))
         .collect()
 }
+
+/// Two portals: prod (the app's HelpDesk) and qa (`qa`, its own token); without default
+/// workspaces and agents unless `defaults`.
+fn two_portals(backend: Backend, qa_uri: String, defaults: bool) -> Options<'static> {
+    use helpdesk_bridge::config::{HelpdeskConfig, PortalConfig};
+    Options::bridge(backend).config(move |c| {
+        if !defaults {
+            without_defaults(c);
+        }
+        let qa = HelpdeskConfig { host: qa_uri, token: "qa-token".to_owned().into(), ..c.helpdesk.clone() };
+        c.portals = vec![
+            PortalConfig { name: "prod".to_owned(), helpdesk: c.helpdesk.clone() },
+            PortalConfig { name: "qa".to_owned(), helpdesk: qa },
+        ];
+    })
+}
+
+#[tokio::test]
+async fn update_context_moves_a_thread_to_a_ticket_on_another_portal() {
+    use helpdesk_bridge::{
+        ids::TicketName,
+        model::{HistoryEvent, TicketStatus},
+        slack::controls::{callback, input},
+    };
+
+    use crate::support::payloads::{inputs, static_select, submission};
+    const ROOT: &str = "1700000900.000100";
+    let qa = wiremock::MockServer::start().await;
+    fakes::mount_helpdesk(&qa).await;
+    let app = spawn_app(two_portals(Backend::Redis, qa.uri(), true)).await;
+    let prod_host = app.helpdesk.uri();
+    let seeded = fakes::seed(&app.store, ROOT, "DEVOPS-7", TicketStatus::Pending, "U1", 1_000).await;
+    let old = app
+        .store
+        .update_ticket(&seeded.thread, |r| {
+            r.ticket.host = prod_host.clone();
+            true
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    let said = |user: &str, ts: &str, text: &str| json!({"type": "message", "user": user, "ts": ts, "text": text, "thread_ts": ROOT});
+    let mut from_bot = said("UBOT", "1700000900.000200", "Ticket DEVOPS-7 <!channel>");
+    from_bot["bot_id"] = json!("B1");
+    let messages = json!({"ok": true, "has_more": false, "messages": [
+        said("U1", ROOT, "web-1 keeps restarting"), from_bot, said("U2", "1700000900.000300", "since the deploy"),
+    ]});
+    Mock::given(path("/conversations.replies"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(messages))
+        .with_priority(1)
+        .mount(&app.slack)
+        .await;
+    mount_reply(&app.helpdesk, "DEVOPS-7", reply("")).await;
+    mount_reply(&qa, "DEVOPS-1", reply("From qa.")).await;
+
+    // The form lists both portals, the ticket's first, its workspace and agent chosen.
+    app.press("U5", ROOT, ROOT, action::CONTEXT, "DEVOPS-7", "ctx-1").await;
+    let opened = app.wait_slack("views.open", 1, |c| c["trigger_id"] == "ctx-1").await;
+    let view = &opened[0]["view"];
+    assert_eq!(view["callback_id"], callback::CONTEXT);
+    let groups = view["blocks"][1]["element"]["option_groups"].as_array().expect("grouped by portal");
+    let labels: Vec<&str> = groups.iter().map(|g| g["label"]["text"].as_str().unwrap()).collect();
+    assert_eq!(labels, ["Portal prod", "Portal qa"]);
+    assert_eq!(view["blocks"][1]["element"]["initial_option"]["value"], format!("prod/{WORKSPACE_ID}"));
+    let metadata = view["private_metadata"].as_str().unwrap().to_owned();
+    let choose = |workspace: &str, agent: &str, share: bool| {
+        let share = if share {
+            json!([{"text": {"type": "plain_text", "text": "Share"}, "value": "share"}])
+        } else {
+            json!([])
+        };
+        inputs([
+            (input::WORKSPACE, static_select(&format!("{workspace}/{WORKSPACE_ID}"))),
+            (input::AGENT, static_select(&format!("{agent}/{}", fakes::AGENT_ID))),
+            (input::SHARE, json!({"type": "checkboxes", "selected_options": share})),
+        ])
+    };
+
+    // A workspace of one portal with an agent of the other: the form stays open, saying why.
+    let mixed =
+        app.post_interaction(&submission("U1", "V1", callback::CONTEXT, &metadata, choose("qa", "prod", true))).await;
+    assert_eq!(mixed.status(), 200);
+    let answer: Value = mixed.json().await.unwrap();
+    assert_eq!(
+        answer,
+        json!({"response_action": "errors", "errors": {"agent": "Choose an agent of portal qa, the workspace's portal."}})
+    );
+    // A member who is neither the requester nor an approver may not move it.
+    app.post_interaction(&submission("U5", "V2", callback::CONTEXT, &metadata, choose("qa", "qa", true))).await;
+    app.wait_slack("chat.postEphemeral", 1, |c| c["user"] == "U5" && text_of(c).contains("can move this thread")).await;
+    assert!(fakes::calls(&qa, &format!("{API}/tickets/{WORKSPACE_ID}")).await.is_empty(), "nothing opened on qa");
+
+    // The requester moves it, sharing the thread.
+    app.post_interaction(&submission("U1", "V3", callback::CONTEXT, &metadata, choose("qa", "qa", true))).await;
+    shown(&app, "moved this thread from ticket DEVOPS-7 to *DEVOPS-1*").await;
+    let created = fakes::calls(&qa, &format!("{API}/tickets/{WORKSPACE_ID}")).await;
+    assert_eq!(created.len(), 1);
+    assert_eq!(created[0]["title"], old.title);
+    let first = eventually(Duration::from_secs(15), || async {
+        let seen = sends_bearing(&qa, "This ticket continues DEVOPS-7").await;
+        (!seen.is_empty()).then_some(seen)
+    })
+    .await
+    .expect("the shared thread reached the new ticket");
+    assert_eq!(first, [Some("Bearer qa-token".to_owned())]);
+    let sent = fakes::helpdesk_calls(&qa, "POST", "/DEVOPS-1/sendMessage").await;
+    let content = sent[0]["content"].as_str().unwrap();
+    assert!(
+        content.starts_with(
+            "This ticket continues DEVOPS-7 (portal prod), from the same Slack thread, moved here by NameU1 (U1).\n\n"
+        ) && content.ends_with(
+            "Earlier in this Slack thread (2 messages, oldest first):\n\
+                 [2023-11-14 22:28 UTC] NameU1: web-1 keeps restarting\n\
+                 [2023-11-14 22:28 UTC] NameU2: since the deploy"
+        ),
+        "{content}"
+    );
+    assert!(sent[0].get("message_mode").is_none(), "the shared thread is a turn: {}", sent[0]);
+    shown(&app, "From qa.").await;
+    let asked = app.slack_calls("conversations.replies").await;
+    assert!(asked[0].get("latest").is_none(), "the whole thread so far: {}", asked[0]);
+
+    // The old ticket: a record-only note pointing to the new one, and its header says so.
+    let noted = fakes::helpdesk_calls(&app.helpdesk, "POST", "/DEVOPS-7/sendMessage").await;
+    assert_eq!(noted.len(), 1);
+    assert_eq!(noted[0]["message_mode"], 1);
+    assert_eq!(
+        noted[0]["content"],
+        "This Slack thread moved to ticket DEVOPS-1 (portal qa, workspace devops), by NameU1 (U1). Its messages go there now; this ticket stays as it was."
+    );
+    let old_header =
+        app.wait_slack("chat.update", 1, |c| c["ts"] == ROOT && text_of(c).contains("moved this thread to")).await;
+    assert!(text_of(&old_header[0]).contains("<@U1> moved this thread to *DEVOPS-1* (portal qa, workspace devops)"));
+    // The new header, posted in the thread, with its controls.
+    let new_header = app
+        .wait_slack("chat.postMessage", 1, |c| {
+            c["thread_ts"] == ROOT && c["text"].as_str().is_some_and(|t| t.starts_with("Ticket DEVOPS-1:"))
+        })
+        .await;
+    assert_valid_message(&new_header[0]);
+    assert!(new_header[0].to_string().contains(action::CONTEXT));
+
+    // The mapping moved: the new portal's ticket, the old one remembered.
+    let now = app.store.ticket_by_thread(&old.thread).await.unwrap().unwrap();
+    assert_eq!((now.ticket.host.as_str(), now.ticket.ticket.as_str()), (qa.uri().as_str(), "DEVOPS-1"));
+    assert_eq!(now.previous, std::slice::from_ref(&old.ticket));
+    assert_eq!((now.requester.as_str(), now.status), ("U1", TicketStatus::Pending), "opened, then answered");
+    let moved = HistoryEvent::Moved {
+        from: TicketName::new("DEVOPS-7"),
+        to: TicketName::new("DEVOPS-1"),
+        place: "portal qa, workspace devops".to_owned(),
+    };
+    assert!(app.store.history(&old.ticket).await.unwrap().iter().any(|e| e.event == moved), "the old ticket's history");
+    let new_history = app.store.history(&now.ticket).await.unwrap();
+    assert!(matches!(new_history[0].event, HistoryEvent::Created { .. }));
+    assert_eq!(new_history[1].event, moved);
+
+    // Later messages go to the new ticket only.
+    app.post_event(&message_event("Ev1", "C1", "U1", "1700000900.000500", Some(ROOT), "still slow")).await;
+    let later = eventually(Duration::from_secs(15), || async {
+        let seen = sends_bearing(&qa, "still slow").await;
+        (!seen.is_empty()).then_some(seen)
+    })
+    .await
+    .expect("a later message reached the new ticket");
+    assert_eq!(later, [Some("Bearer qa-token".to_owned())]);
+    assert!(sends_bearing(&app.helpdesk, "still slow").await.is_empty(), "nothing more went to the old ticket");
+    // The old form, submitted again, changes nothing: the thread works another ticket now.
+    app.post_interaction(&submission("U1", "V4", callback::CONTEXT, &metadata, choose("prod", "prod", false))).await;
+    app.wait_slack("chat.postEphemeral", 1, |c| {
+        c["user"] == "U1" && text_of(c).contains("no longer works ticket DEVOPS-7")
+    })
+    .await;
+    // The old ticket's trail is the thread's: audit finds it by its old name.
+    app.post_command("U1", "C1", "audit DEVOPS-7", "au-1").await;
+    let audit = app.first_answer("au-1").await;
+    assert!(audit.contains("DEVOPS-1"), "{audit}");
+}
+
+#[tokio::test]
+async fn the_creation_form_offers_every_portal_and_opens_the_ticket_on_the_chosen_one() {
+    use helpdesk_bridge::slack::controls::{callback, input};
+
+    use crate::support::payloads::{inputs, static_select, submission, text_input};
+    let qa = wiremock::MockServer::start().await;
+    fakes::mount_helpdesk(&qa).await;
+    let app = spawn_app(two_portals(Backend::Embedded, qa.uri(), false)).await;
+    mount_reply(&qa, "DEVOPS-1", reply("From qa.")).await;
+    app.post_event(&mention_event("Ev1", "C1", "U1", "1700000000.000100", "<@UBOT> DNS is flaky")).await;
+    let prompt = shown(&app, "No HelpDesk workspace").await;
+    let pending = prompt["blocks"][1]["elements"][0]["value"].as_str().unwrap().to_owned();
+    app.post_interaction(&click("U1", "1800000000.000001", "1700000000.000100", action::CREATE, &pending, "trig-1"))
+        .await;
+    let opened = app.wait_slack("views.open", 1, |c| c["trigger_id"] == "trig-1").await;
+    let workspace = &opened[0]["view"]["blocks"][1];
+    assert_eq!(workspace["label"]["text"], "Portal and workspace");
+    let values: Vec<&str> = workspace["element"]["option_groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g["options"].as_array().unwrap())
+        .map(|o| o["value"].as_str().unwrap())
+        .collect();
+    assert_eq!(values, [format!("prod/{WORKSPACE_ID}"), format!("qa/{WORKSPACE_ID}")]);
+    // The channel's portal's only workspace and agent are chosen already.
+    assert_eq!(workspace["element"]["initial_option"]["value"], format!("prod/{WORKSPACE_ID}"));
+
+    // A workspace of one portal with an agent of the other is refused in the form.
+    let form = |workspace: &str, agent: &str| {
+        inputs([
+            (input::TITLE, text_input("DNS flaky")),
+            (input::WORKSPACE, static_select(&format!("{workspace}/{WORKSPACE_ID}"))),
+            (input::AGENT, static_select(&format!("{agent}/{}", fakes::AGENT_ID))),
+        ])
+    };
+    let mixed = app.post_interaction(&submission("U1", "V1", callback::CREATE, &pending, form("prod", "qa"))).await;
+    let answer: Value = mixed.json().await.unwrap();
+    assert_eq!(answer["errors"]["agent"], "Choose an agent of portal prod, the workspace's portal.");
+    // qa, chosen in the form: the ticket opens there, with qa's token, and nothing on prod.
+    app.post_interaction(&submission("U1", "V2", callback::CREATE, &pending, form("qa", "qa"))).await;
+    shown(&app, "From qa.").await;
+    assert_eq!(sends_bearing(&qa, "DNS is flaky").await, [Some("Bearer qa-token".to_owned())]);
+    assert!(app.helpdesk_calls("POST", &format!("/tickets/{WORKSPACE_ID}")).await.is_empty(), "nothing on prod");
+    let record = app.store.ticket_by_thread(&thread("1700000000.000100")).await.unwrap().unwrap();
+    assert_eq!(record.ticket.host, qa.uri());
+}

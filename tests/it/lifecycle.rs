@@ -303,14 +303,31 @@ async fn assignment_and_agent_switch_are_recorded() {
     };
     app.store.put_card(&card).await.unwrap();
 
+    // The header's "Update context" (and the "Switch agent" of headers posted before it)
+    // opens one form: the ticket's workspace and agent chosen.
+    let shown = header(&app, ts, "DEVOPS-7").await;
+    let controls = shown["blocks"][2]["elements"].as_array().unwrap();
+    assert!(controls.iter().any(|e| e["action_id"] == action::CONTEXT && e["text"]["text"] == "Update context"));
+    assert!(controls.iter().all(|e| e["action_id"] != action::AGENT));
     app.press("U1", ts, ts, action::AGENT, "DEVOPS-7", "ag-1").await;
     let view = modal(&app, "ag-1").await;
-    assert_eq!(view["callback_id"], callback::AGENT);
-    assert_eq!(view["blocks"][1]["element"]["options"].as_array().unwrap().len(), 2);
-    assert_eq!(view["blocks"][1]["element"]["initial_option"]["value"], AGENT_ID);
-    let values = inputs([(input::AGENT, static_select(SECOND_AGENT))]);
+    assert_eq!(view["callback_id"], callback::CONTEXT);
+    assert_eq!(view["blocks"][2]["element"]["options"].as_array().unwrap().len(), 2);
+    assert_eq!(view["blocks"][1]["element"]["initial_option"]["value"], format!("default/{WORKSPACE_ID}"));
+    assert_eq!(view["blocks"][2]["element"]["initial_option"]["value"], format!("default/{AGENT_ID}"));
     let metadata = view["private_metadata"].as_str().unwrap();
-    app.post_interaction(&submission("U1", "Va", callback::AGENT, metadata, values)).await;
+    // The same workspace and agent: nothing changes, and only the submitter is told.
+    let same = inputs([
+        (input::WORKSPACE, static_select(&format!("default/{WORKSPACE_ID}"))),
+        (input::AGENT, static_select(&format!("default/{AGENT_ID}"))),
+    ]);
+    app.post_interaction(&submission("U1", "Va0", callback::CONTEXT, metadata, same)).await;
+    app.wait_slack("chat.postEphemeral", 1, |c| text_of(c).contains("Nothing changed")).await;
+    let values = inputs([
+        (input::WORKSPACE, static_select(&format!("default/{WORKSPACE_ID}"))),
+        (input::AGENT, static_select(&format!("default/{SECOND_AGENT}"))),
+    ]);
+    app.post_interaction(&submission("U1", "Va", callback::CONTEXT, metadata, values)).await;
     thread_posts(&app, ts, "Messages from now on go to k8s-agent", 1).await;
     let puts = app.helpdesk_calls("PUT", &format!("/DEVOPS-7/assignee/{SECOND_AGENT}")).await;
     assert_eq!(puts.len(), 1, "reassigned on the HelpDesk once");
@@ -337,6 +354,13 @@ async fn assignment_and_agent_switch_are_recorded() {
     assert!(timeline.contains("reassigned the ticket from <@U7> to <@U8>"), "{timeline}");
     assert!(timeline.contains("switched the agent from *generic-agent* to *k8s-agent*"), "{timeline}");
     assert!(timeline.contains("sent a message to the agent"), "{timeline}");
+
+    // A switch-agent form opened before this version still switches.
+    let values = inputs([(input::AGENT, static_select(AGENT_ID))]);
+    let old_form = format!("C1 {ts}");
+    app.post_interaction(&submission("U1", "Vb", callback::AGENT, &old_form, values)).await;
+    thread_posts(&app, ts, "Messages from now on go to generic-agent", 1).await;
+    assert_eq!(app.helpdesk_calls("PUT", &format!("/DEVOPS-7/assignee/{AGENT_ID}")).await.len(), 1);
 }
 
 #[tokio::test]
@@ -754,4 +778,96 @@ async fn lists_find_and_home_show_only_visible_tickets_embedded() {
 #[tokio::test]
 async fn lists_find_and_home_show_only_visible_tickets_redis() {
     lists_find_and_home_show_only_visible_tickets(Backend::Redis).await;
+}
+
+#[tokio::test]
+async fn update_context_to_another_workspace_moves_without_sharing_when_the_channel_keeps_threads_private() {
+    const OTHER: &str = "ws-2";
+    let app = spawn_app(Options::bridge(Backend::Embedded)).await;
+    let data = |data: Value| ResponseTemplate::new(200).set_body_json(json!({"success": true, "data": data}));
+    let other = json!({"id": OTHER, "name": "payments"});
+    Mock::given(method("GET"))
+        .and(path(format!("{API}/admin/data/workspaces")))
+        .respond_with(data(json!({"items": [{"id": WORKSPACE_ID, "name": fakes::WORKSPACE_NAME}, other.clone()]})))
+        .with_priority(1)
+        .mount(&app.helpdesk)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("{API}/admin/data/workspaces/{OTHER}")))
+        .respond_with(data(other))
+        .mount(&app.helpdesk)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(format!("{API}/tickets/{OTHER}")))
+        .respond_with(data(json!({"id": "t9", "name": "PAY-1", "title": "Pods crash", "aiAgentId": AGENT_ID})))
+        .mount(&app.helpdesk)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(format!("{API}/tickets/{OTHER}/PAY-1/sendMessage")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"role": "assistant", "content": "", "data": {}})))
+        .mount(&app.helpdesk)
+        .await;
+    mount_reply(&app.helpdesk, "DEVOPS-7", json!({"role": "assistant", "content": "", "data": {}})).await;
+    let ts = "1700000700.000100";
+    let record = seed(&app.store, ts, "DEVOPS-7", TicketStatus::Pending, "U1", 1_000).await;
+    let card = helpdesk_bridge::model::Card {
+        id: helpdesk_bridge::ids::CardId::new("c-before-move"),
+        ticket: record.ticket.clone(),
+        thread: record.thread.clone(),
+        messages: vec![MessageTs::new("1700000700.000150")],
+        commands: vec![helpdesk_bridge::model::ProposedCommand::new(
+            Default::default(),
+            String::new(),
+            "ls".to_owned(),
+        )],
+        state: helpdesk_bridge::model::CardState::Open,
+        created_at: 1,
+        version: 0,
+        sent: false,
+        submitted_by: None,
+        submitted_at: None,
+    };
+    app.store.put_card(&card).await.unwrap();
+    app.post_command("UA1", "C1", "config context off", "cfg").await;
+    assert!(app.first_answer("cfg").await.contains("starts from the mention alone"));
+
+    app.press("U1", ts, ts, action::CONTEXT, "DEVOPS-7", "ctx-1").await;
+    let view = modal(&app, "ctx-1").await;
+    let blocks = view["blocks"].as_array().unwrap();
+    assert!(blocks.iter().all(|b| b["block_id"] != input::SHARE.0), "no share box where threads stay private");
+    assert!(text_of(&view).contains("does not share thread messages"), "{}", text_of(&view));
+    // One portal: its options are not grouped.
+    let offered: Vec<&str> =
+        blocks[1]["element"]["options"].as_array().unwrap().iter().map(|o| o["value"].as_str().unwrap()).collect();
+    assert_eq!(offered, [format!("default/{WORKSPACE_ID}"), format!("default/{OTHER}")]);
+    // Even a submission that ticks it (forged) shares nothing.
+    let values = inputs([
+        (input::WORKSPACE, static_select(&format!("default/{OTHER}"))),
+        (input::AGENT, static_select(&format!("default/{AGENT_ID}"))),
+        (input::SHARE, json!({"type": "checkboxes", "selected_options": [option("share")]})),
+    ]);
+    let metadata = view["private_metadata"].as_str().unwrap();
+    app.post_interaction(&submission("U1", "V1", callback::CONTEXT, metadata, values)).await;
+    thread_posts(&app, ts, "The thread's earlier messages were not shared.", 1).await;
+    let notes = eventually(Duration::from_secs(10), || async {
+        let notes = app.helpdesk_calls("POST", "/PAY-1/sendMessage").await;
+        (!notes.is_empty()).then_some(notes)
+    })
+    .await
+    .expect("the new ticket is told where it came from");
+    assert_eq!(notes.len(), 1, "one record-only note, no turn");
+    assert_eq!(notes[0]["message_mode"], 1);
+    assert_eq!(
+        notes[0]["content"],
+        "This ticket continues DEVOPS-7 (the same HelpDesk), from the same Slack thread, moved here by NameU1 (U1). \
+         The thread's earlier messages were not shared."
+    );
+    assert!(app.slack_calls("conversations.replies").await.is_empty(), "the thread was not even read");
+    let old_note = app.helpdesk_calls("POST", "/DEVOPS-7/sendMessage").await;
+    assert!(old_note[0]["content"].as_str().unwrap().contains("moved to ticket PAY-1 (workspace payments)"));
+    let closed = app.store.card(&card.id).await.unwrap().unwrap();
+    assert_ne!(closed.state, helpdesk_bridge::model::CardState::Open, "the old ticket's proposals cannot be decided");
+    let now = stored(&app, ts).await.unwrap();
+    assert_eq!((now.ticket.workspace.as_str(), now.ticket.ticket.as_str()), (OTHER, "PAY-1"));
+    assert!(now.always_allow.is_empty() && now.assignee == record.assignee);
 }

@@ -96,6 +96,7 @@ async fn seed(store: &Store, thread: &Thread, helpdesk_url: &str) {
         participants: vec![UserId::new(&thread.requester)],
         adopted: false,
         always_allow: Vec::new(),
+        previous: Vec::new(),
         created_at: 1,
         updated_at: 1,
     };

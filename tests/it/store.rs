@@ -75,6 +75,7 @@ fn record(n: usize) -> TicketRecord {
         participants: Vec::new(),
         adopted: false,
         always_allow: Vec::new(),
+        previous: Vec::new(),
         created_at: 1_700_000_000_000 + n as i64,
         updated_at: 1_700_000_000_000 + n as i64,
     }

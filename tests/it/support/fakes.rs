@@ -381,6 +381,7 @@ pub async fn seed(
         participants: vec![UserId::new(requester)],
         adopted: false,
         always_allow: Vec::new(),
+        previous: Vec::new(),
         created_at: updated_at,
         updated_at,
     };
