@@ -20,7 +20,7 @@ impl Bridge {
     /// the ticket; a failure is logged: only a later edit would go unrecorded.
     pub(super) async fn note_relayed(&self, record: &TicketRecord, ts: Option<&MessageTs>) {
         let Some(ts) = ts else { return };
-        if let Err(err) = self.inner.store.note_relayed(&record.thread, ts, &record.ticket.ticket).await {
+        if let Err(err) = self.inner.store.note_relayed(&record.thread, ts, &record.ticket).await {
             tracing::warn!(ticket = %record.ticket.ticket, error = %err, "could not remember a relayed message");
         }
     }
@@ -33,7 +33,7 @@ impl Bridge {
         let Some(record) = store.ticket_by_thread(&thread).await?.filter(|r| r.status != TicketStatus::Closed) else {
             return Ok(());
         };
-        if store.relayed_to(&thread, &change.ts).await?.as_ref() != Some(&record.ticket.ticket) {
+        if !store.relayed_to(&thread, &change.ts, &record.ticket).await? {
             return Ok(());
         }
         let who = match &change.user {

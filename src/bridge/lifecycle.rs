@@ -424,6 +424,10 @@ impl Bridge {
                     let before = record.agent_name.clone();
                     let updated = store
                         .update_ticket(thread, |r| {
+                            // The thread may have moved to another ticket meanwhile.
+                            if r.ticket != record.ticket {
+                                return false;
+                            }
                             r.agent_id = agent.clone();
                             r.agent_name = name.clone();
                             r.agent_streams = Some(streams);
@@ -450,9 +454,12 @@ impl Bridge {
         self.with_life_lock(record, work).await
     }
 
-    /// "History": the ticket's timeline in a modal.
+    /// "History": the thread's timeline in a modal (a moved thread's earlier tickets first).
     async fn show_history(&self, action: &BlockAction, record: &TicketRecord) -> Result<(), BridgeError> {
-        let entries = self.inner.store.history(&record.ticket).await?;
+        let mut entries = Vec::new();
+        for key in record.previous.iter().chain([&record.ticket]) {
+            entries.extend(self.inner.store.history(key).await?);
+        }
         let view = ticket::history_modal(record.ticket.ticket.as_str(), &record.title, &entries);
         self.inner.slack.open_view(&action.trigger_id, &view).await?;
         Ok(())
@@ -468,6 +475,21 @@ impl Bridge {
             self.answer_click(action, &notices::only_deciders_delete(&self.deciders(record, &settings))).await;
             return Ok(());
         }
+        // Under the ticket's lifecycle lock, as a move is: a thread that moved to another
+        // ticket while this click waited does not lose that one.
+        self.with_life_lock(record, async {
+            match self.inner.store.ticket_by_thread(&record.thread).await? {
+                Some(current) if current.ticket == record.ticket => self.delete_locked(action, &current).await,
+                _ => {
+                    self.answer_click(action, &notices::not_in_slack()).await;
+                    Ok(())
+                }
+            }
+        })
+        .await
+    }
+
+    async fn delete_locked(&self, action: &BlockAction, record: &TicketRecord) -> Result<(), BridgeError> {
         let (workspace, name) = (&record.ticket.workspace, &record.ticket.ticket);
         let deleted = match self.helpdesk_of(&record.ticket) {
             Ok(helpdesk) => helpdesk.delete_ticket(workspace, name).await,

@@ -15,8 +15,7 @@ use crate::{
     model::{Actor, ChannelRef, HistoryEvent, PendingMessage, Place, TicketRecord, TicketStatus},
     slack::{
         blocks::{self, CreateModalView},
-        controls::Placed,
-        controls::Shortcut,
+        controls::{Placed, Shortcut},
         kit::{self, Choice},
         markup::without_mention,
         notices,
@@ -627,18 +626,19 @@ impl Bridge {
         let Some((workspace, agent)) = target else {
             return Ok(());
         };
-        // The form names the portal of each choice (the two are the same: Slack was told to
-        // keep the form open otherwise); a form without names offered the channel's portal.
-        let portal = match workspace.portal.as_deref() {
-            Some(name) if agent.portal.as_deref().is_none_or(|a| a == name) => {
-                let Some(portal) = self.inner.portals.named(name) else {
-                    tracing::warn!(user = %user, portal = %name, "a creation form named a portal that is not configured");
-                    return Ok(());
-                };
-                portal
+        // The form names the portal of its choices (the same one: Slack was told to keep the
+        // form open otherwise); a form without names offered the channel's portal.
+        let channel_portal = self.channel_portal(&kept.place).await?;
+        let Some(portal) = self.chosen_portal((&workspace, &agent), channel_portal) else {
+            tracing::warn!(user = %user, "a creation form named a portal that is not configured");
+            let known: Vec<&str> = self.inner.portals.names().collect();
+            let named = workspace.portal.as_deref().or(agent.portal.as_deref()).unwrap_or_default();
+            let thread_ts = kept.place.thread().map(|thread| &thread.thread_ts);
+            let note = notices::portal_unknown(named, &known);
+            if let Err(err) = self.inner.slack.ephemeral(kept.place.channel(), user, thread_ts, &note).await {
+                tracing::warn!(code = err.code(), "could not explain a refused creation");
             }
-            Some(_) => return Ok(()),
-            None => self.channel_portal(&kept.place).await?,
+            return Ok(());
         };
         let (workspace, agent) = (WorkspaceId::new(workspace.id), AgentId::new(agent.id));
         let helpdesk = &portal.client;

@@ -21,7 +21,7 @@ use crate::{
         kit,
         notices::{self, SendFailure},
     },
-    store::{Lock, SendMark},
+    store::{Lock, LockGuard, SendMark},
 };
 
 /// How often a waiting turn checks whether the ticket is free.
@@ -167,8 +167,26 @@ impl Bridge {
                 () = tokio::time::sleep(TURN_POLL) => {}
             }
         };
-        // The ticket may have changed (agent switch, status) while this turn waited.
+        self.turn_holding(record, message, guard).await
+    }
+
+    /// [`Bridge::turn`] once its ticket's `turn:` lock is taken (and given back here). A
+    /// moved thread's first message goes through this with the lock taken before the move,
+    /// so that no message of the thread reaches the new ticket before it.
+    pub(super) async fn turn_holding(
+        &self,
+        record: TicketRecord,
+        message: PendingMessage,
+        guard: LockGuard,
+    ) -> Result<(), BridgeError> {
+        let store = &self.inner.store;
+        // The ticket may have changed (agent switch, status) while this turn waited; the
+        // thread may even have moved to another ticket, whose turn lock this is not.
         let record = match patiently(|| store.ticket_by_thread(&record.thread)).await {
+            Ok(Some(current)) if current.ticket != record.ticket => {
+                self.release(&guard).await;
+                return Box::pin(self.turn(current, message)).await;
+            }
             Ok(current) => current.unwrap_or(record),
             Err(err) => {
                 tracing::warn!(error = %err, "could not re-read the ticket; sending with what was read before");

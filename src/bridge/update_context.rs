@@ -16,15 +16,17 @@ use std::time::Duration;
 use futures_util::future::join_all;
 
 use super::{Bridge, BridgeError, Portal, now_millis};
+use crate::store::Lock;
 use crate::{
     helpdesk::HelpdeskError,
-    ids::{AgentId, TeamId, TicketKey, UserId, WorkspaceId},
+    ids::{AgentId, TeamId, ThreadKey, TicketKey, UserId, WorkspaceId},
     inbound::BlockAction,
     model::{Actor, ChannelRef, HistoryEvent, PendingMessage, Place, TicketRecord, TicketStatus},
     slack::{
         blocks::PortalLists,
         card::CardClosed,
         controls::{ContextTarget, Placed},
+        kit,
         notices::{self, Moved},
         ticket::{self, ContextModalView, Retired},
     },
@@ -41,7 +43,7 @@ struct Destination<'a> {
     workspace_name: String,
     agent: AgentId,
     agent_name: String,
-    streams: Option<bool>,
+    streams: bool,
 }
 
 impl Destination<'_> {
@@ -126,7 +128,7 @@ impl Bridge {
         let workspace = &record.ticket.workspace;
         let workspace_name = lists[0].workspaces.iter().find(|(id, _)| id == workspace.as_str()).map(|(_, n)| n);
         let share_allowed = self.shares_context(&record.thread).await;
-        let target = ContextTarget::new(&record.thread, &record.ticket.ticket);
+        let target = ContextTarget::new(&record.thread, &record.ticket);
         let view = ticket::context_modal(&ContextModalView {
             ticket: record.ticket.ticket.as_str(),
             portal: &portal.name,
@@ -144,7 +146,7 @@ impl Bridge {
 
     /// Whether the thread's channel shares thread messages with tickets; settings that
     /// cannot be read share nothing.
-    pub(super) async fn shares_context(&self, thread: &crate::ids::ThreadKey) -> bool {
+    pub(super) async fn shares_context(&self, thread: &ThreadKey) -> bool {
         let channel = ChannelRef { team: thread.team.clone(), channel: thread.channel.clone() };
         match self.inner.store.channel_settings(&channel).await {
             Ok(settings) => !settings.context_off,
@@ -152,6 +154,28 @@ impl Bridge {
                 tracing::warn!(error = %err, "could not read whether the channel shares thread context");
                 false
             }
+        }
+    }
+
+    /// Answers the person who submitted a form, in the thread, for them alone.
+    async fn privately(&self, thread: &ThreadKey, user: &UserId, note: &kit::Message) {
+        if let Err(err) = self.inner.slack.ephemeral(&thread.channel, user, Some(&thread.thread_ts), note).await {
+            tracing::warn!(code = err.code(), "could not answer an Update context form");
+        }
+    }
+
+    /// The portal a form's choice is on: the one its values name (both the same one), or,
+    /// for values that name none (a form from before forms named portals), `fallback`.
+    /// `None` when they name two, or one that is not configured.
+    pub(super) fn chosen_portal<'a>(
+        &'a self,
+        (workspace, agent): (&Placed, &Placed),
+        fallback: &'a Portal,
+    ) -> Option<&'a Portal> {
+        match (&workspace.portal, &agent.portal) {
+            (Some(a), Some(b)) if a != b => None,
+            (Some(name), _) | (None, Some(name)) => self.inner.portals.named(name),
+            (None, None) => Some(fallback),
         }
     }
 
@@ -165,40 +189,35 @@ impl Bridge {
         share: bool,
     ) -> Result<(), BridgeError> {
         let thread = target.thread(team);
-        let Some(record) = self.inner.store.ticket_by_thread(&thread).await? else { return Ok(()) };
-        let (channel, thread_ts) = (&thread.channel, &thread.thread_ts);
-        let privately = |note| async move {
-            if let Err(err) = self.inner.slack.ephemeral(channel, user, Some(thread_ts), &note).await {
-                tracing::warn!(code = err.code(), "could not answer an Update context form");
-            }
+        let stale = notices::context_stale(target.ticket.ticket.as_str());
+        let Some(record) = self.inner.store.ticket_by_thread(&thread).await? else {
+            self.privately(&thread, user, &stale).await;
+            return Ok(());
         };
-        if record.ticket.ticket != target.ticket || record.status == TicketStatus::Closed {
-            privately(notices::context_stale(target.ticket.as_str())).await;
+        if record.ticket != target.ticket || record.status == TicketStatus::Closed {
+            self.privately(&thread, user, &stale).await;
             return Ok(());
         }
         if !self.may_manage(&record, user, user_team).await {
-            privately(notices::members_only()).await;
+            self.privately(&thread, user, &notices::members_only()).await;
             return Ok(());
         }
         let Some((workspace, agent)) = choice else { return Ok(()) };
         let Some(here) = self.inner.portals.of(&record.ticket) else {
             let err = HelpdeskError::Unconfigured(record.ticket.host.clone());
-            privately(notices::portal_gone(&err)).await;
+            self.privately(&thread, user, &notices::portal_gone(&err)).await;
             return Ok(());
         };
-        // A value without a portal is from a form that offered only the ticket's portal.
-        let portal_name = workspace.portal.clone().unwrap_or_else(|| here.name.clone());
-        if agent.portal.as_ref().is_some_and(|p| *p != portal_name) {
-            return Ok(());
-        }
-        let Some(portal) = self.inner.portals.named(&portal_name) else {
-            privately(notices::portal_unknown(&portal_name, &self.inner.portals.names().collect::<Vec<_>>())).await;
+        let Some(portal) = self.chosen_portal((&workspace, &agent), here) else {
+            let named = workspace.portal.as_deref().or(agent.portal.as_deref()).unwrap_or_default();
+            let known: Vec<&str> = self.inner.portals.names().collect();
+            self.privately(&thread, user, &notices::portal_unknown(named, &known)).await;
             return Ok(());
         };
         let (workspace, agent) = (WorkspaceId::new(workspace.id), AgentId::new(agent.id));
         if portal.name == here.name && workspace == record.ticket.workspace {
             if agent == record.agent_id {
-                privately(notices::context_unchanged(record.ticket.ticket.as_str())).await;
+                self.privately(&thread, user, &notices::context_unchanged(record.ticket.ticket.as_str())).await;
                 return Ok(());
             }
             return self.switch_agent(&record, user, agent).await;
@@ -207,12 +226,24 @@ impl Bridge {
         // ticket is for, as deleting it is.
         if record.requester != *user && !self.may_decide(&record, user, user_team).await {
             let settings = self.channel_settings(&record).await;
-            privately(notices::only_deciders_move(&self.deciders(&record, &settings))).await;
+            self.privately(&thread, user, &notices::only_deciders_move(&self.deciders(&record, &settings))).await;
             return Ok(());
         }
         let Some(destination) = self.destination(&record, portal, workspace, agent).await else { return Ok(()) };
         let share = share && self.shares_context(&thread).await;
-        let work = self.move_thread(&record, user, &destination, share);
+        let work = async {
+            // Read again under the lock: a status change, a delete or another move may have
+            // gone first.
+            match self.inner.store.ticket_by_thread(&thread).await? {
+                Some(old) if old.ticket == record.ticket && old.status != TicketStatus::Closed => {
+                    self.move_thread(&old, user, &destination, share).await
+                }
+                _ => {
+                    self.privately(&thread, user, &stale).await;
+                    Ok(())
+                }
+            }
+        };
         self.with_life_lock(&record, work).await
     }
 
@@ -249,13 +280,15 @@ impl Bridge {
             workspace_name: found_workspace.name,
             agent,
             agent_name: found_agent.name,
-            streams: Some(found_agent.streams),
+            streams: found_agent.streams,
         })
     }
 
     /// Opens the ticket at `to` and moves the thread to it (run under the old ticket's
-    /// `life:` lock). Nothing changes here unless the HelpDesk created the ticket; a thread
-    /// that changed meanwhile keeps its ticket, and the new one is deleted again.
+    /// `life:` lock, `old` read under it). Nothing changes here unless the HelpDesk created
+    /// the ticket; a thread that changed meanwhile keeps its ticket, and the new one is
+    /// deleted again. The new ticket's `turn:` lock is taken before the thread moves and
+    /// held until its first message went, so no later message of the thread overtakes it.
     async fn move_thread(
         &self,
         old: &TicketRecord,
@@ -275,49 +308,70 @@ impl Bridge {
                 return Err(err.into());
             }
         };
-        let now = now_millis();
-        let agent_id = created.agent_id.clone().unwrap_or_else(|| to.agent.clone());
-        let mut previous = old.previous.clone();
-        previous.push(old.ticket.clone());
-        let new = TicketRecord {
-            ticket: TicketKey {
-                host: helpdesk.host().to_owned(),
-                workspace: to.workspace.clone(),
-                ticket: created.name.clone(),
-            },
-            title: created.title.clone(),
-            agent_streams: to.streams.filter(|_| agent_id == to.agent),
-            agent_id,
-            agent_name: to.agent_name.clone(),
-            status: TicketStatus::Open,
-            header_ts: None,
-            adopted: false,
-            always_allow: Vec::new(),
-            previous,
-            created_at: now,
-            updated_at: now,
-            ..old.clone()
+        let key = TicketKey { host: helpdesk.host().to_owned(), workspace: to.workspace.clone(), ticket: created.name };
+        let turn = match store.try_lock(Lock::Turn(&key), self.inner.turn_lock).await {
+            Ok(guard) => guard,
+            Err(err) => {
+                tracing::warn!(error = %err, "could not take the new ticket's turn lock; moving without it");
+                None
+            }
         };
+        let now = now_millis();
+        let agent_id = created.agent_id.unwrap_or_else(|| to.agent.clone());
+        // Built from the record as stored, so nothing a turn or a click changed is undone.
         let moved = store
             .update_ticket(&old.thread, |r| {
-                if r.ticket != old.ticket {
+                if r.ticket != old.ticket || r.status == TicketStatus::Closed {
                     return false;
                 }
-                *r = new.clone();
+                let mut previous = std::mem::take(&mut r.previous);
+                previous.push(r.ticket.clone());
+                *r = TicketRecord {
+                    ticket: key.clone(),
+                    title: created.title.clone(),
+                    agent_streams: Some(to.streams).filter(|_| agent_id == to.agent),
+                    agent_id: agent_id.clone(),
+                    agent_name: to.agent_name.clone(),
+                    status: TicketStatus::Open,
+                    header_ts: None,
+                    adopted: false,
+                    always_allow: Vec::new(),
+                    previous,
+                    created_at: now,
+                    updated_at: now,
+                    ..r.clone()
+                };
                 true
             })
             .await;
+        let moved = match moved {
+            Ok(Some(stored)) if stored.ticket == key => Ok(stored),
+            Ok(_) => Err(None),
+            // The write may have landed before the error: the thread says which ticket it has.
+            Err(err) => match store.ticket_by_thread(&old.thread).await {
+                Ok(Some(stored)) if stored.ticket == key => Ok(stored),
+                _ => Err(Some(err)),
+            },
+        };
         let new = match moved {
-            Ok(Some(stored)) if stored.ticket == new.ticket => stored,
-            outcome => {
-                // Deleted or moved meanwhile (or the store failed): the thread keeps what it
-                // has, and the ticket nobody will use is not left behind.
-                if let Err(err) = helpdesk.delete_ticket(&to.workspace, &created.name).await {
-                    tracing::warn!(ticket = %created.name, error = %err, "could not delete the unused ticket");
+            Ok(new) => new,
+            Err(err) => {
+                if let Some(guard) = &turn {
+                    self.release(guard).await;
                 }
-                return match outcome {
-                    Err(err) => Err(err.into()),
-                    Ok(_) => Ok(()),
+                // The thread keeps what it has; the ticket nobody will use is not left behind.
+                if let Err(err) = helpdesk.delete_ticket(&to.workspace, &key.ticket).await {
+                    tracing::warn!(ticket = %key.ticket, error = %err, "could not delete the unused ticket");
+                }
+                return match err {
+                    Some(err) => {
+                        self.tell(&old.thread, &notices::not_moved(old_name.as_str(), &place, &err)).await;
+                        Err(err.into())
+                    }
+                    None => {
+                        self.privately(&old.thread, user, &notices::context_stale(old_name.as_str())).await;
+                        Ok(())
+                    }
                 };
             }
         };
@@ -359,22 +413,24 @@ impl Bridge {
         let continues = format!(
             "This ticket continues {old_name} ({old_place}), from the same Slack thread, moved here by {by} ({user})."
         );
-        match shared {
-            Some(context) => {
-                let first = PendingMessage {
-                    place: Place::Thread(new.thread.clone()),
-                    author: user.clone(),
-                    message_ts: None,
-                    content: format!("{continues}\n\n{context}"),
-                    title: new.title.clone(),
-                    card: None,
-                };
-                self.turn(new, first).await
-            }
-            None => {
+        let first = shared.map(|context| PendingMessage {
+            place: Place::Thread(new.thread.clone()),
+            author: user.clone(),
+            message_ts: None,
+            content: format!("{continues}\n\n{context}"),
+            title: new.title.clone(),
+            card: None,
+        });
+        match (first, turn) {
+            (Some(first), Some(guard)) => self.turn_holding(new, first, guard).await,
+            (Some(first), None) => self.turn(new, first).await,
+            (None, turn) => {
                 let unshared = format!("{continues} The thread's earlier messages were not shared.");
                 if let Err(err) = self.mirror(&new, unshared).await {
                     tracing::warn!(ticket = %new.ticket.ticket, error = %err, "could not note where a moved ticket came from");
+                }
+                if let Some(guard) = &turn {
+                    self.release(guard).await;
                 }
                 Ok(())
             }

@@ -167,8 +167,10 @@ async fn handle(
     }
     let response = match (&intake, intake.ack()) {
         (Intake::Challenge(challenge), _) => Json(serde_json::json!({ "challenge": challenge })).into_response(),
-        (_, Ack::Now) if let Some(payload) = intake.ack_payload() => Json(payload).into_response(),
-        (_, Ack::Now) => StatusCode::OK.into_response(),
+        (_, Ack::Now) => match intake.ack_payload() {
+            Some(payload) => Json(payload).into_response(),
+            None => StatusCode::OK.into_response(),
+        },
         (_, Ack::Redeliver(why)) => unavailable(why),
     };
     (intake.outcome(), response)

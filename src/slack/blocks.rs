@@ -367,9 +367,11 @@ pub struct PortalLists {
 }
 
 /// The workspace and agent inputs of a form, grouped by portal when there are several;
-/// `workspace` and `agent` preselect (portal, id).
+/// `several` says whether the form speaks of portals at all (a portal that could not be
+/// listed is one); `workspace` and `agent` preselect (portal, id).
 pub(crate) fn target_inputs(
     lists: &[PortalLists],
+    several: bool,
     workspace: Option<(&str, &str)>,
     agent: Option<(&str, &str)>,
 ) -> [Value; 2] {
@@ -377,7 +379,7 @@ pub(crate) fn target_inputs(
     let portals = |pick: fn(&PortalLists) -> &[Choice]| -> Vec<kit::PortalChoices<'_>> {
         lists.iter().map(|l| (l.portal.as_str(), pick(l))).collect()
     };
-    let where_label = if lists.len() > 1 { "Portal and workspace" } else { "Workspace" };
+    let where_label = if several { "Portal and workspace" } else { "Workspace" };
     [
         kit::placed_select(input::WORKSPACE, where_label, &portals(|l| &l.workspaces), workspace),
         kit::placed_select(input::AGENT, "Agent", &portals(|l| &l.agents), agent),
@@ -401,7 +403,7 @@ pub struct CreateModalView<'a> {
 
 /// The modal that creates a ticket when the channel has no defaults.
 pub fn create_modal(view: &CreateModalView<'_>) -> Value {
-    let [workspace, agent] = target_inputs(view.lists, view.workspace, view.agent);
+    let [workspace, agent] = target_inputs(view.lists, view.lists.len() > 1, view.workspace, view.agent);
     json!({
         "type": "modal",
         "callback_id": super::controls::callback::CREATE,

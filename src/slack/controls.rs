@@ -9,7 +9,10 @@
 //! was clicked: who may act, and on what, is decided from the store.
 
 use crate::{
-    ids::{AgentId, Approver, CardId, ChannelId, MessageTs, PendingId, TeamId, ThreadKey, TicketName, UserId},
+    ids::{
+        AgentId, Approver, CardId, ChannelId, MessageTs, PendingId, TeamId, ThreadKey, TicketKey, TicketName, UserId,
+        WorkspaceId,
+    },
     inbound::{ActionItem, MessageShortcut, ViewSubmission},
     model::{Rating, RelayMode, TicketStatus},
 };
@@ -145,6 +148,9 @@ impl Placed {
         format!("{portal}/{id}")
     }
 
+    /// A value as a form gives it back. A value without `/` names no portal; an older
+    /// form's bare id that holds a `/` reads as a portal name, which no configured portal
+    /// has, so it is refused rather than sent anywhere.
     fn parse(value: &str) -> Self {
         match value.split_once('/') {
             Some((portal, id)) if !portal.is_empty() => Self { portal: Some(portal.to_owned()), id: id.to_owned() },
@@ -526,7 +532,8 @@ impl Submission {
 }
 
 /// Where an *Update context* submission applies: the header's thread, and the ticket the
-/// person saw there (a thread that has moved on to another ticket since is not changed).
+/// person saw there, whole (names repeat across portals and workspaces): a thread that has
+/// moved on to another ticket since is not changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContextTarget {
     /// The thread's channel.
@@ -534,26 +541,36 @@ pub struct ContextTarget {
     /// The thread.
     pub thread_ts: MessageTs,
     /// The ticket the modal was opened for.
-    pub ticket: TicketName,
+    pub ticket: TicketKey,
 }
 
 impl ContextTarget {
     /// The target for `ticket` in `thread`.
-    pub fn new(thread: &ThreadKey, ticket: &TicketName) -> Self {
+    pub fn new(thread: &ThreadKey, ticket: &TicketKey) -> Self {
         Self { channel: thread.channel.clone(), thread_ts: thread.thread_ts.clone(), ticket: ticket.clone() }
     }
 
-    /// The modal's `private_metadata`.
+    /// The modal's `private_metadata`: one field a line (no id holds a line break).
     pub fn encode(&self) -> String {
-        format!("{} {} {}", self.channel, self.thread_ts, self.ticket)
+        let TicketKey { host, workspace, ticket } = &self.ticket;
+        format!("{}\n{}\n{host}\n{workspace}\n{ticket}", self.channel, self.thread_ts)
     }
 
     fn decode(text: &str) -> Option<Self> {
-        let mut words = text.split(' ');
-        let channel = ChannelId::new(words.next().filter(|w| !w.is_empty())?);
-        let thread_ts = MessageTs::new(words.next().filter(|w| !w.is_empty())?);
-        let ticket = TicketName::new(words.next().filter(|w| !w.is_empty())?);
-        words.next().is_none().then_some(Self { channel, thread_ts, ticket })
+        let fields: Vec<&str> = text.split('\n').collect();
+        let [channel, thread_ts, host, workspace, ticket] = fields.as_slice() else { return None };
+        if [channel, thread_ts, host, workspace, ticket].iter().any(|f| f.is_empty()) {
+            return None;
+        }
+        Some(Self {
+            channel: ChannelId::new(*channel),
+            thread_ts: MessageTs::new(*thread_ts),
+            ticket: TicketKey {
+                host: (*host).to_owned(),
+                workspace: WorkspaceId::new(*workspace),
+                ticket: TicketName::new(*ticket),
+            },
+        })
     }
 
     /// The thread in workspace `team`.
@@ -991,10 +1008,16 @@ mod tests {
         assert!(ModalTarget::decode("").is_none());
         assert!(ModalTarget::decode("C1 1.2 open nonsense").is_none());
         assert!(ModalTarget::decode(&ModalTarget::new(&thread, None).encode()).unwrap().transition.is_none());
-        let target = ContextTarget::new(&thread, &TicketName::new("DEVOPS-1"));
+        let key = TicketKey {
+            host: "https://qa.example".to_owned(),
+            workspace: WorkspaceId::new("ws 1"),
+            ticket: TicketName::new("DEVOPS-1"),
+        };
+        let target = ContextTarget::new(&thread, &key);
         assert_eq!(ContextTarget::decode(&target.encode()), Some(target));
-        assert_eq!(ContextTarget::decode("C1 1.2"), None, "a context target names its ticket");
-        assert_eq!(ContextTarget::decode("C1 1.2 D-1 more"), None);
+        assert_eq!(ContextTarget::decode("C1\n1.2\nh\nw"), None, "a context target names its whole ticket");
+        assert_eq!(ContextTarget::decode("C1\n1.2\nh\n\nD-1"), None);
+        assert_eq!(ContextTarget::decode("C1\n1.2\nh\nw\nD-1\nmore"), None);
     }
 
     #[test]
@@ -1036,14 +1059,18 @@ mod tests {
         );
         assert!(create.form_errors().is_empty());
         let context = [(input::WORKSPACE, "prod/w1"), (input::AGENT, "qa/a1"), (input::SHARE, "share")];
-        let context = Submission::from_view(&view("update_context", "C1 1.2 D-1", &context));
+        let context = Submission::from_view(&view("update_context", "C1\n1.2\nh\nw\nD-1", &context));
         assert_eq!(
             context,
             Submission::Context {
                 target: Some(ContextTarget {
                     channel: ChannelId::new("C1"),
                     thread_ts: MessageTs::new("1.2"),
-                    ticket: TicketName::new("D-1")
+                    ticket: TicketKey {
+                        host: "h".to_owned(),
+                        workspace: WorkspaceId::new("w"),
+                        ticket: TicketName::new("D-1")
+                    }
                 }),
                 choice: Some((placed(Some("prod"), "w1"), placed(Some("qa"), "a1"))),
                 share: true,
@@ -1053,7 +1080,7 @@ mod tests {
             context.form_errors(),
             [("agent", "Choose an agent of portal prod, the workspace's portal.".to_owned())]
         );
-        let unshared = Submission::from_view(&view("update_context", "C1 1.2 D-1", &[(input::SHARE, "")]));
+        let unshared = Submission::from_view(&view("update_context", "C1\n1.2\nh\nw\nD-1", &[(input::SHARE, "")]));
         assert!(matches!(unshared, Submission::Context { share: false, choice: None, .. }));
         assert_eq!(Submission::from_view(&view("other", "", &[])), Submission::Unknown);
     }

@@ -243,7 +243,7 @@ pub fn context_modal(view: &ContextModalView<'_>) -> Value {
     let several = view.lists.len() + view.unlisted.len() > 1;
     let portal =
         if several { format!("portal *{}*, ", mrkdwn::inert_within(view.portal, AGENT_CHARS)) } else { String::new() };
-    let [workspace, agent] = target_inputs(view.lists, Some(view.current.0), Some(view.current.1));
+    let [workspace, agent] = target_inputs(view.lists, several, Some(view.current.0), Some(view.current.1));
     let mut blocks = vec![
         section(format!(
             "*{ticket}* is in {portal}workspace *{}*, worked by *{}*.",
@@ -277,8 +277,9 @@ pub fn context_modal(view: &ContextModalView<'_>) -> Value {
     }
     if !view.unlisted.is_empty() {
         let names: Vec<String> = view.unlisted.iter().map(|p| mrkdwn::inert_within(p, AGENT_CHARS)).collect();
-        blocks
-            .push(context(format!("Not offered: portal {} did not list its workspaces and agents.", names.join(", "))));
+        let which =
+            if names.len() == 1 { format!("portal {}", names[0]) } else { format!("portals {}", names.join(", ")) };
+        blocks.push(context(format!("Not offered: {which} could not list workspaces and agents just now.")));
     }
     json!({
         "type": "modal",
@@ -877,6 +878,14 @@ mod tests {
         }
     }
 
+    fn key(name: &str) -> crate::ids::TicketKey {
+        crate::ids::TicketKey {
+            host: "https://prod.example".to_owned(),
+            workspace: crate::ids::WorkspaceId::new("ws1"),
+            ticket: TicketName::new(name),
+        }
+    }
+
     fn portal(name: &str) -> PortalLists {
         PortalLists {
             portal: name.to_owned(),
@@ -892,11 +901,11 @@ mod tests {
             channel: crate::ids::ChannelId::new("C1"),
             thread_ts: crate::ids::MessageTs::new("1.2"),
         };
-        let target = ContextTarget::new(&thread, &TicketName::new("DEVOPS-1"));
+        let target = ContextTarget::new(&thread, &key("DEVOPS-1"));
         let lists = [portal("prod"), portal("qa")];
         let v = context_modal(&context_view("DEVOPS-1", &lists, &["dev".to_owned()], &target));
         view_is_valid(&v);
-        assert_eq!(v["private_metadata"], "C1 1.2 DEVOPS-1");
+        assert_eq!(v["private_metadata"], "C1\n1.2\nhttps://prod.example\nws1\nDEVOPS-1");
         assert_eq!(v["blocks"][1]["element"]["initial_option"]["value"], "prod/ws1");
         assert_eq!(v["blocks"][2]["element"]["initial_option"]["value"], "prod/a2");
         let share = &v["blocks"][4];
@@ -1084,7 +1093,7 @@ mod tests {
         let context_target = ContextTarget {
             channel: crate::ids::ChannelId::new("C1"),
             thread_ts: crate::ids::MessageTs::new("1.2"),
-            ticket: TicketName::new("D-1"),
+            ticket: key("D-1"),
         };
         let hostile_view = ContextModalView {
             workspace: &hostile,

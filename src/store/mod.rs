@@ -39,7 +39,7 @@ use self::{
 };
 use crate::{
     config::StoreConfig,
-    ids::{CardId, ChannelId, MessageTs, PendingId, TeamId, ThreadKey, TicketKey, TicketName, UserId},
+    ids::{CardId, ChannelId, MessageTs, PendingId, TeamId, ThreadKey, TicketKey, UserId},
     model::{
         Approval, Card, CardState, ChannelRef, ChannelSettings, Decision, HistoryEntry, PendingMessage, Rating,
         TicketRecord, TicketStatus, UnixMillis, now_millis,
@@ -468,15 +468,10 @@ impl Store {
 
     /// Remembers, for [`RELAYED_TTL`], that the message `ts` in `thread` reached `ticket`, so
     /// that its later edit or deletion is recorded there.
-    pub async fn note_relayed(
-        &self,
-        thread: &ThreadKey,
-        ts: &MessageTs,
-        ticket: &TicketName,
-    ) -> Result<(), StoreError> {
+    pub async fn note_relayed(&self, thread: &ThreadKey, ts: &MessageTs, ticket: &TicketKey) -> Result<(), StoreError> {
         let txn = Txn::default().write(Write::Put {
             key: self.keys.relayed(thread, ts),
-            value: ticket.as_str().as_bytes().to_vec(),
+            value: relayed_value(ticket).into_bytes(),
             ttl: Some(RELAYED_TTL),
         });
         self.commit(txn).await.map(drop)
@@ -484,9 +479,13 @@ impl Store {
 
     /// The ticket the message `ts` in `thread` was relayed to, if it was (within
     /// [`RELAYED_TTL`]).
-    pub async fn relayed_to(&self, thread: &ThreadKey, ts: &MessageTs) -> Result<Option<TicketName>, StoreError> {
+    pub async fn relayed_to(&self, thread: &ThreadKey, ts: &MessageTs, ticket: &TicketKey) -> Result<bool, StoreError> {
         let raw = self.get(&self.keys.relayed(thread, ts)).await?;
-        Ok(raw.map(|r| TicketName::new(String::from_utf8_lossy(&r).into_owned())))
+        Ok(raw.is_some_and(|raw| {
+            let raw = String::from_utf8_lossy(&raw);
+            // Marks written before threads could move name the ticket alone.
+            raw == relayed_value(ticket) || (!raw.contains('\n') && raw == ticket.ticket.as_str())
+        }))
     }
 
     /// Claims the probe of whether `team`'s Slack streams natively, for [`PROBE_TTL`]; true
@@ -675,7 +674,15 @@ impl Store {
         self.modify(&key, thread, |record: Option<TicketRecord>| {
             let Some(record) = record else { return Ok(Change::Keep(None)) };
             let member = index_member(thread);
-            let txn = Txn::default()
+            let mut txn = Txn::default();
+            // The tickets a moved thread worked before go with it: nothing else names them.
+            for earlier in &record.previous {
+                txn = txn
+                    .write(Write::DeleteList { key: self.keys.history(earlier) })
+                    .write(Write::DeleteList { key: self.keys.approval_trail(earlier) })
+                    .delete(self.keys.latest_card(earlier));
+            }
+            let txn = txn
                 .delete(&key)
                 .delete(self.keys.legacy_ticket(&record.ticket))
                 .delete(self.keys.open_card(&record.ticket))
@@ -1086,6 +1093,12 @@ impl Store {
 
 fn put_card(key: String, card: &Card) -> Write {
     Write::Put { key, value: encode(card), ttl: Some(CARD_TTL) }
+}
+
+/// A relayed message's mark: the whole key of its ticket, since names repeat across
+/// portals and workspaces (a moved thread's tickets may share one).
+fn relayed_value(ticket: &TicketKey) -> String {
+    format!("{}\n{}\n{}", ticket.host, ticket.workspace, ticket.ticket)
 }
 
 fn encode<T: Serialize>(value: &T) -> Vec<u8> {

@@ -1017,6 +1017,17 @@ async fn update_context_moves_a_thread_to_a_ticket_on_another_portal() {
         .await;
     mount_reply(&app.helpdesk, "DEVOPS-7", reply("")).await;
     mount_reply(&qa, "DEVOPS-1", reply("From qa.")).await;
+    // What the old ticket's agent proposed stays in the thread's approval trail.
+    let proposed = helpdesk_bridge::model::HistoryEntry {
+        at: 1_000,
+        actor: helpdesk_bridge::model::Actor::Agent("generic-agent".to_owned()),
+        event: HistoryEvent::CommandsProposed {
+            card: helpdesk_bridge::ids::CardId::new("c-old"),
+            count: 1,
+            commands: vec!["kubectl get pods -n web".to_owned()],
+        },
+    };
+    app.store.append_history(&old.ticket, &proposed).await.unwrap();
 
     // The form lists both portals, the ticket's first, its workspace and agent chosen.
     app.press("U5", ROOT, ROOT, action::CONTEXT, "DEVOPS-7", "ctx-1").await;
@@ -1109,7 +1120,7 @@ async fn update_context_moves_a_thread_to_a_ticket_on_another_portal() {
     let now = app.store.ticket_by_thread(&old.thread).await.unwrap().unwrap();
     assert_eq!((now.ticket.host.as_str(), now.ticket.ticket.as_str()), (qa.uri().as_str(), "DEVOPS-1"));
     assert_eq!(now.previous, std::slice::from_ref(&old.ticket));
-    assert_eq!((now.requester.as_str(), now.status), ("U1", TicketStatus::Pending), "opened, then answered");
+    assert_eq!(now.requester.as_str(), "U1");
     let moved = HistoryEvent::Moved {
         from: TicketName::new("DEVOPS-7"),
         to: TicketName::new("DEVOPS-1"),
@@ -1119,6 +1130,15 @@ async fn update_context_moves_a_thread_to_a_ticket_on_another_portal() {
     let new_history = app.store.history(&now.ticket).await.unwrap();
     assert!(matches!(new_history[0].event, HistoryEvent::Created { .. }));
     assert_eq!(new_history[1].event, moved);
+
+    // The History of the new header tells the thread's whole story, the old ticket's first.
+    let header_ts = now.header_ts.clone().expect("the new header's place is stored");
+    app.press("U5", header_ts.as_str(), ROOT, action::HISTORY, "DEVOPS-1", "hi-1").await;
+    let history = app.wait_slack("views.open", 1, |c| c["trigger_id"] == "hi-1").await;
+    let timeline = text_of(&history[0]["view"]);
+    let (proposed_at, moved_at) = (timeline.find("kubectl get pods -n web"), timeline.find("moved this Slack thread"));
+    assert!(proposed_at.is_some() && proposed_at < moved_at, "{timeline}");
+    assert!(timeline.contains("moved this Slack thread from *DEVOPS-7* to *DEVOPS-1* (portal qa, workspace devops)"));
 
     // Later messages go to the new ticket only.
     app.post_event(&message_event("Ev1", "C1", "U1", "1700000900.000500", Some(ROOT), "still slow")).await;
@@ -1139,7 +1159,7 @@ async fn update_context_moves_a_thread_to_a_ticket_on_another_portal() {
     // The old ticket's trail is the thread's: audit finds it by its old name.
     app.post_command("U1", "C1", "audit DEVOPS-7", "au-1").await;
     let audit = app.first_answer("au-1").await;
-    assert!(audit.contains("DEVOPS-1"), "{audit}");
+    assert!(audit.contains("kubectl get pods -n web"), "{audit}");
 }
 
 #[tokio::test]

@@ -802,6 +802,14 @@ async fn update_context_to_another_workspace_moves_without_sharing_when_the_chan
         .respond_with(data(json!({"id": "t9", "name": "PAY-1", "title": "Pods crash", "aiAgentId": AGENT_ID})))
         .mount(&app.helpdesk)
         .await;
+    // The first attempt: the HelpDesk refuses to open the ticket.
+    Mock::given(method("POST"))
+        .and(path(format!("{API}/tickets/{OTHER}")))
+        .respond_with(ResponseTemplate::new(500))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&app.helpdesk)
+        .await;
     Mock::given(method("POST"))
         .and(path(format!("{API}/tickets/{OTHER}/PAY-1/sendMessage")))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"role": "assistant", "content": "", "data": {}})))
@@ -847,6 +855,9 @@ async fn update_context_to_another_workspace_moves_without_sharing_when_the_chan
         (input::SHARE, json!({"type": "checkboxes", "selected_options": [option("share")]})),
     ]);
     let metadata = view["private_metadata"].as_str().unwrap();
+    app.post_interaction(&submission("U1", "V0", callback::CONTEXT, metadata, values.clone())).await;
+    thread_posts(&app, ts, "I could not open a ticket in workspace payments", 1).await;
+    assert_eq!(stored(&app, ts).await.unwrap().ticket, record.ticket, "nothing moved");
     app.post_interaction(&submission("U1", "V1", callback::CONTEXT, metadata, values)).await;
     thread_posts(&app, ts, "The thread's earlier messages were not shared.", 1).await;
     let notes = eventually(Duration::from_secs(10), || async {

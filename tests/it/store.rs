@@ -31,6 +31,8 @@ on_both_stores!(
     concurrent_ticket_creation_has_one_winner,
     ticket_updates_move_status_indexes,
     deleting_a_ticket_removes_every_trace,
+    a_moved_thread_keeps_its_earlier_tickets_until_deleted,
+    relayed_marks_name_the_whole_ticket,
     listing_filters_orders_and_pages,
     listing_shows_a_ticket_only_to_who_can_see_its_thread,
     card_decisions_are_recorded_until_submission,
@@ -276,6 +278,45 @@ async fn ticket_updates_move_status_indexes(store: &Store) {
     let untouched = store.update_ticket(&rec.thread, |_| false).await.unwrap().unwrap();
     assert_eq!(untouched, updated, "declining to write leaves the record as it was");
     assert!(store.update_ticket(&thread(404), |_| true).await.unwrap().is_none());
+}
+
+async fn a_moved_thread_keeps_its_earlier_tickets_until_deleted(store: &Store) {
+    let rec = record(6);
+    store.create_ticket(&rec).await.unwrap();
+    let entry = HistoryEntry { at: 1, actor: Actor::Bridge, event: HistoryEvent::Created { title: rec.title.clone() } };
+    store.append_history(&rec.ticket, &entry).await.unwrap();
+    // The thread moves to another portal's ticket of the same name: found by either name.
+    let elsewhere = TicketKey { host: "https://qa.duplocloud.net".to_owned(), ..rec.ticket.clone() };
+    let moved = store
+        .update_ticket(&rec.thread, |r| {
+            r.previous.push(r.ticket.clone());
+            r.ticket = elsewhere.clone();
+            true
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(moved.previous, std::slice::from_ref(&rec.ticket));
+    assert_eq!(
+        store.history(&rec.ticket).await.unwrap(),
+        std::slice::from_ref(&entry),
+        "the old ticket's history stays"
+    );
+    let query = ListQuery { text: Some("devops-6".to_owned()), limit: 10, ..Default::default() };
+    let found = store.list_tickets(&TeamId::new("T1"), &query).await.unwrap();
+    assert_eq!(found.tickets.len(), 1);
+    store.delete_ticket(&rec.thread).await.unwrap();
+    assert!(store.history(&rec.ticket).await.unwrap().is_empty(), "nothing names the old ticket any more");
+}
+
+async fn relayed_marks_name_the_whole_ticket(store: &Store) {
+    let rec = record(7);
+    let ts = MessageTs::new("1700000007.000200");
+    store.note_relayed(&rec.thread, &ts, &rec.ticket).await.unwrap();
+    assert!(store.relayed_to(&rec.thread, &ts, &rec.ticket).await.unwrap());
+    let same_name_elsewhere = TicketKey { host: "https://qa.duplocloud.net".to_owned(), ..rec.ticket.clone() };
+    assert!(!store.relayed_to(&rec.thread, &ts, &same_name_elsewhere).await.unwrap());
+    assert!(!store.relayed_to(&rec.thread, &MessageTs::new("1700000007.000300"), &rec.ticket).await.unwrap());
 }
 
 async fn deleting_a_ticket_removes_every_trace(store: &Store) {
