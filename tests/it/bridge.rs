@@ -903,12 +903,7 @@ async fn each_channel_tickets_go_to_its_portal_with_its_token() {
         shown(&app, "From qa.").await;
         app.post_event(&message_event("Ev3", "C2", "U1", "1700000000.000300", Some("1700000000.000200"), "still slow"))
             .await;
-        let on_qa = eventually(Duration::from_secs(15), || async {
-            let seen = sends_bearing(&qa, "still slow").await;
-            (!seen.is_empty()).then_some(seen)
-        })
-        .await
-        .expect("the thread's message reached the qa portal");
+        let on_qa = reached(&qa, "still slow", "the thread's message reached the qa portal").await;
         assert_eq!(on_qa, [Some("Bearer qa-token".to_owned())], "{backend:?}");
         assert_eq!(sends_bearing(&qa, "qa is slow").await, [Some("Bearer qa-token".to_owned())]);
         assert_eq!(sends_bearing(&app.helpdesk, "prod is slow").await, [Some("Bearer duplo-token".to_owned())]);
@@ -950,6 +945,16 @@ async fn each_channel_tickets_go_to_its_portal_with_its_token() {
         qa.reset().await;
         fakes::mount_helpdesk(&qa).await;
     }
+}
+
+/// [`sends_bearing`] once there is one, within 15 s; panics saying `what` otherwise.
+async fn reached(server: &wiremock::MockServer, content: &str, what: &str) -> Vec<Option<String>> {
+    let seen = eventually(Duration::from_secs(15), || async {
+        let seen = sends_bearing(server, content).await;
+        (!seen.is_empty()).then_some(seen)
+    })
+    .await;
+    seen.unwrap_or_else(|| panic!("{what}"))
 }
 
 /// The Authorization headers of the `sendMessage` requests `server` received whose body
@@ -1072,12 +1077,7 @@ async fn update_context_moves_a_thread_to_a_ticket_on_another_portal() {
     let created = fakes::calls(&qa, &format!("{API}/tickets/{WORKSPACE_ID}")).await;
     assert_eq!(created.len(), 1);
     assert_eq!(created[0]["title"], old.title);
-    let first = eventually(Duration::from_secs(15), || async {
-        let seen = sends_bearing(&qa, "This ticket continues DEVOPS-7").await;
-        (!seen.is_empty()).then_some(seen)
-    })
-    .await
-    .expect("the shared thread reached the new ticket");
+    let first = reached(&qa, "This ticket continues DEVOPS-7", "the shared thread reached the new ticket").await;
     assert_eq!(first, [Some("Bearer qa-token".to_owned())]);
     let sent = fakes::helpdesk_calls(&qa, "POST", "/DEVOPS-1/sendMessage").await;
     let content = sent[0]["content"].as_str().unwrap();
@@ -1142,12 +1142,7 @@ async fn update_context_moves_a_thread_to_a_ticket_on_another_portal() {
 
     // Later messages go to the new ticket only.
     app.post_event(&message_event("Ev1", "C1", "U1", "1700000900.000500", Some(ROOT), "still slow")).await;
-    let later = eventually(Duration::from_secs(15), || async {
-        let seen = sends_bearing(&qa, "still slow").await;
-        (!seen.is_empty()).then_some(seen)
-    })
-    .await
-    .expect("a later message reached the new ticket");
+    let later = reached(&qa, "still slow", "a later message reached the new ticket").await;
     assert_eq!(later, [Some("Bearer qa-token".to_owned())]);
     assert!(sends_bearing(&app.helpdesk, "still slow").await.is_empty(), "nothing more went to the old ticket");
     // The old form, submitted again, changes nothing: the thread works another ticket now.

@@ -93,6 +93,27 @@ fn offered(header: &Value) -> Vec<String> {
     })
 }
 
+/// An open approval card on `record`'s ticket proposing `ls`, shown in the message `ts`.
+fn open_card(record: &TicketRecord, id: &str, ts: &str) -> helpdesk_bridge::model::Card {
+    helpdesk_bridge::model::Card {
+        id: helpdesk_bridge::ids::CardId::new(id),
+        ticket: record.ticket.clone(),
+        thread: record.thread.clone(),
+        messages: vec![MessageTs::new(ts)],
+        commands: vec![helpdesk_bridge::model::ProposedCommand::new(
+            Default::default(),
+            String::new(),
+            "ls".to_owned(),
+        )],
+        state: helpdesk_bridge::model::CardState::Open,
+        created_at: 1,
+        version: 0,
+        sent: false,
+        submitted_by: None,
+        submitted_at: None,
+    }
+}
+
 async fn history(app: &TestApp, record: &TicketRecord) -> Vec<helpdesk_bridge::model::HistoryEntry> {
     app.store.history(&record.ticket).await.unwrap()
 }
@@ -284,23 +305,7 @@ async fn assignment_and_agent_switch_are_recorded() {
     );
 
     // An open card of the old agent's proposals: it must not go to the new agent.
-    let card = helpdesk_bridge::model::Card {
-        id: helpdesk_bridge::ids::CardId::new("c-old-agent"),
-        ticket: record.ticket.clone(),
-        thread: record.thread.clone(),
-        messages: vec![MessageTs::new("1700000400.000150")],
-        commands: vec![helpdesk_bridge::model::ProposedCommand::new(
-            Default::default(),
-            String::new(),
-            "ls".to_owned(),
-        )],
-        state: helpdesk_bridge::model::CardState::Open,
-        created_at: 1,
-        version: 0,
-        sent: false,
-        submitted_by: None,
-        submitted_at: None,
-    };
+    let card = open_card(&record, "c-old-agent", "1700000400.000150");
     app.store.put_card(&card).await.unwrap();
 
     // The header's "Update context" (and the "Switch agent" of headers posted before it)
@@ -818,23 +823,7 @@ async fn update_context_to_another_workspace_moves_without_sharing_when_the_chan
     mount_reply(&app.helpdesk, "DEVOPS-7", json!({"role": "assistant", "content": "", "data": {}})).await;
     let ts = "1700000700.000100";
     let record = seed(&app.store, ts, "DEVOPS-7", TicketStatus::Pending, "U1", 1_000).await;
-    let card = helpdesk_bridge::model::Card {
-        id: helpdesk_bridge::ids::CardId::new("c-before-move"),
-        ticket: record.ticket.clone(),
-        thread: record.thread.clone(),
-        messages: vec![MessageTs::new("1700000700.000150")],
-        commands: vec![helpdesk_bridge::model::ProposedCommand::new(
-            Default::default(),
-            String::new(),
-            "ls".to_owned(),
-        )],
-        state: helpdesk_bridge::model::CardState::Open,
-        created_at: 1,
-        version: 0,
-        sent: false,
-        submitted_by: None,
-        submitted_at: None,
-    };
+    let card = open_card(&record, "c-before-move", "1700000700.000150");
     app.store.put_card(&card).await.unwrap();
     app.post_command("UA1", "C1", "config context off", "cfg").await;
     assert!(app.first_answer("cfg").await.contains("starts from the mention alone"));
