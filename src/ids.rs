@@ -48,6 +48,10 @@ string_id!(
     ChannelId
 );
 string_id!(
+    /// A Slack Enterprise Grid organisation id, `E…`.
+    EnterpriseId
+);
+string_id!(
     /// A Slack user id, `U…` or `W…`.
     UserId
 );

@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{
-    AgentId, CardId, ChannelId, MessageTs, TeamId, ThreadKey, TicketKey, TicketName, UserId, WorkspaceId,
+    AgentId, CardId, ChannelId, EnterpriseId, MessageTs, TeamId, ThreadKey, TicketKey, TicketName, UserId, WorkspaceId,
 };
 
 /// Milliseconds since the Unix epoch; the store's only notion of time.
@@ -548,6 +548,64 @@ pub enum Actor {
     Agent(String),
     /// The bridge itself.
     Bridge,
+}
+
+/// Who installed the app: a workspace, or an Enterprise Grid organisation (an org-wide
+/// install serves every workspace of the organisation).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Owner {
+    /// A workspace's own installation.
+    Team(TeamId),
+    /// An organisation's org-wide installation.
+    Enterprise(EnterpriseId),
+}
+
+impl Owner {
+    /// The owner as the store names it (`team:T…`, `org:E…`).
+    pub fn key(&self) -> String {
+        match self {
+            Self::Team(team) => format!("team:{team}"),
+            Self::Enterprise(enterprise) => format!("org:{enterprise}"),
+        }
+    }
+
+    /// The owner a [`Owner::key`] names.
+    pub fn parse(key: &str) -> Option<Self> {
+        match key.split_once(':')? {
+            ("team", team) if !team.is_empty() => Some(Self::Team(TeamId::new(team))),
+            ("org", enterprise) if !enterprise.is_empty() => Some(Self::Enterprise(EnterpriseId::new(enterprise))),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Owner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.key())
+    }
+}
+
+/// An installation of the app: what serving a workspace (or an organisation) takes. The
+/// bot token is stored sealed (`store::seal`) and never logged (`SecretString`).
+#[derive(Clone, Debug)]
+pub struct Installation {
+    /// Who made it: a workspace, or an organisation for an org-wide install
+    /// (`is_enterprise_install`).
+    pub owner: Owner,
+    /// The organisation, on Enterprise Grid (a workspace's own install names it too).
+    pub enterprise: Option<EnterpriseId>,
+    /// The bot token (`xoxb-…`).
+    pub bot_token: secrecy::SecretString,
+    /// The bot's user id in the workspace.
+    pub bot_user: UserId,
+    /// The bot's bot id, when Slack gave it.
+    pub bot_id: Option<String>,
+    /// The scopes granted.
+    pub scopes: Vec<String>,
+    /// Who installed it.
+    pub installer: Option<UserId>,
+    /// When.
+    pub installed_at: UnixMillis,
 }
 
 /// One entry of a ticket's timeline.

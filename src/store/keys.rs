@@ -62,6 +62,16 @@ impl Keys {
         self.key(format_args!("idx:{team}:{}", status.map_or("all", TicketStatus::as_str)))
     }
 
+    /// An installation of the app, by its owner's key (`team:T…` or `org:E…`).
+    pub(crate) fn installation(&self, owner: &str) -> String {
+        self.key(format_args!("install:{owner}"))
+    }
+
+    /// The index of every installation, by owner key.
+    pub(crate) fn installations(&self) -> String {
+        self.key(format_args!("idx:installs"))
+    }
+
     /// A card.
     pub(crate) fn card(&self, card: &CardId) -> String {
         self.key(format_args!("card:{card}"))

@@ -19,12 +19,14 @@ mod embedded;
 mod inbox;
 mod keys;
 mod redis;
+pub mod seal;
 mod txn;
 
 use std::{future::Future, path::PathBuf, time::Duration};
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
+use self::seal::Sealer;
 pub use self::{
     budget::{Allowance, LONGEST_HOLD},
     inbox::{Claim, Finished, InboxStats, Pushed},
@@ -39,10 +41,10 @@ use self::{
 };
 use crate::{
     config::StoreConfig,
-    ids::{CardId, ChannelId, MessageTs, PendingId, TeamId, ThreadKey, TicketKey, UserId},
+    ids::{CardId, ChannelId, EnterpriseId, MessageTs, PendingId, TeamId, ThreadKey, TicketKey, UserId},
     model::{
-        Approval, Card, CardState, ChannelRef, ChannelSettings, Decision, HistoryEntry, PendingMessage, Rating,
-        TicketRecord, TicketStatus, UnixMillis, now_millis,
+        Approval, Card, CardState, ChannelRef, ChannelSettings, Decision, HistoryEntry, Installation, Owner,
+        PendingMessage, Rating, TicketRecord, TicketStatus, UnixMillis, now_millis,
     },
 };
 
@@ -93,6 +95,9 @@ pub enum StoreError {
     /// A compare-and-set kept losing races.
     #[error("too much contention updating {0}")]
     Contention(String),
+    /// A sealed secret did not open, or could not be sealed.
+    #[error(transparent)]
+    Sealed(#[from] seal::SealError),
 }
 
 #[derive(Clone, Debug)]
@@ -591,6 +596,86 @@ impl Store {
     ) -> Result<Option<Option<UserId>>, StoreError> {
         let raw = self.get(&self.keys.stopped(channel, ts)).await?;
         Ok(raw.map(|raw| String::from_utf8(raw).ok().filter(|u| !u.is_empty()).map(UserId::new)))
+    }
+
+    // === installations ===
+
+    /// Stores (or replaces, on a reinstall) an installation, its bot token sealed for its
+    /// owner under `sealer`.
+    pub async fn put_installation(&self, installation: &Installation, sealer: &Sealer) -> Result<(), StoreError> {
+        use secrecy::ExposeSecret;
+        let owner = installation.owner.key();
+        let sealed = sealer.seal(installation.bot_token.expose_secret().as_bytes(), &owner)?;
+        let stored = StoredInstallation {
+            enterprise: installation.enterprise.clone(),
+            bot_token_sealed: hex::encode(sealed),
+            bot_user: installation.bot_user.clone(),
+            bot_id: installation.bot_id.clone(),
+            scopes: installation.scopes.clone(),
+            installer: installation.installer.clone(),
+            installed_at: installation.installed_at,
+        };
+        let txn = Txn::default().put(self.keys.installation(&owner), encode(&stored)).write(Write::IndexAdd {
+            index: self.keys.installations(),
+            member: owner,
+            score: installation.installed_at,
+        });
+        self.commit(txn).await.map(drop)
+    }
+
+    /// The installation that serves workspace `team`: its own, else its organisation's
+    /// org-wide one (`enterprise`, when the request names one).
+    pub async fn installation_for(
+        &self,
+        team: &TeamId,
+        enterprise: Option<&EnterpriseId>,
+        sealer: &Sealer,
+    ) -> Result<Option<Installation>, StoreError> {
+        if let Some(found) = self.installation(&Owner::Team(team.clone()), sealer).await? {
+            return Ok(Some(found));
+        }
+        match enterprise {
+            Some(enterprise) => self.installation(&Owner::Enterprise(enterprise.clone()), sealer).await,
+            None => Ok(None),
+        }
+    }
+
+    /// The installation `owner` made, its token opened.
+    pub async fn installation(&self, owner: &Owner, sealer: &Sealer) -> Result<Option<Installation>, StoreError> {
+        let key = owner.key();
+        let Some(raw) = self.get(&self.keys.installation(&key)).await? else { return Ok(None) };
+        let stored: StoredInstallation = decode(&raw)?;
+        let sealed = hex::decode(&stored.bot_token_sealed).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let token = String::from_utf8(sealer.open(&sealed, &key)?).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        Ok(Some(Installation {
+            owner: owner.clone(),
+            enterprise: stored.enterprise,
+            bot_token: token.into(),
+            bot_user: stored.bot_user,
+            bot_id: stored.bot_id,
+            scopes: stored.scopes,
+            installer: stored.installer,
+            installed_at: stored.installed_at,
+        }))
+    }
+
+    /// Removes the installation `owner` made (uninstalled, or its tokens revoked); whether
+    /// there was one.
+    pub async fn remove_installation(&self, owner: &Owner) -> Result<bool, StoreError> {
+        let owner = owner.key();
+        let key = self.keys.installation(&owner);
+        let existed = self.get(&key).await?.is_some();
+        let txn =
+            Txn::default().delete(&key).write(Write::IndexRemove { index: self.keys.installations(), member: owner });
+        self.commit(txn).await?;
+        Ok(existed)
+    }
+
+    /// Every installation's owner, the newest first.
+    pub async fn installation_owners(&self) -> Result<Vec<Owner>, StoreError> {
+        const MOST: usize = 10_000;
+        let members = self.index_range(&self.keys.installations(), 0, MOST).await?;
+        Ok(members.iter().filter_map(|m| Owner::parse(m)).collect())
     }
 
     // === tickets ===
@@ -1093,6 +1178,18 @@ impl Store {
 
 fn put_card(key: String, card: &Card) -> Write {
     Write::Put { key, value: encode(card), ttl: Some(CARD_TTL) }
+}
+
+/// An installation as stored: its bot token sealed (hex), never in clear.
+#[derive(Serialize, Deserialize)]
+struct StoredInstallation {
+    enterprise: Option<EnterpriseId>,
+    bot_token_sealed: String,
+    bot_user: UserId,
+    bot_id: Option<String>,
+    scopes: Vec<String>,
+    installer: Option<UserId>,
+    installed_at: UnixMillis,
 }
 
 /// A relayed message's mark: the whole key of its ticket, since names repeat across

@@ -4,13 +4,17 @@ use std::{sync::Arc, time::Duration};
 
 use helpdesk_bridge::{
     ids::{
-        AgentId, Approver, CardId, ChannelId, MessageTs, TeamId, ThreadKey, TicketKey, TicketName, UserId, WorkspaceId,
+        AgentId, Approver, CardId, ChannelId, EnterpriseId, MessageTs, TeamId, ThreadKey, TicketKey, TicketName,
+        UserId, WorkspaceId,
     },
     model::{
-        Actor, Card, CardState, ChannelRef, ChannelSettings, Decision, HistoryEntry, HistoryEvent, ProposedCommand,
-        Rating, RelayMode, TicketRecord, TicketStatus,
+        Actor, Card, CardState, ChannelRef, ChannelSettings, Decision, HistoryEntry, HistoryEvent, Installation, Owner,
+        ProposedCommand, Rating, RelayMode, TicketRecord, TicketStatus,
     },
-    store::{CreateOutcome, DecideOutcome, HISTORY_CAP, ListQuery, Lock, Store, StoreError, SubmitOutcome, Viewer},
+    store::{
+        CreateOutcome, DecideOutcome, HISTORY_CAP, ListQuery, Lock, Store, StoreError, SubmitOutcome, Viewer,
+        seal::Sealer,
+    },
 };
 
 use crate::support::{
@@ -33,6 +37,7 @@ on_both_stores!(
     deleting_a_ticket_removes_every_trace,
     a_moved_thread_keeps_its_earlier_tickets_until_deleted,
     relayed_marks_name_the_whole_ticket,
+    installations_are_found_by_workspace_then_organisation,
     listing_filters_orders_and_pages,
     listing_shows_a_ticket_only_to_who_can_see_its_thread,
     card_decisions_are_recorded_until_submission,
@@ -307,6 +312,88 @@ async fn a_moved_thread_keeps_its_earlier_tickets_until_deleted(store: &Store) {
     assert_eq!(found.tickets.len(), 1);
     store.delete_ticket(&rec.thread).await.unwrap();
     assert!(store.history(&rec.ticket).await.unwrap().is_empty(), "nothing names the old ticket any more");
+}
+
+const SEAL_KEY: &str = "8f3a0c5e1b2d4f6a8c0e1a3b5d7f9e2c4a6b8d0f1e3c5a7b9d2f4e6a8c0b1d3e";
+
+fn installation(owner: Owner, enterprise: Option<&str>, token: &str) -> Installation {
+    Installation {
+        owner,
+        enterprise: enterprise.map(EnterpriseId::new),
+        bot_token: token.to_owned().into(),
+        bot_user: UserId::new("UBOT2"),
+        bot_id: Some("B2".to_owned()),
+        scopes: vec!["chat:write".to_owned(), "app_mentions:read".to_owned()],
+        installer: Some(UserId::new("U9")),
+        installed_at: 1_700_000_000_000,
+    }
+}
+
+async fn installations_are_found_by_workspace_then_organisation(store: &Store) {
+    use secrecy::ExposeSecret;
+    let sealer = Sealer::from_hex(SEAL_KEY).unwrap();
+    let (t2, e1) = (TeamId::new("T2"), EnterpriseId::new("E1"));
+    assert!(store.installation_for(&t2, Some(&e1), &sealer).await.unwrap().is_none());
+    // An org-wide install serves every workspace of its organisation...
+    store
+        .put_installation(&installation(Owner::Enterprise(e1.clone()), Some("E1"), "xoxb-org"), &sealer)
+        .await
+        .unwrap();
+    let found = store.installation_for(&t2, Some(&e1), &sealer).await.unwrap().unwrap();
+    assert_eq!((found.owner.clone(), found.bot_token.expose_secret()), (Owner::Enterprise(e1.clone()), "xoxb-org"));
+    assert!(store.installation_for(&t2, None, &sealer).await.unwrap().is_none(), "not a workspace outside it");
+    // ...unless the workspace installed the app itself; a reinstall replaces the token.
+    store.put_installation(&installation(Owner::Team(t2.clone()), Some("E1"), "xoxb-old"), &sealer).await.unwrap();
+    store.put_installation(&installation(Owner::Team(t2.clone()), Some("E1"), "xoxb-t2"), &sealer).await.unwrap();
+    let found = store.installation_for(&t2, Some(&e1), &sealer).await.unwrap().unwrap();
+    assert_eq!(found.bot_token.expose_secret(), "xoxb-t2");
+    assert_eq!((found.bot_user.as_str(), found.scopes.len(), found.installer), ("UBOT2", 2, Some(UserId::new("U9"))));
+    assert_eq!(store.installation_owners().await.unwrap().len(), 2, "the organisation and the workspace, each once");
+    // Another key opens nothing.
+    let other = Sealer::from_hex(&SEAL_KEY.replace('8', "9")).unwrap();
+    assert!(matches!(store.installation_for(&t2, None, &other).await, Err(StoreError::Sealed(_))));
+    // Uninstalled: gone, and the organisation's serves the workspace again.
+    assert!(store.remove_installation(&Owner::Team(t2.clone())).await.unwrap());
+    assert!(!store.remove_installation(&Owner::Team(t2.clone())).await.unwrap());
+    let found = store.installation_for(&t2, Some(&e1), &sealer).await.unwrap().unwrap();
+    assert_eq!(found.bot_token.expose_secret(), "xoxb-org");
+    assert_eq!(store.installation_owners().await.unwrap(), [Owner::Enterprise(e1)]);
+}
+
+#[tokio::test]
+async fn installation_tokens_are_sealed_at_rest_on_both_backends() {
+    let sealer = Sealer::from_hex(SEAL_KEY).unwrap();
+    let token = "xoxb-1111-2222-at-rest-check";
+    // Redis: every value under the prefix, read raw.
+    let prefix = crate::support::redis::unique_prefix();
+    let store = Store::redis(&crate::support::redis::redis_url(), &prefix).unwrap();
+    store.put_installation(&installation(Owner::Team(TeamId::new("T7")), None, token), &sealer).await.unwrap();
+    let client = redis::Client::open(redis_url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let key = format!("{prefix}install:team:T7");
+    let raw: Vec<u8> = redis::cmd("GET").arg(&key).query_async(&mut conn).await.unwrap();
+    assert!(!raw.is_empty(), "the installation is stored under {key}");
+    assert!(!String::from_utf8_lossy(&raw).contains(token), "the token is not stored in clear");
+    store.purge().await.unwrap();
+    // Embedded: the store's files, read raw; a setting stored in clear is found, the token not.
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::embedded(dir.path()).unwrap();
+    store.put_installation(&installation(Owner::Team(TeamId::new("T7")), None, token), &sealer).await.unwrap();
+    let marker = "settings-in-clear-marker";
+    let channel = ChannelRef { team: TeamId::new("T7"), channel: ChannelId::new("C1") };
+    let settings = ChannelSettings { workspace_name: Some(marker.to_owned()), ..ChannelSettings::default() };
+    store.set_channel_settings(&channel, &settings).await.unwrap();
+    drop(store);
+    let mut bytes = Vec::new();
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            bytes.extend(std::fs::read(path).unwrap());
+        }
+    }
+    let contains = |needle: &str| bytes.windows(needle.len()).any(|w| w == needle.as_bytes());
+    assert!(contains(marker), "the scan reads what the store wrote");
+    assert!(!contains(token), "the token is not stored in clear");
 }
 
 async fn relayed_marks_name_the_whole_ticket(store: &Store) {
