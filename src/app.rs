@@ -34,7 +34,7 @@ use crate::{
         socket::{self, SocketMode},
         verify::Verifier,
     },
-    store::{Store, StoreError},
+    store::{Store, StoreError, seal::Sealer},
     telemetry::Metrics,
 };
 
@@ -123,6 +123,11 @@ impl Application {
                 metrics: parts.metrics.clone(),
                 turn_lock: parts.config.dispatch.lease,
                 clock: parts.clock.clone(),
+                sealer: parts.config.store.encryption_key.as_ref().map(|key| {
+                    use secrecy::ExposeSecret;
+                    // Checked when the configuration was read.
+                    Arc::new(Sealer::from_hex(key.expose_secret()).expect("STATE_ENCRYPTION_KEY was checked"))
+                }),
             })))
         })
         .await

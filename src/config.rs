@@ -81,6 +81,10 @@ pub struct Cli {
     /// Folder of the embedded store (used when REDIS_URL is unset).
     #[arg(long, env = "STATE_DIR", default_value = "./data")]
     pub state_dir: PathBuf,
+    /// 64 hex digits: the key installations' bot tokens are sealed with in the store; when
+    /// set, the workspaces installed in the store are served too.
+    #[arg(long, env = "STATE_ENCRYPTION_KEY", hide_env_values = true)]
+    pub state_encryption_key: Option<String>,
     /// HTTP listen address.
     #[arg(long, env = "LISTEN_ADDR", default_value = "0.0.0.0:3000")]
     pub listen_addr: String,
@@ -193,6 +197,7 @@ impl std::fmt::Debug for Cli {
             .field("helpdesk_workspace", &self.helpdesk_workspace)
             .field("helpdesk_agent", &self.helpdesk_agent)
             .field("redis_url", &redacted(&self.redis_url))
+            .field("state_encryption_key", &redacted(&self.state_encryption_key))
             .field("redis_key_prefix", &self.redis_key_prefix)
             .field("state_dir", &self.state_dir)
             .field("listen_addr", &self.listen_addr)
@@ -507,6 +512,8 @@ pub struct StoreConfig {
     pub key_prefix: String,
     /// Folder of the embedded store.
     pub state_dir: PathBuf,
+    /// `STATE_ENCRYPTION_KEY` (checked: 64 hex digits): installations are served only with it.
+    pub encryption_key: Option<SecretString>,
 }
 
 /// Limits of the HTTP listeners.
@@ -571,6 +578,11 @@ impl Cli {
                 "SLACK_SIGNING_SECRET",
                 "is required to verify Slack's HTTP requests (or set SLACK_APP_TOKEN for Socket Mode)",
             ));
+        }
+        let encryption_key = non_empty(&self.state_encryption_key);
+        if let Some(key) = &encryption_key {
+            crate::store::seal::Sealer::from_hex(key)
+                .map_err(|e| ConfigError::new("STATE_ENCRYPTION_KEY", e.to_string()))?;
         }
         let allow_insecure = boolean("ALLOW_INSECURE_HTTP", &self.allow_insecure_http)?;
         let api_url = http_url("SLACK_API_URL", &self.slack_api_url, allow_insecure)?;
@@ -702,6 +714,7 @@ impl Cli {
                 redis_url: redis_url.map(Into::into),
                 key_prefix: self.redis_key_prefix.clone(),
                 state_dir: self.state_dir.clone(),
+                encryption_key: encryption_key.map(Into::into),
             },
             listen_addr,
             admin_listen_addr,

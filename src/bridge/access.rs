@@ -64,7 +64,7 @@ impl Bridge {
     /// workspace as the interaction payload gave it, when it did.
     pub(super) async fn who(&self, user: &UserId, home: &TeamId, user_team: Option<&TeamId>) -> Who {
         let from_payload = user_team.is_some_and(|team| team != home);
-        match self.inner.slack.person(user).await {
+        match self.slack().person(user).await {
             Ok(person) => Who {
                 external: from_payload || person.stranger || person.team.as_ref().is_some_and(|team| team != home),
                 guest: person.guest,
@@ -92,7 +92,7 @@ impl Bridge {
             Approver::User(_) => None,
         });
         for group in groups {
-            match self.inner.slack.group_members(group.as_str()).await {
+            match self.slack().group_members(group.as_str()).await {
                 Ok(members) if members.contains(user) => return true,
                 Ok(_) => {}
                 Err(err) => tracing::warn!(group = %group, code = err.code(), "could not read a user group"),

@@ -97,16 +97,19 @@ impl Bridge {
             }
         };
         for card in &due {
+            // Redrawn as its workspace's installation; a workspace no longer served keeps
+            // its card open until it is again.
+            let Some(this) = self.serving(&card.thread.team).await else { continue };
             // The card's compare-and-set picks the one replica that closes it; only that one
             // redraws it and writes the trail.
-            match self.inner.store.supersede(&card.id).await {
+            match this.inner.store.supersede(&card.id).await {
                 Ok(SubmitOutcome::Submitted(closed)) => {
-                    self.expired_now(&closed).await;
-                    let agent = match self.inner.store.ticket_by_thread(&closed.thread).await {
+                    this.expired_now(&closed).await;
+                    let agent = match this.inner.store.ticket_by_thread(&closed.thread).await {
                         Ok(Some(record)) => record.agent_name,
                         _ => card::UNKNOWN_AGENT.to_owned(),
                     };
-                    self.show_card(&closed, &agent, Some(CardClosed::Expired)).await;
+                    this.show_card(&closed, &agent, Some(CardClosed::Expired)).await;
                 }
                 Ok(_) => {}
                 Err(err) => tracing::warn!(card = %card.id, error = %err, "could not close an expired card"),
@@ -185,7 +188,7 @@ impl Bridge {
     async fn show_card(&self, card: &Card, agent: &str, closed: Option<CardClosed>) {
         let thread = &card.thread;
         for (ts, message) in card.messages.iter().zip(self.render_card(card, agent, closed)) {
-            if let Err(err) = self.inner.slack.update(&thread.team, &thread.channel, ts, &message).await {
+            if let Err(err) = self.slack().update(&thread.team, &thread.channel, ts, &message).await {
                 tracing::warn!(card = %card.id, code = err.code(), "could not update an approval card");
             }
         }
@@ -271,7 +274,7 @@ impl Bridge {
             let note = notices::card_withdrawn();
             for ts in &posted {
                 let thread = &record.thread;
-                if let Err(err) = self.inner.slack.update(&thread.team, &thread.channel, ts, &note).await {
+                if let Err(err) = self.slack().update(&thread.team, &thread.channel, ts, &note).await {
                     tracing::warn!(card = %card.id, code = err.code(), "could not withdraw a card message");
                 }
             }
@@ -468,7 +471,7 @@ impl Bridge {
                 continue;
             }
             let file = card::proposal_file(record.ticket.ticket.as_str(), index, command);
-            command.attachment = match self.inner.slack.upload(&thread.channel, &thread.thread_ts, &file).await {
+            command.attachment = match self.slack().upload(&thread.channel, &thread.thread_ts, &file).await {
                 Ok(()) => Attachment::Attached,
                 Err(err) => {
                     tracing::warn!(ticket = %record.ticket.ticket, code = err.code(), "could not attach a proposal in full");
@@ -583,7 +586,7 @@ impl Bridge {
             (CardButton::Change, Some(i)) => self.decide(&record, &card, i, Decision::Undecided, by, seen).await?,
             (CardButton::Reject, Some(i)) => {
                 let modal = card::reject_modal(&card.commands[i].command, &card.id, i, seen);
-                self.inner.slack.open_view(&action.trigger_id, &modal).await?;
+                self.slack().open_view(&action.trigger_id, &modal).await?;
                 return Ok(());
             }
             (CardButton::Submit, None) => {
@@ -641,7 +644,7 @@ impl Bridge {
         if self.decide(&record, &card, index, Decision::Reject { reason }, user, seen).await?.is_some() {
             let thread = &card.thread;
             let note = notices::card_changed();
-            if let Err(err) = self.inner.slack.ephemeral(&thread.channel, user, Some(&thread.thread_ts), &note).await {
+            if let Err(err) = self.slack().ephemeral(&thread.channel, user, Some(&thread.thread_ts), &note).await {
                 tracing::warn!(code = err.code(), "could not tell a rejecter that the card changed");
             }
         }
@@ -697,8 +700,7 @@ impl Bridge {
             DecideOutcome::AlreadyApproved(current) => {
                 let thread = &card.thread;
                 let note = notices::approved_already(current.commands[index].needs as usize);
-                if let Err(err) = self.inner.slack.ephemeral(&thread.channel, by, Some(&thread.thread_ts), &note).await
-                {
+                if let Err(err) = self.slack().ephemeral(&thread.channel, by, Some(&thread.thread_ts), &note).await {
                     tracing::warn!(code = err.code(), "could not tell an approver they approved already");
                 }
             }
@@ -913,7 +915,7 @@ impl Bridge {
 impl Bridge {
     /// How a person who decided is named in the decisions' message and the trail.
     async fn person_label(&self, user: &UserId) -> String {
-        match self.inner.slack.person(user).await {
+        match self.slack().person(user).await {
             Ok(person) => person_label(user, person.name.as_deref(), person.email.as_deref()),
             Err(_) => user.to_string(),
         }

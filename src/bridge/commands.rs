@@ -30,7 +30,7 @@ impl Bridge {
             Subcommand::Help => notices::help(&command.command),
             Subcommand::Unknown(other) => notices::unknown_subcommand(&command.command, &other),
         };
-        self.inner.slack.respond(&command.response_url, &answer, false).await?;
+        self.slack().respond(&command.response_url, &answer, false).await?;
         Ok(())
     }
 
@@ -42,7 +42,7 @@ impl Bridge {
         command: &SlashCommand,
         args: Option<(&str, &str)>,
     ) -> Result<(), BridgeError> {
-        let slack = &self.inner.slack;
+        let slack = self.slack();
         let Some((title, first)) = args else {
             slack.respond(&command.response_url, &notices::new_usage(&command.command), false).await?;
             return Ok(());

@@ -115,7 +115,7 @@ impl Bridge {
         thread: &ThreadKey,
         before: Option<&MessageTs>,
     ) -> Result<Option<String>, SlackError> {
-        let replies = self.inner.slack.replies(&thread.channel, &thread.thread_ts, before).await?;
+        let replies = self.slack().replies(&thread.channel, &thread.thread_ts, before).await?;
         let me = self.bot_user();
         let before = before.map(ts_key);
         let people: Vec<_> = replies

@@ -77,7 +77,7 @@ impl Bridge {
     /// The record-only message that tells the HelpDesk ticket who rated which reply: the
     /// reply by its Slack link, or by its timestamp when Slack cannot give one.
     async fn feedback_text(&self, record: &TicketRecord, reply: &MessageTs, user: &UserId, rating: Rating) -> String {
-        let message = match self.inner.slack.permalink(&record.thread.channel, reply).await {
+        let message = match self.slack().permalink(&record.thread.channel, reply).await {
             Ok(link) => link,
             Err(err) => {
                 tracing::debug!(code = err.code(), "no permalink for a rated reply; naming it by its timestamp");

@@ -118,7 +118,7 @@ impl Bridge {
         if files.is_empty() {
             return String::new();
         }
-        let max = self.inner.slack.file_max();
+        let max = self.slack().file_max();
         let results = join_all(files.iter().take(FILES_READ).map(|file| self.read_file(file, max))).await;
         let mut out = String::new();
         let mut unread: Vec<(String, String)> = Vec::new();
@@ -161,7 +161,7 @@ impl Bridge {
             return Read::Unread("Slack gave no link to download it".to_owned());
         };
         let html = file.mimetype.eq_ignore_ascii_case("text/html");
-        match self.inner.slack.download(url, html).await {
+        match self.slack().download(url, html).await {
             Ok(Download::Whole(bytes)) => match String::from_utf8(bytes) {
                 Ok(text) => Read::Inline(text),
                 Err(_) => Read::Unread("it is not UTF-8 text".to_owned()),

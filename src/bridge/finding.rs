@@ -50,7 +50,7 @@ fn row<'a>(record: &'a TicketRecord, link: Option<&'a str>) -> TicketRow<'a> {
 impl Bridge {
     /// Links to the tickets' threads: the one stored with each, else asked of Slack.
     async fn links(&self, records: &[TicketRecord]) -> Vec<Option<String>> {
-        let slack = &self.inner.slack;
+        let slack = self.slack();
         join_all(records.iter().map(|r| async move {
             match &r.permalink {
                 Some(link) => Some(link.clone()),
@@ -101,7 +101,7 @@ impl Bridge {
         let viewer = Viewer { user: action.user.clone(), channel: action.channel.clone() };
         let page = self.list_page(team, viewer, &args).await?;
         match &action.response_url {
-            Some(url) => self.inner.slack.respond(url, &page, true).await?,
+            Some(url) => self.slack().respond(url, &page, true).await?,
             None => self.answer_click(action, &page).await,
         }
         Ok(())
@@ -186,7 +186,7 @@ impl Bridge {
         } else {
             let hasher = self.hasher().await;
             let file = ticket::audit_file(ticket_name, &entries, &|c| hasher.hash(c));
-            let slack = &self.inner.slack;
+            let slack = self.slack();
             let sent = match slack.open_dm(user).await {
                 Ok(dm) => slack.upload_into(&dm, None, &file).await,
                 Err(err) => Err(err),
@@ -295,7 +295,7 @@ impl Bridge {
             return Ok(());
         }
         let placeholder = notices::continuing(found.name.as_str(), &found.title);
-        let ts = self.inner.slack.post(&channel, None, &placeholder).await?;
+        let ts = self.slack().post(&channel, None, &placeholder).await?;
         let now = super::now_millis();
         let record = TicketRecord {
             thread: thread_of(team, &channel, &ts),
@@ -327,7 +327,7 @@ impl Bridge {
         let link = record.permalink.clone();
         let done = ticket::found(&row(&record, link.as_deref()), None);
         if let Some(url) = &action.response_url {
-            self.inner.slack.respond(url, &done, true).await?;
+            self.slack().respond(url, &done, true).await?;
         }
         Ok(())
     }
@@ -351,7 +351,7 @@ impl Bridge {
         let more = tickets.len().saturating_sub(ticket::HOME_ROWS);
         tickets.truncate(ticket::HOME_ROWS);
         let rows: Vec<TicketRow<'_>> = tickets.iter().map(|r| row(r, r.permalink.as_deref())).collect();
-        self.inner.slack.publish_home(user, &ticket::home(&rows, more)).await?;
+        self.slack().publish_home(user, &ticket::home(&rows, more)).await?;
         Ok(())
     }
 
@@ -395,7 +395,7 @@ impl Bridge {
                 .await;
         };
         let placeholder = notices::opening(&pending.title);
-        let ts = self.inner.slack.post(&channel, None, &placeholder).await?;
+        let ts = self.slack().post(&channel, None, &placeholder).await?;
         let thread = thread_of(team, &channel, &ts);
         let title = pending.title.clone();
         let requester = pending.author.clone();

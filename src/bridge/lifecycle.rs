@@ -78,7 +78,7 @@ impl Bridge {
     pub(super) async fn refresh_header(&self, record: &TicketRecord, retired: Option<Retired<'_>>) {
         let Some(ts) = &record.header_ts else { return };
         let message = self.render_header(record, retired);
-        if let Err(err) = self.inner.slack.update(&record.thread.team, &record.thread.channel, ts, &message).await {
+        if let Err(err) = self.slack().update(&record.thread.team, &record.thread.channel, ts, &message).await {
             tracing::warn!(ticket = %record.ticket.ticket, code = err.code(), "could not update the ticket header");
         }
     }
@@ -139,7 +139,7 @@ impl Bridge {
         }
         let target = ModalTarget::new(&record.thread, Some((record.status, to)));
         let view = ticket::status_modal(record.ticket.ticket.as_str(), record.status, to, &target);
-        self.inner.slack.open_view(&action.trigger_id, &view).await?;
+        self.slack().open_view(&action.trigger_id, &view).await?;
         Ok(())
     }
 
@@ -335,7 +335,7 @@ impl Bridge {
                     self.record(record, Actor::User(message.user.clone()), event),
                     self.note_relayed(record, Some(&message.ts))
                 );
-                let _ = self.inner.slack.react(&record.thread.team, &message.channel, &message.ts, NOTED).await;
+                let _ = self.slack().react(&record.thread.team, &message.channel, &message.ts, NOTED).await;
             }
             Err(err) => {
                 self.tell(&record.thread, &notices::comment_not_recorded(record.ticket.ticket.as_str(), &err)).await;
@@ -461,7 +461,7 @@ impl Bridge {
             entries.extend(self.inner.store.history(key).await?);
         }
         let view = ticket::history_modal(record.ticket.ticket.as_str(), &record.title, &entries);
-        self.inner.slack.open_view(&action.trigger_id, &view).await?;
+        self.slack().open_view(&action.trigger_id, &view).await?;
         Ok(())
     }
 

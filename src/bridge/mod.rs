@@ -52,7 +52,7 @@ use crate::{
         kit::Message,
         markup, notices,
     },
-    store::{Store, StoreError},
+    store::{Store, StoreError, seal::Sealer},
     telemetry::Metrics,
 };
 
@@ -112,6 +112,8 @@ pub struct Bridge {
     /// The idempotency key of the inbox item being handled: the one HelpDesk send an item
     /// makes is recorded under it, so that a taken-over item never sends blindly again.
     item: Option<Arc<str>>,
+    /// The installation the item is served as; `None` is `SLACK_BOT_TOKEN`'s.
+    workspace: Option<Arc<Workspace>>,
 }
 
 struct Inner {
@@ -145,6 +147,8 @@ struct Inner {
     clock: Clock,
     /// Command fingerprints for logs and the audit trail, once the key is read.
     hasher: tokio::sync::OnceCell<CommandHasher>,
+    /// Opens installations' tokens; `None` serves `SLACK_BOT_TOKEN`'s workspace alone.
+    sealer: Option<Arc<Sealer>>,
     /// This process's own key, while the store cannot give the shared one.
     own_hasher: OnceLock<CommandHasher>,
 }
@@ -186,6 +190,16 @@ pub struct Ports {
     pub turn_lock: Duration,
     /// The clock approval cards are timed by.
     pub clock: Clock,
+    /// `STATE_ENCRYPTION_KEY`'s sealer: with it, the workspaces installed in the store are
+    /// served too, each with its own token.
+    pub sealer: Option<Arc<Sealer>>,
+}
+
+/// The installation an item is served as, when it is not the one of `SLACK_BOT_TOKEN`: its
+/// Slack egress (its bot token) and who its bot is.
+struct Workspace {
+    slack: SlackApi,
+    identity: BotIdentity,
 }
 
 impl Bridge {
@@ -205,6 +219,7 @@ impl Bridge {
             metrics,
             turn_lock,
             clock,
+            sealer,
         } = ports;
         // Checked when the configuration was read, like the destructive patterns.
         let rules = rules::Rules::lenient(&command_rules.allow, &command_rules.block);
@@ -237,16 +252,51 @@ impl Bridge {
                 clock,
                 hasher: tokio::sync::OnceCell::new(),
                 own_hasher: OnceLock::new(),
+                sealer,
             }),
             item: None,
+            workspace: None,
+        }
+    }
+
+    /// Slack egress as the installation being served.
+    fn slack(&self) -> &SlackApi {
+        self.workspace.as_ref().map_or(&self.inner.slack, |w| &w.slack)
+    }
+
+    /// The bridge serving workspace `team`: as its installation in the store when there is
+    /// one (and installations are served), else as `SLACK_BOT_TOKEN`'s. `None` for a
+    /// workspace with neither: it is never served with another workspace's token.
+    async fn serving(&self, team: &TeamId) -> Option<Self> {
+        let Some(sealer) = &self.inner.sealer else { return Some(self.clone()) };
+        match self.inner.store.installation_for(team, None, sealer).await {
+            Ok(Some(installation)) => {
+                let identity = BotIdentity {
+                    user_id: installation.bot_user.clone(),
+                    bot_id: installation.bot_id.clone(),
+                    team_id: team.clone(),
+                };
+                let slack = self.inner.slack.as_bot(&installation.bot_token);
+                Some(Self { workspace: Some(Arc::new(Workspace { slack, identity })), ..self.clone() })
+            }
+            Ok(None) if self.inner.identity.get().is_some_and(|me| me.team_id == *team) => Some(self.clone()),
+            Ok(None) => {
+                tracing::warn!(team = %team, "no installation serves this workspace; its request is ignored");
+                None
+            }
+            Err(err) => {
+                tracing::warn!(team = %team, error = %err, "could not read the workspace's installation; its request is ignored");
+                None
+            }
         }
     }
 }
 
 impl Handler for Bridge {
     fn handle(&self, item: Inbound, attempt: Attempt) -> BoxFuture<'static, ()> {
-        let this = Self { inner: self.inner.clone(), item: Some(item.idempotency_key().into()) };
+        let this = Self { inner: self.inner.clone(), item: Some(item.idempotency_key().into()), workspace: None };
         Box::pin(async move {
+            let Some(this) = this.serving(&item.team).await else { return };
             if attempt.taken_over {
                 this.log_takeover(&item).await;
             }
@@ -373,7 +423,7 @@ impl Bridge {
 
     /// Posts a message in a thread; a failure is logged (there is nowhere else to say it).
     async fn tell(&self, thread: &ThreadKey, message: &Message) -> Option<MessageTs> {
-        match self.inner.slack.post(&thread.channel, Some(&thread.thread_ts), message).await {
+        match self.slack().post(&thread.channel, Some(&thread.thread_ts), message).await {
             Ok(ts) => Some(ts),
             Err(err) => {
                 tracing::warn!(thread = %thread, error = %err, code = err.code(), "could not post in the thread");
@@ -386,9 +436,9 @@ impl Bridge {
     /// `response_url` (which works where the bot is not a member), else as an ephemeral.
     async fn answer_click(&self, action: &BlockAction, note: &Message) {
         let sent = match (&action.response_url, &action.channel) {
-            (Some(url), _) => self.inner.slack.respond(url, note, false).await,
+            (Some(url), _) => self.slack().respond(url, note, false).await,
             (None, Some(channel)) => {
-                self.inner.slack.ephemeral(channel, &action.user, action.thread_ts.as_ref(), note).await
+                self.slack().ephemeral(channel, &action.user, action.thread_ts.as_ref(), note).await
             }
             (None, None) => Ok(()),
         };
@@ -460,17 +510,20 @@ impl Bridge {
     /// Slack once and kept.
     async fn display_name(&self, user: &UserId) -> Option<String> {
         if self.bot_user() != Some(user) {
-            return self.inner.slack.user_name(user).await;
+            return self.slack().user_name(user).await;
         }
         if let Some(name) = self.inner.bot_name.get() {
             return Some(name.clone());
         }
-        let name = self.inner.slack.user_name(user).await?;
+        let name = self.slack().user_name(user).await?;
         Some(self.inner.bot_name.get_or_init(|| name).clone())
     }
 
     fn bot_user(&self) -> Option<&UserId> {
-        self.inner.identity.get().map(|me| &me.user_id)
+        match &self.workspace {
+            Some(workspace) => Some(&workspace.identity.user_id),
+            None => self.inner.identity.get().map(|me| &me.user_id),
+        }
     }
 }
 

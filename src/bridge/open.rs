@@ -143,11 +143,11 @@ impl Bridge {
         let thread = thread_of(team, &shortcut.channel, &thread_ts);
         if let Some(existing) = self.inner.store.ticket_by_thread(&thread).await? {
             let note = notices::already_a_ticket(existing.ticket.ticket.as_str());
-            self.inner.slack.respond(&shortcut.response_url, &note, false).await?;
+            self.slack().respond(&shortcut.response_url, &note, false).await?;
             return Ok(());
         }
         let text = self.plain_text(&shortcut.text).await;
-        let link = self.inner.slack.permalink(&shortcut.channel, &shortcut.message_ts).await.ok();
+        let link = self.slack().permalink(&shortcut.channel, &shortcut.message_ts).await.ok();
         let author = match &shortcut.author {
             Some(author) => format!(" by @{}", self.name_of(author).await),
             None => String::new(),
@@ -272,7 +272,7 @@ impl Bridge {
                 if let Some(ts) = request.header_ts.as_ref().filter(|ts| existing.header_ts.as_ref() != Some(*ts)) {
                     let note = notices::already_a_ticket(existing.ticket.ticket.as_str());
                     if let Err(err) =
-                        self.inner.slack.update(&request.thread.team, &request.thread.channel, ts, &note).await
+                        self.slack().update(&request.thread.team, &request.thread.channel, ts, &note).await
                     {
                         tracing::warn!(code = err.code(), "could not retire the header placeholder");
                     }
@@ -405,7 +405,7 @@ impl Bridge {
                     tracing::debug!(error = %err, "could not claim the streaming probe; probing anyway");
                 }
                 if claimed.unwrap_or(true) {
-                    self.inner.slack.probe_streaming(&me.team_id).await;
+                    self.slack().probe_streaming(&me.team_id).await;
                 }
             }
         };
@@ -452,8 +452,7 @@ impl Bridge {
     async fn show_or_tell(&self, request: &OpenRequest, note: &kit::Message) {
         match &request.header_ts {
             Some(ts) => {
-                if let Err(err) = self.inner.slack.update(&request.thread.team, &request.thread.channel, ts, note).await
-                {
+                if let Err(err) = self.slack().update(&request.thread.team, &request.thread.channel, ts, note).await {
                     tracing::warn!(error = %err, "could not update the ticket header");
                 }
             }
@@ -486,7 +485,7 @@ impl Bridge {
             return record;
         }
         let thread = &record.thread;
-        let Ok(permalink) = self.inner.slack.permalink(&thread.channel, &thread.thread_ts).await else { return record };
+        let Ok(permalink) = self.slack().permalink(&thread.channel, &thread.thread_ts).await else { return record };
         let stored = self
             .inner
             .store
@@ -518,7 +517,7 @@ impl Bridge {
         let message = self.render_header(&record, None);
         let thread = &record.thread;
         if let Some(ts) = &record.header_ts {
-            if let Err(err) = self.inner.slack.update(&thread.team, &thread.channel, ts, &message).await {
+            if let Err(err) = self.slack().update(&thread.team, &thread.channel, ts, &message).await {
                 tracing::warn!(ticket = %record.ticket.ticket, error = %err, "could not update the ticket header");
             }
             return record;
@@ -572,7 +571,7 @@ impl Bridge {
             Ok((lists, _)) => lists,
             Err(err) => {
                 if let Some(url) = response_url {
-                    self.inner.slack.respond(url, &notices::cannot_list_targets(&err), false).await?;
+                    self.slack().respond(url, &notices::cannot_list_targets(&err), false).await?;
                 }
                 return Err(err.into());
             }
@@ -581,7 +580,7 @@ impl Bridge {
             // An empty menu is not valid Block Kit, and there is nothing to choose anyway.
             tracing::warn!("no HelpDesk workspace or agent is allowed; check ALLOWED_WORKSPACES and ALLOWED_AGENTS");
             if let Some(url) = response_url {
-                self.inner.slack.respond(url, &notices::nothing_allowed(), false).await?;
+                self.slack().respond(url, &notices::nothing_allowed(), false).await?;
             }
             return Ok(());
         };
@@ -602,7 +601,7 @@ impl Bridge {
             agent,
             private_metadata: pending_id.as_str(),
         });
-        self.inner.slack.open_view(trigger_id, &view).await?;
+        self.slack().open_view(trigger_id, &view).await?;
         Ok(())
     }
 
@@ -635,7 +634,7 @@ impl Bridge {
             let named = workspace.portal.as_deref().or(agent.portal.as_deref()).unwrap_or_default();
             let thread_ts = kept.place.thread().map(|thread| &thread.thread_ts);
             let note = notices::portal_unknown(named, &known);
-            if let Err(err) = self.inner.slack.ephemeral(kept.place.channel(), user, thread_ts, &note).await {
+            if let Err(err) = self.slack().ephemeral(kept.place.channel(), user, thread_ts, &note).await {
                 tracing::warn!(code = err.code(), "could not explain a refused creation");
             }
             return Ok(());
@@ -653,7 +652,7 @@ impl Bridge {
             tracing::warn!(user = %user, workspace = %workspace, agent = %agent, "refused a ticket for a workspace or agent that is not allowed");
             let note = notices::target_not_allowed();
             let thread_ts = kept.place.thread().map(|thread| &thread.thread_ts);
-            if let Err(err) = self.inner.slack.ephemeral(kept.place.channel(), user, thread_ts, &note).await {
+            if let Err(err) = self.slack().ephemeral(kept.place.channel(), user, thread_ts, &note).await {
                 tracing::warn!(code = err.code(), "could not explain a refused creation");
             }
             return Ok(());
@@ -666,7 +665,7 @@ impl Bridge {
         let (thread, header_ts) = match &pending.place {
             Place::Thread(thread) => (thread.clone(), None),
             Place::NewThreadIn(channel) => {
-                let ts = self.inner.slack.post(&channel.channel, None, &notices::opening(&title)).await?;
+                let ts = self.slack().post(&channel.channel, None, &notices::opening(&title)).await?;
                 (thread_of(team, &channel.channel, &ts), Some(ts))
             }
         };

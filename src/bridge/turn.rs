@@ -251,7 +251,7 @@ impl Bridge {
     }
 
     async fn turn_locked(&self, record: &TicketRecord, message: &PendingMessage) -> Result<(), BridgeError> {
-        let slack = &self.inner.slack;
+        let slack = self.slack();
         let thread = &record.thread;
         // A ticket whose portal is gone: said before anything (a card's decisions) is spent.
         let helpdesk = match self.helpdesk_of(&record.ticket) {
@@ -416,7 +416,7 @@ impl Bridge {
         };
         let thread = &record.thread;
         if let Err(err) =
-            self.inner.slack.set_suggested_prompts(&thread.channel, &thread.thread_ts, agent.prompt_suggestions()).await
+            self.slack().set_suggested_prompts(&thread.channel, &thread.thread_ts, agent.prompt_suggestions()).await
         {
             tracing::debug!(thread = %thread, code = err.code(), "could not set the thread's suggested prompts");
         }
@@ -526,7 +526,7 @@ impl Bridge {
         let Some(item) = &self.item else { return };
         match self.inner.store.reply_mark(item).await {
             Ok(Some(mark)) => {
-                reply::close_left_behind(&self.inner.slack, &record.thread.team, &record.agent_name, &mark).await;
+                reply::close_left_behind(self.slack(), &record.thread.team, &record.agent_name, &mark).await;
             }
             Ok(None) => {}
             Err(err) => tracing::warn!(error = %err, "could not read where a cut-off reply is shown"),
@@ -550,8 +550,7 @@ impl Bridge {
     async fn finish_reactions(&self, message: &PendingMessage, ok: bool) {
         if let Some(ts) = &message.message_ts {
             let _ = self
-                .inner
-                .slack
+                .slack()
                 .react(message.place.team(), message.place.channel(), ts, if ok { DONE } else { FAILED })
                 .await;
         }
@@ -636,7 +635,7 @@ impl Bridge {
         };
         if let (Some(channel), Some(ts)) = (&action.channel, &action.message_ts) {
             let done = notices::retried_by(&action.user);
-            if let Err(err) = self.inner.slack.update(team, channel, ts, &done).await {
+            if let Err(err) = self.slack().update(team, channel, ts, &done).await {
                 tracing::debug!(error = %err, "could not mark the failure notice as retried");
             }
         }

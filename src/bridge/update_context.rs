@@ -140,7 +140,7 @@ impl Bridge {
             share_allowed,
             target: &target,
         });
-        self.inner.slack.open_view(&action.trigger_id, &view).await?;
+        self.slack().open_view(&action.trigger_id, &view).await?;
         Ok(())
     }
 
@@ -159,7 +159,7 @@ impl Bridge {
 
     /// Answers the person who submitted a form, in the thread, for them alone.
     async fn privately(&self, thread: &ThreadKey, user: &UserId, note: &kit::Message) {
-        if let Err(err) = self.inner.slack.ephemeral(&thread.channel, user, Some(&thread.thread_ts), note).await {
+        if let Err(err) = self.slack().ephemeral(&thread.channel, user, Some(&thread.thread_ts), note).await {
             tracing::warn!(code = err.code(), "could not answer an Update context form");
         }
     }

@@ -23,7 +23,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use slack_morphism::{errors::SlackClientError, prelude::*};
@@ -311,6 +311,13 @@ impl SlackApi {
             api_origin,
             file_max: config.file_inline_max_bytes,
         })
+    }
+
+    /// The same client, budgets and caches, calling as another installation's bot (its
+    /// token). Slack's budgets are kept per workspace and channel already, so each
+    /// installation draws on its own.
+    pub fn as_bot(&self, token: &SecretString) -> Self {
+        Self { bot_token: SlackApiToken::new(token.expose_secret().to_owned().into()), ..self.clone() }
     }
 
     /// Bytes of a shared file read at most.

@@ -64,6 +64,8 @@ pub fn event_from_value(value: Value, me: Option<&BotIdentity>) -> Result<Parsed
             Ok(Parsed::Challenge(challenge.to_owned()))
         }
         Some("event_callback") => {
+            let bot = bot_for(&value, me);
+            let me = bot.as_ref();
             if let Some(subtype @ ("message_changed" | "message_deleted")) =
                 value.pointer("/event/subtype").and_then(Value::as_str)
             {
@@ -89,6 +91,21 @@ pub fn event_from_value(value: Value, me: Option<&BotIdentity>) -> Result<Parsed
         }
         Some("app_rate_limited") => Ok(Parsed::Ignored("app_rate_limited")),
         _ => Ok(Parsed::Ignored("unknown payload type")),
+    }
+}
+
+/// Who the bot is in the workspace an event is for: the event's own authorization when it
+/// names another workspace than `me`'s (an installation there has another bot user), else
+/// `me`. Ignoring the bot's own messages and finding its mentions depend on it.
+fn bot_for(event: &Value, me: Option<&BotIdentity>) -> Option<BotIdentity> {
+    let me = me?;
+    let authorization = event.pointer("/authorizations/0");
+    let field = |name: &str| authorization.and_then(|a| a.get(name)).and_then(Value::as_str).filter(|v| !v.is_empty());
+    match (field("team_id"), field("user_id")) {
+        (Some(team), Some(user)) if team != me.team_id.as_str() => {
+            Some(BotIdentity { user_id: UserId::new(user), bot_id: None, team_id: TeamId::new(team) })
+        }
+        _ => Some(me.clone()),
     }
 }
 

@@ -25,3 +25,4 @@ mod safety;
 mod socket;
 mod store;
 mod streaming;
+mod workspaces;

@@ -232,6 +232,7 @@ pub fn test_config(slack_url: &str, helpdesk_url: &str, backend: Backend, state_
             redis_url: (backend == Backend::Redis).then(|| redis_url().into()),
             key_prefix: unique_prefix(),
             state_dir: state_dir.to_path_buf(),
+            encryption_key: None,
         },
         listen_addr: "127.0.0.1:0".parse().unwrap(),
         admin_listen_addr: None,
