@@ -123,11 +123,7 @@ impl Application {
                 metrics: parts.metrics.clone(),
                 turn_lock: parts.config.dispatch.lease,
                 clock: parts.clock.clone(),
-                sealer: parts.config.store.encryption_key.as_ref().map(|key| {
-                    use secrecy::ExposeSecret;
-                    // Checked when the configuration was read.
-                    Arc::new(Sealer::from_hex(key.expose_secret()).expect("STATE_ENCRYPTION_KEY was checked"))
-                }),
+                sealer: sealer(parts.config),
             })))
         })
         .await
@@ -175,6 +171,12 @@ impl Application {
             clock,
             socket_connections: config.socket_mode().then(|| Arc::new(AtomicUsize::new(0))),
             body_timeout: config.ingress.body_timeout,
+            install: config
+                .slack
+                .oauth
+                .clone()
+                .zip(sealer(&config))
+                .map(|(oauth, sealer)| crate::http::install::Install { oauth, slack: slack.clone(), sealer }),
         });
         Ok(Self {
             listener,
@@ -329,6 +331,19 @@ async fn sweep(store: Store, stop: CancellationToken) {
             Ok(n) if n > 0 => tracing::debug!(removed = n, "swept expired store entries"),
             Ok(_) => {}
             Err(err) => tracing::warn!(error = %err, "sweeping expired store entries failed"),
+        }
+    }
+}
+
+/// `STATE_ENCRYPTION_KEY`'s sealer, when it is set (the configuration checked it).
+fn sealer(config: &Config) -> Option<Arc<Sealer>> {
+    use secrecy::ExposeSecret;
+    let key = config.store.encryption_key.as_ref()?;
+    match Sealer::from_hex(key.expose_secret()) {
+        Ok(sealer) => Some(Arc::new(sealer)),
+        Err(err) => {
+            tracing::error!(error = %err, "STATE_ENCRYPTION_KEY does not make a key; installations are not served");
+            None
         }
     }
 }

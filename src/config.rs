@@ -33,6 +33,17 @@ pub struct Cli {
     /// App-level token (xapp-…); when set, events arrive over Socket Mode.
     #[arg(long, env = "SLACK_APP_TOKEN", hide_env_values = true)]
     pub slack_app_token: Option<String>,
+    /// The app's client id: with SLACK_CLIENT_SECRET and PUBLIC_URL, workspaces install the
+    /// app at /slack/install.
+    #[arg(long, env = "SLACK_CLIENT_ID")]
+    pub slack_client_id: Option<String>,
+    /// The app's client secret (OAuth).
+    #[arg(long, env = "SLACK_CLIENT_SECRET", hide_env_values = true)]
+    pub slack_client_secret: Option<String>,
+    /// Where Slack and browsers reach this deployment (`https://bridge.example.com`): the
+    /// install's redirect URL is under it.
+    #[arg(long, env = "PUBLIC_URL")]
+    pub public_url: Option<String>,
     /// Slack Web API base URL.
     #[arg(long, env = "SLACK_API_URL", default_value = "https://slack.com/api/")]
     pub slack_api_url: String,
@@ -185,6 +196,9 @@ impl std::fmt::Debug for Cli {
             .field("slack_bot_token", &redacted(&self.slack_bot_token))
             .field("slack_signing_secret", &redacted(&self.slack_signing_secret))
             .field("slack_app_token", &redacted(&self.slack_app_token))
+            .field("slack_client_id", &self.slack_client_id)
+            .field("slack_client_secret", &redacted(&self.slack_client_secret))
+            .field("public_url", &self.public_url)
             .field("slack_api_url", &self.slack_api_url)
             .field("slack_updates_per_minute", &self.slack_updates_per_minute)
             .field("slack_streaming", &self.slack_streaming)
@@ -352,6 +366,26 @@ pub struct SlackConfig {
     pub timeout: Duration,
     /// Bytes of a shared text file the agent gets inline (`FILE_INLINE_MAX_BYTES`).
     pub file_inline_max_bytes: usize,
+    /// The OAuth install flow, when the app is distributed.
+    pub oauth: Option<OAuthConfig>,
+}
+
+/// Slack's OAuth v2 install flow (`SLACK_CLIENT_ID`, `SLACK_CLIENT_SECRET`, `PUBLIC_URL`).
+#[derive(Debug, Clone)]
+pub struct OAuthConfig {
+    /// The app's client id.
+    pub client_id: String,
+    /// The app's client secret; it also signs the install's state cookie.
+    pub client_secret: SecretString,
+    /// The deployment's public base URL, without a trailing slash.
+    pub public_url: String,
+}
+
+impl OAuthConfig {
+    /// The redirect URL the install returns to (as `manifest.yml` lists it).
+    pub fn redirect_uri(&self) -> String {
+        format!("{}/slack/oauth_redirect", self.public_url)
+    }
 }
 
 /// How an agent's reply reaches Slack (`SLACK_STREAMING`).
@@ -585,6 +619,36 @@ impl Cli {
                 .map_err(|e| ConfigError::new("STATE_ENCRYPTION_KEY", e.to_string()))?;
         }
         let allow_insecure = boolean("ALLOW_INSECURE_HTTP", &self.allow_insecure_http)?;
+        let oauth = match (
+            non_empty(&self.slack_client_id),
+            non_empty(&self.slack_client_secret),
+            non_empty(&self.public_url),
+        ) {
+            (None, None, None) => None,
+            (Some(client_id), Some(client_secret), Some(public_url)) => {
+                if encryption_key.is_none() {
+                    return Err(ConfigError::new(
+                        "STATE_ENCRYPTION_KEY",
+                        "is required with SLACK_CLIENT_ID: installed workspaces' tokens are stored sealed with it",
+                    ));
+                }
+                let public_url = http_url("PUBLIC_URL", &public_url, allow_insecure)?.trim_end_matches('/').to_owned();
+                Some(OAuthConfig { client_id, client_secret: client_secret.into(), public_url })
+            }
+            (client_id, client_secret, _) => {
+                let missing = if client_id.is_none() {
+                    "SLACK_CLIENT_ID"
+                } else if client_secret.is_none() {
+                    "SLACK_CLIENT_SECRET"
+                } else {
+                    "PUBLIC_URL"
+                };
+                return Err(ConfigError::new(
+                    missing,
+                    "is required for the install flow (SLACK_CLIENT_ID, SLACK_CLIENT_SECRET and PUBLIC_URL go together)",
+                ));
+            }
+        };
         let api_url = http_url("SLACK_API_URL", &self.slack_api_url, allow_insecure)?;
         let api_url = if api_url.ends_with('/') { api_url } else { format!("{api_url}/") };
 
@@ -707,6 +771,7 @@ impl Cli {
                 .map_err(|_| ConfigError::new("SLACK_APPENDS_PER_MINUTE", "is too large"))?,
                 timeout: Duration::from_secs(positive("SLACK_TIMEOUT_SECONDS", &self.slack_timeout_seconds)? as u64),
                 file_inline_max_bytes: positive("FILE_INLINE_MAX_BYTES", &self.file_inline_max_bytes)?,
+                oauth,
             },
             helpdesk,
             portals,
@@ -1081,6 +1146,19 @@ mod tests {
     }
 
     #[test]
+    fn the_install_flow_takes_its_three_settings_and_a_key() {
+        let key = format!("--state-encryption-key={}", "ab".repeat(32));
+        let mut args = BASE.to_vec();
+        args.extend(["--slack-client-id=1.2", "--slack-client-secret=s", "--public-url=https://b.example/", &key]);
+        let config = cli(&args).validate().expect("valid");
+        let oauth = config.slack.oauth.expect("the install flow");
+        assert_eq!(oauth.redirect_uri(), "https://b.example/slack/oauth_redirect");
+        assert!(config.store.encryption_key.is_some());
+        assert!(!format!("{:?}", cli(&args)).contains(&"ab".repeat(32)), "the key is not in the debug output");
+        assert!(cli(&BASE).validate().expect("valid").slack.oauth.is_none());
+    }
+
+    #[test]
     fn errors_name_the_variable() {
         let cases: &[(&[&str], &str)] = &[
             (&["--slack-bot-token=xoxp-1"], "SLACK_BOT_TOKEN"),
@@ -1097,6 +1175,14 @@ mod tests {
             (&["--dispatch-workers=0"], "DISPATCH_WORKERS"),
             (&["--inbox-max-items=0"], "INBOX_MAX_ITEMS"),
             (&["--lease-seconds=1"], "LEASE_SECONDS"),
+            (&["--state-encryption-key=abcd"], "STATE_ENCRYPTION_KEY"),
+            (&["--slack-client-id=1.2"], "SLACK_CLIENT_SECRET"),
+            (&["--slack-client-id=1.2", "--slack-client-secret=s"], "PUBLIC_URL"),
+            (&["--slack-client-secret=s", "--public-url=https://b.example"], "SLACK_CLIENT_ID"),
+            (
+                &["--slack-client-id=1.2", "--slack-client-secret=s", "--public-url=https://b.example"],
+                "STATE_ENCRYPTION_KEY",
+            ),
         ];
         for (overrides, var) in cases {
             let flag = |a: &&str| a.split('=').next().unwrap_or_default().to_owned();

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{CardId, ChannelId, EventId, MessageTs, TeamId, ThreadKey, UserId};
+use crate::ids::{CardId, ChannelId, EnterpriseId, EventId, MessageTs, TeamId, ThreadKey, UserId};
 
 /// Something a person did in Slack that the bridge may act on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -62,6 +62,16 @@ pub enum InboundKind {
     HomeOpened {
         /// Who.
         user: UserId,
+        /// The event that carried it.
+        event_id: EventId,
+    },
+    /// The app was uninstalled from the item's workspace, or its bot token revoked
+    /// (`app_uninstalled`, `tokens_revoked`): the installation goes.
+    Uninstalled {
+        /// The organisation, on Enterprise Grid.
+        enterprise: Option<EnterpriseId>,
+        /// Whether it was the organisation's org-wide installation.
+        org_wide: bool,
         /// The event that carried it.
         event_id: EventId,
     },
@@ -291,9 +301,9 @@ impl Inbound {
             InboundKind::Action(a) => format!("act:{}", a.trigger_id),
             InboundKind::ViewSubmission(v) => format!("view:{}", v.view_id),
             InboundKind::Shortcut(s) => format!("short:{}", s.trigger_id),
-            InboundKind::HomeOpened { event_id, .. } | InboundKind::StreamStopped { event_id, .. } => {
-                format!("evt:{event_id}")
-            }
+            InboundKind::HomeOpened { event_id, .. }
+            | InboundKind::StreamStopped { event_id, .. }
+            | InboundKind::Uninstalled { event_id, .. } => format!("evt:{event_id}"),
             InboundKind::MessageChanged(change) => format!("evt:{}", change.event_id),
             InboundKind::PolicySubmission { card, .. } => format!("policy:{card}"),
         }
@@ -318,6 +328,7 @@ impl Inbound {
             InboundKind::Command(c) => format!("cmd:{}", c.trigger_id),
             InboundKind::ViewSubmission(v) => format!("view:{}", v.view_id),
             InboundKind::HomeOpened { user, .. } => format!("home:{}:{user}", self.team),
+            InboundKind::Uninstalled { .. } => format!("install:{}", self.team),
             // Not behind the thread: the turn it stops is what holds the thread.
             InboundKind::StreamStopped { event_id, .. } => format!("stop:{event_id}"),
             // Behind the thread: after the turn that proposed the card.
@@ -335,6 +346,11 @@ mod tests {
     fn items_read_back_as_they_were_stored() {
         let team = TeamId::new("T1");
         let kinds = [
+            InboundKind::Uninstalled {
+                enterprise: Some(EnterpriseId::new("E1")),
+                org_wide: true,
+                event_id: EventId::new("Ev8"),
+            },
             InboundKind::MessageChanged(MessageChange {
                 event_id: EventId::new("Ev9"),
                 channel: ChannelId::new("C1"),

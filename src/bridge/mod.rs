@@ -42,9 +42,9 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     dispatch::{Attempt, Handler},
     helpdesk::{HelpdeskClient, HelpdeskError},
-    ids::{ChannelId, MessageTs, TeamId, ThreadKey, TicketKey, UserId},
+    ids::{ChannelId, EnterpriseId, MessageTs, TeamId, ThreadKey, TicketKey, UserId},
     inbound::{BlockAction, Inbound, InboundKind, UserMessage, ViewSubmission},
-    model::{Actor, Clock, CommandHasher, HistoryEntry, HistoryEvent, TicketRecord, UnixMillis, now_millis},
+    model::{Actor, Clock, CommandHasher, HistoryEntry, HistoryEvent, Owner, TicketRecord, UnixMillis, now_millis},
     slack::{
         api::{SlackApi, SlackError},
         controls::{Intent, Submission},
@@ -259,6 +259,28 @@ impl Bridge {
         }
     }
 
+    /// The app left workspace `team` (or its organisation, for an org-wide install): its
+    /// installation is removed, and its requests are no longer served.
+    async fn uninstalled(&self, team: &TeamId, enterprise: Option<&EnterpriseId>, org_wide: bool) {
+        if self.inner.sealer.is_none() {
+            tracing::info!(team = %team, "the app was uninstalled from SLACK_BOT_TOKEN's workspace");
+            return;
+        }
+        let owner = match enterprise {
+            Some(enterprise) if org_wide => Owner::Enterprise(enterprise.clone()),
+            _ => Owner::Team(team.clone()),
+        };
+        match self.inner.store.remove_installation(&owner).await {
+            Ok(true) => {
+                tracing::info!(owner = %owner, "removed an installation: the app was uninstalled or its token revoked")
+            }
+            Ok(false) => tracing::info!(owner = %owner, "an uninstalled workspace had no stored installation"),
+            Err(err) => {
+                tracing::warn!(owner = %owner, error = %err, "could not remove an uninstalled workspace's installation")
+            }
+        }
+    }
+
     /// Slack egress as the installation being served.
     fn slack(&self) -> &SlackApi {
         self.workspace.as_ref().map_or(&self.inner.slack, |w| &w.slack)
@@ -296,6 +318,10 @@ impl Handler for Bridge {
     fn handle(&self, item: Inbound, attempt: Attempt) -> BoxFuture<'static, ()> {
         let this = Self { inner: self.inner.clone(), item: Some(item.idempotency_key().into()), workspace: None };
         Box::pin(async move {
+            // An uninstall needs no token: the installation it removes is what gives one.
+            if let InboundKind::Uninstalled { enterprise, org_wide, .. } = &item.kind {
+                return this.uninstalled(&item.team, enterprise.as_ref(), *org_wide).await;
+            }
             let Some(this) = this.serving(&item.team).await else { return };
             if attempt.taken_over {
                 this.log_takeover(&item).await;
@@ -343,6 +369,7 @@ impl Bridge {
             InboundKind::ViewSubmission(view) => self.on_view(&team, view).await,
             InboundKind::Shortcut(shortcut) => self.on_shortcut(&team, shortcut).await,
             InboundKind::HomeOpened { user, .. } => self.on_home(&team, &user).await,
+            InboundKind::Uninstalled { .. } => Ok(()),
             InboundKind::MessageChanged(change) => self.on_message_changed(&team, &change).await,
             InboundKind::PolicySubmission { card, thread } => self.submit_by_policy(&card, &thread).await,
             InboundKind::StreamStopped { channel, messages, user, .. } => {

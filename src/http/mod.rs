@@ -1,6 +1,7 @@
 //! The HTTP surface: Slack's three request URLs and the operations endpoints.
 //!
 //! - [`slack`]: `POST /slack/events`, `/slack/interactivity`, `/slack/commands`.
+//! - [`install`]: `GET /slack/install`, `/slack/oauth_redirect` (the OAuth install flow).
 //! - [`ops`]: `GET /healthz`, `/readyz`, `/metrics`.
 //! - [`listener`]: the server they run on, with header timeouts, a connection cap and a
 //!   bounded shutdown.
@@ -12,6 +13,7 @@
 //! [`AppState`] is what every handler shares; `app` builds it and hands it to the routers,
 //! so nothing here depends on `app`.
 
+pub mod install;
 pub mod listener;
 pub mod ops;
 pub mod slack;
@@ -58,6 +60,8 @@ pub struct Shared {
     pub socket_connections: Option<Arc<AtomicUsize>>,
     /// How long a client may take to send the body of a request to a Slack route.
     pub body_timeout: Duration,
+    /// The OAuth install flow, when the app is distributed.
+    pub install: Option<install::Install>,
 }
 
 impl AppState {
@@ -100,6 +104,8 @@ fn public_routes() -> Router<AppState> {
         .route("/slack/events", post(slack::events))
         .route("/slack/interactivity", post(slack::interactivity))
         .route("/slack/commands", post(slack::commands))
+        .route("/slack/install", get(install::install))
+        .route("/slack/oauth_redirect", get(install::redirect))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
 }

@@ -222,6 +222,8 @@ pub struct SlackApi {
     files: reqwest::Client,
     /// The Web API's origin: a file there (a local stand-in) may be read too.
     api_origin: Option<reqwest::Url>,
+    /// The Web API's base URL, without a trailing slash.
+    api_url: String,
     /// Bytes of a shared file read at most (`FILE_INLINE_MAX_BYTES`).
     file_max: usize,
 }
@@ -309,6 +311,7 @@ impl SlackApi {
             groups: Arc::new(Mutex::new(HashMap::new())),
             files,
             api_origin,
+            api_url: base.to_owned(),
             file_max: config.file_inline_max_bytes,
         })
     }
@@ -318,6 +321,29 @@ impl SlackApi {
     /// installation draws on its own.
     pub fn as_bot(&self, token: &SecretString) -> Self {
         Self { bot_token: SlackApiToken::new(token.expose_secret().to_owned().into()), ..self.clone() }
+    }
+
+    /// `oauth.v2.access`: exchanges an install's code for its tokens, authenticated as the
+    /// app (client id and secret), not as a bot. Its answer, whatever Slack said; read with
+    /// [`super::oauth::parse_access`]. slack-morphism's model of it drops the organisation
+    /// (`enterprise`, `is_enterprise_install`), which Enterprise Grid installs need.
+    pub async fn oauth_access(
+        &self,
+        oauth: &crate::config::OAuthConfig,
+        code: &str,
+    ) -> Result<serde_json::Value, SlackError> {
+        const METHOD: &str = "oauth.v2.access";
+        let form = [
+            ("client_id", oauth.client_id.as_str()),
+            ("client_secret", oauth.client_secret.expose_secret()),
+            ("code", code),
+            ("redirect_uri", &oauth.redirect_uri()),
+        ];
+        let transport =
+            |e: reqwest::Error| SlackError::Transport { method: METHOD, detail: e.without_url().to_string() };
+        let response =
+            self.files.post(format!("{}/{METHOD}", self.api_url)).form(&form).send().await.map_err(transport)?;
+        response.json().await.map_err(transport)
     }
 
     /// Bytes of a shared file read at most.

@@ -15,7 +15,7 @@ use slack_morphism::prelude::{
 };
 
 use crate::{
-    ids::{ChannelId, EventId, MessageTs, TeamId, UserId},
+    ids::{ChannelId, EnterpriseId, EventId, MessageTs, TeamId, UserId},
     inbound::{
         ActionItem, BlockAction, Inbound, InboundKind, MessageChange, MessageShortcut, ResponseUrl, SharedFile,
         SlashCommand, UserMessage, ViewSubmission,
@@ -64,6 +64,9 @@ pub fn event_from_value(value: Value, me: Option<&BotIdentity>) -> Result<Parsed
             Ok(Parsed::Challenge(challenge.to_owned()))
         }
         Some("event_callback") => {
+            if let Some(parsed) = uninstalled(&value) {
+                return Ok(parsed);
+            }
             let bot = bot_for(&value, me);
             let me = bot.as_ref();
             if let Some(subtype @ ("message_changed" | "message_deleted")) =
@@ -92,6 +95,37 @@ pub fn event_from_value(value: Value, me: Option<&BotIdentity>) -> Result<Parsed
         Some("app_rate_limited") => Ok(Parsed::Ignored("app_rate_limited")),
         _ => Ok(Parsed::Ignored("unknown payload type")),
     }
+}
+
+/// `app_uninstalled`, or `tokens_revoked` naming the bot's token: the workspace's (or
+/// organisation's) installation goes. `None` for any other event.
+fn uninstalled(callback: &Value) -> Option<Parsed> {
+    let text = |pointer: &str| callback.pointer(pointer).and_then(Value::as_str).filter(|v| !v.is_empty());
+    match text("/event/type")? {
+        "app_uninstalled" => {}
+        "tokens_revoked" => {
+            let bots = callback.pointer("/event/tokens/bot").and_then(Value::as_array);
+            if bots.is_none_or(|b| b.is_empty()) {
+                return Some(Parsed::Ignored("user tokens revoked"));
+            }
+        }
+        _ => return None,
+    }
+    let (Some(team), Some(event_id)) = (text("/team_id"), text("/event_id")) else {
+        return Some(Parsed::Ignored("uninstall event without its workspace"));
+    };
+    let enterprise = text("/enterprise_id").or_else(|| text("/authorizations/0/enterprise_id"));
+    let org_wide = ["/is_enterprise_install", "/authorizations/0/is_enterprise_install"]
+        .iter()
+        .any(|p| callback.pointer(p).and_then(Value::as_bool) == Some(true));
+    Some(Parsed::Inbound(Inbound {
+        team: TeamId::new(team),
+        kind: InboundKind::Uninstalled {
+            enterprise: enterprise.map(EnterpriseId::new),
+            org_wide,
+            event_id: EventId::new(event_id),
+        },
+    }))
 }
 
 /// Who the bot is in the workspace an event is for: the event's own authorization when it
@@ -512,6 +546,37 @@ mod tests {
     use serde_json::{Map, Value};
 
     use super::*;
+
+    #[test]
+    fn uninstalls_and_revoked_bot_tokens_name_their_installation() {
+        let event = |event: Value, extra: Value| {
+            let mut callback = serde_json::json!({"type": "event_callback", "team_id": "T5", "event_id": "Ev1",
+                "authorizations": [{"team_id": "T5", "user_id": "UB", "enterprise_id": "E1", "is_enterprise_install": false}]});
+            callback["event"] = event;
+            if let (Some(callback), Value::Object(extra)) = (callback.as_object_mut(), extra) {
+                callback.extend(extra);
+            }
+            event_from_value(callback, None).unwrap()
+        };
+        let removed = |org_wide: bool| {
+            Parsed::Inbound(Inbound {
+                team: TeamId::new("T5"),
+                kind: InboundKind::Uninstalled {
+                    enterprise: Some(EnterpriseId::new("E1")),
+                    org_wide,
+                    event_id: EventId::new("Ev1"),
+                },
+            })
+        };
+        // Before the bot knows who it is, too: no identity is needed to forget an installation.
+        assert_eq!(event(serde_json::json!({"type": "app_uninstalled"}), Value::Null), removed(false));
+        let org = serde_json::json!({"is_enterprise_install": true});
+        assert_eq!(event(serde_json::json!({"type": "app_uninstalled"}), org), removed(true));
+        let bot = serde_json::json!({"type": "tokens_revoked", "tokens": {"oauth": [], "bot": ["UB"]}});
+        assert_eq!(event(bot, Value::Null), removed(false));
+        let users = serde_json::json!({"type": "tokens_revoked", "tokens": {"oauth": ["U1"]}});
+        assert_eq!(event(users, Value::Null), Parsed::Ignored("user tokens revoked"));
+    }
 
     /// Keys Slack payloads use, so generated JSON reaches past the first `match`.
     const KEYS: &[&str] = &[

@@ -15,6 +15,8 @@
 //! - [`controls`]: every action, callback and input id and value codec; clicks, modal
 //!   submissions and shortcuts decoded into typed intents.
 //! - [`notices`]: every sentence the bridge says in Slack (pure).
+//! - [`oauth`]: the OAuth v2 install flow on the wire: the authorize link, the signed state
+//!   cookie, `oauth.v2.access`'s answer and the install pages (pure).
 //! - [`ticket`]: the ticket header, lifecycle modals, lists and the Home tab (pure).
 //! - [`mrkdwn`]: agent Markdown into safe, split mrkdwn.
 //! - [`pace`]: per-minute budgets for Slack calls, and the turnstile that shares them fairly.
@@ -32,6 +34,7 @@ pub mod kit;
 pub mod markup;
 pub mod mrkdwn;
 pub mod notices;
+pub mod oauth;
 pub mod pace;
 pub mod socket;
 pub mod stream;

@@ -95,4 +95,120 @@ async fn each_workspace_is_answered_with_its_own_token_and_an_unknown_one_not_at
             .iter()
             .any(|c| c["title"] == "third")
     );
+    // Without SLACK_CLIENT_ID there is no install flow.
+    assert_eq!(app.http.get(app.url("/slack/install")).send().await.unwrap().status(), 404);
+}
+
+#[tokio::test]
+async fn the_install_flow_binds_its_state_stores_the_installation_and_an_uninstall_removes_it() {
+    use helpdesk_bridge::config::OAuthConfig;
+    use wiremock::{
+        Mock, ResponseTemplate,
+        matchers::{body_string_contains, method, path},
+    };
+    let app = spawn_app(Options::bridge(Backend::Embedded).config(|c| {
+        c.store.encryption_key = Some(KEY.to_owned().into());
+        c.slack.oauth = Some(OAuthConfig {
+            client_id: "123.456".to_owned(),
+            client_secret: "client-secret".to_owned().into(),
+            public_url: "https://bridge.example.com".to_owned(),
+        });
+    }))
+    .await;
+    let granted = json!({"ok": true, "access_token": "xoxb-fifth", "token_type": "bot", "scope": "chat:write,commands",
+        "bot_user_id": "UBOT5", "app_id": "A1", "team": {"id": "T5", "name": "Acme <Ops>"}, "enterprise": null,
+        "is_enterprise_install": false, "authed_user": {"id": "U5"}});
+    Mock::given(method("POST"))
+        .and(path("/oauth.v2.access"))
+        .and(body_string_contains("code=good-code"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(granted))
+        .mount(&app.slack)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/oauth.v2.access"))
+        .and(body_string_contains("code=used-code"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": false, "error": "invalid_code"})))
+        .mount(&app.slack)
+        .await;
+    let browser = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+
+    // The install page: a state in the link to Slack, the same state in a signed cookie.
+    let page = browser.get(app.url("/slack/install")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let cookie = page.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("Secure") && cookie.contains("SameSite=Lax"), "{cookie}");
+    let cookie = cookie.split(';').next().unwrap().to_owned();
+    let body = page.text().await.unwrap();
+    let link = body.split("href=\"").nth(1).and_then(|r| r.split('"').next()).unwrap().replace("&amp;", "&");
+    assert!(link.starts_with("https://slack.com/oauth/v2/authorize?client_id=123.456&scope="), "{link}");
+    assert!(link.contains("redirect_uri=https%3A%2F%2Fbridge.example.com%2Fslack%2Foauth_redirect"), "{link}");
+    let state = link.split("state=").nth(1).unwrap().to_owned();
+    let redirect = |query: String, cookie: Option<String>| {
+        let mut request = browser.get(app.url(&format!("/slack/oauth_redirect?{query}")));
+        if let Some(cookie) = cookie {
+            request = request.header("cookie", cookie);
+        }
+        request.send()
+    };
+
+    // Another browser (no cookie), or another state: refused, and Slack is not even asked.
+    let foreign = redirect(format!("code=good-code&state={state}"), None).await.unwrap();
+    assert_eq!(foreign.status(), 400);
+    assert!(foreign.text().await.unwrap().contains("this browser did not start the install"));
+    let forged = redirect("code=good-code&state=0000".to_owned(), Some(cookie.clone())).await.unwrap();
+    assert_eq!(forged.status(), 400);
+    assert!(app.slack_calls("oauth.v2.access").await.is_empty(), "no code was exchanged");
+    // A code Slack refuses: said, nothing stored.
+    let refused = redirect(format!("code=used-code&state={state}"), Some(cookie.clone())).await.unwrap();
+    assert_eq!(refused.status(), 502);
+    assert!(refused.text().await.unwrap().contains("Slack did not confirm the install (invalid_code)"));
+    // The real thing: exchanged as the app, stored sealed, and the browser told where.
+    let done = redirect(format!("code=good-code&state={state}"), Some(cookie.clone())).await.unwrap();
+    assert_eq!(done.status(), 200);
+    assert!(done.headers()["set-cookie"].to_str().unwrap().contains("Max-Age=0"), "the state is spent");
+    assert!(done.text().await.unwrap().contains("HelpDesk is installed in Acme &lt;Ops&gt;"));
+    let exchanged = app.slack_calls("oauth.v2.access").await;
+    let last = exchanged.last().unwrap();
+    assert_eq!(
+        (&last["client_id"], &last["client_secret"], &last["code"], &last["redirect_uri"]),
+        (
+            &json!("123.456"),
+            &json!("client-secret"),
+            &json!("good-code"),
+            &json!("https://bridge.example.com/slack/oauth_redirect")
+        )
+    );
+    let sealer = Sealer::from_hex(KEY).unwrap();
+    let stored = app.store.installation_for(&TeamId::new("T5"), None, &sealer).await.unwrap().expect("installed");
+    assert_eq!((stored.bot_user.as_str(), stored.installer), ("UBOT5", Some(UserId::new("U5"))));
+    assert_eq!(secrecy::ExposeSecret::expose_secret(&stored.bot_token), "xoxb-fifth");
+
+    // The new workspace is served with its token.
+    mount_reply(&app.helpdesk, "DEVOPS-1", json!({"role": "assistant", "content": "Hello five.", "data": {}})).await;
+    app.post_event(&mention_in("T5", "UBOT5", "Ev5", "C5", "1700000000.000500", "hi")).await;
+    let served = eventually(Duration::from_secs(15), || async {
+        let seen = bearers(&app, "Hello five.").await;
+        (!seen.is_empty()).then_some(seen)
+    })
+    .await
+    .expect("the installed workspace was answered");
+    assert!(served.iter().all(|b| b.starts_with("Bearer xoxb-fifth ")), "{served:?}");
+
+    // Uninstalled: the installation goes, and the workspace is no longer served.
+    let mut uninstall = crate::support::payloads::callback("Ev6", json!({"type": "app_uninstalled"}));
+    uninstall["team_id"] = json!("T5");
+    assert_eq!(app.post_event(&uninstall).await.status(), 200);
+    let gone = eventually(Duration::from_secs(15), || async {
+        app.store.installation_for(&TeamId::new("T5"), None, &sealer).await.unwrap().is_none().then_some(())
+    })
+    .await;
+    assert!(gone.is_some(), "the installation was removed");
+    app.post_event(&mention_in("T5", "UBOT5", "Ev7", "C5", "1700000000.000700", "still there?")).await;
+    let drained = eventually(Duration::from_secs(15), || async {
+        app.store.inbox_stats().await.ok().filter(|s| s.depth == 0).map(drop)
+    })
+    .await;
+    assert!(drained.is_some());
+    let created = app.helpdesk_calls("POST", &format!("/tickets/{}", fakes::WORKSPACE_ID)).await;
+    assert!(created.iter().all(|c| c["title"] != "still there?"), "{created:?}");
 }

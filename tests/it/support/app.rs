@@ -216,6 +216,7 @@ pub fn test_config(slack_url: &str, helpdesk_url: &str, backend: Backend, state_
             appends_per_minute: 600,
             timeout: Duration::from_secs(10),
             file_inline_max_bytes: 64 * 1024,
+            oauth: None,
         },
         helpdesk: HelpdeskConfig {
             host: helpdesk_url.to_owned(),
