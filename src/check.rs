@@ -23,7 +23,8 @@ pub async fn run(config: &Config) -> Result<(), CheckFailed> {
     let transport = if config.socket_mode() { "Socket Mode" } else { "HTTP request URLs" };
     line("configuration", Ok(format!("valid; events over {transport}")));
 
-    let store = match Store::open(&config.store) {
+    let opened = Store::open(&config.store);
+    let store = match &opened {
         Ok(store) => match store.ping().await {
             Ok(()) => Ok(format!("{} store reachable", store.kind())),
             Err(err) => Err(err.to_string()),
@@ -31,6 +32,9 @@ pub async fn run(config: &Config) -> Result<(), CheckFailed> {
         Err(err) => Err(err.to_string()),
     };
     line("store", store);
+    if let (Ok(store), Some(key)) = (&opened, &config.store.encryption_key) {
+        line("installations", installations(store, key).await);
+    }
 
     // `auth.test` draws from no budget.
     let slack = match SlackApi::new(&config.slack, Metrics::default(), None) {
@@ -84,4 +88,29 @@ pub async fn run(config: &Config) -> Result<(), CheckFailed> {
     }
 
     if failed == 0 { Ok(()) } else { Err(CheckFailed(failed)) }
+}
+
+/// The installed workspaces and organisations, each opened with `STATE_ENCRYPTION_KEY` (a
+/// token that does not open is one the bridge cannot serve).
+async fn installations(store: &Store, key: &secrecy::SecretString) -> Result<String, String> {
+    use secrecy::ExposeSecret;
+    let sealer = crate::store::seal::Sealer::from_hex(key.expose_secret()).map_err(|e| e.to_string())?;
+    let owners = store.installation_owners().await.map_err(|e| e.to_string())?;
+    let mut unopened = Vec::new();
+    for owner in &owners {
+        if store.installation(owner, &sealer).await.is_err() {
+            unopened.push(owner.to_string());
+        }
+    }
+    let names: Vec<String> = owners.iter().map(ToString::to_string).collect();
+    if unopened.is_empty() {
+        Ok(format!("{} installed ({}); every token opens", owners.len(), names.join(", ")))
+    } else {
+        Err(format!(
+            "{} of {} do not open with STATE_ENCRYPTION_KEY: {}",
+            unopened.len(),
+            owners.len(),
+            unopened.join(", ")
+        ))
+    }
 }

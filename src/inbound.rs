@@ -18,6 +18,10 @@ use crate::ids::{CardId, ChannelId, EnterpriseId, EventId, MessageTs, TeamId, Th
 pub struct Inbound {
     /// The workspace it happened in.
     pub team: TeamId,
+    /// Its Enterprise Grid organisation, when Slack named one: an org-wide installation
+    /// serves the workspace when it has none of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enterprise: Option<EnterpriseId>,
     /// What happened.
     pub kind: InboundKind,
 }
@@ -68,10 +72,11 @@ pub enum InboundKind {
     /// The app was uninstalled from the item's workspace, or its bot token revoked
     /// (`app_uninstalled`, `tokens_revoked`): the installation goes.
     Uninstalled {
-        /// The organisation, on Enterprise Grid.
-        enterprise: Option<EnterpriseId>,
         /// Whether it was the organisation's org-wide installation.
         org_wide: bool,
+        /// When Slack sent it (Unix seconds): an installation made after it stays.
+        #[serde(default)]
+        event_time: i64,
         /// The event that carried it.
         event_id: EventId,
     },
@@ -346,11 +351,7 @@ mod tests {
     fn items_read_back_as_they_were_stored() {
         let team = TeamId::new("T1");
         let kinds = [
-            InboundKind::Uninstalled {
-                enterprise: Some(EnterpriseId::new("E1")),
-                org_wide: true,
-                event_id: EventId::new("Ev8"),
-            },
+            InboundKind::Uninstalled { org_wide: true, event_time: 1_700_000_000, event_id: EventId::new("Ev8") },
             InboundKind::MessageChanged(MessageChange {
                 event_id: EventId::new("Ev9"),
                 channel: ChannelId::new("C1"),
@@ -387,7 +388,7 @@ mod tests {
             },
         ];
         for kind in kinds {
-            let item = Inbound { team: team.clone(), kind };
+            let item = Inbound { team: team.clone(), enterprise: None, kind };
             let stored = serde_json::to_vec(&item).unwrap();
             assert_eq!(serde_json::from_slice::<Inbound>(&stored).unwrap(), item);
         }

@@ -97,14 +97,16 @@ impl Bridge {
             }
         };
         for card in &due {
-            // Redrawn as its workspace's installation; a workspace no longer served keeps
-            // its card open until it is again.
-            let Some(this) = self.serving(&card.thread.team).await else { continue };
+            // Redrawn as its workspace's installation. A workspace no longer served has its
+            // card closed all the same (it takes no decision any more), just not redrawn: an
+            // open card left behind would hold the age index's first places for good.
+            let this = self.serving(&card.thread.team, None).await;
             // The card's compare-and-set picks the one replica that closes it; only that one
             // redraws it and writes the trail.
-            match this.inner.store.supersede(&card.id).await {
+            match self.inner.store.supersede(&card.id).await {
                 Ok(SubmitOutcome::Submitted(closed)) => {
-                    this.expired_now(&closed).await;
+                    self.expired_now(&closed).await;
+                    let Some(this) = this else { continue };
                     let agent = match this.inner.store.ticket_by_thread(&closed.thread).await {
                         Ok(Some(record)) => record.agent_name,
                         _ => card::UNKNOWN_AGENT.to_owned(),
@@ -296,6 +298,7 @@ impl Bridge {
         if card.commands.iter().all(|c| c.policy.is_some()) {
             let item = Inbound {
                 team: record.thread.team.clone(),
+                enterprise: None,
                 kind: InboundKind::PolicySubmission { card: card.id.clone(), thread: record.thread.clone() },
             };
             if let Err(err) = crate::dispatch::enqueue(&self.inner.store, item).await {

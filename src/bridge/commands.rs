@@ -10,9 +10,9 @@ use super::{
 use crate::{
     ids::TeamId,
     inbound::SlashCommand,
-    model::{ChannelRef, PendingMessage, Place},
+    model::{ChannelRef, ChannelSettings, PendingMessage, Place},
     slack::{
-        controls::{ConfigArgs, Subcommand},
+        controls::{ConfigArgs, Subcommand, workspace_defaults},
         kit::Message,
         notices::{self, Settings},
     },
@@ -97,6 +97,9 @@ impl Bridge {
     /// `/helpdesk config …`: shows (anyone) or changes (administrators only) where this
     /// channel's tickets go, who approves and how messages are relayed.
     async fn command_config(&self, team: &TeamId, command: &SlashCommand, args: &str) -> Result<Message, BridgeError> {
+        if let Some(rest) = workspace_defaults(args) {
+            return self.command_config_defaults(team, command, rest).await;
+        }
         let channel = &command.channel;
         let key = ChannelRef { team: team.clone(), channel: channel.clone() };
         let store = &self.inner.store;
@@ -154,46 +157,10 @@ impl Bridge {
         if let Some(on) = context {
             settings.context_off = !on;
         }
-        // Another portal: the workspace and agent set for the old one do not carry over.
-        if let Some(name) = &portal {
-            let Some(chosen) = self.inner.portals.named(name) else {
-                return Ok(notices::portal_unknown(name, &self.inner.portals.names().collect::<Vec<_>>()));
-            };
-            let current = self.inner.portals.for_channel(settings.portal.as_deref());
-            if !current.name.eq_ignore_ascii_case(&chosen.name) {
-                settings.workspace = None;
-                settings.workspace_name = None;
-                settings.agent = None;
-                settings.agent_name = None;
-            }
-            settings.portal = Some(chosen.name.clone());
+        if let Err(refusal) = self.set_target(&mut settings, portal, workspace, agent).await {
+            return Ok(refusal);
         }
         let portal = self.inner.portals.for_channel(settings.portal.as_deref());
-        let helpdesk = &portal.client;
-        if let Some(name) = &workspace {
-            match helpdesk.find_workspace(name).await {
-                Ok(found) if !self.workspace_allowed(found.id.as_str(), &found.name) => {
-                    return Ok(notices::workspace_refused(&found.name));
-                }
-                Ok(found) => {
-                    settings.workspace = Some(found.id);
-                    settings.workspace_name = Some(found.name);
-                }
-                Err(err) => return Ok(notices::workspace_error(name, &err)),
-            }
-        }
-        if let Some(name) = &agent {
-            match helpdesk.find_agent(name).await {
-                Ok(found) if !self.agent_allowed(found.id.as_str(), &found.name) => {
-                    return Ok(notices::agent_refused(&found.name));
-                }
-                Ok(found) => {
-                    settings.agent = Some(found.id);
-                    settings.agent_name = Some(found.name);
-                }
-                Err(err) => return Ok(notices::agent_error(name, &err)),
-            }
-        }
         store.set_channel_settings(&key, &settings).await?;
         // The audit trail of who changed what: settings decide where tickets go and who
         // approves commands, so every change is logged with its before and after.
@@ -217,6 +184,101 @@ impl Bridge {
             allow: self.rules_shown(&settings.command_allow, true),
             block: self.rules_shown(&settings.command_block, false),
         }))
+    }
+
+    /// Sets where tickets go in `settings`: a portal (another one drops the workspace and
+    /// agent of the old), then a workspace and an agent looked up on it and checked against
+    /// the allowed lists. The error is what to answer.
+    async fn set_target(
+        &self,
+        settings: &mut ChannelSettings,
+        portal: Option<String>,
+        workspace: Option<String>,
+        agent: Option<String>,
+    ) -> Result<(), Message> {
+        if let Some(name) = &portal {
+            let Some(chosen) = self.inner.portals.named(name) else {
+                return Err(notices::portal_unknown(name, &self.inner.portals.names().collect::<Vec<_>>()));
+            };
+            let current = self.inner.portals.for_channel(settings.portal.as_deref());
+            if !current.name.eq_ignore_ascii_case(&chosen.name) {
+                settings.workspace = None;
+                settings.workspace_name = None;
+                settings.agent = None;
+                settings.agent_name = None;
+            }
+            settings.portal = Some(chosen.name.clone());
+        }
+        let helpdesk = &self.inner.portals.for_channel(settings.portal.as_deref()).client;
+        if let Some(name) = &workspace {
+            match helpdesk.find_workspace(name).await {
+                Ok(found) if !self.workspace_allowed(found.id.as_str(), &found.name) => {
+                    return Err(notices::workspace_refused(&found.name));
+                }
+                Ok(found) => {
+                    settings.workspace = Some(found.id);
+                    settings.workspace_name = Some(found.name);
+                }
+                Err(err) => return Err(notices::workspace_error(name, &err)),
+            }
+        }
+        if let Some(name) = &agent {
+            match helpdesk.find_agent(name).await {
+                Ok(found) if !self.agent_allowed(found.id.as_str(), &found.name) => {
+                    return Err(notices::agent_refused(&found.name));
+                }
+                Ok(found) => {
+                    settings.agent = Some(found.id);
+                    settings.agent_name = Some(found.name);
+                }
+                Err(err) => return Err(notices::agent_error(name, &err)),
+            }
+        }
+        Ok(())
+    }
+
+    /// `/helpdesk config default …`: this Slack workspace's portal, workspace and agent for
+    /// the channels that set none (each installation its own), shown to anyone, changed by
+    /// administrators.
+    async fn command_config_defaults(
+        &self,
+        team: &TeamId,
+        command: &SlashCommand,
+        args: &str,
+    ) -> Result<Message, BridgeError> {
+        let store = &self.inner.store;
+        let mut defaults = store.team_defaults(team).await?;
+        let ConfigArgs { workspace, agent, portal, approvers, relay, context, allow, block } =
+            match ConfigArgs::parse(args) {
+                Ok(parsed) => parsed,
+                Err(problem) => return Ok(notices::defaults_usage(&problem)),
+            };
+        if approvers.is_some() || relay.is_some() || context.is_some() || allow.is_some() || block.is_some() {
+            return Ok(notices::defaults_usage("Only the portal, workspace and agent have Slack-workspace defaults."));
+        }
+        let view = |defaults: &ChannelSettings| {
+            let portal = self.inner.portals.for_channel(defaults.portal.as_deref());
+            let several = self.inner.portals.several();
+            notices::TeamDefaults {
+                portal: several.then(|| portal.name.clone()),
+                workspace: defaults.workspace_name.clone().or_else(|| portal.defaults.workspace.clone()),
+                agent: defaults.agent_name.clone().or_else(|| portal.defaults.agent.clone()),
+            }
+        };
+        if workspace.is_none() && agent.is_none() && portal.is_none() {
+            return Ok(notices::team_defaults(&view(&defaults), false));
+        }
+        if !self.may_administer(team, &command.user, None).await {
+            tracing::info!(team = %team, user = %command.user, "refused a change of the workspace's defaults");
+            return Ok(notices::settings_refused(&self.administrators(), &command.command));
+        }
+        let before = defaults.clone();
+        if let Err(refusal) = self.set_target(&mut defaults, portal, workspace, agent).await {
+            return Ok(refusal);
+        }
+        store.set_team_defaults(team, &defaults).await?;
+        tracing::info!(team = %team, user = %command.user, before = ?before, after = ?defaults, "workspace defaults changed");
+        Ok(notices::team_defaults(&view(&defaults), true))
     }
 
     /// The command rules in force: `COMMAND_ALLOW` (or `COMMAND_BLOCK`) then the channel's.

@@ -259,22 +259,25 @@ impl Bridge {
         }
     }
 
-    /// The app left workspace `team` (or its organisation, for an org-wide install): its
-    /// installation is removed, and its requests are no longer served.
-    async fn uninstalled(&self, team: &TeamId, enterprise: Option<&EnterpriseId>, org_wide: bool) {
+    /// The app left workspace `team` (or its organisation, for an org-wide install) at
+    /// `at`: its installation is removed, unless it was installed again since, and its
+    /// requests are no longer served.
+    async fn uninstalled(&self, team: &TeamId, enterprise: Option<&EnterpriseId>, org_wide: bool, at: UnixMillis) {
         if self.inner.sealer.is_none() {
-            tracing::info!(team = %team, "the app was uninstalled from SLACK_BOT_TOKEN's workspace");
+            tracing::info!(team = %team, "the app was uninstalled from a workspace (no installations are stored)");
             return;
         }
         let owner = match enterprise {
             Some(enterprise) if org_wide => Owner::Enterprise(enterprise.clone()),
             _ => Owner::Team(team.clone()),
         };
-        match self.inner.store.remove_installation(&owner).await {
+        match patiently(|| self.inner.store.remove_installation(&owner, at)).await {
             Ok(true) => {
                 tracing::info!(owner = %owner, "removed an installation: the app was uninstalled or its token revoked")
             }
-            Ok(false) => tracing::info!(owner = %owner, "an uninstalled workspace had no stored installation"),
+            Ok(false) => {
+                tracing::info!(owner = %owner, "nothing to remove: no installation, or one made after the uninstall")
+            }
             Err(err) => {
                 tracing::warn!(owner = %owner, error = %err, "could not remove an uninstalled workspace's installation")
             }
@@ -287,23 +290,45 @@ impl Bridge {
     }
 
     /// The bridge serving workspace `team`: as its installation in the store when there is
-    /// one (and installations are served), else as `SLACK_BOT_TOKEN`'s. `None` for a
+    /// one (its own, else its organisation's org-wide one), and installations are served;
+    /// else as `SLACK_BOT_TOKEN`'s. `None` for a
     /// workspace with neither: it is never served with another workspace's token.
-    async fn serving(&self, team: &TeamId) -> Option<Self> {
+    async fn serving(&self, team: &TeamId, enterprise: Option<&EnterpriseId>) -> Option<Self> {
         let Some(sealer) = &self.inner.sealer else { return Some(self.clone()) };
-        match self.inner.store.installation_for(team, None, sealer).await {
+        let store = &self.inner.store;
+        // What the bridge does on its own (an expiry, a policy submission) names no
+        // organisation: the one a request of the workspace last named is remembered.
+        let remembered = match enterprise {
+            Some(_) => None,
+            None => store.team_enterprise(team).await.ok().flatten(),
+        };
+        let enterprise = enterprise.or(remembered.as_ref());
+        let found = patiently(|| store.installation_for(team, enterprise, sealer)).await;
+        if let (Ok(Some(installation)), Some(enterprise)) = (&found, enterprise)
+            && matches!(installation.owner, Owner::Enterprise(_))
+            && remembered.is_none()
+            && let Err(err) = store.note_team_enterprise(team, enterprise).await
+        {
+            tracing::warn!(team = %team, error = %err, "could not remember the workspace's organisation");
+        }
+        match found {
             Ok(Some(installation)) => {
                 let identity = BotIdentity {
                     user_id: installation.bot_user.clone(),
                     bot_id: installation.bot_id.clone(),
                     team_id: team.clone(),
                 };
-                let slack = self.inner.slack.as_bot(&installation.bot_token);
+                let slack = self.inner.slack.as_bot(&installation.bot_token, &installation.owner.key());
                 Some(Self { workspace: Some(Arc::new(Workspace { slack, identity })), ..self.clone() })
             }
-            Ok(None) if self.inner.identity.get().is_some_and(|me| me.team_id == *team) => Some(self.clone()),
+            // SLACK_BOT_TOKEN's own workspace, also while the store cannot say: its own token.
+            Ok(None) | Err(_) if self.inner.identity.get().is_some_and(|me| me.team_id == *team) => Some(self.clone()),
             Ok(None) => {
                 tracing::warn!(team = %team, "no installation serves this workspace; its request is ignored");
+                None
+            }
+            Err(StoreError::Sealed(err)) => {
+                tracing::error!(team = %team, error = %err, "the workspace's installation does not open; is STATE_ENCRYPTION_KEY the one it was stored with?");
                 None
             }
             Err(err) => {
@@ -319,10 +344,11 @@ impl Handler for Bridge {
         let this = Self { inner: self.inner.clone(), item: Some(item.idempotency_key().into()), workspace: None };
         Box::pin(async move {
             // An uninstall needs no token: the installation it removes is what gives one.
-            if let InboundKind::Uninstalled { enterprise, org_wide, .. } = &item.kind {
-                return this.uninstalled(&item.team, enterprise.as_ref(), *org_wide).await;
+            if let InboundKind::Uninstalled { org_wide, event_time, .. } = &item.kind {
+                let at = event_time.saturating_mul(1000);
+                return this.uninstalled(&item.team, item.enterprise.as_ref(), *org_wide, at).await;
             }
-            let Some(this) = this.serving(&item.team).await else { return };
+            let Some(this) = this.serving(&item.team, item.enterprise.as_ref()).await else { return };
             if attempt.taken_over {
                 this.log_takeover(&item).await;
             }
@@ -361,7 +387,7 @@ impl Bridge {
     }
 
     async fn dispatch(&self, item: Inbound) {
-        let Inbound { team, kind } = item;
+        let Inbound { team, kind, .. } = item;
         let outcome = match kind {
             InboundKind::Message(message) => self.on_message(&team, message).await,
             InboundKind::Command(command) => self.on_command(&team, command).await,
@@ -536,7 +562,8 @@ impl Bridge {
     /// A user's display name (`users.info`, remembered a while); the bot's own is asked of
     /// Slack once and kept.
     async fn display_name(&self, user: &UserId) -> Option<String> {
-        if self.bot_user() != Some(user) {
+        // Another installation's bot has a name of its own (the people cache keeps it a while).
+        if self.bot_user() != Some(user) || self.workspace.is_some() {
             return self.slack().user_name(user).await;
         }
         if let Some(name) = self.inner.bot_name.get() {

@@ -12,7 +12,7 @@ use crate::{
     helpdesk::HelpdeskError,
     ids::{AgentId, ChannelId, MessageTs, PendingId, TeamId, ThreadKey, TicketKey, UserId, WorkspaceId},
     inbound::{BlockAction, MessageShortcut, UserMessage},
-    model::{Actor, ChannelRef, HistoryEvent, PendingMessage, Place, TicketRecord, TicketStatus},
+    model::{Actor, ChannelRef, ChannelSettings, HistoryEvent, PendingMessage, Place, TicketRecord, TicketStatus},
     slack::{
         blocks::{self, CreateModalView},
         controls::{Placed, Shortcut},
@@ -310,7 +310,7 @@ impl Bridge {
         channel: &ChannelId,
     ) -> Result<Option<Target>, BridgeError> {
         let channel = ChannelRef { team: team.clone(), channel: channel.clone() };
-        let mut settings = self.inner.store.channel_settings(&channel).await?;
+        let mut settings = self.effective_settings(&channel).await?;
         // Settings stored before ALLOWED_WORKSPACES / ALLOWED_AGENTS were narrowed no longer
         // count, and neither do defaults outside them: the creation form offers what is allowed.
         if let Some(id) = &settings.workspace
@@ -424,8 +424,32 @@ impl Bridge {
             Place::Thread(thread) => ChannelRef { team: thread.team.clone(), channel: thread.channel.clone() },
             Place::NewThreadIn(channel) => channel.clone(),
         };
-        let settings = self.inner.store.channel_settings(&channel).await?;
+        let settings = self.effective_settings(&channel).await?;
         Ok(self.inner.portals.for_channel(settings.portal.as_deref()))
+    }
+
+    /// A channel's settings with its Slack workspace's defaults (`/helpdesk config default
+    /// …`) filling in what the channel does not set: the portal, and the workspace and agent
+    /// when they are of the portal the channel's tickets go to.
+    pub(super) async fn effective_settings(&self, channel: &ChannelRef) -> Result<ChannelSettings, BridgeError> {
+        let store = &self.inner.store;
+        let (mut settings, defaults) =
+            tokio::try_join!(store.channel_settings(channel), store.team_defaults(&channel.team))?;
+        if settings.portal.is_none() {
+            settings.portal.clone_from(&defaults.portal);
+        }
+        let portal_of = |s: &ChannelSettings| self.inner.portals.for_channel(s.portal.as_deref()).name.clone();
+        if portal_of(&settings) == portal_of(&defaults) {
+            if settings.workspace.is_none() {
+                settings.workspace = defaults.workspace;
+                settings.workspace_name = defaults.workspace_name;
+            }
+            if settings.agent.is_none() {
+                settings.agent = defaults.agent;
+                settings.agent_name = defaults.agent_name;
+            }
+        }
+        Ok(settings)
     }
 
     /// Waits (bounded) for another replica to finish opening a thread's ticket.

@@ -106,7 +106,7 @@ pub async fn redirect(State(app): State<AppState>, headers: HeaderMap, Query(red
     let installation = Installation {
         owner: access.owner.clone(),
         enterprise: access.enterprise.clone(),
-        bot_token: access.bot_token.clone().into(),
+        bot_token: access.bot_token.clone(),
         bot_user: access.bot_user.clone(),
         bot_id: None,
         scopes: access.scopes.clone(),

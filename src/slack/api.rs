@@ -215,8 +215,12 @@ pub struct SlackApi {
     /// Workspaces (`T…`) and channels (`T…/C…`) where Slack refused native streaming (in
     /// `auto`).
     no_streaming: Arc<Mutex<std::collections::HashSet<String>>>,
-    people: Remembered<UserId, Person>,
-    groups: Remembered<String, Vec<UserId>>,
+    /// Who asked (the installation's owner; empty for `SLACK_BOT_TOKEN`): what Slack says
+    /// about a person (a stranger or not, an e-mail) depends on whose token asks, so the
+    /// answers are remembered per asker.
+    asker: Arc<str>,
+    people: Remembered<(Arc<str>, UserId), Person>,
+    groups: Remembered<(Arc<str>, String), Vec<UserId>>,
     /// Downloads of shared files (slack-morphism reads JSON answers, not file bytes), with
     /// the bot token, only from Slack itself ([`SlackApi::download`]).
     files: reqwest::Client,
@@ -307,6 +311,7 @@ impl SlackApi {
             progress: Arc::new(Turnstile::default()),
             streaming: config.streaming,
             no_streaming: Arc::new(Mutex::new(std::collections::HashSet::new())),
+            asker: Arc::from(""),
             people: Arc::new(Mutex::new(HashMap::new())),
             groups: Arc::new(Mutex::new(HashMap::new())),
             files,
@@ -316,11 +321,16 @@ impl SlackApi {
         })
     }
 
-    /// The same client, budgets and caches, calling as another installation's bot (its
-    /// token). Slack's budgets are kept per workspace and channel already, so each
-    /// installation draws on its own.
-    pub fn as_bot(&self, token: &SecretString) -> Self {
-        Self { bot_token: SlackApiToken::new(token.expose_secret().to_owned().into()), ..self.clone() }
+    /// The same client and budgets, calling as another installation's bot (its token),
+    /// `asker` naming the installation. Slack's budgets are kept per workspace and channel
+    /// already, so each installation draws on its own; what Slack says about people is
+    /// remembered per installation.
+    pub fn as_bot(&self, token: &SecretString, asker: &str) -> Self {
+        Self {
+            bot_token: SlackApiToken::new(token.expose_secret().to_owned().into()),
+            asker: Arc::from(asker),
+            ..self.clone()
+        }
     }
 
     /// `oauth.v2.access`: exchanges an install's code for its tokens, authenticated as the
@@ -1071,7 +1081,8 @@ impl SlackApi {
 
     /// `users.info`: what Slack says about a person, remembered for a few minutes.
     pub async fn person(&self, user: &UserId) -> Result<Person, SlackError> {
-        if let Some(person) = recall(&self.people, user) {
+        let key = (self.asker.clone(), user.clone());
+        if let Some(person) = recall(&self.people, &key) {
             return Ok(person);
         }
         let params = [("user", user.as_str())];
@@ -1092,19 +1103,20 @@ impl SlackApi {
             stranger: record.is_stranger,
             email,
         };
-        remember(&self.people, user.clone(), person.clone());
+        remember(&self.people, key, person.clone());
         Ok(person)
     }
 
     /// The members of a user group (`usergroups.users.list`, remembered for a while).
     pub async fn group_members(&self, group: &str) -> Result<Vec<UserId>, SlackError> {
-        if let Some(members) = recall(&self.groups, &group.to_owned()) {
+        let key = (self.asker.clone(), group.to_owned());
+        if let Some(members) = recall(&self.groups, &key) {
             return Ok(members);
         }
         let params = [("usergroup", group)];
         let listed: GroupMembers = self.get_json("usergroups.users.list", &params, &SLACK_TIER2_METHOD_CONFIG).await?;
         let members: Vec<UserId> = listed.users.into_iter().map(UserId::new).collect();
-        remember(&self.groups, group.to_owned(), members.clone());
+        remember(&self.groups, key, members.clone());
         Ok(members)
     }
 

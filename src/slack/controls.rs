@@ -644,6 +644,14 @@ pub struct ConfigArgs {
     pub block: Option<String>,
 }
 
+/// The rest of `/helpdesk config default …`: the Slack workspace's defaults rather than the
+/// channel's settings.
+pub fn workspace_defaults(text: &str) -> Option<&str> {
+    let text = text.trim_start();
+    let (word, rest) = text.split_once(char::is_whitespace).unwrap_or((text, ""));
+    word.eq_ignore_ascii_case("default").then_some(rest)
+}
+
 /// `allow <rules>` / `block <rules>` / `… none`: the rest of the text is the rules, whole
 /// (spaces and the other settings' keywords may be part of a regular expression). Slack's
 /// escaping (`&lt;`, `&gt;`, `&amp;`) is undone, and one pair of backticks around them is

@@ -58,6 +58,12 @@ pub fn event_from_value(value: Value, me: Option<&BotIdentity>) -> Result<Parsed
     if !value.is_object() {
         return Err(Malformed("not a JSON object".to_owned()));
     }
+    let enterprise = text_at(&value, "enterprise_id")
+        .or_else(|| value.pointer("/authorizations/0/enterprise_id").and_then(Value::as_str).map(str::to_owned));
+    event_in(value, me).map(|parsed| parsed.in_enterprise(enterprise))
+}
+
+fn event_in(value: Value, me: Option<&BotIdentity>) -> Result<Parsed, Malformed> {
     match value.get("type").and_then(Value::as_str) {
         Some("url_verification") => {
             let challenge = value.get("challenge").and_then(Value::as_str).unwrap_or_default();
@@ -114,15 +120,15 @@ fn uninstalled(callback: &Value) -> Option<Parsed> {
     let (Some(team), Some(event_id)) = (text("/team_id"), text("/event_id")) else {
         return Some(Parsed::Ignored("uninstall event without its workspace"));
     };
-    let enterprise = text("/enterprise_id").or_else(|| text("/authorizations/0/enterprise_id"));
     let org_wide = ["/is_enterprise_install", "/authorizations/0/is_enterprise_install"]
         .iter()
         .any(|p| callback.pointer(p).and_then(Value::as_bool) == Some(true));
     Some(Parsed::Inbound(Inbound {
         team: TeamId::new(team),
+        enterprise: None,
         kind: InboundKind::Uninstalled {
-            enterprise: enterprise.map(EnterpriseId::new),
             org_wide,
+            event_time: callback.get("event_time").and_then(Value::as_i64).unwrap_or(i64::MAX / 1000),
             event_id: EventId::new(event_id),
         },
     }))
@@ -150,7 +156,6 @@ fn bot_for(event: &Value, me: Option<&BotIdentity>) -> Option<BotIdentity> {
 /// `tombstone`), which is its deletion; bots' messages (the bridge's own included) are
 /// ignored.
 fn change(callback: &Value, deleted: bool, me: &BotIdentity) -> Parsed {
-    let text_at = |v: &Value, field: &str| v.get(field).and_then(Value::as_str).map(str::to_owned);
     let (Some(team), Some(event_id), Some(event)) =
         (text_at(callback, "team_id"), text_at(callback, "event_id"), callback.get("event"))
     else {
@@ -191,6 +196,7 @@ fn change(callback: &Value, deleted: bool, me: &BotIdentity) -> Parsed {
     };
     Parsed::Inbound(Inbound {
         team: TeamId::new(team),
+        enterprise: None,
         kind: InboundKind::MessageChanged(MessageChange {
             event_id: EventId::new(event_id),
             channel: ChannelId::new(channel),
@@ -277,6 +283,7 @@ fn from_callback(callback: SlackPushEventCallback, me: &BotIdentity, files: Vec<
             }
             Parsed::Inbound(Inbound {
                 team,
+                enterprise: None,
                 kind: InboundKind::HomeOpened { user: UserId::new(home.user.0), event_id },
             })
         }
@@ -288,6 +295,7 @@ fn from_callback(callback: SlackPushEventCallback, me: &BotIdentity, files: Vec<
             }
             Parsed::Inbound(Inbound {
                 team,
+                enterprise: None,
                 kind: InboundKind::StreamStopped {
                     channel: ChannelId::new(stopped.channel.0),
                     messages,
@@ -322,6 +330,7 @@ fn message(
     }
     Parsed::Inbound(Inbound {
         team,
+        enterprise: None,
         kind: InboundKind::Message(UserMessage {
             event_id,
             channel,
@@ -336,7 +345,20 @@ fn message(
     })
 }
 
+/// A field's text, when it is a non-empty string.
+fn text_at(value: &Value, field: &str) -> Option<String> {
+    value.get(field).and_then(Value::as_str).filter(|v| !v.is_empty()).map(str::to_owned)
+}
+
 impl Parsed {
+    /// The item, placed in the Enterprise Grid organisation Slack named, if any.
+    fn in_enterprise(mut self, enterprise: Option<String>) -> Self {
+        if let (Parsed::Inbound(item), Some(enterprise)) = (&mut self, enterprise.filter(|e| !e.is_empty())) {
+            item.enterprise = Some(EnterpriseId::new(enterprise));
+        }
+        self
+    }
+
     /// A parsed message with the files it shares.
     fn with_files(mut self, files: Vec<SharedFile>) -> Self {
         if let Parsed::Inbound(Inbound { kind: InboundKind::Message(message), .. }) = &mut self {
@@ -369,6 +391,11 @@ pub fn interaction_from_value(value: Value) -> Result<Parsed, Malformed> {
     if !value.is_object() {
         return Err(Malformed("not a JSON object".to_owned()));
     }
+    let enterprise = value.pointer("/enterprise/id").and_then(Value::as_str).map(str::to_owned);
+    interaction_in(value).map(|parsed| parsed.in_enterprise(enterprise))
+}
+
+fn interaction_in(value: Value) -> Result<Parsed, Malformed> {
     let Ok(event) = serde_json::from_value::<SlackInteractionEvent>(value) else {
         return Ok(Parsed::Ignored("interaction of an unknown type or shape"));
     };
@@ -409,6 +436,7 @@ pub fn interaction_from_value(value: Value) -> Result<Parsed, Malformed> {
                 .collect();
             Parsed::Inbound(Inbound {
                 team,
+                enterprise: None,
                 kind: InboundKind::Action(BlockAction {
                     user: UserId::new(user.id.0),
                     user_team: user.team_id.map(|t| TeamId::new(t.0)),
@@ -462,7 +490,11 @@ pub fn interaction_from_value(value: Value) -> Result<Parsed, Malformed> {
             if !errors.is_empty() {
                 return Ok(Parsed::FormErrors(errors));
             }
-            Parsed::Inbound(Inbound { team: TeamId::new(event.team.id.0), kind: InboundKind::ViewSubmission(view) })
+            Parsed::Inbound(Inbound {
+                team: TeamId::new(event.team.id.0),
+                enterprise: None,
+                kind: InboundKind::ViewSubmission(view),
+            })
         }
         SlackInteractionEvent::MessageAction(event) => {
             let (Some(channel), Some(message)) = (event.channel, event.message) else {
@@ -470,6 +502,7 @@ pub fn interaction_from_value(value: Value) -> Result<Parsed, Malformed> {
             };
             Parsed::Inbound(Inbound {
                 team: TeamId::new(event.team.id.0),
+                enterprise: None,
                 kind: InboundKind::Shortcut(MessageShortcut {
                     user: UserId::new(event.user.id.0),
                     callback_id: event.callback_id.0,
@@ -517,18 +550,23 @@ pub fn is_ssl_check(body: &[u8]) -> bool {
 /// Parses a slash-command form body.
 pub fn parse_command_form(body: &[u8]) -> Result<Parsed, Malformed> {
     let event: SlackCommandEvent = serde_urlencoded::from_bytes(body).map_err(|e| Malformed(e.to_string()))?;
-    Ok(command(event))
+    // slack-morphism's command model has no organisation: it is read from the form itself.
+    let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(body).unwrap_or_default();
+    let enterprise = fields.into_iter().find_map(|(k, v)| (k == "enterprise_id").then_some(v));
+    Ok(command(event).in_enterprise(enterprise))
 }
 
 /// Parses a Socket Mode `slash_commands` envelope payload.
 pub fn command_from_value(value: Value) -> Result<Parsed, Malformed> {
+    let enterprise = text_at(&value, "enterprise_id");
     let event: SlackCommandEvent = serde_json::from_value(value).map_err(|e| Malformed(e.to_string()))?;
-    Ok(command(event))
+    Ok(command(event).in_enterprise(enterprise))
 }
 
 fn command(event: SlackCommandEvent) -> Parsed {
     Parsed::Inbound(Inbound {
         team: TeamId::new(event.team_id.0),
+        enterprise: None,
         kind: InboundKind::Command(SlashCommand {
             channel: ChannelId::new(event.channel_id.0),
             user: UserId::new(event.user_id.0),
@@ -550,7 +588,7 @@ mod tests {
     #[test]
     fn uninstalls_and_revoked_bot_tokens_name_their_installation() {
         let event = |event: Value, extra: Value| {
-            let mut callback = serde_json::json!({"type": "event_callback", "team_id": "T5", "event_id": "Ev1",
+            let mut callback = serde_json::json!({"type": "event_callback", "team_id": "T5", "event_id": "Ev1", "event_time": 1_700_000_000,
                 "authorizations": [{"team_id": "T5", "user_id": "UB", "enterprise_id": "E1", "is_enterprise_install": false}]});
             callback["event"] = event;
             if let (Some(callback), Value::Object(extra)) = (callback.as_object_mut(), extra) {
@@ -561,11 +599,8 @@ mod tests {
         let removed = |org_wide: bool| {
             Parsed::Inbound(Inbound {
                 team: TeamId::new("T5"),
-                kind: InboundKind::Uninstalled {
-                    enterprise: Some(EnterpriseId::new("E1")),
-                    org_wide,
-                    event_id: EventId::new("Ev1"),
-                },
+                enterprise: Some(EnterpriseId::new("E1")),
+                kind: InboundKind::Uninstalled { org_wide, event_time: 1_700_000_000, event_id: EventId::new("Ev1") },
             })
         };
         // Before the bot knows who it is, too: no identity is needed to forget an installation.

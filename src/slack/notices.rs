@@ -850,6 +850,7 @@ pub fn help(command: &str) -> Message {
              • `{c} list [open|pending|resolved|closed|all] [words]`: tickets here, most recently updated first, e.g. `{c} list open disk`\n\
              • `{c} find <TICKET>`: a ticket and its thread, e.g. `{c} find DEVOPS-42`; a HelpDesk ticket without a thread can be continued here\n\
              • `{c} config workspace <name> agent <name>`: where this channel's tickets go, e.g. `{c} config workspace devops agent generic-agent`\n\
+             • `{c} config default workspace <name> agent <name>`: where tickets go in every channel of this Slack workspace that sets none\n\
              • `{c} config approvers @person @group`: who besides the requester may approve commands here (`none` clears)\n\
              • `{c} config relay mentions`: only thread messages that mention me wake the agent; the rest are recorded as comments (`relay all` undoes it)\n\
              • `{c} config allow <regex>` / `{c} config block <regex>`: commands approved without a click here, or never run (`none` clears)\n\
@@ -980,6 +981,38 @@ pub fn settings(settings: &Settings<'_>) -> Message {
             relay_words(settings.relay),
             rules_words(settings)
         ),
+        &[],
+    )
+}
+
+/// A Slack workspace's defaults for its channels.
+#[derive(Debug, Clone, Default)]
+pub struct TeamDefaults {
+    /// The portal, when there are several.
+    pub portal: Option<String>,
+    /// The workspace's name (the bridge's default when the Slack workspace sets none).
+    pub workspace: Option<String>,
+    /// The agent's name (likewise).
+    pub agent: Option<String>,
+}
+
+/// `/helpdesk config default`: the Slack workspace's defaults, as they are or as `changed`.
+pub fn team_defaults(defaults: &TeamDefaults, changed: bool) -> Message {
+    let portal = defaults.portal.as_deref().map(|p| format!("portal {}, ", escape_inert(p))).unwrap_or_default();
+    let text = format!(
+        "{}Channels of this Slack workspace without settings of their own send new tickets to {portal}workspace {} with agent {}. \
+         `/helpdesk config default workspace <name> agent <name>` changes this; `/helpdesk config` sets a channel's own.",
+        if changed { "✅ " } else { "" },
+        escape_inert(defaults.workspace.as_deref().unwrap_or("(none: the creation form asks)")),
+        escape_inert(defaults.agent.as_deref().unwrap_or("(none: the creation form asks)")),
+    );
+    blocks::notice_mrkdwn(&text, &[])
+}
+
+/// A `/helpdesk config default …` that cannot be done.
+pub fn defaults_usage(problem: &str) -> Message {
+    blocks::notice(
+        &format!("{problem} Usage: /helpdesk config default [portal <name>] workspace <name> agent <name>"),
         &[],
     )
 }
@@ -1223,6 +1256,18 @@ mod tests {
             ),
             ("not_moved", not_moved("DEVOPS-1", "portal qa, workspace devops", &err)),
             ("context_unchanged", context_unchanged("DEVOPS-1")),
+            (
+                "team_defaults",
+                team_defaults(
+                    &TeamDefaults {
+                        portal: Some("qa".to_owned()),
+                        workspace: Some("devops <!here>".to_owned()),
+                        agent: None,
+                    },
+                    true,
+                ),
+            ),
+            ("defaults_usage", defaults_usage("Only the portal, workspace and agent have Slack-workspace defaults.")),
             ("context_stale", context_stale("DEVOPS-1")),
             ("agent_not_allowed", agent_not_allowed("prod-admin")),
             ("agent_not_found", agent_not_found(&err)),

@@ -119,7 +119,7 @@ pub fn authorize_url(client_id: &str, redirect_uri: &str, state: &str) -> String
 }
 
 /// What `oauth.v2.access` granted.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Access {
     /// Who installed: the organisation for an org-wide install, else the workspace.
     pub owner: Owner,
@@ -128,7 +128,7 @@ pub struct Access {
     /// The organisation, on Enterprise Grid.
     pub enterprise: Option<EnterpriseId>,
     /// The bot token.
-    pub bot_token: String,
+    pub bot_token: secrecy::SecretString,
     /// The bot's user id.
     pub bot_user: UserId,
     /// The scopes granted.
@@ -143,6 +143,10 @@ pub fn parse_access(answer: &Value) -> Result<Access, String> {
     if answer.get("ok").and_then(Value::as_bool) != Some(true) {
         return Err(text("/error").unwrap_or("unknown_error").to_owned());
     }
+    // A rotating token lapses in twelve hours; serving it would need its refresh token.
+    if answer.get("refresh_token").is_some() || answer.get("expires_in").is_some() {
+        return Err("token rotation is on for this app; turn it off to install it here".to_owned());
+    }
     let bot_token = text("/access_token").filter(|t| t.starts_with("xoxb-")).ok_or("no bot token in the answer")?;
     let bot_user = text("/bot_user_id").ok_or("no bot user in the answer")?;
     let enterprise = text("/enterprise/id").map(EnterpriseId::new);
@@ -156,7 +160,7 @@ pub fn parse_access(answer: &Value) -> Result<Access, String> {
         owner,
         team_name: text("/team/name").map(str::to_owned),
         enterprise,
-        bot_token: bot_token.to_owned(),
+        bot_token: bot_token.to_owned().into(),
         bot_user: UserId::new(bot_user),
         scopes: text("/scope").map(|s| s.split(',').map(str::to_owned).collect()).unwrap_or_default(),
         installer: text("/authed_user/id").map(UserId::new),
@@ -258,14 +262,18 @@ mod tests {
             "is_enterprise_install": false, "authed_user": {"id": "U9"}});
         let access = parse_access(&team).unwrap();
         assert_eq!(access.owner, Owner::Team(TeamId::new("T2")));
+        assert!(!format!("{access:?}").contains("xoxb-1"), "the token is not in the debug output");
+        let rotating = serde_json::json!({"ok": true, "access_token": "xoxe.xoxb-1", "refresh_token": "xoxe-1",
+            "expires_in": 43200, "bot_user_id": "UB", "team": {"id": "T2"}});
+        assert!(parse_access(&rotating).is_err(), "a rotating token is refused");
         assert_eq!((access.scopes.len(), access.installer.clone()), (2, Some(UserId::new("U9"))));
         assert!(installed_page(&access).contains("Acme &lt;Ops&gt;"), "names are escaped");
         let org = serde_json::json!({"ok": true, "access_token": "xoxb-2", "bot_user_id": "UB", "team": null,
             "enterprise": {"id": "E1", "name": "Org"}, "is_enterprise_install": true});
         assert_eq!(parse_access(&org).unwrap().owner, Owner::Enterprise(EnterpriseId::new("E1")));
         assert_eq!(
-            parse_access(&serde_json::json!({"ok": false, "error": "invalid_code"})),
-            Err("invalid_code".to_owned())
+            parse_access(&serde_json::json!({"ok": false, "error": "invalid_code"})).err().as_deref(),
+            Some("invalid_code")
         );
         let user_token =
             serde_json::json!({"ok": true, "access_token": "xoxp-1", "bot_user_id": "UB", "team": {"id": "T2"}});

@@ -67,6 +67,16 @@ impl Keys {
         self.key(format_args!("install:{owner}"))
     }
 
+    /// A Slack workspace's defaults for its channels.
+    pub(crate) fn team_defaults(&self, team: &crate::ids::TeamId) -> String {
+        self.key(format_args!("teamdefaults:{team}"))
+    }
+
+    /// The organisation a workspace belongs to, as its requests named it.
+    pub(crate) fn team_enterprise(&self, team: &crate::ids::TeamId) -> String {
+        self.key(format_args!("teamorg:{team}"))
+    }
+
     /// The index of every installation, by owner key.
     pub(crate) fn installations(&self) -> String {
         self.key(format_args!("idx:installs"))

@@ -659,16 +659,37 @@ impl Store {
         }))
     }
 
-    /// Removes the installation `owner` made (uninstalled, or its tokens revoked); whether
-    /// there was one.
-    pub async fn remove_installation(&self, owner: &Owner) -> Result<bool, StoreError> {
-        let owner = owner.key();
-        let key = self.keys.installation(&owner);
-        let existed = self.get(&key).await?.is_some();
-        let txn =
-            Txn::default().delete(&key).write(Write::IndexRemove { index: self.keys.installations(), member: owner });
-        self.commit(txn).await?;
-        Ok(existed)
+    /// Removes the installation `owner` made (uninstalled, or its tokens revoked) if it was
+    /// installed before `before`: an uninstall handled late leaves a reinstall that came
+    /// after it alone. Whether one was removed.
+    pub async fn remove_installation(&self, owner: &Owner, before: UnixMillis) -> Result<bool, StoreError> {
+        let member = owner.key();
+        let key = self.keys.installation(&member);
+        self.modify(&key, &member, |stored: Option<StoredInstallation>| {
+            Ok(match stored {
+                Some(stored) if stored.installed_at < before => {
+                    let txn = Txn::default()
+                        .delete(&key)
+                        .write(Write::IndexRemove { index: self.keys.installations(), member: member.clone() });
+                    Change::Commit(txn, true)
+                }
+                _ => Change::Keep(false),
+            })
+        })
+        .await
+    }
+
+    /// Remembers that workspace `team` belongs to organisation `enterprise` (as a request
+    /// of it said), for what the bridge does in it unasked.
+    pub async fn note_team_enterprise(&self, team: &TeamId, enterprise: &EnterpriseId) -> Result<(), StoreError> {
+        let txn = Txn::default().put(self.keys.team_enterprise(team), enterprise.as_str().as_bytes().to_vec());
+        self.commit(txn).await.map(drop)
+    }
+
+    /// The organisation workspace `team` was last seen in, if any.
+    pub async fn team_enterprise(&self, team: &TeamId) -> Result<Option<EnterpriseId>, StoreError> {
+        let raw = self.get(&self.keys.team_enterprise(team)).await?;
+        Ok(raw.map(|r| EnterpriseId::new(String::from_utf8_lossy(&r).into_owned())))
     }
 
     /// Every installation's owner, the newest first.
@@ -1163,6 +1184,19 @@ impl Store {
     pub async fn channel_settings(&self, channel: &ChannelRef) -> Result<ChannelSettings, StoreError> {
         let key = self.keys.channel(channel);
         Ok(self.get(&key).await?.map(|b| decode(&b)).transpose()?.unwrap_or_default())
+    }
+
+    /// A Slack workspace's defaults for its channels (`/helpdesk config default …`): only
+    /// the portal, workspace and agent are used.
+    pub async fn team_defaults(&self, team: &TeamId) -> Result<ChannelSettings, StoreError> {
+        let key = self.keys.team_defaults(team);
+        Ok(self.get(&key).await?.map(|b| decode(&b)).transpose()?.unwrap_or_default())
+    }
+
+    /// Replaces a Slack workspace's defaults.
+    pub async fn set_team_defaults(&self, team: &TeamId, defaults: &ChannelSettings) -> Result<(), StoreError> {
+        let key = self.keys.team_defaults(team);
+        self.commit(Txn::default().put(key, encode(defaults))).await.map(drop)
     }
 
     /// Replaces a channel's settings.

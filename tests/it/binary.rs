@@ -85,9 +85,11 @@ async fn check_reports_each_dependency() {
     let mut command = binary();
     base_env(&mut command, &good.uri(), dir.path());
     command.env("DUPLO_HOST", helpdesk.uri()).env("HELPDESK_WORKSPACE", "devops").env("HELPDESK_AGENT", "k8s-agent");
+    command.env("STATE_ENCRYPTION_KEY", "ab".repeat(32));
     let output = tokio::task::spawn_blocking(move || command.arg("check").output().unwrap()).await.unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout).to_string();
     assert!(output.status.success(), "{stdout}");
+    assert!(stdout.contains("ok      installations: 0 installed (); every token opens"), "{stdout}");
     assert!(stdout.contains("ok      slack: token accepted; bot user UBOT in team T1"), "{stdout}");
     assert!(stdout.contains("ok      store: embedded store reachable"), "{stdout}");
     assert!(

@@ -353,8 +353,10 @@ async fn installations_are_found_by_workspace_then_organisation(store: &Store) {
     let other = Sealer::from_hex(&SEAL_KEY.replace('8', "9")).unwrap();
     assert!(matches!(store.installation_for(&t2, None, &other).await, Err(StoreError::Sealed(_))));
     // Uninstalled: gone, and the organisation's serves the workspace again.
-    assert!(store.remove_installation(&Owner::Team(t2.clone())).await.unwrap());
-    assert!(!store.remove_installation(&Owner::Team(t2.clone())).await.unwrap());
+    // An uninstall from before the last install leaves it; a later one removes it.
+    assert!(!store.remove_installation(&Owner::Team(t2.clone()), 1_700_000_000_000).await.unwrap());
+    assert!(store.remove_installation(&Owner::Team(t2.clone()), 1_700_000_000_001).await.unwrap());
+    assert!(!store.remove_installation(&Owner::Team(t2.clone()), i64::MAX).await.unwrap());
     let found = store.installation_for(&t2, Some(&e1), &sealer).await.unwrap().unwrap();
     assert_eq!(found.bot_token.expose_secret(), "xoxb-org");
     assert_eq!(store.installation_owners().await.unwrap(), [Owner::Enterprise(e1)]);

@@ -27,12 +27,15 @@ fn mention_in(team: &str, bot: &str, event_id: &str, channel: &str, ts: &str, te
     event
 }
 
-/// The Authorization header and method of every Slack call whose body mentions `needle`.
+/// The Authorization header and method of every Slack call whose body or query mentions
+/// `needle`.
 async fn bearers(app: &TestApp, needle: &str) -> Vec<String> {
     let requests = app.slack.received_requests().await.unwrap_or_default();
     requests
         .iter()
-        .filter(|r| String::from_utf8_lossy(&r.body).contains(needle))
+        .filter(|r| {
+            String::from_utf8_lossy(&r.body).contains(needle) || r.url.query().is_some_and(|q| q.contains(needle))
+        })
         .filter_map(|r| {
             r.headers.get("authorization").and_then(|h| h.to_str().ok()).map(|h| format!("{h} {}", r.url.path()))
         })
@@ -73,7 +76,7 @@ async fn each_workspace_is_answered_with_its_own_token_and_an_unknown_one_not_at
     };
     assert!(one.iter().all(|b| b.starts_with("Bearer xoxb-test ")), "{one:?} / {two:?}");
     assert!(two.iter().all(|b| b.starts_with("Bearer xoxb-second-workspace ")), "{two:?}");
-    let in_c2 = bearers(&app, "\"C2\"").await;
+    let in_c2 = bearers(&app, "C2").await;
     assert!(!in_c2.is_empty() && in_c2.iter().all(|b| b.starts_with("Bearer xoxb-second-workspace ")), "{in_c2:?}");
     // The second workspace's bot mention is its own bot user's: stripped from the title.
     let created = app.helpdesk_calls("POST", &format!("/tickets/{}", fakes::WORKSPACE_ID)).await;
@@ -87,8 +90,7 @@ async fn each_workspace_is_answered_with_its_own_token_and_an_unknown_one_not_at
     })
     .await;
     assert!(handled.is_some(), "the inbox drained");
-    let posts = app.slack_calls("chat.postMessage").await;
-    assert!(posts.iter().all(|p| p["channel"] != "C3"), "{posts:?}");
+    assert!(bearers(&app, "C3").await.is_empty(), "no Slack call at all for the unknown workspace");
     assert!(
         !app.helpdesk_calls("POST", &format!("/tickets/{}", fakes::WORKSPACE_ID))
             .await
@@ -194,9 +196,23 @@ async fn the_install_flow_binds_its_state_stores_the_installation_and_an_uninsta
     .expect("the installed workspace was answered");
     assert!(served.iter().all(|b| b.starts_with("Bearer xoxb-fifth ")), "{served:?}");
 
-    // Uninstalled: the installation goes, and the workspace is no longer served.
-    let mut uninstall = crate::support::payloads::callback("Ev6", json!({"type": "app_uninstalled"}));
+    // An uninstall sent before this install (handled late) leaves it alone.
+    let mut stale = crate::support::payloads::callback("Ev5b", json!({"type": "app_uninstalled"}));
+    stale["team_id"] = json!("T5");
+    assert_eq!(app.post_event(&stale).await.status(), 200);
+    let drained = eventually(Duration::from_secs(15), || async {
+        app.store.inbox_stats().await.ok().filter(|s| s.depth == 0).map(drop)
+    })
+    .await;
+    assert!(drained.is_some());
+    assert!(app.store.installation_for(&TeamId::new("T5"), None, &sealer).await.unwrap().is_some(), "still installed");
+    // Uninstalled now (its bot token revoked): the installation goes, and the workspace is
+    // no longer served.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let mut uninstall =
+        crate::support::payloads::callback("Ev6", json!({"type": "tokens_revoked", "tokens": {"bot": ["UBOT5"]}}));
     uninstall["team_id"] = json!("T5");
+    uninstall["event_time"] = json!(now + 1);
     assert_eq!(app.post_event(&uninstall).await.status(), 200);
     let gone = eventually(Duration::from_secs(15), || async {
         app.store.installation_for(&TeamId::new("T5"), None, &sealer).await.unwrap().is_none().then_some(())
@@ -211,4 +227,123 @@ async fn the_install_flow_binds_its_state_stores_the_installation_and_an_uninsta
     assert!(drained.is_some());
     let created = app.helpdesk_calls("POST", &format!("/tickets/{}", fakes::WORKSPACE_ID)).await;
     assert!(created.iter().all(|c| c["title"] != "still there?"), "{created:?}");
+}
+
+#[tokio::test]
+async fn an_org_wide_install_serves_every_workspace_of_its_organisation() {
+    use helpdesk_bridge::ids::EnterpriseId;
+    let app =
+        spawn_app(Options::bridge(Backend::Redis).config(|c| c.store.encryption_key = Some(KEY.to_owned().into())))
+            .await;
+    let sealer = Sealer::from_hex(KEY).unwrap();
+    let org = Installation {
+        owner: Owner::Enterprise(EnterpriseId::new("E1")),
+        enterprise: Some(EnterpriseId::new("E1")),
+        bot_token: "xoxb-whole-org".to_owned().into(),
+        bot_user: UserId::new("UORG"),
+        bot_id: None,
+        scopes: Vec::new(),
+        installer: None,
+        installed_at: 1,
+    };
+    app.store.put_installation(&org, &sealer).await.unwrap();
+    mount_reply(&app.helpdesk, "DEVOPS-1", json!({"role": "assistant", "content": "Org one.", "data": {}})).await;
+    mount_reply(&app.helpdesk, "DEVOPS-2", json!({"role": "assistant", "content": "Org two.", "data": {}})).await;
+    let in_org = |team: &str, event_id: &str, ts: &str, text: &str| {
+        let mut event = mention_in(team, "UORG", event_id, "C1", ts, text);
+        event["enterprise_id"] = json!("E1");
+        event["authorizations"][0]["enterprise_id"] = json!("E1");
+        event["authorizations"][0]["is_enterprise_install"] = json!(true);
+        event
+    };
+    app.post_event(&in_org("T6", "Ev1", "1700000000.000100", "from six")).await;
+    app.post_event(&in_org("T7", "Ev2", "1700000000.000200", "from seven")).await;
+    let served = eventually(Duration::from_secs(15), || async {
+        let one = bearers(&app, "Org one.").await;
+        let two = bearers(&app, "Org two.").await;
+        (!one.is_empty() && !two.is_empty()).then_some([one, two].concat())
+    })
+    .await
+    .expect("both workspaces of the organisation were answered");
+    assert!(served.iter().all(|b| b.starts_with("Bearer xoxb-whole-org ")), "{served:?}");
+    // The organisation is remembered for what the bridge does unasked in those workspaces.
+    assert_eq!(app.store.team_enterprise(&TeamId::new("T6")).await.unwrap(), Some(EnterpriseId::new("E1")));
+    // A workspace outside the organisation is not served by it.
+    app.post_event(&mention_in("T8", "UORG", "Ev3", "C8", "1700000000.000300", "outsider")).await;
+    let drained = eventually(Duration::from_secs(15), || async {
+        app.store.inbox_stats().await.ok().filter(|s| s.depth == 0).map(drop)
+    })
+    .await;
+    assert!(drained.is_some());
+    let created = app.helpdesk_calls("POST", &format!("/tickets/{}", fakes::WORKSPACE_ID)).await;
+    assert!(created.iter().all(|c| c["title"] != "outsider"), "{created:?}");
+}
+
+/// `/helpdesk config …` typed by `user` in workspace `team`.
+async fn command_in(app: &TestApp, team: &str, user: &str, text: &str, trigger: &str) {
+    let response_url = format!("{}/respond/{trigger}", app.slack.uri());
+    let form = serde_urlencoded::to_string([
+        ("team_id", team),
+        ("channel_id", "C1"),
+        ("user_id", user),
+        ("command", "/helpdesk"),
+        ("text", text),
+        ("response_url", response_url.as_str()),
+        ("trigger_id", trigger),
+    ])
+    .unwrap();
+    let response = app.post_signed("/slack/commands", "application/x-www-form-urlencoded", form).await;
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn each_workspace_keeps_its_own_helpdesk_defaults() {
+    let app = spawn_app(Options::bridge(Backend::Embedded).config(|c| {
+        crate::support::app::without_defaults(c);
+        c.store.encryption_key = Some(KEY.to_owned().into());
+    }))
+    .await;
+    let sealer = Sealer::from_hex(KEY).unwrap();
+    let second = Installation {
+        owner: Owner::Team(TeamId::new("T2")),
+        enterprise: None,
+        bot_token: "xoxb-second-workspace".to_owned().into(),
+        bot_user: UserId::new("UBOT2"),
+        bot_id: None,
+        scopes: Vec::new(),
+        installer: None,
+        installed_at: 1,
+    };
+    app.store.put_installation(&second, &sealer).await.unwrap();
+    // A member of T2 may read them, not set them; an administrator of T2 sets them.
+    command_in(&app, "T2", "U5", "config default workspace devops agent generic-agent", "d-0").await;
+    assert!(app.first_answer("d-0").await.contains("Only"), "{}", app.first_answer("d-0").await);
+    command_in(&app, "T2", "UA1", "config default workspace devops agent generic-agent", "d-1").await;
+    let answer = app.first_answer("d-1").await;
+    assert!(answer.contains("send new tickets to workspace devops with agent generic-agent"), "{answer}");
+    command_in(&app, "T2", "U5", "config default", "d-2").await;
+    assert!(app.first_answer("d-2").await.contains("workspace devops with agent generic-agent"));
+    command_in(&app, "T2", "UA1", "config default relay mentions", "d-3").await;
+    assert!(app.first_answer("d-3").await.contains("Only the portal, workspace and agent"));
+
+    // T2's mention opens a ticket in its default workspace at once; T1, which set none,
+    // is asked where (the creation form), as before.
+    mount_reply(&app.helpdesk, "DEVOPS-1", json!({"role": "assistant", "content": "Two's default.", "data": {}})).await;
+    app.post_event(&mention_in("T2", "UBOT2", "Ev1", "C2", "1700000000.000100", "disk full")).await;
+    let served = eventually(Duration::from_secs(15), || async {
+        let seen = bearers(&app, "Two's default.").await;
+        (!seen.is_empty()).then_some(seen)
+    })
+    .await
+    .expect("T2's ticket opened in its default workspace");
+    assert!(served.iter().all(|b| b.starts_with("Bearer xoxb-second-workspace ")), "{served:?}");
+    app.post_event(&mention_in("T1", BOT_USER, "Ev2", "C1", "1700000000.000200", "printer on fire")).await;
+    let asked = eventually(Duration::from_secs(15), || async {
+        let posts = app.slack_calls("chat.postMessage").await;
+        posts.into_iter().find(|p| p["channel"] == "C1" && p.to_string().contains("No HelpDesk workspace"))
+    })
+    .await;
+    assert!(asked.is_some(), "T1 has no defaults: the creation form is offered");
+    let created = app.helpdesk_calls("POST", &format!("/tickets/{}", fakes::WORKSPACE_ID)).await;
+    assert_eq!(created.len(), 1, "{created:?}");
 }
