@@ -171,6 +171,7 @@ impl Application {
             clock,
             socket_connections: config.socket_mode().then(|| Arc::new(AtomicUsize::new(0))),
             body_timeout: config.ingress.body_timeout,
+            installed_only: config.slack.bot_token.is_none(),
             install: config
                 .slack
                 .oauth
@@ -233,7 +234,17 @@ impl Application {
                 }
             }
         });
-        tracker.spawn(learn_identity(slack.clone(), state.identity.clone(), state.dispatcher.clone(), stop.clone()));
+        if state.installed_only {
+            tracing::info!("no SLACK_BOT_TOKEN: every workspace is served by its installation");
+            state.dispatcher.start();
+        } else {
+            tracker.spawn(learn_identity(
+                slack.clone(),
+                state.identity.clone(),
+                state.dispatcher.clone(),
+                stop.clone(),
+            ));
+        }
         if state.store.kind() == "embedded" {
             tracker.spawn(sweep(state.store.clone(), stop.clone()));
         }

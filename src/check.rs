@@ -38,6 +38,9 @@ pub async fn run(config: &Config) -> Result<(), CheckFailed> {
 
     // `auth.test` draws from no budget.
     let slack = match SlackApi::new(&config.slack, Metrics::default(), None) {
+        Ok(_) if config.slack.bot_token.is_none() => {
+            Ok("no SLACK_BOT_TOKEN: every workspace is served by its installation".to_owned())
+        }
         Ok(api) => match api.auth_test().await {
             Ok(me) => Ok(format!("token accepted; bot user {} in team {}", me.user_id, me.team_id)),
             Err(err) => Err(err.to_string()),

@@ -44,6 +44,10 @@ pub struct Cli {
     /// install's redirect URL is under it.
     #[arg(long, env = "PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Comma-separated Slack workspace (`T…`) and organisation (`E…`) ids that may install
+    /// the app; unset: any workspace Slack lets install it.
+    #[arg(long, env = "SLACK_INSTALL_ALLOWED")]
+    pub slack_install_allowed: Option<String>,
     /// Slack Web API base URL.
     #[arg(long, env = "SLACK_API_URL", default_value = "https://slack.com/api/")]
     pub slack_api_url: String,
@@ -199,6 +203,7 @@ impl std::fmt::Debug for Cli {
             .field("slack_client_id", &self.slack_client_id)
             .field("slack_client_secret", &redacted(&self.slack_client_secret))
             .field("public_url", &self.public_url)
+            .field("slack_install_allowed", &self.slack_install_allowed)
             .field("slack_api_url", &self.slack_api_url)
             .field("slack_updates_per_minute", &self.slack_updates_per_minute)
             .field("slack_streaming", &self.slack_streaming)
@@ -348,8 +353,9 @@ impl Default for AccessConfig {
 /// Slack settings.
 #[derive(Debug, Clone)]
 pub struct SlackConfig {
-    /// Bot token (xoxb-).
-    pub bot_token: SecretString,
+    /// Bot token (xoxb-): its workspace is served with it. `None` only with the install
+    /// flow, where every workspace is served by its installation.
+    pub bot_token: Option<SecretString>,
     /// Signing secret; `None` only in Socket Mode.
     pub signing_secret: Option<SecretString>,
     /// App-level token; `Some` selects Socket Mode.
@@ -379,9 +385,16 @@ pub struct OAuthConfig {
     pub client_secret: SecretString,
     /// The deployment's public base URL, without a trailing slash.
     pub public_url: String,
+    /// Workspace and organisation ids that may install the app; empty: any.
+    pub allowed: Vec<String>,
 }
 
 impl OAuthConfig {
+    /// Whether an install by `owner` (in organisation `enterprise`) may be kept.
+    pub fn may_install(&self, owner: &str, enterprise: Option<&str>) -> bool {
+        self.allowed.is_empty() || self.allowed.iter().any(|id| id == owner || Some(id.as_str()) == enterprise)
+    }
+
     /// The redirect URL the install returns to (as `manifest.yml` lists it).
     pub fn redirect_uri(&self) -> String {
         format!("{}/slack/oauth_redirect", self.public_url)
@@ -594,10 +607,16 @@ pub struct DispatchConfig {
 impl Cli {
     /// Checks every setting and returns the typed configuration, or the first problem found.
     pub fn validate(&self) -> Result<Config, ConfigError> {
-        let bot_token = required("SLACK_BOT_TOKEN", &self.slack_bot_token, "the bot token (xoxb-…)")?;
-        if !bot_token.starts_with("xoxb-") {
-            return Err(ConfigError::new("SLACK_BOT_TOKEN", "must be a bot token starting with xoxb-"));
-        }
+        // Without the install flow, the one token is required; with it, optional.
+        let oauth_set = non_empty(&self.slack_client_id).is_some();
+        let bot_token = match non_empty(&self.slack_bot_token) {
+            Some(token) if !token.starts_with("xoxb-") => {
+                return Err(ConfigError::new("SLACK_BOT_TOKEN", "must be a bot token starting with xoxb-"));
+            }
+            Some(token) => Some(token),
+            None if oauth_set && non_empty(&self.slack_app_token).is_none() => None,
+            None => Some(required("SLACK_BOT_TOKEN", &self.slack_bot_token, "the bot token (xoxb-…)")?),
+        };
         let app_token = non_empty(&self.slack_app_token);
         if let Some(token) = &app_token
             && !token.starts_with("xapp-")
@@ -633,7 +652,21 @@ impl Cli {
                     ));
                 }
                 let public_url = http_url("PUBLIC_URL", &public_url, allow_insecure)?.trim_end_matches('/').to_owned();
-                Some(OAuthConfig { client_id, client_secret: client_secret.into(), public_url })
+                let allowed: Vec<String> = self
+                    .slack_install_allowed
+                    .iter()
+                    .flat_map(|list| list.split(','))
+                    .map(str::trim)
+                    .filter(|id| !id.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+                if let Some(bad) = allowed.iter().find(|id| !(id.starts_with('T') || id.starts_with('E'))) {
+                    return Err(ConfigError::new(
+                        "SLACK_INSTALL_ALLOWED",
+                        format!("'{bad}' is not a Slack workspace (T…) or organisation (E…) id"),
+                    ));
+                }
+                Some(OAuthConfig { client_id, client_secret: client_secret.into(), public_url, allowed })
             }
             (client_id, client_secret, _) => {
                 let missing = if client_id.is_none() {
@@ -754,7 +787,7 @@ impl Cli {
 
         Ok(Config {
             slack: SlackConfig {
-                bot_token: bot_token.into(),
+                bot_token: bot_token.map(Into::into),
                 signing_secret: signing_secret.map(Into::into),
                 app_token: app_token.map(Into::into),
                 api_url,
@@ -1156,6 +1189,12 @@ mod tests {
         assert!(config.store.encryption_key.is_some());
         assert!(!format!("{:?}", cli(&args)).contains(&"ab".repeat(32)), "the key is not in the debug output");
         assert!(cli(&BASE).validate().expect("valid").slack.oauth.is_none());
+        // With the install flow the bridge's own token is optional (not in Socket Mode).
+        let without: Vec<&str> = args.iter().copied().filter(|a| !a.starts_with("--slack-bot-token")).collect();
+        assert!(cli(&without).validate().expect("valid").slack.bot_token.is_none());
+        let mut socket = without.clone();
+        socket.push("--slack-app-token=xapp-1");
+        assert_eq!(cli(&socket).validate().expect_err("needs a token").var, "SLACK_BOT_TOKEN");
     }
 
     #[test]
@@ -1182,6 +1221,16 @@ mod tests {
             (
                 &["--slack-client-id=1.2", "--slack-client-secret=s", "--public-url=https://b.example"],
                 "STATE_ENCRYPTION_KEY",
+            ),
+            (
+                &[
+                    "--slack-client-id=1.2",
+                    "--slack-client-secret=s",
+                    "--public-url=https://b.example",
+                    "--state-encryption-key=abababababababababababababababababababababababababababababababab",
+                    "--slack-install-allowed=T1, U2",
+                ],
+                "SLACK_INSTALL_ALLOWED",
             ),
         ];
         for (overrides, var) in cases {

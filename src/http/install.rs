@@ -103,6 +103,14 @@ pub async fn redirect(State(app): State<AppState>, headers: HeaderMap, Query(red
             return failed(StatusCode::BAD_GATEWAY, &format!("Slack did not confirm the install ({error})"));
         }
     };
+    let (owner_id, enterprise) = match &access.owner {
+        crate::model::Owner::Team(team) => (team.as_str(), access.enterprise.as_ref().map(|e| e.as_str())),
+        crate::model::Owner::Enterprise(enterprise) => (enterprise.as_str(), Some(enterprise.as_str())),
+    };
+    if !install.oauth.may_install(owner_id, enterprise) {
+        tracing::warn!(owner = %access.owner, "refused an install by a workspace SLACK_INSTALL_ALLOWED does not list");
+        return failed(StatusCode::FORBIDDEN, "This deployment does not serve that workspace; ask its operator");
+    }
     let installation = Installation {
         owner: access.owner.clone(),
         enterprise: access.enterprise.clone(),

@@ -62,6 +62,9 @@ pub struct Shared {
     pub body_timeout: Duration,
     /// The OAuth install flow, when the app is distributed.
     pub install: Option<install::Install>,
+    /// No `SLACK_BOT_TOKEN`: every workspace is served by its installation, and no
+    /// `auth.test` is waited for.
+    pub installed_only: bool,
 }
 
 impl AppState {

@@ -20,7 +20,9 @@ pub async fn healthz() -> &'static str {
 /// one socket is connected. 503 with the failing checks otherwise.
 pub async fn readyz(State(app): State<AppState>) -> Response {
     let store = matches!(tokio::time::timeout(Duration::from_secs(2), app.store.ping()).await, Ok(Ok(())));
-    let slack_auth = app.identity.get().is_some();
+    // Without SLACK_BOT_TOKEN there is no token of its own to check: installations are
+    // checked as they are used.
+    let slack_auth = app.identity.get().is_some() || app.installed_only;
     let socket = app.socket_connections.as_ref().map(|n| n.load(Ordering::SeqCst) > 0);
     let ready = store && slack_auth && socket.unwrap_or(true);
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };

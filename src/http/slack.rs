@@ -45,7 +45,12 @@ pub const MAX_UNSIGNED_BODY: usize = 4 * 1024;
 /// `POST /slack/events`: the Events API.
 pub async fn events(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     let identity = app.identity.clone();
-    serve(&app, "/slack/events", &headers, body, move |bytes| ingress::parse_event(bytes, identity.get())).await
+    let installed_only = app.installed_only;
+    serve(&app, "/slack/events", &headers, body, move |bytes| match identity.get() {
+        None if installed_only => ingress::parse_installed_event(bytes),
+        me => ingress::parse_event(bytes, me),
+    })
+    .await
 }
 
 /// `POST /slack/interactivity`: buttons, modals, shortcuts.

@@ -293,7 +293,11 @@ impl SlackApi {
         Ok(Self {
             client: Arc::new(SlackClient::new(connector)),
             paced: Arc::new(SlackClient::new(plain)),
-            bot_token: SlackApiToken::new(config.bot_token.expose_secret().to_owned().into()),
+            // Without SLACK_BOT_TOKEN every call goes out as an installation (`as_bot`); an
+            // empty token answers `not_authed` to anything that does not.
+            bot_token: SlackApiToken::new(
+                config.bot_token.as_ref().map(|t| t.expose_secret().to_owned()).unwrap_or_default().into(),
+            ),
             app_token: config.app_token.as_ref().map(|t| SlackApiToken::new(t.expose_secret().to_owned().into())),
             metrics,
             timeout: config.timeout,

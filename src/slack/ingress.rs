@@ -53,6 +53,26 @@ pub fn parse_event(body: &[u8], me: Option<&BotIdentity>) -> Result<Parsed, Malf
     event_from_value(value, me)
 }
 
+/// Like [`parse_event`] where no `SLACK_BOT_TOKEN` says who the bot is (every workspace is
+/// served by its installation): each event's own authorization, its installation's bot
+/// user, does.
+pub fn parse_installed_event(body: &[u8]) -> Result<Parsed, Malformed> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| Malformed(e.to_string()))?;
+    let field = |name: &str| value.pointer(&format!("/authorizations/0/{name}")).and_then(Value::as_str);
+    let me = match (field("team_id"), field("user_id")) {
+        (Some(team), Some(user)) if !team.is_empty() && !user.is_empty() => {
+            Some(BotIdentity { user_id: UserId::new(user), bot_id: None, team_id: TeamId::new(team) })
+        }
+        _ => None,
+    };
+    match (&me, value.get("type").and_then(Value::as_str)) {
+        (None, Some("event_callback")) if uninstalled(&value).is_none() => {
+            Ok(Parsed::Ignored("event without an authorization"))
+        }
+        _ => event_from_value(value, me.as_ref()),
+    }
+}
+
 /// Like [`parse_event`], from an already-decoded JSON value.
 pub fn event_from_value(value: Value, me: Option<&BotIdentity>) -> Result<Parsed, Malformed> {
     if !value.is_object() {

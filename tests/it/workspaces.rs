@@ -64,7 +64,9 @@ async fn each_workspace_is_answered_with_its_own_token_and_an_unknown_one_not_at
 
     // SLACK_BOT_TOKEN's own workspace, and the installed one.
     app.post_event(&mention_in("T1", BOT_USER, "Ev1", "C1", "1700000000.000100", "first")).await;
-    app.post_event(&mention_in("T2", "UBOT2", "Ev2", "C2", "1700000000.000200", "second")).await;
+    // The same channel, shared by the two workspaces (Slack Connect): each delivery names
+    // its own workspace, and is answered with that workspace's token.
+    app.post_event(&mention_in("T2", "UBOT2", "Ev2", "C1", "1700000000.000200", "second")).await;
     let answered = eventually(Duration::from_secs(15), || async {
         let one = bearers(&app, "Reply one.").await;
         let two = bearers(&app, "Reply two.").await;
@@ -76,8 +78,13 @@ async fn each_workspace_is_answered_with_its_own_token_and_an_unknown_one_not_at
     };
     assert!(one.iter().all(|b| b.starts_with("Bearer xoxb-test ")), "{one:?} / {two:?}");
     assert!(two.iter().all(|b| b.starts_with("Bearer xoxb-second-workspace ")), "{two:?}");
-    let in_c2 = bearers(&app, "C2").await;
-    assert!(!in_c2.is_empty() && in_c2.iter().all(|b| b.starts_with("Bearer xoxb-second-workspace ")), "{in_c2:?}");
+    let in_t2_thread = bearers(&app, "1700000000.000200").await;
+    assert!(
+        !in_t2_thread.is_empty() && in_t2_thread.iter().all(|b| b.starts_with("Bearer xoxb-second-workspace ")),
+        "{in_t2_thread:?}"
+    );
+    let in_t1_thread = bearers(&app, "1700000000.000100").await;
+    assert!(in_t1_thread.iter().all(|b| b.starts_with("Bearer xoxb-test ")), "{in_t1_thread:?}");
     // The second workspace's bot mention is its own bot user's: stripped from the title.
     let created = app.helpdesk_calls("POST", &format!("/tickets/{}", fakes::WORKSPACE_ID)).await;
     assert!(created.iter().any(|c| c["title"] == "second"), "{created:?}");
@@ -114,9 +121,18 @@ async fn the_install_flow_binds_its_state_stores_the_installation_and_an_uninsta
             client_id: "123.456".to_owned(),
             client_secret: "client-secret".to_owned().into(),
             public_url: "https://bridge.example.com".to_owned(),
+            allowed: vec!["T5".to_owned()],
         });
     }))
     .await;
+    let outsider = json!({"ok": true, "access_token": "xoxb-outsider", "bot_user_id": "UBOT6", "team": {"id": "T6"},
+        "is_enterprise_install": false, "authed_user": {"id": "U6"}});
+    Mock::given(method("POST"))
+        .and(path("/oauth.v2.access"))
+        .and(body_string_contains("code=outsider-code"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(outsider))
+        .mount(&app.slack)
+        .await;
     let granted = json!({"ok": true, "access_token": "xoxb-fifth", "token_type": "bot", "scope": "chat:write,commands",
         "bot_user_id": "UBOT5", "app_id": "A1", "team": {"id": "T5", "name": "Acme <Ops>"}, "enterprise": null,
         "is_enterprise_install": false, "authed_user": {"id": "U5"}});
@@ -164,6 +180,12 @@ async fn the_install_flow_binds_its_state_stores_the_installation_and_an_uninsta
     let refused = redirect(format!("code=used-code&state={state}"), Some(cookie.clone())).await.unwrap();
     assert_eq!(refused.status(), 502);
     assert!(refused.text().await.unwrap().contains("Slack did not confirm the install (invalid_code)"));
+    // A workspace the operator did not list: not kept.
+    let other = redirect(format!("code=outsider-code&state={state}"), Some(cookie.clone())).await.unwrap();
+    assert_eq!(other.status(), 403);
+    assert!(other.text().await.unwrap().contains("does not serve that workspace"));
+    let sealer = Sealer::from_hex(KEY).unwrap();
+    assert!(app.store.installation_for(&TeamId::new("T6"), None, &sealer).await.unwrap().is_none());
     // The real thing: exchanged as the app, stored sealed, and the browser told where.
     let done = redirect(format!("code=good-code&state={state}"), Some(cookie.clone())).await.unwrap();
     assert_eq!(done.status(), 200);
@@ -180,7 +202,6 @@ async fn the_install_flow_binds_its_state_stores_the_installation_and_an_uninsta
             &json!("https://bridge.example.com/slack/oauth_redirect")
         )
     );
-    let sealer = Sealer::from_hex(KEY).unwrap();
     let stored = app.store.installation_for(&TeamId::new("T5"), None, &sealer).await.unwrap().expect("installed");
     assert_eq!((stored.bot_user.as_str(), stored.installer), ("UBOT5", Some(UserId::new("U5"))));
     assert_eq!(secrecy::ExposeSecret::expose_secret(&stored.bot_token), "xoxb-fifth");
@@ -346,4 +367,55 @@ async fn each_workspace_keeps_its_own_helpdesk_defaults() {
     assert!(asked.is_some(), "T1 has no defaults: the creation form is offered");
     let created = app.helpdesk_calls("POST", &format!("/tickets/{}", fakes::WORKSPACE_ID)).await;
     assert_eq!(created.len(), 1, "{created:?}");
+}
+
+#[tokio::test]
+async fn without_a_bot_token_every_workspace_is_served_by_its_installation() {
+    use helpdesk_bridge::config::OAuthConfig;
+    let app = spawn_app(Options::bridge(Backend::Embedded).config(|c| {
+        c.slack.bot_token = None;
+        c.store.encryption_key = Some(KEY.to_owned().into());
+        c.slack.oauth = Some(OAuthConfig {
+            client_id: "123.456".to_owned(),
+            client_secret: "client-secret".to_owned().into(),
+            public_url: "https://bridge.example.com".to_owned(),
+            allowed: Vec::new(),
+        });
+    }))
+    .await;
+    let ready = app.http.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200, "no token of its own to wait for");
+    let sealer = Sealer::from_hex(KEY).unwrap();
+    let ninth = Installation {
+        owner: Owner::Team(TeamId::new("T9")),
+        enterprise: None,
+        bot_token: "xoxb-ninth".to_owned().into(),
+        bot_user: UserId::new("UBOT9"),
+        bot_id: None,
+        scopes: Vec::new(),
+        installer: None,
+        installed_at: 1,
+    };
+    app.store.put_installation(&ninth, &sealer).await.unwrap();
+    mount_reply(&app.helpdesk, "DEVOPS-1", json!({"role": "assistant", "content": "Ninth here.", "data": {}})).await;
+    app.post_event(&mention_in("T9", "UBOT9", "Ev1", "C9", "1700000000.000100", "hello nine")).await;
+    let served = eventually(Duration::from_secs(15), || async {
+        let seen = bearers(&app, "Ninth here.").await;
+        (!seen.is_empty()).then_some(seen)
+    })
+    .await
+    .expect("the installed workspace was answered");
+    assert!(served.iter().all(|b| b.starts_with("Bearer xoxb-ninth ")), "{served:?}");
+    let created = app.helpdesk_calls("POST", &format!("/tickets/{}", fakes::WORKSPACE_ID)).await;
+    assert_eq!(created[0]["title"], "hello nine", "the mention of the installation's own bot user is stripped");
+    assert!(app.slack_calls("auth.test").await.is_empty(), "no token of its own to test");
+    // The team the test harness's token would have served is nobody's now.
+    app.post_event(&mention_in("T1", BOT_USER, "Ev2", "C1", "1700000000.000200", "anyone?")).await;
+    let drained = eventually(Duration::from_secs(15), || async {
+        app.store.inbox_stats().await.ok().filter(|s| s.depth == 0).map(drop)
+    })
+    .await;
+    assert!(drained.is_some());
+    assert!(bearers(&app, "anyone").await.is_empty());
+    assert_eq!(app.helpdesk_calls("POST", &format!("/tickets/{}", fakes::WORKSPACE_ID)).await.len(), 1);
 }

@@ -207,7 +207,7 @@ pub struct TestApp {
 pub fn test_config(slack_url: &str, helpdesk_url: &str, backend: Backend, state_dir: &Path) -> Config {
     Config {
         slack: SlackConfig {
-            bot_token: "xoxb-test".to_owned().into(),
+            bot_token: Some("xoxb-test".to_owned().into()),
             signing_secret: Some(SECRET.to_owned().into()),
             app_token: None,
             api_url: format!("{slack_url}/"),
