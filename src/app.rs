@@ -124,6 +124,7 @@ impl Application {
                 turn_lock: parts.config.dispatch.lease,
                 clock: parts.clock.clone(),
                 sealer: sealer(parts.config),
+                install_allowed: parts.config.slack.oauth.as_ref().map(|o| o.allowed.clone()).unwrap_or_default(),
             })))
         })
         .await

@@ -22,8 +22,24 @@ pub struct Inbound {
     /// serves the workspace when it has none of its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enterprise: Option<EnterpriseId>,
+    /// For an event, the installation Slack delivered it for (its authorization): in a
+    /// channel shared between workspaces, `team` may be the channel's host, not the
+    /// installation whose token must answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorized: Option<Authorized>,
     /// What happened.
     pub kind: InboundKind,
+}
+
+/// The installation an event was delivered for, as its authorization names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Authorized {
+    /// The installation's workspace (Slack names none for an org-wide installation).
+    pub team: Option<TeamId>,
+    /// Its organisation, on Enterprise Grid.
+    pub enterprise: Option<EnterpriseId>,
+    /// An org-wide installation.
+    pub org_wide: bool,
 }
 
 /// The kinds of inbound item.
@@ -74,12 +90,18 @@ pub enum InboundKind {
     Uninstalled {
         /// Whether it was the organisation's org-wide installation.
         org_wide: bool,
-        /// When Slack sent it (Unix seconds): an installation made after it stays.
-        #[serde(default)]
+        /// When Slack sent it (Unix seconds): an installation made after it stays. Read
+        /// from an item stored before it was kept: any time (the removal goes ahead).
+        #[serde(default = "any_time")]
         event_time: i64,
         /// The event that carried it.
         event_id: EventId,
     },
+}
+
+/// An uninstall whose time is not known: later than any installation.
+fn any_time() -> i64 {
+    i64::MAX / 1000
 }
 
 /// An edit or deletion of a person's message.
@@ -388,7 +410,7 @@ mod tests {
             },
         ];
         for kind in kinds {
-            let item = Inbound { team: team.clone(), enterprise: None, kind };
+            let item = Inbound { team: team.clone(), enterprise: None, authorized: None, kind };
             let stored = serde_json::to_vec(&item).unwrap();
             assert_eq!(serde_json::from_slice::<Inbound>(&stored).unwrap(), item);
         }

@@ -100,7 +100,7 @@ impl Bridge {
             // Redrawn as its workspace's installation. A workspace no longer served has its
             // card closed all the same (it takes no decision any more), just not redrawn: an
             // open card left behind would hold the age index's first places for good.
-            let this = self.serving(&card.thread.team, None).await;
+            let this = self.serving(&card.thread.team, None, false).await;
             // The card's compare-and-set picks the one replica that closes it; only that one
             // redraws it and writes the trail.
             match self.inner.store.supersede(&card.id).await {
@@ -299,6 +299,7 @@ impl Bridge {
             let item = Inbound {
                 team: record.thread.team.clone(),
                 enterprise: None,
+                authorized: None,
                 kind: InboundKind::PolicySubmission { card: card.id.clone(), thread: record.thread.clone() },
             };
             if let Err(err) = crate::dispatch::enqueue(&self.inner.store, item).await {

@@ -112,14 +112,17 @@ impl Bridge {
         let nothing_to_change = [workspace.is_none(), agent.is_none(), approvers.is_none(), relay.is_none()];
         let unchanged = allow.is_none() && block.is_none() && context.is_none() && portal.is_none();
         if nothing_to_change.iter().all(|none| *none) && unchanged {
-            let current = self.inner.portals.for_channel(settings.portal.as_deref());
+            // Where tickets go now: the channel's own, else its Slack workspace's defaults,
+            // else the portal's.
+            let effective = self.effective_settings(&key).await?;
+            let current = self.inner.portals.for_channel(effective.portal.as_deref());
             let defaults = &current.defaults;
             return Ok(notices::settings(&Settings {
                 portal: self.inner.portals.several().then_some(current.name.as_str()),
                 workspace: settings.workspace_name.as_deref(),
                 agent: settings.agent_name.as_deref(),
-                default_workspace: defaults.workspace.as_deref(),
-                default_agent: defaults.agent.as_deref(),
+                default_workspace: effective.workspace_name.as_deref().or(defaults.workspace.as_deref()),
+                default_agent: effective.agent_name.as_deref().or(defaults.agent.as_deref()),
                 approvers: self.inner.policy.approvers.iter().chain(settings.approvers.iter()).collect(),
                 relay: settings.relay_mode,
                 context: !settings.context_off,
@@ -156,6 +159,11 @@ impl Bridge {
         }
         if let Some(on) = context {
             settings.context_off = !on;
+        }
+        // A workspace or agent named without a portal is of the portal the channel's tickets
+        // go to now, the Slack workspace's default one included; the channel keeps its name.
+        if portal.is_none() && settings.portal.is_none() && (workspace.is_some() || agent.is_some()) {
+            settings.portal = self.effective_settings(&key).await?.portal;
         }
         if let Err(refusal) = self.set_target(&mut settings, portal, workspace, agent).await {
             return Ok(refusal);

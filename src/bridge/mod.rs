@@ -44,7 +44,10 @@ use crate::{
     helpdesk::{HelpdeskClient, HelpdeskError},
     ids::{ChannelId, EnterpriseId, MessageTs, TeamId, ThreadKey, TicketKey, UserId},
     inbound::{BlockAction, Inbound, InboundKind, UserMessage, ViewSubmission},
-    model::{Actor, Clock, CommandHasher, HistoryEntry, HistoryEvent, Owner, TicketRecord, UnixMillis, now_millis},
+    model::{
+        Actor, Clock, CommandHasher, HistoryEntry, HistoryEvent, Installation, Owner, TicketRecord, UnixMillis,
+        now_millis,
+    },
     slack::{
         api::{SlackApi, SlackError},
         controls::{Intent, Submission},
@@ -149,6 +152,10 @@ struct Inner {
     hasher: tokio::sync::OnceCell<CommandHasher>,
     /// Opens installations' tokens; `None` serves `SLACK_BOT_TOKEN`'s workspace alone.
     sealer: Option<Arc<Sealer>>,
+    /// `SLACK_INSTALL_ALLOWED`: the installations that may be served (empty: any).
+    install_allowed: Vec<String>,
+    /// Workspaces whose organisation this process already wrote down.
+    organisations_noted: std::sync::Mutex<std::collections::HashSet<TeamId>>,
     /// This process's own key, while the store cannot give the shared one.
     own_hasher: OnceLock<CommandHasher>,
 }
@@ -193,6 +200,9 @@ pub struct Ports {
     /// `STATE_ENCRYPTION_KEY`'s sealer: with it, the workspaces installed in the store are
     /// served too, each with its own token.
     pub sealer: Option<Arc<Sealer>>,
+    /// `SLACK_INSTALL_ALLOWED`: the workspace and organisation ids whose installations
+    /// may be served (empty: any).
+    pub install_allowed: Vec<String>,
 }
 
 /// The installation an item is served as, when it is not the one of `SLACK_BOT_TOKEN`: its
@@ -220,6 +230,7 @@ impl Bridge {
             turn_lock,
             clock,
             sealer,
+            install_allowed,
         } = ports;
         // Checked when the configuration was read, like the destructive patterns.
         let rules = rules::Rules::lenient(&command_rules.allow, &command_rules.block);
@@ -253,6 +264,8 @@ impl Bridge {
                 hasher: tokio::sync::OnceCell::new(),
                 own_hasher: OnceLock::new(),
                 sealer,
+                install_allowed,
+                organisations_noted: std::sync::Mutex::default(),
             }),
             item: None,
             workspace: None,
@@ -284,6 +297,24 @@ impl Bridge {
         }
     }
 
+    /// Whether `SLACK_INSTALL_ALLOWED` (when set) lets this installation be served: one
+    /// kept before the list was set or narrowed is not.
+    fn may_serve(&self, installation: &Installation) -> bool {
+        let allowed = &self.inner.install_allowed;
+        let owner = match &installation.owner {
+            Owner::Team(team) => team.as_str(),
+            Owner::Enterprise(enterprise) => enterprise.as_str(),
+        };
+        let ok = allowed.is_empty()
+            || allowed
+                .iter()
+                .any(|id| id == owner || installation.enterprise.as_ref().is_some_and(|e| e.as_str() == id));
+        if !ok {
+            tracing::warn!(owner = %installation.owner, "an installation SLACK_INSTALL_ALLOWED does not list is not served");
+        }
+        ok
+    }
+
     /// Slack egress as the installation being served.
     fn slack(&self) -> &SlackApi {
         self.workspace.as_ref().map_or(&self.inner.slack, |w| &w.slack)
@@ -293,7 +324,7 @@ impl Bridge {
     /// one (its own, else its organisation's org-wide one), and installations are served;
     /// else as `SLACK_BOT_TOKEN`'s. `None` for a
     /// workspace with neither: it is never served with another workspace's token.
-    async fn serving(&self, team: &TeamId, enterprise: Option<&EnterpriseId>) -> Option<Self> {
+    async fn serving(&self, team: &TeamId, enterprise: Option<&EnterpriseId>, org_wide: bool) -> Option<Self> {
         let Some(sealer) = &self.inner.sealer else { return Some(self.clone()) };
         let store = &self.inner.store;
         // What the bridge does on its own (an expiry, a policy submission) names no
@@ -303,10 +334,24 @@ impl Bridge {
             None => store.team_enterprise(team).await.ok().flatten(),
         };
         let enterprise = enterprise.or(remembered.as_ref());
-        let found = patiently(|| store.installation_for(team, enterprise, sealer)).await;
+        let found = match (enterprise, org_wide) {
+            // Delivered for the organisation's installation: that one, whatever the workspace has.
+            (Some(enterprise), true) => {
+                let owner = Owner::Enterprise(enterprise.clone());
+                patiently(|| store.installation(&owner, sealer)).await
+            }
+            _ => patiently(|| store.installation_for(team, enterprise, sealer)).await,
+        };
+        let found = found.map(|found| found.filter(|i| self.may_serve(i)));
         if let (Ok(Some(installation)), Some(enterprise)) = (&found, enterprise)
             && matches!(installation.owner, Owner::Enterprise(_))
             && remembered.is_none()
+            && self
+                .inner
+                .organisations_noted
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(team.clone())
             && let Err(err) = store.note_team_enterprise(team, enterprise).await
         {
             tracing::warn!(team = %team, error = %err, "could not remember the workspace's organisation");
@@ -348,7 +393,16 @@ impl Handler for Bridge {
                 let at = event_time.saturating_mul(1000);
                 return this.uninstalled(&item.team, item.enterprise.as_ref(), *org_wide, at).await;
             }
-            let Some(this) = this.serving(&item.team, item.enterprise.as_ref()).await else { return };
+            // An event is served as the installation it was delivered for.
+            let (team, enterprise, org_wide) = match &item.authorized {
+                Some(installed) => (
+                    installed.team.as_ref().unwrap_or(&item.team),
+                    installed.enterprise.as_ref().or(item.enterprise.as_ref()),
+                    installed.org_wide,
+                ),
+                None => (&item.team, item.enterprise.as_ref(), false),
+            };
+            let Some(this) = this.serving(team, enterprise, org_wide).await else { return };
             if attempt.taken_over {
                 this.log_takeover(&item).await;
             }

@@ -429,13 +429,15 @@ impl Bridge {
     }
 
     /// A channel's settings with its Slack workspace's defaults (`/helpdesk config default
-    /// …`) filling in what the channel does not set: the portal, and the workspace and agent
-    /// when they are of the portal the channel's tickets go to.
+    /// …`) filling in what the channel does not set: the portal, for a channel that names
+    /// no portal, workspace or agent (a workspace or agent it names is of the portal it
+    /// has), and the workspace and agent when they are of the portal the channel's tickets
+    /// go to.
     pub(super) async fn effective_settings(&self, channel: &ChannelRef) -> Result<ChannelSettings, BridgeError> {
         let store = &self.inner.store;
         let (mut settings, defaults) =
             tokio::try_join!(store.channel_settings(channel), store.team_defaults(&channel.team))?;
-        if settings.portal.is_none() {
+        if settings.portal.is_none() && settings.workspace.is_none() && settings.agent.is_none() {
             settings.portal.clone_from(&defaults.portal);
         }
         let portal_of = |s: &ChannelSettings| self.inner.portals.for_channel(s.portal.as_deref()).name.clone();

@@ -17,8 +17,8 @@ use slack_morphism::prelude::{
 use crate::{
     ids::{ChannelId, EnterpriseId, EventId, MessageTs, TeamId, UserId},
     inbound::{
-        ActionItem, BlockAction, Inbound, InboundKind, MessageChange, MessageShortcut, ResponseUrl, SharedFile,
-        SlashCommand, UserMessage, ViewSubmission,
+        ActionItem, Authorized, BlockAction, Inbound, InboundKind, MessageChange, MessageShortcut, ResponseUrl,
+        SharedFile, SlashCommand, UserMessage, ViewSubmission,
     },
     slack::identity::BotIdentity,
 };
@@ -58,13 +58,15 @@ pub fn parse_event(body: &[u8], me: Option<&BotIdentity>) -> Result<Parsed, Malf
 /// user, does.
 pub fn parse_installed_event(body: &[u8]) -> Result<Parsed, Malformed> {
     let value: Value = serde_json::from_slice(body).map_err(|e| Malformed(e.to_string()))?;
-    let field = |name: &str| value.pointer(&format!("/authorizations/0/{name}")).and_then(Value::as_str);
-    let me = match (field("team_id"), field("user_id")) {
-        (Some(team), Some(user)) if !team.is_empty() && !user.is_empty() => {
-            Some(BotIdentity { user_id: UserId::new(user), bot_id: None, team_id: TeamId::new(team) })
-        }
-        _ => None,
-    };
+    let me = authorization(&value).map(|(installed, user)| BotIdentity {
+        user_id: user,
+        bot_id: None,
+        // An org-wide installation's authorization names no workspace: the event's does.
+        team_id: installed
+            .team
+            .or_else(|| text_at(&value, "team_id").map(TeamId::new))
+            .unwrap_or_else(|| TeamId::new("")),
+    });
     match (&me, value.get("type").and_then(Value::as_str)) {
         (None, Some("event_callback")) if uninstalled(&value).is_none() => {
             Ok(Parsed::Ignored("event without an authorization"))
@@ -78,9 +80,37 @@ pub fn event_from_value(value: Value, me: Option<&BotIdentity>) -> Result<Parsed
     if !value.is_object() {
         return Err(Malformed("not a JSON object".to_owned()));
     }
-    let enterprise = text_at(&value, "enterprise_id")
-        .or_else(|| value.pointer("/authorizations/0/enterprise_id").and_then(Value::as_str).map(str::to_owned));
-    event_in(value, me).map(|parsed| parsed.in_enterprise(enterprise))
+    // The installation the delivery is for names the organisation; the event's own field
+    // may be a shared channel's host's.
+    let authorized = authorization(&value).map(|(installed, _)| installed);
+    let enterprise = match &authorized {
+        Some(installed) => installed.enterprise.as_ref().map(|e| e.as_str().to_owned()),
+        None => text_at(&value, "enterprise_id"),
+    };
+    event_in(value, me).map(|parsed| {
+        let mut parsed = parsed.in_enterprise(enterprise);
+        if let Parsed::Inbound(item) = &mut parsed {
+            item.authorized = authorized;
+        }
+        parsed
+    })
+}
+
+/// The installation an event was delivered for, and its bot user: the event's first
+/// authorization, when it is a bot's (the one this app has there).
+fn authorization(event: &Value) -> Option<(Authorized, UserId)> {
+    let authorization = event.pointer("/authorizations/0")?;
+    if authorization.get("is_bot").and_then(Value::as_bool) != Some(true) {
+        return None;
+    }
+    let text = |name: &str| authorization.get(name).and_then(Value::as_str).filter(|v| !v.is_empty());
+    let user = UserId::new(text("user_id")?);
+    let installed = Authorized {
+        team: text("team_id").map(TeamId::new),
+        enterprise: text("enterprise_id").map(EnterpriseId::new),
+        org_wide: authorization.get("is_enterprise_install").and_then(Value::as_bool) == Some(true),
+    };
+    Some((installed, user))
 }
 
 fn event_in(value: Value, me: Option<&BotIdentity>) -> Result<Parsed, Malformed> {
@@ -113,6 +143,12 @@ fn event_in(value: Value, me: Option<&BotIdentity>) -> Result<Parsed, Malformed>
             };
             // slack-morphism's file model has no size: the files are read from the raw event.
             let files = shared_files(value.pointer("/event/files"));
+            // Read above already; and slack-morphism's model of them refuses an org-wide
+            // installation's (its workspace is null), which would lose the whole event.
+            let mut value = value;
+            if let Some(fields) = value.as_object_mut() {
+                fields.remove("authorizations");
+            }
             match serde_json::from_value::<SlackPushEventCallback>(value) {
                 Ok(callback) => Ok(from_callback(callback, me, files)),
                 Err(_) => Ok(Parsed::Ignored("event_callback of an unknown shape")),
@@ -146,6 +182,7 @@ fn uninstalled(callback: &Value) -> Option<Parsed> {
     Some(Parsed::Inbound(Inbound {
         team: TeamId::new(team),
         enterprise: None,
+        authorized: None,
         kind: InboundKind::Uninstalled {
             org_wide,
             event_time: callback.get("event_time").and_then(Value::as_i64).unwrap_or(i64::MAX / 1000),
@@ -159,11 +196,11 @@ fn uninstalled(callback: &Value) -> Option<Parsed> {
 /// `me`. Ignoring the bot's own messages and finding its mentions depend on it.
 fn bot_for(event: &Value, me: Option<&BotIdentity>) -> Option<BotIdentity> {
     let me = me?;
-    let authorization = event.pointer("/authorizations/0");
-    let field = |name: &str| authorization.and_then(|a| a.get(name)).and_then(Value::as_str).filter(|v| !v.is_empty());
-    match (field("team_id"), field("user_id")) {
-        (Some(team), Some(user)) if team != me.team_id.as_str() => {
-            Some(BotIdentity { user_id: UserId::new(user), bot_id: None, team_id: TeamId::new(team) })
+    match authorization(event) {
+        // Another installation's bot (an org-wide one names no workspace: the event's).
+        Some((installed, user)) if installed.team.as_ref() != Some(&me.team_id) && user != me.user_id => {
+            let team = installed.team.or_else(|| text_at(event, "team_id").map(TeamId::new));
+            Some(BotIdentity { user_id: user, bot_id: None, team_id: team.unwrap_or_else(|| me.team_id.clone()) })
         }
         _ => Some(me.clone()),
     }
@@ -217,6 +254,7 @@ fn change(callback: &Value, deleted: bool, me: &BotIdentity) -> Parsed {
     Parsed::Inbound(Inbound {
         team: TeamId::new(team),
         enterprise: None,
+        authorized: None,
         kind: InboundKind::MessageChanged(MessageChange {
             event_id: EventId::new(event_id),
             channel: ChannelId::new(channel),
@@ -304,6 +342,7 @@ fn from_callback(callback: SlackPushEventCallback, me: &BotIdentity, files: Vec<
             Parsed::Inbound(Inbound {
                 team,
                 enterprise: None,
+                authorized: None,
                 kind: InboundKind::HomeOpened { user: UserId::new(home.user.0), event_id },
             })
         }
@@ -316,6 +355,7 @@ fn from_callback(callback: SlackPushEventCallback, me: &BotIdentity, files: Vec<
             Parsed::Inbound(Inbound {
                 team,
                 enterprise: None,
+                authorized: None,
                 kind: InboundKind::StreamStopped {
                     channel: ChannelId::new(stopped.channel.0),
                     messages,
@@ -351,6 +391,7 @@ fn message(
     Parsed::Inbound(Inbound {
         team,
         enterprise: None,
+        authorized: None,
         kind: InboundKind::Message(UserMessage {
             event_id,
             channel,
@@ -457,6 +498,7 @@ fn interaction_in(value: Value) -> Result<Parsed, Malformed> {
             Parsed::Inbound(Inbound {
                 team,
                 enterprise: None,
+                authorized: None,
                 kind: InboundKind::Action(BlockAction {
                     user: UserId::new(user.id.0),
                     user_team: user.team_id.map(|t| TeamId::new(t.0)),
@@ -513,6 +555,7 @@ fn interaction_in(value: Value) -> Result<Parsed, Malformed> {
             Parsed::Inbound(Inbound {
                 team: TeamId::new(event.team.id.0),
                 enterprise: None,
+                authorized: None,
                 kind: InboundKind::ViewSubmission(view),
             })
         }
@@ -523,6 +566,7 @@ fn interaction_in(value: Value) -> Result<Parsed, Malformed> {
             Parsed::Inbound(Inbound {
                 team: TeamId::new(event.team.id.0),
                 enterprise: None,
+                authorized: None,
                 kind: InboundKind::Shortcut(MessageShortcut {
                     user: UserId::new(event.user.id.0),
                     callback_id: event.callback_id.0,
@@ -587,6 +631,7 @@ fn command(event: SlackCommandEvent) -> Parsed {
     Parsed::Inbound(Inbound {
         team: TeamId::new(event.team_id.0),
         enterprise: None,
+        authorized: None,
         kind: InboundKind::Command(SlashCommand {
             channel: ChannelId::new(event.channel_id.0),
             user: UserId::new(event.user_id.0),
@@ -606,10 +651,36 @@ mod tests {
     use super::*;
 
     #[test]
+    fn without_a_token_of_its_own_an_event_is_its_installations() {
+        let event = |authorization: Value| {
+            let body = serde_json::json!({"token": "t", "type": "event_callback", "team_id": "T6", "api_app_id": "A1",
+                "event_id": "Ev1", "event_time": 1_700_000_000, "authorizations": [authorization],
+                "event": {"type": "app_mention", "channel": "C1", "user": "U1", "text": "<@UORG> hi", "ts": "1.1",
+                    "event_ts": "1.1", "client_msg_id": "cm-1"}});
+            parse_installed_event(body.to_string().as_bytes()).unwrap()
+        };
+        // An org-wide installation's authorization names no workspace: the event's is used.
+        let org = event(serde_json::json!({"team_id": null, "user_id": "UORG", "is_bot": true,
+            "enterprise_id": "E1", "is_enterprise_install": true}));
+        let Parsed::Inbound(item) = org else { panic!("{org:?}") };
+        assert_eq!(
+            item.authorized,
+            Some(Authorized { team: None, enterprise: Some(EnterpriseId::new("E1")), org_wide: true })
+        );
+        assert!(
+            matches!(item.kind, InboundKind::Message(ref m) if m.mentions_bot),
+            "its bot user is the mentioned one"
+        );
+        // A person's authorization is not the bot's.
+        let person = event(serde_json::json!({"team_id": "T6", "user_id": "U1", "is_bot": false}));
+        assert_eq!(person, Parsed::Ignored("event without an authorization"));
+    }
+
+    #[test]
     fn uninstalls_and_revoked_bot_tokens_name_their_installation() {
         let event = |event: Value, extra: Value| {
             let mut callback = serde_json::json!({"type": "event_callback", "team_id": "T5", "event_id": "Ev1", "event_time": 1_700_000_000,
-                "authorizations": [{"team_id": "T5", "user_id": "UB", "enterprise_id": "E1", "is_enterprise_install": false}]});
+                "authorizations": [{"team_id": "T5", "user_id": "UB", "is_bot": true, "enterprise_id": "E1", "is_enterprise_install": false}]});
             callback["event"] = event;
             if let (Some(callback), Value::Object(extra)) = (callback.as_object_mut(), extra) {
                 callback.extend(extra);
@@ -620,6 +691,11 @@ mod tests {
             Parsed::Inbound(Inbound {
                 team: TeamId::new("T5"),
                 enterprise: Some(EnterpriseId::new("E1")),
+                authorized: Some(Authorized {
+                    team: Some(TeamId::new("T5")),
+                    enterprise: Some(EnterpriseId::new("E1")),
+                    org_wide: false,
+                }),
                 kind: InboundKind::Uninstalled { org_wide, event_time: 1_700_000_000, event_id: EventId::new("Ev1") },
             })
         };

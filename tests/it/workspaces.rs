@@ -27,6 +27,43 @@ fn mention_in(team: &str, bot: &str, event_id: &str, channel: &str, ts: &str, te
     event
 }
 
+/// [`bearers`] for `needle` once there is one, within 15 s; panics saying `what` otherwise.
+async fn answered(app: &TestApp, needle: &str, what: &str) -> Vec<String> {
+    let seen = eventually(Duration::from_secs(15), || async {
+        let seen = bearers(app, needle).await;
+        (!seen.is_empty()).then_some(seen)
+    })
+    .await;
+    seen.unwrap_or_else(|| panic!("{what}"))
+}
+
+/// Waits until every item taken in has been handled.
+async fn drained(app: &TestApp) {
+    let done = eventually(Duration::from_secs(15), || async {
+        app.store.inbox_stats().await.ok().filter(|s| s.depth == 0).map(drop)
+    })
+    .await;
+    assert!(done.is_some(), "the inbox drained");
+}
+
+/// A workspace's installation with bot `bot` and token `token`.
+fn installed(owner: Owner, token: &str, bot: &str) -> Installation {
+    let enterprise = match &owner {
+        Owner::Enterprise(enterprise) => Some(enterprise.clone()),
+        Owner::Team(_) => None,
+    };
+    Installation {
+        owner,
+        enterprise,
+        bot_token: token.to_owned().into(),
+        bot_user: UserId::new(bot),
+        bot_id: None,
+        scopes: Vec::new(),
+        installer: None,
+        installed_at: 1,
+    }
+}
+
 /// The Authorization header and method of every Slack call whose body or query mentions
 /// `needle`.
 async fn bearers(app: &TestApp, needle: &str) -> Vec<String> {
@@ -64,9 +101,12 @@ async fn each_workspace_is_answered_with_its_own_token_and_an_unknown_one_not_at
 
     // SLACK_BOT_TOKEN's own workspace, and the installed one.
     app.post_event(&mention_in("T1", BOT_USER, "Ev1", "C1", "1700000000.000100", "first")).await;
-    // The same channel, shared by the two workspaces (Slack Connect): each delivery names
-    // its own workspace, and is answered with that workspace's token.
-    app.post_event(&mention_in("T2", "UBOT2", "Ev2", "C1", "1700000000.000200", "second")).await;
+    // The same channel, shared by the two workspaces (Slack Connect) and hosted by T1: the
+    // delivery for T2's installation names T1 as the event's workspace, and its
+    // authorization T2; it is answered with T2's token.
+    let mut shared = mention_in("T2", "UBOT2", "Ev2", "C1", "1700000000.000200", "second");
+    shared["team_id"] = json!("T1");
+    app.post_event(&shared).await;
     let answered = eventually(Duration::from_secs(15), || async {
         let one = bearers(&app, "Reply one.").await;
         let two = bearers(&app, "Reply two.").await;
@@ -92,11 +132,7 @@ async fn each_workspace_is_answered_with_its_own_token_and_an_unknown_one_not_at
     // A workspace nobody installed: acknowledged, then nothing is created or posted there.
     let response = app.post_event(&mention_in("T3", "UBOT3", "Ev3", "C3", "1700000000.000300", "third")).await;
     assert_eq!(response.status(), 200);
-    let handled = eventually(Duration::from_secs(15), || async {
-        app.store.inbox_stats().await.ok().filter(|s| s.depth == 0).map(drop)
-    })
-    .await;
-    assert!(handled.is_some(), "the inbox drained");
+    drained(&app).await;
     assert!(bearers(&app, "C3").await.is_empty(), "no Slack call at all for the unknown workspace");
     assert!(
         !app.helpdesk_calls("POST", &format!("/tickets/{}", fakes::WORKSPACE_ID))
@@ -209,23 +245,14 @@ async fn the_install_flow_binds_its_state_stores_the_installation_and_an_uninsta
     // The new workspace is served with its token.
     mount_reply(&app.helpdesk, "DEVOPS-1", json!({"role": "assistant", "content": "Hello five.", "data": {}})).await;
     app.post_event(&mention_in("T5", "UBOT5", "Ev5", "C5", "1700000000.000500", "hi")).await;
-    let served = eventually(Duration::from_secs(15), || async {
-        let seen = bearers(&app, "Hello five.").await;
-        (!seen.is_empty()).then_some(seen)
-    })
-    .await
-    .expect("the installed workspace was answered");
+    let served = answered(&app, "Hello five.", "the installed workspace was answered").await;
     assert!(served.iter().all(|b| b.starts_with("Bearer xoxb-fifth ")), "{served:?}");
 
     // An uninstall sent before this install (handled late) leaves it alone.
     let mut stale = crate::support::payloads::callback("Ev5b", json!({"type": "app_uninstalled"}));
     stale["team_id"] = json!("T5");
     assert_eq!(app.post_event(&stale).await.status(), 200);
-    let drained = eventually(Duration::from_secs(15), || async {
-        app.store.inbox_stats().await.ok().filter(|s| s.depth == 0).map(drop)
-    })
-    .await;
-    assert!(drained.is_some());
+    drained(&app).await;
     assert!(app.store.installation_for(&TeamId::new("T5"), None, &sealer).await.unwrap().is_some(), "still installed");
     // Uninstalled now (its bot token revoked): the installation goes, and the workspace is
     // no longer served.
@@ -241,11 +268,7 @@ async fn the_install_flow_binds_its_state_stores_the_installation_and_an_uninsta
     .await;
     assert!(gone.is_some(), "the installation was removed");
     app.post_event(&mention_in("T5", "UBOT5", "Ev7", "C5", "1700000000.000700", "still there?")).await;
-    let drained = eventually(Duration::from_secs(15), || async {
-        app.store.inbox_stats().await.ok().filter(|s| s.depth == 0).map(drop)
-    })
-    .await;
-    assert!(drained.is_some());
+    drained(&app).await;
     let created = app.helpdesk_calls("POST", &format!("/tickets/{}", fakes::WORKSPACE_ID)).await;
     assert!(created.iter().all(|c| c["title"] != "still there?"), "{created:?}");
 }
@@ -257,16 +280,7 @@ async fn an_org_wide_install_serves_every_workspace_of_its_organisation() {
         spawn_app(Options::bridge(Backend::Redis).config(|c| c.store.encryption_key = Some(KEY.to_owned().into())))
             .await;
     let sealer = Sealer::from_hex(KEY).unwrap();
-    let org = Installation {
-        owner: Owner::Enterprise(EnterpriseId::new("E1")),
-        enterprise: Some(EnterpriseId::new("E1")),
-        bot_token: "xoxb-whole-org".to_owned().into(),
-        bot_user: UserId::new("UORG"),
-        bot_id: None,
-        scopes: Vec::new(),
-        installer: None,
-        installed_at: 1,
-    };
+    let org = installed(Owner::Enterprise(EnterpriseId::new("E1")), "xoxb-whole-org", "UORG");
     app.store.put_installation(&org, &sealer).await.unwrap();
     mount_reply(&app.helpdesk, "DEVOPS-1", json!({"role": "assistant", "content": "Org one.", "data": {}})).await;
     mount_reply(&app.helpdesk, "DEVOPS-2", json!({"role": "assistant", "content": "Org two.", "data": {}})).await;
@@ -275,6 +289,8 @@ async fn an_org_wide_install_serves_every_workspace_of_its_organisation() {
         event["enterprise_id"] = json!("E1");
         event["authorizations"][0]["enterprise_id"] = json!("E1");
         event["authorizations"][0]["is_enterprise_install"] = json!(true);
+        // As Slack sends an org-wide installation's authorization: no workspace.
+        event["authorizations"][0]["team_id"] = Value::Null;
         event
     };
     app.post_event(&in_org("T6", "Ev1", "1700000000.000100", "from six")).await;
@@ -291,11 +307,7 @@ async fn an_org_wide_install_serves_every_workspace_of_its_organisation() {
     assert_eq!(app.store.team_enterprise(&TeamId::new("T6")).await.unwrap(), Some(EnterpriseId::new("E1")));
     // A workspace outside the organisation is not served by it.
     app.post_event(&mention_in("T8", "UORG", "Ev3", "C8", "1700000000.000300", "outsider")).await;
-    let drained = eventually(Duration::from_secs(15), || async {
-        app.store.inbox_stats().await.ok().filter(|s| s.depth == 0).map(drop)
-    })
-    .await;
-    assert!(drained.is_some());
+    drained(&app).await;
     let created = app.helpdesk_calls("POST", &format!("/tickets/{}", fakes::WORKSPACE_ID)).await;
     assert!(created.iter().all(|c| c["title"] != "outsider"), "{created:?}");
 }
@@ -325,16 +337,7 @@ async fn each_workspace_keeps_its_own_helpdesk_defaults() {
     }))
     .await;
     let sealer = Sealer::from_hex(KEY).unwrap();
-    let second = Installation {
-        owner: Owner::Team(TeamId::new("T2")),
-        enterprise: None,
-        bot_token: "xoxb-second-workspace".to_owned().into(),
-        bot_user: UserId::new("UBOT2"),
-        bot_id: None,
-        scopes: Vec::new(),
-        installer: None,
-        installed_at: 1,
-    };
+    let second = installed(Owner::Team(TeamId::new("T2")), "xoxb-second-workspace", "UBOT2");
     app.store.put_installation(&second, &sealer).await.unwrap();
     // A member of T2 may read them, not set them; an administrator of T2 sets them.
     command_in(&app, "T2", "U5", "config default workspace devops agent generic-agent", "d-0").await;
@@ -351,12 +354,7 @@ async fn each_workspace_keeps_its_own_helpdesk_defaults() {
     // is asked where (the creation form), as before.
     mount_reply(&app.helpdesk, "DEVOPS-1", json!({"role": "assistant", "content": "Two's default.", "data": {}})).await;
     app.post_event(&mention_in("T2", "UBOT2", "Ev1", "C2", "1700000000.000100", "disk full")).await;
-    let served = eventually(Duration::from_secs(15), || async {
-        let seen = bearers(&app, "Two's default.").await;
-        (!seen.is_empty()).then_some(seen)
-    })
-    .await
-    .expect("T2's ticket opened in its default workspace");
+    let served = answered(&app, "Two's default.", "T2's ticket opened in its default workspace").await;
     assert!(served.iter().all(|b| b.starts_with("Bearer xoxb-second-workspace ")), "{served:?}");
     app.post_event(&mention_in("T1", BOT_USER, "Ev2", "C1", "1700000000.000200", "printer on fire")).await;
     let asked = eventually(Duration::from_secs(15), || async {
@@ -386,36 +384,18 @@ async fn without_a_bot_token_every_workspace_is_served_by_its_installation() {
     let ready = app.http.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 200, "no token of its own to wait for");
     let sealer = Sealer::from_hex(KEY).unwrap();
-    let ninth = Installation {
-        owner: Owner::Team(TeamId::new("T9")),
-        enterprise: None,
-        bot_token: "xoxb-ninth".to_owned().into(),
-        bot_user: UserId::new("UBOT9"),
-        bot_id: None,
-        scopes: Vec::new(),
-        installer: None,
-        installed_at: 1,
-    };
+    let ninth = installed(Owner::Team(TeamId::new("T9")), "xoxb-ninth", "UBOT9");
     app.store.put_installation(&ninth, &sealer).await.unwrap();
     mount_reply(&app.helpdesk, "DEVOPS-1", json!({"role": "assistant", "content": "Ninth here.", "data": {}})).await;
     app.post_event(&mention_in("T9", "UBOT9", "Ev1", "C9", "1700000000.000100", "hello nine")).await;
-    let served = eventually(Duration::from_secs(15), || async {
-        let seen = bearers(&app, "Ninth here.").await;
-        (!seen.is_empty()).then_some(seen)
-    })
-    .await
-    .expect("the installed workspace was answered");
+    let served = answered(&app, "Ninth here.", "the installed workspace was answered").await;
     assert!(served.iter().all(|b| b.starts_with("Bearer xoxb-ninth ")), "{served:?}");
     let created = app.helpdesk_calls("POST", &format!("/tickets/{}", fakes::WORKSPACE_ID)).await;
     assert_eq!(created[0]["title"], "hello nine", "the mention of the installation's own bot user is stripped");
     assert!(app.slack_calls("auth.test").await.is_empty(), "no token of its own to test");
     // The team the test harness's token would have served is nobody's now.
     app.post_event(&mention_in("T1", BOT_USER, "Ev2", "C1", "1700000000.000200", "anyone?")).await;
-    let drained = eventually(Duration::from_secs(15), || async {
-        app.store.inbox_stats().await.ok().filter(|s| s.depth == 0).map(drop)
-    })
-    .await;
-    assert!(drained.is_some());
+    drained(&app).await;
     assert!(bearers(&app, "anyone").await.is_empty());
     assert_eq!(app.helpdesk_calls("POST", &format!("/tickets/{}", fakes::WORKSPACE_ID)).await.len(), 1);
 }
