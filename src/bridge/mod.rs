@@ -363,7 +363,7 @@ impl Bridge {
                     bot_id: installation.bot_id.clone(),
                     team_id: team.clone(),
                 };
-                let slack = self.inner.slack.as_bot(&installation.bot_token, &installation.owner.key());
+                let slack = self.inner.slack.as_bot(&installation.bot_token, &installation.owner.key(), team);
                 Some(Self { workspace: Some(Arc::new(Workspace { slack, identity })), ..self.clone() })
             }
             // SLACK_BOT_TOKEN's own workspace, also while the store cannot say: its own token.

@@ -219,6 +219,10 @@ pub struct SlackApi {
     /// about a person (a stranger or not, an e-mail) depends on whose token asks, so the
     /// answers are remembered per asker.
     asker: Arc<str>,
+    /// The workspace whose budgets an installation's calls draw on (its own, whatever
+    /// workspace hosts the channel); `None` for `SLACK_BOT_TOKEN`, whose calls draw on the
+    /// budgets of the workspace they name.
+    budget_team: Option<TeamId>,
     people: Remembered<(Arc<str>, UserId), Person>,
     groups: Remembered<(Arc<str>, String), Vec<UserId>>,
     /// Downloads of shared files (slack-morphism reads JSON answers, not file bytes), with
@@ -316,6 +320,7 @@ impl SlackApi {
             streaming: config.streaming,
             no_streaming: Arc::new(Mutex::new(std::collections::HashSet::new())),
             asker: Arc::from(""),
+            budget_team: None,
             people: Arc::new(Mutex::new(HashMap::new())),
             groups: Arc::new(Mutex::new(HashMap::new())),
             files,
@@ -329,12 +334,19 @@ impl SlackApi {
     /// `asker` naming the installation. Slack's budgets are kept per workspace and channel
     /// already, so each installation draws on its own; what Slack says about people is
     /// remembered per installation.
-    pub fn as_bot(&self, token: &SecretString, asker: &str) -> Self {
+    pub fn as_bot(&self, token: &SecretString, asker: &str, team: &TeamId) -> Self {
         Self {
             bot_token: SlackApiToken::new(token.expose_secret().to_owned().into()),
             asker: Arc::from(asker),
+            budget_team: Some(team.clone()),
             ..self.clone()
         }
+    }
+
+    /// The workspace whose budgets (and streaming refusals) a call about `team` goes by:
+    /// Slack's limits are per token's workspace, and an installation's token is its own.
+    fn budget_key<'a>(&'a self, team: &'a TeamId) -> &'a TeamId {
+        self.budget_team.as_ref().unwrap_or(team)
     }
 
     /// `oauth.v2.access`: exchanges an install's code for its tokens, authenticated as the
@@ -759,6 +771,7 @@ impl SlackApi {
     /// with [`SlackApi::update_drawn`] or [`SlackApi::append_stream`], with the newest
     /// content at that moment.
     pub async fn progress_turn(&self, kind: Progress, team: &TeamId) {
+        let team = self.budget_key(team);
         let draw = async {
             match kind {
                 Progress::Edit => self.edits.acquire_leaving(team, PROGRESS_RESERVE).await,
@@ -790,7 +803,9 @@ impl SlackApi {
     ) -> Result<(), SlackError> {
         let mut body = message_body(channel, message);
         body["ts"] = json!(ts.as_str());
-        self.paced::<_, Ignored>(&self.edits, team, "chat.update", &body, drawn, PACED_RETRIES).await.map(drop)
+        self.paced::<_, Ignored>(&self.edits, self.budget_key(team), "chat.update", &body, drawn, PACED_RETRIES)
+            .await
+            .map(drop)
     }
 
     /// Makes a call paced by `budget` under `key`: draws from the budget (unless the first
@@ -834,6 +849,7 @@ impl SlackApi {
     /// `SLACK_STREAMING=edits`, nor in `auto` once Slack refused it for the workspace (or,
     /// for a kind of channel it does not stream in, for the channel).
     pub fn streams_in(&self, team: &TeamId, channel: &ChannelId) -> bool {
+        let team = self.budget_key(team);
         match self.streaming {
             Streaming::Edits => false,
             Streaming::Native => true,
@@ -848,6 +864,7 @@ impl SlackApi {
     /// workspace's replies use edits from now on (only the channel's, when Slack refused the
     /// kind of channel); with `native` it is an error to fix, and the next reply tries again.
     pub fn streaming_refused(&self, team: &TeamId, channel: &ChannelId, err: &SlackError) {
+        let team = self.budget_key(team);
         match self.streaming {
             Streaming::Native => {
                 tracing::error!(team = %team, code = err.code(), "Slack refused native streaming (SLACK_STREAMING=native); this reply is shown with edits");
@@ -875,7 +892,9 @@ impl SlackApi {
             return;
         }
         let body = json!({"channel": ""});
-        let answer = self.paced::<_, Ignored>(&self.stream_starts, team, "chat.startStream", &body, Drawn::No, 0).await;
+        let answer = self
+            .paced::<_, Ignored>(&self.stream_starts, self.budget_key(team), "chat.startStream", &body, Drawn::No, 0)
+            .await;
         match answer {
             Err(err) if err.refuses_streaming() => self.streaming_refused(team, &ChannelId::new(""), &err),
             Err(err) => tracing::debug!(team = %team, code = err.code(), "Slack's streaming probe answered"),
@@ -895,7 +914,7 @@ impl SlackApi {
         recipient: &UserId,
         part: &StreamPart,
     ) -> Result<Option<MessageTs>, SlackError> {
-        if self.stream_starts.try_acquire_leaving(team, 0).await.is_err() {
+        if self.stream_starts.try_acquire_leaving(self.budget_key(team), 0).await.is_err() {
             return Ok(None);
         }
         let mut body = json!({
@@ -908,8 +927,9 @@ impl SlackApi {
         if !part.is_empty() {
             body["chunks"] = Value::Array(part.chunks());
         }
-        let started: Posted =
-            self.paced(&self.stream_starts, team, "chat.startStream", &body, Drawn::Yes, PACED_RETRIES).await?;
+        let started: Posted = self
+            .paced(&self.stream_starts, self.budget_key(team), "chat.startStream", &body, Drawn::Yes, PACED_RETRIES)
+            .await?;
         Ok(Some(MessageTs::new(started.ts)))
     }
 
@@ -922,9 +942,16 @@ impl SlackApi {
         part: &StreamPart,
     ) -> Result<(), SlackError> {
         let body = json!({"channel": channel.as_str(), "ts": ts.as_str(), "chunks": part.chunks()});
-        self.paced::<_, Ignored>(&self.appends, team, "chat.appendStream", &body, Drawn::Yes, PACED_RETRIES)
-            .await
-            .map(drop)
+        self.paced::<_, Ignored>(
+            &self.appends,
+            self.budget_key(team),
+            "chat.appendStream",
+            &body,
+            Drawn::Yes,
+            PACED_RETRIES,
+        )
+        .await
+        .map(drop)
     }
 
     /// `chat.stopStream`: finishes a streamed message with `part` and `blocks` at its
@@ -944,9 +971,16 @@ impl SlackApi {
         if !blocks.is_empty() {
             body["blocks"] = Value::Array(blocks.to_vec());
         }
-        self.paced::<_, Ignored>(&self.stream_stops, team, "chat.stopStream", &body, Drawn::No, PACED_RETRIES)
-            .await
-            .map(drop)
+        self.paced::<_, Ignored>(
+            &self.stream_stops,
+            self.budget_key(team),
+            "chat.stopStream",
+            &body,
+            Drawn::No,
+            PACED_RETRIES,
+        )
+        .await
+        .map(drop)
     }
 
     /// `chat.update` of a streamed message that Slack stopped streaming on its own: the
@@ -959,7 +993,9 @@ impl SlackApi {
         markdown: &str,
     ) -> Result<(), SlackError> {
         let body = json!({"channel": channel.as_str(), "ts": ts.as_str(), "markdown_text": markdown});
-        self.paced::<_, Ignored>(&self.edits, team, "chat.update", &body, Drawn::No, PACED_RETRIES).await.map(drop)
+        self.paced::<_, Ignored>(&self.edits, self.budget_key(team), "chat.update", &body, Drawn::No, PACED_RETRIES)
+            .await
+            .map(drop)
     }
 
     /// `chat.postEphemeral`: a message only `user` sees.
@@ -1009,7 +1045,10 @@ impl SlackApi {
         name: &str,
     ) -> Result<(), SlackError> {
         let body = json!({"channel": channel.as_str(), "timestamp": ts.as_str(), "name": name});
-        match self.paced::<_, Ignored>(&self.reactions, team, "reactions.add", &body, Drawn::No, 0).await {
+        match self
+            .paced::<_, Ignored>(&self.reactions, self.budget_key(team), "reactions.add", &body, Drawn::No, 0)
+            .await
+        {
             Err(SlackError::Api { code, .. }) if code == "already_reacted" => Ok(()),
             other => other.map(drop),
         }

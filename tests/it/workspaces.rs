@@ -81,9 +81,13 @@ async fn bearers(app: &TestApp, needle: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn each_workspace_is_answered_with_its_own_token_and_an_unknown_one_not_at_all() {
-    let app =
-        spawn_app(Options::bridge(Backend::Redis).config(|c| c.store.encryption_key = Some(KEY.to_owned().into())))
-            .await;
+    let prefix = crate::support::redis::unique_prefix();
+    let key_prefix = prefix.clone();
+    let app = spawn_app(Options::bridge(Backend::Redis).config(move |c| {
+        c.store.encryption_key = Some(KEY.to_owned().into());
+        c.store.key_prefix = key_prefix;
+    }))
+    .await;
     let sealer = Sealer::from_hex(KEY).unwrap();
     let installation = Installation {
         owner: Owner::Team(TeamId::new("T2")),
@@ -125,6 +129,21 @@ async fn each_workspace_is_answered_with_its_own_token_and_an_unknown_one_not_at
     );
     let in_t1_thread = bearers(&app, "1700000000.000100").await;
     assert!(in_t1_thread.iter().all(|b| b.starts_with("Bearer xoxb-test ")), "{in_t1_thread:?}");
+    // Each workspace draws on Slack budgets of its own (shared by the replicas in Redis).
+    let client = redis::Client::open(crate::support::redis::redis_url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let budgets: Vec<String> =
+        redis::cmd("KEYS").arg(format!("{prefix}budget:*")).query_async(&mut conn).await.unwrap();
+    let of = |team: &str| -> Vec<String> {
+        let mut names: Vec<String> = budgets
+            .iter()
+            .filter_map(|k| k.strip_prefix(&format!("{prefix}budget:"))?.strip_suffix(&format!(":{team}")))
+            .map(str::to_owned)
+            .collect();
+        names.sort();
+        names
+    };
+    assert!(!of("T1").is_empty() && of("T1") == of("T2"), "the same budgets, one set per workspace: {budgets:?}");
     // The second workspace's bot mention is its own bot user's: stripped from the title.
     let created = app.helpdesk_calls("POST", &format!("/tickets/{}", fakes::WORKSPACE_ID)).await;
     assert!(created.iter().any(|c| c["title"] == "second"), "{created:?}");
