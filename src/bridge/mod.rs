@@ -327,14 +327,7 @@ impl Bridge {
     async fn serving(&self, team: &TeamId, enterprise: Option<&EnterpriseId>, org_wide: bool) -> Option<Self> {
         let Some(sealer) = &self.inner.sealer else { return Some(self.clone()) };
         let store = &self.inner.store;
-        // What the bridge does on its own (an expiry, a policy submission) names no
-        // organisation: the one a request of the workspace last named is remembered.
-        let remembered = match enterprise {
-            Some(_) => None,
-            None => store.team_enterprise(team).await.ok().flatten(),
-        };
-        let enterprise = enterprise.or(remembered.as_ref());
-        let found = match (enterprise, org_wide) {
+        let mut found = match (enterprise, org_wide) {
             // Delivered for the organisation's installation: that one, whatever the workspace has.
             (Some(enterprise), true) => {
                 let owner = Owner::Enterprise(enterprise.clone());
@@ -342,6 +335,17 @@ impl Bridge {
             }
             _ => patiently(|| store.installation_for(team, enterprise, sealer)).await,
         };
+        // What the bridge does on its own (an expiry, a policy submission) names no
+        // organisation: for a workspace without an installation of its own, the one a
+        // request of it last named is remembered (read only then: not on every item).
+        let mut remembered = None;
+        if enterprise.is_none() && matches!(found, Ok(None)) {
+            remembered = store.team_enterprise(team).await.ok().flatten();
+            if let Some(organisation) = &remembered {
+                found = patiently(|| store.installation_for(team, Some(organisation), sealer)).await;
+            }
+        }
+        let enterprise = enterprise.or(remembered.as_ref());
         let found = found.map(|found| found.filter(|i| self.may_serve(i)));
         if let (Ok(Some(installation)), Some(enterprise)) = (&found, enterprise)
             && matches!(installation.owner, Owner::Enterprise(_))
